@@ -1,0 +1,121 @@
+/**
+ * The narrow interface between the embedded store's protocol layer (IMAP handlers in
+ * `imap/`, the LMTP listener in `lmtp/`) and its storage (`maildir/`). Protocol code
+ * imports this file, never the storage implementation; storage knows nothing of IMAP
+ * sequence numbers (each IMAP session keeps its own view, see `imap/tracker.ts`) and
+ * nothing of cryptography: it stores bytes.
+ *
+ * Mailbox names here are already decoded (UTF-8) and use '/' as hierarchy delimiter.
+ */
+
+/** A system flag (`\Seen`, `\Answered`, `\Flagged`, `\Deleted`, `\Draft`) or a keyword. */
+export type Flag = string;
+
+export type SpecialUse = '\\Sent' | '\\Drafts' | '\\Trash' | '\\Junk' | '\\Archive';
+
+export interface MailboxInfo {
+  name: string;
+  specialUse?: SpecialUse;
+  subscribed: boolean;
+  /** `\HasChildren` / `\HasNoChildren` are derived by the protocol layer from names. */
+  noSelect: boolean;
+}
+
+export interface MailboxStatus {
+  messages: number;
+  recent: number;
+  unseen: number;
+  uidNext: number;
+  uidValidity: number;
+}
+
+/** What the index keeps per message, so listing 10,000 messages reads no message file. */
+export interface MessageRecord {
+  uid: number;
+  flags: Flag[];
+  internalDate: Date;
+  /** RFC822.SIZE: exact byte length of the stored message (CRLF line endings). */
+  size: number;
+}
+
+export interface AppendOptions {
+  flags?: Flag[];
+  internalDate?: Date;
+}
+
+export interface AppendResult {
+  uidValidity: number;
+  uid: number;
+}
+
+export type FlagOperation = 'set' | 'add' | 'remove';
+
+/** A change another session (or a delivery) made to a mailbox. */
+export type MailboxEvent =
+  | { type: 'exists'; uids: number[] }
+  | { type: 'expunge'; uids: number[] }
+  | { type: 'flags'; uid: number; flags: Flag[] };
+
+/** Thrown by storage with a reason the protocol layer maps to a reply (IMAP NO [code], LMTP 4xx/5xx). */
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+  constructor(
+    readonly code:
+      | 'no-such-user'
+      | 'no-such-mailbox'
+      | 'mailbox-exists'
+      | 'invalid-name'
+      | 'no-such-message'
+      | 'over-quota'
+      | 'io-error'
+      | 'too-large',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The whole store: users' mail on local disk. */
+export interface MailStore {
+  userExists(user: string): Promise<boolean>;
+  /** Creates the user's mail directory with INBOX, Sent, Drafts, Trash, Junk, Archive. */
+  createUser(user: string): Promise<void>;
+  /** Durable on return: file and directory fsynced. Never leaves a half-visible message. */
+  deliver(user: string, message: Uint8Array, options?: AppendOptions): Promise<AppendResult>;
+  openUser(user: string): Promise<UserStore>;
+  close(): Promise<void>;
+}
+
+/** One user's mailboxes, as seen by one IMAP session. */
+export interface UserStore {
+  readonly user: string;
+  listMailboxes(): Promise<MailboxInfo[]>;
+  createMailbox(name: string, specialUse?: SpecialUse): Promise<void>;
+  deleteMailbox(name: string): Promise<void>;
+  renameMailbox(from: string, to: string): Promise<void>;
+  setSubscribed(name: string, subscribed: boolean): Promise<void>;
+  status(name: string): Promise<MailboxStatus>;
+  append(name: string, message: Uint8Array, options?: AppendOptions): Promise<AppendResult>;
+  openMailbox(name: string, options: { readOnly: boolean }): Promise<MailboxHandle>;
+}
+
+/** An open (selected) mailbox. Events from other handles on the same mailbox arrive via `onEvent`. */
+export interface MailboxHandle {
+  readonly name: string;
+  readonly uidValidity: number;
+  readonly readOnly: boolean;
+  uidNext(): number;
+  /** Every message, ascending UID, from the index. */
+  records(): MessageRecord[];
+  /** Number of messages that were `\Recent` for this handle when it was opened. */
+  recentCount(): number;
+  /** The stored bytes, or a byte range of them (for BODY[]<partial> without reading all). */
+  read(uid: number, range?: { start: number; length: number }): Promise<Uint8Array>;
+  setFlags(uids: number[], operation: FlagOperation, flags: Flag[]): Promise<MessageRecord[]>;
+  /** Removes `\Deleted` messages (only those in `uids` when given); returns expunged UIDs. */
+  expunge(uids?: number[]): Promise<number[]>;
+  copy(uids: number[], destination: string): Promise<{ uidValidity: number; pairs: Array<[number, number]> }>;
+  move(uids: number[], destination: string): Promise<{ uidValidity: number; pairs: Array<[number, number]> }>;
+  onEvent(listener: (event: MailboxEvent) => void): void;
+  close(): Promise<void>;
+}
