@@ -1,0 +1,122 @@
+/**
+ * Reads the YAML config, applies environment overrides and validates it. Every problem
+ * is reported as `file:line: path: what is wrong`, one per line, so an operator sees
+ * all of them at once and where they are.
+ */
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { LineCounter, parseDocument, isMap, isSeq, type Document, type Node } from 'yaml';
+import { configSchema, type GatewayConfig } from './schema.js';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+  }
+}
+
+/** Environment variables that override the file: RECRYPT_SMTP__PORT=25 sets smtp.port. */
+export const ENV_PREFIX = 'RECRYPT_';
+
+export interface LoadedConfig {
+  config: GatewayConfig;
+  /** The file it came from, or undefined when only defaults and environment were used. */
+  file: string | undefined;
+}
+
+export function loadConfig(
+  file: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): LoadedConfig {
+  let raw: unknown = {};
+  let doc: Document | undefined;
+  const lines = new LineCounter();
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError([`${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? error}`]);
+    }
+    doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+    if (doc.errors.length > 0) {
+      throw new ConfigError(
+        doc.errors.map((e) => `${file}:${lines.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`),
+      );
+    }
+    raw = doc.toJS() ?? {};
+  }
+  raw = applyEnvOverrides(raw, env);
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => {
+        const path = issue.path.map(String);
+        // An unknown key is reported at its own line, not its parent's.
+        const located = issue.code === 'unrecognized_keys' ? [...path, String(issue.keys[0])] : path;
+        const where = doc === undefined ? undefined : lineOf(doc, located, lines);
+        const place = file === undefined ? 'config' : where === undefined ? file : `${file}:${where}`;
+        const keys =
+          issue.code === 'unrecognized_keys' ? ` (${issue.keys.map((k) => `'${k}'`).join(', ')})` : '';
+        return `${place}: ${path.join('.') || '(top level)'}: ${issue.message}${keys}`;
+      }),
+    );
+  }
+  const config = result.data;
+  const base = file === undefined ? process.cwd() : resolve(file, '..');
+  config.dataDir = isAbsolute(config.dataDir) ? config.dataDir : resolve(base, config.dataDir);
+  return { config, file };
+}
+
+function lineOf(doc: Document, path: string[], lines: LineCounter): number | undefined {
+  // Walk as deep as the document goes; a missing key is reported at its parent.
+  let node: Node | null | undefined = doc.contents;
+  let line: number | undefined = node?.range ? lines.linePos(node.range[0]).line : undefined;
+  for (const key of path) {
+    if (isMap(node) || isSeq(node)) {
+      const next = node.get(isSeq(node) ? Number(key) : key, true) as Node | undefined;
+      if (next === undefined) break;
+      node = next;
+      if (node.range) line = lines.linePos(node.range[0]).line;
+    } else {
+      break;
+    }
+  }
+  return line;
+}
+
+function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
+  const root: Record<string, unknown> =
+    typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? { ...raw } : {};
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
+    const path = name
+      .slice(ENV_PREFIX.length)
+      .split('__')
+      .map((segment) => segment.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()));
+    let target = root;
+    for (const segment of path.slice(0, -1)) {
+      const existing = target[segment];
+      const copy: Record<string, unknown> =
+        typeof existing === 'object' && existing !== null ? { ...existing } : {};
+      target[segment] = copy;
+      target = copy;
+    }
+    target[path[path.length - 1]!] = parseScalar(value);
+  }
+  return root;
+}
+
+/** Environment values are strings; numbers, booleans and JSON lists are what config wants. */
+function parseScalar(value: string): unknown {
+  if (/^-?\d+$/.test(value)) return Number(value);
+  if (value === 'true' || value === 'false') return value === 'true';
+  if (value.startsWith('[') || value.startsWith('{')) {
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      return value;
+    }
+  }
+  return value;
+}

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+
+const fixture = (name: string) =>
+  fileURLToPath(new URL(`../fixtures/config/${name}`, import.meta.url));
+
+function problemsOf(run: () => unknown): string[] {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('gives embedded defaults with no file', () => {
+    const { config } = loadConfig(undefined, {});
+    expect(config.keyStore).toEqual({ kind: 'sqlite', path: 'keystore.sqlite' });
+    expect(config.mailStore.kind).toBe('embedded');
+    expect(config.smtp.port).toBeGreaterThan(1024);
+    expect(config.imap.port).toBeGreaterThan(1024);
+  });
+
+  it('reads a production file', () => {
+    const { config } = loadConfig(fixture('production.yaml'), {});
+    expect(config.smtp.port).toBe(25);
+    expect(config.keyStore).toEqual({ kind: 'redis', url: 'redis://127.0.0.1:6379' });
+    expect(config.mailStore.kind).toBe('dovecot');
+    expect(config.dataDir).toBe('/var/lib/recrypt');
+  });
+
+  it('reports every problem with its line number', () => {
+    const problems = problemsOf(() => loadConfig(fixture('bad-types.yaml'), {}));
+    const file = fixture('bad-types.yaml');
+    expect(problems).toContainEqual(expect.stringMatching(new RegExp(`^${file}:3: smtp\\.port: `)));
+    expect(problems).toContainEqual(expect.stringMatching(/:4: smtp: .*'hostt'/));
+    expect(problems).toContainEqual(expect.stringMatching(/:6: keyStore\.url: /));
+  });
+
+  it('reports a YAML syntax error with its line', () => {
+    const problems = problemsOf(() => loadConfig(fixture('bad-yaml.yaml'), {}));
+    expect(problems[0]).toMatch(/bad-yaml\.yaml:3: /);
+  });
+
+  it('names a missing file', () => {
+    const problems = problemsOf(() => loadConfig('/nonexistent/recrypt.yaml', {}));
+    expect(problems).toEqual(['/nonexistent/recrypt.yaml: cannot read: ENOENT']);
+  });
+
+  it('lets environment variables override the file', () => {
+    const { config } = loadConfig(fixture('production.yaml'), {
+      RECRYPT_SMTP__PORT: '2526',
+      RECRYPT_DATA_DIR: '/srv/recrypt',
+      RECRYPT_SMTP__LOCAL_DOMAINS: '["a.example","b.example"]',
+    });
+    expect(config.smtp.port).toBe(2526);
+    expect(config.dataDir).toBe('/srv/recrypt');
+    expect(config.smtp.localDomains).toEqual(['a.example', 'b.example']);
+  });
+});
