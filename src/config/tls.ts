@@ -53,12 +53,17 @@ function readTls(keyFile: string, certFile: string): Omit<TlsMaterial, 'generate
   };
 }
 
+// @peculiar/x509 types its parameters with the DOM's WebCrypto types, which this
+// Node-only project does not load; node:crypto's webcrypto is the same API.
+type CryptoForX509 = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[1];
+type CryptoKeyPairForX509 = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys'];
+
 async function selfSignedCertificate(now: Date): Promise<{ key: string; cert: string }> {
   const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const keys = (await webcrypto.subtle.generateKey(algorithm, true, [
     'sign',
     'verify',
-  ])) as CryptoKeyPair;
+  ])) as webcrypto.CryptoKeyPair;
   const host = hostname();
   const notAfter = new Date(now.getTime() + 825 * 24 * 3600 * 1000);
   const certificate = await x509.X509CertificateGenerator.createSelfSigned(
@@ -67,7 +72,7 @@ async function selfSignedCertificate(now: Date): Promise<{ key: string; cert: st
       name: `CN=${host}`,
       notBefore: now,
       notAfter,
-      keys,
+      keys: keys as unknown as CryptoKeyPairForX509,
       signingAlgorithm: algorithm,
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
@@ -81,7 +86,7 @@ async function selfSignedCertificate(now: Date): Promise<{ key: string; cert: st
         ]),
       ],
     },
-    webcrypto as unknown as Crypto,
+    webcrypto as unknown as CryptoForX509,
   );
   const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
   const key = x509.PemConverter.encode(pkcs8, 'PRIVATE KEY');
