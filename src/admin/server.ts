@@ -1,0 +1,113 @@
+/**
+ * The gateway's HTTPS server: the admin API (`/v1/…`), the public mail profiles and
+ * group certificates (`/.well-known/mail-profile/…`), and health (`/healthz`,
+ * `/readyz`). TLS by default; plain HTTP only when explicitly asked (tests behind a
+ * TLS terminator).
+ */
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { KeyStore } from '../keystore/index.js';
+import { createProfileHandler, type ProfileSource } from '../profiles/index.js';
+import { handleAdminRequest, type AdminApiContext } from './api.js';
+import { errorReply, sendJson } from './http.js';
+
+export interface AdminServerOptions {
+  host: string;
+  port: number;
+  /** PEM key and certificate; omit only for plain HTTP (`insecureHttp`). */
+  tls?: { key: string; cert: string };
+  insecureHttp?: boolean;
+  keyStore: KeyStore;
+  adminToken: string;
+  imapSettings: AdminApiContext['imapSettings'];
+  /** Extra readiness checks (mail store reachable, …); each throws when not ready. */
+  readinessChecks?: Record<string, () => Promise<void>>;
+  logger?: Logger;
+  clock?: () => number;
+}
+
+export interface AdminServer {
+  port: number;
+  server: Server;
+  setTls(tls: { key: string; cert: string }): void;
+  close(): Promise<void>;
+}
+
+export function profileSourceOf(keyStore: KeyStore): ProfileSource {
+  return {
+    getSignedProfile: (address) => keyStore.getProfile(address),
+    getGroupCertificate: async (address) => (await keyStore.getUser(address))?.owner?.groupCertificate ?? null,
+  };
+}
+
+export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
+  if (options.tls === undefined && options.insecureHttp !== true) {
+    throw new Error('the admin server needs TLS (or insecureHttp: true)');
+  }
+  const ctx: AdminApiContext = {
+    keyStore: options.keyStore,
+    adminToken: options.adminToken,
+    clock: options.clock ?? Date.now,
+    imapSettings: options.imapSettings,
+  };
+  const profiles = createProfileHandler(profileSourceOf(options.keyStore));
+  const checks = { keyStore: () => options.keyStore.health(), ...options.readinessChecks };
+
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    void route(req, res).catch((error: unknown) => {
+      const reply = errorReply(error);
+      if (reply.log) options.logger?.error({ err: error, path: req.url?.split('?')[0] }, 'admin request failed');
+      if (!res.headersSent) sendJson(res, reply.status, { error: reply.reason });
+      else res.destroy();
+    });
+  };
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
+    if (path === '/readyz') {
+      const failing: string[] = [];
+      for (const [name, check] of Object.entries(checks)) {
+        try {
+          await check();
+        } catch {
+          failing.push(name);
+        }
+      }
+      return sendJson(res, failing.length === 0 ? 200 : 503, { status: failing.length === 0 ? 'ready' : 'not ready', failing });
+    }
+    if (await handleAdminRequest(ctx, req, res)) return;
+    if (await profiles(req, res)) return;
+    sendJson(res, 404, { error: 'not found' });
+  }
+
+  const server: Server =
+    options.tls !== undefined
+      ? createHttpsServer({ key: options.tls.key, cert: options.tls.cert }, listener)
+      : createHttpServer(listener);
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    server,
+    setTls(tls) {
+      if ('setSecureContext' in server) {
+        (server as unknown as { setSecureContext(o: object): void }).setSecureContext({ key: tls.key, cert: tls.cert });
+      }
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}
