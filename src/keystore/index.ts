@@ -1,0 +1,43 @@
+/**
+ * The key store's public surface: the rest of the gateway imports from here only.
+ * See README.md for what this directory owns.
+ */
+export type { KeyStore } from './keystore.js';
+export type {
+  Device,
+  EnrolmentState,
+  KeyStoreConfig,
+  KeyStoreEvent,
+  KeyStoreListener,
+  NewDevice,
+  NewUser,
+  OwnerCertificates,
+  User,
+} from './types.js';
+export {
+  DuplicateError,
+  KeyStoreArgumentError,
+  KeyStoreError,
+  KeyStoreUnavailableError,
+  NotFoundError,
+  TokenInvalidError,
+  type KeyStoreErrorCode,
+  type TokenFailure,
+} from './errors.js';
+export { openKeyStore, type OpenKeyStoreOptions } from './open.js';
+export {
+  GATEWAY_KEY_FILE,
+  GatewayKey,
+  loadOrCreateGatewayKey,
+  unwrapRecryptionKey,
+  wrapRecryptionKey,
+  type KeyBinding,
+} from './key-wrapping.js';
+export {
+  hashDeviceCredential,
+  isDeviceCredentialHash,
+  verifyDeviceCredential,
+} from './credentials.js';
+export { authenticateDevice, toDeviceRecryptKeys } from './login.js';
+export { normaliseAddress } from './validate.js';
+export { DEFAULT_TIMEOUTS, type RedisTimeouts } from './redis/connect.js';

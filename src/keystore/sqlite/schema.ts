@@ -1,0 +1,83 @@
+/**
+ * The SQLite schema as an ordered list of migrations. `schema_version` holds the number
+ * applied; opening a file runs the missing ones in one transaction. Append, never edit.
+ *
+ * Recryption keys are kept per kind of target: `device_keys` (group × device, owned by
+ * the device row, so deleting a device or user cascades). Lists (issue 8) add
+ * `lists` and `list_keys` (list group × member group), wrapped the same way with the
+ * member group's RecipientId as the binding target.
+ */
+import type Database from 'better-sqlite3';
+
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE users (
+    address        TEXT PRIMARY KEY,
+    display_name   TEXT NOT NULL,
+    enrolment      TEXT NOT NULL CHECK (enrolment IN ('pending', 'enrolled')),
+    owner_ca       BLOB,
+    group_cert     BLOB,
+    group_id       TEXT,
+    owner_key_spki BLOB,
+    created        INTEGER NOT NULL
+  );
+  CREATE TABLE enrolment_tokens (
+    address    TEXT PRIMARY KEY REFERENCES users(address) ON DELETE CASCADE,
+    token_hash TEXT NOT NULL,
+    expires    INTEGER NOT NULL,
+    used       INTEGER
+  );
+  CREATE TABLE devices (
+    owner           TEXT NOT NULL REFERENCES users(address) ON DELETE CASCADE,
+    id              TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    certificate     BLOB NOT NULL,
+    device_id       TEXT NOT NULL,
+    client          TEXT NOT NULL CHECK (client IN ('standard', 'outlook')),
+    credential_hash TEXT NOT NULL,
+    created         INTEGER NOT NULL,
+    last_seen       INTEGER,
+    revoked         INTEGER,
+    PRIMARY KEY (owner, id),
+    UNIQUE (owner, device_id)
+  );
+  CREATE UNIQUE INDEX devices_active_name ON devices(owner, name) WHERE revoked IS NULL;
+  CREATE TABLE device_keys (
+    owner    TEXT NOT NULL,
+    device   TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    wrapped  BLOB NOT NULL,
+    PRIMARY KEY (owner, device, group_id),
+    FOREIGN KEY (owner, device) REFERENCES devices(owner, id) ON DELETE CASCADE
+  );
+  CREATE TABLE profiles (
+    address  TEXT PRIMARY KEY REFERENCES users(address) ON DELETE CASCADE,
+    document TEXT NOT NULL
+  );
+  CREATE TABLE nonces (
+    key     TEXT PRIMARY KEY,
+    expires INTEGER NOT NULL
+  );
+  CREATE INDEX nonces_expires ON nonces(expires);
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function migrate(db: Database.Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+  db.transaction(() => {
+    const row = db.prepare('SELECT version FROM schema_version').get() as
+      { version: number } | undefined;
+    const current = row?.version ?? 0;
+    if (current > MIGRATIONS.length) {
+      throw new Error(
+        `key store schema version ${current} is newer than this gateway (${MIGRATIONS.length})`,
+      );
+    }
+    for (let v = current; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]!);
+    if (row === undefined)
+      db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(MIGRATIONS.length);
+    else db.prepare('UPDATE schema_version SET version = ?').run(MIGRATIONS.length);
+  }).immediate();
+}
