@@ -1,0 +1,78 @@
+/**
+ * RecipientDirectory over the key store: an address is local when the key store knows the
+ * user and the user is enrolled (has a group certificate). The only file of the MX that
+ * imports src/keystore.
+ *
+ * Decisions: a user still pending enrolment has no group certificate, so mail for it
+ * cannot be encrypted; it is answered 451 (the sender retries until the owner enrols)
+ * rather than stored in plaintext or bounced. With no configured local domains, the
+ * domains of known users are the local ones (config `smtp.localDomains: []`), read from
+ * the key store at most once per `domainCacheMs`.
+ */
+import { domainToASCII } from 'node:url';
+import {
+  KeyStoreArgumentError,
+  KeyStoreUnavailableError,
+  type KeyStore,
+  type User,
+} from '../../keystore/index.js';
+import {
+  DirectoryUnavailableError,
+  type RecipientDirectory,
+  type RecipientLookup,
+} from '../ports.js';
+
+export interface KeyStoreDirectoryOptions {
+  keyStore: KeyStore;
+  /** Served domains; empty: the domains of the key store's users. */
+  localDomains: string[];
+  /** The store (LMTP) user name for a user; default its address lower-cased. */
+  mailboxOf?: (user: User) => string;
+  domainCacheMs?: number;
+}
+
+const domainOf = (address: string): string =>
+  domainToASCII(address.slice(address.lastIndexOf('@') + 1).toLowerCase());
+
+export function keyStoreDirectory(options: KeyStoreDirectoryOptions): RecipientDirectory {
+  const configured = new Set(
+    options.localDomains.map((domain) => domainToASCII(domain.toLowerCase())),
+  );
+  const mailboxOf = options.mailboxOf ?? ((user: User) => user.address.toLowerCase());
+  const cacheMs = options.domainCacheMs ?? 60_000;
+  let known: { domains: Set<string>; at: number } | undefined;
+
+  const isLocalDomain = async (domain: string): Promise<boolean> => {
+    if (configured.size > 0) return configured.has(domain);
+    if (known === undefined || Date.now() - known.at > cacheMs) {
+      const users = await options.keyStore.listUsers();
+      known = { domains: new Set(users.map((user) => domainOf(user.address))), at: Date.now() };
+    }
+    return known.domains.has(domain);
+  };
+
+  return {
+    async resolve(address): Promise<RecipientLookup> {
+      try {
+        const user = await options.keyStore.getUser(address);
+        if (user === null)
+          return (await isLocalDomain(domainOf(address)))
+            ? { kind: 'unknown' }
+            : { kind: 'not-local' };
+        if (user.owner === null) throw new DirectoryUnavailableError('recipient not enrolled yet');
+        return {
+          kind: 'local',
+          mailbox: mailboxOf(user),
+          groupCertificate: user.owner.groupCertificate,
+        };
+      } catch (error) {
+        if (error instanceof DirectoryUnavailableError) throw error;
+        if (error instanceof KeyStoreUnavailableError)
+          throw new DirectoryUnavailableError(error.message);
+        // An address the key store refuses to parse is no user of ours.
+        if (error instanceof KeyStoreArgumentError) return { kind: 'unknown' };
+        throw new DirectoryUnavailableError((error as Error).message);
+      }
+    },
+  };
+}

@@ -1,0 +1,181 @@
+/**
+ * Encrypts and delivers one message to its recipients, one recipient group at a time
+ * (recipients that share a group certificate share one encrypted copy and one LMTP
+ * transaction), and decides the single SMTP reply. Sequential on purpose: at most one
+ * encrypted copy is alive next to the original, whatever the number of recipients.
+ *
+ * Fail closed: a copy reaches the store only as the encryptor's output (checked to be
+ * S/MIME) or, when the message already is an envelope for the group, byte-identical.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { MxMetrics } from './metrics.js';
+import type { DeliveryResult, DeliveryTarget, MessageEncryptor } from './ports.js';
+import { SmtpReply, replies } from './reply.js';
+
+export interface LocalRecipient {
+  address: string;
+  mailbox: string;
+  groupCertificate: Uint8Array;
+}
+
+export interface GroupDeliveryDeps {
+  encryptor: MessageEncryptor;
+  delivery: DeliveryTarget;
+  logger: Logger;
+  metrics: MxMetrics;
+}
+
+export interface GroupDeliveryInput {
+  /** Trace headers + original: what is encrypted. */
+  withTrace: Uint8Array;
+  /** The original as received (a view into withTrace): what is checked and passed through. */
+  original: Uint8Array;
+  mailFrom: string;
+  recipients: LocalRecipient[];
+}
+
+interface Group {
+  certificate: Uint8Array;
+  mailboxes: string[];
+}
+
+function groupsOf(recipients: LocalRecipient[]): Group[] {
+  const groups = new Map<string, Group>();
+  for (const recipient of recipients) {
+    const key = createHash('sha256').update(recipient.groupCertificate).digest('hex');
+    const group = groups.get(key) ?? { certificate: recipient.groupCertificate, mailboxes: [] };
+    if (!group.mailboxes.includes(recipient.mailbox)) group.mailboxes.push(recipient.mailbox);
+    groups.set(key, group);
+  }
+  return [...groups.values()];
+}
+
+const SMIME_TYPE = /^content-type:[ \t]*application\/(x-)?pkcs7-mime/im;
+
+/** The encryptor's output must be an S/MIME message; anything else is refused, never stored. */
+function looksLikeSmime(message: Uint8Array): boolean {
+  const head = Buffer.from(
+    message.buffer,
+    message.byteOffset,
+    Math.min(message.byteLength, 65_536),
+  );
+  const end = head.indexOf('\r\n\r\n');
+  return SMIME_TYPE.test(head.subarray(0, end === -1 ? head.length : end).toString('latin1'));
+}
+
+async function isAlreadyForGroup(
+  deps: GroupDeliveryDeps,
+  original: Uint8Array,
+  certificate: Uint8Array,
+): Promise<boolean> {
+  try {
+    return await deps.encryptor.isAlreadyForGroup(original, certificate);
+  } catch (error) {
+    // Unsure means encrypt: an envelope inside an envelope is still readable, plaintext never is.
+    deps.logger.warn({ err: { name: (error as Error).name } }, 'envelope check failed; encrypting');
+    return false;
+  }
+}
+
+async function copyFor(
+  deps: GroupDeliveryDeps,
+  input: GroupDeliveryInput,
+  group: Group,
+): Promise<{ payload: Uint8Array; passThrough: boolean }> {
+  if (await isAlreadyForGroup(deps, input.original, group.certificate)) {
+    return { payload: input.original, passThrough: true };
+  }
+  let payload: Uint8Array;
+  try {
+    payload = await deps.encryptor.encryptForGroup(input.withTrace, group.certificate);
+  } catch (error) {
+    const { name, message } = error as Error;
+    deps.logger.error(
+      { err: { name, message: String(message).slice(0, 200) }, mailboxes: group.mailboxes },
+      'encryption failed; answering 451',
+    );
+    throw replies.localError();
+  }
+  if (!(payload instanceof Uint8Array) || !looksLikeSmime(payload)) {
+    deps.logger.error(
+      { mailboxes: group.mailboxes },
+      'encryptor returned something that is not S/MIME; answering 451',
+    );
+    throw replies.localError();
+  }
+  return { payload, passThrough: false };
+}
+
+/** Resolves when every recipient's copy is stored; throws the SmtpReply to answer otherwise. */
+export async function deliverToGroups(
+  deps: GroupDeliveryDeps,
+  input: GroupDeliveryInput,
+): Promise<{ encrypted: number; passedThrough: number }> {
+  const results: DeliveryResult[] = [];
+  let encrypted = 0;
+  let passedThrough = 0;
+  for (const group of groupsOf(input.recipients)) {
+    const { payload, passThrough } = await copyFor(deps, input, group);
+    let groupResults: DeliveryResult[];
+    try {
+      const answered = await deps.delivery.deliver(
+        { mailFrom: input.mailFrom, mailboxes: group.mailboxes },
+        payload,
+      );
+      // A mailbox the target said nothing about is not known to be stored.
+      groupResults = group.mailboxes.map(
+        (mailbox): DeliveryResult =>
+          answered.find((result) => result.mailbox === mailbox) ?? {
+            mailbox,
+            status: 'temp-failed',
+            response: 'no result',
+          },
+      );
+    } catch (error) {
+      deps.logger.warn(
+        {
+          err: { name: (error as Error).name, message: (error as Error).message },
+          mailboxes: group.mailboxes,
+        },
+        'store unavailable',
+      );
+      groupResults = group.mailboxes.map((mailbox) => ({
+        mailbox,
+        status: 'temp-failed',
+        response: 'no answer',
+      }));
+    }
+    for (const result of groupResults) {
+      if (result.status === 'stored')
+        deps.metrics.copies.inc({ kind: passThrough ? 'passed_through' : 'encrypted' });
+    }
+    if (passThrough) passedThrough += 1;
+    else encrypted += 1;
+    results.push(...groupResults);
+    deps.logger.info(
+      {
+        mailboxes: group.mailboxes,
+        kind: passThrough ? 'passed-through' : 'encrypted',
+        bytes: payload.byteLength,
+        results: groupResults,
+      },
+      'group delivery',
+    );
+    // The sender will retry the whole message: delivering the remaining groups now would
+    // only add duplicates.
+    if (groupResults.some((result) => result.status === 'temp-failed'))
+      throw replies.storeUnavailable();
+  }
+  const rejected = results.filter((result) => result.status === 'rejected');
+  if (rejected.length > 0) {
+    // Documented in README.md ("Permanent failures after DATA"): the stored copies stay,
+    // the sender is told permanently so that its bounce names the failure; no silent loss.
+    throw new SmtpReply(
+      554,
+      '5.2.0',
+      `Delivery failed permanently for ${rejected.length} of ${results.length} recipients; the others have the message`,
+    );
+  }
+  return { encrypted, passedThrough };
+}

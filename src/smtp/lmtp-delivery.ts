@@ -1,0 +1,156 @@
+/**
+ * A DeliveryTarget that speaks LMTP (RFC 2033) to a store on host:port — Dovecot's lmtpd
+ * or the embedded store — and reports one result per recipient. One connection per
+ * delivery: no pooled socket can be half-dead when a message is waiting.
+ *
+ * Hand-written (about a hundred lines) instead of nodemailer's SMTP client in LMTP mode:
+ * that client dot-stuffs byte by byte in JavaScript, which dominated the MX benchmark for
+ * large messages, and a small client shows plainly which reply belongs to which mailbox.
+ */
+import { type Socket, connect } from 'node:net';
+import { dotStuff } from './dot-stuffing.js';
+import type { DeliveryResult, DeliveryTarget } from './ports.js';
+
+export interface LmtpTargetOptions {
+  host: string;
+  port: number;
+  /** Our name in LHLO. */
+  name?: string;
+  /** Connect and per-reply limit (ms); the final replies may take this long each. */
+  timeoutMs?: number;
+}
+
+interface Reply {
+  code: number;
+  text: string;
+}
+
+/** Reads SMTP/LMTP replies (multi-line ones whole) from a socket, in order. */
+class ReplyReader {
+  private buffer = '';
+  private failure: Error | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly timeoutMs: number,
+  ) {
+    socket.on('data', (chunk: Buffer) => {
+      this.buffer += chunk.toString('latin1');
+      this.wake?.();
+    });
+    socket.on('error', (error) => this.fail(error));
+    socket.on('close', () => this.fail(new Error('LMTP connection closed')));
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    this.wake?.();
+  }
+
+  async next(): Promise<Reply> {
+    for (;;) {
+      const match = /^((?:\d{3}-[^\n]*\n)*(\d{3})(?: [^\n]*)?\r?\n)/.exec(this.buffer);
+      if (match !== null) {
+        this.buffer = this.buffer.slice(match[1]!.length);
+        return {
+          code: Number(match[2]),
+          text: match[1]!.trim().replace(/\r?\n/g, ' | ').slice(0, 300),
+        };
+      }
+      if (this.failure !== undefined) throw this.failure;
+      if (this.buffer.length > 64 * 1024) throw new Error('LMTP reply too long');
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no LMTP reply within ${this.timeoutMs} ms`)),
+          this.timeoutMs,
+        );
+        this.wake = () => {
+          clearTimeout(timer);
+          this.wake = undefined;
+          resolve();
+        };
+      });
+    }
+  }
+}
+
+const SAFE_PATH = /^[^\r\n<>\s]*$/;
+
+function failed(mailbox: string, reply: Reply): DeliveryResult {
+  return {
+    mailbox,
+    status: reply.code >= 500 ? 'rejected' : 'temp-failed',
+    code: reply.code,
+    response: reply.text,
+  };
+}
+
+async function write(socket: Socket, data: Buffer | string): Promise<void> {
+  if (!socket.write(data)) await new Promise<void>((resolve) => socket.once('drain', resolve));
+}
+
+export function lmtpDelivery(options: LmtpTargetOptions): DeliveryTarget {
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const name = options.name ?? 'recrypt-mx';
+  return {
+    async deliver(envelope, message) {
+      const { mailFrom, mailboxes } = envelope;
+      if (
+        !SAFE_PATH.test(mailFrom) ||
+        !mailboxes.every((mailbox) => mailbox.length > 0 && SAFE_PATH.test(mailbox))
+      ) {
+        throw new Error('refusing an envelope address with CR, LF, space or angle brackets');
+      }
+      const socket = connect({ host: options.host, port: options.port });
+      socket.setNoDelay(true);
+      const replies = new ReplyReader(socket, timeoutMs);
+      try {
+        const greeting = await replies.next();
+        if (greeting.code !== 220) throw new Error(`LMTP greeting: ${greeting.text}`);
+        await write(socket, `LHLO ${name}\r\n`);
+        const lhlo = await replies.next();
+        if (lhlo.code !== 250) throw new Error(`LHLO: ${lhlo.text}`);
+        const utf8 = /[^\x20-\x7e]/.test(mailFrom + mailboxes.join(''));
+        const params = `${/\b8BITMIME\b/i.test(lhlo.text) ? ' BODY=8BITMIME' : ''}${utf8 && /\bSMTPUTF8\b/i.test(lhlo.text) ? ' SMTPUTF8' : ''}`;
+        await write(socket, `MAIL FROM:<${mailFrom}>${params}\r\n`);
+        const mail = await replies.next();
+        if (mail.code !== 250) return mailboxes.map((mailbox) => failed(mailbox, mail));
+
+        const results = new Map<string, DeliveryResult>();
+        const accepted: string[] = [];
+        for (const mailbox of mailboxes) {
+          await write(socket, `RCPT TO:<${mailbox}>\r\n`);
+          const rcpt = await replies.next();
+          if (rcpt.code === 250 || rcpt.code === 251) accepted.push(mailbox);
+          else results.set(mailbox, failed(mailbox, rcpt));
+        }
+        if (accepted.length > 0) {
+          await write(socket, 'DATA\r\n');
+          const data = await replies.next();
+          if (data.code !== 354) {
+            for (const mailbox of accepted) results.set(mailbox, failed(mailbox, data));
+          } else {
+            socket.cork();
+            for (const part of dotStuff(message)) socket.write(part);
+            socket.uncork();
+            await write(socket, '.\r\n');
+            // RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
+            for (const mailbox of accepted) {
+              const reply = await replies.next();
+              results.set(
+                mailbox,
+                reply.code === 250 ? { mailbox, status: 'stored' } : failed(mailbox, reply),
+              );
+            }
+          }
+        }
+        socket.end('QUIT\r\n');
+        return mailboxes.map((mailbox) => results.get(mailbox)!);
+      } finally {
+        socket.destroySoon();
+        setTimeout(() => socket.destroy(), 1000).unref();
+      }
+    },
+  };
+}

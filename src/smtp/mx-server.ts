@@ -1,0 +1,355 @@
+/**
+ * The MX: smtp-server configured as a receiving mail exchanger, wired to the narrow ports
+ * in ports.ts. RCPT is checked against the directory; DATA is held once in memory, given
+ * trace headers, encrypted per recipient group and delivered over LMTP; 250 goes out only
+ * once every recipient's copy is stored. See README.md for the reply table.
+ */
+import { hostname as osHostname } from 'node:os';
+import { domainToASCII } from 'node:url';
+import pino, { type Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type {
+  SMTPServerAddress,
+  SMTPServerDataStream,
+  SMTPServerEnvelope,
+  SMTPServerSession,
+} from 'smtp-server';
+import { type CollectedMessage, collectMessage, withPrefix } from './collect.js';
+import { EnhancedCodeSmtpServer } from './enhanced-server.js';
+import { type LocalRecipient, deliverToGroups } from './groups.js';
+import { type MxMetrics, createMxMetrics } from './metrics.js';
+import type {
+  DeliveryTarget,
+  DnsResolver,
+  MessageEncryptor,
+  RecipientDirectory,
+  RecipientLookup,
+} from './ports.js';
+import { SmtpReply, replies } from './reply.js';
+import { authenticationHeaders, authenticationInput, receivedHeader } from './trace-headers.js';
+
+export interface MxServerOptions {
+  /** Listen address; default 127.0.0.1 (the CLI passes 0.0.0.0 from config). */
+  host?: string;
+  /** 25 in production; a high port for a non-root start; 0 picks a free one. */
+  port: number;
+  /** PEM key and certificate for STARTTLS; without them STARTTLS is not offered. */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+  /** Greeting text after "220 <hostname> ESMTP". */
+  banner: string;
+  /** Our name in the greeting, Received and Authentication-Results; default os.hostname(). */
+  hostname?: string;
+  /** SIZE limit in bytes; over it: 552 5.3.4. */
+  maxSize: number;
+  /** Domains served here (any other: 550 5.7.1). Empty: the directory decides alone. */
+  localDomains: string[];
+  directory: RecipientDirectory;
+  encryptor: MessageEncryptor;
+  delivery: DeliveryTarget;
+  logger?: Logger;
+  /** Registry the counters are registered in. */
+  metrics?: Registry;
+  /** DNS for SPF/DKIM/DMARC; default the system resolver. */
+  dnsResolver?: DnsResolver;
+  maxClients?: number;
+  maxRecipients?: number;
+  /** Idle connection limit. */
+  socketTimeoutMs?: number;
+  /** A directory lookup slower than this is "unavailable": 451. */
+  directoryTimeoutMs?: number;
+  /** SPF/DKIM/DMARC checks slower than this are reported as temperror. */
+  authTimeoutMs?: number;
+  /** How long close() waits for transactions in flight. */
+  closeTimeoutMs?: number;
+}
+
+export interface MxServer {
+  port: number;
+  metrics: MxMetrics;
+  /** Stops accepting, lets every DATA in flight finish and answer, then says 421 to idle clients. */
+  close(): Promise<void>;
+}
+
+/** The ESMTP parameters the MX offers (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8). */
+const MAIL_PARAMETERS = new Set(['SIZE', 'BODY', 'SMTPUTF8']);
+
+/** smtp-server accepts any parameter; RFC 5321 §4.1.1.11 wants 555 for one not offered. */
+function unknownParameter(address: SMTPServerAddress, allowed: Set<string>): boolean {
+  return (
+    address.args !== false &&
+    Object.keys(address.args).some((name) => !allowed.has(name.toUpperCase()))
+  );
+}
+
+function domainOf(address: string): string | undefined {
+  const at = address.lastIndexOf('@');
+  if (at <= 0 || at === address.length - 1) return undefined;
+  const ascii = domainToASCII(address.slice(at + 1).toLowerCase());
+  return ascii === '' ? undefined : ascii;
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Turns a hook's async body into smtp-server's callback, with an SmtpReply or a generic 451. */
+function settle(
+  promise: Promise<string | undefined>,
+  callback: (error?: Error | null, message?: string) => void,
+  logger: Logger,
+): void {
+  promise.then(
+    (message) => callback(null, message),
+    (error: unknown) => {
+      if (error instanceof SmtpReply) {
+        callback(error);
+        return;
+      }
+      logger.error(
+        { err: { name: (error as Error).name, message: (error as Error).message } },
+        'unexpected error; answering 451',
+      );
+      callback(replies.localError());
+    },
+  );
+}
+
+export async function startMxServer(options: MxServerOptions): Promise<MxServer> {
+  const logger = options.logger ?? pino({ enabled: false });
+  const metrics = createMxMetrics(options.metrics);
+  const hostname = options.hostname ?? osHostname();
+  const localDomains = new Set(
+    options.localDomains.map((domain) => domainToASCII(domain.toLowerCase())),
+  );
+  const directoryTimeoutMs = options.directoryTimeoutMs ?? 10_000;
+  const authTimeoutMs = options.authTimeoutMs ?? 20_000;
+  const recipientsOf = new WeakMap<SMTPServerEnvelope, Map<string, LocalRecipient>>();
+  const inFlight = new Set<Promise<unknown>>();
+  let closing = false;
+  let closed: Promise<void> | undefined;
+
+  const checkRecipient = async (
+    address: SMTPServerAddress,
+    session: SMTPServerSession,
+  ): Promise<undefined> => {
+    const domain = domainOf(address.address);
+    if (domain === undefined) throw replies.badAddress();
+    if (localDomains.size > 0 && !localDomains.has(domain)) {
+      metrics.recipientsRejected.inc({ reason: 'relay' });
+      logger.info({ session: session.id, rcpt: address.address }, 'relay denied');
+      throw replies.relayDenied();
+    }
+    let lookup: RecipientLookup;
+    try {
+      lookup = await withTimeout(options.directory.resolve(address.address), directoryTimeoutMs);
+    } catch (error) {
+      metrics.recipientsRejected.inc({ reason: 'unavailable' });
+      logger.warn(
+        {
+          session: session.id,
+          err: { name: (error as Error).name, message: (error as Error).message },
+        },
+        'directory unavailable',
+      );
+      throw replies.directoryUnavailable();
+    }
+    if (lookup.kind === 'not-local') {
+      metrics.recipientsRejected.inc({ reason: 'relay' });
+      throw replies.relayDenied();
+    }
+    if (lookup.kind === 'unknown') {
+      metrics.recipientsRejected.inc({ reason: 'unknown' });
+      logger.info({ session: session.id, rcpt: address.address }, 'unknown recipient');
+      throw replies.unknownUser();
+    }
+    const recipients = recipientsOf.get(session.envelope) ?? new Map<string, LocalRecipient>();
+    recipients.set(address.address.toLowerCase(), {
+      address: address.address,
+      mailbox: lookup.mailbox,
+      groupCertificate: lookup.groupCertificate,
+    });
+    recipientsOf.set(session.envelope, recipients);
+    return undefined;
+  };
+
+  const handleData = async (
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+  ): Promise<string> => {
+    const started = Date.now();
+    const declaredSize =
+      session.envelope.mailFrom !== false && session.envelope.mailFrom.args !== false
+        ? session.envelope.mailFrom.args.SIZE
+        : undefined;
+    let collected: CollectedMessage;
+    try {
+      collected = await collectMessage(
+        stream,
+        options.maxSize,
+        typeof declaredSize === 'string' ? Number(declaredSize) : undefined,
+      );
+    } catch (error) {
+      // The client went away mid-DATA: nothing was acknowledged, nothing is kept.
+      logger.info(
+        { session: session.id, err: { name: (error as Error).name } },
+        'DATA aborted by the client',
+      );
+      throw replies.localError();
+    }
+    const envelope = session.envelope;
+    const known = recipientsOf.get(envelope);
+    const recipients = envelope.rcptTo
+      .map((rcpt) => known?.get(rcpt.address.toLowerCase()))
+      .filter((recipient): recipient is LocalRecipient => recipient !== undefined);
+    const log = { session: session.id, bytes: collected.length, recipients: recipients.length };
+    if (collected.sizeExceeded || stream.sizeExceeded) {
+      metrics.messages.inc({ outcome: 'rejected' });
+      logger.info(log, 'message over the size limit');
+      // smtp-server answers 552 5.3.4 itself (rejectOversized).
+      throw new SmtpReply(552, '5.3.4', 'Message exceeds the fixed maximum message size');
+    }
+    if (recipients.length === 0) throw replies.storeUnavailable();
+    const mailFrom = envelope.mailFrom === false ? '' : envelope.mailFrom.address;
+    const trace = {
+      hostname,
+      sessionId: session.id,
+      remoteAddress: session.remoteAddress,
+      helo: session.hostNameAppearsAs,
+      mailFrom,
+      recipients: envelope.rcptTo.map((rcpt) => rcpt.address),
+      secure: session.secure,
+      smtpUtf8: envelope.smtpUtf8 === true,
+      now: new Date(),
+    };
+    const traceHeaders = Buffer.from(
+      receivedHeader(trace) +
+        (await authenticationHeaders(
+          authenticationInput(
+            collected.storage.subarray(collected.head, collected.head + collected.length),
+          ),
+          trace,
+          options.dnsResolver,
+          authTimeoutMs,
+        )),
+      'utf8',
+    );
+    // The one copy of the message: trace headers, then the bytes as received.
+    const withTrace = withPrefix(collected, traceHeaders);
+    try {
+      const outcome = await deliverToGroups(
+        {
+          encryptor: options.encryptor,
+          delivery: options.delivery,
+          logger: logger.child({ session: session.id }),
+          metrics,
+        },
+        { withTrace, original: withTrace.subarray(traceHeaders.length), mailFrom, recipients },
+      );
+      metrics.messages.inc({ outcome: 'accepted' });
+      logger.info({ ...log, ...outcome, ms: Date.now() - started }, 'message accepted');
+      return `OK: stored for ${recipients.length} recipient${recipients.length === 1 ? '' : 's'} (${session.id})`;
+    } catch (error) {
+      const reply = error instanceof SmtpReply ? error : replies.storeUnavailable();
+      metrics.messages.inc({ outcome: reply.responseCode < 500 ? 'temp_failed' : 'rejected' });
+      logger.warn(
+        { ...log, code: reply.responseCode, ms: Date.now() - started },
+        'message not accepted',
+      );
+      throw reply;
+    }
+  };
+
+  const server = new EnhancedCodeSmtpServer({
+    name: hostname,
+    banner: options.banner,
+    ...(options.tls !== undefined
+      ? { key: options.tls.key, cert: options.tls.cert }
+      : { hideSTARTTLS: true }),
+    size: options.maxSize,
+    rejectOversized: true,
+    authOptional: true,
+    disabledCommands: ['AUTH'],
+    hideENHANCEDSTATUSCODES: false,
+    hideDSN: true,
+    hideREQUIRETLS: true,
+    disableReverseLookup: true,
+    maxClients: options.maxClients ?? 100,
+    maxRecipients: options.maxRecipients ?? 100,
+    maxCommandLength: 4096,
+    socketTimeout: options.socketTimeoutMs ?? 5 * 60_000,
+    closeTimeout: options.closeTimeoutMs ?? 60_000,
+    logger: false,
+    onMailFrom(address, _session, callback) {
+      if (closing) callback(replies.shuttingDown());
+      else callback(unknownParameter(address, MAIL_PARAMETERS) ? replies.unknownParameter() : null);
+    },
+    onRcptTo(address, session, callback) {
+      if (unknownParameter(address, new Set())) {
+        callback(replies.unknownParameter());
+        return;
+      }
+      settle(checkRecipient(address, session), callback, logger);
+    },
+    onData(stream, session, callback) {
+      const task = handleData(stream, session);
+      inFlight.add(task);
+      const done = (): void => {
+        inFlight.delete(task);
+      };
+      task.then(done, done);
+      settle(task, callback, logger);
+    },
+  });
+  server.on('error', (error) =>
+    logger.warn({ err: { name: error.name, message: error.message } }, 'smtp connection error'),
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    server.server.once('error', reject);
+    server.listen(options.port, options.host ?? '127.0.0.1', () => {
+      server.server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : options.port;
+  logger.info({ port, host: options.host ?? '127.0.0.1' }, 'MX listening');
+
+  return {
+    port,
+    metrics,
+    close: () => {
+      closed ??= shutdown();
+      return closed;
+    },
+  };
+
+  async function shutdown(): Promise<void> {
+    closing = true;
+    const stopped = new Promise<void>((resolve) => server.server.close(() => resolve()));
+    const graceMs = options.closeTimeoutMs ?? 60_000;
+    // A DATA may start after close() (its MAIL FROM came before): wait for those too.
+    const deadline = Date.now() + graceMs;
+    while (inFlight.size > 0 && Date.now() < deadline) {
+      await withTimeout(Promise.allSettled([...inFlight]), deadline - Date.now()).catch(
+        () => undefined,
+      );
+    }
+    for (const connection of server.connections) {
+      const reply = replies.shuttingDown();
+      connection.send(reply.responseCode, reply.message);
+      connection.close();
+    }
+    await stopped;
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The narrow interfaces the MX talks to. Protocol code in this directory imports these,
+ * never the key store, the recryption core or the mail store; `adapters/` connects them
+ * to the real modules (DESIGN §3, STYLE "protocol apart from storage").
+ */
+
+/** What the directory knows about one RCPT TO address. */
+export type RecipientLookup =
+  | {
+      kind: 'local';
+      /** The store's user name to deliver to over LMTP (ASCII; not necessarily the address). */
+      mailbox: string;
+      /** DER of the recipient's group certificate: mail for this address is encrypted to it. */
+      groupCertificate: Uint8Array;
+    }
+  | { kind: 'unknown' }
+  | { kind: 'not-local' };
+
+export interface RecipientDirectory {
+  /**
+   * Resolves an address as given in RCPT TO (may contain UTF-8). Throws
+   * `DirectoryUnavailableError` (or anything) when it cannot answer now: the MX replies 451.
+   */
+  resolve(address: string): Promise<RecipientLookup>;
+}
+
+/** Thrown by a directory that cannot answer now (key store down, timeout). */
+export class DirectoryUnavailableError extends Error {
+  override readonly name = 'DirectoryUnavailableError';
+}
+
+export interface MessageEncryptor {
+  /**
+   * The complete message (every header and body byte, trace headers included) → the
+   * S/MIME message stored for the group. Any throw means "do not store": the MX answers 451.
+   */
+  encryptForGroup(
+    message: Uint8Array,
+    groupCertificate: Uint8Array,
+  ): Promise<Uint8Array> | Uint8Array;
+  /** True when the message already is an S/MIME envelope this group can read: stored as is. */
+  isAlreadyForGroup(message: Uint8Array, groupCertificate: Uint8Array): Promise<boolean> | boolean;
+}
+
+/** One store user's outcome of a delivery. */
+export type DeliveryResult =
+  | { mailbox: string; status: 'stored' }
+  | {
+      mailbox: string;
+      /** `temp-failed`: 4xx or no answer (retry); `rejected`: 5xx (retrying will not help). */
+      status: 'temp-failed' | 'rejected';
+      /** The store's reply code, when it gave one. */
+      code?: number;
+      /** The store's reply line, for logs (never contains message content). */
+      response: string;
+    };
+
+export interface DeliveryTarget {
+  /**
+   * Delivers one message to every mailbox in one transaction and reports each mailbox's
+   * outcome. A mailbox reported `stored` is durable (the store said 250 for it). Throws
+   * only when nothing can be said per mailbox; the MX treats that as temp-failed for all.
+   */
+  deliver(
+    envelope: { mailFrom: string; mailboxes: string[] },
+    message: Uint8Array,
+  ): Promise<DeliveryResult[]>;
+}
+
+/**
+ * The DNS lookup mailauth uses for SPF, DKIM and DMARC: `dns.promises.resolve`'s shape
+ * (TXT answers are arrays of strings). Missing records throw with code ENOTFOUND/ENODATA.
+ */
+export type DnsResolver = (name: string, rrtype: string) => Promise<string[][] | string[]>;
