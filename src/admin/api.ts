@@ -9,7 +9,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isDeviceCredentialHash, type Device, type KeyStore, type User } from '../keystore/index.js';
-import { verifyProfile } from '../profiles/index.js';
+import { isValidAddress, verifyProfile } from '../profiles/index.js';
 import {
   HttpError,
   parseJson,
@@ -139,6 +139,12 @@ function userView(user: User, devices?: Device[]) {
 async function addUser(ctx: AdminApiContext, _req: IncomingMessage, res: ServerResponse, _p: string[], raw: Buffer) {
   const body = parseJson(raw);
   const address = requireString(body, 'address', 254);
+  // The key store accepts any SMTPUTF8 mailbox, but an account must be able to enrol: its
+  // address goes into certificates (rfc822Name is ASCII) and profile URLs, so refuse here
+  // what the owner's certificates could never name.
+  if (!isValidAddress(address)) {
+    throw new HttpError(400, 'address: malformed (expected an ASCII local@domain with a dot-atom local part)');
+  }
   const name = body.name === undefined ? undefined : requireString(body, 'name', 128);
   const user = await ctx.keyStore.addUser({ address, ...(name !== undefined ? { displayName: name } : {}) });
   const token = await ctx.keyStore.createEnrolmentToken(user.address, ENROLMENT_TOKEN_TTL_MS);

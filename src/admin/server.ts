@@ -1,13 +1,14 @@
 /**
  * The gateway's HTTPS server: the admin API (`/v1/…`), the public mail profiles and
- * group certificates (`/.well-known/mail-profile/…`), and health (`/healthz`,
- * `/readyz`). TLS by default; plain HTTP only when explicitly asked (tests behind a
+ * group certificates (`/.well-known/mail-profile/…`), health (`/healthz`, `/readyz`)
+ * and Prometheus metrics (`/metrics`). TLS by default; plain HTTP only when explicitly asked (tests behind a
  * TLS terminator).
  */
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { KeyStore } from '../keystore/index.js';
 import { createProfileHandler, type ProfileSource } from '../profiles/index.js';
 import { handleAdminRequest, type AdminApiContext } from './api.js';
@@ -24,6 +25,8 @@ export interface AdminServerOptions {
   imapSettings: AdminApiContext['imapSettings'];
   /** Extra readiness checks (mail store reachable, …); each throws when not ready. */
   readinessChecks?: Record<string, () => Promise<void>>;
+  /** Served at /metrics in the Prometheus text format. */
+  metrics?: Registry;
   logger?: Logger;
   clock?: () => number;
 }
@@ -67,6 +70,12 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
+    if (path === '/metrics' && options.metrics !== undefined) {
+      const text = await options.metrics.metrics();
+      res.writeHead(200, { 'content-type': options.metrics.contentType, 'cache-control': 'no-store' });
+      res.end(text);
+      return;
+    }
     if (path === '/readyz') {
       const failing: string[] = [];
       for (const [name, check] of Object.entries(checks)) {

@@ -100,7 +100,7 @@ export function checkDeviceUpload(
   } catch {
     throw new HttpError(400, 'rk: not a P-256 scalar');
   }
-  let mapsToGroup = false;
+  let mapsToGroup: boolean;
   try {
     const devicePoint = certificatePublicPoint(certificate);
     const groupPoint = certificatePublicPoint(owner.groupCertificate);

@@ -1,0 +1,79 @@
+/** Operator commands (on the gateway machine): `init`, `user add|list|remove`, `config check`. */
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/load.js';
+import { configEnv, DEFAULT_CONFIG_FILE, resolveOperatorContext } from '../operator/context.js';
+import { initGateway } from '../operator/init.js';
+import { addUser, listUsers, removeUser } from '../operator/users.js';
+import { print } from '../output.js';
+
+const CONFIG_HELP = `gateway config file (default ./${DEFAULT_CONFIG_FILE} if present, else the defaults)`;
+
+export function register(program: Command): void {
+  program
+    .command('init')
+    .description(
+      'create the data directory, config file, TLS certificate, admin token and gateway key (keeps what exists)',
+    )
+    .option('--data-dir <dir>', 'data directory (default: ./data beside the config file)')
+    .option('--config <file>', 'config file to create or keep', DEFAULT_CONFIG_FILE)
+    .action(async (opts: { dataDir?: string; config: string }) => {
+      const report = await initGateway({
+        configFile: opts.config,
+        ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}),
+      });
+      for (const line of report.lines) print(line);
+    });
+
+  const user = program.command('user').description("operator: manage the gateway's accounts");
+  user
+    .command('add <address>')
+    .description('create an account and print its one-time enrolment token')
+    .option('--name <name>', 'display name')
+    .option('--public-url <url>', 'the admin API URL owners use (default from the config)')
+    .option('--config <file>', CONFIG_HELP)
+    .action(
+      async (address: string, opts: { name?: string; publicUrl?: string; config?: string }) => {
+        const added = await addUser(resolveOperatorContext(opts.config), {
+          address,
+          ...(opts.name !== undefined ? { name: opts.name } : {}),
+          ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}),
+        });
+        print(`added ${added.address} (pending enrolment)`);
+        print(
+          `enrolment token (one use, valid until ${added.tokenExpires}): ${added.enrolmentToken}`,
+        );
+        print('the owner runs, on their own machine:');
+        print(`  ${added.ownerCommand}`);
+        if (added.certFile !== null) print(`with gateway-cert.pem a copy of ${added.certFile}`);
+      },
+    );
+  user
+    .command('list')
+    .description('list accounts')
+    .option('--config <file>', CONFIG_HELP)
+    .action(async (opts: { config?: string }) => {
+      const users = await listUsers(resolveOperatorContext(opts.config));
+      if (users.length === 0) print('no users');
+      for (const u of users) {
+        print(`${u.address}\t${u.enrolment}\t${u.activeDevices ?? 0} device(s)\t${u.name}`);
+      }
+    });
+  user
+    .command('remove <address>')
+    .description('delete an account with its devices, keys and profile')
+    .option('--config <file>', CONFIG_HELP)
+    .action(async (address: string, opts: { config?: string }) => {
+      await removeUser(resolveOperatorContext(opts.config), address);
+      print(`removed ${address}`);
+    });
+
+  program
+    .command('config')
+    .description('configuration tools')
+    .command('check <file>')
+    .description('validate a config file: prints each problem with its line, or "ok"')
+    .action((file: string) => {
+      loadConfig(file, configEnv());
+      print('ok');
+    });
+}

@@ -1,0 +1,96 @@
+/**
+ * The operator's commands run on the gateway machine and find everything through the
+ * gateway's config: `--config FILE`, else ./recrypt.yaml when present, else the defaults.
+ * From it: the admin API's address, the admin token file, and the TLS certificate to
+ * trust (the generated self-signed one in <dataDir>/tls unless `tls` is configured).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { loadConfig } from '../../config/load.js';
+import type { GatewayConfig } from '../../config/schema.js';
+import type { GatewayClientOptions } from '../../owner/index.js';
+import { CliError } from '../errors.js';
+
+export const DEFAULT_CONFIG_FILE = 'recrypt.yaml';
+
+/**
+ * The environment the config loader sees. `RECRYPT_*` variables override config keys
+ * (load.ts), so the CLI's own secret variables must not reach it: they would be refused
+ * as unknown keys (and are no config anyway).
+ */
+export function configEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  delete copy['RECRYPT_PASSPHRASE'];
+  delete copy['RECRYPT_P12_PASSWORD'];
+  return copy;
+}
+
+export interface OperatorContext {
+  config: GatewayConfig;
+  configFile: string | undefined;
+  dataDir: string;
+  tokenFile: string;
+  /** PEM file of the gateway's TLS certificate (what owners need to trust). */
+  certFile: string;
+  /** Whether certFile is the generated self-signed one (owners then need `--ca`). */
+  selfSigned: boolean;
+  /** Where the operator reaches the admin API from this machine. */
+  adminUrl: string;
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]';
+}
+
+function origin(host: string, port: number): string {
+  return `https://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`;
+}
+
+export function resolveOperatorContext(configOption: string | undefined): OperatorContext {
+  const file = configOption ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  const { config } = loadConfig(file, configEnv());
+  const dataDir = config.dataDir;
+  const inData = (path: string) => (isAbsolute(path) ? path : resolve(dataDir, path));
+  const host = isWildcard(config.admin.host) ? '127.0.0.1' : config.admin.host;
+  return {
+    config,
+    configFile: file,
+    dataDir,
+    tokenFile: inData(config.admin.tokenFile),
+    certFile:
+      config.tls === undefined ? join(dataDir, 'tls', 'cert.pem') : resolve(config.tls.cert),
+    selfSigned: config.tls === undefined,
+    adminUrl: origin(host, config.admin.port),
+  };
+}
+
+/** The URL owners use: the configured host, or this machine's name when bound to every address. */
+export function publicAdminUrl(context: OperatorContext): string {
+  const host = isWildcard(context.config.admin.host) ? hostname() : context.config.admin.host;
+  return origin(host, context.config.admin.port);
+}
+
+function readRequired(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CliError(
+      code === 'ENOENT'
+        ? `no ${what} at ${path} (run \`recrypt init\` first, or pass --config)`
+        : `cannot read the ${what} ${path}: ${code ?? String(error)}`,
+    );
+  }
+}
+
+/** Admin-token authenticated client options for this gateway. */
+export function adminClient(context: OperatorContext): GatewayClientOptions {
+  const token = readRequired(context.tokenFile, 'admin token file').trim();
+  if (token.length === 0) throw new CliError(`the admin token file ${context.tokenFile} is empty`);
+  return {
+    gateway: context.adminUrl,
+    ca: readRequired(context.certFile, 'TLS certificate'),
+    auth: { kind: 'admin', token },
+  };
+}

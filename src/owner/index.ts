@@ -1,0 +1,42 @@
+/**
+ * src/owner — the owner's side of the gateway, run on the owner's own machine: the
+ * passphrase-encrypted owner key file (the only place the owner CA secret and the group
+ * secret g exist), enrolment, devices in and out (device key d, certificate, .p12 and
+ * rk = g·d⁻¹ are made here; only certificate, rk and a password hash are uploaded),
+ * publishing the signed mail profile, profile and SMIMEA look-ups, and reading a message
+ * with a device key. Also the admin API client the operator's commands share.
+ * The CLI (src/cli) only parses arguments and calls these.
+ */
+export { OwnerError, type OwnerErrorCode } from './errors.js';
+export { checkAddress, generatePassword, type ImapSettings } from './common.js';
+export {
+  callGateway,
+  parseGatewayUrl,
+  sendRaw,
+  type GatewayAuth,
+  type GatewayClientOptions,
+  type GatewayReply,
+} from './gateway-client.js';
+export {
+  KEY_FILE_FORMAT,
+  decodeOwnerKeyFile,
+  encodeOwnerKeyFile,
+  readOwnerKeyFile,
+  readOwnerPublicInfo,
+  type OwnerKey,
+  type OwnerPublicInfo,
+  type OwnerSecrets,
+} from './key-file.js';
+export { ownerInit, type OwnerInitOptions, type OwnerInitResult } from './enrol.js';
+export {
+  addDevice,
+  checkDeviceName,
+  listDevices,
+  revokeDevice,
+  type AddDeviceOptions,
+  type AddedDevice,
+  type DeviceView,
+} from './devices.js';
+export { publishProfile, showProfile, smimeaFor, type PublicLookup } from './profile.js';
+export { readMessage } from './read.js';
+export { commitTemp, discardTemp, writeTemp } from './files.js';
