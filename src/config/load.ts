@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { LineCounter, parseDocument, isMap, isSeq, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
 import { configSchema, type GatewayConfig } from './schema.js';
 
 export class ConfigError extends Error {
@@ -15,8 +15,13 @@ export class ConfigError extends Error {
   }
 }
 
-/** Environment variables that override the file: RECRYPT_SMTP__PORT=25 sets smtp.port. */
+/**
+ * Environment variables that override the file: RECRYPT_SMTP__PORT=25 sets smtp.port.
+ * Only names whose first segment is a config section count, so the CLI's own variables
+ * (RECRYPT_PASSPHRASE, RECRYPT_P12_PASSWORD) share the prefix without being misread.
+ */
 export const ENV_PREFIX = 'RECRYPT_';
+const SECTIONS = new Set(Object.keys(configSchema.shape));
 
 export interface LoadedConfig {
   config: GatewayConfig;
@@ -69,12 +74,19 @@ export function loadConfig(
 }
 
 function lineOf(doc: Document, path: string[], lines: LineCounter): number | undefined {
-  // Walk as deep as the document goes; a missing key is reported at its parent.
+  // Walk as deep as the document goes; a missing key is reported at its parent. A map
+  // entry is reported at its key's line (its value may start on the next one).
   let node: Node | null | undefined = doc.contents;
   let line: number | undefined = node?.range ? lines.linePos(node.range[0]).line : undefined;
   for (const key of path) {
-    if (isMap(node) || isSeq(node)) {
-      const next = node.get(isSeq(node) ? Number(key) : key, true) as Node | undefined;
+    if (isMap(node)) {
+      const pair = node.items.find((item) => isScalar(item.key) && String(item.key.value) === key);
+      if (pair === undefined) break;
+      const keyRange = (pair.key as Node).range;
+      if (keyRange) line = lines.linePos(keyRange[0]).line;
+      node = pair.value as Node | null;
+    } else if (isSeq(node)) {
+      const next = node.get(Number(key), true) as Node | undefined;
       if (next === undefined) break;
       node = next;
       if (node.range) line = lines.linePos(node.range[0]).line;
@@ -94,6 +106,7 @@ function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
       .slice(ENV_PREFIX.length)
       .split('__')
       .map((segment) => segment.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()));
+    if (!SECTIONS.has(path[0]!)) continue;
     let target = root;
     for (const segment of path.slice(0, -1)) {
       const existing = target[segment];

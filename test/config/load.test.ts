@@ -37,7 +37,7 @@ describe('loadConfig', () => {
     const file = fixture('bad-types.yaml');
     expect(problems).toContainEqual(expect.stringMatching(new RegExp(`^${file}:3: smtp\\.port: `)));
     expect(problems).toContainEqual(expect.stringMatching(/:4: smtp: .*'hostt'/));
-    expect(problems).toContainEqual(expect.stringMatching(/:6: keyStore\.url: /));
+    expect(problems).toContainEqual(expect.stringMatching(/:5: keyStore\.url: /));
   });
 
   it('reports a YAML syntax error with its line', () => {
@@ -48,6 +48,16 @@ describe('loadConfig', () => {
   it('names a missing file', () => {
     const problems = problemsOf(() => loadConfig('/nonexistent/recrypt.yaml', {}));
     expect(problems).toEqual(['/nonexistent/recrypt.yaml: cannot read: ENOENT']);
+  });
+
+  it('reports an unknown section at its own line, not its value\'s', () => {
+    const problems = problemsOf(() => loadConfig(fixture('unknown-section.yaml'), {}));
+    expect(problems).toEqual([expect.stringMatching(/unknown-section\.yaml:2: \(top level\): .*'smtpp'/)]);
+  });
+
+  it('ignores RECRYPT_ variables that name no config section', () => {
+    const { config } = loadConfig(undefined, { RECRYPT_PASSPHRASE: 'secret', RECRYPT_P12_PASSWORD: 'x' });
+    expect(config.smtp.port).toBe(2525);
   });
 
   it('lets environment variables override the file', () => {

@@ -1,7 +1,7 @@
 /** Operator commands (on the gateway machine): `init`, `user add|list|remove`, `config check`. */
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import { configEnv, DEFAULT_CONFIG_FILE, resolveOperatorContext } from '../operator/context.js';
+import { DEFAULT_CONFIG_FILE, resolveOperatorContext } from '../operator/context.js';
 import { initGateway } from '../operator/init.js';
 import { addUser, listUsers, removeUser } from '../operator/users.js';
 import { print } from '../output.js';
@@ -73,7 +73,7 @@ export function register(program: Command): void {
     .command('check <file>')
     .description('validate a config file: prints each problem with its line, or "ok"')
     .action((file: string) => {
-      loadConfig(file, configEnv());
+      loadConfig(file);
       print('ok');
     });
 }

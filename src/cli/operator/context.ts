@@ -14,18 +14,6 @@ import { CliError } from '../errors.js';
 
 export const DEFAULT_CONFIG_FILE = 'recrypt.yaml';
 
-/**
- * The environment the config loader sees. `RECRYPT_*` variables override config keys
- * (load.ts), so the CLI's own secret variables must not reach it: they would be refused
- * as unknown keys (and are no config anyway).
- */
-export function configEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const copy = { ...env };
-  delete copy['RECRYPT_PASSPHRASE'];
-  delete copy['RECRYPT_P12_PASSWORD'];
-  return copy;
-}
-
 export interface OperatorContext {
   config: GatewayConfig;
   configFile: string | undefined;
@@ -47,9 +35,14 @@ function origin(host: string, port: number): string {
   return `https://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`;
 }
 
+/** `--config FILE`, else ./recrypt.yaml when present, else none (the defaults). */
+export function findConfigFile(configOption: string | undefined): string | undefined {
+  return configOption ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+}
+
 export function resolveOperatorContext(configOption: string | undefined): OperatorContext {
-  const file = configOption ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
-  const { config } = loadConfig(file, configEnv());
+  const file = findConfigFile(configOption);
+  const { config } = loadConfig(file);
   const dataDir = config.dataDir;
   const inData = (path: string) => (isAbsolute(path) ? path : resolve(dataDir, path));
   const host = isWildcard(config.admin.host) ? '127.0.0.1' : config.admin.host;

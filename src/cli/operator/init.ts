@@ -14,7 +14,7 @@ import { ensureTlsMaterial } from '../../config/tls.js';
 import { GATEWAY_KEY_FILE, loadOrCreateGatewayKey } from '../../keystore/index.js';
 import { commitTemp, discardTemp, OwnerError, writeTemp } from '../../owner/index.js';
 import { CliError, EXIT_USAGE } from '../errors.js';
-import { configEnv, resolveOperatorContext } from './context.js';
+import { resolveOperatorContext } from './context.js';
 
 export interface InitOptions {
   configFile: string;
@@ -52,7 +52,7 @@ export async function initGateway(options: InitOptions): Promise<InitReport> {
   const lines: string[] = [];
   let dataDir: string;
   if (existsSync(configFile)) {
-    dataDir = loadConfig(configFile, configEnv()).config.dataDir;
+    dataDir = loadConfig(configFile).config.dataDir;
     if (options.dataDir !== undefined && resolve(options.dataDir) !== dataDir) {
       throw new CliError(
         `${configFile} already names the data directory ${dataDir}; not changing it to ${resolve(options.dataDir)}`,

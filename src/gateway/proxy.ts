@@ -1,0 +1,45 @@
+import type { Registry } from 'prom-client';
+import type { Logger } from '../config/logger.js';
+import type { GatewayConfig } from '../config/schema.js';
+import type { TlsMaterial } from '../config/tls.js';
+import { keyStoreDirectory } from '../imap/adapters/keystore-directory.js';
+import { createImapProxyMetrics, startImapProxy } from '../imap/index.js';
+import type { KeyStore } from '../keystore/index.js';
+
+export interface RunningProxy {
+  port: number;
+  starttlsPort: number;
+  setTls(tls: TlsMaterial): void;
+  close(): Promise<void>;
+}
+
+/** The recrypting IMAP proxy in front of the configured mail store. */
+export async function startProxy(options: {
+  config: GatewayConfig;
+  tls: TlsMaterial;
+  keyStore: KeyStore;
+  upstream: { host: string; port: number; tls: boolean };
+  master: { user: string; password: string };
+  logger: Logger;
+  metrics: Registry;
+}): Promise<RunningProxy> {
+  const { config } = options;
+  const proxy = await startImapProxy({
+    host: config.imap.host,
+    port: config.imap.port,
+    starttlsPort: config.imap.starttlsPort,
+    tls: { key: options.tls.key, cert: options.tls.cert },
+    upstream: options.upstream,
+    master: options.master,
+    directory: keyStoreDirectory(options.keyStore),
+    logger: options.logger,
+    metrics: createImapProxyMetrics(options.metrics),
+    allowPlaintextOnLoopback: config.imap.allowPlaintextOnLoopback,
+  });
+  return {
+    port: proxy.ports.tls ?? config.imap.port,
+    starttlsPort: proxy.ports.starttls ?? config.imap.starttlsPort,
+    setTls: (tls) => proxy.setTls({ key: tls.key, cert: tls.cert }),
+    close: () => proxy.close(),
+  };
+}

@@ -1,0 +1,191 @@
+/**
+ * The composition root: one process running the MX, the IMAP proxy, the admin/profile
+ * HTTPS server and, unless Dovecot is configured, the embedded mail store — all from one
+ * validated config. Every part is started through its own factory and talks to the others
+ * only through the narrow ports it declares; this file is where those ports are wired.
+ */
+import { mkdirSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { startAdminServer, type AdminServer } from '../admin/server.js';
+import type { GatewayConfig } from '../config/schema.js';
+import { ensureTlsMaterial, type TlsMaterial } from '../config/tls.js';
+import type { Logger } from '../config/logger.js';
+import { loadOrCreateGatewayKey, openKeyStore, type KeyStore } from '../keystore/index.js';
+import { keyStoreDirectory, recryptEncryptor } from '../smtp/adapters/index.js';
+import { lmtpDelivery } from '../smtp/lmtp-delivery.js';
+import { startMxServer, type MxServer } from '../smtp/mx-server.js';
+import { startImapServer, type ImapServerHandle } from '../store/imap/server.js';
+import { startLmtpServer } from '../store/lmtp/index.js';
+import { createMaildirStore } from '../store/maildir/index.js';
+import { startProxy, type RunningProxy } from './proxy.js';
+import { provisioningStore } from './provisioning-store.js';
+import { loadOrCreateSecretFile, readSecretFile, MASTER_SECRET_FILE } from './secrets.js';
+
+export interface RunningGateway {
+  ports: { smtp: number; imap: number; imapStarttls: number; admin: number; storeImap?: number; storeLmtp?: number };
+  keyStore: KeyStore;
+  metrics: Registry;
+  /** Re-reads the TLS files (SIGHUP). */
+  reloadTls(): Promise<void>;
+  /** Stops accepting, lets transactions and fetches in flight finish, then closes. */
+  close(): Promise<void>;
+}
+
+interface MailStoreEndpoints {
+  imap: { host: string; port: number; tls: boolean };
+  lmtp: { host: string; port: number };
+  master: { user: string; password: string };
+  close(): Promise<void>;
+}
+
+/** The embedded store's master user; Dovecot's is configured. */
+const EMBEDDED_MASTER_USER = 'recrypt-gateway';
+
+export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
+  const dataDir = config.dataDir;
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const inData = (path: string) => (isAbsolute(path) ? path : resolve(dataDir, path));
+
+  let tls: TlsMaterial = await ensureTlsMaterial(dataDir, config.tls);
+  if (tls.generated) logger.info({ certFile: tls.certFile }, 'generated a self-signed TLS certificate');
+
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics });
+  const keyStore = await openKeyStore(config.keyStore, {
+    gatewayKey: loadOrCreateGatewayKey(dataDir),
+    dataDir,
+    onConnectionError: (err) => logger.warn({ err: err.message }, 'key store connection problem'),
+  });
+  const stops: Array<() => Promise<void>> = [() => keyStore.close()];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  };
+
+  try {
+    const store = await startMailStore(config, dataDir, keyStore, logger.child({ part: 'store' }));
+    stops.push(() => store.close());
+
+    const mx: MxServer = await startMxServer({
+      host: config.smtp.host,
+      port: config.smtp.port,
+      tls: { key: tls.key, cert: tls.cert },
+      banner: config.smtp.banner,
+      maxSize: config.smtp.maxMessageBytes,
+      localDomains: config.smtp.localDomains,
+      directory: keyStoreDirectory({ keyStore, localDomains: config.smtp.localDomains }),
+      encryptor: recryptEncryptor({ hideSubject: config.smtp.hideSubject }),
+      delivery: lmtpDelivery({ host: store.lmtp.host, port: store.lmtp.port }),
+      logger: logger.child({ part: 'smtp' }),
+      metrics,
+    });
+    stops.push(() => mx.close());
+
+    const proxy: RunningProxy = await startProxy({
+      config,
+      tls,
+      keyStore,
+      upstream: store.imap,
+      master: store.master,
+      logger: logger.child({ part: 'imap' }),
+      metrics,
+    });
+    stops.push(() => proxy.close());
+
+    const admin: AdminServer = await startAdminServer({
+      host: config.admin.host,
+      port: config.admin.port,
+      tls: { key: tls.key, cert: tls.cert },
+      keyStore,
+      adminToken: loadOrCreateSecretFile(inData(config.admin.tokenFile)),
+      imapSettings: { host: publicHost(config.imap.host), port: proxy.port, starttlsPort: proxy.starttlsPort },
+      metrics,
+      logger: logger.child({ part: 'admin' }),
+    });
+    stops.push(() => admin.close());
+
+    logger.info(
+      {
+        smtp: mx.port,
+        imap: proxy.port,
+        imapStarttls: proxy.starttlsPort,
+        admin: admin.port,
+        keyStore: keyStore.kind,
+        mailStore: config.mailStore.kind,
+      },
+      'gateway started',
+    );
+
+    return {
+      ports: {
+        smtp: mx.port,
+        imap: proxy.port,
+        imapStarttls: proxy.starttlsPort,
+        admin: admin.port,
+        ...(store.embeddedPorts ?? {}),
+      },
+      keyStore,
+      metrics,
+      async reloadTls() {
+        tls = await ensureTlsMaterial(dataDir, config.tls);
+        admin.setTls(tls);
+        proxy.setTls(tls);
+        logger.info({ certFile: tls.certFile }, 'TLS certificate reloaded');
+      },
+      close: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+function publicHost(listen: string): string {
+  return listen === '0.0.0.0' || listen === '::' ? 'localhost' : listen;
+}
+
+async function startMailStore(
+  config: GatewayConfig,
+  dataDir: string,
+  keyStore: KeyStore,
+  logger: Logger,
+): Promise<MailStoreEndpoints & { embeddedPorts?: { storeImap: number; storeLmtp: number } }> {
+  const settings = config.mailStore;
+  if (settings.kind === 'dovecot') {
+    const password =
+      settings.master.passwordFile !== undefined
+        ? readSecretFile(settings.master.passwordFile, 'mailStore.master.passwordFile')
+        : settings.master.password;
+    if (password === undefined) throw new Error('mailStore.master: set password or passwordFile');
+    return {
+      imap: settings.imap,
+      lmtp: settings.lmtp,
+      master: { user: settings.master.user, password },
+      close: async () => undefined,
+    };
+  }
+  const master = {
+    user: EMBEDDED_MASTER_USER,
+    password: loadOrCreateSecretFile(join(dataDir, MASTER_SECRET_FILE)),
+  };
+  const maildir = provisioningStore(await createMaildirStore({ root: join(dataDir, 'mail') }), keyStore);
+  const lmtp = await startLmtpServer({ store: maildir, host: settings.host, port: settings.lmtpPort, logger });
+  let imap: ImapServerHandle;
+  try {
+    imap = await startImapServer({ store: maildir, host: settings.host, port: settings.imapPort, master, logger });
+  } catch (error) {
+    await lmtp.close();
+    throw error;
+  }
+  return {
+    imap: { host: settings.host, port: imap.port, tls: false },
+    lmtp: { host: settings.host, port: lmtp.port },
+    master,
+    embeddedPorts: { storeImap: imap.port, storeLmtp: lmtp.port },
+    close: async () => {
+      await imap.close();
+      await lmtp.close();
+      await maildir.close();
+    },
+  };
+}

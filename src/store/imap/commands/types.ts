@@ -1,0 +1,95 @@
+import type { SequenceSet } from './sequence.js';
+
+/** BODY[section]: `path` is the part number (empty = whole message). */
+export interface Section {
+  path: number[];
+  specifier: '' | 'HEADER' | 'HEADER.FIELDS' | 'HEADER.FIELDS.NOT' | 'TEXT' | 'MIME';
+  fields: string[];
+}
+
+export type FetchItem =
+  | {
+      type:
+        'FLAGS' | 'UID' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY';
+    }
+  | { type: 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT' }
+  | {
+      type: 'BODY[]';
+      peek: boolean;
+      section: Section;
+      partial: { start: number; length: number } | null;
+    };
+
+export type SearchKey =
+  | {
+      type:
+        'all' | 'answered' | 'deleted' | 'draft' | 'flagged' | 'new' | 'old' | 'recent' | 'seen';
+    }
+  | { type: 'unanswered' | 'undeleted' | 'undraft' | 'unflagged' | 'unseen' }
+  | { type: 'keyword' | 'unkeyword'; flag: string }
+  | { type: 'before' | 'on' | 'since' | 'sentbefore' | 'senton' | 'sentsince'; date: Date }
+  | { type: 'header'; field: string; value: string }
+  | { type: 'body' | 'text'; value: string }
+  | { type: 'larger' | 'smaller'; size: number }
+  | { type: 'seqset' | 'uid'; set: SequenceSet }
+  | { type: 'not'; key: SearchKey }
+  | { type: 'or'; a: SearchKey; b: SearchKey }
+  | { type: 'and'; keys: SearchKey[] };
+
+export type StatusItem = 'MESSAGES' | 'RECENT' | 'UIDNEXT' | 'UIDVALIDITY' | 'UNSEEN';
+
+export type CommandBody =
+  | {
+      name:
+        | 'CAPABILITY'
+        | 'NOOP'
+        | 'LOGOUT'
+        | 'STARTTLS'
+        | 'CHECK'
+        | 'CLOSE'
+        | 'UNSELECT'
+        | 'IDLE'
+        | 'NAMESPACE';
+    }
+  | { name: 'EXPUNGE'; set: SequenceSet | null }
+  | { name: 'LOGIN'; user: string; password: string }
+  | { name: 'AUTHENTICATE'; mechanism: string; initial: string | null }
+  | { name: 'ENABLE'; capabilities: string[] }
+  | { name: 'ID'; params: Array<[string, string | null]> | null }
+  | {
+      name: 'SELECT' | 'EXAMINE' | 'CREATE' | 'DELETE' | 'SUBSCRIBE' | 'UNSUBSCRIBE';
+      mailbox: string;
+    }
+  | { name: 'RENAME'; from: string; to: string }
+  | { name: 'LIST' | 'LSUB'; reference: string; pattern: string }
+  | { name: 'STATUS'; mailbox: string; items: StatusItem[] }
+  | { name: 'APPEND'; mailbox: string; flags: string[]; date: Date | null; message: Buffer }
+  | { name: 'SEARCH'; charset: string | null; key: SearchKey }
+  | { name: 'FETCH'; set: SequenceSet; items: FetchItem[] }
+  | {
+      name: 'STORE';
+      set: SequenceSet;
+      operation: 'set' | 'add' | 'remove';
+      silent: boolean;
+      flags: string[];
+    }
+  | { name: 'COPY' | 'MOVE'; set: SequenceSet; mailbox: string };
+
+export type Command = CommandBody & { tag: string; uid: boolean };
+
+export type CommandName = CommandBody['name'];
+
+/** What may be logged about a command: never credentials, never message bytes (gluon's SanitizedString). */
+export function sanitized(cmd: Command): string {
+  const prefix = `${cmd.tag} ${cmd.uid ? 'UID ' : ''}${cmd.name}`;
+  switch (cmd.name) {
+    case 'LOGIN':
+      return `${prefix} <redacted>`;
+    case 'AUTHENTICATE':
+      return `${prefix} ${cmd.mechanism}${cmd.initial !== null ? ' <redacted>' : ''}`;
+    case 'APPEND':
+      return `${prefix} (${cmd.message.length} bytes)`;
+    default:
+      return prefix;
+  }
+}

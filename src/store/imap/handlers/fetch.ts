@@ -1,0 +1,177 @@
+import type { MessageRecord } from '../../backend.js';
+import type { MessageStructure } from '../../mime/types.js';
+import { formatDateTime } from '../commands/dates.js';
+import type { FetchItem } from '../commands/types.js';
+import { RenderCache, type CacheEntry, type RenderedItem } from '../render/cache.js';
+import { readSection, sectionName } from '../render/section.js';
+import { renderBody, renderEnvelope } from '../render/structure.js';
+import { flagList } from '../serializer.js';
+import type { Selected, Session } from '../session.js';
+import { resolveSet } from './resolve.js';
+import { selectedOf } from './select.js';
+import type { Cmd } from './types.js';
+
+/** Items that read the body and therefore set \Seen (RFC 3501 §6.4.5). */
+function setsSeen(item: FetchItem): boolean {
+  return (
+    (item.type === 'BODY[]' && !item.peek) || item.type === 'RFC822' || item.type === 'RFC822.TEXT'
+  );
+}
+
+function needsStructure(item: FetchItem): boolean {
+  if (item.type === 'BODY[]') return item.section.path.length > 0 || item.section.specifier !== '';
+  return (
+    item.type === 'ENVELOPE' ||
+    item.type === 'BODYSTRUCTURE' ||
+    item.type === 'BODY' ||
+    item.type === 'RFC822.HEADER' ||
+    item.type === 'RFC822.TEXT'
+  );
+}
+
+/** Messages prepared ahead of the one being written: overlaps disk reads with socket writes, bounds memory. */
+const READ_AHEAD = 16;
+
+/** FETCH / UID FETCH (§6.4.5, §6.4.8). Bodies are written as Buffers, one message at a time. */
+export async function handleFetch(s: Session, cmd: Cmd<'FETCH'>): Promise<void> {
+  const sel = selectedOf(s);
+  const items = [...cmd.items];
+  if (cmd.uid && !items.some((i) => i.type === 'UID')) items.unshift({ type: 'UID' });
+  const targets = resolveSet(sel, cmd.set, cmd.uid);
+  const records = new Map<number, MessageRecord>(sel.handle.records().map((r) => [r.uid, r]));
+
+  if (!sel.readOnly && items.some(setsSeen)) {
+    const unseen = targets
+      .map(([, uid]) => uid)
+      .filter((uid) => records.get(uid)?.flags.includes('\\Seen') === false);
+    if (unseen.length > 0) {
+      for (const r of await sel.handle.setFlags(unseen, 'add', ['\\Seen'])) records.set(r.uid, r);
+      if (!items.some((i) => i.type === 'FLAGS')) items.push({ type: 'FLAGS' });
+    }
+  }
+  const cache = s.config.cache;
+  const user = s.user?.user ?? '';
+  const prepare = async (seq: number, uid: number): Promise<Array<string | Uint8Array> | null> => {
+    const record = records.get(uid);
+    // Expunged by another session and not yet reported: nothing to send (§7.4.1 forbids the EXPUNGE now).
+    if (record === undefined) return null;
+    const key = RenderCache.key(user, sel.handle.name, sel.handle.uidValidity, uid);
+    const cached = cache.get(key) ?? {};
+    const wantStructure = items.some(
+      (i) => needsStructure(i) && !(isRendered(i) && cached[i.type] !== undefined),
+    );
+    const structure = wantStructure ? await sel.handle.structure(uid).catch(() => null) : null;
+    if (wantStructure && structure === null) return null;
+    return renderOne(sel, seq, record, structure, items, cached, (item, value) =>
+      cache.set(key, item, value),
+    );
+  };
+  const pending: Array<Promise<Array<string | Uint8Array> | null>> = [];
+  let next = 0;
+  const fill = (): void => {
+    while (pending.length < READ_AHEAD && next < targets.length) {
+      const [seq, uid] = targets[next++] as [number, number];
+      const p = prepare(seq, uid);
+      p.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
+      pending.push(p);
+    }
+  };
+  fill();
+  while (pending.length > 0) {
+    const parts = await (pending.shift() as Promise<Array<string | Uint8Array> | null>);
+    fill();
+    if (parts === null) continue;
+    for (const part of parts) {
+      if (typeof part === 'string') s.out.text(part);
+      else await s.out.bytes(part);
+    }
+    await s.out.maybeFlush();
+  }
+}
+
+/**
+ * One message's FETCH response. Everything is read before the first byte is written, so
+ * a storage error cannot leave half a response on the wire; bodies stay Buffers.
+ */
+function isRendered(item: FetchItem): item is { type: RenderedItem } {
+  return item.type === 'ENVELOPE' || item.type === 'BODYSTRUCTURE' || item.type === 'BODY';
+}
+
+async function renderOne(
+  sel: Selected,
+  seq: number,
+  record: MessageRecord,
+  structure: MessageStructure | null,
+  items: FetchItem[],
+  cached: CacheEntry,
+  remember: (item: RenderedItem, value: string) => void,
+): Promise<Array<string | Uint8Array>> {
+  const rendered = (item: RenderedItem, make: (st: MessageStructure) => string): string => {
+    const hit = cached[item];
+    if (hit !== undefined) return hit;
+    const value = make(structure as MessageStructure);
+    remember(item, value);
+    return value;
+  };
+  const parts: Array<string | Uint8Array> = [];
+  let text = `* ${seq} FETCH (`;
+  const sep = (): string => (text.endsWith('(') && parts.length === 0 ? '' : ' ');
+  const literal = async (label: string, bytes: Promise<Uint8Array>): Promise<void> => {
+    const data = await bytes;
+    text += `${sep()}${label} {${data.length}}\r\n`;
+    parts.push(text, data);
+    text = '';
+  };
+  const st = structure;
+  for (const item of items) {
+    switch (item.type) {
+      case 'UID':
+        text += `${sep()}UID ${record.uid}`;
+        break;
+      case 'FLAGS':
+        text += `${sep()}FLAGS ${flagList(record.flags, sel.handle.isRecent(record.uid))}`;
+        break;
+      case 'INTERNALDATE':
+        text += `${sep()}INTERNALDATE "${formatDateTime(record.internalDate)}"`;
+        break;
+      case 'RFC822.SIZE':
+        text += `${sep()}RFC822.SIZE ${record.size}`;
+        break;
+      case 'ENVELOPE':
+        text += `${sep()}ENVELOPE ${rendered('ENVELOPE', (x) => renderEnvelope(x.envelope))}`;
+        break;
+      case 'BODYSTRUCTURE':
+      case 'BODY':
+        text += `${sep()}${item.type} ${rendered(item.type, (x) => renderBody(x.root, item.type === 'BODYSTRUCTURE'))}`;
+        break;
+      case 'RFC822':
+      case 'RFC822.HEADER':
+      case 'RFC822.TEXT': {
+        const specifier =
+          item.type === 'RFC822' ? '' : item.type === 'RFC822.HEADER' ? 'HEADER' : 'TEXT';
+        await literal(
+          item.type,
+          readSection(
+            sel.handle,
+            record.uid,
+            record.size,
+            st,
+            { path: [], specifier, fields: [] },
+            null,
+          ),
+        );
+        break;
+      }
+      case 'BODY[]': {
+        const origin = item.partial === null ? '' : `<${item.partial.start}>`;
+        await literal(
+          `BODY[${sectionName(item.section)}]${origin}`,
+          readSection(sel.handle, record.uid, record.size, st, item.section, item.partial),
+        );
+        break;
+      }
+    }
+  }
+  parts.push(`${text})\r\n`);
+  return parts;
+}

@@ -1,0 +1,224 @@
+import type { MessageRecord } from '../../backend.js';
+import { parseHeaderFields } from '../../mime/index.js';
+import type { BodyPart, MessageStructure } from '../../mime/types.js';
+import { matchSet } from '../commands/sequence.js';
+import type { SearchKey } from '../commands/types.js';
+import type { Selected, Session } from '../session.js';
+import { decodeQuotedPrintable, decodeWords } from './decode.js';
+import { selectedOf } from './select.js';
+import { MAX_CACHED_HEADER, RenderCache, type CacheEntry } from '../render/cache.js';
+import type { Cmd } from './types.js';
+
+/** Per-message facts, loaded only when a key needs them. */
+class Candidate {
+  private structure: Promise<MessageStructure> | null = null;
+  private headers: Promise<Array<{ key: string; value: string }>> | null = null;
+  private text: Promise<string> | null = null;
+
+  constructor(
+    readonly cache: { entry: CacheEntry; remember: (header: Uint8Array) => void },
+    readonly sel: Selected,
+    readonly seq: number,
+    readonly record: MessageRecord,
+    readonly count: number,
+    readonly maxUid: number,
+  ) {}
+
+  getStructure(): Promise<MessageStructure> {
+    this.structure ??= this.sel.handle.structure(this.record.uid);
+    return this.structure;
+  }
+
+  getHeaders(): Promise<Array<{ key: string; value: string }>> {
+    this.headers ??= (async () => {
+      let bytes = this.cache.entry.header;
+      if (bytes === undefined) {
+        const st = await this.getStructure();
+        bytes = await this.sel.handle.read(this.record.uid, {
+          start: st.root.header.start,
+          length: st.root.header.end - st.root.header.start,
+        });
+        if (bytes.length <= MAX_CACHED_HEADER) this.cache.remember(bytes);
+      }
+      return parseHeaderFields(bytes, { start: 0, end: bytes.length }).map((f) => ({
+        key: f.key,
+        value: f.value,
+      }));
+    })();
+    return this.headers;
+  }
+
+  /** The body text with transfer encodings undone, for BODY / TEXT (charsets read as UTF-8). */
+  getBodyText(): Promise<string> {
+    this.text ??= (async () => {
+      const st = await this.getStructure();
+      const bytes = Buffer.from(await this.sel.handle.read(this.record.uid));
+      return leafTexts(st.root, bytes).join('\n');
+    })();
+    return this.text;
+  }
+}
+
+function leafTexts(part: BodyPart, bytes: Buffer): string[] {
+  if (part.parts.length > 0) return part.parts.flatMap((p) => leafTexts(p, bytes));
+  if (part.message !== null) {
+    const inner = part.message.root;
+    return [
+      bytes.toString('utf8', inner.header.start, inner.header.end),
+      ...leafTexts(inner, bytes),
+    ];
+  }
+  const raw = bytes.subarray(part.body.start, part.body.end);
+  const enc = (part.encoding ?? '').toLowerCase();
+  if (enc === 'base64') return [Buffer.from(raw.toString('latin1'), 'base64').toString('utf8')];
+  if (enc === 'quoted-printable')
+    return [decodeQuotedPrintable(raw.toString('latin1')).toString('utf8')];
+  return [raw.toString('utf8')];
+}
+
+const includes = (hay: string, needle: string): boolean =>
+  hay.toLowerCase().includes(needle.toLowerCase());
+
+function dayOf(d: Date): number {
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+}
+
+async function sentDay(c: Candidate): Promise<number | null> {
+  const date = (await c.getStructure()).envelope.date;
+  if (date === null) return null;
+  const t = Date.parse(date.replace(/\([^)]*\)/g, ''));
+  return Number.isNaN(t) ? null : dayOf(new Date(t));
+}
+
+function has(c: Candidate, flag: string): boolean {
+  return c.record.flags.some((f) => f.toLowerCase() === flag.toLowerCase());
+}
+
+const ENVELOPE_FIELDS = new Set(['from', 'to', 'cc', 'bcc', 'subject']);
+
+/**
+ * FROM / TO / CC / BCC / SUBJECT from the indexed envelope, so the common searches read
+ * no message file; other header names fall back to reading the header.
+ */
+async function envelopeText(field: string, c: Candidate): Promise<string | null> {
+  if (!ENVELOPE_FIELDS.has(field)) return null;
+  const env = (await c.getStructure()).envelope;
+  if (field === 'subject') return env.subject === null ? '' : decodeWords(env.subject);
+  const list = env[field as 'from' | 'to' | 'cc' | 'bcc'];
+  return list
+    .map(
+      (a) =>
+        `${a.name === null ? '' : `${decodeWords(a.name)} `}<${a.mailbox ?? ''}@${a.host ?? ''}>`,
+    )
+    .join(', ');
+}
+
+async function matches(key: SearchKey, c: Candidate): Promise<boolean> {
+  switch (key.type) {
+    case 'all':
+      return true;
+    case 'answered':
+      return has(c, '\\Answered');
+    case 'deleted':
+      return has(c, '\\Deleted');
+    case 'draft':
+      return has(c, '\\Draft');
+    case 'flagged':
+      return has(c, '\\Flagged');
+    case 'seen':
+      return has(c, '\\Seen');
+    case 'unanswered':
+      return !has(c, '\\Answered');
+    case 'undeleted':
+      return !has(c, '\\Deleted');
+    case 'undraft':
+      return !has(c, '\\Draft');
+    case 'unflagged':
+      return !has(c, '\\Flagged');
+    case 'unseen':
+      return !has(c, '\\Seen');
+    case 'recent':
+      return c.sel.handle.isRecent(c.record.uid);
+    case 'old':
+      return !c.sel.handle.isRecent(c.record.uid);
+    case 'new':
+      return c.sel.handle.isRecent(c.record.uid) && !has(c, '\\Seen');
+    case 'keyword':
+      return has(c, key.flag);
+    case 'unkeyword':
+      return !has(c, key.flag);
+    case 'before':
+      return dayOf(c.record.internalDate) < key.date.getTime();
+    case 'on':
+      return dayOf(c.record.internalDate) === key.date.getTime();
+    case 'since':
+      return dayOf(c.record.internalDate) >= key.date.getTime();
+    case 'sentbefore':
+    case 'senton':
+    case 'sentsince': {
+      const day = await sentDay(c);
+      if (day === null) return false;
+      const t = key.date.getTime();
+      return key.type === 'sentbefore' ? day < t : key.type === 'senton' ? day === t : day >= t;
+    }
+    case 'larger':
+      return c.record.size > key.size;
+    case 'smaller':
+      return c.record.size < key.size;
+    case 'seqset':
+      return matchSet(key.set, c.count, c.seq);
+    case 'uid':
+      return matchSet(key.set, c.maxUid, c.record.uid);
+    case 'header': {
+      const fromEnvelope = await envelopeText(key.field, c);
+      if (fromEnvelope !== null) return includes(fromEnvelope, key.value);
+      const fields = await c.getHeaders();
+      return fields.some((f) => f.key === key.field && includes(decodeWords(f.value), key.value));
+    }
+    case 'body':
+      return includes(await c.getBodyText(), key.value);
+    case 'text': {
+      const fields = await c.getHeaders();
+      return (
+        fields.some((f) => includes(decodeWords(f.value), key.value)) ||
+        includes(await c.getBodyText(), key.value)
+      );
+    }
+    case 'not':
+      return !(await matches(key.key, c));
+    case 'or':
+      return (await matches(key.a, c)) || (await matches(key.b, c));
+    case 'and':
+      for (const k of key.keys) if (!(await matches(k, c))) return false;
+      return true;
+  }
+}
+
+const SEARCH_BATCH = 32;
+
+/** SEARCH / UID SEARCH (§6.4.4). */
+export async function handleSearch(s: Session, cmd: Cmd<'SEARCH'>): Promise<void> {
+  const sel = selectedOf(s);
+  const records = new Map(sel.handle.records().map((r) => [r.uid, r]));
+  const hits: number[] = [];
+  const uids = sel.tracker.all;
+  const cache = s.config.cache;
+  const user = s.user?.user ?? '';
+  // Candidates are checked in batches so that the file reads some keys need overlap.
+  for (let start = 0; start < uids.length; start += SEARCH_BATCH) {
+    const batch = uids.slice(start, start + SEARCH_BATCH).map(async (uid, j) => {
+      const record = records.get(uid);
+      if (record === undefined) return 0;
+      const seq = start + j + 1;
+      const key = RenderCache.key(user, sel.handle.name, sel.handle.uidValidity, uid);
+      const cached = {
+        entry: cache.get(key) ?? {},
+        remember: (h: Uint8Array) => cache.set(key, 'header', h),
+      };
+      const c = new Candidate(cached, sel, seq, record, uids.length, sel.tracker.maxUid);
+      return (await matches(cmd.key, c).catch(() => false)) ? (cmd.uid ? uid : seq) : 0;
+    });
+    for (const hit of await Promise.all(batch)) if (hit !== 0) hits.push(hit);
+  }
+  s.out.line(hits.length === 0 ? '* SEARCH' : `* SEARCH ${hits.join(' ')}`);
+}

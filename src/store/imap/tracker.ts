@@ -1,0 +1,103 @@
+import type { MailboxEvent } from '../backend.js';
+import { flagList } from './serializer.js';
+
+/**
+ * One session's view of its selected mailbox: which UID each sequence number means
+ * (go-imap's SessionTracker). Storage reports changes as UIDs; they are queued here and
+ * turned into EXISTS / EXPUNGE / FETCH FLAGS only when the protocol allows: EXPUNGE
+ * never while a FETCH, STORE or SEARCH by sequence number is running (RFC 3501 §7.4.1),
+ * and nothing after a held-back EXPUNGE, so numbers stay consistent for the client.
+ */
+export class SessionTracker {
+  private uids: number[];
+  private queue: MailboxEvent[] = [];
+  private lastRecent = -1;
+
+  constructor(initial: number[]) {
+    this.uids = initial;
+  }
+
+  get count(): number {
+    return this.uids.length;
+  }
+
+  /** UIDs in sequence order (index + 1 = sequence number). */
+  get all(): readonly number[] {
+    return this.uids;
+  }
+
+  get maxUid(): number {
+    return this.uids.length === 0 ? 0 : (this.uids[this.uids.length - 1] as number);
+  }
+
+  push(event: MailboxEvent): void {
+    this.queue.push(event);
+  }
+
+  get hasPending(): boolean {
+    return this.queue.length > 0;
+  }
+
+  /** Sequence number of `uid`, 0 when the session does not know it. */
+  seqOf(uid: number): number {
+    let lo = 0;
+    let hi = this.uids.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const v = this.uids[mid] as number;
+      if (v === uid) return mid + 1;
+      if (v < uid) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return 0;
+  }
+
+  /** Removes this session's own expunged UIDs; returns the EXPUNGE lines in order. */
+  expunged(uids: number[]): string[] {
+    const lines: string[] = [];
+    for (const uid of [...uids].sort((a, b) => a - b)) {
+      const seq = this.seqOf(uid);
+      if (seq === 0) continue;
+      this.uids.splice(seq - 1, 1);
+      lines.push(`* ${seq} EXPUNGE`);
+    }
+    return lines;
+  }
+
+  /**
+   * Turns queued events into untagged responses. `recentCount` gives the current number
+   * of \Recent messages among the known UIDs, `isRecent` one message's state.
+   */
+  drain(allowExpunge: boolean, isRecent: (uid: number) => boolean, withUid: boolean): string[] {
+    const lines: string[] = [];
+    while (this.queue.length > 0) {
+      const event = this.queue[0] as MailboxEvent;
+      if (event.type === 'expunge' && !allowExpunge) break;
+      this.queue.shift();
+      if (event.type === 'expunge') lines.push(...this.expunged(event.uids));
+      else if (event.type === 'exists') {
+        const last = this.maxUid;
+        const fresh = event.uids.filter((u) => u > last).sort((a, b) => a - b);
+        if (fresh.length === 0) continue;
+        this.uids.push(...fresh);
+        lines.push(`* ${this.uids.length} EXISTS`);
+        const recent = this.uids.reduce((n, u) => (isRecent(u) ? n + 1 : n), 0);
+        if (recent !== this.lastRecent) lines.push(`* ${recent} RECENT`);
+        this.lastRecent = recent;
+      } else {
+        const seq = this.seqOf(event.uid);
+        if (seq === 0) continue;
+        const uidPart = withUid ? ` UID ${event.uid}` : '';
+        lines.push(
+          `* ${seq} FETCH (FLAGS ${flagList(event.flags, isRecent(event.uid))}${uidPart})`,
+        );
+      }
+    }
+    return lines;
+  }
+
+  /** Records the \Recent count announced at SELECT so later EXISTS only repeat RECENT on change. */
+  setAnnouncedRecent(n: number): void {
+    this.lastRecent = n;
+  }
+}
