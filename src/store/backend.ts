@@ -8,6 +8,10 @@
  * Mailbox names here are already decoded (UTF-8) and use '/' as hierarchy delimiter.
  */
 
+import type { MessageStructure } from './mime/types.js';
+
+export type { MessageStructure } from './mime/types.js';
+
 /** A system flag (`\Seen`, `\Answered`, `\Flagged`, `\Deleted`, `\Draft`) or a keyword. */
 export type Flag = string;
 
@@ -68,7 +72,9 @@ export class StoreError extends Error {
       | 'no-such-message'
       | 'over-quota'
       | 'io-error'
-      | 'too-large',
+      | 'too-large'
+      /** A per-mailbox limit was hit (e.g. more than 26 distinct keywords, Maildir's letters a-z). */
+      | 'limit',
     message: string,
   ) {
     super(message);
@@ -109,6 +115,15 @@ export interface MailboxHandle {
   records(): MessageRecord[];
   /** Number of messages that were `\Recent` for this handle when it was opened. */
   recentCount(): number;
+  /** Whether the message is `\Recent` for this handle (claimed at open, or delivered while it was open). */
+  isRecent(uid: number): boolean;
+  /**
+   * Parsed MIME tree and envelope from the index (no message file is read when indexed).
+   * Offsets in it are valid for `read(uid, range)`. Throws StoreError('no-such-message').
+   */
+  structure(uid: number): Promise<MessageStructure>;
+  /** Keywords defined in this mailbox (for PERMANENTFLAGS / FLAGS); at most 26 can exist. */
+  keywords(): string[];
   /** The stored bytes, or a byte range of them (for BODY[]<partial> without reading all). */
   read(uid: number, range?: { start: number; length: number }): Promise<Uint8Array>;
   setFlags(uids: number[], operation: FlagOperation, flags: Flag[]): Promise<MessageRecord[]>;

@@ -1,0 +1,265 @@
+/**
+ * The IMAP proxy against its limit, the store itself: FETCH BODY[] of 1,000 × 20 KB and
+ * 20 × 5 MB S/MIME messages through the proxy (recrypting for the device) and straight
+ * from Dovecot, side by side with the same client (imapflow); the ratio is proxy/direct
+ * wall time (goal: < 1.3× for 20 KB, < 1.1× for 5 MB). Then the rewriter's CPU per
+ * recrypted message with no sockets, and memory per idle TLS connection.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { ImapFlow } from 'imapflow';
+import { ensureTlsMaterial } from '../src/config/tls.js';
+import { recryptTransform } from '../src/imap/adapters/recrypt-transform.js';
+import { startImapProxy } from '../src/imap/index.js';
+import { PlanCache } from '../src/imap/plan-cache.js';
+import { ResponseRewriter } from '../src/imap/response-rewriter.js';
+import { wrapMessage } from '../src/recrypt/smime.js';
+import { startDovecot } from '../test/helpers/dovecot.js';
+import { MemoryDirectory } from '../test/helpers/proxy-directory.js';
+import { makeTestUser } from '../test/helpers/proxy-pki.js';
+import { tempDir } from '../test/helpers/tmp.js';
+
+const childScript = join(
+  fileURLToPath(new URL('.', import.meta.url)),
+  '..',
+  'test',
+  'helpers',
+  'proxy-idle-child.ts',
+);
+
+function original(size: number, seed: number): Buffer {
+  const head = Buffer.from(`From: bob@example.org\r\nSubject: bench ${seed}\r\n\r\n`);
+  const body = Buffer.alloc(size - head.length);
+  for (let i = 0; i < body.length; i++) body[i] = i % 78 === 77 ? 10 : 32 + ((i * 7 + seed) % 94);
+  return Buffer.concat([head, body]);
+}
+
+async function timeFetch(
+  client: ImapFlow,
+  mailbox: string,
+): Promise<{ ms: number; bytes: number; count: number }> {
+  await client.mailboxOpen(mailbox, { readOnly: true });
+  const started = process.hrtime.bigint();
+  let bytes = 0;
+  let count = 0;
+  for await (const message of client.fetch('1:*', { source: true })) {
+    bytes += message.source?.length ?? 0;
+    count++;
+  }
+  return { ms: Number(process.hrtime.bigint() - started) / 1e6, bytes, count };
+}
+
+export async function run(): Promise<void> {
+  const dir = tempDir('bench-proxy-');
+  const dovecot = await startDovecot();
+  try {
+    const user = await makeTestUser(dir.path, 'bench@example.org', 1);
+    const device = user.devices[0]!;
+    const directory = new MemoryDirectory();
+    directory.addUser(user);
+    const tls = await ensureTlsMaterial(dir.path);
+    const proxy = await startImapProxy({
+      host: '127.0.0.1',
+      port: 0,
+      starttlsPort: 0,
+      allowPlaintextOnLoopback: true,
+      tls: { key: tls.key, cert: tls.cert },
+      upstream: { host: '127.0.0.1', port: dovecot.imapPort, tls: false },
+      master: { user: dovecot.masterUser, password: dovecot.masterPassword },
+      directory,
+    });
+    // The same proxy with the identity transform: the relay's own cost, without the EC math.
+    const relayOnly = await startImapProxy({
+      host: '127.0.0.1',
+      port: 0,
+      starttlsPort: 0,
+      allowPlaintextOnLoopback: true,
+      tls: { key: tls.key, cert: tls.cert },
+      upstream: { host: '127.0.0.1', port: dovecot.imapPort, tls: false },
+      master: { user: dovecot.masterUser, password: dovecot.masterPassword },
+      directory,
+      transformFor: () => ({
+        plan: () => ({ kind: 'unchanged', reason: 'bench' }),
+        apply: (chunk) => chunk,
+      }),
+    });
+    const direct = (): ImapFlow =>
+      new ImapFlow({
+        host: '127.0.0.1',
+        port: dovecot.imapPort,
+        secure: false,
+        auth: {
+          user: dovecot.masterUser,
+          pass: dovecot.masterPassword,
+          authzid: user.address,
+          loginMethod: 'AUTH=PLAIN',
+        } as never,
+        logger: false,
+      });
+    // Plain on loopback like the direct baseline, so the ratio is the proxy's own cost;
+    // `tls` adds the client leg's TLS that production has (and Dovecot would have too).
+    const viaProxy = (server = proxy, tls = false): ImapFlow =>
+      new ImapFlow({
+        host: '127.0.0.1',
+        port: tls ? server.ports.tls! : server.ports.starttls!,
+        secure: tls,
+        doSTARTTLS: false,
+        tls: { rejectUnauthorized: false },
+        auth: { user: user.address, pass: device.password },
+        logger: false,
+      });
+
+    // Load the store (APPEND straight to Dovecot; messages made by the recrypt core).
+    const loader = direct();
+    await loader.connect();
+    const sets = [
+      { mailbox: 'Small', count: 1000, size: 20 * 1024 },
+      { mailbox: 'Large', count: 20, size: 5 * 1024 * 1024 },
+    ];
+    const samples: Buffer[] = [];
+    for (const set of sets) {
+      await loader.mailboxCreate(set.mailbox);
+      for (let i = 0; i < set.count; i++) {
+        const message = Buffer.from(wrapMessage(original(set.size, i), user.group.certDer));
+        if (set.mailbox === 'Small' && samples.length < 1000) samples.push(message);
+        await loader.append(set.mailbox, message);
+      }
+    }
+    await loader.logout();
+
+    console.log(
+      'FETCH BODY[] (imapflow, one session each, plain TCP on loopback unless said, one untimed pass first)',
+    );
+    for (const set of sets) {
+      const results: Record<string, { ms: number; bytes: number; count: number }> = {};
+      for (const [name, make] of [
+        ['direct', direct],
+        ['proxy', () => viaProxy()],
+        ['relay', () => viaProxy(relayOnly)],
+        ['proxyTls', () => viaProxy(proxy, true)],
+      ] as const) {
+        const client = make();
+        await client.connect();
+        await timeFetch(client, set.mailbox);
+        results[name] = await timeFetch(client, set.mailbox);
+        await client.logout();
+      }
+      const d = results.direct!;
+      const p = results.proxy!;
+      const r = results.relay!;
+      const t = results.proxyTls!;
+      const mbps = (r: { ms: number; bytes: number }): string =>
+        ((r.bytes / 1e6 / r.ms) * 1000).toFixed(1);
+      console.log(
+        `  ${set.count} × ${set.size / 1024} KiB: direct ${d.ms.toFixed(0)} ms (${mbps(d)} MB/s), ` +
+          `proxy ${p.ms.toFixed(0)} ms (${mbps(p)} MB/s), ratio ${(p.ms / d.ms).toFixed(2)}× ` +
+          `(goal < ${set.size > 1e6 ? '1.1' : '1.3'}×); proxy without recryption ${r.ms.toFixed(0)} ms, ` +
+          `${(r.ms / d.ms).toFixed(2)}×; proxy with TLS to the client ${t.ms.toFixed(0)} ms, ${(t.ms / d.ms).toFixed(2)}×; ` +
+          `${p.count} messages`,
+      );
+    }
+
+    // CPU of the rewriter alone: a FETCH transcript of the 1,000 small messages.
+    const transcript = Buffer.concat(
+      samples.flatMap((m, i) => [
+        Buffer.from(`* ${i + 1} FETCH (UID ${i + 1} BODY[] {${m.length}}\r\n`),
+        m,
+        Buffer.from(')\r\n'),
+      ]),
+    );
+    const cpu = (
+      transform: ConstructorParameters<typeof ResponseRewriter>[0]['transform'],
+    ): number => {
+      const rewriter = new ResponseRewriter(
+        {
+          transform,
+          cache: new PlanCache(),
+          selection: () => ({ mailbox: 'Small', uidValidity: 1 }),
+        },
+        () => undefined,
+      );
+      const input = Buffer.from(transcript);
+      const start = process.cpuUsage();
+      for (let offset = 0; offset < input.length; offset += 65536)
+        void rewriter.write(input.subarray(offset, offset + 65536));
+      const used = process.cpuUsage(start);
+      return (used.user + used.system) / samples.length;
+    };
+    const identity = {
+      plan: () => ({ kind: 'unchanged' as const, reason: 'bench' }),
+      apply: (chunk: Uint8Array) => chunk,
+    };
+    cpu(recryptTransform(device.keys));
+    const recrypting = cpu(recryptTransform(device.keys));
+    const parsingOnly = cpu(identity);
+    console.log(
+      `rewriter CPU per 20 KiB message: ${recrypting.toFixed(0)} µs recrypting, ${parsingOnly.toFixed(0)} µs parsing only ` +
+        `(recryption ${(recrypting - parsingOnly).toFixed(0)} µs)`,
+    );
+
+    // Memory per idle connection, measured in a child process running only the proxy.
+    const child = spawn(
+      process.execPath,
+      [
+        '--expose-gc',
+        '--import',
+        'tsx',
+        childScript,
+        JSON.stringify({
+          key: tls.key,
+          cert: tls.cert,
+          upstreamPort: dovecot.imapPort,
+          master: { user: dovecot.masterUser, password: dovecot.masterPassword },
+          address: user.address,
+          password: 'idle-bench',
+        }),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    const next = async (): Promise<Record<string, number>> =>
+      JSON.parse((await lines.next()).value as string) as Record<string, number>;
+    const measure = async (): Promise<Record<string, number>> => {
+      child.stdin!.write('measure\n');
+      return next();
+    };
+    const { port } = await next();
+    const sockets: TLSSocket[] = [];
+    const open = async (count: number, login: boolean): Promise<void> => {
+      for (let i = 0; i < count; i++) {
+        const socket = tlsConnect({ host: '127.0.0.1', port: port!, rejectUnauthorized: false });
+        socket.on('error', () => undefined);
+        sockets.push(socket);
+        await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+        if (login) {
+          socket.write(`l LOGIN ${user.address} idle-bench\r\n`);
+          await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+        }
+      }
+    };
+    const base = await measure();
+    await open(1000, false);
+    const idle = await measure();
+    // Dovecot allows 10 sessions per user and IP: logged-in sessions are measured by tens.
+    await open(9, true);
+    const loggedIn = await measure();
+    const kib = (bytes: number): string => (bytes / 1024).toFixed(1);
+    console.log(
+      `memory per idle TLS connection (proxy process alone, after GC): ${kib((idle.rss! - base.rss!) / 1000)} KiB RSS, ` +
+        `${kib((idle.heap! + idle.external! - base.heap! - base.external!) / 1000)} KiB heap+external; ` +
+        `per logged-in idle session (with its upstream connection): ${kib((loggedIn.rss! - idle.rss!) / 9)} KiB RSS ` +
+        `(${idle.sessions} then ${loggedIn.sessions} sessions)`,
+    );
+    for (const socket of sockets) socket.destroy();
+    child.stdin!.write('exit\n');
+    await new Promise((resolve) => child.once('exit', resolve));
+    await proxy.close();
+    await relayOnly.close();
+  } finally {
+    await dovecot.remove();
+    dir.remove();
+  }
+}

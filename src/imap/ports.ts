@@ -1,0 +1,63 @@
+/**
+ * The narrow interfaces the proxy depends on (STYLE: protocol code never imports storage
+ * or crypto internals). Adapters in `adapters/` bind them to the key store and the
+ * recrypt core; tests may bind them to in-memory data.
+ */
+import type { DeviceRecryptKeys } from '../recrypt/types.js';
+
+/** A device that proved its credential. */
+export interface AuthenticatedDevice {
+  /** The user's address: the upstream login's authorization identity. */
+  address: string;
+  /** Stable identifier of the device (for revocation and logs; not secret). */
+  deviceId: string;
+  keys: DeviceRecryptKeys;
+  /** DER of the user's group certificate (APPEND encryption). */
+  groupCertificate?: Uint8Array;
+}
+
+export interface DeviceRevokedEvent {
+  address: string;
+  /** null: every device of the address (the user was removed). */
+  deviceId: string | null;
+}
+
+export interface DeviceDirectory {
+  /**
+   * Checks a device credential. Resolves null for an unknown address and for a wrong
+   * password alike (the caller answers both the same way); throws UnavailableError when
+   * the key store cannot answer. Comparison of password hashes is constant-time.
+   */
+  authenticate(address: string, password: string): Promise<AuthenticatedDevice | null>;
+  /** Subscribes to revocations; returns the unsubscribe function. */
+  onDeviceRevoked(listener: (event: DeviceRevokedEvent) => void): () => void;
+}
+
+/** How a body literal is encoded, decided by the FETCH section it answers. */
+export type BodyForm = 'der' | 'base64' | 'message';
+
+export interface BodyEdit {
+  /** Offset from the start of the section's content. */
+  offset: number;
+  bytes: Uint8Array;
+}
+
+export type BodyPlan =
+  | { kind: 'edits'; edits: readonly BodyEdit[] }
+  | { kind: 'unchanged'; reason: string }
+  | { kind: 'need-more'; atLeast: number };
+
+/** The recrypt transform bound to one device's keys. Pure and synchronous. */
+export interface BodyTransform {
+  plan(prefix: Uint8Array, form: BodyForm): BodyPlan;
+  /** Returns `chunk` (same length) with the edits that fall inside [offset, offset+len) applied. */
+  apply(chunk: Uint8Array, chunkOffset: number, edits: readonly BodyEdit[]): Uint8Array;
+}
+
+/** Turns a message a client APPENDs into what the store keeps (encrypted to the user's group). */
+export interface AppendEncryptor {
+  /** Larger APPENDs are refused rather than stored in plaintext. */
+  maxBytes: number;
+  /** The bytes to store; an already encrypted message comes back as it is. */
+  encrypt(message: Buffer): Buffer;
+}

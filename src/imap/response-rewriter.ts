@@ -1,0 +1,620 @@
+/**
+ * The upstream → client half of the relay: a streaming parser of IMAP server output that
+ * passes every byte through unchanged except the body literals of untagged FETCH
+ * responses, which it feeds through the recrypt transform (same length, patched in place).
+ *
+ * Hand-written on purpose: the IMAP libraries for Node (imapflow, emailjs-imap-client,
+ * node-imap) parse server output into values and re-serialise or discard it; none passes
+ * the original bytes through exactly while exposing where each literal starts, and
+ * none streams a literal instead of collecting it. The proxy needs both.
+ *
+ * Memory: a text line is buffered (capped), a FETCH line is tokenised byte by byte
+ * without buffering, a plain literal is skipped, and of a body literal only the prefix
+ * the planner asks for is held (capped); the rest streams chunk by chunk.
+ */
+import { parseBodyItem, type BodyItem } from './fetch-item.js';
+import type { PlanCache, PlanKey, SettledPlan } from './plan-cache.js';
+import type { BodyEdit, BodyTransform } from './ports.js';
+
+/** A status or continuation line is at most this long before it is passed through raw. */
+const TEXT_LINE_CAP = 64 * 1024;
+/** A planner asking for more than this is refused: the body passes unchanged. */
+export const MAX_PREFIX = 1024 * 1024;
+const HEAD_CAP = 64;
+const ATOM_CAP = 600;
+const FIRST_PLAN_BYTES = 256;
+const SIDE_FETCH_BYTES = 8192;
+const LITERAL = /^~?\{(\d{1,15})\+?\}$/;
+const STATUS = new Set(['OK', 'NO', 'BAD', 'BYE', 'PREAUTH', 'CAPABILITY']);
+
+export interface Selection {
+  /** The mailbox name exactly as the client sent it (quoted string or atom). */
+  mailbox: string;
+  uidValidity: number;
+}
+
+export interface PrefixRequest extends Selection {
+  uid: number;
+  item: BodyItem;
+  length: number;
+}
+
+export type BodyResult = 'recrypted' | 'unchanged' | 'unresolved';
+
+export interface BodyEvent {
+  item: BodyItem;
+  result: BodyResult;
+  reason?: string;
+  /** Offset of the literal's first byte in the rewriter's output, and its length. */
+  start: number;
+  length: number;
+}
+
+export interface RewriterContext {
+  transform: BodyTransform;
+  cache: PlanCache;
+  /** The selected mailbox when a body literal starts; null when unknown. */
+  selection(): Selection | null;
+  /** First bytes of a section fetched by UID on a side connection; null when impossible. */
+  fetchPrefix?(request: PrefixRequest): Promise<Uint8Array | null>;
+  /** Sees every status/continuation line (without CRLF) before it is written. */
+  onTextLine?(line: string): void;
+  /** May rewrite a status line (CAPABILITY filtering); identity keeps its bytes exactly. */
+  rewriteTextLine?(line: string): string;
+  onBody?(event: BodyEvent): void;
+}
+
+type State = 'head' | 'text' | 'raw-to-eol' | 'other' | 'fetch' | 'literal' | 'body';
+
+interface FetchState {
+  seq: number;
+  uid: number | undefined;
+  depth: number;
+  bracket: number;
+  inQuote: boolean;
+  escape: boolean;
+  curr: string;
+  prev: string;
+  /** Plans settled before the response told the UID; cached at its end. */
+  pending: { section: string; plan: SettledPlan }[];
+}
+
+interface BodyLiteral {
+  item: BodyItem;
+  section: string;
+  length: number;
+  remaining: number;
+  pos: number;
+  start: number;
+  mode: 'resolve' | 'collect' | 'stream' | 'pass';
+  collected: Uint8Array[];
+  collectedLength: number;
+  need: number;
+  edits: readonly BodyEdit[];
+}
+
+export class ResponseRewriter {
+  private state: State = 'head';
+  private head: number[] = [];
+  private text: Uint8Array[] = [];
+  private textLength = 0;
+  private tail = '';
+  private literalRemaining = 0;
+  private literalReturn: 'other' | 'fetch' = 'other';
+  private fetch: FetchState = newFetch(0);
+  private body: BodyLiteral | null = null;
+  private written = 0;
+  private injections: Uint8Array[] = [];
+
+  constructor(
+    private readonly context: RewriterContext,
+    private readonly push: (bytes: Uint8Array) => void,
+  ) {}
+
+  /** Output bytes so far. */
+  get bytesWritten(): number {
+    return this.written;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    let i = 0;
+    while (i < chunk.length) {
+      switch (this.state) {
+        case 'head':
+          i = this.scanHead(chunk, i);
+          break;
+        case 'text':
+          i = this.scanText(chunk, i);
+          break;
+        case 'raw-to-eol':
+          i = this.scanRawToEol(chunk, i);
+          break;
+        case 'other':
+          i = this.scanOther(chunk, i);
+          break;
+        case 'fetch':
+          i = this.scanFetch(chunk, i);
+          break;
+        case 'literal':
+          i = this.skipLiteral(chunk, i);
+          break;
+        case 'body': {
+          const next = this.feedBody(chunk, i);
+          i = typeof next === 'number' ? next : await next;
+          break;
+        }
+      }
+    }
+  }
+
+  /**
+   * Writes bytes of the proxy's own (a continuation request `+ …`) between two
+   * responses: now if upstream output is at a line boundary, else at the next one.
+   */
+  inject(bytes: Uint8Array): void {
+    if (this.state === 'head' && this.head.length === 0) this.emit(bytes);
+    else this.injections.push(bytes);
+  }
+
+  private lineDone(): void {
+    this.state = 'head';
+    if (this.injections.length === 0) return;
+    const queued = this.injections;
+    this.injections = [];
+    for (const bytes of queued) this.emit(bytes);
+  }
+
+  /** Upstream ended: whatever is held (a partial line, a body prefix) goes out raw. */
+  end(): void {
+    if (this.state === 'head' && this.head.length > 0) this.emit(Uint8Array.from(this.head));
+    if (this.state === 'text') for (const piece of this.text) this.emit(piece);
+    if (this.state === 'body' && this.body !== null)
+      for (const piece of this.body.collected) this.emit(piece);
+    this.head = [];
+    this.text = [];
+    this.body = null;
+  }
+
+  private emit(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.written += bytes.length;
+    this.push(bytes);
+  }
+
+  // ---- line classification -------------------------------------------------------
+
+  private scanHead(chunk: Uint8Array, start: number): number {
+    for (let i = start; i < chunk.length; i++) {
+      const c = chunk[i]!;
+      if (c === 10) {
+        this.classify(true);
+        return i;
+      }
+      this.head.push(c);
+      if ((c === 32 && this.classify(false)) || this.head.length >= HEAD_CAP) {
+        if (this.state === 'head') this.enter('other');
+        return i + 1;
+      }
+    }
+    return chunk.length;
+  }
+
+  /** Decides the line kind from its first tokens; returns false while undecided. */
+  private classify(complete: boolean): boolean {
+    const head = String.fromCharCode(...this.head);
+    const tokens = head.replace(/\r$/, '').split(' ');
+    const done = (n: number): boolean => complete || tokens.length > n + 1;
+    if (tokens[0] === '*') {
+      if (!done(1)) return false;
+      const second = (tokens[1] ?? '').toUpperCase();
+      if (STATUS.has(second)) return this.enter('text');
+      if (!/^\d{1,10}$/.test(second)) return this.enter('other');
+      if (!done(2)) return false;
+      if ((tokens[2] ?? '').toUpperCase() === 'FETCH') {
+        this.fetch = newFetch(Number(second));
+        return this.enter('fetch');
+      }
+      return this.enter('other');
+    }
+    if (tokens[0] === '') return this.enter('other');
+    if (!done(0)) return false;
+    // `+ …` continuation or a tagged status response: text without literals.
+    return this.enter('text');
+  }
+
+  private enter(state: 'text' | 'other' | 'fetch'): true {
+    const head = Uint8Array.from(this.head);
+    this.head = [];
+    this.state = state;
+    this.tail = '';
+    if (state === 'text') {
+      this.text = [head];
+      this.textLength = head.length;
+    } else if (state === 'other') {
+      this.scanOther(head, 0);
+    } else {
+      this.scanFetch(head, 0);
+    }
+    return true;
+  }
+
+  // ---- status and continuation lines -----------------------------------------------
+
+  private scanText(chunk: Uint8Array, start: number): number {
+    const eol = chunk.indexOf(10, start);
+    const end = eol === -1 ? chunk.length : eol + 1;
+    const piece = chunk.subarray(start, end);
+    if (this.textLength + piece.length > TEXT_LINE_CAP) {
+      for (const held of this.text) this.emit(held);
+      this.text = [];
+      this.state = 'raw-to-eol';
+      return start;
+    }
+    this.text.push(piece);
+    this.textLength += piece.length;
+    if (eol === -1) return end;
+    this.finishTextLine();
+    return end;
+  }
+
+  private finishTextLine(): void {
+    const raw = Buffer.concat(this.text);
+    this.text = [];
+    this.textLength = 0;
+    const ending = raw.length >= 2 && raw[raw.length - 2] === 13 ? 2 : 1;
+    const line = raw.toString('latin1', 0, raw.length - ending);
+    this.context.onTextLine?.(line);
+    const rewritten = this.context.rewriteTextLine?.(line) ?? line;
+    if (rewritten === line) this.emit(raw);
+    else this.emit(Buffer.from(rewritten + (ending === 2 ? '\r\n' : '\n'), 'latin1'));
+    // After the line: anything injected while it was handled goes out behind it.
+    this.lineDone();
+  }
+
+  private scanRawToEol(chunk: Uint8Array, start: number): number {
+    const eol = chunk.indexOf(10, start);
+    const end = eol === -1 ? chunk.length : eol + 1;
+    this.emit(chunk.subarray(start, end));
+    if (eol !== -1) this.lineDone();
+    return end;
+  }
+
+  // ---- untagged data other than FETCH: only literals matter ------------------------
+
+  private scanOther(chunk: Uint8Array, start: number): number {
+    const eol = chunk.indexOf(10, start);
+    if (eol === -1) {
+      this.emit(chunk.subarray(start));
+      this.tail = lastChars(this.tail, chunk, start, chunk.length);
+      return chunk.length;
+    }
+    this.emit(chunk.subarray(start, eol + 1));
+    const before = lastChars(this.tail, chunk, start, eol).replace(/\r$/, '');
+    this.tail = '';
+    const literal = LITERAL.exec(before.slice(before.lastIndexOf(' ') + 1));
+    if (literal !== null) this.startLiteral(Number(literal[1]), 'other');
+    else this.lineDone();
+    return eol + 1;
+  }
+
+  private startLiteral(length: number, back: 'other' | 'fetch'): void {
+    this.literalRemaining = length;
+    this.literalReturn = back;
+    this.state = length === 0 ? back : 'literal';
+  }
+
+  private skipLiteral(chunk: Uint8Array, start: number): number {
+    const take = Math.min(this.literalRemaining, chunk.length - start);
+    this.emit(chunk.subarray(start, start + take));
+    this.literalRemaining -= take;
+    if (this.literalRemaining === 0) this.state = this.literalReturn;
+    return start + take;
+  }
+
+  // ---- FETCH responses ---------------------------------------------------------------
+
+  private scanFetch(chunk: Uint8Array, start: number): number {
+    const f = this.fetch;
+    for (let i = start; i < chunk.length; i++) {
+      const c = chunk[i]!;
+      if (c === 10) {
+        this.emit(chunk.subarray(start, i + 1));
+        this.fetchLineEnd();
+        return i + 1;
+      }
+      if (f.inQuote) {
+        if (f.escape) f.escape = false;
+        else if (c === 92) f.escape = true;
+        else if (c === 34) f.inQuote = false;
+      } else if (c === 13) {
+        // part of the line ending
+      } else if (f.bracket > 0) {
+        appendAtom(f, c);
+        if (c === 91) f.bracket++;
+        else if (c === 93) f.bracket--;
+      } else if (c === 34) {
+        finishAtom(f);
+        f.inQuote = true;
+        f.curr = '"';
+      } else if (c === 40) {
+        finishAtom(f);
+        f.depth++;
+      } else if (c === 41) {
+        finishAtom(f);
+        f.depth--;
+        if (f.depth === 1) f.prev = '()';
+      } else if (c === 32) {
+        finishAtom(f);
+      } else {
+        appendAtom(f, c);
+        if (c === 91) f.bracket++;
+      }
+    }
+    this.emit(chunk.subarray(start));
+    return chunk.length;
+  }
+
+  private fetchLineEnd(): void {
+    const f = this.fetch;
+    const literal = f.inQuote || f.bracket > 0 ? null : LITERAL.exec(f.curr);
+    if (literal === null) {
+      this.finishFetchResponse();
+      return;
+    }
+    const length = Number(literal[1]);
+    const item = f.depth === 1 ? parseBodyItem(f.prev) : null;
+    f.curr = '';
+    if (f.depth === 1) f.prev = '<literal>';
+    if (item === null) {
+      this.startLiteral(length, 'fetch');
+      return;
+    }
+    this.startBody(item, length);
+  }
+
+  private finishFetchResponse(): void {
+    const f = this.fetch;
+    const selection = this.context.selection();
+    if (f.uid !== undefined && selection !== null) {
+      for (const { section, plan } of f.pending) {
+        this.context.cache.set({ ...selection, uid: f.uid, section }, plan);
+      }
+    }
+    this.fetch = newFetch(0);
+    this.lineDone();
+  }
+
+  // ---- body literals -------------------------------------------------------------------
+
+  private startBody(item: BodyItem, length: number): void {
+    const section = `${item.binary ? 'BINARY' : 'BODY'}[${item.section}]`;
+    this.body = {
+      item,
+      section,
+      length,
+      remaining: length,
+      pos: 0,
+      start: this.written,
+      mode: 'collect',
+      collected: [],
+      collectedLength: 0,
+      need: Math.min(length, FIRST_PLAN_BYTES),
+      edits: [],
+    };
+    this.state = 'body';
+    const cached = this.planKey(section);
+    const plan = cached === null ? undefined : this.context.cache.get(cached);
+    if (plan !== undefined) this.adopt(plan);
+    else if (item.origin > 0) this.body.mode = 'resolve';
+    if (length === 0) this.finishBody();
+  }
+
+  private planKey(section: string): PlanKey | null {
+    const selection = this.context.selection();
+    const uid = this.fetch.uid;
+    if (selection === null || uid === undefined) return null;
+    return { ...selection, uid, section };
+  }
+
+  private adopt(plan: SettledPlan): void {
+    const body = this.body!;
+    if (plan.kind === 'edits') {
+      body.mode = 'stream';
+      body.edits = plan.edits;
+    } else {
+      body.mode = 'pass';
+    }
+    this.context.onBody?.({
+      item: body.item,
+      result: plan.kind === 'edits' ? 'recrypted' : 'unchanged',
+      ...(plan.kind === 'unchanged' ? { reason: plan.reason } : {}),
+      start: body.start,
+      length: body.length,
+    });
+  }
+
+  private feedBody(chunk: Uint8Array, start: number): number | Promise<number> {
+    const body = this.body!;
+    if (body.mode === 'resolve') return this.resolveThenFeed(chunk, start);
+    const take = Math.min(body.remaining, chunk.length - start);
+    const piece = chunk.subarray(start, start + take);
+    const end = start + take;
+    body.remaining -= take;
+    if (body.mode === 'collect') {
+      body.collected.push(piece);
+      body.collectedLength += take;
+      if (body.collectedLength < body.need && body.remaining > 0) return end;
+      const settled = this.planCollected();
+      if (settled === 'resolve') return this.resolveCollected().then(() => end);
+      return end;
+    } else if (body.mode === 'stream') {
+      this.emit(this.context.transform.apply(piece, body.item.origin + body.pos, body.edits));
+      body.pos += take;
+    } else {
+      this.emit(piece);
+      body.pos += take;
+    }
+    if (body.remaining === 0) this.finishBody();
+    return end;
+  }
+
+  /** Plans from the collected prefix; says whether to keep collecting or ask upstream. */
+  private planCollected(): 'settled' | 'collect' | 'resolve' {
+    const body = this.body!;
+    const prefix = Buffer.concat(body.collected);
+    const plan = this.safePlan(prefix, body);
+    if (plan.kind === 'need-more') {
+      if (plan.atLeast > MAX_PREFIX || plan.atLeast <= prefix.length) {
+        this.settleCollected({ kind: 'unchanged', reason: 'prefix-limit' }, prefix);
+        return 'settled';
+      }
+      if (body.remaining > 0) {
+        body.need = plan.atLeast;
+        return 'collect';
+      }
+      body.need = plan.atLeast;
+      return 'resolve';
+    }
+    this.settleCollected(plan, prefix);
+    return 'settled';
+  }
+
+  private settleCollected(plan: SettledPlan, prefix: Uint8Array): void {
+    const body = this.body!;
+    body.collected = [];
+    body.collectedLength = 0;
+    this.adopt(plan);
+    this.remember(plan);
+    this.emit(
+      plan.kind === 'edits'
+        ? this.context.transform.apply(prefix, body.item.origin, plan.edits)
+        : prefix,
+    );
+    body.pos = prefix.length;
+    if (body.remaining === 0) this.finishBody();
+  }
+
+  /** The literal ended before the planner had enough: a short partial such as `<0.100>`. */
+  private async resolveCollected(): Promise<void> {
+    const body = this.body!;
+    const prefix = Buffer.concat(body.collected);
+    const plan = await this.planFromUpstream(body.need);
+    body.collected = [];
+    if (plan === null) {
+      this.context.onBody?.({
+        item: body.item,
+        result: 'unresolved',
+        start: body.start,
+        length: body.length,
+      });
+      this.emit(prefix);
+      this.finishBody();
+      return;
+    }
+    this.remember(plan);
+    this.adopt(plan);
+    this.emit(
+      plan.kind === 'edits'
+        ? this.context.transform.apply(prefix, body.item.origin, plan.edits)
+        : prefix,
+    );
+    this.finishBody();
+  }
+
+  private async resolveThenFeed(chunk: Uint8Array, start: number): Promise<number> {
+    const plan = await this.planFromUpstream(SIDE_FETCH_BYTES);
+    const body = this.body!;
+    if (plan === null) {
+      body.mode = 'pass';
+      this.context.onBody?.({
+        item: body.item,
+        result: 'unresolved',
+        start: body.start,
+        length: body.length,
+      });
+    } else {
+      this.adopt(plan);
+    }
+    return this.feedBody(chunk, start);
+  }
+
+  /** Asks upstream for the section's first bytes by UID, growing the request as the planner asks. */
+  private async planFromUpstream(initial: number): Promise<SettledPlan | null> {
+    const body = this.body!;
+    const key = this.planKey(body.section);
+    const fetchPrefix = this.context.fetchPrefix;
+    if (key === null || fetchPrefix === undefined) return null;
+    let length = Math.max(initial, SIDE_FETCH_BYTES);
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const prefix = await fetchPrefix({ ...key, item: body.item, length });
+      if (prefix === null) return null;
+      const plan = this.safePlan(prefix, body);
+      if (plan.kind !== 'need-more') {
+        this.context.cache.set(key, plan);
+        return plan;
+      }
+      if (prefix.length < length || plan.atLeast > MAX_PREFIX || plan.atLeast <= prefix.length)
+        break;
+      length = plan.atLeast;
+    }
+    const plan: SettledPlan = { kind: 'unchanged', reason: 'prefix-limit' };
+    this.context.cache.set(key, plan);
+    return plan;
+  }
+
+  private safePlan(prefix: Uint8Array, body: BodyLiteral): ReturnType<BodyTransform['plan']> {
+    try {
+      return this.context.transform.plan(prefix, body.item.form);
+    } catch (error) {
+      return { kind: 'unchanged', reason: `plan-error: ${(error as Error).message}` };
+    }
+  }
+
+  private remember(plan: SettledPlan): void {
+    const body = this.body!;
+    if (body.item.origin !== 0) return;
+    const key = this.planKey(body.section);
+    if (key !== null) this.context.cache.set(key, plan);
+    else this.fetch.pending.push({ section: body.section, plan });
+  }
+
+  private finishBody(): void {
+    this.body = null;
+    this.state = 'fetch';
+  }
+}
+
+function newFetch(seq: number): FetchState {
+  return {
+    seq,
+    uid: undefined,
+    depth: 0,
+    bracket: 0,
+    inQuote: false,
+    escape: false,
+    curr: '',
+    prev: '',
+    pending: [],
+  };
+}
+
+function appendAtom(f: FetchState, c: number): void {
+  if (f.curr.length < ATOM_CAP) f.curr += String.fromCharCode(c);
+}
+
+function finishAtom(f: FetchState): void {
+  if (f.curr === '') return;
+  if (f.depth === 1) {
+    if (f.prev.toUpperCase() === 'UID' && /^\d{1,10}$/.test(f.curr)) f.uid = Number(f.curr);
+    f.prev = f.curr;
+  }
+  f.curr = '';
+}
+
+/** The last few characters of a line that may span chunks (enough for a literal marker). */
+function lastChars(tail: string, chunk: Uint8Array, start: number, end: number): string {
+  const from = Math.max(start, end - 24);
+  return (
+    tail + Buffer.from(chunk.buffer, chunk.byteOffset + from, end - from).toString('latin1')
+  ).slice(-24);
+}

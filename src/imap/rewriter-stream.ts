@@ -1,0 +1,23 @@
+/** The response rewriter as a Node Transform stream, so `pipe` carries backpressure. */
+import { Transform, type TransformCallback } from 'node:stream';
+import { ResponseRewriter, type RewriterContext } from './response-rewriter.js';
+
+export class RewriterStream extends Transform {
+  readonly rewriter: ResponseRewriter;
+
+  constructor(context: RewriterContext) {
+    // A small high-water mark: the socket's own buffer is the buffer (issue 6: a slow
+    // client must not make the proxy hold the upstream's output).
+    super({ highWaterMark: 64 * 1024 });
+    this.rewriter = new ResponseRewriter(context, (bytes) => this.push(bytes));
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.rewriter.write(chunk).then(() => callback(), callback);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.rewriter.end();
+    callback();
+  }
+}

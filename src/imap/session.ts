@@ -1,0 +1,431 @@
+/**
+ * One client connection: greeting, the pre-auth commands the proxy answers itself,
+ * device login, the master login upstream, then the two-way relay (ClientRelay one way,
+ * the response rewriter the other). Errors with an IMAP status become `NO [code]` here
+ * and nowhere else; the client gets generic text, the log the detail, neither a secret.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import type { Logger } from 'pino';
+import { filterCapabilities, filterCapabilityLine } from './capabilities.js';
+import { ClientRelay } from './client-relay.js';
+import { ImapProxyError } from './errors.js';
+import type { ImapProxyMetrics } from './metrics.js';
+import { PlanCache } from './plan-cache.js';
+import type {
+  AppendEncryptor,
+  AuthenticatedDevice,
+  BodyTransform,
+  DeviceDirectory,
+} from './ports.js';
+import { PrefixFetcher } from './prefix-fetcher.js';
+import { PreauthReader, type PreauthCommand } from './preauth.js';
+import type { BodyEvent } from './response-rewriter.js';
+import { RewriterStream } from './rewriter-stream.js';
+import { SelectionTracker } from './selection.js';
+import type { LoginThrottle } from './throttle.js';
+import { UpstreamConnection, type MasterCredential, type UpstreamOptions } from './upstream.js';
+import type { DeviceRecryptKeys } from '../recrypt/types.js';
+
+const PREAUTH_IDLE_MS = 60_000;
+const MAX_LOGIN_FAILURES = 3;
+const MAX_BAD_COMMANDS = 10;
+
+export interface SessionEnvironment {
+  upstream: UpstreamOptions;
+  master: MasterCredential;
+  directory: DeviceDirectory;
+  throttle: LoginThrottle;
+  transformFor: (keys: DeviceRecryptKeys) => BodyTransform;
+  logger: Logger;
+  metrics?: ImapProxyMetrics;
+  /** For STARTTLS on a plain listener. */
+  secureContext?: SecureContext;
+  /** Plain connections from loopback may log in without TLS. */
+  allowPlaintextOnLoopback: boolean;
+  /** Encrypts what clients APPEND to the user's group; undefined stores APPENDs as sent. */
+  appendEncryptorFor?: (groupCertificate: Uint8Array) => AppendEncryptor;
+  /** Called once the device is known; returns the unregister function. */
+  register(session: ProxySession): () => void;
+}
+
+export class ProxySession {
+  readonly id = randomUUID();
+  private socket: Socket;
+  private secure: boolean;
+  private reader = new PreauthReader();
+  private state: 'preauth' | 'busy' | 'relay' | 'closed' = 'preauth';
+  private failures = 0;
+  private badCommands = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private upstream: UpstreamConnection | null = null;
+  private fetcher: PrefixFetcher | null = null;
+  private rewriter: RewriterStream | null = null;
+  private unregister: () => void = () => undefined;
+  private upstreamSaidBye = false;
+  private readonly log: Logger;
+  private readonly remoteAddress: string;
+  device: AuthenticatedDevice | null = null;
+
+  constructor(
+    socket: Socket,
+    secure: boolean,
+    private readonly env: SessionEnvironment,
+  ) {
+    this.socket = socket;
+    this.secure = secure;
+    this.remoteAddress = socket.remoteAddress ?? 'unknown';
+    this.log = env.logger.child({ session: this.id, ip: this.remoteAddress });
+  }
+
+  start(): void {
+    this.env.metrics?.sessions.inc();
+    this.attach(this.socket);
+    this.socket.once('close', () => this.cleanup());
+    this.write(`* OK [CAPABILITY ${this.preauthCapabilities()}] recrypt gateway ready\r\n`);
+    this.touch();
+  }
+
+  private attach(socket: Socket): void {
+    socket.on('data', this.onPreauthData);
+    socket.on('error', (error) => this.log.debug({ err: error.message }, 'client socket error'));
+  }
+
+  private readonly onPreauthData = (chunk: Buffer): void => {
+    this.reader.push(chunk);
+    this.touch();
+    if (this.state === 'preauth') void this.drain();
+  };
+
+  private touch(): void {
+    clearTimeout(this.idleTimer);
+    if (this.state === 'relay' || this.state === 'closed') return;
+    this.idleTimer = setTimeout(() => this.bye('Idle timeout'), PREAUTH_IDLE_MS);
+    this.idleTimer.unref();
+  }
+
+  private plaintextAllowed(): boolean {
+    if (this.secure) return true;
+    if (!this.env.allowPlaintextOnLoopback) return false;
+    return ['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(this.remoteAddress);
+  }
+
+  private preauthCapabilities(): string {
+    const caps = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE'];
+    if (!this.secure && this.env.secureContext !== undefined) caps.push('STARTTLS');
+    caps.push(this.plaintextAllowed() ? 'AUTH=PLAIN' : 'LOGINDISABLED');
+    return caps.join(' ');
+  }
+
+  private write(text: string): void {
+    if (this.state !== 'closed' && this.socket.writable) this.socket.write(text);
+  }
+
+  /** Handles every complete pre-auth command held, one at a time (login is async). */
+  private async drain(): Promise<void> {
+    while (this.state === 'preauth') {
+      const event = this.reader.next();
+      if (event === null) return;
+      if (event.type === 'continue') this.write('+ Ready for literal data\r\n');
+      else if (event.type === 'too-long') return this.bye('Command too long');
+      else if (event.type === 'bad') this.badCommand(event.tag, event.text);
+      else await this.command(event.command);
+    }
+  }
+
+  private badCommand(tag: string, text: string): void {
+    this.write(`${tag} BAD ${text}\r\n`);
+    if (++this.badCommands >= MAX_BAD_COMMANDS) this.bye('Too many invalid commands');
+  }
+
+  private async command({ tag, name, args }: PreauthCommand): Promise<void> {
+    switch (name) {
+      case 'CAPABILITY':
+        this.write(
+          `* CAPABILITY ${this.preauthCapabilities()}\r\n${tag} OK Capability completed\r\n`,
+        );
+        return;
+      case 'NOOP':
+        this.write(`${tag} OK NOOP completed\r\n`);
+        return;
+      case 'ID':
+        this.write(`* ID ("name" "recrypt-gateway")\r\n${tag} OK ID completed\r\n`);
+        return;
+      case 'LOGOUT':
+        this.write(`* BYE Logging out\r\n${tag} OK Logout completed\r\n`);
+        return this.close();
+      case 'STARTTLS':
+        return this.startTls(tag);
+      case 'LOGIN':
+        if (args.length !== 2)
+          return this.badCommand(tag, 'LOGIN needs a user name and a password');
+        return this.login(tag, args[0]!.toString('utf8'), args[1]!.toString('utf8'));
+      case 'AUTHENTICATE':
+        return this.authenticate(tag, args);
+      default:
+        this.badCommand(tag, 'Command unknown or not allowed before login');
+    }
+  }
+
+  private startTls(tag: string): void {
+    if (this.secure || this.env.secureContext === undefined) {
+      this.badCommand(tag, 'TLS is already active or not available');
+      return;
+    }
+    this.write(`${tag} OK Begin TLS negotiation now\r\n`);
+    // Anything pipelined after STARTTLS was sent in the clear: discard it (RFC 8314 §4.1… the
+    // command-injection attack).
+    this.reader.takeRest();
+    this.socket.off('data', this.onPreauthData);
+    this.state = 'busy';
+    const tlsSocket = new TLSSocket(this.socket, {
+      isServer: true,
+      secureContext: this.env.secureContext,
+    });
+    tlsSocket.once('secure', () => {
+      this.socket = tlsSocket;
+      this.secure = true;
+      this.reader = new PreauthReader();
+      this.state = 'preauth';
+      this.attach(tlsSocket);
+    });
+    tlsSocket.on('error', (error) => {
+      this.log.debug({ err: error.message }, 'STARTTLS handshake failed');
+      this.close();
+    });
+  }
+
+  private async authenticate(tag: string, args: Buffer[]): Promise<void> {
+    const mechanism = args[0]?.toString('latin1').toUpperCase();
+    if (mechanism !== 'PLAIN') {
+      this.write(`${tag} NO Unsupported authentication mechanism\r\n`);
+      return;
+    }
+    let response = args[1]?.toString('latin1');
+    if (response === undefined) {
+      this.write('+ \r\n');
+      response = (await this.readLine()) ?? undefined;
+      if (response === undefined) return;
+    }
+    if (response === '*') {
+      this.write(`${tag} BAD Authentication cancelled\r\n`);
+      return;
+    }
+    const decoded = Buffer.from(response === '=' ? '' : response, 'base64')
+      .toString('utf8')
+      .split('\0');
+    if (decoded.length !== 3 || !/^[A-Za-z0-9+/]*={0,2}$/.test(response === '=' ? '' : response)) {
+      this.write(`${tag} BAD Invalid SASL PLAIN response\r\n`);
+      return;
+    }
+    const [authzid, authcid, password] = decoded as [string, string, string];
+    // A device logs in as itself; acting for another user is the gateway's privilege alone.
+    if (authzid !== '' && authzid !== authcid) return this.loginFailed(tag, authcid);
+    return this.login(tag, authcid, password);
+  }
+
+  private readLine(): Promise<string | null> {
+    this.state = 'busy';
+    return new Promise((resolve) => {
+      const check = (): void => {
+        const line = this.reader.nextLine();
+        if (line !== null) {
+          this.socket.off('data', check);
+          this.socket.off('close', closed);
+          this.state = 'preauth';
+          resolve(line);
+        }
+      };
+      const closed = (): void => resolve(null);
+      this.socket.on('data', check);
+      this.socket.once('close', closed);
+      check();
+    });
+  }
+
+  private async login(tag: string, address: string, password: string): Promise<void> {
+    if (!this.plaintextAllowed()) {
+      this.write(`${tag} NO [PRIVACYREQUIRED] Use TLS (STARTTLS or port 993) to log in\r\n`);
+      return;
+    }
+    this.state = 'busy';
+    this.socket.pause();
+    try {
+      const delay = this.env.throttle.delayMs(this.remoteAddress, address);
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      const device = await this.env.directory.authenticate(address, password);
+      if (device === null) return this.loginFailed(tag, address);
+      this.env.throttle.recordSuccess(address);
+      this.device = device;
+      this.unregister = this.env.register(this);
+      const upstream = await UpstreamConnection.open(
+        this.env.upstream,
+        this.env.master,
+        device.address,
+      );
+      if ((this.state as string) === 'closed') {
+        upstream.close();
+        return;
+      }
+      this.upstream = upstream;
+      this.env.metrics?.logins.inc({ result: 'ok' });
+      this.log.info({ address: device.address, device: device.deviceId }, 'device logged in');
+      const capabilities = filterCapabilities(upstream.capabilities, true).join(' ');
+      this.write(`${tag} OK [CAPABILITY ${capabilities}] Logged in\r\n`);
+      this.startRelay(device, upstream);
+    } catch (error) {
+      this.unregister();
+      this.device = null;
+      if (error instanceof ImapProxyError) {
+        this.env.metrics?.logins.inc({ result: 'unavailable' });
+        this.log.warn({ err: error.message }, 'login could not complete');
+        this.write(`${tag} NO [${error.code}] ${error.clientText}\r\n`);
+      } else {
+        this.log.error({ err: (error as Error).message }, 'login failed unexpectedly');
+        this.write(`${tag} NO [UNAVAILABLE] Service temporarily unavailable\r\n`);
+      }
+    } finally {
+      // The caller (drain) goes on with whatever the client pipelined.
+      if (this.state === 'busy') {
+        this.state = 'preauth';
+        this.socket.resume();
+      }
+    }
+  }
+
+  private loginFailed(tag: string, address: string): void {
+    this.env.throttle.recordFailure(this.remoteAddress, address);
+    this.env.metrics?.logins.inc({ result: 'failed' });
+    this.log.info('device login failed');
+    this.write(`${tag} NO [AUTHENTICATIONFAILED] Authentication failed\r\n`);
+    if (++this.failures >= MAX_LOGIN_FAILURES) this.bye('Too many failed logins');
+  }
+
+  private startRelay(device: AuthenticatedDevice, upstream: UpstreamConnection): void {
+    this.state = 'relay';
+    clearTimeout(this.idleTimer);
+    const selection = new SelectionTracker();
+    const literalPlus = upstream.capabilities.some((c) => c.toUpperCase() === 'LITERAL+');
+    const encryptor =
+      this.env.appendEncryptorFor !== undefined &&
+      device.groupCertificate !== undefined &&
+      literalPlus
+        ? this.env.appendEncryptorFor(device.groupCertificate)
+        : undefined;
+    if (this.env.appendEncryptorFor !== undefined && encryptor === undefined) {
+      this.log.warn('APPEND encryption unavailable (no group certificate or no LITERAL+ upstream)');
+    }
+    let rewriterRef: RewriterStream | null = null;
+    const relay = new ClientRelay(selection, {
+      onRefused: (name) => this.log.info({ command: name }, 'refused command'),
+      ...(encryptor === undefined ? {} : { encryptor }),
+      inject: (bytes) => rewriterRef?.rewriter.inject(bytes),
+    });
+    const fetcher = new PrefixFetcher(this.env.upstream, this.env.master, device.address);
+    this.fetcher = fetcher;
+    const rewriter = new RewriterStream({
+      transform: this.env.transformFor(device.keys),
+      cache: new PlanCache(),
+      selection: () => selection.current(),
+      fetchPrefix: (request) => fetcher.fetch(request),
+      onTextLine: (line) => {
+        selection.responseLine(line);
+        relay.upstreamLine(line);
+        if (/^\* BYE\b/i.test(line)) this.upstreamSaidBye = true;
+      },
+      rewriteTextLine: filterCapabilityLine,
+      onBody: (event) => this.onBody(event),
+    });
+    this.rewriter = rewriter;
+    rewriterRef = rewriter;
+    const metrics = this.env.metrics;
+    const upstreamSocket = upstream.socket;
+    const leftover = upstream.detach();
+    this.socket.off('data', this.onPreauthData);
+    upstreamSocket.on('error', (error) =>
+      this.log.warn({ err: error.message }, 'upstream socket error'),
+    );
+    rewriter.on('error', (error) => {
+      this.log.error({ err: error.message }, 'response rewriter failed');
+      this.bye('Internal error');
+    });
+    if (metrics !== undefined) {
+      rewriter.on('data', (chunk: Buffer) =>
+        metrics.bytes.inc({ direction: 'to_client' }, chunk.length),
+      );
+      relay.on('data', (chunk: Buffer) =>
+        metrics.bytes.inc({ direction: 'to_upstream' }, chunk.length),
+      );
+    }
+    if (leftover.length > 0) rewriter.write(leftover);
+    upstreamSocket.pipe(rewriter).pipe(this.socket, { end: false });
+    rewriter.once('end', () => {
+      if (this.state === 'closed') return;
+      if (!this.upstreamSaidBye) this.log.warn('upstream closed the session');
+      this.bye(this.upstreamSaidBye ? null : 'Mail store connection closed');
+    });
+    relay.pipe(upstreamSocket, { end: false });
+    const rest = this.reader.takeRest();
+    if (rest.length > 0) relay.write(rest);
+    this.socket.pipe(relay, { end: false });
+    this.socket.resume();
+  }
+
+  private onBody(event: BodyEvent): void {
+    this.env.metrics?.bodies.inc({ result: event.result, reason: event.reason ?? '' });
+    if (event.reason === 'invalid-point') {
+      this.log.warn(
+        { section: event.item.section },
+        'originator point not on P-256: body passed unchanged',
+      );
+    } else if (event.result === 'unresolved') {
+      this.log.warn(
+        { section: event.item.section, origin: event.item.origin },
+        'partial body could not be planned: passed unchanged',
+      );
+    } else {
+      this.log.debug({ result: event.result, reason: event.reason }, 'body');
+    }
+  }
+
+  /** The device was revoked while connected. */
+  revoke(): void {
+    this.log.info('device revoked: closing session');
+    this.env.metrics?.logins.inc({ result: 'revoked' });
+    this.bye('Device access revoked');
+  }
+
+  /** Ends the session with `* BYE text` (text null: upstream already said BYE). */
+  bye(text: string | null): void {
+    if (this.state === 'closed') return;
+    if (this.upstream !== null) {
+      this.upstream.socket.unpipe();
+      this.rewriter?.unpipe(this.socket);
+    }
+    if (text !== null && this.socket.writable) this.socket.write(`* BYE ${text}\r\n`);
+    this.close();
+  }
+
+  close(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.idleTimer);
+    this.socket.end();
+    const socket = this.socket;
+    setTimeout(() => socket.destroy(), 1000).unref();
+    this.cleanup();
+  }
+
+  private cleanupDone = false;
+  private cleanup(): void {
+    if (this.cleanupDone) return;
+    this.cleanupDone = true;
+    this.state = 'closed';
+    clearTimeout(this.idleTimer);
+    this.env.metrics?.sessions.dec();
+    this.upstream?.close();
+    this.fetcher?.close();
+    this.unregister();
+  }
+}

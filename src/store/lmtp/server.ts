@@ -1,0 +1,160 @@
+/**
+ * The embedded store's LMTP listener (RFC 2033) on smtp-server in LMTP mode. It owns
+ * only the wire: recipients are checked at RCPT (unknown user → 550 5.1.1), and after
+ * DATA every recipient gets its own reply, 250 only once `MailStore.deliver` has made the
+ * message durable. No AUTH, no STARTTLS: it listens on loopback for the gateway's MX.
+ *
+ * Recipient → user: the whole address lower-cased (local part too, like Dovecot's
+ * common `auth_username_format = %Lu`); pass `userFromAddress` to change that. Bytes
+ * are stored exactly as received after dot-unstuffing (no Return-Path/Received added).
+ */
+import type { AddressInfo } from 'node:net';
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import { StoreError, type MailStore } from '../backend.js';
+
+export interface LmtpLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface LmtpServerOptions {
+  store: MailStore;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** 0 picks a free port (see the returned handle). */
+  port: number;
+  /** Largest message in bytes (default 64 MiB); larger → 552 5.3.4 for every recipient. */
+  maxSize?: number;
+  logger?: LmtpLogger;
+  userFromAddress?: (address: string) => string;
+  /** Host name in the greeting and LHLO reply. */
+  name?: string;
+}
+
+export interface LmtpServerHandle {
+  readonly host: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+type ReplyError = Error & { responseCode: number };
+
+function reply(code: number, message: string): ReplyError {
+  return Object.assign(new Error(message), { responseCode: code });
+}
+
+/** One place that turns storage errors into LMTP replies (enhanced codes added by smtp-server). */
+export function deliveryReply(err: unknown): ReplyError {
+  if (err instanceof StoreError) {
+    switch (err.code) {
+      case 'no-such-user':
+        return reply(550, 'No such user here');
+      case 'over-quota':
+        return reply(452, 'Mailbox full, try again later');
+      case 'too-large':
+        return reply(552, 'Message too large');
+      default:
+        return reply(451, 'Local error in processing, try again later');
+    }
+  }
+  return reply(451, 'Local error in processing, try again later');
+}
+
+const defaultUser = (address: string): string => address.toLowerCase();
+
+export async function startLmtpServer(options: LmtpServerOptions): Promise<LmtpServerHandle> {
+  const { store, logger } = options;
+  const host = options.host ?? '127.0.0.1';
+  const maxSize = options.maxSize ?? 64 * 1024 * 1024;
+  const toUser = options.userFromAddress ?? defaultUser;
+
+  const onRcptTo = (
+    address: { address: string },
+    _session: SMTPServerSession,
+    callback: (err?: Error | null) => void,
+  ): void => {
+    let user: string;
+    try {
+      user = toUser(address.address);
+    } catch {
+      callback(reply(550, 'No such user here'));
+      return;
+    }
+    store.userExists(user).then(
+      (exists) => callback(exists ? null : reply(550, 'No such user here')),
+      () => callback(reply(451, 'Local error in processing, try again later')),
+    );
+  };
+
+  const onData = (
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+    callback: (err?: Error | null, message?: string | Array<string | Error>) => void,
+  ): void => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    stream.on('data', (chunk: Buffer) => {
+      // past the limit keep draining but stop buffering; smtp-server answers 552
+      if (!stream.sizeExceeded && length + chunk.length <= maxSize) chunks.push(chunk);
+      length += chunk.length;
+    });
+    stream.on('error', () => callback(reply(451, 'Local error in processing, try again later')));
+    stream.on('end', () => {
+      if (stream.sizeExceeded || length > maxSize) {
+        callback(null, 'too large');
+        return;
+      }
+      const message = Buffer.concat(chunks, length);
+      const recipients = session.envelope.rcptTo.map((r) => r.address);
+      void Promise.all(
+        recipients.map(async (address): Promise<string | Error> => {
+          try {
+            const user = toUser(address);
+            const result = await store.deliver(user, message);
+            logger?.info({ uid: result.uid, size: message.length }, 'lmtp: delivered');
+            return `Saved as UID ${result.uid}`;
+          } catch (err) {
+            const out = deliveryReply(err);
+            logger?.warn(
+              { code: out.responseCode, reason: err instanceof StoreError ? err.code : 'error' },
+              'lmtp: delivery failed',
+            );
+            return out;
+          }
+        }),
+      ).then((results) => callback(null, results));
+    });
+  };
+
+  const server = new SMTPServer({
+    lmtp: true,
+    name: options.name ?? 'localhost',
+    banner: 'recrypt embedded store LMTP',
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    authOptional: true,
+    hideSTARTTLS: true,
+    hideENHANCEDSTATUSCODES: false,
+    hideDSN: true,
+    size: maxSize,
+    rejectOversized: true,
+    logger: false,
+    onRcptTo,
+    onData,
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err: Error) => logger?.warn({ err: err.message }, 'lmtp: server error'));
+  const port = (server.server.address() as AddressInfo).port;
+
+  return {
+    host,
+    port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,133 @@
+import {
+  StoreError,
+  type Flag,
+  type FlagOperation,
+  type MailboxEvent,
+  type MailboxHandle,
+  type MessageRecord,
+} from '../backend.js';
+import type { MessageStructure } from '../mime/types.js';
+import type { Disk } from './disk.js';
+import { copyMessages } from './mailbox-copy.js';
+import type { MailboxState, StateSubscriber } from './mailbox-state.js';
+
+/**
+ * One session's open mailbox: a view on the shared MailboxState that remembers which
+ * messages are \Recent for this session and forwards other sessions' changes to its
+ * listeners.
+ */
+export class MaildirMailboxHandle implements MailboxHandle, StateSubscriber {
+  readonly name: string;
+  readonly uidValidity: number;
+  private readonly recent = new Set<number>();
+  private initialRecent = -1;
+  private readonly listeners: Array<(event: MailboxEvent) => void> = [];
+  private closed = false;
+
+  constructor(
+    private readonly state: MailboxState,
+    readonly readOnly: boolean,
+    private readonly resolve: (name: string) => Promise<MailboxState>,
+    private readonly disk: Disk,
+  ) {
+    this.name = state.name;
+    this.uidValidity = state.uidValidity;
+  }
+
+  // StateSubscriber
+  claimRecent(uids: number[]): void {
+    for (const uid of uids) this.recent.add(uid);
+    if (this.initialRecent === -1) this.initialRecent = this.recent.size;
+  }
+
+  dropRecent(uids: number[]): void {
+    for (const uid of uids) this.recent.delete(uid);
+  }
+
+  emit(event: MailboxEvent): void {
+    if (this.closed) return;
+    for (const listener of this.listeners) listener(event);
+  }
+
+  // MailboxHandle
+  uidNext(): number {
+    return this.state.nextUid;
+  }
+
+  records(): MessageRecord[] {
+    return this.state.records();
+  }
+
+  recentCount(): number {
+    return Math.max(0, this.initialRecent);
+  }
+
+  isRecent(uid: number): boolean {
+    return this.recent.has(uid);
+  }
+
+  keywords(): string[] {
+    return this.state.keywords.filter((k) => !k.startsWith('\u0000'));
+  }
+
+  async read(uid: number, range?: { start: number; length: number }): Promise<Uint8Array> {
+    return this.state.read(uid, range);
+  }
+
+  async structure(uid: number): Promise<MessageStructure> {
+    return this.state.structure(uid);
+  }
+
+  async setFlags(
+    uids: number[],
+    operation: FlagOperation,
+    flags: Flag[],
+  ): Promise<MessageRecord[]> {
+    this.writable();
+    return this.state.setFlags(uids, operation, flags, this);
+  }
+
+  async expunge(uids?: number[]): Promise<number[]> {
+    this.writable();
+    return this.state.remove(uids, true, this);
+  }
+
+  async copy(
+    uids: number[],
+    destination: string,
+  ): Promise<{ uidValidity: number; pairs: Array<[number, number]> }> {
+    const dest = await this.resolve(destination);
+    const pairs = await copyMessages(this.disk, this.state, uids, dest);
+    return { uidValidity: dest.uidValidity, pairs };
+  }
+
+  async move(
+    uids: number[],
+    destination: string,
+  ): Promise<{ uidValidity: number; pairs: Array<[number, number]> }> {
+    this.writable();
+    const dest = await this.resolve(destination);
+    if (dest === this.state)
+      throw new StoreError('invalid-name', 'cannot move into the same mailbox');
+    const pairs = await copyMessages(this.disk, this.state, uids, dest);
+    await this.state.remove(
+      pairs.map(([src]) => src),
+      false,
+      this,
+    );
+    return { uidValidity: dest.uidValidity, pairs };
+  }
+
+  onEvent(listener: (event: MailboxEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.state.detach(this);
+  }
+
+  private writable(): void {
+    if (this.readOnly) throw new StoreError('io-error', 'mailbox is open read-only');
+  }
+}
