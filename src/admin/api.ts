@@ -8,16 +8,14 @@
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isDeviceCredentialHash, type Device, type KeyStore, type User } from '../keystore/index.js';
-import { isValidAddress, verifyProfile } from '../profiles/index.js';
 import {
-  HttpError,
-  parseJson,
-  readBody,
-  requireBase64,
-  requireString,
-  sendJson,
-} from './http.js';
+  isDeviceCredentialHash,
+  type Device,
+  type KeyStore,
+  type User,
+} from '../keystore/index.js';
+import { isValidAddress, verifyProfile } from '../profiles/index.js';
+import { HttpError, parseJson, readBody, requireBase64, requireString, sendJson } from './http.js';
 import {
   RequestSignatureError,
   SIGNATURE_HEADER,
@@ -37,7 +35,13 @@ export interface AdminApiContext {
   imapSettings: { host: string; port: number; starttlsPort: number };
 }
 
-type Handler = (ctx: AdminApiContext, req: IncomingMessage, res: ServerResponse, params: string[], body: Buffer) => Promise<void>;
+type Handler = (
+  ctx: AdminApiContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  params: string[],
+  body: Buffer,
+) => Promise<void>;
 
 const routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = [
   { method: 'POST', pattern: /^\/v1\/users$/, handler: operator(addUser) },
@@ -48,7 +52,11 @@ const routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = [
   { method: 'GET', pattern: /^\/v1\/owner$/, handler: owner(showOwner) },
   { method: 'GET', pattern: /^\/v1\/owner\/devices$/, handler: owner(listDevices) },
   { method: 'POST', pattern: /^\/v1\/owner\/devices$/, handler: owner(addDevice) },
-  { method: 'POST', pattern: /^\/v1\/owner\/devices\/([0-9a-f]{1,64})\/revoke$/, handler: owner(revokeDevice) },
+  {
+    method: 'POST',
+    pattern: /^\/v1\/owner\/devices\/([0-9a-f]{1,64})\/revoke$/,
+    handler: owner(revokeDevice),
+  },
   { method: 'PUT', pattern: /^\/v1\/owner\/profile$/, handler: owner(publishProfile) },
 ];
 
@@ -120,7 +128,8 @@ function owner(handler: Handler): Handler {
 
 function ownerOf(req: IncomingMessage): User & { owner: NonNullable<User['owner']> } {
   const user = signedBy.get(req);
-  if (user === undefined || user.owner === null) throw new Error('owner handler without a signed owner');
+  if (user === undefined || user.owner === null)
+    throw new Error('owner handler without a signed owner');
   return user as User & { owner: NonNullable<User['owner']> };
 }
 
@@ -136,17 +145,29 @@ function userView(user: User, devices?: Device[]) {
   };
 }
 
-async function addUser(ctx: AdminApiContext, _req: IncomingMessage, res: ServerResponse, _p: string[], raw: Buffer) {
+async function addUser(
+  ctx: AdminApiContext,
+  _req: IncomingMessage,
+  res: ServerResponse,
+  _p: string[],
+  raw: Buffer,
+) {
   const body = parseJson(raw);
   const address = requireString(body, 'address', 254);
   // The key store accepts any SMTPUTF8 mailbox, but an account must be able to enrol: its
   // address goes into certificates (rfc822Name is ASCII) and profile URLs, so refuse here
   // what the owner's certificates could never name.
   if (!isValidAddress(address)) {
-    throw new HttpError(400, 'address: malformed (expected an ASCII local@domain with a dot-atom local part)');
+    throw new HttpError(
+      400,
+      'address: malformed (expected an ASCII local@domain with a dot-atom local part)',
+    );
   }
   const name = body.name === undefined ? undefined : requireString(body, 'name', 128);
-  const user = await ctx.keyStore.addUser({ address, ...(name !== undefined ? { displayName: name } : {}) });
+  const user = await ctx.keyStore.addUser({
+    address,
+    ...(name !== undefined ? { displayName: name } : {}),
+  });
   const token = await ctx.keyStore.createEnrolmentToken(user.address, ENROLMENT_TOKEN_TTL_MS);
   sendJson(res, 201, {
     ...userView(user),
@@ -155,7 +176,12 @@ async function addUser(ctx: AdminApiContext, _req: IncomingMessage, res: ServerR
   });
 }
 
-async function newToken(ctx: AdminApiContext, _req: IncomingMessage, res: ServerResponse, params: string[]) {
+async function newToken(
+  ctx: AdminApiContext,
+  _req: IncomingMessage,
+  res: ServerResponse,
+  params: string[],
+) {
   const user = await ctx.keyStore.getUser(params[0]!);
   if (user === null) throw new HttpError(404, 'user not found');
   const token = await ctx.keyStore.createEnrolmentToken(user.address, ENROLMENT_TOKEN_TTL_MS);
@@ -169,18 +195,30 @@ async function newToken(ctx: AdminApiContext, _req: IncomingMessage, res: Server
 async function listUsers(ctx: AdminApiContext, _req: IncomingMessage, res: ServerResponse) {
   const users = await ctx.keyStore.listUsers();
   const views = [];
-  for (const user of users) views.push(userView(user, await ctx.keyStore.listDevices(user.address)));
+  for (const user of users)
+    views.push(userView(user, await ctx.keyStore.listDevices(user.address)));
   sendJson(res, 200, { users: views });
 }
 
-async function removeUser(ctx: AdminApiContext, _req: IncomingMessage, res: ServerResponse, params: string[]) {
+async function removeUser(
+  ctx: AdminApiContext,
+  _req: IncomingMessage,
+  res: ServerResponse,
+  params: string[],
+) {
   await ctx.keyStore.removeUser(params[0]!);
   sendJson(res, 204, null);
 }
 
 // --- enrolment -----------------------------------------------------------------------
 
-async function enrol(ctx: AdminApiContext, _req: IncomingMessage, res: ServerResponse, _p: string[], raw: Buffer) {
+async function enrol(
+  ctx: AdminApiContext,
+  _req: IncomingMessage,
+  res: ServerResponse,
+  _p: string[],
+  raw: Buffer,
+) {
   const body = parseJson(raw);
   const address = requireString(body, 'address', 254);
   const token = requireString(body, 'token', 256);
@@ -217,7 +255,13 @@ async function listDevices(ctx: AdminApiContext, req: IncomingMessage, res: Serv
   sendJson(res, 200, { devices: devices.map(deviceView) });
 }
 
-async function addDevice(ctx: AdminApiContext, req: IncomingMessage, res: ServerResponse, _p: string[], raw: Buffer) {
+async function addDevice(
+  ctx: AdminApiContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  _p: string[],
+  raw: Buffer,
+) {
   const user = ownerOf(req);
   const body = parseJson(raw);
   const name = requireString(body, 'name', 64);
@@ -226,8 +270,14 @@ async function addDevice(ctx: AdminApiContext, req: IncomingMessage, res: Server
     throw new HttpError(400, "client: expected 'standard' or 'outlook'");
   }
   const credentialHash = requireString(body, 'credentialHash', 512);
-  if (!isDeviceCredentialHash(credentialHash)) throw new HttpError(400, 'credentialHash: not a device credential hash');
-  const upload = checkDeviceUpload(user.address, user.owner, requireBase64(body, 'certificate'), requireBase64(body, 'rk', 64));
+  if (!isDeviceCredentialHash(credentialHash))
+    throw new HttpError(400, 'credentialHash: not a device credential hash');
+  const upload = checkDeviceUpload(
+    user.address,
+    user.owner,
+    requireBase64(body, 'certificate'),
+    requireBase64(body, 'rk', 64),
+  );
   const device = await ctx.keyStore.addDevice({
     ownerAddress: user.address,
     name,
@@ -240,19 +290,33 @@ async function addDevice(ctx: AdminApiContext, req: IncomingMessage, res: Server
   sendJson(res, 201, { device: deviceView(device), imap: ctx.imapSettings });
 }
 
-async function revokeDevice(ctx: AdminApiContext, req: IncomingMessage, res: ServerResponse, params: string[]) {
+async function revokeDevice(
+  ctx: AdminApiContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  params: string[],
+) {
   const user = ownerOf(req);
   const device = await ctx.keyStore.revokeDevice(user.address, params[0]!);
   sendJson(res, 200, { device: deviceView(device) });
 }
 
-async function publishProfile(ctx: AdminApiContext, req: IncomingMessage, res: ServerResponse, _p: string[], raw: Buffer) {
+async function publishProfile(
+  ctx: AdminApiContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  _p: string[],
+  raw: Buffer,
+) {
   const user = ownerOf(req);
   const body = parseJson(raw);
   const document = requireString(body, 'profile', 64 * 1024);
   let verified;
   try {
-    verified = verifyProfile(document, { expectedAddress: user.address, now: new Date(ctx.clock()) });
+    verified = verifyProfile(document, {
+      expectedAddress: user.address,
+      now: new Date(ctx.clock()),
+    });
   } catch (error) {
     throw new HttpError(400, `profile: ${(error as Error).message}`);
   }

@@ -71,10 +71,13 @@ export function errorReply(error: unknown): { status: number; reason: string; lo
       ? { status: 409, reason: 'request replayed', log: false }
       : { status: 401, reason: 'request signature not accepted', log: false };
   }
-  if (error instanceof TokenInvalidError) return { status: 401, reason: 'enrolment token not accepted', log: false };
-  if (error instanceof NotFoundError) return { status: 404, reason: `${error.record} not found`, log: false };
+  if (error instanceof TokenInvalidError)
+    return { status: 401, reason: 'enrolment token not accepted', log: false };
+  if (error instanceof NotFoundError)
+    return { status: 404, reason: `${error.record} not found`, log: false };
   if (error instanceof DuplicateError) return { status: 409, reason: error.message, log: false };
-  if (error instanceof KeyStoreArgumentError) return { status: 400, reason: error.message, log: false };
+  if (error instanceof KeyStoreArgumentError)
+    return { status: 400, reason: error.message, log: false };
   if (error instanceof KeyStoreUnavailableError) {
     return { status: 503, reason: 'key store unavailable, try again later', log: true };
   }
@@ -89,7 +92,11 @@ export function requireString(body: Record<string, unknown>, field: string, max 
   return value;
 }
 
-export function requireBase64(body: Record<string, unknown>, field: string, max = 16384): Uint8Array {
+export function requireBase64(
+  body: Record<string, unknown>,
+  field: string,
+  max = 16384,
+): Uint8Array {
   const text = requireString(body, field, max);
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) throw new HttpError(400, `${field}: expected base64`);
   return new Uint8Array(Buffer.from(text, 'base64'));

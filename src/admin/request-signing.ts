@@ -6,7 +6,14 @@
  * nonce against the key store (each accepted once), so a captured request cannot be
  * replayed or altered. Pure: no I/O; the caller supplies clock, nonce and key.
  */
-import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 
 export const SIGNATURE_HEADER = 'x-recrypt-signature';
 export const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000;
@@ -38,7 +45,10 @@ export function canonicalRequest(parts: SignedRequestParts): Buffer {
 
 /** The header value an owner's CLI sends. */
 export function signRequest(parts: SignedRequestParts, ownerKey: KeyObject): string {
-  const signature = sign('sha256', canonicalRequest(parts), { key: ownerKey, dsaEncoding: 'ieee-p1363' });
+  const signature = sign('sha256', canonicalRequest(parts), {
+    key: ownerKey,
+    dsaEncoding: 'ieee-p1363',
+  });
   return [
     `address=${encodeURIComponent(parts.address)}`,
     `ts=${parts.timestamp}`,
@@ -95,7 +105,12 @@ export function parseSignatureHeader(value: string | undefined): ParsedSignature
   } catch {
     throw new RequestSignatureError('malformed', 'malformed address in signature header');
   }
-  return { address: decoded, timestamp: Number(ts), nonce, signature: Buffer.from(sig, 'base64url') };
+  return {
+    address: decoded,
+    timestamp: Number(ts),
+    nonce,
+    signature: Buffer.from(sig, 'base64url'),
+  };
 }
 
 /**
@@ -111,10 +126,19 @@ export function verifyRequestSignature(
   if (Math.abs(now - header.timestamp) > MAX_CLOCK_SKEW_MS) {
     throw new RequestSignatureError('stale', 'request timestamp outside the allowed clock skew');
   }
-  const key = createPublicKey({ key: Buffer.from(ownerPublicKeySpki), format: 'der', type: 'spki' });
+  const key = createPublicKey({
+    key: Buffer.from(ownerPublicKeySpki),
+    format: 'der',
+    type: 'spki',
+  });
   const ok = verify(
     'sha256',
-    canonicalRequest({ ...request, address: header.address, timestamp: header.timestamp, nonce: header.nonce }),
+    canonicalRequest({
+      ...request,
+      address: header.address,
+      timestamp: header.timestamp,
+      nonce: header.nonce,
+    }),
     { key, dsaEncoding: 'ieee-p1363' },
     header.signature,
   );

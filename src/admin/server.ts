@@ -4,7 +4,12 @@
  * and Prometheus metrics (`/metrics`). TLS by default; plain HTTP only when explicitly asked (tests behind a
  * TLS terminator).
  */
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+  type Server,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -41,7 +46,8 @@ export interface AdminServer {
 export function profileSourceOf(keyStore: KeyStore): ProfileSource {
   return {
     getSignedProfile: (address) => keyStore.getProfile(address),
-    getGroupCertificate: async (address) => (await keyStore.getUser(address))?.owner?.groupCertificate ?? null,
+    getGroupCertificate: async (address) =>
+      (await keyStore.getUser(address))?.owner?.groupCertificate ?? null,
   };
 }
 
@@ -61,7 +67,8 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   const listener = (req: IncomingMessage, res: ServerResponse) => {
     void route(req, res).catch((error: unknown) => {
       const reply = errorReply(error);
-      if (reply.log) options.logger?.error({ err: error, path: req.url?.split('?')[0] }, 'admin request failed');
+      if (reply.log)
+        options.logger?.error({ err: error, path: req.url?.split('?')[0] }, 'admin request failed');
       if (!res.headersSent) sendJson(res, reply.status, { error: reply.reason });
       else res.destroy();
     });
@@ -72,7 +79,10 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (path === '/metrics' && options.metrics !== undefined) {
       const text = await options.metrics.metrics();
-      res.writeHead(200, { 'content-type': options.metrics.contentType, 'cache-control': 'no-store' });
+      res.writeHead(200, {
+        'content-type': options.metrics.contentType,
+        'cache-control': 'no-store',
+      });
       res.end(text);
       return;
     }
@@ -85,7 +95,10 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
           failing.push(name);
         }
       }
-      return sendJson(res, failing.length === 0 ? 200 : 503, { status: failing.length === 0 ? 'ready' : 'not ready', failing });
+      return sendJson(res, failing.length === 0 ? 200 : 503, {
+        status: failing.length === 0 ? 'ready' : 'not ready',
+        failing,
+      });
     }
     if (await handleAdminRequest(ctx, req, res)) return;
     if (await profiles(req, res)) return;
@@ -110,7 +123,10 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     server,
     setTls(tls) {
       if ('setSecureContext' in server) {
-        (server as unknown as { setSecureContext(o: object): void }).setSecureContext({ key: tls.key, cert: tls.cert });
+        (server as unknown as { setSecureContext(o: object): void }).setSecureContext({
+          key: tls.key,
+          cert: tls.cert,
+        });
       }
     },
     close: () =>

@@ -92,7 +92,10 @@ export function checkDeviceUpload(
   }
   const deviceId = Buffer.from(recipientIdOf(certificate)).toString('hex');
   if (deviceId.length !== owner.groupId.length) {
-    throw new HttpError(400, 'certificate: its issuer and serial differ in length from the group certificate');
+    throw new HttpError(
+      400,
+      'certificate: its issuer and serial differ in length from the group certificate',
+    );
   }
   let rk: Scalar;
   try {

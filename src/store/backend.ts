@@ -129,8 +129,14 @@ export interface MailboxHandle {
   setFlags(uids: number[], operation: FlagOperation, flags: Flag[]): Promise<MessageRecord[]>;
   /** Removes `\Deleted` messages (only those in `uids` when given); returns expunged UIDs. */
   expunge(uids?: number[]): Promise<number[]>;
-  copy(uids: number[], destination: string): Promise<{ uidValidity: number; pairs: Array<[number, number]> }>;
-  move(uids: number[], destination: string): Promise<{ uidValidity: number; pairs: Array<[number, number]> }>;
+  copy(
+    uids: number[],
+    destination: string,
+  ): Promise<{ uidValidity: number; pairs: Array<[number, number]> }>;
+  move(
+    uids: number[],
+    destination: string,
+  ): Promise<{ uidValidity: number; pairs: Array<[number, number]> }>;
   onEvent(listener: (event: MailboxEvent) => void): void;
   close(): Promise<void>;
 }

@@ -19,7 +19,12 @@ const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 
 const now = 1_800_000_000_000;
 const request = { method: 'POST', path: '/v1/devices', body: Buffer.from('{"name":"laptop"}') };
-const parts = { ...request, address: 'alice@example.org', timestamp: now, nonce: randomBytes(16).toString('base64url') };
+const parts = {
+  ...request,
+  address: 'alice@example.org',
+  timestamp: now,
+  nonce: randomBytes(16).toString('base64url'),
+};
 
 function reasonOf(run: () => void): string {
   try {
@@ -35,7 +40,9 @@ describe('owner-signed admin requests', () => {
   it('verifies a request the owner signed', () => {
     const header = parseSignatureHeader(signRequest(parts, privateKey));
     expect(header.address).toBe('alice@example.org');
-    expect(reasonOf(() => verifyRequestSignature(header, request, spki, now + 1000))).toBe('accepted');
+    expect(reasonOf(() => verifyRequestSignature(header, request, spki, now + 1000))).toBe(
+      'accepted',
+    );
   });
 
   it('is an ordinary ECDSA P-256 signature that openssl verifies', () => {
@@ -52,7 +59,10 @@ describe('owner-signed admin requests', () => {
         return Buffer.concat([Buffer.from([0x02, b.length]), b]);
       };
       const seq = Buffer.concat([int(r), int(s)]);
-      writeFileSync(join(dir.path, 'sig.der'), Buffer.concat([Buffer.from([0x30, seq.length]), seq]));
+      writeFileSync(
+        join(dir.path, 'sig.der'),
+        Buffer.concat([Buffer.from([0x30, seq.length]), seq]),
+      );
       writeFileSync(join(dir.path, 'msg'), canonicalRequest(parts));
       writeFileSync(join(dir.path, 'pub.pem'), publicKey.export({ format: 'pem', type: 'spki' }));
       const out = execFileSync(
@@ -72,15 +82,23 @@ describe('owner-signed admin requests', () => {
     ['another body', { ...request, body: Buffer.from('{"name":"laptoq"}') }],
   ])('refuses a signature moved to %s', (_label, altered) => {
     const header = parseSignatureHeader(signRequest(parts, privateKey));
-    expect(reasonOf(() => verifyRequestSignature(header, altered, spki, now))).toBe('bad-signature');
+    expect(reasonOf(() => verifyRequestSignature(header, altered, spki, now))).toBe(
+      'bad-signature',
+    );
   });
 
   it('refuses another key, and a stale or future timestamp', () => {
     const forged = parseSignatureHeader(signRequest(parts, other.privateKey));
-    expect(reasonOf(() => verifyRequestSignature(forged, request, spki, now))).toBe('bad-signature');
+    expect(reasonOf(() => verifyRequestSignature(forged, request, spki, now))).toBe(
+      'bad-signature',
+    );
     const header = parseSignatureHeader(signRequest(parts, privateKey));
-    expect(reasonOf(() => verifyRequestSignature(header, request, spki, now + 6 * 60_000))).toBe('stale');
-    expect(reasonOf(() => verifyRequestSignature(header, request, spki, now - 6 * 60_000))).toBe('stale');
+    expect(reasonOf(() => verifyRequestSignature(header, request, spki, now + 6 * 60_000))).toBe(
+      'stale',
+    );
+    expect(reasonOf(() => verifyRequestSignature(header, request, spki, now - 6 * 60_000))).toBe(
+      'stale',
+    );
   });
 
   it.each([
