@@ -108,7 +108,7 @@ describe('IMAP command parser (RFC 3501 §9 formal syntax)', () => {
       .map((parts) => Buffer.from(parts.join(''), 'utf8'));
     let parsed = 0;
     let refused = 0;
-    const started = performance.now();
+    // A pathological input would hang here: the test's timeout is the bound.
     fc.assert(
       fc.property(fc.oneof(mutated, random, tokens), (input) => {
         try {
@@ -123,7 +123,5 @@ describe('IMAP command parser (RFC 3501 §9 formal syntax)', () => {
     );
     expect(parsed + refused).toBe(20_000);
     expect(parsed).toBeGreaterThan(0);
-    // bounded: a pathological input would show up as minutes, not milliseconds
-    expect(performance.now() - started).toBeLessThan(30_000);
   });
 });
