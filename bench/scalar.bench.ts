@@ -1,7 +1,8 @@
 /**
  * Point multiplication k·E for an untrusted E (validation included), as the recrypt
  * transform does once per message: @noble/curves vs node:crypto (OpenSSL ECDH plus the
- * y-recovery in `multiplyPointNode`), side by side, and the x-only ECDH for reference.
+ * y-recovery in `multiplyPointNode`), and `recryptPoint` (x-only ECDH with a cached key,
+ * canonical even y: what the transform uses), side by side.
  */
 import {
   multiplyPoint,
@@ -9,6 +10,7 @@ import {
   multiplyPointNodeX,
   publicPoint,
   randomScalar,
+  recryptPoint,
 } from '../src/recrypt/scalar.js';
 
 interface Case {
@@ -29,6 +31,7 @@ export async function run(): Promise<void> {
     { name: 'noble multiplyPoint (full point)', fn: multiplyPoint },
     { name: 'node:crypto multiplyPointNode (full point)', fn: multiplyPointNode },
     { name: 'node:crypto ECDH x only (not usable alone)', fn: multiplyPointNodeX },
+    { name: 'recryptPoint (x only, even y, cached key)', fn: recryptPoint },
   ];
   // Warm up every path (JIT, noble's lazily built tables) before measuring.
   for (const c of cases) microsPerOp(c.fn, points, k, 50);

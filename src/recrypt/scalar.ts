@@ -201,6 +201,45 @@ function affineSumWithBase(e: InstanceType<typeof Point>): Uint8Array {
   return out;
 }
 
+/**
+ * The recrypted originator point E' the transform writes: x(k·E) with the even y, i.e.
+ * the canonical one of ±k·E. Every reader (OpenSSL, NSS, gpgsm, Windows CNG) derives the
+ * key-encryption key from the x-coordinate of d·E' alone (RFC 5753 / SEC 1 ECDH), and
+ * x(d·(−Q)) = x(d·Q), so this point decrypts exactly as k·E does. It costs one OpenSSL
+ * ECDH and a decompression, half of `multiplyPointNode`'s exact y recovery
+ * (`npm run bench -- scalar`). Being canonical, recrypting in steps still equals
+ * recrypting with the composed key, byte for byte.
+ */
+export function recryptPoint(point: Uint8Array, k: Scalar): Uint8Array {
+  assertPoint(point, 'point');
+  assertScalar(k, 'k');
+  const x = ecdhFor(k).computeSecret(point);
+  return new Uint8Array(
+    ECDH.convertKey(
+      Buffer.concat([COMPRESSED_EVEN, x]),
+      'prime256v1',
+      undefined,
+      undefined,
+      'uncompressed',
+    ) as Buffer,
+  );
+}
+
+// setPrivateKey computes k·P; a device's few keys are reused for every message it
+// fetches, so keep the last few ECDH objects instead of redoing that per message.
+const ecdhCache = new Map<Scalar, ECDH>();
+const ECDH_CACHE_SIZE = 256;
+
+function ecdhFor(k: Scalar): ECDH {
+  const cached = ecdhCache.get(k);
+  if (cached !== undefined) return cached;
+  const ecdh = createECDH('prime256v1');
+  ecdh.setPrivateKey(Fn.toBytes(k));
+  if (ecdhCache.size >= ECDH_CACHE_SIZE) ecdhCache.delete(ecdhCache.keys().next().value!);
+  ecdhCache.set(k, ecdh);
+  return ecdh;
+}
+
 /** x(k·E) alone through OpenSSL: what an ECDH costs without recovering y (for the bench). */
 export function multiplyPointNodeX(point: Uint8Array, k: Scalar): Uint8Array {
   assertPoint(point, 'point');

@@ -3,7 +3,7 @@
  *
  * `planRecrypt` reads only the CMS prefix (through recipientInfos) of a DER envelope, a
  * base64 body, or a whole S/MIME message, and returns the byte edits that turn the
- * group's KeyAgreeRecipientInfo into the device's: originator point E → rk·E, rid →
+ * group's KeyAgreeRecipientInfo into the device's: originator point E → ±rk·E (recryptPoint), rid →
  * the device's IssuerAndSerialNumber. `applyEdits` patches any byte range with them, so
  * a proxy streaming a 10 MB literal in chunks touches only the first few hundred bytes.
  *
@@ -22,7 +22,7 @@ import {
   type KariInfo,
 } from './transform-prefix.js';
 import type { Edit, RecryptForm, RecryptPlan, UnchangedReason } from './transform-types.js';
-import { checkScalar, multiplyPointNode, validatePoint } from './scalar.js';
+import { checkScalar, recryptPoint, validatePoint } from './scalar.js';
 import type { DeviceRecryptKeys } from './types.js';
 
 export type { Edit, RecryptForm, RecryptPlan, UnchangedReason } from './transform-types.js';
@@ -157,7 +157,7 @@ function planDer(der: Uint8Array, keys: DeviceRecryptKeys): DerPlan {
   const edits: Edit[] = [];
   for (const target of targets) {
     const point = target.kari.originatorPoint!;
-    edits.push({ offset: point.offset, bytes: multiplyPointNode(point.bytes, target.rk) });
+    edits.push({ offset: point.offset, bytes: recryptPoint(point.bytes, target.rk) });
     edits.push({ offset: target.ridOffset, bytes: keys.deviceId });
   }
   edits.sort((a, b) => a.offset - b.offset);

@@ -13,6 +13,7 @@ import {
   multiplyScalars,
   publicPoint,
   randomScalar,
+  recryptPoint,
   recryptionKey,
   scalarFromBytes,
   scalarToBytes,
@@ -145,6 +146,7 @@ describe('points', () => {
       expectRecryptError(() => multiplyPoint(point, 5n), 'invalid-point', 'point');
       expectRecryptError(() => multiplyPointNode(point, 5n), 'invalid-point', 'point');
       expectRecryptError(() => multiplyPointNodeX(point, 5n), 'invalid-point', 'point');
+      expectRecryptError(() => recryptPoint(point, 5n), 'invalid-point', 'point');
     });
   }
 
@@ -223,6 +225,38 @@ describe('points', () => {
         const point = publicPoint(e);
         const twoSteps = multiplyPoint(multiplyPoint(point, a), b);
         expect(hex(multiplyPoint(point, composeKeys(a, b)))).toBe(hex(twoSteps));
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it('recryptPoint is ±k·E with the even y: same x as noble, canonical sign', () => {
+    fc.assert(
+      fc.property(scalarArb, scalarArb, (e, k) => {
+        const point = publicPoint(e);
+        const exact = multiplyPoint(point, k);
+        const out = recryptPoint(point, k);
+        expect(validatePoint(out)).toBe(true);
+        expect(hex(out.subarray(0, 33))).toBe(hex(exact.subarray(0, 33)));
+        expect(out[64]! & 1).toBe(0);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('recryptPoint keeps the ECDH secret a device computes, and composes byte for byte', () => {
+    fc.assert(
+      fc.property(scalarArb, scalarArb, scalarArb, scalarArb, (g, d, d2, e) => {
+        const ephemeral = publicPoint(e);
+        const rk = recryptionKey(g, d);
+        expect(nodeEcdh(d).computeSecret(recryptPoint(ephemeral, rk)).toString('hex')).toBe(
+          nodeEcdh(g).computeSecret(ephemeral).toString('hex'),
+        );
+        // group → device d, then d → d2 equals group → d2 in one step.
+        const hop = recryptionKey(d, d2);
+        expect(hex(recryptPoint(recryptPoint(ephemeral, rk), hop))).toBe(
+          hex(recryptPoint(ephemeral, composeKeys(rk, hop))),
+        );
       }),
       { numRuns: 50 },
     );
