@@ -55,10 +55,16 @@ export function renderBody(part: BodyPart, extended: boolean): string {
       : '';
     return `(${children} ${str(ct.subtype)}${ext})`;
   }
+  // RFC 2045 §5.2: a text part without a charset is US-ASCII; say so, as RFC 3501's
+  // example and Dovecot do, so clients need not know the default.
+  const typeParams =
+    ct.type === 'text' && !ct.params.some((p) => p.name.toLowerCase() === 'charset')
+      ? [{ name: 'charset', value: 'us-ascii' }, ...ct.params]
+      : ct.params;
   const fields = [
     str(ct.type),
     str(ct.subtype),
-    params(ct.params),
+    params(typeParams),
     nstr(part.id),
     nstr(part.description),
     str(part.encoding ?? '7BIT'),
