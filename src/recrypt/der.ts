@@ -240,36 +240,90 @@ export function oidContent(dotted: string): Uint8Array {
   return encodeOid(dotted).subarray(2);
 }
 
-/** A DER value to encode: finished bytes, or a constructed/primitive element over children. */
-export type DerNode = Uint8Array | { tag: number; children: DerNode[] };
+/**
+ * A DER value to encode: finished bytes, a constructed/primitive element over children,
+ * or a hole: `length` bytes written later by the caller (a large encryptedContent that is
+ * encrypted straight into the output instead of being built first and copied in).
+ */
+export type DerNode = Uint8Array | { tag: number; children: DerNode[] } | DerHole;
+export interface DerHole {
+  hole: number;
+}
+
+function isHole(node: DerNode): node is DerHole {
+  return !(node instanceof Uint8Array) && 'hole' in node;
+}
 
 function nodeLength(node: DerNode): number {
   if (node instanceof Uint8Array) return node.length;
+  if (isHole(node)) return node.hole;
   let content = 0;
   for (const child of node.children) content += nodeLength(child);
   return 1 + encodeLength(content).length + content;
 }
 
 /**
- * Encodes a tree in one pass into one buffer: a 10 MB encryptedContent is copied once,
- * not once per enclosing SEQUENCE as nested encodeTlv calls would.
+ * Encodes a tree with at most one hole into the bytes before it and the bytes after it,
+ * so that head ‖ hole content ‖ tail is the DER. Nothing the size of the hole is allocated.
  */
-export function encodeTree(root: DerNode): Uint8Array {
-  const out = new Uint8Array(nodeLength(root));
-  const write = (node: DerNode, at: number): number => {
+export function encodeTreeAround(root: DerNode): {
+  head: Uint8Array;
+  holeLength: number;
+  tail: Uint8Array;
+} {
+  const total = nodeLength(root);
+  const parts: Uint8Array[] = [];
+  let pending: number[] = [];
+  let holeLength = -1;
+  const flush = () => {
+    if (pending.length > 0) parts.push(Uint8Array.from(pending));
+    pending = [];
+  };
+  const write = (node: DerNode): void => {
     if (node instanceof Uint8Array) {
-      out.set(node, at);
-      return at + node.length;
+      flush();
+      parts.push(node);
+      return;
+    }
+    if (isHole(node)) {
+      if (holeLength !== -1)
+        throw new RecryptError('invalid-argument', 'a DER tree may hold one hole');
+      flush();
+      holeLength = node.hole;
+      parts.push(HOLE_MARK);
+      return;
     }
     let content = 0;
     for (const child of node.children) content += nodeLength(child);
-    out[at] = node.tag;
-    const header = encodeLength(content);
-    out.set(header, at + 1);
-    let next = at + 1 + header.length;
-    for (const child of node.children) next = write(child, next);
-    return next;
+    pending.push(node.tag, ...encodeLength(content));
+    for (const child of node.children) write(child);
   };
-  write(root, 0);
-  return out;
+  write(root);
+  flush();
+  const at = parts.indexOf(HOLE_MARK);
+  const join = (list: Uint8Array[]) => {
+    const out = new Uint8Array(list.reduce((n, part) => n + part.length, 0));
+    let offset = 0;
+    for (const part of list) {
+      out.set(part, offset);
+      offset += part.length;
+    }
+    return out;
+  };
+  const head = join(at === -1 ? parts : parts.slice(0, at));
+  const tail = join(at === -1 ? [] : parts.slice(at + 1));
+  holeLength = Math.max(holeLength, 0);
+  if (head.length + holeLength + tail.length !== total) {
+    throw new RecryptError('invalid-argument', 'DER tree lengths do not add up');
+  }
+  return { head, holeLength, tail };
+}
+
+const HOLE_MARK = new Uint8Array(0);
+
+/** Encodes a tree without holes into one buffer. */
+export function encodeTree(root: DerNode): Uint8Array {
+  const { head, holeLength } = encodeTreeAround(root);
+  if (holeLength !== 0) throw new RecryptError('invalid-argument', 'encodeTree cannot fill a hole');
+  return head;
 }

@@ -9,14 +9,14 @@
  * ECDH, AES and SHA-256 come from node:crypto (OpenSSL) for speed; the certificate's
  * point is validated with scalar.validatePoint before it is used.
  */
-import { createCipheriv, createECDH, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createECDH, createHash, randomBytes, type CipherGCM } from 'node:crypto';
 import { RecryptError } from './errors.js';
 import {
   TAG,
   bytesEqual,
   encodeOid,
   encodeTlv,
-  encodeTree,
+  encodeTreeAround,
   expectTlv,
   oidContent,
   readChildren,
@@ -169,15 +169,30 @@ function keyAgreeRecipientInfo(
   );
 }
 
+/** An envelope whose DER length is known before any content is encrypted. */
+export interface EnvelopeWriter {
+  readonly length: number;
+  /**
+   * Emits the DER in order — the head, the encrypted content in chunks as it is
+   * encrypted, the tail — so a caller can encode it straight into its output without a
+   * full-size intermediate copy (a 50 MB message stays one 50 MB input and one output).
+   * Call once.
+   */
+  write(sink: (chunk: Uint8Array) => void): void;
+}
+
+const ENCRYPT_CHUNK = 64 * 1024;
+
 /**
- * Encrypts `content` to the group certificate (DER or PEM) and returns the DER
- * ContentInfo. Throws RecryptError for a certificate that is not a valid P-256 one.
+ * CMS EnvelopedData (AES-256-CBC, default) or AuthEnvelopedData (AES-256-GCM) of
+ * `content` for the group certificate, one KeyAgreeRecipientInfo per wrap encoding, all
+ * wrapping the same fresh content key (DESIGN §2).
  */
-export function envelopeForGroup(
+export function prepareEnvelope(
   content: Uint8Array,
   groupCertificate: Uint8Array,
   options: EnvelopeOptions = {},
-): Uint8Array {
+): EnvelopeWriter {
   if (!(content instanceof Uint8Array))
     throw new RecryptError('invalid-argument', 'content must be a Uint8Array');
   const mode = options.contentEncryption ?? 'aes-256-cbc';
@@ -195,77 +210,74 @@ export function envelopeForGroup(
     children: encodings.map((encoding) => keyAgreeRecipientInfo(recipient, contentKey, encoding)),
   };
   const dataOid = encodeOid(OID.data);
-
-  if (mode === 'aes-256-cbc') {
-    const iv = randomBytes(16);
-    const cipher = createCipheriv('aes-256-cbc', contentKey, iv);
-    const ciphertext = Buffer.concat([cipher.update(content), cipher.final()]);
-    return encodeTree({
-      tag: TAG.SEQUENCE,
-      children: [
-        encodeOid(OID.envelopedData),
-        {
-          tag: TAG.context(0),
-          children: [
-            {
-              tag: TAG.SEQUENCE,
-              children: [
-                encodeTlv(TAG.INTEGER, Uint8Array.of(2)), // version 2: KeyAgreeRecipientInfo present
-                recipientInfos,
-                {
-                  tag: TAG.SEQUENCE,
-                  children: [
-                    dataOid,
-                    encodeTlv(
-                      TAG.SEQUENCE,
-                      encodeOid(OID.aes256Cbc),
-                      encodeTlv(TAG.OCTET_STRING, iv),
-                    ),
-                    { tag: TAG.contextPrimitive(0), children: [ciphertext] },
-                  ],
-                },
-              ],
-            },
-          ],
-        },
-      ],
-    });
-  }
-
-  const nonce = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', contentKey, nonce, { authTagLength: 16 });
-  const ciphertext = Buffer.concat([cipher.update(content), cipher.final()]);
-  const mac = cipher.getAuthTag();
-  const gcmParameters = encodeTlv(
-    TAG.SEQUENCE,
-    encodeTlv(TAG.OCTET_STRING, nonce),
-    encodeTlv(TAG.INTEGER, Uint8Array.of(16)),
-  );
-  return encodeTree({
+  const gcm = mode === 'aes-256-gcm';
+  const iv = randomBytes(gcm ? 12 : 16);
+  // CBC pads to the next whole block (PKCS#7 always adds 1..16 bytes); GCM adds nothing.
+  const encryptedLength = gcm ? content.length : (Math.floor(content.length / 16) + 1) * 16;
+  const encryptedContent: DerNode = {
+    tag: TAG.contextPrimitive(0),
+    children: [{ hole: encryptedLength }],
+  };
+  const algorithm = gcm
+    ? encodeTlv(
+        TAG.SEQUENCE,
+        encodeOid(OID.aes256Gcm),
+        encodeTlv(
+          TAG.SEQUENCE,
+          encodeTlv(TAG.OCTET_STRING, iv),
+          encodeTlv(TAG.INTEGER, Uint8Array.of(16)),
+        ),
+      )
+    : encodeTlv(TAG.SEQUENCE, encodeOid(OID.aes256Cbc), encodeTlv(TAG.OCTET_STRING, iv));
+  const body: DerNode[] = [
+    // EnvelopedData version 2: KeyAgreeRecipientInfo present; AuthEnvelopedData version 0.
+    encodeTlv(TAG.INTEGER, Uint8Array.of(gcm ? 0 : 2)),
+    recipientInfos,
+    { tag: TAG.SEQUENCE, children: [dataOid, algorithm, encryptedContent] },
+    // AuthEnvelopedData's mac, last in the structure: filled in once the tag is known.
+    ...(gcm ? [encodeTlv(TAG.OCTET_STRING, new Uint8Array(16))] : []),
+  ];
+  const { head, holeLength, tail } = encodeTreeAround({
     tag: TAG.SEQUENCE,
     children: [
-      encodeOid(OID.authEnvelopedData),
-      {
-        tag: TAG.context(0),
-        children: [
-          {
-            tag: TAG.SEQUENCE,
-            children: [
-              encodeTlv(TAG.INTEGER, Uint8Array.of(0)),
-              recipientInfos,
-              {
-                tag: TAG.SEQUENCE,
-                children: [
-                  dataOid,
-                  encodeTlv(TAG.SEQUENCE, encodeOid(OID.aes256Gcm), gcmParameters),
-                  { tag: TAG.contextPrimitive(0), children: [ciphertext] },
-                ],
-              },
-              encodeTlv(TAG.OCTET_STRING, mac),
-            ],
-          },
-        ],
-      },
+      encodeOid(gcm ? OID.authEnvelopedData : OID.envelopedData),
+      { tag: TAG.context(0), children: [{ tag: TAG.SEQUENCE, children: body }] },
     ],
   });
+  let written = false;
+  return {
+    length: head.length + holeLength + tail.length,
+    write(sink) {
+      if (written) throw new RecryptError('invalid-argument', 'an envelope is written once');
+      written = true;
+      const cipher = gcm
+        ? createCipheriv('aes-256-gcm', contentKey, iv, { authTagLength: 16 })
+        : createCipheriv('aes-256-cbc', contentKey, iv);
+      sink(head);
+      for (let at = 0; at < content.length; at += ENCRYPT_CHUNK) {
+        const chunk = cipher.update(content.subarray(at, at + ENCRYPT_CHUNK));
+        if (chunk.length > 0) sink(chunk);
+      }
+      const last = cipher.final();
+      if (last.length > 0) sink(last);
+      if (gcm) tail.set((cipher as CipherGCM).getAuthTag(), tail.length - 16);
+      sink(tail);
+    },
+  };
+}
+
+/** The whole envelope as one DER buffer (see prepareEnvelope). */
+export function envelopeForGroup(
+  content: Uint8Array,
+  groupCertificate: Uint8Array,
+  options: EnvelopeOptions = {},
+): Uint8Array {
+  const writer = prepareEnvelope(content, groupCertificate, options);
+  const out = new Uint8Array(writer.length);
+  let at = 0;
+  writer.write((chunk) => {
+    out.set(chunk, at);
+    at += chunk.length;
+  });
+  return out;
 }

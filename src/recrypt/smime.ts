@@ -15,7 +15,8 @@
  * the MX decides separately whether it accepts such mail.
  */
 import { RecryptError } from './errors.js';
-import { envelopeForGroup, type ContentEncryption } from './envelope.js';
+import { Base64LineWriter, base64LinesLength } from './base64-lines.js';
+import { prepareEnvelope, type ContentEncryption } from './envelope.js';
 import { bytesEqual } from './der.js';
 import { decodeBase64Prefix } from './transform-base64.js';
 import { findHeaderEnd, locateSmimeBody, parseHeaderFields } from './transform-message.js';
@@ -41,7 +42,6 @@ export interface WrapOptions {
 }
 
 const CRLF = Buffer.from('\r\n', 'latin1');
-const LINE = 76;
 
 /** A header field's bytes with every line terminator (LF or CRLF) written as CRLF. */
 function withCrlf(field: Uint8Array): Buffer {
@@ -59,18 +59,10 @@ function withCrlf(field: Uint8Array): Buffer {
 
 /** Base64 of `der` in 76-character lines, each ending in CRLF. */
 export function base64Lines(der: Uint8Array): Buffer {
-  const text = Buffer.from(
-    Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64'),
-    'latin1',
-  );
-  const lines = Math.ceil(text.length / LINE);
-  const out = Buffer.allocUnsafe(text.length + 2 * lines);
-  let at = 0;
-  for (let i = 0; i < text.length; i += LINE) {
-    at += text.copy(out, at, i, Math.min(i + LINE, text.length));
-    out[at++] = 0x0d;
-    out[at++] = 0x0a;
-  }
+  const out = Buffer.allocUnsafe(base64LinesLength(der.length));
+  const writer = new Base64LineWriter(out, 0);
+  writer.write(der);
+  writer.end();
   return out;
 }
 
@@ -102,24 +94,28 @@ export function wrapMessage(
     throw new RecryptError('invalid-argument', 'original must be a Uint8Array');
   const envelopeOptions =
     options.contentEncryption === undefined ? {} : { contentEncryption: options.contentEncryption };
-  const der = envelopeForGroup(original, groupCertificate, envelopeOptions);
+  const envelope = prepareEnvelope(original, groupCertificate, envelopeOptions);
   const authenticated = options.contentEncryption === 'aes-256-gcm';
-  const mime = Buffer.from(
-    'MIME-Version: 1.0\r\n' +
-      `Content-Type: application/pkcs7-mime; smime-type=${authenticated ? 'authEnveloped-data' : 'enveloped-data'};\r\n` +
-      ' name="smime.p7m"\r\n' +
-      'Content-Transfer-Encoding: base64\r\n' +
-      'Content-Disposition: attachment; filename="smime.p7m"\r\n' +
-      '\r\n',
-    'latin1',
-  );
-  return new Uint8Array(
-    Buffer.concat([
-      ...outerHeaders(original, options.hideSubject === true),
-      mime,
-      base64Lines(der),
-    ]),
-  );
+  const head = Buffer.concat([
+    ...outerHeaders(original, options.hideSubject === true),
+    Buffer.from(
+      'MIME-Version: 1.0\r\n' +
+        `Content-Type: application/pkcs7-mime; smime-type=${authenticated ? 'authEnveloped-data' : 'enveloped-data'};\r\n` +
+        ' name="smime.p7m"\r\n' +
+        'Content-Transfer-Encoding: base64\r\n' +
+        'Content-Disposition: attachment; filename="smime.p7m"\r\n' +
+        '\r\n',
+      'latin1',
+    ),
+  ]);
+  // One output buffer, encrypted and base64-encoded into chunk by chunk: the message is
+  // held once by the caller and once here, encrypted, and nowhere else at full size.
+  const out = new Uint8Array(head.length + base64LinesLength(envelope.length));
+  out.set(head, 0);
+  const lines = new Base64LineWriter(out, head.length);
+  envelope.write((chunk) => lines.write(chunk));
+  lines.end();
+  return out;
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   encodeOid,
   encodeTlv,
   encodeTree,
+  encodeTreeAround,
   readChildren,
   readTlv,
 } from '../../src/recrypt/der.js';
@@ -120,5 +121,22 @@ describe('encoder', () => {
     }).toString();
     expect(parsed).toContain('id-smime-ct-authEnvelopedData');
     expect(parsed).toMatch(/OCTET STRING/);
+  });
+
+  it('encodeTreeAround splits around a hole so that head ‖ content ‖ tail equals the full tree', () => {
+    const content = new Uint8Array(300).map((_, i) => i & 0xff);
+    const tree = (inner: Uint8Array | { hole: number }) => ({
+      tag: 0x30,
+      children: [
+        Uint8Array.of(0x02, 0x01, 0x05),
+        { tag: 0x80, children: [inner] },
+        Uint8Array.of(0x05, 0x00),
+      ],
+    });
+    const whole = encodeTree(tree(content));
+    const { head, holeLength, tail } = encodeTreeAround(tree({ hole: content.length }));
+    expect(holeLength).toBe(300);
+    expect(Buffer.concat([head, content, tail]).equals(Buffer.from(whole))).toBe(true);
+    expect(() => encodeTree(tree({ hole: 4 }))).toThrow(RecryptError);
   });
 });

@@ -1,0 +1,65 @@
+/**
+ * Base64 in 76-character lines, each ending in CRLF (RFC 2045 §6.8), written into a
+ * buffer the caller sized with `base64LinesLength`, from input that arrives in chunks of
+ * any size. Encodes whole lines (57 input bytes) a few hundred at a time, so a 50 MB
+ * envelope never exists as one base64 string or an intermediate buffer.
+ */
+const LINE_BYTES = 57;
+const LINE_CHARS = 76;
+const BATCH_LINES = 512;
+
+export function base64LinesLength(inputLength: number): number {
+  const chars = Math.ceil(inputLength / 3) * 4;
+  return chars + 2 * Math.ceil(chars / LINE_CHARS);
+}
+
+export class Base64LineWriter {
+  private readonly carry = Buffer.alloc(LINE_BYTES);
+  private carried = 0;
+  private readonly text = Buffer.alloc(BATCH_LINES * LINE_CHARS);
+
+  constructor(
+    private readonly out: Uint8Array,
+    private at: number,
+  ) {}
+
+  /** Where the next byte would go; after `end()`, the end of what was written. */
+  get offset(): number {
+    return this.at;
+  }
+
+  write(chunk: Uint8Array): void {
+    let input = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (this.carried > 0) {
+      const take = Math.min(LINE_BYTES - this.carried, input.length);
+      input.copy(this.carry, this.carried, 0, take);
+      this.carried += take;
+      input = input.subarray(take);
+      if (this.carried < LINE_BYTES) return;
+      this.encodeLines(this.carry);
+      this.carried = 0;
+    }
+    const whole = input.length - (input.length % LINE_BYTES);
+    for (let at = 0; at < whole; at += BATCH_LINES * LINE_BYTES) {
+      this.encodeLines(input.subarray(at, Math.min(at + BATCH_LINES * LINE_BYTES, whole)));
+    }
+    input.copy(this.carry, 0, whole);
+    this.carried = input.length - whole;
+  }
+
+  /** Writes the last, shorter line (with padding) if there is one. */
+  end(): void {
+    if (this.carried > 0) this.encodeLines(this.carry.subarray(0, this.carried));
+    this.carried = 0;
+  }
+
+  /** `bytes` is whole lines, except for the very last call. */
+  private encodeLines(bytes: Buffer): void {
+    const length = this.text.write(bytes.toString('base64'), 0, 'latin1');
+    for (let at = 0; at < length; at += LINE_CHARS) {
+      this.at += this.text.copy(this.out, this.at, at, Math.min(at + LINE_CHARS, length));
+      this.out[this.at++] = 0x0d;
+      this.out[this.at++] = 0x0a;
+    }
+  }
+}
