@@ -1,5 +1,5 @@
 import { StoreError } from '../backend.js';
-import { decodeModifiedUtf7, encodeModifiedUtf7 } from './mutf7.js';
+import { decodeModifiedUtf7, encodeModifiedUtf7 } from '../mutf7.js';
 
 /**
  * Mailbox and user names → paths. API names are UTF-8 with '/' as hierarchy

@@ -1,5 +1,5 @@
 import { ParseError } from '../errors.js';
-import { decodeMailboxName } from '../mutf7.js';
+import { decodeModifiedUtf7 as decodeMailboxName } from '../../mutf7.js';
 
 /**
  * A cursor over one complete command: the command line with every literal's bytes

@@ -1,6 +1,6 @@
 import { StoreError, type MailboxInfo, type UserStore } from '../../backend.js';
 import { ImapError } from '../errors.js';
-import { encodeMailboxName } from '../mutf7.js';
+import { encodeModifiedUtf7 as encodeMailboxName } from '../../mutf7.js';
 import { astr, list } from '../serializer.js';
 import type { Session } from '../session.js';
 import type { Cmd, OkReply } from './types.js';

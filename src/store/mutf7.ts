@@ -1,7 +1,8 @@
 /**
- * IMAP modified UTF-7 (RFC 3501 §5.1.3), the form Dovecot uses for Maildir++ folder
- * names on disk. Hand-written: the algorithm is 40 lines and no maintained package for
- * it is among the project's dependencies.
+ * IMAP modified UTF-7 (RFC 3501 §5.1.3): mailbox names on the IMAP wire and, as Dovecot
+ * writes them, Maildir++ folder names on disk. Shared by the protocol layer and storage.
+ * Hand-written: the algorithm is 40 lines and no maintained package for it is among the
+ * project's dependencies.
  */
 
 function toModifiedBase64(units: number[]): string {
