@@ -108,16 +108,24 @@ function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
       .map((segment) => segment.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()));
     if (!SECTIONS.has(path[0]!)) continue;
     let target = root;
-    for (const segment of path.slice(0, -1)) {
+    for (const [depth, segment] of path.slice(0, -1).entries()) {
       const existing = target[segment];
+      // RECRYPT_MAIL_STORE__LMTP_PORT alone must tweak the default store, not make a
+      // store with no kind: a section the file lacks starts as its default's kind.
+      const seed = depth === 0 ? defaultKindOf(segment) : {};
       const copy: Record<string, unknown> =
-        typeof existing === 'object' && existing !== null ? { ...existing } : {};
+        typeof existing === 'object' && existing !== null ? { ...existing } : { ...seed };
       target[segment] = copy;
       target = copy;
     }
     target[path[path.length - 1]!] = parseScalar(value);
   }
   return root;
+}
+
+function defaultKindOf(section: string): Record<string, unknown> {
+  const value = (configSchema.parse({}) as Record<string, unknown>)[section];
+  return typeof value === 'object' && value !== null && 'kind' in value ? { kind: value.kind } : {};
 }
 
 /** Environment values are strings; numbers, booleans and JSON lists are what config wants. */

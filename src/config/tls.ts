@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { writeFileAtomic } from './atomic-file.js';
+import { ConfigError } from './load.js';
 
 export interface TlsMaterial {
   key: string;
@@ -27,6 +28,15 @@ export async function ensureTlsMaterial(
   now: Date = new Date(),
 ): Promise<TlsMaterial> {
   if (configured !== undefined) {
+    // Named by option, so a wrong path reads as a config problem, not a crash.
+    for (const [option, file] of [['tls.key', configured.key], ['tls.cert', configured.cert]] as const) {
+      try {
+        readFileSync(file);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? 'error';
+        throw new ConfigError([`${option}: ${code}: cannot read ${file}`]);
+      }
+    }
     return { ...readTls(configured.key, configured.cert), generated: false };
   }
   const dir = join(dataDir, 'tls');

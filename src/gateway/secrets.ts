@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../config/atomic-file.js';
+import { StartupError } from './startup-errors.js';
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
 export const MASTER_SECRET_FILE = 'store-master.secret';
@@ -28,9 +29,11 @@ export function readSecretFile(path: string, what: string): string {
   try {
     value = readFileSync(path, 'utf8').trim();
   } catch (error) {
-    throw new Error(`${what}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`);
+    throw new StartupError(`${what}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
+      cause: error,
+    });
   }
-  if (value.length === 0) throw new Error(`${what}: ${path} is empty`);
+  if (value.length === 0) throw new StartupError(`${what}: ${path} is empty`);
   return value;
 }
 

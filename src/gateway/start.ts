@@ -21,6 +21,8 @@ import { createMaildirStore } from '../store/maildir/index.js';
 import { startProxy, type RunningProxy } from './proxy.js';
 import { provisioningStore } from './provisioning-store.js';
 import { loadOrCreateSecretFile, readSecretFile, MASTER_SECRET_FILE } from './secrets.js';
+import { StartupError, causeChain, describeKeyStore } from './startup-errors.js';
+import { probeGreeting, type ProbeTarget } from './upstream-probe.js';
 
 export interface RunningGateway {
   ports: { smtp: number; imap: number; imapStarttls: number; admin: number; storeImap?: number; storeLmtp?: number };
@@ -52,11 +54,25 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
 
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
-  const keyStore = await openKeyStore(config.keyStore, {
-    gatewayKey: loadOrCreateGatewayKey(dataDir),
-    dataDir,
-    onConnectionError: (err) => logger.warn({ err: err.message }, 'key store connection problem'),
-  });
+  const gatewayKey = loadOrCreateGatewayKey(dataDir);
+  const unreachable = (error: unknown) =>
+    new StartupError(`key store unreachable: ${describeKeyStore(config.keyStore)}: ${causeChain(error)}`);
+  let keyStore: KeyStore;
+  try {
+    keyStore = await openKeyStore(config.keyStore, {
+      gatewayKey,
+      dataDir,
+      onConnectionError: (err) => logger.warn({ err: err.message }, 'key store connection problem'),
+    });
+  } catch (error) {
+    throw unreachable(error);
+  }
+  try {
+    await keyStore.health();
+  } catch (error) {
+    await keyStore.close().catch(() => undefined);
+    throw unreachable(error);
+  }
   const stops: Array<() => Promise<void>> = [() => keyStore.close()];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
@@ -65,6 +81,19 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   try {
     const store = await startMailStore(config, dataDir, keyStore, logger.child({ part: 'store' }));
     stops.push(() => store.close());
+    const mailStoreProbes: ProbeTarget[] = [
+      { name: 'mailStore.imap', ...store.imap, protocol: 'imap' },
+      { name: 'mailStore.lmtp', ...store.lmtp, protocol: 'lmtp' },
+    ];
+    if (config.mailStore.kind === 'dovecot') {
+      // Fail at start rather than accept mail that cannot be delivered (4xx to every
+      // sender) with nothing in the log but a readiness flag.
+      for (const target of mailStoreProbes) {
+        await probeGreeting(target).catch((error: Error) => {
+          throw new StartupError(`mail store unreachable: ${error.message}`);
+        });
+      }
+    }
 
     const mx: MxServer = await startMxServer({
       host: config.smtp.host,
@@ -101,6 +130,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       imapSettings: { host: publicHost(config.imap.host), port: proxy.port, starttlsPort: proxy.starttlsPort },
       metrics,
       logger: logger.child({ part: 'admin' }),
+      readinessChecks: { mailStore: () => Promise.all(mailStoreProbes.map((t) => probeGreeting(t))).then(() => undefined) },
     });
     stops.push(() => admin.close());
 
@@ -130,6 +160,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         tls = await ensureTlsMaterial(dataDir, config.tls);
         admin.setTls(tls);
         proxy.setTls(tls);
+        mx.setTls(tls);
         logger.info({ certFile: tls.certFile }, 'TLS certificate reloaded');
       },
       close: stopAll,

@@ -105,6 +105,9 @@ export class ResponseRewriter {
   private body: BodyLiteral | null = null;
   private written = 0;
   private injections: Uint8Array[] = [];
+  /** Last words to emit at the next response boundary, after which input is dropped. */
+  private closing: { bytes: Uint8Array; done: () => void } | null = null;
+  private discarding = false;
 
   constructor(
     private readonly context: RewriterContext,
@@ -117,8 +120,9 @@ export class ResponseRewriter {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
+    if (this.discarding) return;
     let i = 0;
-    while (i < chunk.length) {
+    while (i < chunk.length && !this.discarding) {
       switch (this.state) {
         case 'head':
           i = this.scanHead(chunk, i);
@@ -156,12 +160,30 @@ export class ResponseRewriter {
     else this.injections.push(bytes);
   }
 
+  /**
+   * Ends the output cleanly: `bytes` (a `* BYE`) go out at the next response boundary —
+   * now if there is one, else once the response being relayed is complete, so that no
+   * client ever sees a literal cut short — and every upstream byte after is dropped.
+   */
+  closeAtBoundary(bytes: Uint8Array, done: () => void): void {
+    this.closing = { bytes, done };
+    if (this.state === 'head' && this.head.length === 0) this.lineDone();
+  }
+
   private lineDone(): void {
     this.state = 'head';
-    if (this.injections.length === 0) return;
-    const queued = this.injections;
-    this.injections = [];
-    for (const bytes of queued) this.emit(bytes);
+    if (this.injections.length > 0) {
+      const queued = this.injections;
+      this.injections = [];
+      for (const bytes of queued) this.emit(bytes);
+    }
+    if (this.closing !== null) {
+      const { bytes, done } = this.closing;
+      this.closing = null;
+      this.emit(bytes);
+      this.discarding = true;
+      done();
+    }
   }
 
   /** Upstream ended: whatever is held (a partial line, a body prefix) goes out raw. */
@@ -176,7 +198,7 @@ export class ResponseRewriter {
   }
 
   private emit(bytes: Uint8Array): void {
-    if (bytes.length === 0) return;
+    if (bytes.length === 0 || this.discarding) return;
     this.written += bytes.length;
     this.push(bytes);
   }

@@ -16,6 +16,14 @@ export class RewriterStream extends Transform {
     this.rewriter.write(chunk).then(() => callback(), callback);
   }
 
+  /**
+   * Emits `bytes` at the next response boundary, then ends the readable side: 'end'
+   * fires once everything before it has been consumed (written to the client socket).
+   */
+  closeAtBoundary(bytes: Uint8Array): void {
+    this.rewriter.closeAtBoundary(bytes, () => this.push(null));
+  }
+
   override _flush(callback: TransformCallback): void {
     this.rewriter.end();
     callback();

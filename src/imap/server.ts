@@ -145,7 +145,7 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
       const closed = servers.map(
         (server) => new Promise<void>((resolve) => server.close(() => resolve())),
       );
-      for (const session of sessions) session.bye('Server shutting down');
+      for (const session of sessions) session.shutdown();
       await Promise.all(closed);
     },
   };

@@ -31,6 +31,10 @@ import type { DeviceRecryptKeys } from '../recrypt/types.js';
 const PREAUTH_IDLE_MS = 60_000;
 const MAX_LOGIN_FAILURES = 3;
 const MAX_BAD_COMMANDS = 10;
+/** Issue 6: a revoked device's sessions end within 2 s. */
+const REVOKE_GRACE_MS = 1_500;
+/** How long a stopping gateway lets a response in flight finish. */
+const SHUTDOWN_GRACE_MS = 30_000;
 
 export interface SessionEnvironment {
   upstream: UpstreamOptions;
@@ -55,7 +59,7 @@ export class ProxySession {
   private socket: Socket;
   private secure: boolean;
   private reader = new PreauthReader();
-  private state: 'preauth' | 'busy' | 'relay' | 'closed' = 'preauth';
+  private state: 'preauth' | 'busy' | 'relay' | 'closing' | 'closed' = 'preauth';
   private failures = 0;
   private badCommands = 0;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -100,7 +104,7 @@ export class ProxySession {
 
   private touch(): void {
     clearTimeout(this.idleTimer);
-    if (this.state === 'relay' || this.state === 'closed') return;
+    if (this.state === 'relay' || this.state === 'closing' || this.state === 'closed') return;
     this.idleTimer = setTimeout(() => this.bye('Idle timeout'), PREAUTH_IDLE_MS);
     this.idleTimer.unref();
   }
@@ -361,7 +365,7 @@ export class ProxySession {
     if (leftover.length > 0) rewriter.write(leftover);
     upstreamSocket.pipe(rewriter).pipe(this.socket, { end: false });
     rewriter.once('end', () => {
-      if (this.state === 'closed') return;
+      if (this.state === 'closed' || this.state === 'closing') return;
       if (!this.upstreamSaidBye) this.log.warn('upstream closed the session');
       this.bye(this.upstreamSaidBye ? null : 'Mail store connection closed');
     });
@@ -389,16 +393,48 @@ export class ProxySession {
     }
   }
 
-  /** The device was revoked while connected. */
+  /** The device was revoked while connected: BYE within REVOKE_GRACE_MS. */
   revoke(): void {
     this.log.info('device revoked: closing session');
     this.env.metrics?.logins.inc({ result: 'revoked' });
-    this.bye('Device access revoked');
+    this.byeAtBoundary('Device access revoked', REVOKE_GRACE_MS);
   }
 
-  /** Ends the session with `* BYE text` (text null: upstream already said BYE). */
+  /** The gateway is stopping: the response being relayed completes first. */
+  shutdown(): void {
+    this.byeAtBoundary('Server shutting down', SHUTDOWN_GRACE_MS);
+  }
+
+  /**
+   * `* BYE text` at the next response boundary, so a FETCH literal in flight is never cut
+   * short: no further client command goes upstream, the response being relayed
+   * completes, then BYE and close. A response still unfinished after `graceMs` (a huge
+   * literal to a stalled client) ends with the connection cut.
+   */
+  private byeAtBoundary(text: string, graceMs: number): void {
+    const rewriter = this.rewriter;
+    if (this.state !== 'relay' || rewriter === null || rewriter.readableEnded) {
+      this.bye(text);
+      return;
+    }
+    this.state = 'closing';
+    this.socket.unpipe();
+    const force = setTimeout(() => {
+      this.log.warn('response still in flight at close: connection cut');
+      this.socket.destroy();
+      this.cleanup();
+    }, graceMs);
+    force.unref();
+    rewriter.once('end', () => {
+      clearTimeout(force);
+      this.close();
+    });
+    rewriter.closeAtBoundary(Buffer.from(`* BYE ${text}\r\n`, 'latin1'));
+  }
+
+  /** Ends the session now with `* BYE text` (text null: upstream already said BYE). */
   bye(text: string | null): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.state === 'closing') return;
     if (this.upstream !== null) {
       this.upstream.socket.unpipe();
       this.rewriter?.unpipe(this.socket);

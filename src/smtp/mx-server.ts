@@ -17,6 +17,11 @@ import type {
 import { type CollectedMessage, collectMessage, withPrefix } from './collect.js';
 import { EnhancedCodeSmtpServer } from './enhanced-server.js';
 import { type LocalRecipient, deliverToGroups } from './groups.js';
+
+interface ListRecipient {
+  recipients: LocalRecipient[];
+  prepare: (message: Uint8Array) => Uint8Array;
+}
 import { type MxMetrics, createMxMetrics } from './metrics.js';
 import type {
   DeliveryTarget,
@@ -66,6 +71,8 @@ export interface MxServerOptions {
 export interface MxServer {
   port: number;
   metrics: MxMetrics;
+  /** Replaces the STARTTLS certificate for new connections (SIGHUP). */
+  setTls(tls: { key: string | Buffer; cert: string | Buffer }): void;
   /** Stops accepting, lets every DATA in flight finish and answer, then says 421 to idle clients. */
   close(): Promise<void>;
 }
@@ -134,6 +141,8 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
   const directoryTimeoutMs = options.directoryTimeoutMs ?? 10_000;
   const authTimeoutMs = options.authTimeoutMs ?? 20_000;
   const recipientsOf = new WeakMap<SMTPServerEnvelope, Map<string, LocalRecipient>>();
+  // Lists (issue 8): per list address, its members' mailboxes and how to prepare a post.
+  const listsOf = new WeakMap<SMTPServerEnvelope, Map<string, ListRecipient>>();
   const inFlight = new Set<Promise<unknown>>();
   let closing = false;
   let closed: Promise<void> | undefined;
@@ -171,6 +180,26 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
       metrics.recipientsRejected.inc({ reason: 'unknown' });
       logger.info({ session: session.id, rcpt: address.address }, 'unknown recipient');
       throw replies.unknownUser();
+    }
+    if (lookup.kind === 'list') {
+      const mailFrom = session.envelope.mailFrom;
+      const refusal = lookup.refusalFor(mailFrom === false ? '' : mailFrom.address);
+      if (refusal !== null) {
+        metrics.recipientsRejected.inc({ reason: 'list-policy' });
+        logger.info({ session: session.id, rcpt: address.address }, 'list post refused by policy');
+        throw new SmtpReply(550, '5.7.1', refusal);
+      }
+      const lists = listsOf.get(session.envelope) ?? new Map<string, ListRecipient>();
+      lists.set(address.address.toLowerCase(), {
+        recipients: lookup.mailboxes.map((mailbox) => ({
+          address: address.address,
+          mailbox,
+          groupCertificate: lookup.groupCertificate,
+        })),
+        prepare: lookup.prepare,
+      });
+      listsOf.set(session.envelope, lists);
+      return undefined;
     }
     const recipients = recipientsOf.get(session.envelope) ?? new Map<string, LocalRecipient>();
     recipients.set(address.address.toLowerCase(), {
@@ -218,7 +247,8 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
       // smtp-server answers 552 5.3.4 itself (rejectOversized).
       throw new SmtpReply(552, '5.3.4', 'Message exceeds the fixed maximum message size');
     }
-    if (recipients.length === 0) throw replies.storeUnavailable();
+    const lists = [...(listsOf.get(envelope)?.values() ?? [])];
+    if (recipients.length === 0 && lists.length === 0) throw replies.storeUnavailable();
     const mailFrom = envelope.mailFrom === false ? '' : envelope.mailFrom.address;
     const trace = {
       hostname,
@@ -245,19 +275,35 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
     );
     // The one copy of the message: trace headers, then the bytes as received.
     const withTrace = withPrefix(collected, traceHeaders);
+    const deps = {
+      encryptor: options.encryptor,
+      delivery: options.delivery,
+      logger: logger.child({ session: session.id }),
+      metrics,
+    };
     try {
-      const outcome = await deliverToGroups(
-        {
-          encryptor: options.encryptor,
-          delivery: options.delivery,
-          logger: logger.child({ session: session.id }),
-          metrics,
-        },
-        { withTrace, original: withTrace.subarray(traceHeaders.length), mailFrom, recipients },
-      );
+      const original = withTrace.subarray(traceHeaders.length);
+      const outcome =
+        recipients.length === 0
+          ? { encrypted: 0, passedThrough: 0 }
+          : await deliverToGroups(deps, { withTrace, original, mailFrom, recipients });
+      for (const list of lists) {
+        // A post to a list: its headers go in before encryption, then one copy for all.
+        // An envelope the sender already made for the list certificate passes as is.
+        const prepared = Buffer.concat([traceHeaders, list.prepare(original)]);
+        const listOutcome = await deliverToGroups(deps, {
+          withTrace: prepared,
+          original,
+          mailFrom,
+          recipients: list.recipients,
+        });
+        outcome.encrypted += listOutcome.encrypted;
+        outcome.passedThrough += listOutcome.passedThrough;
+      }
       metrics.messages.inc({ outcome: 'accepted' });
       logger.info({ ...log, ...outcome, ms: Date.now() - started }, 'message accepted');
-      return `OK: stored for ${recipients.length} recipient${recipients.length === 1 ? '' : 's'} (${session.id})`;
+      const count = recipients.length + lists.reduce((n, l) => n + l.recipients.length, 0);
+      return `OK: stored for ${count} recipient${count === 1 ? '' : 's'} (${session.id})`;
     } catch (error) {
       const reply = error instanceof SmtpReply ? error : replies.storeUnavailable();
       metrics.messages.inc({ outcome: reply.responseCode < 500 ? 'temp_failed' : 'rejected' });
@@ -328,6 +374,7 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
   return {
     port,
     metrics,
+    setTls: (tls) => server.updateSecureContext({ key: tls.key, cert: tls.cert }),
     close: () => {
       closed ??= shutdown();
       return closed;

@@ -1,6 +1,6 @@
 /**
  * A throwaway real Dovecot (imapd + lmtpd from Debian's packages) for tests, built from
- * `/work/shared/examples/dovecot-test.conf` (copied as `test/fixtures/smtp/dovecot-test.conf`),
+ * the documented deployment config `config/dovecot/dovecot.conf` (docs/deployment.md),
  * listening on 127.0.0.1 on free ports, with a master user for IMAP logins as any user:
  * AUTHENTICATE PLAIN with authzid = the mail user, authcid = masterUser.
  *
@@ -49,9 +49,10 @@ process.on('exit', () => {
 const templatePath = join(
   dirname(fileURLToPath(import.meta.url)),
   '..',
-  'fixtures',
-  'smtp',
-  'dovecot-test.conf',
+  '..',
+  'config',
+  'dovecot',
+  'dovecot.conf',
 );
 
 /** Dovecot's mail processes must not run as root: the example config uses `vmail`. */
@@ -110,6 +111,7 @@ export async function startDovecot(options: DovecotOptions = {}): Promise<Doveco
   const config =
     readFileSync(templatePath, 'utf8')
       .replaceAll('$BASE', base.path)
+      .replaceAll('$LISTEN', '127.0.0.1')
       .replaceAll('$IMAP_PORT', String(imapPort))
       .replaceAll('$LMTP_PORT', String(lmtpPort))
       // The template's static passdb holds a fixed "unguessable" value; make it really so.

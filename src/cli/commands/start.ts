@@ -1,8 +1,14 @@
-/** `recrypt start`: runs the whole gateway until SIGTERM/SIGINT; SIGHUP reloads TLS. */
+/**
+ * `recrypt start`: runs the whole gateway until SIGTERM/SIGINT (a second one exits at
+ * once); SIGHUP reloads TLS. A failure to start is one line naming the problem (which
+ * option, which address) and exit code 1, never a stack trace.
+ */
 import type { Command } from 'commander';
-import { loadConfig } from '../../config/load.js';
+import { ConfigError, loadConfig } from '../../config/load.js';
 import { createLogger } from '../../config/logger.js';
-import { startGateway } from '../../gateway/start.js';
+import { startGateway, type RunningGateway } from '../../gateway/start.js';
+import { describeStartupError } from '../../gateway/startup-errors.js';
+import { CliError } from '../errors.js';
 import { DEFAULT_CONFIG_FILE, findConfigFile } from '../operator/context.js';
 
 export function register(program: Command): void {
@@ -13,7 +19,13 @@ export function register(program: Command): void {
     .action(async (opts: { config?: string }) => {
       const { config } = loadConfig(findConfigFile(opts.config));
       const logger = createLogger(config.logLevel);
-      const gateway = await startGateway(config, logger);
+      let gateway: RunningGateway;
+      try {
+        gateway = await startGateway(config, logger);
+      } catch (error) {
+        if (error instanceof ConfigError) throw error;
+        throw new CliError(describeStartupError(error, config));
+      }
       await new Promise<void>((resolve) => {
         let stopping = false;
         const stop = (signal: NodeJS.Signals) => {
@@ -24,7 +36,7 @@ export function register(program: Command): void {
           stopping = true;
           logger.info({ signal }, 'stopping: finishing transactions and fetches in flight');
           void gateway.close().then(resolve, (error: unknown) => {
-            logger.error({ err: error }, 'error while stopping');
+            logger.error({ err: (error as Error).message }, 'error while stopping');
             resolve();
           });
         };

@@ -1,0 +1,73 @@
+/**
+ * The README's walkthrough, run exactly as written: every ```sh block preceded by
+ * `<!-- walkthrough -->` is concatenated into one bash script and run in a fresh clone
+ * (sources copied, node_modules linked in place of `npm ci`), with the default ports.
+ * It must end with `openssl cms -decrypt` (and `recrypt read`) printing the original
+ * message.
+ */
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { requireBinary } from '../helpers/binaries.js';
+import { cleanEnv, freshClone, portIsFree, ROOT, spawnGroup, type Spawned } from '../helpers/gateway-process.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const BODY = 'Hello Alice, this is a test message.';
+const DEFAULT_PORTS = { 'smtp.port': 2525, 'imap.port': 1993, 'imap.starttlsPort': 1143, 'admin.port': 8443, 'mailStore.imapPort': 10143, 'mailStore.lmtpPort': 10024 };
+
+export function walkthroughBlocks(markdown: string): string[] {
+  const blocks: string[] = [];
+  const pattern = /<!-- walkthrough -->\s*\n```sh\n([\s\S]*?)```/g;
+  for (const match of markdown.matchAll(pattern)) blocks.push(match[1]!);
+  return blocks;
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+describe('README walkthrough', () => {
+  const tmp = tempDir('recrypt-readme-');
+  let run: Spawned | undefined;
+  afterAll(async () => {
+    await run?.stop();
+    tmp.remove();
+  });
+
+  it('has the walkthrough blocks, ending in openssl cms -decrypt', () => {
+    const blocks = walkthroughBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
+    expect(blocks.length).toBeGreaterThanOrEqual(6);
+    expect(blocks.join('\n')).toContain('npm start &');
+    expect(blocks.join('\n')).toContain('openssl cms -decrypt');
+  });
+
+  it('runs as written and reads back the original message', async () => {
+    for (const name of ['bash', 'curl', 'swaks', 'openssl', 'sed']) requireBinary(name);
+    for (const [option, port] of Object.entries(DEFAULT_PORTS)) {
+      if (!(await portIsFree(port))) {
+        throw new Error(`the walkthrough uses the default ports; ${option} ${port} is in use on this machine`);
+      }
+    }
+    const clone = join(tmp.path, 'clone');
+    freshClone(clone);
+    const script = ['set -euo pipefail', ...walkthroughBlocks(readFileSync(join(clone, 'README.md'), 'utf8'))].join('\n');
+    run = spawnGroup('bash', ['-c', script], { cwd: clone, env: cleanEnv({ TMPDIR: tmp.path }) });
+    const timeout = setTimeout(() => void run?.stop(1000), 240_000);
+    const code = await run.exited;
+    clearTimeout(timeout);
+    const output = run.output();
+    expect(code, output).toBe(0);
+    // Once from openssl cms -decrypt, once from recrypt read.
+    expect(output.split(BODY).length - 1, output).toBeGreaterThanOrEqual(2);
+    // What came over IMAP and what is stored are ciphertext.
+    expect(readFileSync(join(clone, 'owner', 'fetched.eml'), 'utf8')).not.toContain(BODY);
+    const stored = filesUnder(join(clone, 'data', 'mail')).filter((f) => /\/(cur|new)\//.test(f));
+    expect(stored.length).toBeGreaterThanOrEqual(1);
+    for (const file of stored) expect(readFileSync(file, 'utf8')).not.toContain(BODY);
+    // The owner's secrets live only on the owner's side.
+    expect(filesUnder(join(clone, 'data')).some((f) => f.endsWith('owner.key') || f.endsWith('.p12'))).toBe(false);
+  }, 300_000);
+});
