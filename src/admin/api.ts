@@ -23,6 +23,7 @@ import {
   verifyRequestSignature,
 } from './request-signing.js';
 import { checkDeviceUpload, checkOwnerUpload } from './uploads.js';
+import { listRoutes } from './lists.js';
 
 export const ENROLMENT_TOKEN_TTL_MS = 7 * 24 * 3600 * 1000;
 const NONCE_TTL_MS = 15 * 60 * 1000;
@@ -58,6 +59,7 @@ const routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = [
     handler: owner(revokeDevice),
   },
   { method: 'PUT', pattern: /^\/v1\/owner\/profile$/, handler: owner(publishProfile) },
+  ...listRoutes<AdminApiContext>({ owner, ownerOf }),
 ];
 
 /** Handles `/v1/…`; returns false for any other path so the server can try other routes. */

@@ -27,7 +27,7 @@ export class KeyStoreUnavailableError extends KeyStoreError {
   }
 }
 
-export type RecordKind = 'user' | 'device' | 'token';
+export type RecordKind = 'user' | 'device' | 'token' | 'list' | 'list-member';
 
 export class NotFoundError extends KeyStoreError {
   override readonly name = 'NotFoundError';
@@ -43,7 +43,7 @@ export class NotFoundError extends KeyStoreError {
 export class DuplicateError extends KeyStoreError {
   override readonly name = 'DuplicateError';
   constructor(
-    readonly what: 'user' | 'device-name' | 'device-id',
+    readonly what: 'user' | 'device-name' | 'device-id' | 'list',
     message: string,
   ) {
     super('duplicate', message);

@@ -58,6 +58,12 @@ export function parseEvent(value: unknown): KeyStoreEvent | null {
             groupId: e.groupId as string,
           }
         : null;
+    case 'list-changed':
+      return str('list') &&
+        Array.isArray(e.members) &&
+        e.members.every((m: unknown) => typeof m === 'string')
+        ? { type: e.type, list: e.list as string, members: e.members as string[] }
+        : null;
     case 'user-removed':
       return str('address') ? { type: e.type, address: e.address as string } : null;
     default:

@@ -3,6 +3,17 @@
  * See README.md for what this directory owns.
  */
 export type { KeyStore } from './keystore.js';
+export {
+  POSTING_POLICIES,
+  type ListGroup,
+  type ListMember,
+  type ListStore,
+  type ListUpdate,
+  type MailingList,
+  type MemberListKey,
+  type NewList,
+  type PostingPolicy,
+} from './list-types.js';
 export type {
   Device,
   EnrolmentState,

@@ -15,6 +15,7 @@
  *   interface hands out and takes plain scalars.
  */
 import type { Scalar } from '../recrypt/types.js';
+import type { ListStore } from './list-types.js';
 import type {
   Device,
   KeyStoreListener,
@@ -24,7 +25,8 @@ import type {
   User,
 } from './types.js';
 
-export interface KeyStore {
+/** Lists (issue 8) are part of the same store: see list-types.ts for their methods. */
+export interface KeyStore extends ListStore {
   /** Which adapter ('sqlite' | 'redis'), for logs and health output. */
   readonly kind: 'sqlite' | 'redis';
 

@@ -73,6 +73,11 @@ export type KeyStoreEvent =
   | { type: 'key-added'; address: string; id: string; deviceId: string; groupId: string }
   | { type: 'user-removed'; address: string }
   /**
+   * A list's membership or keys changed (join, removal, rotation, list removed): holders
+   * of composed list keys (the proxy) re-read the members' keys.
+   */
+  | { type: 'list-changed'; list: string; members: string[] }
+  /**
    * Local only: the notification channel was interrupted and is back, so events may
    * have been missed. Holders of cached state (open IMAP sessions) re-check it.
    */

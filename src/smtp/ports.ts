@@ -13,6 +13,19 @@ export type RecipientLookup =
       /** DER of the recipient's group certificate: mail for this address is encrypted to it. */
       groupCertificate: Uint8Array;
     }
+  | {
+      /**
+       * A mailing list (issue 8): one copy encrypted to the list group for every local
+       * member's mailbox and the list's archive mailbox.
+       */
+      kind: 'list';
+      mailboxes: string[];
+      groupCertificate: Uint8Array;
+      /** null when the envelope sender may post; else the text of the 550 5.7.1 refusal. */
+      refusalFor(sender: string): string | null;
+      /** The list headers (RFC 2369, RFC 2919) and subject tag added to a plaintext post. */
+      prepare(message: Uint8Array): Uint8Array;
+    }
   | { kind: 'unknown' }
   | { kind: 'not-local' };
 

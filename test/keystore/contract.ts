@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayKey, hashDeviceCredential, type NewDevice } from '../../src/keystore/index.js';
 import { type ContractContext, type ContractHarness } from './contract-context.js';
 import { devicesContract } from './contract-devices.js';
+import { listsContract } from './contract-lists.js';
 import { plumbingContract } from './contract-plumbing.js';
 import { usersContract } from './contract-users.js';
 import {
@@ -67,5 +68,6 @@ export function describeKeyStoreContract(
     usersContract(ctx);
     devicesContract(ctx);
     plumbingContract(ctx);
+    listsContract(ctx);
   });
 }

@@ -3,12 +3,14 @@
  * importing it here and listing it in COMMANDS.
  */
 import type { Command } from 'commander';
+import { register as registerList } from './list.js';
 import { register as registerOperator } from './operator.js';
 import { register as registerOwner } from './owner.js';
 import { register as registerStart } from './start.js';
 
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   registerOperator,
+  registerList,
   registerOwner,
   registerStart,
 ];

@@ -5,6 +5,12 @@
  * notifications. Keys of logged-in devices are kept in one live Map per device that a
  * `key-added` notification refreshes in place, so open sessions pick up a new group.
  * After a notification gap (`resync`) every device seen here is re-checked.
+ *
+ * Lists (issue 8): a device also reads every list its owner is a member of. For each
+ * list group (current and former) the store holds `rk_{list→member}`; composed with the
+ * device's own `rk_{member→device}` it gives `g_list·d⁻¹` under the list's groupId (one
+ * scalar multiplication here, at fetch time). A revoked device has no own key, so it has
+ * no list key either; a `list-changed` notification refreshes the members' devices.
  */
 import {
   authenticateDevice,
@@ -13,9 +19,32 @@ import {
   type KeyStore,
   type KeyStoreEvent,
 } from '../../keystore/index.js';
+import { composeKeys } from '../../recrypt/scalar.js';
 import type { Scalar } from '../../recrypt/types.js';
 import { UnavailableError } from '../errors.js';
 import type { AuthenticatedDevice, DeviceDirectory, DeviceRevokedEvent } from '../ports.js';
+
+/**
+ * The device's own keys plus, for every list key of its owner whose member group the
+ * device holds a key for, the composed key under the list group's id. A list key bound
+ * to another member group (a stale one, say after the member re-keyed) composes with
+ * nothing and is left out.
+ */
+export async function deviceKeysWithLists(
+  store: KeyStore,
+  address: string,
+  id: string,
+): Promise<Map<string, Scalar>> {
+  const keys = await store.keysForDevice(address, id);
+  if (keys.size === 0) return keys;
+  for (const listKey of await store.listKeysForMember(address)) {
+    const own = keys.get(listKey.memberGroupId);
+    if (own !== undefined && !keys.has(listKey.groupId)) {
+      keys.set(listKey.groupId, composeKeys(listKey.rk, own));
+    }
+  }
+  return keys;
+}
 
 export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
   const live = new Map<string, { address: string; id: string; keys: Map<string, Scalar> }>();
@@ -28,7 +57,14 @@ export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
   const refresh = async (address: string, id: string): Promise<void> => {
     const entry = live.get(liveKey(address, id));
     if (entry === undefined) return;
-    const keys = await store.keysForDevice(address, id);
+    const keys = await deviceKeysWithLists(store, address, id);
+    // A key that went away (the owner left a list): the session's plan cache may still
+    // hold plans made with it, so end the device's sessions; its next login starts clean.
+    if ([...entry.keys.keys()].some((group) => !keys.has(group))) {
+      live.delete(liveKey(address, id));
+      emit({ address, deviceId: id });
+      return;
+    }
     entry.keys.clear();
     for (const [group, rk] of keys) entry.keys.set(group, rk);
   };
@@ -54,6 +90,11 @@ export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
       emit({ address: event.address, deviceId: null });
     } else if (event.type === 'key-added') {
       refresh(event.address, event.id).catch(() => undefined);
+    } else if (event.type === 'list-changed') {
+      const members = new Set(event.members);
+      for (const entry of live.values()) {
+        if (members.has(entry.address)) refresh(entry.address, entry.id).catch(() => undefined);
+      }
     } else if (event.type === 'resync') {
       recheck().catch(() => undefined);
     }
@@ -65,7 +106,7 @@ export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
         const device = await authenticateDevice(store, address, password);
         if (device === null) return null;
         const [keys, user] = await Promise.all([
-          store.keysForDevice(device.ownerAddress, device.id),
+          deviceKeysWithLists(store, device.ownerAddress, device.id),
           store.getUser(device.ownerAddress),
         ]);
         const key = liveKey(device.ownerAddress, device.id);

@@ -57,6 +57,8 @@ import {
 } from './keys.js';
 import { SCRIPT_KEYS, SCRIPTS, type ScriptName } from './scripts.js';
 import { EventSubscriber } from './subscriber.js';
+import type { ListGroup, ListUpdate, NewList } from '../list-types.js';
+import { defineListScripts, RedisLists } from './redis-lists.js';
 import { b64, mapError, type StoredDevice, toDevice, toUser } from './codec.js';
 
 export interface RedisKeyStoreOptions {
@@ -79,6 +81,7 @@ export class RedisKeyStore implements KeyStore {
   readonly #channel: string;
   readonly #now: () => number;
   readonly #hub = new EventHub();
+  readonly #lists: RedisLists;
 
   private constructor(options: RedisKeyStoreOptions) {
     const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
@@ -93,6 +96,15 @@ export class RedisKeyStore implements KeyStore {
     for (const [name, lua] of Object.entries(SCRIPTS)) {
       this.#client.defineCommand(name, { numberOfKeys: SCRIPT_KEYS, lua });
     }
+    defineListScripts(this.#client);
+    this.#lists = new RedisLists({
+      client: this.#client,
+      key: this.#key,
+      prefix: this.#prefix,
+      channel: this.#channel,
+      now: this.#now,
+      getUser: (address) => this.getUser(address),
+    });
     this.#subscriber = new EventSubscriber(options.config, this.#channel, timeouts, {
       onMessage: (message) => {
         for (const event of decodeEventBatch(message)) this.#hub.emit(event);
@@ -114,6 +126,21 @@ export class RedisKeyStore implements KeyStore {
     }
     return store;
   }
+
+  // --- lists (redis-lists.ts) ---
+  createList = (list: NewList) => this.#lists.createList(list);
+  getList = (address: string) => this.#lists.getList(address);
+  listLists = () => this.#lists.listLists();
+  updateList = (address: string, update: ListUpdate) => this.#lists.updateList(address, update);
+  removeList = (address: string) => this.#lists.removeList(address);
+  putListMember = (list: string, member: string, memberGroupId: string, rk: Scalar) =>
+    this.#lists.putListMember(list, member, memberGroupId, rk);
+  removeListMember = (list: string, member: string) => this.#lists.removeListMember(list, member);
+  listMembers = (list: string) => this.#lists.listMembers(list);
+  listsOfMember = (member: string) => this.#lists.listsOfMember(member);
+  listKeysForMember = (member: string) => this.#lists.listKeysForMember(member);
+  rotateList = (list: string, expected: string, next: ListGroup, delta: Scalar) =>
+    this.#lists.rotateList(list, expected, next, delta);
 
   async #run<T>(fn: () => Promise<T>): Promise<T> {
     try {

@@ -60,6 +60,39 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX nonces_expires ON nonces(expires);
   `,
+  `
+  CREATE TABLE lists (
+    address      TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    owner        TEXT NOT NULL REFERENCES users(address) ON DELETE CASCADE,
+    policy       TEXT NOT NULL CHECK (policy IN ('members', 'moderated', 'announce', 'open')),
+    subject_tag  TEXT NOT NULL,
+    group_id     TEXT NOT NULL,
+    created      INTEGER NOT NULL
+  );
+  CREATE TABLE list_groups (
+    list        TEXT NOT NULL REFERENCES lists(address) ON DELETE CASCADE,
+    group_id    TEXT NOT NULL,
+    certificate BLOB NOT NULL,
+    PRIMARY KEY (list, group_id)
+  );
+  CREATE TABLE list_members (
+    list            TEXT NOT NULL REFERENCES lists(address) ON DELETE CASCADE,
+    member          TEXT NOT NULL REFERENCES users(address) ON DELETE CASCADE,
+    member_group_id TEXT NOT NULL,
+    joined          INTEGER NOT NULL,
+    PRIMARY KEY (list, member)
+  );
+  CREATE INDEX list_members_member ON list_members(member);
+  CREATE TABLE list_keys (
+    list     TEXT NOT NULL,
+    member   TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    wrapped  BLOB NOT NULL,
+    PRIMARY KEY (list, member, group_id),
+    FOREIGN KEY (list, member) REFERENCES list_members(list, member) ON DELETE CASCADE
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

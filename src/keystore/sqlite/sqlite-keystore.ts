@@ -40,7 +40,9 @@ import {
   checkTtl,
   normaliseAddress,
 } from '../validate.js';
+import type { ListGroup, ListUpdate, NewList } from '../list-types.js';
 import { migrate } from './schema.js';
+import { SqliteLists } from './sqlite-lists.js';
 import { type DeviceRow, mapSqliteError, toDevice, toUser, type UserRow } from './rows.js';
 
 // Every store on one file in this process shares a hub set, so events reach them all.
@@ -60,6 +62,7 @@ export class SqliteKeyStore implements KeyStore {
   readonly #hub = new EventHub();
   readonly #file: string;
   #closed = false;
+  readonly #lists: SqliteLists;
 
   constructor(options: SqliteKeyStoreOptions) {
     this.#db = new Database(options.path);
@@ -74,7 +77,29 @@ export class SqliteKeyStore implements KeyStore {
     const hubs = hubsByFile.get(this.#file) ?? new Set<EventHub>();
     hubs.add(this.#hub);
     hubsByFile.set(this.#file, hubs);
+    this.#lists = new SqliteLists({
+      db: () => this.#open(),
+      tx: (fn) => this.#tx(fn),
+      key: this.#key,
+      now: this.#now,
+      publish: (event) => this.#publish(event),
+    });
   }
+
+  // --- lists (sqlite-lists.ts) ---
+  createList = (list: NewList) => this.#lists.createList(list);
+  getList = (address: string) => this.#lists.getList(address);
+  listLists = () => this.#lists.listLists();
+  updateList = (address: string, update: ListUpdate) => this.#lists.updateList(address, update);
+  removeList = (address: string) => this.#lists.removeList(address);
+  putListMember = (list: string, member: string, memberGroupId: string, rk: Scalar) =>
+    this.#lists.putListMember(list, member, memberGroupId, rk);
+  removeListMember = (list: string, member: string) => this.#lists.removeListMember(list, member);
+  listMembers = (list: string) => this.#lists.listMembers(list);
+  listsOfMember = (member: string) => this.#lists.listsOfMember(member);
+  listKeysForMember = (member: string) => this.#lists.listKeysForMember(member);
+  rotateList = (list: string, expected: string, next: ListGroup, delta: Scalar) =>
+    this.#lists.rotateList(list, expected, next, delta);
 
   #publish(event: KeyStoreEvent): void {
     for (const hub of hubsByFile.get(this.#file) ?? []) hub.emit(event);

@@ -8,6 +8,9 @@
  * rather than stored in plaintext or bounced. With no configured local domains, the
  * domains of known users are the local ones (config `smtp.localDomains: []`), read from
  * the key store at most once per `domainCacheMs`.
+ *
+ * An address that is no user but a mailing list resolves to the list (list-lookup.ts):
+ * its members' mailboxes and its archive, its group certificate, its posting policy.
  */
 import { domainToASCII } from 'node:url';
 import {
@@ -16,6 +19,7 @@ import {
   type KeyStore,
   type User,
 } from '../../keystore/index.js';
+import { listLookup } from './list-lookup.js';
 import {
   DirectoryUnavailableError,
   type RecipientDirectory,
@@ -29,6 +33,14 @@ export interface KeyStoreDirectoryOptions {
   /** The store (LMTP) user name for a user; default its address lower-cased. */
   mailboxOf?: (user: User) => string;
   domainCacheMs?: number;
+  /**
+   * Also deliver each list post to the list address's own mailbox (the archive). Off by
+   * default: the store must have that mailbox (the embedded store's provisioning knows
+   * users only), else the post would be answered 554 for the archive copy.
+   */
+  listArchive?: boolean;
+  /** List-Archive URL of a list (RFC 2369); no List-Archive header when absent. */
+  listArchiveUrl?: (listAddress: string) => string;
 }
 
 const domainOf = (address: string): string =>
@@ -55,10 +67,13 @@ export function keyStoreDirectory(options: KeyStoreDirectoryOptions): RecipientD
     async resolve(address): Promise<RecipientLookup> {
       try {
         const user = await options.keyStore.getUser(address);
-        if (user === null)
+        if (user === null) {
+          const list = await options.keyStore.getList(address);
+          if (list !== null) return await listLookup(options, list, mailboxOf);
           return (await isLocalDomain(domainOf(address)))
             ? { kind: 'unknown' }
             : { kind: 'not-local' };
+        }
         if (user.owner === null) throw new DirectoryUnavailableError('recipient not enrolled yet');
         return {
           kind: 'local',

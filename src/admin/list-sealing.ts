@@ -1,0 +1,87 @@
+/**
+ * What the gateway hands out during a list join and must recognise later without
+ * storing it: the invite (list, member, expiry) and the member's blinding share τ = t⁻¹.
+ * Both are sealed with AES-256-GCM under a key derived from the admin token (a secret
+ * only the gateway holds, in its data directory), with the purpose and the names bound as
+ * AAD. Keeping them in the tokens keeps pending joins out of the key store: nothing to
+ * expire or clean up, and the gateway holds τ only while it computes rk = β·τ.
+ */
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { scalarFromBytes, scalarToBytes, type Scalar } from '../recrypt/index.js';
+import { HttpError } from './http.js';
+
+function sealKey(adminToken: string): Buffer {
+  return createHmac('sha256', adminToken).update('recrypt list-join seal v1').digest();
+}
+
+function seal(adminToken: string, aad: string, plain: Buffer): string {
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', sealKey(adminToken), nonce);
+  cipher.setAAD(Buffer.from(aad));
+  const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+  return Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64url');
+}
+
+function open(adminToken: string, aad: string, sealed: string, what: string): Buffer {
+  const buf = Buffer.from(sealed, 'base64url');
+  if (buf.length < 12 + 16 + 1) throw new HttpError(400, `${what}: not accepted`);
+  const decipher = createDecipheriv('aes-256-gcm', sealKey(adminToken), buf.subarray(0, 12));
+  decipher.setAAD(Buffer.from(aad));
+  decipher.setAuthTag(buf.subarray(buf.length - 16));
+  try {
+    return Buffer.concat([decipher.update(buf.subarray(12, buf.length - 16)), decipher.final()]);
+  } catch {
+    throw new HttpError(400, `${what}: not accepted`);
+  }
+}
+
+export interface Invite {
+  list: string;
+  member: string;
+  expires: number;
+}
+
+export function sealInvite(adminToken: string, invite: Invite): string {
+  return seal(adminToken, 'invite', Buffer.from(JSON.stringify(invite)));
+}
+
+/** The invite, if it is ours, unexpired and for `member`; 400/403 otherwise. */
+export function openInvite(adminToken: string, token: string, member: string, now: number): Invite {
+  const invite = JSON.parse(open(adminToken, 'invite', token, 'invite').toString()) as Invite;
+  if (invite.expires <= now) throw new HttpError(400, 'invite: expired');
+  if (invite.member !== member) throw new HttpError(403, 'invite: for another member');
+  return invite;
+}
+
+const tauAad = (list: string, member: string, expires: number): string =>
+  `tau\0${list}\0${member}\0${expires}`;
+
+export function sealTau(
+  adminToken: string,
+  list: string,
+  member: string,
+  expires: number,
+  tau: Scalar,
+): string {
+  const sealed = seal(adminToken, tauAad(list, member, expires), Buffer.from(scalarToBytes(tau)));
+  return `${expires}.${sealed}`;
+}
+
+export function openTau(
+  adminToken: string,
+  list: string,
+  member: string,
+  token: string,
+  now: number,
+): Scalar {
+  const dot = token.indexOf('.');
+  const expires = Number(token.slice(0, dot));
+  if (dot <= 0 || !Number.isSafeInteger(expires)) throw new HttpError(400, 'sealedTau: malformed');
+  if (expires <= now) throw new HttpError(400, 'sealedTau: expired');
+  const plain = open(adminToken, tauAad(list, member, expires), token.slice(dot + 1), 'sealedTau');
+  try {
+    return scalarFromBytes(plain);
+  } catch {
+    throw new HttpError(400, 'sealedTau: not accepted');
+  }
+}

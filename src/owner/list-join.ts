@@ -1,0 +1,88 @@
+/**
+ * The member's α on its way to the list owner. α = t·g_member⁻¹ travels through the
+ * gateway (in the join token), and the gateway also holds τ = t⁻¹: together they give
+ * g_member⁻¹. So α is sealed to the list's group key G_list (ECIES: ephemeral ECDH on
+ * P-256, HKDF-SHA-256, AES-256-GCM), which only the list owner's CLI can open. Hand-
+ * written over node:crypto and the recrypt core because it is ~40 lines and no
+ * maintained package does ECIES on raw P-256 points with bigint scalars.
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import {
+  multiplyPoint,
+  publicPoint,
+  randomScalar,
+  scalarFromBytes,
+  scalarToBytes,
+  validatePoint,
+  type Scalar,
+} from '../recrypt/index.js';
+import { OwnerError } from './errors.js';
+
+const INFO = Buffer.from('recrypt list-join alpha v1');
+
+function kek(shared: Uint8Array, ephemeral: Uint8Array, listGroupId: string): Buffer {
+  const salt = Buffer.concat([Buffer.from(ephemeral), Buffer.from(listGroupId, 'utf8')]);
+  return Buffer.from(hkdfSync('sha256', Buffer.from(shared.subarray(1, 33)), salt, INFO, 32));
+}
+
+/** Seals α to the list group's public point; bound to the list group id. */
+export function sealAlpha(alpha: Scalar, listPoint: Uint8Array, listGroupId: string): string {
+  const e = randomScalar();
+  const ephemeral = publicPoint(e);
+  const key = kek(multiplyPoint(listPoint, e), ephemeral, listGroupId);
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  const body = Buffer.concat([cipher.update(scalarToBytes(alpha)), cipher.final()]);
+  return Buffer.concat([ephemeral, nonce, body, cipher.getAuthTag()]).toString('base64url');
+}
+
+/** The list owner's side: opens α with g_list. */
+export function openAlpha(sealed: string, listSecret: Scalar, listGroupId: string): Scalar {
+  const buf = Buffer.from(sealed, 'base64url');
+  const fail = () =>
+    new OwnerError('invalid-argument', 'join token: not for this list key (or damaged)');
+  if (buf.length !== 65 + 12 + 32 + 16) throw fail();
+  const ephemeral = buf.subarray(0, 65);
+  if (!validatePoint(ephemeral)) throw fail();
+  const key = kek(multiplyPoint(ephemeral, listSecret), ephemeral, listGroupId);
+  const decipher = createDecipheriv('aes-256-gcm', key, buf.subarray(65, 77));
+  decipher.setAuthTag(buf.subarray(buf.length - 16));
+  try {
+    return scalarFromBytes(
+      Buffer.concat([decipher.update(buf.subarray(77, buf.length - 16)), decipher.final()]),
+    );
+  } catch {
+    throw fail();
+  }
+}
+
+/** What the member sends the list owner (by any channel): opaque to the gateway. */
+export interface JoinToken {
+  list: string;
+  member: string;
+  /** The list group the α was sealed to (the owner opens it with that group's secret). */
+  groupId: string;
+  sealedAlpha: string;
+  /** τ sealed by the gateway for itself; the owner passes it back with β. */
+  sealedTau: string;
+}
+
+export function encodeJoinToken(token: JoinToken): string {
+  return `rlj1.${Buffer.from(JSON.stringify(token)).toString('base64url')}`;
+}
+
+export function decodeJoinToken(text: string): JoinToken {
+  const fail = () => new OwnerError('invalid-argument', 'join token: malformed');
+  if (!text.trim().startsWith('rlj1.')) throw fail();
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(text.trim().slice(5), 'base64url').toString('utf8'));
+  } catch {
+    throw fail();
+  }
+  const t = value as Record<string, unknown>;
+  for (const field of ['list', 'member', 'groupId', 'sealedAlpha', 'sealedTau']) {
+    if (typeof t[field] !== 'string' || (t[field] as string).length > 2048) throw fail();
+  }
+  return t as unknown as JoinToken;
+}
