@@ -41,12 +41,16 @@ export function loadConfig(
     try {
       text = readFileSync(file, 'utf8');
     } catch (error) {
-      throw new ConfigError([`${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? error}`]);
+      throw new ConfigError([
+        `${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? error}`,
+      ]);
     }
     doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
     if (doc.errors.length > 0) {
       throw new ConfigError(
-        doc.errors.map((e) => `${file}:${lines.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`),
+        doc.errors.map(
+          (e) => `${file}:${lines.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`,
+        ),
       );
     }
     raw = doc.toJS() ?? {};
@@ -58,11 +62,15 @@ export function loadConfig(
       result.error.issues.map((issue) => {
         const path = issue.path.map(String);
         // An unknown key is reported at its own line, not its parent's.
-        const located = issue.code === 'unrecognized_keys' ? [...path, String(issue.keys[0])] : path;
+        const located =
+          issue.code === 'unrecognized_keys' ? [...path, String(issue.keys[0])] : path;
         const where = doc === undefined ? undefined : lineOf(doc, located, lines);
-        const place = file === undefined ? 'config' : where === undefined ? file : `${file}:${where}`;
+        const place =
+          file === undefined ? 'config' : where === undefined ? file : `${file}:${where}`;
         const keys =
-          issue.code === 'unrecognized_keys' ? ` (${issue.keys.map((k) => `'${k}'`).join(', ')})` : '';
+          issue.code === 'unrecognized_keys'
+            ? ` (${issue.keys.map((k) => `'${k}'`).join(', ')})`
+            : '';
         return `${place}: ${path.join('.') || '(top level)'}: ${issue.message}${keys}`;
       }),
     );
@@ -105,7 +113,9 @@ function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
     const path = name
       .slice(ENV_PREFIX.length)
       .split('__')
-      .map((segment) => segment.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()));
+      .map((segment) =>
+        segment.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()),
+      );
     if (!SECTIONS.has(path[0]!)) continue;
     let target = root;
     for (const [depth, segment] of path.slice(0, -1).entries()) {

@@ -68,7 +68,11 @@ export const configSchema = z.strictObject({
       host: host.default('0.0.0.0'),
       port: port.default(2525),
       banner: z.string().default('recrypt gateway ESMTP'),
-      maxMessageBytes: z.number().int().positive().default(50 * 1024 * 1024),
+      maxMessageBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(50 * 1024 * 1024),
       /** Domains the MX accepts mail for; empty means the domains of known users. */
       localDomains: z.array(z.string().min(1)).default([]),
       hideSubject: z.boolean().default(false),

@@ -29,7 +29,10 @@ export async function ensureTlsMaterial(
 ): Promise<TlsMaterial> {
   if (configured !== undefined) {
     // Named by option, so a wrong path reads as a config problem, not a crash.
-    for (const [option, file] of [['tls.key', configured.key], ['tls.cert', configured.cert]] as const) {
+    for (const [option, file] of [
+      ['tls.key', configured.key],
+      ['tls.cert', configured.cert],
+    ] as const) {
       try {
         readFileSync(file);
       } catch (error) {
@@ -66,7 +69,9 @@ function readTls(keyFile: string, certFile: string): Omit<TlsMaterial, 'generate
 // @peculiar/x509 types its parameters with the DOM's WebCrypto types, which this
 // Node-only project does not load; node:crypto's webcrypto is the same API.
 type CryptoForX509 = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[1];
-type CryptoKeyPairForX509 = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys'];
+type CryptoKeyPairForX509 = Parameters<
+  typeof x509.X509CertificateGenerator.createSelfSigned
+>[0]['keys'];
 
 async function selfSignedCertificate(now: Date): Promise<{ key: string; cert: string }> {
   const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
@@ -78,7 +83,9 @@ async function selfSignedCertificate(now: Date): Promise<{ key: string; cert: st
   const notAfter = new Date(now.getTime() + 825 * 24 * 3600 * 1000);
   const certificate = await x509.X509CertificateGenerator.createSelfSigned(
     {
-      serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^./, '1'),
+      serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16)))
+        .toString('hex')
+        .replace(/^./, '1'),
       name: `CN=${host}`,
       notBefore: now,
       notAfter,

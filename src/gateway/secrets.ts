@@ -29,9 +29,12 @@ export function readSecretFile(path: string, what: string): string {
   try {
     value = readFileSync(path, 'utf8').trim();
   } catch (error) {
-    throw new StartupError(`${what}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
-      cause: error,
-    });
+    throw new StartupError(
+      `${what}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`,
+      {
+        cause: error,
+      },
+    );
   }
   if (value.length === 0) throw new StartupError(`${what}: ${path} is empty`);
   return value;

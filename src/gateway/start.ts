@@ -25,7 +25,14 @@ import { StartupError, causeChain, describeKeyStore } from './startup-errors.js'
 import { probeGreeting, type ProbeTarget } from './upstream-probe.js';
 
 export interface RunningGateway {
-  ports: { smtp: number; imap: number; imapStarttls: number; admin: number; storeImap?: number; storeLmtp?: number };
+  ports: {
+    smtp: number;
+    imap: number;
+    imapStarttls: number;
+    admin: number;
+    storeImap?: number;
+    storeLmtp?: number;
+  };
   keyStore: KeyStore;
   metrics: Registry;
   /** Re-reads the TLS files (SIGHUP). */
@@ -50,13 +57,16 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   const inData = (path: string) => (isAbsolute(path) ? path : resolve(dataDir, path));
 
   let tls: TlsMaterial = await ensureTlsMaterial(dataDir, config.tls);
-  if (tls.generated) logger.info({ certFile: tls.certFile }, 'generated a self-signed TLS certificate');
+  if (tls.generated)
+    logger.info({ certFile: tls.certFile }, 'generated a self-signed TLS certificate');
 
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
   const gatewayKey = loadOrCreateGatewayKey(dataDir);
   const unreachable = (error: unknown) =>
-    new StartupError(`key store unreachable: ${describeKeyStore(config.keyStore)}: ${causeChain(error)}`);
+    new StartupError(
+      `key store unreachable: ${describeKeyStore(config.keyStore)}: ${causeChain(error)}`,
+    );
   let keyStore: KeyStore;
   try {
     keyStore = await openKeyStore(config.keyStore, {
@@ -127,10 +137,17 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       tls: { key: tls.key, cert: tls.cert },
       keyStore,
       adminToken: loadOrCreateSecretFile(inData(config.admin.tokenFile)),
-      imapSettings: { host: publicHost(config.imap.host), port: proxy.port, starttlsPort: proxy.starttlsPort },
+      imapSettings: {
+        host: publicHost(config.imap.host),
+        port: proxy.port,
+        starttlsPort: proxy.starttlsPort,
+      },
       metrics,
       logger: logger.child({ part: 'admin' }),
-      readinessChecks: { mailStore: () => Promise.all(mailStoreProbes.map((t) => probeGreeting(t))).then(() => undefined) },
+      readinessChecks: {
+        mailStore: () =>
+          Promise.all(mailStoreProbes.map((t) => probeGreeting(t))).then(() => undefined),
+      },
     });
     stops.push(() => admin.close());
 
@@ -199,11 +216,25 @@ async function startMailStore(
     user: EMBEDDED_MASTER_USER,
     password: loadOrCreateSecretFile(join(dataDir, MASTER_SECRET_FILE)),
   };
-  const maildir = provisioningStore(await createMaildirStore({ root: join(dataDir, 'mail') }), keyStore);
-  const lmtp = await startLmtpServer({ store: maildir, host: settings.host, port: settings.lmtpPort, logger });
+  const maildir = provisioningStore(
+    await createMaildirStore({ root: join(dataDir, 'mail') }),
+    keyStore,
+  );
+  const lmtp = await startLmtpServer({
+    store: maildir,
+    host: settings.host,
+    port: settings.lmtpPort,
+    logger,
+  });
   let imap: ImapServerHandle;
   try {
-    imap = await startImapServer({ store: maildir, host: settings.host, port: settings.imapPort, master, logger });
+    imap = await startImapServer({
+      store: maildir,
+      host: settings.host,
+      port: settings.imapPort,
+      master,
+      logger,
+    });
   } catch (error) {
     await lmtp.close();
     throw error;

@@ -25,7 +25,12 @@ export function probeGreeting(target: ProbeTarget, timeoutMs = 5000): Promise<vo
     // The probe sends no credentials, so it does not verify the certificate: the proxy's
     // own upstream connection does that.
     const socket: Socket = target.tls
-      ? tlsConnect({ host: target.host, port: target.port, rejectUnauthorized: false, servername: target.host })
+      ? tlsConnect({
+          host: target.host,
+          port: target.port,
+          rejectUnauthorized: false,
+          servername: target.host,
+        })
       : tcpConnect({ host: target.host, port: target.port });
     let buffer = '';
     const timer = setTimeout(() => fail(new Error('no greeting (timeout)')), timeoutMs);
@@ -43,7 +48,9 @@ export function probeGreeting(target: ProbeTarget, timeoutMs = 5000): Promise<vo
       }
     };
     const fail = (error: Error) => done(error);
-    socket.once('error', (error: NodeJS.ErrnoException) => fail(new Error(error.code ?? error.message)));
+    socket.once('error', (error: NodeJS.ErrnoException) =>
+      fail(new Error(error.code ?? error.message)),
+    );
     socket.on('data', (chunk: Buffer) => {
       buffer += chunk.toString('latin1');
       const end = buffer.indexOf('\n');

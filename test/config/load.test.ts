@@ -50,13 +50,18 @@ describe('loadConfig', () => {
     expect(problems).toEqual(['/nonexistent/recrypt.yaml: cannot read: ENOENT']);
   });
 
-  it('reports an unknown section at its own line, not its value\'s', () => {
+  it("reports an unknown section at its own line, not its value's", () => {
     const problems = problemsOf(() => loadConfig(fixture('unknown-section.yaml'), {}));
-    expect(problems).toEqual([expect.stringMatching(/unknown-section\.yaml:2: \(top level\): .*'smtpp'/)]);
+    expect(problems).toEqual([
+      expect.stringMatching(/unknown-section\.yaml:2: \(top level\): .*'smtpp'/),
+    ]);
   });
 
   it('ignores RECRYPT_ variables that name no config section', () => {
-    const { config } = loadConfig(undefined, { RECRYPT_PASSPHRASE: 'secret', RECRYPT_P12_PASSWORD: 'x' });
+    const { config } = loadConfig(undefined, {
+      RECRYPT_PASSPHRASE: 'secret',
+      RECRYPT_P12_PASSWORD: 'x',
+    });
     expect(config.smtp.port).toBe(2525);
   });
 

@@ -13,7 +13,9 @@ const doc = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
 
 /** A path's value in a loaded config ("smtp.port" → config.smtp.port). */
 function valueAt(config: unknown, path: string): unknown {
-  return path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], config);
+  return path
+    .split('.')
+    .reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], config);
 }
 
 describe('docs/configuration.md', () => {
@@ -32,7 +34,9 @@ describe('docs/configuration.md', () => {
   });
 
   it('names the environment variable of every option outside a list', () => {
-    const missing = paths.filter((path) => !path.includes('[]')).filter((path) => !doc.includes(`\`${envName(path)}\``));
+    const missing = paths
+      .filter((path) => !path.includes('[]'))
+      .filter((path) => !doc.includes(`\`${envName(path)}\``));
     expect(missing).toEqual([]);
   });
 

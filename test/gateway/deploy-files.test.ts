@@ -84,8 +84,17 @@ describe('docker/compose.yaml', () => {
 
   it('publishes exactly the ports the gateway listens on, the standard ones outside', () => {
     const { config } = loadConfig(undefined, environment);
-    const published = new Map((gateway.ports ?? []).map((p) => p.split(':').map(Number) as [number, number]).map(([host, container]) => [container, host]));
-    const listening = [config.smtp.port, config.imap.port, config.imap.starttlsPort, config.admin.port];
+    const published = new Map(
+      (gateway.ports ?? [])
+        .map((p) => p.split(':').map(Number) as [number, number])
+        .map(([host, container]) => [container, host]),
+    );
+    const listening = [
+      config.smtp.port,
+      config.imap.port,
+      config.imap.starttlsPort,
+      config.admin.port,
+    ];
     expect([...published.keys()].sort()).toEqual([...listening].sort());
     expect(published.get(config.smtp.port)).toBe(25);
     expect(published.get(config.imap.port)).toBe(993);
@@ -112,7 +121,14 @@ describe('docker/Dockerfile', () => {
   it('exposes the default ports of the config and uses the image data dir', () => {
     const defaults = configSchema.parse({});
     const exposed = (/^EXPOSE (.+)$/m.exec(dockerfile)?.[1] ?? '').split(/\s+/).map(Number);
-    expect(exposed.sort()).toEqual([defaults.smtp.port, defaults.imap.port, defaults.imap.starttlsPort, defaults.admin.port].sort());
+    expect(exposed.sort()).toEqual(
+      [
+        defaults.smtp.port,
+        defaults.imap.port,
+        defaults.imap.starttlsPort,
+        defaults.admin.port,
+      ].sort(),
+    );
     expect(dockerfile).toMatch(/RECRYPT_DATA_DIR=\/var\/lib\/recrypt/);
     expect(dockerfile).toContain(`port:${defaults.admin.port},path:'/healthz'`);
   });

@@ -6,7 +6,14 @@
  * exits at once.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
@@ -67,14 +74,23 @@ function storedText(): string {
 function servedFingerprint(port: number, starttls?: 'smtp' | 'imap'): string {
   const pem = execFileSync(
     'sh',
-    ['-c', `openssl s_client -connect 127.0.0.1:${port} ${starttls ? `-starttls ${starttls}` : ''} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256`],
+    [
+      '-c',
+      `openssl s_client -connect 127.0.0.1:${port} ${starttls ? `-starttls ${starttls}` : ''} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256`,
+    ],
     { encoding: 'utf8' },
   );
   return pem.trim();
 }
 
 function sender(port: number) {
-  return nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, pool: false });
+  return nodemailer.createTransport({
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    ignoreTLS: true,
+    pool: false,
+  });
 }
 
 beforeAll(async () => {
@@ -100,7 +116,20 @@ beforeAll(async () => {
   copyFileSync(certFile, join(owner, 'gateway-cert.pem'));
   const env = { RECRYPT_PASSPHRASE: 'correct horse battery staple' };
   const gatewayUrl = `https://127.0.0.1:${ports.admin}`;
-  const init = await runCli(['owner', 'init', ADDRESS, '--token', token, '--gateway', gatewayUrl, '--ca', 'gateway-cert.pem'], { cwd: owner, env });
+  const init = await runCli(
+    [
+      'owner',
+      'init',
+      ADDRESS,
+      '--token',
+      token,
+      '--gateway',
+      gatewayUrl,
+      '--ca',
+      'gateway-cert.pem',
+    ],
+    { cwd: owner, env },
+  );
   expect(init.stderr).toBe('');
   const device = await runCli(['device', 'add', 'laptop'], { cwd: owner, env });
   expect(device.stderr).toBe('');
@@ -128,15 +157,41 @@ describe('recrypt start, watched and signalled', () => {
   it('SIGHUP reloads the TLS certificate for new connections on every listener', async () => {
     const before = servedFingerprint(ports.imap);
     const dir = join(tmp.path, 'data', 'tls');
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '30',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    ], { stdio: 'ignore' });
-    const expected = execFileSync('openssl', ['x509', '-in', certFile, '-noout', '-fingerprint', '-sha256'], { encoding: 'utf8' }).trim();
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '30',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const expected = execFileSync(
+      'openssl',
+      ['x509', '-in', certFile, '-noout', '-fingerprint', '-sha256'],
+      { encoding: 'utf8' },
+    ).trim();
     expect(expected).not.toBe(before);
     gateway!.child.kill('SIGHUP');
-    await waitFor('the new certificate on the IMAP port', () => servedFingerprint(ports.imap) === expected, 20_000);
+    await waitFor(
+      'the new certificate on the IMAP port',
+      () => servedFingerprint(ports.imap) === expected,
+      20_000,
+    );
     expect(servedFingerprint(ports.starttls, 'imap')).toBe(expected);
     expect(servedFingerprint(ports.smtp, 'smtp')).toBe(expected);
     expect(servedFingerprint(ports.admin)).toBe(expected);
@@ -149,7 +204,12 @@ describe('recrypt start, watched and signalled', () => {
     // Something to fetch: a few large messages (multi-chunk literals).
     const big = 'x'.repeat(76) + '\r\n';
     for (let i = 0; i < 4; i++) {
-      await sender(ports.smtp).sendMail({ from: 'bob@sender.example', to: ADDRESS, subject: `big ${i}`, text: big.repeat(4000) });
+      await sender(ports.smtp).sendMail({
+        from: 'bob@sender.example',
+        to: ADDRESS,
+        subject: `big ${i}`,
+        text: big.repeat(4000),
+      });
     }
     const ca = readFileSync(certFile, 'utf8');
     const readers = await Promise.all([0, 1, 2].map(() => RawImap.open(ports.imap, ca)));
@@ -167,7 +227,13 @@ describe('recrypt start, watched and signalled', () => {
       for (let i = 0; i < 25; i++) {
         const messageId = `<load-${worker}-${i}-${Date.now()}@sender.example>`;
         try {
-          await transport.sendMail({ from: 'bob@sender.example', to: ADDRESS, subject: `load ${worker}/${i}`, text: `message ${worker}/${i}\r\n`.repeat(200), messageId });
+          await transport.sendMail({
+            from: 'bob@sender.example',
+            to: ADDRESS,
+            subject: `load ${worker}/${i}`,
+            text: `message ${worker}/${i}\r\n`.repeat(200),
+            messageId,
+          });
           acked.push(messageId);
         } catch {
           refused.push(messageId);
@@ -208,7 +274,10 @@ describe('recrypt start, watched and signalled', () => {
     socket.on('error', () => undefined);
     let reply = '';
     socket.on('data', (chunk: Buffer) => (reply += chunk.toString('latin1')));
-    const expectReply = (code: string) => waitFor(`SMTP ${code}`, () => new RegExp(`^${code} `, 'm').test(reply), 10_000).then(() => (reply = ''));
+    const expectReply = (code: string) =>
+      waitFor(`SMTP ${code}`, () => new RegExp(`^${code} `, 'm').test(reply), 10_000).then(
+        () => (reply = ''),
+      );
     await expectReply('220');
     socket.write('EHLO client.example\r\n');
     await expectReply('250');

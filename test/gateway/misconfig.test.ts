@@ -29,7 +29,9 @@ async function embeddedStore(): Promise<string> {
 }
 
 let counter = 0;
-async function startWith(yaml: string): Promise<{ code: number | string; stderr: string; output: string }> {
+async function startWith(
+  yaml: string,
+): Promise<{ code: number | string; stderr: string; output: string }> {
   const file = join(tmp.path, `case-${++counter}.yaml`);
   writeFileSync(file, `dataDir: ./data-${counter}\n${yaml}\n`);
   const run = startRecrypt(['--config', file], tmp.path);
@@ -40,7 +42,10 @@ async function startWith(yaml: string): Promise<{ code: number | string; stderr:
   return { code, stderr: run.stderr(), output: run.output() };
 }
 
-function expectOneLineFailure(result: { code: number | string; stderr: string; output: string }, pattern: RegExp): void {
+function expectOneLineFailure(
+  result: { code: number | string; stderr: string; output: string },
+  pattern: RegExp,
+): void {
   const lines = result.stderr.split('\n').filter((line) => line.trim() !== '');
   expect(result.code, result.output).toBe(1);
   expect(lines, result.output).toHaveLength(1);
@@ -76,7 +81,10 @@ describe('recrypt start refuses a broken setup in one line', () => {
     const result = await startWith(
       `${await portsYaml()}\n${await embeddedStore()}\nkeyStore: { kind: redis, url: "redis://127.0.0.1:${closed}" }`,
     );
-    expectOneLineFailure(result, new RegExp(`key store unreachable: redis redis://127\\.0\\.0\\.1:${closed}`));
+    expectOneLineFailure(
+      result,
+      new RegExp(`key store unreachable: redis redis://127\\.0\\.0\\.1:${closed}`),
+    );
   });
 
   it('unreachable Dovecot: names the mail store endpoint', async () => {
@@ -92,7 +100,10 @@ describe('recrypt start refuses a broken setup in one line', () => {
         '  master: { user: recrypt, password: secret }',
       ].join('\n'),
     );
-    expectOneLineFailure(result, new RegExp(`mail store unreachable: mailStore\\.imap 127\\.0\\.0\\.1:${imap}: ECONNREFUSED`));
+    expectOneLineFailure(
+      result,
+      new RegExp(`mail store unreachable: mailStore\\.imap 127\\.0\\.0\\.1:${imap}: ECONNREFUSED`),
+    );
   });
 
   it('missing Dovecot master password file: names the option and the file', async () => {
@@ -106,7 +117,10 @@ describe('recrypt start refuses a broken setup in one line', () => {
         '  master: { user: recrypt, passwordFile: /nonexistent/master.secret }',
       ].join('\n'),
     );
-    expectOneLineFailure(result, /mailStore\.master\.passwordFile: cannot read \/nonexistent\/master\.secret: ENOENT/);
+    expectOneLineFailure(
+      result,
+      /mailStore\.master\.passwordFile: cannot read \/nonexistent\/master\.secret: ENOENT/,
+    );
   });
 
   it('missing certificate file: names the option and the file', async () => {

@@ -24,7 +24,14 @@ let adminPort = 0;
 function readyz(): { status: number; body: string } {
   const out = execFileSync(
     'curl',
-    ['-s', '--cacert', join(tmp.path, 'data', 'tls', 'cert.pem'), '-w', '\n%{http_code}', `https://127.0.0.1:${adminPort}/readyz`],
+    [
+      '-s',
+      '--cacert',
+      join(tmp.path, 'data', 'tls', 'cert.pem'),
+      '-w',
+      '\n%{http_code}',
+      `https://127.0.0.1:${adminPort}/readyz`,
+    ],
     { encoding: 'utf8' },
   );
   const cut = out.lastIndexOf('\n');
@@ -72,9 +79,15 @@ afterAll(async () => {
 
 describe('/readyz with Redis and Dovecot', () => {
   it('is ready while both answer, names the store that does not', async () => {
-    expect(readyz()).toEqual({ status: 200, body: JSON.stringify({ status: 'ready', failing: [] }) });
+    expect(readyz()).toEqual({
+      status: 200,
+      body: JSON.stringify({ status: 'ready', failing: [] }),
+    });
     await dovecot!.stop();
-    expect(readyz()).toEqual({ status: 503, body: JSON.stringify({ status: 'not ready', failing: ['mailStore'] }) });
+    expect(readyz()).toEqual({
+      status: 503,
+      body: JSON.stringify({ status: 'not ready', failing: ['mailStore'] }),
+    });
     await dovecot!.restart();
     await waitFor('ready again', () => readyz().status === 200, 20_000);
 

@@ -9,11 +9,25 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
-import { cleanEnv, freshClone, portIsFree, ROOT, spawnGroup, type Spawned } from '../helpers/gateway-process.js';
+import {
+  cleanEnv,
+  freshClone,
+  portIsFree,
+  ROOT,
+  spawnGroup,
+  type Spawned,
+} from '../helpers/gateway-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const BODY = 'Hello Alice, this is a test message.';
-const DEFAULT_PORTS = { 'smtp.port': 2525, 'imap.port': 1993, 'imap.starttlsPort': 1143, 'admin.port': 8443, 'mailStore.imapPort': 10143, 'mailStore.lmtpPort': 10024 };
+const DEFAULT_PORTS = {
+  'smtp.port': 2525,
+  'imap.port': 1993,
+  'imap.starttlsPort': 1143,
+  'admin.port': 8443,
+  'mailStore.imapPort': 10143,
+  'mailStore.lmtpPort': 10024,
+};
 
 export function walkthroughBlocks(markdown: string): string[] {
   const blocks: string[] = [];
@@ -48,12 +62,17 @@ describe('README walkthrough', () => {
     for (const name of ['bash', 'curl', 'swaks', 'openssl', 'sed']) requireBinary(name);
     for (const [option, port] of Object.entries(DEFAULT_PORTS)) {
       if (!(await portIsFree(port))) {
-        throw new Error(`the walkthrough uses the default ports; ${option} ${port} is in use on this machine`);
+        throw new Error(
+          `the walkthrough uses the default ports; ${option} ${port} is in use on this machine`,
+        );
       }
     }
     const clone = join(tmp.path, 'clone');
     freshClone(clone);
-    const script = ['set -euo pipefail', ...walkthroughBlocks(readFileSync(join(clone, 'README.md'), 'utf8'))].join('\n');
+    const script = [
+      'set -euo pipefail',
+      ...walkthroughBlocks(readFileSync(join(clone, 'README.md'), 'utf8')),
+    ].join('\n');
     run = spawnGroup('bash', ['-c', script], { cwd: clone, env: cleanEnv({ TMPDIR: tmp.path }) });
     const timeout = setTimeout(() => void run?.stop(1000), 240_000);
     const code = await run.exited;
@@ -68,6 +87,8 @@ describe('README walkthrough', () => {
     expect(stored.length).toBeGreaterThanOrEqual(1);
     for (const file of stored) expect(readFileSync(file, 'utf8')).not.toContain(BODY);
     // The owner's secrets live only on the owner's side.
-    expect(filesUnder(join(clone, 'data')).some((f) => f.endsWith('owner.key') || f.endsWith('.p12'))).toBe(false);
+    expect(
+      filesUnder(join(clone, 'data')).some((f) => f.endsWith('owner.key') || f.endsWith('.p12')),
+    ).toBe(false);
   }, 300_000);
 });

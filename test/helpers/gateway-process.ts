@@ -35,8 +35,16 @@ export interface Spawned {
 }
 
 /** Spawns `command` in its own process group, collecting stdout and stderr together. */
-export function spawnGroup(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): Spawned {
-  const child = spawn(command, args, { ...options, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnGroup(
+  command: string,
+  args: string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv },
+): Spawned {
+  const child = spawn(command, args, {
+    ...options,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let text = '';
   let errText = '';
   child.stdout!.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
@@ -66,8 +74,15 @@ export function spawnGroup(command: string, args: string[], options: { cwd: stri
 }
 
 /** `recrypt start` from the source tree (what `npm start` runs after the build). */
-export function startRecrypt(args: string[], cwd: string, env: Record<string, string> = {}): Spawned {
-  return spawnGroup(process.execPath, ['--import', TSX, CLI, 'start', ...args], { cwd, env: cleanEnv(env) });
+export function startRecrypt(
+  args: string[],
+  cwd: string,
+  env: Record<string, string> = {},
+): Spawned {
+  return spawnGroup(process.execPath, ['--import', TSX, CLI, 'start', ...args], {
+    cwd,
+    env: cleanEnv(env),
+  });
 }
 
 export function groupAlive(pgid: number): boolean {
@@ -92,7 +107,11 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Waits until `probe` resolves true, or fails naming what it waited for. */
-export async function waitFor(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  probe: () => Promise<boolean> | boolean,
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await probe()) return;
@@ -115,7 +134,14 @@ export function portIsFree(port: number, host = '0.0.0.0'): Promise<boolean> {
  * copied to `dir`, with node_modules linked (the dependencies `npm ci` would install).
  */
 export function freshClone(dir: string): void {
-  for (const name of ['src', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md']) {
+  for (const name of [
+    'src',
+    'package.json',
+    'package-lock.json',
+    'tsconfig.json',
+    'tsconfig.build.json',
+    'README.md',
+  ]) {
     cpSync(join(ROOT, name), join(dir, name), { recursive: true });
   }
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));

@@ -14,8 +14,13 @@ import { DEFAULT_CONFIG_FILE, findConfigFile } from '../operator/context.js';
 export function register(program: Command): void {
   program
     .command('start')
-    .description('run the gateway: MX, IMAP proxy, admin/profile HTTPS and (unless Dovecot is configured) the embedded store')
-    .option('--config <file>', `gateway config file (default ./${DEFAULT_CONFIG_FILE} if present, else the defaults)`)
+    .description(
+      'run the gateway: MX, IMAP proxy, admin/profile HTTPS and (unless Dovecot is configured) the embedded store',
+    )
+    .option(
+      '--config <file>',
+      `gateway config file (default ./${DEFAULT_CONFIG_FILE} if present, else the defaults)`,
+    )
     .action(async (opts: { config?: string }) => {
       const { config } = loadConfig(findConfigFile(opts.config));
       const logger = createLogger(config.logLevel);
@@ -44,7 +49,10 @@ export function register(program: Command): void {
         process.on('SIGINT', stop);
         process.on('SIGHUP', () => {
           gateway.reloadTls().catch((error: unknown) => {
-            logger.error({ err: (error as Error).message }, 'TLS reload failed; keeping the old certificate');
+            logger.error(
+              { err: (error as Error).message },
+              'TLS reload failed; keeping the old certificate',
+            );
           });
         });
       });

@@ -16,4 +16,7 @@ export {
 export { parseCommand } from './commands/parse.js';
 export type { Command } from './commands/types.js';
 export type { Logger } from './session.js';
-export { encodeModifiedUtf7 as encodeMailboxName, decodeModifiedUtf7 as decodeMailboxName } from '../mutf7.js';
+export {
+  encodeModifiedUtf7 as encodeMailboxName,
+  decodeModifiedUtf7 as decodeMailboxName,
+} from '../mutf7.js';
