@@ -3,14 +3,17 @@ import type { MailStore } from '../store/backend.js';
 
 /**
  * The embedded store knows only the users whose Maildir exists; the key store knows who
- * has an account. This wrapper makes an account's Maildir (INBOX, Sent, Drafts, …) on
- * its first delivery or login, so that `recrypt user add` is all an operator does.
+ * has an account, and which addresses are lists (whose mailbox is the list's archive).
+ * This wrapper makes the Maildir (INBOX, Sent, Drafts, …) on first delivery or login, so
+ * that `recrypt user add` or `recrypt list create` is all anyone does.
  * Dovecot deployments provision through Dovecot's own userdb instead.
  */
 export function provisioningStore(store: MailStore, keyStore: KeyStore): MailStore {
   const ensure = async (user: string): Promise<boolean> => {
     if (await store.userExists(user)) return true;
-    if ((await keyStore.getUser(user)) === null) return false;
+    if ((await keyStore.getUser(user)) === null && (await keyStore.getList(user)) === null) {
+      return false;
+    }
     await store.createUser(user);
     return true;
   };

@@ -112,7 +112,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       banner: config.smtp.banner,
       maxSize: config.smtp.maxMessageBytes,
       localDomains: config.smtp.localDomains,
-      directory: keyStoreDirectory({ keyStore, localDomains: config.smtp.localDomains }),
+      directory: keyStoreDirectory({
+        keyStore,
+        localDomains: config.smtp.localDomains,
+        // Each list post is also kept in the list address's own mailbox, its archive. The
+        // embedded store makes that mailbox itself; with Dovecot, the userdb must know
+        // list addresses first (docs/lists.md), so it is off there.
+        listArchive: config.mailStore.kind === 'embedded',
+      }),
       encryptor: recryptEncryptor({ hideSubject: config.smtp.hideSubject }),
       delivery: lmtpDelivery({ host: store.lmtp.host, port: store.lmtp.port }),
       logger: logger.child({ part: 'smtp' }),
