@@ -19,9 +19,9 @@ import {
 import { headerBlock, storedMessages } from '../helpers/smtp-readback.js';
 import { sendWithNodemailer } from '../helpers/smtp-senders.js';
 
-const MESSAGES = 300;
+const MESSAGES = 500; // issue 5: a 500-message concurrent load
 const CONCURRENCY = 12;
-const KILL_AFTER_ACKS = 100;
+const KILL_AFTER_ACKS = 150;
 const childScript = join(
   dirname(fileURLToPath(import.meta.url)),
   '..',
