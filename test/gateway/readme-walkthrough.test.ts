@@ -2,10 +2,12 @@
  * The README's walkthrough, run exactly as written: every ```sh block preceded by
  * `<!-- walkthrough -->` is concatenated into one bash script and run in a fresh clone
  * (sources copied, node_modules linked in place of `npm ci`), with the default ports.
- * It must end with `openssl cms -decrypt` (and `recrypt read`) printing the original
- * message.
+ * It must read the original message back with `openssl cms -decrypt` (and `recrypt read`).
+ * Its last block writes `~/.recrypt/neomuttrc` (HOME is a temp dir here); the neomutt test then
+ * runs neomutt with exactly that file in a terminal (tmux) against the gateway the
+ * walkthrough left running, and checks the decrypted message on the screen.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
@@ -17,6 +19,7 @@ import {
   spawnGroup,
   type Spawned,
 } from '../helpers/gateway-process.js';
+import { openTerminal, type Terminal } from '../helpers/gateway-tmux.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const BODY = 'Hello Alice, this is a test message.';
@@ -45,17 +48,24 @@ function filesUnder(dir: string): string[] {
 
 describe('README walkthrough', () => {
   const tmp = tempDir('recrypt-readme-');
+  // The user's home: the neomutt block writes ~/.recrypt/ (its neomuttrc too) there.
+  const home = join(tmp.path, 'home');
   let run: Spawned | undefined;
+  let code: number | string | undefined;
+  let terminal: Terminal | undefined;
   afterAll(async () => {
+    terminal?.close();
     await run?.stop();
     tmp.remove();
   });
 
-  it('has the walkthrough blocks, ending in openssl cms -decrypt', () => {
+  it('has the walkthrough blocks: the gateway, openssl cms -decrypt, then the neomuttrc', () => {
     const blocks = walkthroughBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
     expect(blocks.length).toBeGreaterThanOrEqual(6);
     expect(blocks.join('\n')).toContain('npm start &');
     expect(blocks.join('\n')).toContain('openssl cms -decrypt');
+    expect(blocks.at(-1)).toContain('cat > ~/.recrypt/neomuttrc');
+    expect(blocks.at(-1)).toContain('smime_decrypt_command');
   });
 
   it('runs as written and reads back the original message', async () => {
@@ -73,9 +83,13 @@ describe('README walkthrough', () => {
       'set -euo pipefail',
       ...walkthroughBlocks(readFileSync(join(clone, 'README.md'), 'utf8')),
     ].join('\n');
-    run = spawnGroup('bash', ['-c', script], { cwd: clone, env: cleanEnv({ TMPDIR: tmp.path }) });
+    mkdirSync(home);
+    run = spawnGroup('bash', ['-c', script], {
+      cwd: clone,
+      env: cleanEnv({ TMPDIR: tmp.path, HOME: home }),
+    });
     const timeout = setTimeout(() => void run?.stop(1000), 240_000);
-    const code = await run.exited;
+    code = await run.exited;
     clearTimeout(timeout);
     const output = run.output();
     expect(code, output).toBe(0);
@@ -91,4 +105,29 @@ describe('README walkthrough', () => {
       filesUnder(join(clone, 'data')).some((f) => f.endsWith('owner.key') || f.endsWith('.p12')),
     ).toBe(false);
   }, 300_000);
+
+  it('reads the message in neomutt over IMAPS, decrypted by OpenSSL', async () => {
+    for (const name of ['neomutt', 'tmux']) requireBinary(name);
+    // The gateway the walkthrough started is still running (afterAll stops it).
+    expect(code, 'the walkthrough script did not finish').toBe(0);
+    const muttrc = join(home, '.recrypt', 'neomuttrc');
+    expect(existsSync(muttrc), 'the walkthrough wrote no ~/.recrypt/neomuttrc').toBe(true);
+    const p12Password = /^\.p12 password \(shown once\): (.+)$/m.exec(run!.output())?.[1];
+    expect(p12Password, 'recrypt device add printed no .p12 password').toBeTruthy();
+    // -n: no system-wide neomuttrc, so only the README's file configures neomutt.
+    const env = cleanEnv({ HOME: home, TMPDIR: tmp.path });
+    delete env.TMUX;
+    terminal = openTerminal(join(tmp.path, 'tmux.sock'), ['neomutt', '-n', '-F', muttrc], env);
+    const index = await terminal.waitFor('+INBOX [Msgs:1');
+    expect(index).toContain('hello');
+    expect(index).not.toContain(BODY);
+    terminal.keys('Enter');
+    await terminal.waitFor('Enter S/MIME passphrase:');
+    terminal.type(p12Password!);
+    terminal.keys('Enter');
+    const pager = await terminal.waitFor('[-- End of S/MIME encrypted data. --]');
+    expect(pager).toContain('[-- The following data is S/MIME encrypted --]');
+    expect(pager).toContain('application/pkcs7-mime; smime-type=enveloped-data');
+    expect(pager).toContain(BODY);
+  }, 90_000);
 });
