@@ -24,6 +24,7 @@ import {
 } from './request-signing.js';
 import { checkDeviceUpload, checkOwnerUpload } from './uploads.js';
 import { listRoutes } from './lists.js';
+import { patternLabel } from './metrics.js';
 
 export const ENROLMENT_TOKEN_TTL_MS = 7 * 24 * 3600 * 1000;
 const NONCE_TTL_MS = 15 * 60 * 1000;
@@ -61,6 +62,12 @@ const routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = [
   { method: 'PUT', pattern: /^\/v1\/owner\/profile$/, handler: owner(publishProfile) },
   ...listRoutes<AdminApiContext>({ owner, ownerOf }),
 ];
+
+/** The pattern of the route a `/v1/…` path matches (for metrics labels), or undefined. */
+export function adminRouteOf(path: string): string | undefined {
+  const route = routes.find((candidate) => candidate.pattern.test(path));
+  return route === undefined ? undefined : patternLabel(route.pattern);
+}
 
 /** Handles `/v1/…`; returns false for any other path so the server can try other routes. */
 export async function handleAdminRequest(

@@ -15,9 +15,15 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { KeyStore } from '../keystore/index.js';
-import { createProfileHandler, type ProfileSource } from '../profiles/index.js';
-import { handleAdminRequest, type AdminApiContext } from './api.js';
+import {
+  GROUP_CERTIFICATE_FILE,
+  PROFILE_PATH_PREFIX,
+  createProfileHandler,
+  type ProfileSource,
+} from '../profiles/index.js';
+import { adminRouteOf, handleAdminRequest, type AdminApiContext } from './api.js';
 import { errorReply, sendJson } from './http.js';
+import { methodLabel, type AdminMetrics } from './metrics.js';
 
 export interface AdminServerOptions {
   host: string;
@@ -32,6 +38,8 @@ export interface AdminServerOptions {
   readinessChecks?: Record<string, () => Promise<void>>;
   /** Served at /metrics in the Prometheus text format. */
   metrics?: Registry;
+  /** Counts requests by route pattern and status (see metrics.ts). */
+  requestMetrics?: AdminMetrics;
   logger?: Logger;
   clock?: () => number;
 }
@@ -51,6 +59,20 @@ export function profileSourceOf(keyStore: KeyStore): ProfileSource {
   };
 }
 
+const FIXED_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
+/** The label for a request path: a route pattern, never the path itself (it holds addresses). */
+function routeLabel(path: string): string {
+  if (FIXED_ROUTES.has(path)) return path;
+  if (path.startsWith('/v1/')) return adminRouteOf(path) ?? '/v1/unknown';
+  if (path.startsWith(PROFILE_PATH_PREFIX)) {
+    return path.endsWith(`/${GROUP_CERTIFICATE_FILE}`)
+      ? `${PROFILE_PATH_PREFIX}:address/${GROUP_CERTIFICATE_FILE}`
+      : `${PROFILE_PATH_PREFIX}:address`;
+  }
+  return 'other';
+}
+
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   if (options.tls === undefined && options.insecureHttp !== true) {
     throw new Error('the admin server needs TLS (or insecureHttp: true)');
@@ -64,7 +86,14 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   const profiles = createProfileHandler(profileSourceOf(options.keyStore));
   const checks = { keyStore: () => options.keyStore.health(), ...options.readinessChecks };
 
+  const requests = options.requestMetrics?.requests;
   const listener = (req: IncomingMessage, res: ServerResponse) => {
+    if (requests !== undefined) {
+      const route = routeLabel((req.url ?? '/').split('?')[0] ?? '/');
+      res.once('finish', () =>
+        requests.inc({ method: methodLabel(req.method), route, status: String(res.statusCode) }),
+      );
+    }
     void route(req, res).catch((error: unknown) => {
       const reply = errorReply(error);
       if (reply.log)

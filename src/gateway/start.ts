@@ -7,6 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { createAdminMetrics } from '../admin/metrics.js';
 import { startAdminServer, type AdminServer } from '../admin/server.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { ensureTlsMaterial, type TlsMaterial } from '../config/tls.js';
@@ -15,10 +16,12 @@ import { loadOrCreateGatewayKey, openKeyStore, type KeyStore } from '../keystore
 import { keyStoreDirectory, recryptEncryptor } from '../smtp/adapters/index.js';
 import { lmtpDelivery } from '../smtp/lmtp-delivery.js';
 import { startMxServer, type MxServer } from '../smtp/mx-server.js';
+import { createStoreImapMetrics } from '../store/imap/metrics.js';
 import { startImapServer, type ImapServerHandle } from '../store/imap/server.js';
-import { startLmtpServer } from '../store/lmtp/index.js';
+import { createLmtpMetrics, startLmtpServer } from '../store/lmtp/index.js';
 import { createMaildirStore } from '../store/maildir/index.js';
 import { startProxy, type RunningProxy } from './proxy.js';
+import { countingUnavailable, createKeyStoreMetrics } from './keystore-metrics.js';
 import { provisioningStore } from './provisioning-store.js';
 import { loadOrCreateSecretFile, readSecretFile, MASTER_SECRET_FILE } from './secrets.js';
 import { StartupError, causeChain, describeKeyStore } from './startup-errors.js';
@@ -69,11 +72,15 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     );
   let keyStore: KeyStore;
   try {
-    keyStore = await openKeyStore(config.keyStore, {
-      gatewayKey,
-      dataDir,
-      onConnectionError: (err) => logger.warn({ err: err.message }, 'key store connection problem'),
-    });
+    keyStore = countingUnavailable(
+      await openKeyStore(config.keyStore, {
+        gatewayKey,
+        dataDir,
+        onConnectionError: (err) =>
+          logger.warn({ err: err.message }, 'key store connection problem'),
+      }),
+      createKeyStoreMetrics(metrics),
+    );
   } catch (error) {
     throw unreachable(error);
   }
@@ -89,7 +96,13 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   };
 
   try {
-    const store = await startMailStore(config, dataDir, keyStore, logger.child({ part: 'store' }));
+    const store = await startMailStore(
+      config,
+      dataDir,
+      keyStore,
+      logger.child({ part: 'store' }),
+      metrics,
+    );
     stops.push(() => store.close());
     const mailStoreProbes: ProbeTarget[] = [
       { name: 'mailStore.imap', ...store.imap, protocol: 'imap' },
@@ -150,6 +163,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         starttlsPort: proxy.starttlsPort,
       },
       metrics,
+      requestMetrics: createAdminMetrics(metrics),
       logger: logger.child({ part: 'admin' }),
       readinessChecks: {
         mailStore: () =>
@@ -204,6 +218,7 @@ async function startMailStore(
   dataDir: string,
   keyStore: KeyStore,
   logger: Logger,
+  metrics: Registry,
 ): Promise<MailStoreEndpoints & { embeddedPorts?: { storeImap: number; storeLmtp: number } }> {
   const settings = config.mailStore;
   if (settings.kind === 'dovecot') {
@@ -232,6 +247,7 @@ async function startMailStore(
     host: settings.host,
     port: settings.lmtpPort,
     logger,
+    metrics: createLmtpMetrics(metrics),
   });
   let imap: ImapServerHandle;
   try {
@@ -241,6 +257,7 @@ async function startMailStore(
       port: settings.imapPort,
       master,
       logger,
+      metrics: createStoreImapMetrics(metrics),
     });
   } catch (error) {
     await lmtp.close();

@@ -154,6 +154,54 @@ describe('recrypt start, watched and signalled', () => {
     expect(metrics.body).toMatch(/^# TYPE process_cpu_seconds_total counter$/m);
   });
 
+  it('/metrics counts every part: store LMTP and IMAP, admin routes, key store', async () => {
+    // One of each: an SMTP delivery, an IMAP login and fetch through the proxy (the store
+    // IMAP server sees the proxy's commands), and admin API requests (the setup's CLI).
+    await sender(ports.smtp).sendMail({
+      from: 'bob@sender.example',
+      to: ADDRESS,
+      subject: 'metrics',
+      text: 'counted\r\n',
+    });
+    const reader = await RawImap.open(ports.imap, readFileSync(certFile, 'utf8'));
+    try {
+      expect(await reader.command(`LOGIN ${ADDRESS} "${imapPassword}"`)).toMatch(/^t\d+ OK/);
+      expect(await reader.command('SELECT INBOX')).toMatch(/^t\d+ OK/);
+      expect(await reader.command('FETCH 1 (BODY.PEEK[])')).toMatch(/^t\d+ OK/);
+      expect(curl(`/.well-known/mail-profile/${ADDRESS}`).status).toBe(200);
+      const body = curl('/metrics').body;
+      const value = (series: string) => {
+        const line = body.split('\n').find((l) => l.startsWith(`${series} `));
+        return line === undefined ? 0 : Number(line.slice(series.length + 1));
+      };
+      expect(value('recrypt_store_lmtp_deliveries_total{result="stored"}')).toBeGreaterThan(0);
+      expect(value('recrypt_store_imap_connections')).toBeGreaterThan(0);
+      expect(
+        value('recrypt_store_imap_commands_total{command="FETCH",result="OK"}'),
+      ).toBeGreaterThan(0);
+      expect(
+        value('recrypt_store_imap_commands_total{command="AUTHENTICATE",result="OK"}'),
+      ).toBeGreaterThan(0);
+      const admin = (method: string, route: string, status: number) =>
+        value(
+          `recrypt_admin_requests_total{method="${method}",route="${route}",status="${status}"}`,
+        );
+      expect(admin('POST', '/v1/users', 201)).toBeGreaterThan(0);
+      expect(admin('POST', '/v1/enrol', 200)).toBeGreaterThan(0);
+      expect(admin('POST', '/v1/owner/devices', 201)).toBeGreaterThan(0);
+      expect(admin('GET', '/.well-known/mail-profile/:address', 200)).toBeGreaterThan(0);
+      expect(
+        value('recrypt_admin_requests_total{method="GET",route="/readyz",status="200"}'),
+      ).toBeGreaterThan(0);
+      expect(body).toMatch(/^# TYPE recrypt_keystore_unavailable_total counter$/m);
+      // Route patterns only: no address in any label.
+      expect(body).not.toContain(ADDRESS);
+      expect(body).not.toContain('alice%40');
+    } finally {
+      reader.close();
+    }
+  });
+
   it('SIGHUP reloads the TLS certificate for new connections on every listener', async () => {
     const before = servedFingerprint(ports.imap);
     const dir = join(tmp.path, 'data', 'tls');

@@ -3,9 +3,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import nodemailer from 'nodemailer';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MailboxEvent, MailStore } from '../../src/store/backend.js';
-import { startLmtpServer, type LmtpServerHandle } from '../../src/store/lmtp/index.js';
+import {
+  createLmtpMetrics,
+  startLmtpServer,
+  type LmtpServerHandle,
+} from '../../src/store/lmtp/index.js';
 import { createMaildirStore, type FaultHook } from '../../src/store/maildir/index.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -29,13 +34,15 @@ const fault: FaultHook = (op) => {
 
 let store: MailStore;
 let server: LmtpServerHandle;
+const registry = new Registry();
+const metrics = createLmtpMetrics(registry);
 const root = join(tmp.path, 'root');
 
 beforeAll(async () => {
   store = await createMaildirStore({ root, fault });
   await store.createUser('alice@example.com');
   await store.createUser('bob@example.com');
-  server = await startLmtpServer({ store, port: 0, maxSize: MAX_SIZE });
+  server = await startLmtpServer({ store, port: 0, maxSize: MAX_SIZE, metrics });
 });
 
 afterAll(async () => {
@@ -186,6 +193,24 @@ describe('LMTP listener', () => {
     expect(events).toEqual([{ type: 'exists', uids: [uid] }]);
     expect(box.isRecent(uid)).toBe(true);
     await box.close();
+  });
+
+  it('counts each recipient by result: stored, temp_failed (4xx), rejected (5xx)', async () => {
+    const counts = async () => {
+      const values = (await metrics.deliveries.get()).values;
+      const of = (result: string) => values.find((v) => v.labels.result === result)?.value ?? 0;
+      return { stored: of('stored'), temp_failed: of('temp_failed'), rejected: of('rejected') };
+    };
+    const before = await counts();
+    failNext = 'ENOSPC';
+    await swaksLmtp(['--to', 'alice@example.com,bob@example.com', '--data', `@${FIXTURE}`]);
+    await swaksLmtp(['--to', 'alice@example.com', '--body', 'x'.repeat(MAX_SIZE + 10)]);
+    expect(await counts()).toEqual({
+      stored: before.stored + 1,
+      temp_failed: before.temp_failed + 1,
+      rejected: before.rejected + 1,
+    });
+    expect(await registry.metrics()).not.toContain('example.com');
   });
 
   it('listens on loopback and offers neither AUTH nor STARTTLS', async () => {

@@ -83,16 +83,22 @@ async function parseAndRun(s: Session, bytes: Buffer): Promise<string> {
     if (cmd.name === 'LOGOUT' && status === 'OK') return 'BYE';
     return status;
   } catch (err) {
+    // Unparsed: the name may be anything the client typed, so it is not a label value.
+    const count = (result: 'NO' | 'BAD') =>
+      s.config.metrics?.commands.inc({ command: 'unparsed', result });
     if (err instanceof TaggedParseError) {
       if (err.inner instanceof BadCharsetError) {
         s.out.line(`${err.tag} NO [BADCHARSET (UTF-8 US-ASCII)] ${err.message}`);
+        count('NO');
         return 'NO';
       }
       s.out.line(`${err.tag} BAD ${err.message}`);
+      count('BAD');
       return 'BAD';
     }
     if (err instanceof ParseError) {
       s.out.line(`* BAD ${err.message}`);
+      count('BAD');
       return 'BAD';
     }
     throw err;

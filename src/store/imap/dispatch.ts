@@ -33,6 +33,7 @@ import { handleCopy, handleMove, handleStore } from './handlers/store.js';
 import type { OkReply } from './handlers/types.js';
 import { sanitized } from './commands/types.js';
 import type { Session, SessionState } from './session.js';
+import type { CommandResult } from './metrics.js';
 
 type AnyHandler = (s: Session, cmd: never) => Promise<OkReply | void>;
 
@@ -84,7 +85,13 @@ const NO_EXPUNGE = new Set<CommandName>(['FETCH', 'STORE', 'SEARCH']);
  * anything else is logged and answered `NO [SERVERBUG]` with no detail.
  * Returns the status sent, so the caller can count BADs.
  */
-export async function execute(s: Session, cmd: Command): Promise<'OK' | 'NO' | 'BAD' | 'BYE'> {
+export async function execute(s: Session, cmd: Command): Promise<CommandResult> {
+  const result = await run(s, cmd);
+  s.config.metrics?.commands.inc({ command: cmd.name, result });
+  return result;
+}
+
+async function run(s: Session, cmd: Command): Promise<CommandResult> {
   const out = s.out;
   const entry = HANDLERS[cmd.name];
   if (!entry.states.includes(s.state)) {

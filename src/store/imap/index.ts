@@ -14,6 +14,7 @@ export {
   type ImapLimits,
 } from './server.js';
 export { parseCommand } from './commands/parse.js';
+export { createStoreImapMetrics, type StoreImapMetrics } from './metrics.js';
 export type { Command } from './commands/types.js';
 export type { Logger } from './session.js';
 export {

@@ -7,6 +7,7 @@ import { CommandInput, type InputLimits } from './input.js';
 import { Output } from './output.js';
 import { RenderCache } from './render/cache.js';
 import { Session, type Logger } from './session.js';
+import type { StoreImapMetrics } from './metrics.js';
 
 export type ImapLimits = InputLimits &
   ConnectionLimits & {
@@ -42,6 +43,8 @@ export interface ImapServerOptions {
   idleTimeoutMs?: number;
   limits?: Partial<ImapLimits>;
   logger?: Logger;
+  /** Connections gauge and commands counter (see metrics.ts); the server runs without them. */
+  metrics?: StoreImapMetrics;
 }
 
 export interface ImapServerHandle {
@@ -68,9 +71,14 @@ export async function startImapServer(options: ImapServerOptions): Promise<ImapS
   const cache = new RenderCache(limits.renderCacheBytes);
   let nextId = 1;
 
+  const metrics = options.metrics;
   const handle = (raw: Socket): void => {
     sockets.add(raw);
-    raw.on('close', () => sockets.delete(raw));
+    metrics?.connections.inc();
+    raw.on('close', () => {
+      sockets.delete(raw);
+      metrics?.connections.dec();
+    });
     raw.on('error', () => undefined);
     raw.setNoDelay(true);
     if (sockets.size > limits.maxConnections) {
@@ -114,6 +122,7 @@ export async function startImapServer(options: ImapServerOptions): Promise<ImapS
         tlsAvailable: context !== null,
         logger,
         cache,
+        metrics,
       },
       out,
       input,

@@ -1,5 +1,6 @@
 import type { MailboxHandle, MailStore, UserStore } from '../backend.js';
 import type { RenderCache } from './render/cache.js';
+import type { StoreImapMetrics } from './metrics.js';
 import type { CommandInput } from './input.js';
 import type { Output } from './output.js';
 import { SessionTracker } from './tracker.js';
@@ -20,6 +21,8 @@ export interface SessionConfig {
   logger: Logger;
   /** Shared by all sessions of the server. */
   cache: RenderCache;
+  /** Counts commands by name and result; optional so the server runs without it. */
+  metrics?: StoreImapMetrics;
 }
 
 export interface Selected {

@@ -6,3 +6,4 @@ export {
   type LmtpServerOptions,
   type LmtpLogger,
 } from './server.js';
+export { createLmtpMetrics, type LmtpMetrics, type LmtpDeliveryResult } from './metrics.js';

@@ -11,6 +11,7 @@
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import { StoreError, type MailStore } from '../backend.js';
+import { lmtpResultOf, type LmtpMetrics } from './metrics.js';
 
 export interface LmtpLogger {
   info(obj: object, msg: string): void;
@@ -29,6 +30,8 @@ export interface LmtpServerOptions {
   userFromAddress?: (address: string) => string;
   /** Host name in the greeting and LHLO reply. */
   name?: string;
+  /** Counts deliveries per recipient by result (see metrics.ts). */
+  metrics?: LmtpMetrics;
 }
 
 export interface LmtpServerHandle {
@@ -63,7 +66,7 @@ export function deliveryReply(err: unknown): ReplyError {
 const defaultUser = (address: string): string => address.toLowerCase();
 
 export async function startLmtpServer(options: LmtpServerOptions): Promise<LmtpServerHandle> {
-  const { store, logger } = options;
+  const { store, logger, metrics } = options;
   const host = options.host ?? '127.0.0.1';
   const maxSize = options.maxSize ?? 64 * 1024 * 1024;
   const toUser = options.userFromAddress ?? defaultUser;
@@ -101,6 +104,7 @@ export async function startLmtpServer(options: LmtpServerOptions): Promise<LmtpS
     stream.on('error', () => callback(reply(451, 'Local error in processing, try again later')));
     stream.on('end', () => {
       if (stream.sizeExceeded || length > maxSize) {
+        metrics?.deliveries.inc({ result: 'rejected' }, session.envelope.rcptTo.length);
         callback(null, 'too large');
         return;
       }
@@ -112,9 +116,11 @@ export async function startLmtpServer(options: LmtpServerOptions): Promise<LmtpS
             const user = toUser(address);
             const result = await store.deliver(user, message);
             logger?.info({ uid: result.uid, size: message.length }, 'lmtp: delivered');
+            metrics?.deliveries.inc({ result: 'stored' });
             return `Saved as UID ${result.uid}`;
           } catch (err) {
             const out = deliveryReply(err);
+            metrics?.deliveries.inc({ result: lmtpResultOf(out.responseCode) });
             logger?.warn(
               { code: out.responseCode, reason: err instanceof StoreError ? err.code : 'error' },
               'lmtp: delivery failed',
