@@ -6,14 +6,7 @@
  * nonce against the key store (each accepted once), so a captured request cannot be
  * replayed or altered. Pure: no I/O; the caller supplies clock, nonce and key.
  */
-import {
-  createHash,
-  createPrivateKey,
-  createPublicKey,
-  sign,
-  verify,
-  type KeyObject,
-} from 'node:crypto';
+import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 
 export const SIGNATURE_HEADER = 'x-recrypt-signature';
 export const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000;
@@ -143,18 +136,4 @@ export function verifyRequestSignature(
     header.signature,
   );
   if (!ok) throw new RequestSignatureError('bad-signature', 'request signature does not verify');
-}
-
-/** An owner's signing key from its raw P-256 scalar (32 bytes, big-endian). */
-export function ownerSigningKey(secret: Uint8Array, publicPoint: Uint8Array): KeyObject {
-  return createPrivateKey({
-    key: {
-      kty: 'EC',
-      crv: 'P-256',
-      d: Buffer.from(secret).toString('base64url'),
-      x: Buffer.from(publicPoint.subarray(1, 33)).toString('base64url'),
-      y: Buffer.from(publicPoint.subarray(33, 65)).toString('base64url'),
-    },
-    format: 'jwk',
-  });
 }

@@ -1,7 +1,6 @@
 /** Small shared pieces of the owner tool: address checks, generated secrets, the signing identity. */
 import { randomBytes } from 'node:crypto';
-import { ownerSigningKey } from '../admin/request-signing.js';
-import { publicPoint, scalarToBytes } from '../recrypt/index.js';
+import { privateKeyObject } from '../recrypt/index.js';
 import { parseAddress } from '../profiles/index.js';
 import { OwnerError } from './errors.js';
 import type { GatewayClientOptions } from './gateway-client.js';
@@ -37,7 +36,7 @@ export function ownerClient(key: OwnerKey): GatewayClientOptions {
     auth: {
       kind: 'owner',
       address: key.address,
-      key: ownerSigningKey(scalarToBytes(key.ownerCaSecret), publicPoint(key.ownerCaSecret)),
+      key: privateKeyObject(key.ownerCaSecret),
     },
   };
 }

@@ -17,7 +17,7 @@ import { createHash, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
 import { RecryptError } from './errors.js';
-import { checkScalar, publicPoint, randomScalar, scalarToBytes, validatePoint } from './scalar.js';
+import { checkScalar, privateJwk, publicPoint, randomScalar, validatePoint } from './scalar.js';
 import type { RecipientId, Scalar } from './types.js';
 import { keyFingerprint } from './udf.js';
 
@@ -131,14 +131,7 @@ function keyIdentifierHex(point: Uint8Array): string {
 }
 
 async function importSigningKey(secret: Scalar): Promise<webcrypto.CryptoKey> {
-  const point = publicPoint(secret);
-  const jwk: webcrypto.JsonWebKey = {
-    kty: 'EC',
-    crv: 'P-256',
-    d: Buffer.from(scalarToBytes(secret)).toString('base64url'),
-    x: Buffer.from(point.subarray(1, 33)).toString('base64url'),
-    y: Buffer.from(point.subarray(33)).toString('base64url'),
-  };
+  const jwk = privateJwk(secret) as webcrypto.JsonWebKey;
   return webcrypto.subtle.importKey('jwk', jwk, { name: 'ECDSA', namedCurve: 'P-256' }, false, [
     'sign',
   ]);

@@ -22,7 +22,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { certificatePublicPoint, subjectCommonName } from './certificates.js';
 import { RecryptError } from './errors.js';
-import { checkScalar, publicPoint, scalarFromBytes, scalarToBytes } from './scalar.js';
+import { checkScalar, privateKeyObject, publicPoint, scalarFromBytes } from './scalar.js';
 import type { Scalar } from './types.js';
 
 /**
@@ -108,18 +108,7 @@ function certBag(der: Uint8Array, friendlyName: string, localKeyId?: Uint8Array)
 
 /** PKCS#8 DER of the P-256 key d (through node:crypto: ECPrivateKey with its public key). */
 function pkcs8Of(deviceSecret: Scalar): Uint8Array {
-  const point = publicPoint(deviceSecret);
-  const key = createPrivateKey({
-    format: 'jwk',
-    key: {
-      kty: 'EC',
-      crv: 'P-256',
-      d: Buffer.from(scalarToBytes(deviceSecret)).toString('base64url'),
-      x: Buffer.from(point.subarray(1, 33)).toString('base64url'),
-      y: Buffer.from(point.subarray(33)).toString('base64url'),
-    },
-  });
-  return new Uint8Array(key.export({ format: 'der', type: 'pkcs8' }));
+  return new Uint8Array(privateKeyObject(deviceSecret).export({ format: 'der', type: 'pkcs8' }));
 }
 
 function assertInput(input: DevicePkcs12Input): void {

@@ -7,7 +7,7 @@
  * (OpenSSL's ECDH, much faster but it only returns the x-coordinate; see
  * `multiplyPointNode` for how y is recovered without trusting a guess).
  */
-import { ECDH, createECDH } from 'node:crypto';
+import { ECDH, createECDH, createPrivateKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import { RecryptError } from './errors.js';
 import type { Scalar } from './types.js';
@@ -124,6 +124,23 @@ export function multiplyPoint(point: Uint8Array, k: Scalar): Uint8Array {
 export function scalarToBytes(k: Scalar): Uint8Array {
   assertScalar(k, 'k');
   return Fn.toBytes(k);
+}
+
+/** The JWK of the P-256 private key `secret` (with its public point), for key imports. */
+export function privateJwk(secret: Scalar): JsonWebKey {
+  const point = publicPoint(secret);
+  return {
+    kty: 'EC',
+    crv: 'P-256',
+    d: Buffer.from(scalarToBytes(secret)).toString('base64url'),
+    x: Buffer.from(point.subarray(1, 33)).toString('base64url'),
+    y: Buffer.from(point.subarray(33)).toString('base64url'),
+  };
+}
+
+/** `secret` as a node:crypto private key (ECDSA signing, PKCS#8/PEM export). */
+export function privateKeyObject(secret: Scalar): KeyObject {
+  return createPrivateKey({ key: privateJwk(secret), format: 'jwk' });
 }
 
 /** A 32-byte big-endian scalar; refuses 0 and values ≥ n rather than reducing them. */

@@ -7,16 +7,16 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { request } from 'node:https';
 import { startAdminServer, type AdminServer } from '../../src/admin/server.js';
-import { SIGNATURE_HEADER, ownerSigningKey, signRequest } from '../../src/admin/request-signing.js';
+import { SIGNATURE_HEADER, signRequest } from '../../src/admin/request-signing.js';
 import { ensureTlsMaterial } from '../../src/config/tls.js';
 import { loadOrCreateGatewayKey, openKeyStore, type KeyStore } from '../../src/keystore/index.js';
 import {
   issueDeviceCertificate,
   issueGroupCertificate,
   issueOwnerCa,
+  privateKeyObject,
   publicPoint,
   randomScalar,
-  scalarToBytes,
   type Scalar,
 } from '../../src/recrypt/index.js';
 import { tempDir } from './tmp.js';
@@ -181,7 +181,7 @@ export async function makeOwner(address: string): Promise<TestOwner> {
     ca: ca.certificate,
     groupSecret,
     group,
-    signer: { address, key: ownerSigningKey(scalarToBytes(ca.secret), publicPoint(ca.secret)) },
+    signer: { address, key: privateKeyObject(ca.secret) },
   };
 }
 

@@ -4,7 +4,6 @@
  * devices; a list whose group secret only the "list owner" here holds; joins by the
  * blinded issue, exactly as the two CLIs and the gateway would split it.
  */
-import { createPrivateKey } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashDeviceCredential, type KeyStore, type MailingList } from '../../src/keystore/index.js';
@@ -20,10 +19,10 @@ import {
 import {
   invertScalar,
   multiplyScalars,
+  privateKeyObject,
   publicPoint,
   randomScalar,
   recryptionKey,
-  scalarToBytes,
 } from '../../src/recrypt/scalar.js';
 import type { Scalar } from '../../src/recrypt/types.js';
 import type { PemIdentity } from './proxy-pki.js';
@@ -50,19 +49,7 @@ export interface ListGroupKey extends PemIdentity {
 }
 
 function keyPem(secret: Scalar): string {
-  const point = publicPoint(secret);
-  return createPrivateKey({
-    format: 'jwk',
-    key: {
-      kty: 'EC',
-      crv: 'P-256',
-      d: Buffer.from(scalarToBytes(secret)).toString('base64url'),
-      x: Buffer.from(point.subarray(1, 33)).toString('base64url'),
-      y: Buffer.from(point.subarray(33)).toString('base64url'),
-    },
-  })
-    .export({ type: 'pkcs8', format: 'pem' })
-    .toString();
+  return privateKeyObject(secret).export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
 /** Writes a certificate and its key for openssl; the file name is derived from `name`. */

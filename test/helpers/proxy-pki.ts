@@ -4,8 +4,6 @@
  * messages encrypted to the group by real `openssl cms -encrypt`; decryption by real
  * `openssl cms -decrypt` with a device's or the group's key.
  */
-import { createPrivateKey } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -16,13 +14,13 @@ import {
   toPem,
 } from '../../src/recrypt/certificates.js';
 import {
+  privateKeyObject,
   publicPoint,
   randomScalar,
   recryptionKey,
-  scalarToBytes,
 } from '../../src/recrypt/scalar.js';
 import type { DeviceRecryptKeys, Scalar } from '../../src/recrypt/types.js';
-import { requireBinary } from './binaries.js';
+import { runOpenssl } from './openssl.js';
 
 export interface PemIdentity {
   certDer: Uint8Array;
@@ -45,19 +43,7 @@ export interface TestUser {
 }
 
 function keyPem(secret: Scalar): string {
-  const point = publicPoint(secret);
-  return createPrivateKey({
-    format: 'jwk',
-    key: {
-      kty: 'EC',
-      crv: 'P-256',
-      d: Buffer.from(scalarToBytes(secret)).toString('base64url'),
-      x: Buffer.from(point.subarray(1, 33)).toString('base64url'),
-      y: Buffer.from(point.subarray(33)).toString('base64url'),
-    },
-  })
-    .export({ type: 'pkcs8', format: 'pem' })
-    .toString();
+  return privateKeyObject(secret).export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
 function writePem(dir: string, name: string, certDer: Uint8Array, secret: Scalar): PemIdentity {
@@ -110,28 +96,6 @@ export async function makeTestUser(
     });
   }
   return { address, ownerCa: ca.certificate, group, devices };
-}
-
-export function runOpenssl(args: string[], input: Uint8Array): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(requireBinary('openssl'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve(Buffer.concat(out));
-      else
-        reject(
-          new Error(
-            `openssl ${args.slice(0, 2).join(' ')} failed (${code}): ${Buffer.concat(err).toString().slice(0, 300)}`,
-          ),
-        );
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input);
-  });
 }
 
 /**

@@ -6,13 +6,14 @@
  * The outer message keeps the listing headers (From, To, Cc, Date, Message-ID,
  * In-Reply-To, References, Subject — or "..." with hideSubject), like the core's profile.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as pkijs from 'pkijs';
 import type { MessageEncryptor } from '../../src/smtp/ports.js';
 import { requireBinary } from './binaries.js';
+import { runOpenssl } from './openssl.js';
 
 export interface OpensslGroup {
   name: string;
@@ -78,28 +79,6 @@ function listingHeaders(message: Uint8Array, hideSubject: boolean): string {
     else kept.push(field.replace(/\r?\n/g, '\r\n'));
   }
   return kept.length > 0 ? `${kept.join('\r\n')}\r\n` : '';
-}
-
-function runOpenssl(args: string[], input: Uint8Array): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(requireBinary('openssl'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve(Buffer.concat(out));
-      else
-        reject(
-          new Error(
-            `openssl ${args[0]} ${args[1]} failed (${code}): ${Buffer.concat(err).toString().slice(0, 300)}`,
-          ),
-        );
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input);
-  });
 }
 
 /** The base64 body of an S/MIME enveloped-data message as DER, or undefined. */

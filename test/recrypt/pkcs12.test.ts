@@ -12,7 +12,12 @@ import {
 } from '../../src/recrypt/certificates.js';
 import { RecryptError } from '../../src/recrypt/errors.js';
 import { PKCS12_ITERATIONS, buildDevicePkcs12, readPkcs12 } from '../../src/recrypt/pkcs12.js';
-import { publicPoint, randomScalar, scalarToBytes } from '../../src/recrypt/scalar.js';
+import {
+  privateKeyObject,
+  publicPoint,
+  randomScalar,
+  scalarToBytes,
+} from '../../src/recrypt/scalar.js';
 import { keyFingerprint } from '../../src/recrypt/udf.js';
 import { spkiOfPoint } from '../../src/recrypt/certificates.js';
 import { requireBinary } from '../helpers/binaries.js';
@@ -170,18 +175,7 @@ describe('device PKCS#12', () => {
 
   it('readPkcs12 reads a file OpenSSL 3 exported', async () => {
     const keyPem = join(tmp.path, 'own-key.pem');
-    const point = publicPoint(d);
-    const key = createPrivateKey({
-      format: 'jwk',
-      key: {
-        kty: 'EC',
-        crv: 'P-256',
-        d: Buffer.from(scalarToBytes(d)).toString('base64url'),
-        x: Buffer.from(point.subarray(1, 33)).toString('base64url'),
-        y: Buffer.from(point.subarray(33)).toString('base64url'),
-      },
-    });
-    writeFileSync(keyPem, key.export({ format: 'pem', type: 'pkcs8' }));
+    writeFileSync(keyPem, privateKeyObject(d).export({ format: 'pem', type: 'pkcs8' }));
     writeFileSync(join(tmp.path, 'dev.pem'), toPem(certificate));
     writeFileSync(join(tmp.path, 'ca.pem'), toPem(ca.certificate));
     const out = join(tmp.path, 'openssl.p12');

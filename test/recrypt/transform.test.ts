@@ -5,7 +5,6 @@
  * the openssl CLI and the project's own certificates.ts. Checked with `openssl cms`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPrivateKey } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { envelopeForGroup } from '../../src/recrypt/envelope.js';
@@ -27,7 +26,7 @@ import {
   recipientIdOf,
   toPem,
 } from '../../src/recrypt/certificates.js';
-import { publicPoint, randomScalar, scalarToBytes } from '../../src/recrypt/scalar.js';
+import { privateKeyObject, publicPoint, randomScalar } from '../../src/recrypt/scalar.js';
 import {
   makeOpensslPki,
   opensslDecrypt,
@@ -293,18 +292,7 @@ describe("with the project's own certificates (certificates.ts)", () => {
     const certPath = join(dir.path, 'own-device.pem');
     const keyPath = join(dir.path, 'own-device.key');
     writeFileSync(certPath, toPem(deviceCert));
-    const point = publicPoint(d);
-    const jwk = {
-      kty: 'EC',
-      crv: 'P-256',
-      d: Buffer.from(scalarToBytes(d)).toString('base64url'),
-      x: Buffer.from(point.subarray(1, 33)).toString('base64url'),
-      y: Buffer.from(point.subarray(33)).toString('base64url'),
-    };
-    writeFileSync(
-      keyPath,
-      createPrivateKey({ key: jwk, format: 'jwk' }).export({ type: 'pkcs8', format: 'pem' }),
-    );
+    writeFileSync(keyPath, privateKeyObject(d).export({ type: 'pkcs8', format: 'pem' }));
     const read = opensslDecrypt(dir.path, recrypted, { certPath, keyPath });
     expect(read.stderr).toBe('');
     expect(same(read.output, original)).toBe(true);
