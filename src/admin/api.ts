@@ -24,6 +24,7 @@ import {
 } from './request-signing.js';
 import { checkDeviceUpload, checkOwnerUpload } from './uploads.js';
 import { listRoutes } from './lists.js';
+import { moderationRoutes, type ListModeration } from './list-moderation.js';
 import { patternLabel } from './metrics.js';
 
 export const ENROLMENT_TOKEN_TTL_MS = 7 * 24 * 3600 * 1000;
@@ -35,6 +36,8 @@ export interface AdminApiContext {
   clock: () => number;
   /** What owners' CLIs print as IMAP settings for a new device. */
   imapSettings: { host: string; port: number; starttlsPort: number };
+  /** Held posts of moderated lists (docs/lists.md); the routes answer 503 without it. */
+  moderation?: ListModeration;
 }
 
 type Handler = (
@@ -61,6 +64,7 @@ const routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = [
   },
   { method: 'PUT', pattern: /^\/v1\/owner\/profile$/, handler: owner(publishProfile) },
   ...listRoutes<AdminApiContext>({ owner, ownerOf }),
+  ...moderationRoutes<AdminApiContext>({ owner, ownerOf }),
 ];
 
 /** The pattern of the route a `/v1/…` path matches (for metrics labels), or undefined. */

@@ -1,6 +1,7 @@
 /**
  * What the gateway hands out during a list join and must recognise later without
- * storing it: the invite (list, member, expiry) and the member's blinding share τ = t⁻¹.
+ * storing it: the invite (list, member, expiry, remote or not) and the member's
+ * blinding share τ = t⁻¹ (for a remote member, bound to their certificate).
  * Both are sealed with AES-256-GCM under a key derived from the admin token (a secret
  * only the gateway holds, in its data directory), with the purpose and the names bound as
  * AAD. Keeping them in the tokens keeps pending joins out of the key store: nothing to
@@ -9,6 +10,10 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { scalarFromBytes, scalarToBytes, type Scalar } from '../recrypt/index.js';
 import { HttpError } from './http.js';
+
+export const INVITE_TTL_MS = 14 * 24 * 3600 * 1000;
+/** How long a member's join token (its sealed τ) waits for the list owner. */
+export const JOIN_TTL_MS = 14 * 24 * 3600 * 1000;
 
 function sealKey(adminToken: string): Buffer {
   return createHmac('sha256', adminToken).update('recrypt list-join seal v1').digest();
@@ -39,22 +44,43 @@ export interface Invite {
   list: string;
   member: string;
   expires: number;
+  /** For someone who is not a user here: they join with their own certificate. */
+  remote?: true;
 }
 
 export function sealInvite(adminToken: string, invite: Invite): string {
   return seal(adminToken, 'invite', Buffer.from(JSON.stringify(invite)));
 }
 
-/** The invite, if it is ours, unexpired and for `member`; 400/403 otherwise. */
-export function openInvite(adminToken: string, token: string, member: string, now: number): Invite {
+function openAnyInvite(adminToken: string, token: string, now: number): Invite {
   const invite = JSON.parse(open(adminToken, 'invite', token, 'invite').toString()) as Invite;
   if (invite.expires <= now) throw new HttpError(400, 'invite: expired');
+  return invite;
+}
+
+/** The local invite, if it is ours, unexpired and for `member`; 400/403 otherwise. */
+export function openInvite(adminToken: string, token: string, member: string, now: number): Invite {
+  const invite = openAnyInvite(adminToken, token, now);
+  if (invite.remote === true)
+    throw new HttpError(403, 'invite: for a remote member (`recrypt list join`)');
   if (invite.member !== member) throw new HttpError(403, 'invite: for another member');
   return invite;
 }
 
-const tauAad = (list: string, member: string, expires: number): string =>
-  `tau\0${list}\0${member}\0${expires}`;
+/** A remote member's invite, if it is ours and unexpired; 400/403 otherwise. */
+export function openRemoteInvite(adminToken: string, token: string, now: number): Invite {
+  const invite = openAnyInvite(adminToken, token, now);
+  if (invite.remote !== true)
+    throw new HttpError(
+      403,
+      'invite: for a user of this gateway; they accept it with `recrypt list accept`',
+    );
+  return invite;
+}
+
+/** A remote member's τ is also bound to their certificate (its SHA-256, hex). */
+const tauAad = (list: string, member: string, expires: number, certificate?: string): string =>
+  `tau\0${list}\0${member}\0${expires}${certificate === undefined ? '' : `\0cert:${certificate}`}`;
 
 export function sealTau(
   adminToken: string,
@@ -62,9 +88,10 @@ export function sealTau(
   member: string,
   expires: number,
   tau: Scalar,
+  certificateSha256?: string,
 ): string {
-  const sealed = seal(adminToken, tauAad(list, member, expires), Buffer.from(scalarToBytes(tau)));
-  return `${expires}.${sealed}`;
+  const aad = tauAad(list, member, expires, certificateSha256);
+  return `${expires}.${seal(adminToken, aad, Buffer.from(scalarToBytes(tau)))}`;
 }
 
 export function openTau(
@@ -73,12 +100,14 @@ export function openTau(
   member: string,
   token: string,
   now: number,
+  certificateSha256?: string,
 ): Scalar {
   const dot = token.indexOf('.');
   const expires = Number(token.slice(0, dot));
   if (dot <= 0 || !Number.isSafeInteger(expires)) throw new HttpError(400, 'sealedTau: malformed');
   if (expires <= now) throw new HttpError(400, 'sealedTau: expired');
-  const plain = open(adminToken, tauAad(list, member, expires), token.slice(dot + 1), 'sealedTau');
+  const aad = tauAad(list, member, expires, certificateSha256);
+  const plain = open(adminToken, aad, token.slice(dot + 1), 'sealedTau');
   try {
     return scalarFromBytes(plain);
   } catch {

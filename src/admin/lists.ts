@@ -3,6 +3,7 @@
  * an enrolled owner: the list owner (create, invite, admit, remove, rotate, policy) or a
  * member (read the list certificate, accept an invite, leave).
  *
+ * Remote members (not users here; their own certificate) join through list-remote.ts.
  * The join is the blinded issue with the member's group in the device's place:
  *   member CLI:  α = t·g_member⁻¹ sealed to the list key (the gateway cannot read it),
  *                τ = t⁻¹ to the gateway, which seals it back into the join token;
@@ -23,12 +24,18 @@ import {
   type Scalar,
 } from '../recrypt/index.js';
 import { HttpError, parseJson, requireBase64, requireString, sendJson } from './http.js';
-import { openInvite, openTau, sealInvite, sealTau } from './list-sealing.js';
+import { admitRemote, MAX_CERTIFICATE_BASE64, remoteJoin } from './list-remote.js';
+import {
+  INVITE_TTL_MS,
+  JOIN_TTL_MS,
+  openInvite,
+  openTau,
+  sealInvite,
+  sealTau,
+} from './list-sealing.js';
 import { checkListCertificate } from './list-uploads.js';
 
-export const INVITE_TTL_MS = 14 * 24 * 3600 * 1000;
-/** How long a member's join token (its sealed τ) waits for the list owner. */
-export const JOIN_TTL_MS = 14 * 24 * 3600 * 1000;
+export { INVITE_TTL_MS, JOIN_TTL_MS } from './list-sealing.js';
 
 interface ListApiContext {
   keyStore: KeyStore;
@@ -76,6 +83,8 @@ export function listRoutes<C extends ListApiContext>(
       handler: wrap(invite),
     },
     { method: 'POST', pattern: /^\/v1\/owner\/list-joins$/, handler: wrap(acceptInvite) },
+    // Unauthenticated: a remote member has no account here (list-remote.ts).
+    { method: 'POST', pattern: /^\/v1\/list-joins\/remote$/, handler: remoteJoin },
     { method: 'POST', pattern: new RegExp(`^/v1/owner/lists/${L}/members$`), handler: wrap(admit) },
     {
       method: 'DELETE',
@@ -110,7 +119,7 @@ async function requireList(ctx: ListApiContext, address: string): Promise<Mailin
 }
 
 /** The list, if `signer` owns it; 403 otherwise (404 if there is none). */
-async function ownedList(
+export async function ownedList(
   ctx: ListApiContext,
   signer: Owner,
   address: string,
@@ -188,6 +197,7 @@ const showList: ListHandler = async (ctx, signer, params) => {
       members: members.map((m) => ({
         address: m.address,
         joined: new Date(m.joined).toISOString(),
+        ...(m.certificate !== undefined ? { remote: true } : {}),
       })),
     },
   ];
@@ -215,19 +225,36 @@ const removeList: ListHandler = async (ctx, signer, params) => {
 
 const invite: ListHandler = async (ctx, signer, params, raw) => {
   const list = await ownedList(ctx, signer, params[0]!);
-  const member = requireString(parseJson(raw), 'member', 254).trim().toLowerCase();
+  const body = parseJson(raw);
+  const member = requireString(body, 'member', 254).trim().toLowerCase();
+  const remote = body.remote === true;
   const user = await ctx.keyStore.getUser(member);
-  if (user === null || user.owner === null)
-    throw new HttpError(404, 'member: no enrolled user with that address on this gateway');
+  if (remote) {
+    if (!isValidAddress(member)) throw new HttpError(400, 'member: malformed address');
+    if (user !== null)
+      throw new HttpError(409, 'member: a user of this gateway; invite them without --remote');
+  } else if (user === null || user.owner === null) {
+    throw new HttpError(
+      404,
+      'member: no enrolled user with that address on this gateway (someone elsewhere: invite with --remote)',
+    );
+  }
+  const invited = remote ? member : user!.address;
   const expires = ctx.clock() + INVITE_TTL_MS;
-  const token = sealInvite(ctx.adminToken, { list: list.address, member: user.address, expires });
+  const token = sealInvite(ctx.adminToken, {
+    list: list.address,
+    member: invited,
+    expires,
+    ...(remote ? { remote: true as const } : {}),
+  });
   return [
     201,
     {
       invite: token,
       list: list.address,
-      member: user.address,
+      member: invited,
       expires: new Date(expires).toISOString(),
+      ...(remote ? { remote: true } : {}),
     },
   ];
 };
@@ -242,6 +269,15 @@ const admit: ListHandler = async (ctx, signer, params, raw) => {
   const body = parseJson(raw);
   const member = requireString(body, 'member', 254).trim().toLowerCase();
   const beta = scalarField(body, 'beta');
+  if (body.certificate !== undefined)
+    return admitRemote(
+      ctx,
+      list,
+      member,
+      beta,
+      requireString(body, 'sealedTau', 512),
+      requireBase64(body, 'certificate', MAX_CERTIFICATE_BASE64),
+    );
   const tau = openTau(
     ctx.adminToken,
     list.address,

@@ -34,6 +34,8 @@ export interface AdminServerOptions {
   keyStore: KeyStore;
   adminToken: string;
   imapSettings: AdminApiContext['imapSettings'];
+  /** Held posts of moderated lists: store, delivery on approval, notices on rejection. */
+  moderation?: AdminApiContext['moderation'];
   /** Extra readiness checks (mail store reachable, …); each throws when not ready. */
   readinessChecks?: Record<string, () => Promise<void>>;
   /** Served at /metrics in the Prometheus text format. */
@@ -82,6 +84,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     adminToken: options.adminToken,
     clock: options.clock ?? Date.now,
     imapSettings: options.imapSettings,
+    ...(options.moderation !== undefined ? { moderation: options.moderation } : {}),
   };
   const profiles = createProfileHandler(profileSourceOf(options.keyStore));
   const checks = { keyStore: () => options.keyStore.health(), ...options.readinessChecks };

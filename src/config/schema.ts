@@ -57,6 +57,59 @@ const mailStore = z.discriminatedUnion('kind', [
   }),
 ]);
 
+/** A time span: milliseconds, or a number with a unit (`500ms`, `30s`, `5m`, `1h`, `2d`). */
+const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const duration = z
+  .union([
+    z.number().int().nonnegative(),
+    z.string().regex(/^\d+(ms|s|m|h|d)$/, 'a duration: milliseconds, or e.g. 30s, 5m, 1h, 2d'),
+  ])
+  .transform((value) => {
+    if (typeof value === 'number') return value;
+    const [, amount, unit] = /^(\d+)(ms|s|m|h|d)$/.exec(value)!;
+    return Number(amount) * DURATION_UNITS_MS[unit as keyof typeof DURATION_UNITS_MS];
+  });
+
+/** "host:port" or "[v6]:port", a fixed next hop for one domain. */
+const hostAndPort = z
+  .string()
+  .regex(/^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'host:port, or [IPv6]:port');
+
+const outboundRelay = z
+  .strictObject({
+    host,
+    port: port.default(587),
+    /** Implicit TLS (465); otherwise STARTTLS, required whenever credentials are sent. */
+    secure: z.boolean().default(false),
+    user: z.string().min(1).optional(),
+    /** First line is the password; used as given (absolute paths are best). */
+    passwordFile: z.string().min(1).optional(),
+  })
+  .refine((relay) => (relay.user === undefined) === (relay.passwordFile === undefined), {
+    message: 'set both user and passwordFile, or neither',
+  });
+
+/** The outbound queue (src/outbound, docs/outbound.md): remote list members, notices, bounces. */
+const outbound = z.strictObject({
+  /** Our name in EHLO and in bounces' Reporting-MTA; default the host name. */
+  heloName: z.string().min(1).optional(),
+  concurrency: z.number().int().min(1).max(100).default(4),
+  /** Every message through this smarthost (after `routes`) instead of the recipients' MX. */
+  relay: outboundRelay.optional(),
+  /** Per-domain next hop that wins over relay and DNS, e.g. the gateway's own domains → its MX. */
+  routes: z.record(z.string().min(1), hostAndPort).default({}),
+  /** Send only over STARTTLS with a verified certificate (else opportunistic). */
+  requireTls: z.boolean().default(false),
+  /** Verify the certificate whenever TLS is used. */
+  verifyTls: z.boolean().default(false),
+  connectTimeout: duration.prefault('30s'),
+  greetingTimeout: duration.prefault('30s'),
+  socketTimeout: duration.prefault('5m'),
+  retryInitial: duration.prefault('1m'),
+  retryMax: duration.prefault('1h'),
+  bounceAfter: duration.prefault('5d'),
+});
+
 export const configSchema = z.strictObject({
   /** Where the gateway keeps its state: key store file, gateway key, TLS, embedded mail. */
   dataDir: z.string().min(1).default('./data'),
@@ -103,6 +156,8 @@ export const configSchema = z.strictObject({
     imapPort: 10143,
     lmtpPort: 10024,
   }),
+  outbound: outbound.prefault({}),
 });
 
 export type GatewayConfig = z.infer<typeof configSchema>;
+export type OutboundConfig = GatewayConfig['outbound'];

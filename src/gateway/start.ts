@@ -5,6 +5,7 @@
  * only through the narrow ports it declares; this file is where those ports are wired.
  */
 import { mkdirSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createAdminMetrics } from '../admin/metrics.js';
@@ -13,6 +14,10 @@ import type { GatewayConfig } from '../config/schema.js';
 import { ensureTlsMaterial, type TlsMaterial } from '../config/tls.js';
 import type { Logger } from '../config/logger.js';
 import { loadOrCreateGatewayKey, openKeyStore, type KeyStore } from '../keystore/index.js';
+import { FileHeldPostStore } from '../lists/held-posts.js';
+import { noticeSender } from '../lists/notices.js';
+import { listPostDelivery } from '../lists/post-delivery.js';
+import { createOutboundMetrics, openOutboundQueue } from '../outbound/index.js';
 import { keyStoreDirectory, recryptEncryptor } from '../smtp/adapters/index.js';
 import { lmtpDelivery } from '../smtp/lmtp-delivery.js';
 import { startMxServer, type MxServer } from '../smtp/mx-server.js';
@@ -118,6 +123,44 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       }
     }
 
+    // Lists (issue 8): posts fan out to local mailboxes and, recrypted, through the
+    // outbound queue to remote members; moderated posts wait in the data directory.
+    const adminToken = loadOrCreateSecretFile(inData(config.admin.tokenFile));
+    // Known once the MX listens; the queue starts delivering only after that.
+    let mxPort = 0;
+    const queue = await openOutboundQueue({
+      dir: join(dataDir, 'queue'),
+      config: config.outbound,
+      logger,
+      metrics: createOutboundMetrics(metrics),
+      // Reports about our own list copies go to team-bounces@ here: straight to our MX.
+      localHop: async (domain) =>
+        (await servesDomain(keyStore, config.smtp.localDomains, domain))
+          ? { host: loopbackOf(config.smtp.host), port: mxPort }
+          : null,
+    });
+    stops.push(() => queue.close());
+    const storeDelivery = lmtpDelivery({ host: store.lmtp.host, port: store.lmtp.port });
+    const listLogger = logger.child({ part: 'lists' });
+    const held = new FileHeldPostStore({ dataDir, logger: listLogger });
+    const postDelivery = listPostDelivery({
+      keyStore,
+      delivery: storeDelivery,
+      queue,
+      // Each post is also kept in the list address's own mailbox, its archive, which
+      // members open through the proxy. The embedded store makes that mailbox itself;
+      // Dovecot's userdb must know list addresses (the shipped static one does).
+      archive: true,
+      logger: listLogger,
+    });
+    const notices = noticeSender({
+      keyStore,
+      delivery: storeDelivery,
+      queue,
+      hostname: config.outbound.heloName ?? osHostname(),
+      logger: listLogger,
+    });
+
     const mx: MxServer = await startMxServer({
       host: config.smtp.host,
       port: config.smtp.port,
@@ -128,17 +171,17 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       directory: keyStoreDirectory({
         keyStore,
         localDomains: config.smtp.localDomains,
-        // Each list post is also kept in the list address's own mailbox, its archive. The
-        // embedded store makes that mailbox itself; with Dovecot, the userdb must know
-        // list addresses first (docs/lists.md), so it is off there.
-        listArchive: config.mailStore.kind === 'embedded',
+        lists: { delivery: postDelivery, held, notices, secret: adminToken },
+        logger: listLogger,
       }),
       encryptor: recryptEncryptor({ hideSubject: config.smtp.hideSubject }),
-      delivery: lmtpDelivery({ host: store.lmtp.host, port: store.lmtp.port }),
+      delivery: storeDelivery,
       logger: logger.child({ part: 'smtp' }),
       metrics,
     });
     stops.push(() => mx.close());
+    mxPort = mx.port;
+    queue.start();
 
     const proxy: RunningProxy = await startProxy({
       config,
@@ -156,7 +199,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       port: config.admin.port,
       tls: { key: tls.key, cert: tls.cert },
       keyStore,
-      adminToken: loadOrCreateSecretFile(inData(config.admin.tokenFile)),
+      adminToken,
+      moderation: { held, delivery: postDelivery, notices },
       imapSettings: {
         host: publicHost(config.imap.host),
         port: proxy.port,
@@ -207,6 +251,24 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     await stopAll();
     throw error;
   }
+}
+
+/** Whether mail for `domain` is ours: a configured local domain, or one of our users' or lists'. */
+async function servesDomain(
+  keyStore: KeyStore,
+  localDomains: string[],
+  domain: string,
+): Promise<boolean> {
+  if (localDomains.length > 0) return localDomains.some((d) => d.toLowerCase() === domain);
+  const addresses = [
+    ...(await keyStore.listUsers()).map((u) => u.address),
+    ...(await keyStore.listLists()).map((l) => l.address),
+  ];
+  return addresses.some((address) => address.slice(address.lastIndexOf('@') + 1) === domain);
+}
+
+function loopbackOf(listen: string): string {
+  return listen === '0.0.0.0' ? '127.0.0.1' : listen === '::' ? '::1' : listen;
 }
 
 function publicHost(listen: string): string {

@@ -7,6 +7,9 @@
  *    UNAUTHENTICATE would re-authenticate upstream, URLFETCH/GENURLAUTH/NOTIFY deliver
  *    bodies or push data around the rewriter). A refused command is replaced by an
  *    unknown one so that upstream answers it with a tagged BAD in the right order.
+ *  - in a read-only session (a list archive, archive.ts) also refuse what its policy
+ *    refuses (sent as NOOP, whose tagged OK the policy turns into its own NO) and send
+ *    SELECT as EXAMINE.
  * Literal contents (APPEND bodies) stream through without being held.
  */
 import { Transform, type TransformCallback } from 'node:stream';
@@ -37,6 +40,14 @@ export interface ClientRelayOptions {
   encryptor?: AppendEncryptor;
   /** Writes a continuation request (`+ …`) to the client between upstream responses. */
   inject?: (bytes: Buffer) => void;
+  /** Set for a session on a shared mailbox (a list archive): SELECT becomes EXAMINE. */
+  readOnly?: ReadOnlyPolicy;
+}
+
+/** Which commands a read-only session refuses; the policy answers their tags itself. */
+export interface ReadOnlyPolicy {
+  /** `name` is the command (after UID); true: refused, and the policy notes the tag. */
+  refuses(tag: string, name: string): boolean;
 }
 
 export class ClientRelay extends Transform {
@@ -210,11 +221,23 @@ export class ClientRelay extends Transform {
     const tag = words[0] ?? '';
     let name = (words[1] ?? '').toUpperCase();
     if (name === 'UID') name = (words[2] ?? '').toUpperCase();
-    if (REFUSED_COMMANDS.has(name)) {
+    const readOnly = this.options.readOnly;
+    // The policy's stand-in is NOOP, not an unknown command: a client may well send many
+    // writes in a row, and Dovecot disconnects after 20 invalid commands in a row.
+    const standIn = REFUSED_COMMANDS.has(name)
+      ? 'X-REFUSED-BY-PROXY'
+      : readOnly?.refuses(tag, name) === true
+        ? 'NOOP'
+        : null;
+    if (standIn !== null) {
       this.options.onRefused?.(name);
       this.refusing = true;
-      this.push(Buffer.from(`${tag} X-REFUSED-BY-PROXY\r\n`, 'latin1'));
+      this.push(Buffer.from(`${tag} ${standIn}\r\n`, 'latin1'));
       return;
+    }
+    if (readOnly !== undefined && (words[1] ?? '').toUpperCase() === 'SELECT') {
+      // EXAMINE: the server itself then keeps every flag (no \Seen on FETCH BODY[]).
+      raw = Buffer.concat([Buffer.from(`${tag} EXAMINE`, 'latin1'), raw.subarray(tag.length + 7)]);
     }
     if (name === 'SELECT' || name === 'EXAMINE') {
       const rest = text.slice(tag.length + name.length + 2);

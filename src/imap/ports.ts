@@ -14,6 +14,15 @@ export interface AuthenticatedDevice {
   keys: DeviceRecryptKeys;
   /** DER of the user's group certificate (APPEND encryption). */
   groupCertificate?: Uint8Array;
+  /** Set when the device opened a list's archive (issue 8) instead of its owner's mailbox. */
+  archive?: ListArchive;
+}
+
+export interface ListArchive {
+  /** The list's address (normalised). */
+  list: string;
+  /** The archive's store user: the upstream login's authorization identity. */
+  mailbox: string;
 }
 
 export interface DeviceRevokedEvent {
@@ -29,6 +38,18 @@ export interface DeviceDirectory {
    * the key store cannot answer. Comparison of password hashes is constant-time.
    */
   authenticate(address: string, password: string): Promise<AuthenticatedDevice | null>;
+  /**
+   * A member's device opening a list's archive: the device credential is checked as by
+   * `authenticate`, then that its owner is a current member of `list`. Resolves null for
+   * every failure alike (wrong password, no such list, not a member). `address` and
+   * `deviceId` are the member's device (revocation ends the session); `keys` hold only
+   * the composed keys for the list's groups, current and former.
+   */
+  authenticateArchive?(
+    list: string,
+    member: string,
+    password: string,
+  ): Promise<AuthenticatedDevice | null>;
   /** Subscribes to revocations; returns the unsubscribe function. */
   onDeviceRevoked(listener: (event: DeviceRevokedEvent) => void): () => void;
 }

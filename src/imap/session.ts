@@ -8,9 +8,16 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
+import { ArchiveReadOnly } from './archive.js';
 import { filterCapabilities, filterCapabilityLine } from './capabilities.js';
 import { ClientRelay } from './client-relay.js';
 import { ImapProxyError } from './errors.js';
+import {
+  authenticateIdentity,
+  loginIdentity,
+  saslPlainLogin,
+  type LoginIdentity,
+} from './login-identity.js';
 import type { ImapProxyMetrics } from './metrics.js';
 import { PlanCache } from './plan-cache.js';
 import type {
@@ -164,7 +171,7 @@ export class ProxySession {
       case 'LOGIN':
         if (args.length !== 2)
           return this.badCommand(tag, 'LOGIN needs a user name and a password');
-        return this.login(tag, args[0]!.toString('utf8'), args[1]!.toString('utf8'));
+        return this.login(tag, loginIdentity(args[0]!.toString('utf8')), args[1]!.toString());
       case 'AUTHENTICATE':
         return this.authenticate(tag, args);
       default:
@@ -216,17 +223,9 @@ export class ProxySession {
       this.write(`${tag} BAD Authentication cancelled\r\n`);
       return;
     }
-    const decoded = Buffer.from(response === '=' ? '' : response, 'base64')
-      .toString('utf8')
-      .split('\0');
-    if (decoded.length !== 3 || !/^[A-Za-z0-9+/]*={0,2}$/.test(response === '=' ? '' : response)) {
-      this.write(`${tag} BAD Invalid SASL PLAIN response\r\n`);
-      return;
-    }
-    const [authzid, authcid, password] = decoded as [string, string, string];
-    // A device logs in as itself; acting for another user is the gateway's privilege alone.
-    if (authzid !== '' && authzid !== authcid) return this.loginFailed(tag, authcid);
-    return this.login(tag, authcid, password);
+    const plain = saslPlainLogin(response);
+    if (plain === null) return this.badCommand(tag, 'Invalid SASL PLAIN response');
+    return this.login(tag, plain.identity, plain.password);
   }
 
   private readLine(): Promise<string | null> {
@@ -248,7 +247,7 @@ export class ProxySession {
     });
   }
 
-  private async login(tag: string, address: string, password: string): Promise<void> {
+  private async login(tag: string, who: LoginIdentity, password: string): Promise<void> {
     if (!this.plaintextAllowed()) {
       this.write(`${tag} NO [PRIVACYREQUIRED] Use TLS (STARTTLS or port 993) to log in\r\n`);
       return;
@@ -256,25 +255,23 @@ export class ProxySession {
     this.state = 'busy';
     this.socket.pause();
     try {
-      const delay = this.env.throttle.delayMs(this.remoteAddress, address);
+      const delay = this.env.throttle.delayMs(this.remoteAddress, who.member);
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-      const device = await this.env.directory.authenticate(address, password);
-      if (device === null) return this.loginFailed(tag, address);
-      this.env.throttle.recordSuccess(address);
+      const device = await authenticateIdentity(this.env.directory, who, password);
+      if (device === null) return this.loginFailed(tag, who.member);
+      this.env.throttle.recordSuccess(who.member);
       this.device = device;
       this.unregister = this.env.register(this);
-      const upstream = await UpstreamConnection.open(
-        this.env.upstream,
-        this.env.master,
-        device.address,
-      );
+      const storeUser = device.archive?.mailbox ?? device.address;
+      const upstream = await UpstreamConnection.open(this.env.upstream, this.env.master, storeUser);
       if ((this.state as string) === 'closed') {
         upstream.close();
         return;
       }
       this.upstream = upstream;
       this.env.metrics?.logins.inc({ result: 'ok' });
-      this.log.info({ address: device.address, device: device.deviceId }, 'device logged in');
+      const archive = device.archive?.list;
+      this.log.info({ address: device.address, device: device.deviceId, archive }, 'logged in');
       const capabilities = filterCapabilities(upstream.capabilities, true).join(' ');
       this.write(`${tag} OK [CAPABILITY ${capabilities}] Logged in\r\n`);
       this.startRelay(device, upstream);
@@ -310,6 +307,8 @@ export class ProxySession {
     this.state = 'relay';
     clearTimeout(this.idleTimer);
     const selection = new SelectionTracker();
+    // A list archive is shared by every member: read-only, so nothing is APPENDed to it.
+    const archive = device.archive === undefined ? null : new ArchiveReadOnly();
     const literalPlus = upstream.capabilities.some((c) => c.toUpperCase() === 'LITERAL+');
     const encryptor =
       this.env.appendEncryptorFor !== undefined &&
@@ -317,16 +316,18 @@ export class ProxySession {
       literalPlus
         ? this.env.appendEncryptorFor(device.groupCertificate)
         : undefined;
-    if (this.env.appendEncryptorFor !== undefined && encryptor === undefined) {
+    if (this.env.appendEncryptorFor !== undefined && encryptor === undefined && archive === null) {
       this.log.warn('APPEND encryption unavailable (no group certificate or no LITERAL+ upstream)');
     }
     let rewriterRef: RewriterStream | null = null;
     const relay = new ClientRelay(selection, {
       onRefused: (name) => this.log.info({ command: name }, 'refused command'),
       ...(encryptor === undefined ? {} : { encryptor }),
+      ...(archive === null ? {} : { readOnly: archive }),
       inject: (bytes) => rewriterRef?.rewriter.inject(bytes),
     });
-    const fetcher = new PrefixFetcher(this.env.upstream, this.env.master, device.address);
+    const storeUser = device.archive?.mailbox ?? device.address;
+    const fetcher = new PrefixFetcher(this.env.upstream, this.env.master, storeUser);
     this.fetcher = fetcher;
     const rewriter = new RewriterStream({
       transform: this.env.transformFor(device.keys),
@@ -338,7 +339,8 @@ export class ProxySession {
         relay.upstreamLine(line);
         if (/^\* BYE\b/i.test(line)) this.upstreamSaidBye = true;
       },
-      rewriteTextLine: filterCapabilityLine,
+      rewriteTextLine: (line) =>
+        archive?.responseLine(filterCapabilityLine(line)) ?? filterCapabilityLine(line),
       onBody: (event) => this.onBody(event),
     });
     this.rewriter = rewriter;

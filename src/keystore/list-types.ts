@@ -56,8 +56,17 @@ export interface ListUpdate {
 
 export interface ListMember {
   address: string;
-  /** The member's own group RecipientId, the target the list keys are bound to. */
+  /**
+   * The member's own group RecipientId, the target the list keys are bound to; for a
+   * remote member, the IssuerAndSerialNumber of their certificate.
+   */
   memberGroupId: string;
+  /**
+   * A remote member's own S/MIME certificate (DER): a person who is not a user of this
+   * gateway, whose list keys are g_list·d⁻¹ for the certificate's key. Absent for local
+   * members.
+   */
+  certificate?: Uint8Array;
   joined: number;
 }
 
@@ -87,6 +96,19 @@ export interface ListStore {
    * current group. `NotFoundError('list' | 'user')`.
    */
   putListMember(list: string, member: string, memberGroupId: string, rk: Scalar): Promise<void>;
+  /**
+   * Adds a remote member (or replaces a member) with `rk = g_list·d⁻¹` for the list's
+   * current group, where d is `certificate`'s key and `memberGroupId` its
+   * IssuerAndSerialNumber hex. `NotFoundError('list')`; `KeyStoreArgumentError` if the
+   * address is a user of this gateway (they join as local members).
+   */
+  putRemoteListMember(
+    list: string,
+    member: string,
+    certificate: Uint8Array,
+    memberGroupId: string,
+    rk: Scalar,
+  ): Promise<void>;
   /** Removes the member and deletes every key of theirs (all groups) in one change. */
   removeListMember(list: string, member: string): Promise<void>;
   listMembers(list: string): Promise<ListMember[]>;

@@ -26,6 +26,8 @@ export interface GatewayClientOptions {
   ca?: string | null;
   auth: GatewayAuth;
   timeoutMs?: number;
+  /** Larger replies fail (default 1 MiB); a held list post can be as large as a message. */
+  maxReplyBytes?: number;
 }
 
 export interface GatewayReply {
@@ -113,7 +115,7 @@ export function sendRaw(
         let size = 0;
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size > MAX_REPLY_BYTES) fail('reply too large');
+          if (size > (options.maxReplyBytes ?? MAX_REPLY_BYTES)) fail('reply too large');
           else chunks.push(chunk);
         });
         res.on('end', () => {

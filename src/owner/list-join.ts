@@ -65,6 +65,8 @@ export interface JoinToken {
   sealedAlpha: string;
   /** τ sealed by the gateway for itself; the owner passes it back with β. */
   sealedTau: string;
+  /** A remote member's certificate (base64 DER); the sealed τ is bound to it. */
+  certificate?: string;
 }
 
 export function encodeJoinToken(token: JoinToken): string {
@@ -83,6 +85,9 @@ export function decodeJoinToken(text: string): JoinToken {
   const t = value as Record<string, unknown>;
   for (const field of ['list', 'member', 'groupId', 'sealedAlpha', 'sealedTau']) {
     if (typeof t[field] !== 'string' || (t[field] as string).length > 2048) throw fail();
+  }
+  if (t.certificate !== undefined) {
+    if (typeof t.certificate !== 'string' || t.certificate.length > 22_000) throw fail();
   }
   return t as unknown as JoinToken;
 }

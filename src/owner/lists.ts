@@ -23,6 +23,7 @@ import { OwnerError } from './errors.js';
 import { callGateway } from './gateway-client.js';
 import type { OwnerKey } from './key-file.js';
 import { decodeJoinToken, encodeJoinToken, openAlpha, sealAlpha } from './list-join.js';
+import { pemToDer, type Invitation } from './remote-join.js';
 
 export type PostingPolicy = 'members' | 'moderated' | 'announce' | 'open';
 
@@ -93,7 +94,10 @@ export async function createList(
 export async function showList(
   key: OwnerKey,
   list: string,
-): Promise<{ list: ListView; members?: Array<{ address: string; joined: string }> }> {
+): Promise<{
+  list: ListView;
+  members?: Array<{ address: string; joined: string; remote?: boolean }>;
+}> {
   return callGateway(ownerClient(key), 'GET', path(list));
 }
 
@@ -117,6 +121,32 @@ export async function inviteMember(key: OwnerKey, list: string, member: string):
     },
   );
   return reply.invite;
+}
+
+/**
+ * An invitation for someone who is not a user of this gateway: the invite with this
+ * CLI's gateway URL and trust anchor, for `recrypt list join` on their machine.
+ */
+export async function inviteRemoteMember(
+  key: OwnerKey,
+  list: string,
+  member: string,
+): Promise<Invitation> {
+  const reply = await callGateway<{ invite: string; list: string; member: string }>(
+    ownerClient(key),
+    'POST',
+    path(list, '/invites'),
+    { member, remote: true },
+  );
+  return {
+    gateway: key.gateway,
+    ...(key.gatewayCa !== null
+      ? { ca: Buffer.from(pemToDer(key.gatewayCa)).toString('base64') }
+      : {}),
+    list: reply.list,
+    member: reply.member,
+    invite: reply.invite,
+  };
 }
 
 /**
@@ -170,6 +200,7 @@ export async function admitMember(
     member: token.member,
     beta: b64(scalarToBytes(beta)),
     sealedTau: token.sealedTau,
+    ...(token.certificate !== undefined ? { certificate: token.certificate } : {}),
   });
   return token.member;
 }

@@ -7,7 +7,7 @@
  */
 import { createDecipheriv, createECDH, createHash } from 'node:crypto';
 import { RecryptError } from './errors.js';
-import { TAG, bytesEqual, oidContent, readTlv, type Tlv } from './der.js';
+import { TAG, berChildren, berEnd, bytesEqual, oidContent, readTlv, type Tlv } from './der.js';
 import { KEY_WRAP_IV, eccCmsSharedInfo } from './envelope.js';
 import { scalarToBytes, validatePoint } from './scalar.js';
 import { locateSmimeBody } from './transform-message.js';
@@ -92,33 +92,6 @@ function unwrapKey(kari: KariInfo, encryptedKey: Uint8Array, secret: Scalar): Bu
   } catch {
     return null;
   }
-}
-
-/** An element's children, for definite or indefinite (end-of-contents 00 00) lengths. */
-function berChildren(der: Uint8Array, parent: Tlv): Tlv[] {
-  const children: Tlv[] = [];
-  let at = parent.contentOffset;
-  for (;;) {
-    if (parent.end !== Infinity && at >= parent.end) return children;
-    if (parent.end === Infinity && der[at] === 0 && der[at + 1] === 0) return children;
-    const limit = parent.end === Infinity ? der.length : parent.end;
-    const child = readTlv(der, at, { limit, allowIndefinite: true });
-    children.push(child);
-    at = child.end === Infinity ? berEnd(der, child) : child.end;
-    if (at > der.length) fail('malformed-der', 'element runs past the end');
-  }
-}
-
-/** Offset past an element, walking indefinite lengths (depth-limited). */
-function berEnd(der: Uint8Array, tlv: Tlv, depth = 0): number {
-  if (tlv.end !== Infinity) return tlv.end;
-  if (depth > 16) fail('malformed-der', 'indefinite lengths nested too deep');
-  let at = tlv.contentOffset;
-  while (!(der[at] === 0 && der[at + 1] === 0)) {
-    if (at >= der.length) fail('malformed-der', 'missing end-of-contents');
-    at = berEnd(der, readTlv(der, at, { limit: der.length, allowIndefinite: true }), depth + 1);
-  }
-  return at + 2;
 }
 
 /** The bytes of a possibly constructed (chunked) OCTET STRING / [0] IMPLICIT one. */

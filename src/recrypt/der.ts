@@ -138,6 +138,33 @@ export function readChildren(buf: Uint8Array, parent: Tlv, maxChildren = 4096): 
   return children;
 }
 
+/** An element's children, for definite or indefinite (end-of-contents 00 00) lengths. */
+export function berChildren(der: Uint8Array, parent: Tlv): Tlv[] {
+  const children: Tlv[] = [];
+  let at = parent.contentOffset;
+  for (;;) {
+    if (parent.end !== Infinity && at >= parent.end) return children;
+    if (parent.end === Infinity && der[at] === 0 && der[at + 1] === 0) return children;
+    const limit = parent.end === Infinity ? der.length : parent.end;
+    const child = readTlv(der, at, { limit, allowIndefinite: true });
+    children.push(child);
+    at = child.end === Infinity ? berEnd(der, child) : child.end;
+    if (at > limit) malformed(`element at ${child.offset} runs past its parent`);
+  }
+}
+
+/** Offset past an element, walking indefinite lengths (depth-limited). */
+export function berEnd(der: Uint8Array, tlv: Tlv, depth = 0): number {
+  if (tlv.end !== Infinity) return tlv.end;
+  if (depth > 16) malformed('indefinite lengths nested too deep');
+  let at = tlv.contentOffset;
+  while (!(der[at] === 0 && der[at + 1] === 0)) {
+    if (at >= der.length) malformed('missing end-of-contents');
+    at = berEnd(der, readTlv(der, at, { limit: der.length, allowIndefinite: true }), depth + 1);
+  }
+  return at + 2;
+}
+
 /**
  * Checks that the element at `offset` and everything inside it is well-formed DER with
  * definite lengths and at most `maxDepth` levels of nesting; returns its header.

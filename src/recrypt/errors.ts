@@ -7,7 +7,8 @@ export type RecryptErrorCode =
   | 'unsupported'
   | 'too-large'
   | 'decrypt-failed'
-  | 'bad-password';
+  | 'bad-password'
+  | 'no-recipient';
 
 /** The one error type the core throws; `code` says why, the message names the argument. */
 export class RecryptError extends Error {

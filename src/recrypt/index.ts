@@ -52,3 +52,4 @@ export {
 } from './transform-prefix.js';
 export { MAX_HEADER_BYTES } from './transform-message.js';
 export { decryptEnvelope, decryptMessage, type DecryptKey } from './decrypt.js';
+export { recryptForCertificate, remoteRecipientId } from './remote.js';

@@ -44,7 +44,7 @@ export interface WrapOptions {
 const CRLF = Buffer.from('\r\n', 'latin1');
 
 /** A header field's bytes with every line terminator (LF or CRLF) written as CRLF. */
-function withCrlf(field: Uint8Array): Buffer {
+export function withCrlf(field: Uint8Array): Buffer {
   const parts: Buffer[] = [];
   let start = 0;
   for (let i = 0; i < field.length; i++) {
@@ -64,6 +64,16 @@ export function base64Lines(der: Uint8Array): Buffer {
   writer.write(der);
   writer.end();
   return out;
+}
+
+/** The MIME fields that announce an S/MIME envelope in base64 (wrapMessage, remote.ts). */
+export function smimeBodyFields(authenticated: boolean): string {
+  return (
+    `Content-Type: application/pkcs7-mime; smime-type=${authenticated ? 'authEnveloped-data' : 'enveloped-data'};\r\n` +
+    ' name="smime.p7m"\r\n' +
+    'Content-Transfer-Encoding: base64\r\n' +
+    'Content-Disposition: attachment; filename="smime.p7m"\r\n'
+  );
 }
 
 /** The outer header fields of `original`, CRLF-terminated, Subject hidden if asked. */
@@ -98,15 +108,7 @@ export function wrapMessage(
   const authenticated = options.contentEncryption === 'aes-256-gcm';
   const head = Buffer.concat([
     ...outerHeaders(original, options.hideSubject === true),
-    Buffer.from(
-      'MIME-Version: 1.0\r\n' +
-        `Content-Type: application/pkcs7-mime; smime-type=${authenticated ? 'authEnveloped-data' : 'enveloped-data'};\r\n` +
-        ' name="smime.p7m"\r\n' +
-        'Content-Transfer-Encoding: base64\r\n' +
-        'Content-Disposition: attachment; filename="smime.p7m"\r\n' +
-        '\r\n',
-      'latin1',
-    ),
+    Buffer.from('MIME-Version: 1.0\r\n' + smimeBodyFields(authenticated) + '\r\n', 'latin1'),
   ]);
   // One output buffer, encrypted and base64-encoded into chunk by chunk: the message is
   // held once by the caller and once here, encrypted, and nowhere else at full size.

@@ -65,7 +65,7 @@ function looksLikeSmime(message: Uint8Array): boolean {
 }
 
 async function isAlreadyForGroup(
-  deps: GroupDeliveryDeps,
+  deps: Pick<GroupDeliveryDeps, 'encryptor' | 'logger'>,
   original: Uint8Array,
   certificate: Uint8Array,
 ): Promise<boolean> {
@@ -78,30 +78,32 @@ async function isAlreadyForGroup(
   }
 }
 
-async function copyFor(
-  deps: GroupDeliveryDeps,
-  input: GroupDeliveryInput,
-  group: Group,
+/**
+ * The copy stored for one group: the encryptor's output (checked to be S/MIME), or the
+ * original when it already is an envelope for the group. Throws the 451 to answer.
+ */
+export async function encryptedCopy(
+  deps: Pick<GroupDeliveryDeps, 'encryptor' | 'logger'>,
+  input: Pick<GroupDeliveryInput, 'withTrace' | 'original'>,
+  certificate: Uint8Array,
+  logContext: Record<string, unknown>,
 ): Promise<{ payload: Uint8Array; passThrough: boolean }> {
-  if (await isAlreadyForGroup(deps, input.original, group.certificate)) {
+  if (await isAlreadyForGroup(deps, input.original, certificate)) {
     return { payload: input.original, passThrough: true };
   }
   let payload: Uint8Array;
   try {
-    payload = await deps.encryptor.encryptForGroup(input.withTrace, group.certificate);
+    payload = await deps.encryptor.encryptForGroup(input.withTrace, certificate);
   } catch (error) {
     const { name, message } = error as Error;
     deps.logger.error(
-      { err: { name, message: String(message).slice(0, 200) }, mailboxes: group.mailboxes },
+      { err: { name, message: String(message).slice(0, 200) }, ...logContext },
       'encryption failed; answering 451',
     );
     throw replies.localError();
   }
   if (!(payload instanceof Uint8Array) || !looksLikeSmime(payload)) {
-    deps.logger.error(
-      { mailboxes: group.mailboxes },
-      'encryptor returned something that is not S/MIME; answering 451',
-    );
+    deps.logger.error(logContext, 'encryptor returned something that is not S/MIME; answering 451');
     throw replies.localError();
   }
   return { payload, passThrough: false };
@@ -116,7 +118,9 @@ export async function deliverToGroups(
   let encrypted = 0;
   let passedThrough = 0;
   for (const group of groupsOf(input.recipients)) {
-    const { payload, passThrough } = await copyFor(deps, input, group);
+    const { payload, passThrough } = await encryptedCopy(deps, input, group.certificate, {
+      mailboxes: group.mailboxes,
+    });
     let groupResults: DeliveryResult[];
     try {
       const answered = await deps.delivery.deliver(

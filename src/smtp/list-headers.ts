@@ -8,7 +8,6 @@
 export interface ListHeaderInfo {
   address: string;
   displayName: string;
-  owner: string;
   /** announce lists advertise `List-Post: NO` (RFC 2369 §3.4). */
   acceptsPosts: boolean;
   subjectTag: string;
@@ -42,8 +41,10 @@ export function listHeaders(info: ListHeaderInfo): string[] {
   const fields = [
     `List-Id: ${phrase(info.displayName)}<${listId}>`,
     `List-Post: ${info.acceptsPosts ? `<mailto:${info.address}>` : 'NO'}`,
-    `List-Help: <mailto:${info.owner}?subject=help%20${encodeURIComponent(info.address)}>`,
-    `List-Unsubscribe: <mailto:${info.owner}?subject=unsubscribe%20${encodeURIComponent(info.address)}>`,
+    `List-Help: <mailto:${local}-owner@${domain}?subject=help>`,
+    // src/lists/unsubscribe.ts: a mail there starts the confirmed removal.
+    `List-Unsubscribe: <mailto:${local}-unsubscribe@${domain}?subject=unsubscribe>`,
+    `List-Owner: <mailto:${local}-owner@${domain}>`,
   ];
   if (info.archiveUrl !== undefined) fields.push(`List-Archive: <${info.archiveUrl}>`);
   return fields;

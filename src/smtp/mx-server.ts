@@ -16,12 +16,7 @@ import type {
 } from 'smtp-server';
 import { type CollectedMessage, collectMessage, withPrefix } from './collect.js';
 import { EnhancedCodeSmtpServer } from './enhanced-server.js';
-import { type LocalRecipient, deliverToGroups } from './groups.js';
-
-interface ListRecipient {
-  recipients: LocalRecipient[];
-  prepare: (message: Uint8Array) => Uint8Array;
-}
+import { type LocalRecipient, deliverToGroups, encryptedCopy } from './groups.js';
 import { type MxMetrics, createMxMetrics } from './metrics.js';
 import type {
   DeliveryTarget,
@@ -141,8 +136,9 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
   const directoryTimeoutMs = options.directoryTimeoutMs ?? 10_000;
   const authTimeoutMs = options.authTimeoutMs ?? 20_000;
   const recipientsOf = new WeakMap<SMTPServerEnvelope, Map<string, LocalRecipient>>();
-  // Lists (issue 8): per list address, its members' mailboxes and how to prepare a post.
-  const listsOf = new WeakMap<SMTPServerEnvelope, Map<string, ListRecipient>>();
+  // Lists (issue 8): per list address (or list control address), what to do with the message.
+  type ListLookup = Extract<RecipientLookup, { kind: 'list' | 'list-command' }>;
+  const listsOf = new WeakMap<SMTPServerEnvelope, Map<string, ListLookup>>();
   const inFlight = new Set<Promise<unknown>>();
   let closing = false;
   let closed: Promise<void> | undefined;
@@ -181,7 +177,7 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
       logger.info({ session: session.id, rcpt: address.address }, 'unknown recipient');
       throw replies.unknownUser();
     }
-    if (lookup.kind === 'list') {
+    if (lookup.kind === 'list' || lookup.kind === 'list-command') {
       const mailFrom = session.envelope.mailFrom;
       const refusal = lookup.refusalFor(mailFrom === false ? '' : mailFrom.address);
       if (refusal !== null) {
@@ -189,15 +185,8 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
         logger.info({ session: session.id, rcpt: address.address }, 'list post refused by policy');
         throw new SmtpReply(550, '5.7.1', refusal);
       }
-      const lists = listsOf.get(session.envelope) ?? new Map<string, ListRecipient>();
-      lists.set(address.address.toLowerCase(), {
-        recipients: lookup.mailboxes.map((mailbox) => ({
-          address: address.address,
-          mailbox,
-          groupCertificate: lookup.groupCertificate,
-        })),
-        prepare: lookup.prepare,
-      });
+      const lists = listsOf.get(session.envelope) ?? new Map<string, ListLookup>();
+      lists.set(address.address.toLowerCase(), lookup);
       listsOf.set(session.envelope, lists);
       return undefined;
     }
@@ -287,23 +276,34 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
         recipients.length === 0
           ? { encrypted: 0, passedThrough: 0 }
           : await deliverToGroups(deps, { withTrace, original, mailFrom, recipients });
+      const texts: string[] = [];
+      if (recipients.length > 0)
+        texts.push(
+          `stored for ${recipients.length} recipient${recipients.length === 1 ? '' : 's'}`,
+        );
       for (const list of lists) {
+        if (list.kind !== 'list') continue;
         // A post to a list: its headers go in before encryption, then one copy for all.
         // An envelope the sender already made for the list certificate passes as is.
         const prepared = Buffer.concat([traceHeaders, list.prepare(original)]);
-        const listOutcome = await deliverToGroups(deps, {
-          withTrace: prepared,
-          original,
-          mailFrom,
-          recipients: list.recipients,
-        });
-        outcome.encrypted += listOutcome.encrypted;
-        outcome.passedThrough += listOutcome.passedThrough;
+        const copy = await encryptedCopy(
+          deps,
+          { withTrace: prepared, original },
+          list.groupCertificate,
+          {
+            list: true,
+          },
+        );
+        if (copy.passThrough) outcome.passedThrough += 1;
+        else outcome.encrypted += 1;
+        texts.push(await list.accept(mailFrom, copy.payload));
       }
+      // Control addresses act last: nothing above may fail after a member has left.
+      for (const command of lists)
+        if (command.kind === 'list-command') texts.push(await command.run(mailFrom));
       metrics.messages.inc({ outcome: 'accepted' });
       logger.info({ ...log, ...outcome, ms: Date.now() - started }, 'message accepted');
-      const count = recipients.length + lists.reduce((n, l) => n + l.recipients.length, 0);
-      return `OK: stored for ${count} recipient${count === 1 ? '' : 's'} (${session.id})`;
+      return `OK: ${texts.join('; ')} (${session.id})`;
     } catch (error) {
       const reply = error instanceof SmtpReply ? error : replies.storeUnavailable();
       metrics.messages.inc({ outcome: reply.responseCode < 500 ? 'temp_failed' : 'rejected' });

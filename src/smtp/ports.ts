@@ -15,16 +15,29 @@ export type RecipientLookup =
     }
   | {
       /**
-       * A mailing list (issue 8): one copy encrypted to the list group for every local
-       * member's mailbox and the list's archive mailbox.
+       * A mailing list (issue 8): the post is encrypted once to the list group and handed
+       * to `accept`, which delivers it to every member (or holds it for the moderator).
        */
       kind: 'list';
-      mailboxes: string[];
       groupCertificate: Uint8Array;
       /** null when the envelope sender may post; else the text of the 550 5.7.1 refusal. */
       refusalFor(sender: string): string | null;
       /** The list headers (RFC 2369, RFC 2919) and subject tag added to a plaintext post. */
       prepare(message: Uint8Array): Uint8Array;
+      /**
+       * Takes the one encrypted copy; resolves with the reply text once it is durable
+       * (delivered, queued or held). Throws an SmtpReply to answer otherwise.
+       */
+      accept(mailFrom: string, ciphertext: Uint8Array): Promise<string>;
+    }
+  | {
+      /**
+       * A list's control address (unsubscribe, confirm): acted on after DATA, and the
+       * message itself is not kept. Resolves with the reply text; throws an SmtpReply.
+       */
+      kind: 'list-command';
+      refusalFor(sender: string): string | null;
+      run(mailFrom: string): Promise<string>;
     }
   | { kind: 'unknown' }
   | { kind: 'not-local' };

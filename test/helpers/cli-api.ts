@@ -32,7 +32,10 @@ export interface ApiGateway {
   close(): Promise<void>;
 }
 
-export async function startApiGateway(): Promise<ApiGateway> {
+/** `extra`: optional admin server parts (the moderation routes' store, delivery, notices). */
+export async function startApiGateway(
+  extra: Pick<Parameters<typeof startAdminServer>[0], 'moderation'> = {},
+): Promise<ApiGateway> {
   const dir = tempDir('recrypt-api-');
   const skew = { ms: 0 };
   const keyStore = await openKeyStore(
@@ -52,6 +55,7 @@ export async function startApiGateway(): Promise<ApiGateway> {
     adminToken: ADMIN_TOKEN,
     imapSettings: { host: '127.0.0.1', port: 1993, starttlsPort: 1143 },
     clock: () => Date.now() + skew.ms,
+    ...extra,
   });
   return {
     keyStore,

@@ -10,6 +10,7 @@ import { type ContractContext, type ContractHarness } from './contract-context.j
 import { devicesContract } from './contract-devices.js';
 import { listsContract } from './contract-lists.js';
 import { plumbingContract } from './contract-plumbing.js';
+import { remoteMembersContract } from './contract-remote-members.js';
 import { usersContract } from './contract-users.js';
 import {
   fixture,
@@ -69,5 +70,6 @@ export function describeKeyStoreContract(
     devicesContract(ctx);
     plumbingContract(ctx);
     listsContract(ctx);
+    remoteMembersContract(ctx);
   });
 }

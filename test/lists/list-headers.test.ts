@@ -14,7 +14,6 @@ const fixture = (name: string): Buffer =>
 const info: ListHeaderInfo = {
   address: 'dev@lists.test',
   displayName: 'Developers',
-  owner: 'owner@lists.test',
   acceptsPosts: true,
   subjectTag: '[dev]',
 };
@@ -55,8 +54,10 @@ describe('addListHeaders', () => {
     expect(head).toContain('List-Post: NO');
     expect(head).toContain('List-Archive: <imap://h/INBOX>');
     expect(head).toContain(
-      'List-Unsubscribe: <mailto:owner@lists.test?subject=unsubscribe%20dev%40lists.test>',
+      'List-Unsubscribe: <mailto:dev-unsubscribe@lists.test?subject=unsubscribe>',
     );
+    expect(head).toContain('List-Help: <mailto:dev-owner@lists.test?subject=help>');
+    expect(head).toContain('List-Owner: <mailto:dev-owner@lists.test>');
     expect(body.equals(split(input, '\r\n').body)).toBe(true);
   });
 

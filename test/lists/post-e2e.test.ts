@@ -1,9 +1,12 @@
 /**
- * Issue 8 end to end: a list with 50 local members (every fifth with two devices),
- * joined by the blinded issue. One post through the real MX is encrypted once to the
- * list group (list headers and subject tag inside), delivered to every member's mailbox
- * and the archive in the embedded store, and fetched through the real proxy: every
- * device decrypts with `openssl cms` and only its own key. Then removal + rotation and
+ * Issue 8 end to end: a list with 50 local members (every fifth with two devices) and 3
+ * remote members (openssl-made certificates on another server), joined by the blinded
+ * issue. One post through the real MX is encrypted once to the list group (list headers
+ * and subject tag inside), delivered to every member's mailbox and the archive in the
+ * embedded store, and fetched through the real proxy: every device decrypts with
+ * `openssl cms` and only its own key. The remote members' copies go out through the
+ * outbound queue to a real SMTP server standing in for their provider's MX, and each
+ * decrypts with that member's own key only. Then removal + rotation and
  * the attacker who holds the pre-removal gateway data and the removed member's secrets;
  * then the posting policies with their SMTP replies.
  */
@@ -17,7 +20,6 @@ import {
   type KeyStore,
   type MailingList,
 } from '../../src/keystore/index.js';
-import type { MxServer } from '../../src/smtp/mx-server.js';
 import {
   composeKeys,
   invertScalar,
@@ -35,7 +37,15 @@ import {
   type ListGroupKey,
   type ListMemberUser,
 } from '../helpers/lists-world.js';
-import { post, startListMx } from '../helpers/lists-mx.js';
+import { post, startListMx, type ListMx } from '../helpers/lists-mx.js';
+import {
+  makeRemoteMember,
+  remoteBlindedJoin,
+  startRemoteMx,
+  type RemoteMember,
+  type RemoteMx,
+} from '../helpers/lists-remote.js';
+import { LONG_DN } from '../helpers/recrypt-remote-pki.js';
 import {
   fetchBody,
   startListReadPath,
@@ -62,8 +72,14 @@ async function fails(message: Buffer, who: PemIdentity): Promise<boolean> {
 }
 
 /** Every scalar the gateway stores: device keys and list keys, of every user. */
-async function storedScalars(keyStore: KeyStore, users: ListMemberUser[]): Promise<Scalar[]> {
+async function storedScalars(
+  keyStore: KeyStore,
+  users: ListMemberUser[],
+  remotes: RemoteMember[],
+): Promise<Scalar[]> {
   const out: Scalar[] = [];
+  for (const remote of remotes)
+    out.push(...(await keyStore.listKeysForMember(remote.address)).map((k) => k.rk));
   for (const user of users) {
     for (const device of user.devices)
       out.push(...(await keyStore.keysForDevice(user.address, device.id)).values());
@@ -85,7 +101,9 @@ describe('a list of 50 local members, end to end', () => {
   const dir = tempDir('lists-e2e-');
   let keyStore: KeyStore;
   let path: ListReadPath;
-  let mx: MxServer;
+  let mx: ListMx;
+  let remoteMx: RemoteMx;
+  const remotes: RemoteMember[] = [];
   let owner: ListMemberUser;
   let stranger: ListMemberUser;
   const members: ListMemberUser[] = [];
@@ -111,16 +129,28 @@ describe('a list of 50 local members, end to end', () => {
       group: { groupId: g1.groupId, certificate: g1.certDer },
     });
     for (const member of members) await blindedJoin(keyStore, list, g1, member);
+    // Three people elsewhere, with certificates unlike ours (DN and serial lengths).
+    remotes.push(
+      makeRemoteMember(dir.path, 'ann@remote.test', '/CN=Ann', '0x01'),
+      makeRemoteMember(dir.path, 'bo@remote.test', LONG_DN, '0x7fee0123456789abcdef0123'),
+      makeRemoteMember(dir.path, 'cy@remote.test', '/O=Elsewhere/CN=Cy Remote', '0x4000'),
+    );
+    for (const remote of remotes) await remoteBlindedJoin(keyStore, list, g1, remote);
+    remoteMx = await startRemoteMx();
     path = await startListReadPath(
       keyStore,
       [LIST, owner.address, stranger.address, ...members.map((m) => m.address)],
       dir.path,
     );
-    mx = await startListMx(keyStore, path.lmtpPort, DOMAIN);
+    mx = await startListMx(keyStore, path.lmtpPort, DOMAIN, {
+      dir: dir.path,
+      routes: { 'remote.test': `127.0.0.1:${remoteMx.port}` },
+    });
   }, 240_000);
 
   afterAll(async () => {
     await mx?.close();
+    await remoteMx?.close();
     await path?.stop();
     await keyStore?.close();
     dir.remove();
@@ -129,7 +159,7 @@ describe('a list of 50 local members, end to end', () => {
   it('one post: one ciphertext in every mailbox, every device reads it with its own key only', async () => {
     const sent = await post(mx.port, members[1]!.address, LIST, postText('1', marker1));
     expect(sent.rcpt).toMatch(/^250/);
-    expect(sent.data).toMatch(/^250 .*stored for 51 recipients/);
+    expect(sent.data).toMatch(/^250 .*stored for 51 mailboxes, queued for 3 remote members/);
     const copies = await Promise.all(
       [LIST, ...members.map((m) => m.address)].map(
         async (m) => (await storedInbox(path.store, m))[0]!,
@@ -142,7 +172,7 @@ describe('a list of 50 local members, end to end', () => {
     expect(text).toContain('List-Id: "Developers" <dev.lists.test>');
     expect(text).toContain(`List-Post: <mailto:${LIST}>`);
     expect(text).toContain(
-      'List-Unsubscribe: <mailto:owner@lists.test?subject=unsubscribe%20dev%40lists.test>',
+      'List-Unsubscribe: <mailto:dev-unsubscribe@lists.test?subject=unsubscribe>',
     );
     expect(text).toContain('List-Archive: <imap://dev%40lists.test@imap.lists.test/INBOX>');
     expect(text).toContain('Subject: [dev] release plan');
@@ -159,11 +189,28 @@ describe('a list of 50 local members, end to end', () => {
       expect(await fails(body, devices[(i + 1) % devices.length]!.d)).toBe(true);
       expect(await fails(body, m.group)).toBe(true);
     }
+
+    // The remote members' copies arrive at their MX, one each, from the list's bounce address.
+    const arrived = await remoteMx.waitFor(3);
+    expect(arrived.map((r) => r.rcptTo).sort()).toEqual(remotes.map((r) => [r.address]).sort());
+    for (const copy of arrived) {
+      expect(copy.mailFrom).toBe(`dev-bounces@${DOMAIN}`);
+      const remote = remotes.find((r) => r.address === copy.rcptTo[0])!;
+      expect((await decryptWith(copy.raw, remote)).equals(plain)).toBe(true);
+      expect(
+        await fails(
+          copy.raw,
+          remotes.find((r) => r !== remote)!,
+        ),
+      ).toBe(true);
+      expect(await fails(copy.raw, g1)).toBe(true);
+      expect(copy.raw.includes(Buffer.from(marker1))).toBe(false);
+    }
   });
 
   it("the gateway's stored data cannot decrypt a post", async () => {
-    const scalars = await storedScalars(keyStore, [owner, stranger, ...members]);
-    expect(scalars.length).toBe(60 + 2 + 50);
+    const scalars = await storedScalars(keyStore, [owner, stranger, ...members], remotes);
+    expect(scalars.length).toBe(60 + 2 + 50 + 3);
     expect(reachable(scalars).has(g1.secret)).toBe(false);
     // And concretely: a stored list key used as if it were the list key fails in openssl.
     const posing = writeIdentity(dir.path, 'posing', g1.certDer, scalars.at(-1)!);
@@ -185,7 +232,7 @@ describe('a list of 50 local members, end to end', () => {
     const removed = members[0]!;
     // The attacker's copy of the gateway's data from before the removal: every scalar
     // the key store held (unwrapped, as if the gateway key had been taken too).
-    const before = await storedScalars(keyStore, [owner, stranger, ...members]);
+    const before = await storedScalars(keyStore, [owner, stranger, ...members], remotes);
     const oldListKey = (await keyStore.listKeysForMember(removed.address))[0]!.rk;
     const otherOldKey = (await keyStore.listKeysForMember(members[1]!.address))[0]!.rk;
 
@@ -200,7 +247,7 @@ describe('a list of 50 local members, end to end', () => {
 
     const marker2 = `LISTMARK${Date.now().toString(36)}B`;
     const sent = await post(mx.port, members[2]!.address, LIST, postText('2', marker2));
-    expect(sent.data).toMatch(/^250 .*stored for 50 recipients/);
+    expect(sent.data).toMatch(/^250 .*stored for 50 mailboxes, queued for 3 remote members/);
     const copy2 = (await storedInbox(path.store, LIST))[1]!;
     expect((await decryptWith(copy2, g2)).toString('latin1')).toContain(marker2);
 
@@ -227,6 +274,13 @@ describe('a list of 50 local members, end to end', () => {
     // The removed member no longer receives posts at all.
     expect(await storedInbox(path.store, removed.address)).toHaveLength(1);
 
+    // The remote members' copies of the new post, recrypted with their re-keyed keys.
+    const arrived = (await remoteMx.waitFor(6)).slice(3);
+    for (const copy of arrived) {
+      const remote = remotes.find((r) => r.address === copy.rcptTo[0])!;
+      expect((await decryptWith(copy.raw, remote)).toString('latin1')).toContain(marker2);
+    }
+
     // The remaining members read old and new posts alike.
     for (const m of members.slice(1)) {
       const d = m.devices.at(-1)!;
@@ -249,7 +303,8 @@ describe('a list of 50 local members, end to end', () => {
     const announced = await p(owner.address);
     expect(announced.data).toMatch(/^250/);
     await keyStore.updateList(LIST, { policy: 'moderated' });
-    expect((await p(members[3]!.address)).rcpt).toMatch(/^550 5\.7\.1 .*moderated/);
+    expect((await p(members[3]!.address)).data).toMatch(/^250 .*held for moderation/);
+    expect(await mx.held.list(LIST)).toHaveLength(1);
     await keyStore.updateList(LIST, { policy: 'open' });
     expect((await p(stranger.address)).data).toMatch(/^250/);
     // A sender's own envelope to the current list certificate is stored as it is.

@@ -1,7 +1,8 @@
 /**
  * Mailing-list commands (issue 8), on an owner's machine: `list create|show|invite|
- * accept|admit|remove|rotate|policy`. The list owner's group secrets live in a list key
- * file (`--list-file`, default ./<list address>.list.key) that the owner key opens.
+ * accept|admit|remove|rotate|policy`, and `list join` for remote members (list-remote.ts).
+ * The list owner's group secrets live in a list key file (`--list-file`, default
+ * ./<list address>.list.key) that the owner key opens.
  */
 import type { Command } from 'commander';
 import { readListKeyFile, writeListKeyFile } from '../../owner/list-key-file.js';
@@ -10,14 +11,18 @@ import {
   admitMember,
   createList,
   inviteMember,
+  inviteRemoteMember,
   removeMember,
   rotateList,
   setListPolicy,
   showList,
   type PostingPolicy,
 } from '../../owner/lists.js';
+import { encodeInvitation, invitationTrust, remoteCertificateOf } from '../../owner/remote-join.js';
 import { CliError } from '../errors.js';
 import { print } from '../output.js';
+import { registerModeration } from './list-moderation.js';
+import { registerRemoteJoin } from './list-remote.js';
 import { DEFAULT_KEY_FILE, PASSPHRASE_ENV, openOwnerKey } from '../owner-context.js';
 
 const POLICIES = ['members', 'moderated', 'announce', 'open'];
@@ -88,15 +93,31 @@ export function register(program: Command): void {
     print(`${view.address}  ${view.name}  owner ${view.owner}  policy ${view.policy}`);
     if (view.subjectTag !== '') print(`subject tag: ${view.subjectTag}`);
     print(`list key: ${view.groupId.slice(0, 16)}… (${view.formerGroupIds.length} former)`);
-    for (const m of members ?? []) print(`  member ${m.address} (since ${m.joined})`);
+    for (const m of members ?? [])
+      print(`  member ${m.address} (${m.remote === true ? 'remote, ' : ''}since ${m.joined})`);
   });
 
   withKey(
     list
       .command('invite <list> <member>')
-      .description('an invite token for a member of this gateway'),
-  ).action(async (address: string, member: string, opts: KeyOpts) => {
+      .description('an invite token for a member of this gateway (--remote: for anyone else)')
+      .option('--remote', 'for someone elsewhere, who joins with their own S/MIME certificate'),
+  ).action(async (address: string, member: string, opts: KeyOpts & { remote?: boolean }) => {
     const key = await openOwnerKey(opts);
+    if (opts.remote === true) {
+      const invitation = await inviteRemoteMember(key, address, member);
+      const trust = invitationTrust(invitation);
+      print(
+        `invitation for ${member} (give it to them; they run \`recrypt list join <invitation> --p12 <their .p12>\`):`,
+      );
+      print(encodeInvitation(invitation));
+      print(
+        trust === null
+          ? `gateway ${invitation.gateway} (trusted through the system's CAs)`
+          : `gateway ${invitation.gateway}, certificate SHA-256 ${trust.sha256}`,
+      );
+      return;
+    }
     const invite = await inviteMember(key, address, member);
     print(
       `invite for ${member} (give it to them; they run \`recrypt list accept ${address} <invite>\`):`,
@@ -131,6 +152,8 @@ export function register(program: Command): void {
       : undefined;
     if (typeof listAddress !== 'string') throw new CliError('not a join token', 2);
     const secrets = readListKeyFile(listFileOf(listAddress, opts), key);
+    const remote = remoteCertificateOf(joinToken);
+    if (remote !== null) print(`${remote.member} is remote: certificate SHA-256 ${remote.sha256}`);
     const member = await admitMember(key, secrets, joinToken);
     print(`${member} joined ${secrets.address}`);
   });
@@ -170,4 +193,7 @@ export function register(program: Command): void {
     });
     print(`${view.address}: policy ${view.policy}`);
   });
+
+  registerModeration(list, { withKey, listFileOf });
+  registerRemoteJoin(list);
 }

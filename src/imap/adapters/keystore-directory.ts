@@ -11,18 +11,34 @@
  * device's own `rk_{member→device}` it gives `g_list·d⁻¹` under the list's groupId (one
  * scalar multiplication here, at fetch time). A revoked device has no own key, so it has
  * no list key either; a `list-changed` notification refreshes the members' devices.
+ *
+ * List archives (issue 8): a member's device may open the list's own mailbox. It logs in
+ * with its own credential; the session's keys are the composed keys of that list's groups
+ * only, a live Map refreshed with the device's (a rotation adds the new group's key). A
+ * removal takes the list's keys from the device, which ends all its sessions, archive
+ * sessions included.
  */
 import {
   authenticateDevice,
   KeyStoreUnavailableError,
   toDeviceRecryptKeys,
+  type Device,
   type KeyStore,
   type KeyStoreEvent,
+  type MailingList,
 } from '../../keystore/index.js';
 import { composeKeys } from '../../recrypt/scalar.js';
 import type { Scalar } from '../../recrypt/types.js';
 import { UnavailableError } from '../errors.js';
 import type { AuthenticatedDevice, DeviceDirectory, DeviceRevokedEvent } from '../ports.js';
+
+interface LiveDevice {
+  address: string;
+  id: string;
+  keys: Map<string, Scalar>;
+  /** Per list archive the device has opened: the keys of that list's groups (live). */
+  archives: Map<string, Map<string, Scalar>>;
+}
 
 /**
  * The device's own keys plus, for every list key of its owner whose member group the
@@ -47,7 +63,7 @@ export async function deviceKeysWithLists(
 }
 
 export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
-  const live = new Map<string, { address: string; id: string; keys: Map<string, Scalar> }>();
+  const live = new Map<string, LiveDevice>();
   const listeners = new Set<(event: DeviceRevokedEvent) => void>();
   const liveKey = (address: string, id: string): string => `${address}\u0000${id}`;
   const emit = (event: DeviceRevokedEvent): void => {
@@ -65,8 +81,10 @@ export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
       emit({ address, deviceId: id });
       return;
     }
-    entry.keys.clear();
-    for (const [group, rk] of keys) entry.keys.set(group, rk);
+    replaceKeys(entry.keys, keys);
+    for (const [list, archiveKeys] of entry.archives) {
+      replaceKeys(archiveKeys, await listGroupKeys(store, list, keys));
+    }
   };
 
   const recheck = async (): Promise<void> => {
@@ -100,39 +118,104 @@ export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
     }
   });
 
+  /** The device behind `password`, entered in `live`; null if none. */
+  const login = async (
+    address: string,
+    password: string,
+  ): Promise<{ device: Device; entry: LiveDevice } | null> => {
+    const device = await authenticateDevice(store, address, password);
+    if (device === null) return null;
+    const key = liveKey(device.ownerAddress, device.id);
+    let entry = live.get(key);
+    if (entry === undefined) {
+      const keys = await deviceKeysWithLists(store, device.ownerAddress, device.id);
+      entry = { address: device.ownerAddress, id: device.id, keys, archives: new Map() };
+      live.set(key, entry);
+    }
+    store.touchDevice(device.ownerAddress, device.id).catch(() => undefined);
+    return { device, entry };
+  };
+
   return {
-    async authenticate(address, password): Promise<AuthenticatedDevice | null> {
-      try {
-        const device = await authenticateDevice(store, address, password);
-        if (device === null) return null;
-        const [keys, user] = await Promise.all([
-          deviceKeysWithLists(store, device.ownerAddress, device.id),
-          store.getUser(device.ownerAddress),
-        ]);
-        const key = liveKey(device.ownerAddress, device.id);
-        const entry = live.get(key) ?? {
-          address: device.ownerAddress,
-          id: device.id,
-          keys: new Map(keys),
-        };
-        live.set(key, entry);
-        store.touchDevice(device.ownerAddress, device.id).catch(() => undefined);
+    authenticate: (address, password) =>
+      unavailableAsImap(async (): Promise<AuthenticatedDevice | null> => {
+        const found = await login(address, password);
+        if (found === null) return null;
+        const { device, entry } = found;
+        const user = await store.getUser(device.ownerAddress);
         return {
           address: device.ownerAddress,
           deviceId: device.id,
           keys: toDeviceRecryptKeys(device, entry.keys),
           ...(user?.owner ? { groupCertificate: user.owner.groupCertificate } : {}),
         };
-      } catch (error) {
-        if (error instanceof KeyStoreUnavailableError) {
-          throw new UnavailableError('key store unavailable', { cause: error });
+      }),
+    authenticateArchive: (listAddress, member, password) =>
+      unavailableAsImap(async (): Promise<AuthenticatedDevice | null> => {
+        // The credential first, whatever the list: a stranger learns nothing about lists.
+        const found = await login(member, password);
+        if (found === null) return null;
+        const { device, entry } = found;
+        const list = await getListOrNull(store, listAddress);
+        if (list === null) return null;
+        if (!(await store.listsOfMember(device.ownerAddress)).includes(list.address)) return null;
+        let keys = entry.archives.get(list.address);
+        if (keys === undefined) {
+          keys = await listGroupKeys(store, list.address, entry.keys);
+          entry.archives.set(list.address, keys);
         }
-        throw error;
-      }
-    },
+        return {
+          address: device.ownerAddress,
+          deviceId: device.id,
+          keys: toDeviceRecryptKeys(device, keys),
+          // The store user the MX delivers the archive copy to: the normalised list address.
+          archive: { list: list.address, mailbox: list.address },
+        };
+      }),
     onDeviceRevoked(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
   };
+}
+
+function replaceKeys(target: Map<string, Scalar>, source: ReadonlyMap<string, Scalar>): void {
+  target.clear();
+  for (const [group, rk] of source) target.set(group, rk);
+}
+
+/** The keys in `keys` for the groups (current and former) of `listAddress`. */
+async function listGroupKeys(
+  store: KeyStore,
+  listAddress: string,
+  keys: ReadonlyMap<string, Scalar>,
+): Promise<Map<string, Scalar>> {
+  const list = await store.getList(listAddress);
+  const out = new Map<string, Scalar>();
+  for (const group of list === null ? [] : [list.group, ...list.formerGroups]) {
+    const rk = keys.get(group.groupId);
+    if (rk !== undefined) out.set(group.groupId, rk);
+  }
+  return out;
+}
+
+/** A malformed address is no list (the login fails like any other). */
+async function getListOrNull(store: KeyStore, address: string): Promise<MailingList | null> {
+  try {
+    return await store.getList(address);
+  } catch (error) {
+    if ((error as { code?: string }).code === 'invalid-argument') return null;
+    throw error;
+  }
+}
+
+async function unavailableAsImap<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof KeyStoreUnavailableError) {
+      throw new UnavailableError('key store unavailable', { cause: error });
+    }
+    throw error;
+  }
 }

@@ -4,7 +4,8 @@
  *
  *   <p>{l:L}:list     hash  address, displayName, owner, policy, subjectTag, groupId, created
  *   <p>{l:L}:groups   hash  groupId → {"certificate": base64 DER, "seq": n} (current and former)
- *   <p>{l:L}:members  hash  member address → {"memberGroupId", "joined"}
+ *   <p>{l:L}:members  hash  member address → {"memberGroupId", "joined"[, "certificate":
+ *                          base64 DER, for a remote member]}
  *   <p>{l:L}:rk       hash  "<groupId>|<member>" → wrapped rk_{list→member}
  *   <p>lists              set   list addresses (index; checked against the record on read)
  *   <p>memberof:<M>       set   lists of member M (index; checked against `members` on read)

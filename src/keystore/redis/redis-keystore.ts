@@ -135,6 +135,13 @@ export class RedisKeyStore implements KeyStore {
   removeList = (address: string) => this.#lists.removeList(address);
   putListMember = (list: string, member: string, memberGroupId: string, rk: Scalar) =>
     this.#lists.putListMember(list, member, memberGroupId, rk);
+  putRemoteListMember = (
+    list: string,
+    member: string,
+    certificate: Uint8Array,
+    memberGroupId: string,
+    rk: Scalar,
+  ) => this.#lists.putRemoteListMember(list, member, certificate, memberGroupId, rk);
   removeListMember = (list: string, member: string) => this.#lists.removeListMember(list, member);
   listMembers = (list: string) => this.#lists.listMembers(list);
   listsOfMember = (member: string) => this.#lists.listsOfMember(member);

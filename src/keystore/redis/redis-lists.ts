@@ -33,6 +33,7 @@ import type {
 import type { User } from '../types.js';
 import {
   checkDisplayName,
+  checkDer,
   checkRecipientIdHex,
   checkScalar,
   normaliseAddress,
@@ -213,16 +214,49 @@ export class RedisLists implements ListStore {
     memberGroupId: string,
     rk: Scalar,
   ): Promise<void> {
+    await this.#putMember(list, member, memberGroupId, null, rk);
+  }
+
+  async putRemoteListMember(
+    list: string,
+    member: string,
+    certificate: Uint8Array,
+    memberGroupId: string,
+    rk: Scalar,
+  ): Promise<void> {
+    await this.#putMember(list, member, memberGroupId, checkDer(certificate, 'certificate'), rk);
+  }
+
+  /**
+   * A local member must be a user here; a remote one (with a certificate) must not be.
+   * Users live in other slots, so like createList's check this one is not atomic with
+   * the change.
+   */
+  async #putMember(
+    list: string,
+    member: string,
+    memberGroupId: string,
+    certificate: Uint8Array | null,
+    rk: Scalar,
+  ): Promise<void> {
     const normalList = normaliseAddress(list);
     const normalMember = normaliseAddress(member);
     checkRecipientIdHex(memberGroupId, 'memberGroupId');
     checkScalar(rk);
-    if ((await this.deps.getUser(normalMember)) === null)
-      throw new NotFoundError('user', `no user ${normalMember}`);
+    const isUser = (await this.deps.getUser(normalMember)) !== null;
+    if (certificate === null && !isUser) throw new NotFoundError('user', `no user ${normalMember}`);
+    if (certificate !== null && isUser)
+      throw new KeyStoreArgumentError(
+        `${normalMember} is a user of this gateway: they join as a local member`,
+      );
     await this.#run(() =>
       this.deps.client.sadd(memberOfKey(this.deps.prefix, normalMember), normalList),
     );
-    const json = JSON.stringify({ memberGroupId, joined: this.deps.now() });
+    const json = JSON.stringify({
+      memberGroupId,
+      joined: this.deps.now(),
+      ...(certificate !== null ? { certificate: b64(certificate) } : {}),
+    });
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
       const s = await this.#snapshot(normalList);
       if (s === null) throw new NotFoundError('list', `no list ${normalList}`);
@@ -264,8 +298,19 @@ export class RedisLists implements ListStore {
     if (s === null) throw new NotFoundError('list', `no list ${normal}`);
     return Object.entries(s.members)
       .map(([address, json]) => {
-        const m = JSON.parse(json) as { memberGroupId: string; joined: number };
-        return { address, memberGroupId: m.memberGroupId, joined: m.joined };
+        const m = JSON.parse(json) as {
+          memberGroupId: string;
+          joined: number;
+          certificate?: string;
+        };
+        return {
+          address,
+          memberGroupId: m.memberGroupId,
+          ...(m.certificate !== undefined
+            ? { certificate: new Uint8Array(Buffer.from(m.certificate, 'base64')) }
+            : {}),
+          joined: m.joined,
+        };
       })
       .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   }

@@ -5,11 +5,13 @@
  * Recryption keys are kept per kind of target: `device_keys` (group × device, owned by
  * the device row, so deleting a device or user cascades). Lists (issue 8) add
  * `lists` and `list_keys` (list group × member group), wrapped the same way with the
- * member group's RecipientId as the binding target.
+ * member group's RecipientId as the binding target; a remote member's target is their
+ * own certificate's IssuerAndSerialNumber (migration 3).
  */
 import type Database from 'better-sqlite3';
 
-const MIGRATIONS: readonly string[] = [
+/** Exported for the tests that build a file as an older gateway left it. */
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE users (
     address        TEXT PRIMARY KEY,
@@ -92,6 +94,41 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (list, member, group_id),
     FOREIGN KEY (list, member) REFERENCES list_members(list, member) ON DELETE CASCADE
   );
+  `,
+  // Remote members (not users here): list_members loses its foreign key to users and
+  // gains the member's certificate. SQLite cannot drop a foreign key in place, so both
+  // membership tables are rebuilt (list_keys first: dropping list_members with foreign
+  // keys on would cascade into it). A trigger keeps "removing a user removes their
+  // local memberships".
+  `
+  CREATE TABLE list_members_v3 (
+    list            TEXT NOT NULL REFERENCES lists(address) ON DELETE CASCADE,
+    member          TEXT NOT NULL,
+    member_group_id TEXT NOT NULL,
+    certificate     BLOB,
+    joined          INTEGER NOT NULL,
+    PRIMARY KEY (list, member)
+  );
+  CREATE TABLE list_keys_v3 (
+    list     TEXT NOT NULL,
+    member   TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    wrapped  BLOB NOT NULL,
+    PRIMARY KEY (list, member, group_id),
+    FOREIGN KEY (list, member) REFERENCES list_members_v3(list, member) ON DELETE CASCADE
+  );
+  INSERT INTO list_members_v3 (list, member, member_group_id, certificate, joined)
+    SELECT list, member, member_group_id, NULL, joined FROM list_members;
+  INSERT INTO list_keys_v3 (list, member, group_id, wrapped)
+    SELECT list, member, group_id, wrapped FROM list_keys;
+  DROP TABLE list_keys;
+  DROP TABLE list_members;
+  ALTER TABLE list_members_v3 RENAME TO list_members;
+  ALTER TABLE list_keys_v3 RENAME TO list_keys;
+  CREATE INDEX list_members_member ON list_members(member);
+  CREATE TRIGGER users_leave_lists AFTER DELETE ON users BEGIN
+    DELETE FROM list_members WHERE member = OLD.address AND certificate IS NULL;
+  END;
   `,
 ];
 

@@ -1,6 +1,7 @@
 /**
  * The SQLite adapter's lists (issue 8): tables `lists`, `list_groups`, `list_members`,
- * `list_keys` (schema.ts, migration 2). Each change is one IMMEDIATE transaction run by
+ * `list_keys` (schema.ts, migrations 2 and 3; a remote member's row carries their
+ * certificate and is no user's). Each change is one IMMEDIATE transaction run by
  * the owning SqliteKeyStore; a rotation unwraps, re-keys and re-wraps every member's key
  * inside that one transaction.
  */
@@ -28,6 +29,7 @@ import type {
 import type { KeyStoreEvent } from '../types.js';
 import {
   checkDisplayName,
+  checkDer,
   checkRecipientIdHex,
   checkScalar,
   normaliseAddress,
@@ -171,6 +173,27 @@ export class SqliteLists implements ListStore {
     memberGroupId: string,
     rk: Scalar,
   ): Promise<void> {
+    await this.#putMember(list, member, memberGroupId, null, rk);
+  }
+
+  async putRemoteListMember(
+    list: string,
+    member: string,
+    certificate: Uint8Array,
+    memberGroupId: string,
+    rk: Scalar,
+  ): Promise<void> {
+    await this.#putMember(list, member, memberGroupId, checkDer(certificate, 'certificate'), rk);
+  }
+
+  /** A local member must be a user here; a remote one (with a certificate) must not be. */
+  async #putMember(
+    list: string,
+    member: string,
+    memberGroupId: string,
+    certificate: Uint8Array | null,
+    rk: Scalar,
+  ): Promise<void> {
     const normalList = normaliseAddress(list);
     const normalMember = normaliseAddress(member);
     checkRecipientIdHex(memberGroupId, 'memberGroupId');
@@ -178,16 +201,23 @@ export class SqliteLists implements ListStore {
     const db = this.deps.db();
     this.deps.tx(() => {
       const row = this.#require(normalList);
-      if (db.prepare('SELECT 1 FROM users WHERE address = ?').get(normalMember) === undefined)
+      const isUser =
+        db.prepare('SELECT 1 FROM users WHERE address = ?').get(normalMember) !== undefined;
+      if (certificate === null && !isUser)
         throw new NotFoundError('user', `no user ${normalMember}`);
+      if (certificate !== null && isUser)
+        throw new KeyStoreArgumentError(
+          `${normalMember} is a user of this gateway: they join as a local member`,
+        );
       // A re-join replaces everything of the member's earlier membership.
       db.prepare('DELETE FROM list_members WHERE list = ? AND member = ?').run(
         normalList,
         normalMember,
       );
       db.prepare(
-        'INSERT INTO list_members (list, member, member_group_id, joined) VALUES (?, ?, ?, ?)',
-      ).run(normalList, normalMember, memberGroupId, this.deps.now());
+        `INSERT INTO list_members (list, member, member_group_id, certificate, joined)
+         VALUES (?, ?, ?, ?, ?)`,
+      ).run(normalList, normalMember, memberGroupId, certificate, this.deps.now());
       db.prepare('INSERT INTO list_keys (list, member, group_id, wrapped) VALUES (?, ?, ?, ?)').run(
         normalList,
         normalMember,
@@ -220,12 +250,19 @@ export class SqliteLists implements ListStore {
     const rows = this.deps
       .db()
       .prepare(
-        'SELECT member, member_group_id, joined FROM list_members WHERE list = ? ORDER BY member',
+        `SELECT member, member_group_id, certificate, joined FROM list_members
+         WHERE list = ? ORDER BY member`,
       )
-      .all(normal) as Array<{ member: string; member_group_id: string; joined: number }>;
+      .all(normal) as Array<{
+      member: string;
+      member_group_id: string;
+      certificate: Buffer | null;
+      joined: number;
+    }>;
     return rows.map((r) => ({
       address: r.member,
       memberGroupId: r.member_group_id,
+      ...(r.certificate !== null ? { certificate: new Uint8Array(r.certificate) } : {}),
       joined: r.joined,
     }));
   }

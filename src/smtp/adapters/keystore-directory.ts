@@ -9,8 +9,8 @@
  * domains of known users are the local ones (config `smtp.localDomains: []`), read from
  * the key store at most once per `domainCacheMs`.
  *
- * An address that is no user but a mailing list resolves to the list (list-lookup.ts):
- * its members' mailboxes and its archive, its group certificate, its posting policy.
+ * An address that is no user but a mailing list, or one of a list's control addresses,
+ * resolves to the list (list-lookup.ts and src/lists).
  */
 import { domainToASCII } from 'node:url';
 import {
@@ -19,7 +19,10 @@ import {
   type KeyStore,
   type User,
 } from '../../keystore/index.js';
-import { listLookup } from './list-lookup.js';
+import pino, { type Logger } from 'pino';
+import { parseControlAddress } from '../../lists/control-addresses.js';
+import type { ListServices } from '../../lists/ports.js';
+import { controlLookup, listLookup, type ListLookupOptions } from './list-lookup.js';
 import {
   DirectoryUnavailableError,
   type RecipientDirectory,
@@ -34,13 +37,13 @@ export interface KeyStoreDirectoryOptions {
   mailboxOf?: (user: User) => string;
   domainCacheMs?: number;
   /**
-   * Also deliver each list post to the list address's own mailbox (the archive). Off by
-   * default: the store must have that mailbox (the embedded store's provisioning knows
-   * users only), else the post would be answered 554 for the archive copy.
+   * What lists do with posts and requests (src/lists). Without it list addresses and
+   * their control addresses are unknown here (550 5.1.1).
    */
-  listArchive?: boolean;
+  lists?: ListServices;
   /** List-Archive URL of a list (RFC 2369); no List-Archive header when absent. */
   listArchiveUrl?: (listAddress: string) => string;
+  logger?: Logger;
 }
 
 const domainOf = (address: string): string =>
@@ -53,6 +56,28 @@ export function keyStoreDirectory(options: KeyStoreDirectoryOptions): RecipientD
   const mailboxOf = options.mailboxOf ?? ((user: User) => user.address.toLowerCase());
   const cacheMs = options.domainCacheMs ?? 60_000;
   let known: { domains: Set<string>; at: number } | undefined;
+  const listOptions: ListLookupOptions | undefined =
+    options.lists === undefined
+      ? undefined
+      : {
+          keyStore: options.keyStore,
+          lists: options.lists,
+          logger: options.logger ?? pino({ enabled: false }),
+          ...(options.listArchiveUrl !== undefined
+            ? { listArchiveUrl: options.listArchiveUrl }
+            : {}),
+        };
+
+  /** A list, or a list's control address (team-owner@, team-confirm+…@): else null. */
+  const resolveList = async (address: string): Promise<RecipientLookup | null> => {
+    if (listOptions === undefined) return null;
+    const list = await options.keyStore.getList(address);
+    if (list !== null) return listLookup(listOptions, list);
+    const control = parseControlAddress(address);
+    if (control === null) return null;
+    const owning = await options.keyStore.getList(control.list).catch(() => null);
+    return owning === null ? null : controlLookup(listOptions, control, owning, mailboxOf);
+  };
 
   const isLocalDomain = async (domain: string): Promise<boolean> => {
     if (configured.size > 0) return configured.has(domain);
@@ -68,8 +93,8 @@ export function keyStoreDirectory(options: KeyStoreDirectoryOptions): RecipientD
       try {
         const user = await options.keyStore.getUser(address);
         if (user === null) {
-          const list = await options.keyStore.getList(address);
-          if (list !== null) return await listLookup(options, list, mailboxOf);
+          const list = await resolveList(address);
+          if (list !== null) return list;
           return (await isLocalDomain(domainOf(address)))
             ? { kind: 'unknown' }
             : { kind: 'not-local' };

@@ -1,0 +1,149 @@
+/**
+ * The outbound queue (issue 8): copies of list posts for members on other servers, and
+ * the gateway's own notices and bounces. `openOutboundQueue` opens (or creates) the queue
+ * directory, loads every committed job, and returns the queue; `start()` begins delivery.
+ * How it works and what an operator sees: docs/outbound.md.
+ */
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { OutboundConfig } from '../config/schema.js';
+import { readSecretFile } from '../gateway/secrets.js';
+import { type OutboundMetrics, createOutboundMetrics } from './metrics.js';
+import { type NewJob, QueueStore } from './queue-store.js';
+import { type MxResolver, type RoutingOptions, systemResolver } from './routing.js';
+import type { OutboundMessage, OutboundQueue, PreparedBatch } from './types.js';
+import { OutboundWorker } from './worker.js';
+
+export type { OutboundMessage, OutboundQueue, PreparedBatch } from './types.js';
+export { createOutboundMetrics, type OutboundMetrics } from './metrics.js';
+export type { MxResolver } from './routing.js';
+
+export interface OpenOutboundQueueOptions {
+  /** The queue directory, e.g. `<dataDir>/queue`; created mode 0700. One gateway process per directory. */
+  dir: string;
+  config: OutboundConfig;
+  logger: Logger;
+  /** Default: counted in a private registry. */
+  metrics?: OutboundMetrics;
+  /** Clock for job times and backoff (ms since the epoch). */
+  now?: () => number;
+  /** DNS for MX lookups; default node:dns. */
+  resolver?: MxResolver;
+  /** The gateway's own MX for the domains it serves (routing.ts). */
+  localHop?: RoutingOptions['localHop'];
+  /** How often the worker re-reads the directory (flush file, jobs changed by hand, stale files). Default 60 s. */
+  maintenanceIntervalMs?: number;
+  /** Uncommitted (prepared) jobs and unfinished writes older than this are deleted. Default 1 h. */
+  staleAfterMs?: number;
+  /** close() waits this long for attempts in flight, then cuts them off (they are retried later). Default 10 s. */
+  closeGraceMs?: number;
+}
+
+export interface OutboundQueueHandle extends OutboundQueue {
+  /** Starts delivering (jobs queued before are kept and sent once started). */
+  start(): void;
+  /** Makes every waiting job due now (what `touch <dir>/flush` does at the next maintenance pass). */
+  flush(): void;
+}
+
+const ADDRESS = /^[^\s<>]+@[^\s<>@]+$/;
+const LINE_BREAK = /[\r\n]/;
+
+function checkMessage(message: OutboundMessage, index: number): NewJob {
+  const problem = (what: string) => new TypeError(`outbound message ${index}: ${what}`);
+  if (!ADDRESS.test(message.to)) throw problem('to must be one address (local@domain)');
+  if (message.mailFrom !== '' && !ADDRESS.test(message.mailFrom)) {
+    throw problem("mailFrom must be an address or '' (the null sender)");
+  }
+  if (!(message.message instanceof Uint8Array) || message.message.byteLength === 0) {
+    throw problem('message must be non-empty bytes');
+  }
+  for (const [key, value] of Object.entries(message.origin ?? {})) {
+    if (typeof value !== 'string' || LINE_BREAK.test(key) || LINE_BREAK.test(value)) {
+      throw problem('origin must map names to one-line strings');
+    }
+  }
+  return {
+    mailFrom: message.mailFrom,
+    to: message.to,
+    message: message.message,
+    ...(message.origin === undefined ? {} : { origin: { ...message.origin } }),
+  };
+}
+
+export async function openOutboundQueue(
+  options: OpenOutboundQueueOptions,
+): Promise<OutboundQueueHandle> {
+  const { config } = options;
+  const now = options.now ?? Date.now;
+  const logger = options.logger.child({ part: 'outbound' });
+  const metrics = options.metrics ?? createOutboundMetrics();
+  const store = await QueueStore.open(options.dir);
+  const relayPassword =
+    config.relay?.passwordFile === undefined
+      ? undefined
+      : readSecretFile(config.relay.passwordFile, 'outbound.relay.passwordFile');
+
+  const enqueue = async (messages: OutboundMessage[]): Promise<string[]> => {
+    const jobs = messages.map(checkMessage);
+    const written = await store.write(jobs, 'pending', now());
+    for (const job of written) worker.add(job.id, job.nextAttempt);
+    logger.debug(
+      { jobs: written.map((job) => ({ job: job.id, to: job.to })) },
+      'outbound jobs queued',
+    );
+    return written.map((job) => job.id);
+  };
+
+  const worker: OutboundWorker = new OutboundWorker({
+    store,
+    concurrency: config.concurrency,
+    retryInitialMs: config.retryInitial,
+    retryMaxMs: config.retryMax,
+    bounceAfterMs: config.bounceAfter,
+    tls: {
+      heloName: config.heloName ?? hostname(),
+      requireTls: config.requireTls,
+      verifyTls: config.verifyTls,
+      connectTimeout: config.connectTimeout,
+      greetingTimeout: config.greetingTimeout,
+      socketTimeout: config.socketTimeout,
+    },
+    routing: {
+      config,
+      resolver: options.resolver ?? systemResolver,
+      ...(relayPassword === undefined ? {} : { relayPassword }),
+      ...(options.localHop === undefined ? {} : { localHop: options.localHop }),
+    },
+    logger,
+    metrics,
+    now,
+    enqueue,
+    maintenanceIntervalMs: options.maintenanceIntervalMs ?? 60_000,
+    staleAfterMs: options.staleAfterMs ?? 3_600_000,
+    closeGraceMs: options.closeGraceMs ?? 10_000,
+  });
+  await worker.load();
+  logger.info({ dir: options.dir, jobs: worker.size() }, 'outbound queue opened');
+
+  return {
+    enqueue,
+    async prepare(messages): Promise<PreparedBatch> {
+      const jobs = messages.map(checkMessage);
+      const written = await store.write(jobs, 'prepared', now());
+      const ids = written.map((job) => job.id);
+      return {
+        ids,
+        async commit() {
+          await store.commit(ids);
+          for (const job of written) worker.add(job.id, job.nextAttempt);
+        },
+        abort: () => store.abort(ids),
+      };
+    },
+    size: () => Promise.resolve(worker.size()),
+    start: () => worker.start(),
+    flush: () => worker.flush(),
+    close: () => worker.close(),
+  };
+}

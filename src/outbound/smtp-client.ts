@@ -1,0 +1,179 @@
+/**
+ * One delivery attempt of one job: nodemailer's SMTP client, one connection per hop, the
+ * hops tried in order until one gives an SMTP answer. Turns what happened into an
+ * outcome the worker acts on: sent, temporary (retry) or permanent (bounce).
+ *
+ * TLS: STARTTLS whenever the server offers it. Unless `requireTls` or `verifyTls` is set
+ * the certificate is not verified: most MX hosts present certificates that do not match
+ * their MX name or are self-signed, and RFC 7435 (opportunistic security) says encrypting
+ * without authentication beats refusing and falling back to plaintext. A TLS handshake
+ * that fails is retried once on the same hop in plaintext, as other MTAs do. A relay with
+ * credentials always needs TLS with a verified certificate: a password is never sent to a
+ * server we cannot name.
+ */
+import { isIP } from 'node:net';
+import nodemailer from 'nodemailer';
+import type { OutboundConfig } from '../config/schema.js';
+import type { Hop } from './routing.js';
+
+export type AttemptOutcome =
+  | { kind: 'sent'; reply: string; host: string }
+  | {
+      kind: 'failed';
+      permanent: boolean;
+      /** RFC 3463 status, e.g. 5.1.1 (taken from the reply when it carries one). */
+      status: string;
+      /** The remote's reply line, or what went wrong locally (never message content). */
+      reason: string;
+      /** True when `reason` is an SMTP reply (DSN Diagnostic-Code type "smtp"). */
+      smtpReply: boolean;
+      host?: string;
+    };
+
+export type TlsSettings = Pick<
+  OutboundConfig,
+  'requireTls' | 'verifyTls' | 'connectTimeout' | 'greetingTimeout' | 'socketTimeout'
+> & { heloName: string };
+
+export interface Envelope {
+  mailFrom: string;
+  to: string;
+  messagePath: string;
+}
+
+interface SmtpError extends Error {
+  code?: string;
+  responseCode?: number;
+  response?: string;
+}
+
+const ENHANCED_STATUS = /^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b/;
+
+function oneLine(text: string): string {
+  return text
+    .replace(/[\r\n]+/g, ' ')
+    .trim()
+    .slice(0, 500);
+}
+
+/** Closes every connection still open; the worker calls it when it stops. */
+export class ConnectionTracker {
+  private readonly open = new Set<{ close(): void }>();
+
+  track<T extends { close(): void }>(transport: T): T {
+    this.open.add(transport);
+    return transport;
+  }
+
+  release(transport: { close(): void }): void {
+    this.open.delete(transport);
+    transport.close();
+  }
+
+  closeAll(): void {
+    for (const transport of this.open) transport.close();
+    this.open.clear();
+  }
+}
+
+export async function attemptDelivery(
+  envelope: Envelope,
+  hops: Hop[],
+  settings: TlsSettings,
+  connections: ConnectionTracker,
+): Promise<AttemptOutcome> {
+  let last: AttemptOutcome | undefined;
+  for (const hop of hops) {
+    const first = await sendVia(hop, envelope, settings, connections, false);
+    const outcome =
+      first.tlsFailed && mayFallBackToPlaintext(hop, settings)
+        ? (await sendVia(hop, envelope, settings, connections, true)).outcome
+        : first.outcome;
+    if (outcome.kind === 'sent' || outcome.permanent) return outcome;
+    last = outcome;
+  }
+  return (
+    last ?? {
+      kind: 'failed',
+      permanent: false,
+      status: '4.4.1',
+      reason: 'no host to try',
+      smtpReply: false,
+    }
+  );
+}
+
+function mayFallBackToPlaintext(hop: Hop, settings: TlsSettings): boolean {
+  return !settings.requireTls && !settings.verifyTls && !hop.secure && hop.auth === undefined;
+}
+
+async function sendVia(
+  hop: Hop,
+  envelope: Envelope,
+  settings: TlsSettings,
+  connections: ConnectionTracker,
+  plaintext: boolean,
+): Promise<{ outcome: AttemptOutcome; tlsFailed: boolean }> {
+  const credentials = hop.auth !== undefined;
+  const verify = settings.requireTls || settings.verifyTls || credentials;
+  const transport = connections.track(
+    nodemailer.createTransport({
+      host: hop.host,
+      port: hop.port,
+      secure: hop.secure,
+      name: settings.heloName,
+      ignoreTLS: plaintext,
+      requireTLS: !hop.secure && (settings.requireTls || credentials),
+      opportunisticTLS: !(settings.requireTls || credentials),
+      tls: {
+        rejectUnauthorized: verify,
+        ...(isIP(hop.host) === 0 ? { servername: hop.host } : {}),
+      },
+      ...(hop.auth === undefined ? {} : { auth: hop.auth }),
+      connectionTimeout: settings.connectTimeout,
+      greetingTimeout: settings.greetingTimeout,
+      socketTimeout: settings.socketTimeout,
+      logger: false,
+    }),
+  );
+  try {
+    const info = (await transport.sendMail({
+      envelope: { from: envelope.mailFrom, to: [envelope.to] },
+      raw: { path: envelope.messagePath },
+    })) as { response?: string };
+    return {
+      outcome: { kind: 'sent', reply: oneLine(info.response ?? '250'), host: hop.host },
+      tlsFailed: false,
+    };
+  } catch (error) {
+    const failure = error as SmtpError;
+    const tlsFailed =
+      failure.responseCode === undefined &&
+      (failure.code === 'ETLS' || /certificate|SSL|TLS/i.test(failure.message));
+    return { outcome: classify(failure, hop.host, tlsFailed), tlsFailed };
+  } finally {
+    connections.release(transport);
+  }
+}
+
+function classify(error: SmtpError, host: string, tlsFailed: boolean): AttemptOutcome {
+  if (error.responseCode !== undefined && error.response !== undefined) {
+    const reply = oneLine(error.response);
+    const permanent = error.responseCode >= 500;
+    const status = ENHANCED_STATUS.exec(reply)?.[1] ?? (permanent ? '5.0.0' : '4.0.0');
+    return { kind: 'failed', permanent, status, reason: reply, smtpReply: true, host };
+  }
+  if (error.code === 'EENVELOPE') {
+    // nodemailer refused the address before sending it: no server would take it either.
+    return {
+      kind: 'failed',
+      permanent: true,
+      status: '5.1.3',
+      reason: oneLine(error.message),
+      smtpReply: false,
+      host,
+    };
+  }
+  const reason = oneLine(`${host}: ${tlsFailed ? 'TLS: ' : ''}${error.message}`);
+  return { kind: 'failed', permanent: false, status: '4.4.1', reason, smtpReply: false, host };
+}

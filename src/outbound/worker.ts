@@ -1,0 +1,344 @@
+/**
+ * The delivery worker: keeps the schedule of committed jobs (id → next attempt), runs at
+ * most `concurrency` attempts at a time, and records each outcome on disk: sent → the job
+ * is deleted; temporary → attempts, last error and the next attempt (exponential backoff
+ * with jitter) are written; permanent, or older than bounceAfter → a DSN is queued to the
+ * return path (none for the null sender: no bounce loops) and the job is deleted.
+ *
+ * The disk is the truth: each attempt re-reads the job, and a periodic maintenance pass
+ * picks up an operator's `touch queue/flush`, jobs added or removed by hand, and sweeps
+ * stale uncommitted files. Logs name the job, recipient and reply, never content.
+ */
+import type { Logger } from 'pino';
+import { buildDsn } from './dsn.js';
+import type { OutboundMetrics } from './metrics.js';
+import type { JobMeta, QueueStore } from './queue-store.js';
+import { planRoute, type RoutingOptions } from './routing.js';
+import { JobSchedule } from './schedule.js';
+import {
+  type AttemptOutcome,
+  ConnectionTracker,
+  type TlsSettings,
+  attemptDelivery,
+} from './smtp-client.js';
+import type { OutboundMessage } from './types.js';
+
+type Failure = Extract<AttemptOutcome, { kind: 'failed' }>;
+
+export interface WorkerOptions {
+  store: QueueStore;
+  concurrency: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+  bounceAfterMs: number;
+  tls: TlsSettings;
+  routing: RoutingOptions;
+  logger: Logger;
+  metrics: OutboundMetrics;
+  now: () => number;
+  /** Queues and commits a DSN (the queue's own enqueue). */
+  enqueue: (messages: OutboundMessage[]) => Promise<string[]>;
+  maintenanceIntervalMs: number;
+  staleAfterMs: number;
+  closeGraceMs: number;
+}
+
+/** setTimeout's limit; longer waits are re-armed by the maintenance pass. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export class OutboundWorker {
+  private readonly schedule = new JobSchedule();
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly connections = new ConnectionTracker();
+  private timer: NodeJS.Timeout | undefined;
+  private maintenanceTimer: NodeJS.Timeout | undefined;
+  /** The maintenance pass running now, if any (never two at once; close() waits for it). */
+  private maintenance: Promise<void> | undefined;
+  private running = false;
+  /** Set when close() stopped waiting: late outcomes are not written (the job is retried later). */
+  private abandoned = false;
+
+  constructor(private readonly options: WorkerOptions) {}
+
+  /** Reads every committed job; quarantines the unreadable ones. */
+  async load(): Promise<void> {
+    await this.reconcile();
+    const swept = await this.options.store.sweepStale(this.options.staleAfterMs);
+    if (swept.length > 0)
+      this.options.logger.info({ swept }, 'stale uncommitted outbound jobs deleted');
+  }
+
+  add(id: string, nextAttempt: number): void {
+    this.schedule.set(id, nextAttempt);
+    this.updateGauge();
+    this.pump();
+  }
+
+  size(): number {
+    return this.schedule.size;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.maintenanceTimer = setInterval(() => {
+      this.maintenance ??= this.maintain().finally(() => (this.maintenance = undefined));
+    }, this.options.maintenanceIntervalMs);
+    this.maintenanceTimer.unref();
+    this.pump();
+  }
+
+  /** Makes every waiting job due now. */
+  flush(): void {
+    const now = this.options.now();
+    for (const id of this.schedule.ids()) this.schedule.set(id, now);
+    this.pump();
+  }
+
+  async close(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.timer);
+    clearInterval(this.maintenanceTimer);
+    await this.maintenance;
+    const settled = Promise.allSettled([...this.inFlight.values()]);
+    const grace = new Promise<'timeout'>((resolve) =>
+      setTimeout(() => resolve('timeout'), this.options.closeGraceMs).unref(),
+    );
+    if ((await Promise.race([settled, grace])) === 'timeout') {
+      this.abandoned = true;
+      this.connections.closeAll();
+      await settled;
+    }
+  }
+
+  private pump(): void {
+    if (!this.running) return;
+    const now = this.options.now();
+    const free = this.options.concurrency - this.inFlight.size;
+    if (free > 0) {
+      for (const id of this.schedule.takeDue(now, free, (job) => this.inFlight.has(job))) {
+        const attempt = this.run(id)
+          .catch((error: unknown) => {
+            // A disk error while recording: keep the job and try again later, not in a loop.
+            this.options.logger.error(
+              { job: id, err: errorSummary(error) },
+              'outbound job attempt failed locally',
+            );
+            if (this.schedule.has(id))
+              this.schedule.set(id, this.options.now() + this.options.retryInitialMs);
+          })
+          .finally(() => {
+            this.inFlight.delete(id);
+            this.pump();
+          });
+        this.inFlight.set(id, attempt);
+      }
+    }
+    this.armTimer(now);
+  }
+
+  private armTimer(now: number): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.inFlight.size >= this.options.concurrency) return;
+    const next = this.schedule.nextTime((job) => this.inFlight.has(job));
+    if (next === undefined) return;
+    this.timer = setTimeout(() => this.pump(), Math.min(Math.max(0, next - now), MAX_TIMER_MS));
+    this.timer.unref();
+  }
+
+  private async run(id: string): Promise<void> {
+    const { store } = this.options;
+    const state = await store.read(id);
+    if (state.kind === 'missing') {
+      this.forget(id);
+      return;
+    }
+    if (state.kind === 'corrupt') {
+      await this.quarantine(id, state.reason);
+      return;
+    }
+    const job = state.meta;
+    const plan = await planRoute(job.to, this.options.routing);
+    const outcome: AttemptOutcome =
+      plan.kind === 'failed'
+        ? {
+            kind: 'failed',
+            permanent: plan.permanent,
+            status: plan.status,
+            reason: plan.reason,
+            smtpReply: false,
+          }
+        : await attemptDelivery(
+            { mailFrom: job.mailFrom, to: job.to, messagePath: store.messagePath(id) },
+            plan.hops,
+            this.options.tls,
+            this.connections,
+          );
+    if (this.abandoned) return;
+    const attempted: JobMeta = { ...job, attempts: job.attempts + 1 };
+    if (outcome.kind === 'sent') {
+      await this.remove(id);
+      this.options.metrics.deliveries.inc({ outcome: 'sent' });
+      this.options.logger.info(
+        {
+          job: id,
+          to: job.to,
+          host: outcome.host,
+          reply: outcome.reply,
+          attempts: attempted.attempts,
+        },
+        'outbound message delivered',
+      );
+      return;
+    }
+    const expired = this.options.now() - job.created >= this.options.bounceAfterMs;
+    if (outcome.permanent || expired) {
+      await this.fail(attempted, outcome, expired && !outcome.permanent);
+      return;
+    }
+    await this.defer(attempted, outcome);
+  }
+
+  private async defer(job: JobMeta, failure: Failure): Promise<void> {
+    const now = this.options.now();
+    const backoff = Math.min(
+      this.options.retryMaxMs,
+      this.options.retryInitialMs * 2 ** (job.attempts - 1),
+    );
+    // Jitter spreads the retries of many jobs that failed together (a remote outage).
+    const delay = Math.round(backoff * (1 - 0.25 * Math.random()));
+    const nextAttempt = Math.min(now + delay, job.created + this.options.bounceAfterMs);
+    await this.options.store.update({ ...job, nextAttempt, lastError: failure.reason });
+    this.schedule.set(job.id, nextAttempt);
+    this.options.metrics.deliveries.inc({ outcome: 'deferred' });
+    this.options.logger.warn(
+      {
+        job: job.id,
+        to: job.to,
+        reply: failure.reason,
+        attempts: job.attempts,
+        nextAttempt: new Date(nextAttempt).toISOString(),
+      },
+      'outbound message deferred',
+    );
+  }
+
+  private async fail(job: JobMeta, failure: Failure, expired: boolean): Promise<void> {
+    const { store, logger } = this.options;
+    const fields = {
+      job: job.id,
+      to: job.to,
+      reply: failure.reason,
+      status: failure.status,
+      attempts: job.attempts,
+      expired,
+    };
+    if (job.mailFrom === '') {
+      await this.remove(job.id);
+      logger.warn(
+        fields,
+        'outbound message with null sender failed; dropped (no bounce for a bounce)',
+      );
+      this.options.metrics.deliveries.inc({ outcome: 'dropped' });
+      return;
+    }
+    const dsn = buildDsn({
+      job,
+      failure: {
+        ...failure,
+        expired,
+        ...(failure.host === undefined ? {} : { remoteMta: failure.host }),
+      },
+      originalHeaders: await store.readHeaders(job.id),
+      reportingMta: this.options.tls.heloName,
+      bounceAfterMs: this.options.bounceAfterMs,
+      now: this.options.now(),
+    });
+    // Queued before the job is deleted: a crash in between repeats the bounce, never loses it.
+    const [dsnJob] = await this.options.enqueue([
+      { mailFrom: '', to: job.mailFrom, message: dsn, origin: { kind: 'dsn', job: job.id } },
+    ]);
+    await this.remove(job.id);
+    logger.warn(
+      { ...fields, returnPath: job.mailFrom, dsnJob },
+      'outbound message failed; bounce queued',
+    );
+    this.options.metrics.deliveries.inc({ outcome: 'bounced' });
+  }
+
+  /** Deletes a finished job (disk first, then the schedule), before its outcome is counted. */
+  private async remove(id: string): Promise<void> {
+    await this.options.store.remove(id);
+    this.forget(id);
+  }
+
+  private async quarantine(name: string, reason: string): Promise<void> {
+    try {
+      const path = await this.options.store.moveToQuarantine(name, this.options.now());
+      this.options.logger.error({ job: name, reason, path }, 'unreadable outbound job quarantined');
+      this.options.metrics.quarantined.inc();
+    } catch (error) {
+      this.options.logger.error(
+        { job: name, reason, err: errorSummary(error) },
+        'unreadable outbound job could not be moved aside',
+      );
+    }
+    this.forget(name);
+  }
+
+  private forget(id: string): void {
+    this.schedule.delete(id);
+    this.updateGauge();
+  }
+
+  private updateGauge(): void {
+    this.options.metrics.queueSize.set(this.schedule.size);
+  }
+
+  /** Brings the schedule in line with pending/ (jobs an operator added, moved back or deleted). */
+  private async reconcile(): Promise<void> {
+    // Only jobs known before the listing can be missing from it (one added meanwhile is not).
+    const known = this.schedule.ids();
+    const names = await this.options.store.listPending();
+    const present = new Set(names);
+    for (const id of known) if (!present.has(id) && !this.inFlight.has(id)) this.forget(id);
+    for (const name of names) {
+      if (this.schedule.has(name) || this.inFlight.has(name)) continue;
+      const state = await this.options.store.read(name);
+      if (state.kind === 'ok') this.schedule.set(name, state.meta.nextAttempt);
+      else if (state.kind === 'corrupt') await this.quarantine(name, state.reason);
+    }
+    this.updateGauge();
+  }
+
+  private async maintain(): Promise<void> {
+    try {
+      const flush = await this.options.store.takeFlushRequest();
+      await this.reconcile();
+      const swept = await this.options.store.sweepStale(this.options.staleAfterMs);
+      if (swept.length > 0)
+        this.options.logger.info({ swept }, 'stale uncommitted outbound jobs deleted');
+      if (flush) {
+        this.options.logger.info(
+          { jobs: this.schedule.size },
+          'outbound queue flushed: every job is due now',
+        );
+        this.flush();
+      } else {
+        this.pump();
+      }
+    } catch (error) {
+      this.options.logger.error({ err: errorSummary(error) }, 'outbound queue maintenance failed');
+    }
+  }
+}
+
+function errorSummary(error: unknown): { name: string; message: string; code?: string } {
+  const failure = error as NodeJS.ErrnoException;
+  return {
+    name: failure.name,
+    message: failure.message,
+    ...(failure.code ? { code: failure.code } : {}),
+  };
+}

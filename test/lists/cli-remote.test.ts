@@ -1,0 +1,264 @@
+/**
+ * Issue 8, a remote member end to end: a real `recrypt start` process; a list owner's
+ * CLI creates a list and invites an address of another domain with --remote; that person,
+ * with nothing but an openssl-made certificate and an OpenSSL 3 default .p12, runs
+ * `recrypt list join` on their own machine; the owner admits the join token; `list show`
+ * marks them remote, and the gateway's key store holds rk with rk·D = G_list, before and
+ * after `list rotate`. Then posts through the gateway's MX (swaks): Carol's copy leaves
+ * through the outbound queue, arrives at her provider's MX (a real SMTP server here) and
+ * decrypts with her own key; on a moderated list a stranger's post is held until the
+ * owner's `recrypt list held` reads it and `recrypt list approve` releases it.
+ */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadOrCreateGatewayKey, openKeyStore } from '../../src/keystore/index.js';
+import { readOwnerKeyFile } from '../../src/owner/key-file.js';
+import { readListKeyFile } from '../../src/owner/list-key-file.js';
+import { certificatePublicPoint, multiplyPoint } from '../../src/recrypt/index.js';
+import { requireBinary } from '../helpers/binaries.js';
+import { runCli } from '../helpers/cli-run.js';
+import { startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
+import { freePort } from '../helpers/ports.js';
+import { startRemoteMx, type RemoteMx } from '../helpers/lists-remote.js';
+import { runOpenssl } from '../helpers/openssl.js';
+import { makeRemoteIdentity, type RemoteIdentity } from '../helpers/remote-identity.js';
+import { swaks, swaksReplies } from '../helpers/smtp-senders.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const tmp = tempDir('recrypt-remote-cli-');
+const configFile = join(tmp.path, 'recrypt.yaml');
+const dataDir = join(tmp.path, 'data');
+const certFile = join(dataDir, 'tls', 'cert.pem');
+const OWNER = 'lead@example.org';
+const LIST = 'team@example.org';
+const REMOTE = 'Carol@Elsewhere.example';
+const PASSPHRASE = 'correct horse battery staple';
+const P12_PASSWORD = 'carol p12 password';
+const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, storeImap: 0, storeLmtp: 0 };
+let gateway: Spawned | undefined;
+const ownerDir = join(tmp.path, 'owner');
+const remoteDir = join(tmp.path, 'carol');
+let carol: RemoteIdentity;
+let remoteMx: RemoteMx;
+
+const owner = (args: string[]) =>
+  runCli(args, { cwd: ownerDir, env: { RECRYPT_PASSPHRASE: PASSPHRASE } });
+
+function ready(): boolean {
+  try {
+    const status = execFileSync(
+      'curl',
+      [
+        '-s',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '--cacert',
+        certFile,
+        `https://127.0.0.1:${ports.admin}/readyz`,
+      ],
+      { encoding: 'utf8', input: '' },
+    );
+    return status === '200';
+  } catch {
+    return false;
+  }
+}
+
+/** Does the key the gateway holds for the remote member map D to the list group's key? */
+async function remoteKeyMapsTo(groupId: string, listCertificate: Uint8Array): Promise<boolean> {
+  const keyStore = await openKeyStore(
+    { kind: 'sqlite', path: 'keystore.sqlite' },
+    { gatewayKey: loadOrCreateGatewayKey(dataDir), dataDir },
+  );
+  try {
+    const key = (await keyStore.listKeysForMember(REMOTE)).find((k) => k.groupId === groupId);
+    if (key === undefined) return false;
+    const moved = multiplyPoint(certificatePublicPoint(carol.der), key.rk);
+    return Buffer.from(moved).equals(Buffer.from(certificatePublicPoint(listCertificate)));
+  } finally {
+    await keyStore.close();
+  }
+}
+
+beforeAll(async () => {
+  for (const name of ['curl', 'openssl']) requireBinary(name);
+  for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
+  remoteMx = await startRemoteMx();
+  writeFileSync(
+    configFile,
+    [
+      'dataDir: ./data',
+      'logLevel: warn',
+      `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
+      `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
+      `admin: { port: ${ports.admin} }`,
+      `mailStore: { kind: embedded, imapPort: ${ports.storeImap}, lmtpPort: ${ports.storeLmtp} }`,
+      // Carol's provider: its MX is the test's SMTP server (there is no DNS here).
+      `outbound: { routes: { elsewhere.example: '127.0.0.1:${remoteMx.port}' }, retryInitial: 1s }`,
+    ].join('\n'),
+  );
+  gateway = startRecrypt(['--config', configFile], tmp.path);
+  const run = gateway;
+  await waitFor('the gateway to be ready', () => {
+    if (run.child.exitCode !== null) throw new Error(`gateway exited: ${run.output()}`);
+    return ready();
+  });
+  const added = await runCli(['user', 'add', OWNER, '--config', configFile], { cwd: tmp.path });
+  expect(added.stderr).toBe('');
+  const token = /enrolment token .*: (\S+)$/m.exec(added.stdout)![1]!;
+  mkdirSync(ownerDir);
+  copyFileSync(certFile, join(ownerDir, 'gateway-cert.pem'));
+  const init = await owner([
+    'owner',
+    'init',
+    OWNER,
+    '--token',
+    token,
+    '--gateway',
+    `https://127.0.0.1:${ports.admin}`,
+    '--ca',
+    'gateway-cert.pem',
+  ]);
+  expect(init.stderr).toBe('');
+  mkdirSync(remoteDir);
+  carol = await makeRemoteIdentity({
+    dir: remoteDir,
+    name: 'carol',
+    address: REMOTE,
+    keyUsage: 'digitalSignature,keyAgreement',
+    p12Password: P12_PASSWORD,
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await gateway?.stop(5000);
+  await remoteMx?.close();
+  tmp.remove();
+});
+
+describe('recrypt list join (a remote member)', () => {
+  it('invite --remote, join with an OpenSSL 3 .p12, admit, show, rotate', async () => {
+    expect((await owner(['list', 'create', LIST])).code).toBe(0);
+    const invited = await owner(['list', 'invite', LIST, REMOTE, '--remote']);
+    expect(invited.stderr).toBe('');
+    const invitation = invited.stdout.split('\n').find((l) => l.startsWith('rli1.'));
+    expect(invitation).toBeDefined();
+    const fingerprint = execFileSync(
+      'openssl',
+      ['x509', '-in', certFile, '-noout', '-fingerprint', '-sha256'],
+      {
+        encoding: 'utf8',
+      },
+    )
+      .trim()
+      .split('=')[1]!;
+    expect(invited.stdout).toContain(`certificate SHA-256 ${fingerprint}`);
+
+    // Carol's machine: no owner key, no account; only her .p12 and the invitation.
+    const joined = await runCli(
+      ['list', 'join', invitation!, '--p12', carol.p12File!, '--password-file', 'carol.p12pass'],
+      { cwd: remoteDir },
+    );
+    expect(joined.stderr).toBe('');
+    expect(joined.code).toBe(0);
+    expect(joined.stdout).toContain(fingerprint);
+    const joinToken = joined.stdout.split('\n').find((l) => l.startsWith('rlj1.'));
+    expect(joinToken).toBeDefined();
+    // The invite was used up by that join.
+    const again = await runCli(
+      ['list', 'join', invitation!, '--key', carol.keyFile, '--cert', carol.certFile],
+      { cwd: remoteDir },
+    );
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/invite already used/);
+
+    const admitted = await owner(['list', 'admit', joinToken!]);
+    expect(admitted.stderr).toBe('');
+    expect(admitted.stdout).toContain(`${REMOTE.toLowerCase()} joined ${LIST}`);
+    const carolFingerprint = execFileSync(
+      'openssl',
+      ['x509', '-in', carol.certFile, '-noout', '-fingerprint', '-sha256'],
+      { encoding: 'utf8' },
+    )
+      .trim()
+      .split('=')[1]!;
+    expect(admitted.stdout).toContain(`certificate SHA-256 ${carolFingerprint}`);
+    const shown = await owner(['list', 'show', LIST]);
+    expect(shown.stdout).toMatch(new RegExp(`member ${REMOTE.toLowerCase()} \\(remote, since `));
+
+    const ownerKey = await readOwnerKeyFile(join(ownerDir, 'owner.key'), PASSPHRASE);
+    const listFile = join(ownerDir, `${LIST}.list.key`);
+    const first = readListKeyFile(listFile, ownerKey).groups[0]!;
+    expect(await remoteKeyMapsTo(first.groupId, first.certificate)).toBe(true);
+
+    const rotated = await owner(['list', 'rotate', LIST]);
+    expect(rotated.stderr).toBe('');
+    const next = readListKeyFile(listFile, ownerKey).groups[1]!;
+    expect(await remoteKeyMapsTo(next.groupId, next.certificate)).toBe(true);
+    expect(await remoteKeyMapsTo(next.groupId, first.certificate)).toBe(false);
+  });
+
+  it('posts reach the remote member over SMTP; a moderated post waits for approval', async () => {
+    const post = async (from: string, subject: string, marker: string) =>
+      swaks(
+        [
+          '--server',
+          '127.0.0.1',
+          '--port',
+          String(ports.smtp),
+          '--from',
+          from,
+          '--to',
+          LIST,
+          '--tls-optional',
+        ],
+        Buffer.from(
+          `From: <${from}>\r\nTo: <${LIST}>\r\nSubject: ${subject}\r\n` +
+            `Message-ID: <${subject.length}.${Date.now()}@example.org>\r\n\r\n${marker}\r\n`,
+        ),
+      );
+    const decryptForCarol = (raw: Buffer) =>
+      runOpenssl(
+        [
+          'cms',
+          '-decrypt',
+          '-binary',
+          '-inform',
+          'SMIME',
+          '-recip',
+          carol.certFile,
+          '-inkey',
+          carol.keyFile,
+        ],
+        raw,
+      );
+
+    const sent = await post(OWNER, 'plans', 'REMOTEPOST1');
+    expect(swaksReplies(sent.transcript).at(-2)).toMatch(/^250 .*queued for 1 remote member/);
+    const [copy] = await remoteMx.waitFor(1);
+    expect(copy!.mailFrom).toBe('team-bounces@example.org');
+    expect(copy!.rcptTo).toEqual([REMOTE.toLowerCase()]);
+    expect(copy!.raw.includes(Buffer.from('REMOTEPOST1'))).toBe(false);
+    const plain = (await decryptForCarol(copy!.raw)).toString('latin1');
+    expect(plain).toContain('REMOTEPOST1');
+    expect(plain).toContain('List-Id: <team.example.org>');
+
+    expect((await owner(['list', 'policy', LIST, 'moderated'])).code).toBe(0);
+    const held = await post('stranger@example.net', 'may I post?', 'HELDPOST2');
+    expect(swaksReplies(held.transcript).at(-2)).toMatch(/^250 .*held for moderation/);
+    const shown = await owner(['list', 'held', LIST]);
+    expect(shown.stderr).toBe('');
+    expect(shown.stdout).toContain('may I post?');
+    const id = /\b([0-9a-f]{32})\b/.exec(shown.stdout)![1]!;
+    expect(remoteMx.received).toHaveLength(1);
+    const approved = await owner(['list', 'approve', LIST, id]);
+    expect(approved.stderr).toBe('');
+    const copies = await remoteMx.waitFor(2);
+    expect((await decryptForCarol(copies[1]!.raw)).toString('latin1')).toContain('HELDPOST2');
+    expect((await owner(['list', 'held', LIST])).stdout).not.toContain(id);
+  });
+});
