@@ -18,6 +18,7 @@ import {
   publicPoint,
   randomScalar,
   recipientIdOf,
+  recryptForCertificate,
   recryptionKey,
   type Scalar,
 } from '../src/recrypt/index.js';
@@ -124,4 +125,52 @@ export async function run(): Promise<void> {
     '\n(ours = one wrapMessage to the list group + N × (composeKeys + planRecrypt + applyEdits);' +
       ' theirs = one decryptMessage + N × wrapMessage; CPU = process.cpuUsage user+system)',
   );
+  await remoteMembers(gList, listCert, listIdHex, certs, devices);
+}
+
+/**
+ * Remote members: each gets a copy sent over SMTP, so the copy is made at post time. Ours
+ * rebuilds the recipient infos for their certificate and copies the encrypted content
+ * (recryptForCertificate); theirs encrypts the content again for them.
+ */
+async function remoteMembers(
+  gList: Scalar,
+  listCert: Uint8Array,
+  listIdHex: string,
+  certs: Array<{ der: Uint8Array; id: Uint8Array }>,
+  devices: Array<{ listKey: Scalar }>,
+): Promise<void> {
+  console.log('\nremote members (copies made at post time, sent by the outbound queue)');
+  console.log(
+    'size     N     ours CPU ms  theirs CPU ms   CPU ratio   ours bytes enc.  theirs bytes enc.',
+  );
+  for (const [label, size] of [
+    ['100 KB', 100 * 1024],
+    ['5 MB', 5 * 1024 * 1024],
+  ] as const) {
+    const post = postOfSize(size);
+    let stored: Uint8Array = new Uint8Array(0);
+    const encryptOnce = cpuMs(() => {
+      stored = wrapMessage(post, listCert);
+    });
+    for (const n of [10, 100]) {
+      const copies = cpuMs(() => {
+        for (let i = 0; i < n; i++) {
+          const keys = new Map([[listIdHex, devices[i]!.listKey]]);
+          recryptForCertificate(stored, keys, certs[i % certs.length]!.der);
+        }
+      });
+      const theirs = cpuMs(() => {
+        const plain = decryptMessage(stored, {
+          secret: gList,
+          recipientId: recipientIdOf(listCert),
+        });
+        for (let i = 0; i < n; i++) wrapMessage(plain, certs[i % certs.length]!.der);
+      });
+      const ours = encryptOnce + copies;
+      console.log(
+        `${label.padEnd(6)} ${String(n).padStart(5)} ${fmt(ours)} ${fmt(theirs, 1).padStart(14)} ${fmt(theirs / ours, 1).padStart(10)}× ${String(size).padStart(16)} ${String(n * size).padStart(18)}`,
+      );
+    }
+  }
 }

@@ -10,7 +10,7 @@
  * owner's `recrypt list held` reads it and `recrypt list approve` releases it.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateGatewayKey, openKeyStore } from '../../src/keystore/index.js';
@@ -22,7 +22,7 @@ import { runCli } from '../helpers/cli-run.js';
 import { startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
 import { freePort } from '../helpers/ports.js';
 import { startRemoteMx, type RemoteMx } from '../helpers/lists-remote.js';
-import { runOpenssl } from '../helpers/openssl.js';
+import { decryptWith } from '../helpers/proxy-pki.js';
 import { makeRemoteIdentity, type RemoteIdentity } from '../helpers/remote-identity.js';
 import { swaks, swaksReplies } from '../helpers/smtp-senders.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -222,20 +222,7 @@ describe('recrypt list join (a remote member)', () => {
         ),
       );
     const decryptForCarol = (raw: Buffer) =>
-      runOpenssl(
-        [
-          'cms',
-          '-decrypt',
-          '-binary',
-          '-inform',
-          'SMIME',
-          '-recip',
-          carol.certFile,
-          '-inkey',
-          carol.keyFile,
-        ],
-        raw,
-      );
+      decryptWith(raw, { certDer: carol.der, certPath: carol.certFile, keyPath: carol.keyFile });
 
     const sent = await post(OWNER, 'plans', 'REMOTEPOST1');
     expect(swaksReplies(sent.transcript).at(-2)).toMatch(/^250 .*queued for 1 remote member/);
@@ -260,5 +247,14 @@ describe('recrypt list join (a remote member)', () => {
     const copies = await remoteMx.waitFor(2);
     expect((await decryptForCarol(copies[1]!.raw)).toString('latin1')).toContain('HELDPOST2');
     expect((await owner(['list', 'held', LIST])).stdout).not.toContain(id);
+
+    // The gateway kept posts, held posts and queued copies only as ciphertext.
+    const files = readdirSync(dataDir, { recursive: true, withFileTypes: true })
+      .filter((entry) => entry.isFile())
+      .map((entry) => join(entry.parentPath, entry.name));
+    expect(files.some((file) => file.endsWith('keystore.sqlite'))).toBe(true);
+    for (const file of [...files, configFile])
+      for (const marker of ['REMOTEPOST1', 'HELDPOST2'])
+        expect(readFileSync(file).includes(Buffer.from(marker))).toBe(false);
   });
 });
