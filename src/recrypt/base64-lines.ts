@@ -16,12 +16,14 @@ export function base64LinesLength(inputLength: number): number {
 export class Base64LineWriter {
   private readonly carry = Buffer.alloc(LINE_BYTES);
   private carried = 0;
-  private readonly text = Buffer.alloc(BATCH_LINES * LINE_CHARS);
+  private readonly view: Buffer;
 
   constructor(
     private readonly out: Uint8Array,
     private at: number,
-  ) {}
+  ) {
+    this.view = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  }
 
   /** Where the next byte would go; after `end()`, the end of what was written. */
   get offset(): number {
@@ -55,11 +57,21 @@ export class Base64LineWriter {
 
   /** `bytes` is whole lines, except for the very last call. */
   private encodeLines(bytes: Buffer): void {
-    const length = this.text.write(bytes.toString('base64'), 0, 'latin1');
-    for (let at = 0; at < length; at += LINE_CHARS) {
-      this.at += this.text.copy(this.out, this.at, at, Math.min(at + LINE_CHARS, length));
-      this.out[this.at++] = 0x0d;
-      this.out[this.at++] = 0x0a;
+    // Encoded straight into the output, then the lines are moved apart from the last one
+    // back (one native copyWithin each): half the time of copying each line from a
+    // scratch buffer, which showed in the MX's and the list copies' profiles.
+    const length = this.view.write(bytes.toString('base64'), this.at, 'latin1');
+    const lines = Math.ceil(length / LINE_CHARS);
+    let to = this.at + length + 2 * lines;
+    for (let line = lines - 1; line >= 0; line--) {
+      const start = this.at + line * LINE_CHARS;
+      const stop = Math.min(start + LINE_CHARS, this.at + length);
+      to -= 2;
+      this.out[to] = 0x0d;
+      this.out[to + 1] = 0x0a;
+      to -= stop - start;
+      this.out.copyWithin(to, start, stop);
     }
+    this.at += length + 2 * lines;
   }
 }
