@@ -1,8 +1,12 @@
-/** Operator commands (on the gateway machine): `init`, `user add|list|remove`, `config check`. */
+/**
+ * Operator commands (on the gateway machine): `init`, `user add|list|remove`,
+ * `queue list|flush`, `config check`.
+ */
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { DEFAULT_CONFIG_FILE, resolveOperatorContext } from '../operator/context.js';
 import { initGateway } from '../operator/init.js';
+import { listQueue, requestFlush } from '../operator/queue.js';
 import { addUser, listUsers, removeUser } from '../operator/users.js';
 import { print } from '../output.js';
 
@@ -65,6 +69,34 @@ export function register(program: Command): void {
     .action(async (address: string, opts: { config?: string }) => {
       await removeUser(resolveOperatorContext(opts.config), address);
       print(`removed ${address}`);
+    });
+
+  const queue = program
+    .command('queue')
+    .description('operator: the outbound queue (remote list members, notices, bounce reports)');
+  queue
+    .command('list')
+    .description('the messages waiting: id, recipient, attempts, next attempt, last reply')
+    .option('--config <file>', CONFIG_HELP)
+    .action(async (opts: { config?: string }) => {
+      const { jobs, unreadable } = await listQueue(resolveOperatorContext(opts.config));
+      if (jobs.length === 0 && unreadable.length === 0) print('the outbound queue is empty');
+      for (const job of jobs) {
+        const from = job.mailFrom === '' ? '<>' : job.mailFrom;
+        const next = new Date(job.nextAttempt).toISOString();
+        const last = job.lastError === undefined ? '' : `\t${job.lastError}`;
+        print(
+          `${job.id}\t${job.to}\tfrom ${from}\t${job.attempts} attempt(s)\tnext ${next}${last}`,
+        );
+      }
+      for (const entry of unreadable) print(`${entry.id}\tunreadable: ${entry.reason}`);
+    });
+  queue
+    .command('flush')
+    .description('ask the running gateway to retry every waiting message now (within a minute)')
+    .option('--config <file>', CONFIG_HELP)
+    .action((opts: { config?: string }) => {
+      print(`flush requested (${requestFlush(resolveOperatorContext(opts.config))})`);
     });
 
   program

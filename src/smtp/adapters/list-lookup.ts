@@ -72,17 +72,30 @@ export async function listLookup(
       if (held(mailFrom) && lists.held !== undefined) {
         const post = await lists.held.hold(list.address, mailFrom, ciphertext);
         options.logger.info({ list: list.address, id: post.id, bytes: post.bytes }, 'post held');
-        await lists.notices.send({
-          to: list.owner,
-          from: controlAddress(list.address, 'owner'),
-          subject: `Post to ${list.address} held for moderation`,
-          text:
-            `A post from ${mailFrom} to ${list.address} (${post.bytes} bytes) waits for you.\n` +
-            `Only your list key can read it. Look at it and decide with:\n\n` +
-            `    recrypt list held ${list.address}\n` +
-            `    recrypt list approve ${list.address} ${post.id}\n` +
-            `    recrypt list reject ${list.address} ${post.id} --reason "..."\n`,
-        });
+        // The post is held durably: a notice that cannot be stored now must not make the
+        // sender retry (that would hold it twice). The owner still sees it in `list held`.
+        await lists.notices
+          .send({
+            to: list.owner,
+            from: controlAddress(list.address, 'owner'),
+            subject: `Post to ${list.address} held for moderation`,
+            text:
+              `A post from ${mailFrom} to ${list.address} (${post.bytes} bytes) waits for you.\n` +
+              `Only your list key can read it. Look at it and decide with:\n\n` +
+              `    recrypt list held ${list.address}\n` +
+              `    recrypt list approve ${list.address} ${post.id}\n` +
+              `    recrypt list reject ${list.address} ${post.id} --reason "..."\n`,
+          })
+          .catch((error: Error) =>
+            options.logger.warn(
+              {
+                list: list.address,
+                id: post.id,
+                err: { name: error.name, message: error.message },
+              },
+              'held-post notice not sent',
+            ),
+          );
         return `held for moderation by the owner of ${list.address}`;
       }
       const result = await lists.delivery.deliverPost(list.address, mailFrom, ciphertext);
