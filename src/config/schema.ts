@@ -98,6 +98,20 @@ const outbound = z.strictObject({
   relay: outboundRelay.optional(),
   /** Per-domain next hop that wins over relay and DNS, e.g. the gateway's own domains → its MX. */
   routes: z.record(z.string().min(1), hostAndPort).default({}),
+  /**
+   * DKIM keys by the envelope sender's domain: copies a list sends from
+   * <list>-bounces@<domain> are signed with that domain's key.
+   */
+  dkim: z
+    .record(
+      z.string().min(1),
+      z.strictObject({
+        selector: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a DNS label, e.g. s2026'),
+        /** PEM private key (RSA or Ed25519); used as given (absolute paths are best). */
+        privateKeyFile: z.string().min(1),
+      }),
+    )
+    .default({}),
   /** Send only over STARTTLS with a verified certificate (else opportunistic). */
   requireTls: z.boolean().default(false),
   /** Verify the certificate whenever TLS is used. */

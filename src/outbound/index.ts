@@ -4,10 +4,14 @@
  * directory, loads every committed job, and returns the queue; `start()` begins delivery.
  * How it works and what an operator sees: docs/outbound.md.
  */
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { domainToASCII } from 'node:url';
 import type { Logger } from 'pino';
 import type { OutboundConfig } from '../config/schema.js';
 import { readSecretFile } from '../gateway/secrets.js';
+import { StartupError } from '../gateway/startup-errors.js';
 import { type OutboundMetrics, createOutboundMetrics } from './metrics.js';
 import { type NewJob, QueueStore } from './queue-store.js';
 import { type MxResolver, type RoutingOptions, systemResolver } from './routing.js';
@@ -71,6 +75,20 @@ function checkMessage(message: OutboundMessage, index: number): NewJob {
   };
 }
 
+/** A DKIM private key file, checked at start: a broken one would fail every signed delivery. */
+function readDkimKey(path: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+    createPrivateKey(pem);
+  } catch (error) {
+    throw new StartupError(
+      `outbound.dkim: cannot use ${path} as a private key: ${(error as Error).message}`,
+    );
+  }
+  return pem;
+}
+
 export async function openOutboundQueue(
   options: OpenOutboundQueueOptions,
 ): Promise<OutboundQueueHandle> {
@@ -79,6 +97,16 @@ export async function openOutboundQueue(
   const logger = options.logger.child({ part: 'outbound' });
   const metrics = options.metrics ?? createOutboundMetrics();
   const store = await QueueStore.open(options.dir);
+  const dkimKeys = new Map(
+    Object.entries(config.dkim).map(([domain, key]) => [
+      domainToASCII(domain.toLowerCase()) || domain.toLowerCase(),
+      {
+        domainName: domain.toLowerCase(),
+        keySelector: key.selector,
+        privateKey: readDkimKey(key.privateKeyFile),
+      },
+    ]),
+  );
   const relayPassword =
     config.relay?.passwordFile === undefined
       ? undefined
@@ -101,6 +129,7 @@ export async function openOutboundQueue(
     retryInitialMs: config.retryInitial,
     retryMaxMs: config.retryMax,
     bounceAfterMs: config.bounceAfter,
+    dkimKeys,
     tls: {
       heloName: config.heloName ?? hostname(),
       requireTls: config.requireTls,

@@ -35,10 +35,18 @@ export type TlsSettings = Pick<
   'requireTls' | 'verifyTls' | 'connectTimeout' | 'greetingTimeout' | 'socketTimeout'
 > & { heloName: string };
 
+export interface DkimKey {
+  domainName: string;
+  keySelector: string;
+  privateKey: string;
+}
+
 export interface Envelope {
   mailFrom: string;
   to: string;
   messagePath: string;
+  /** Signs the message on its way out (nodemailer's DKIM signer, relaxed/relaxed). */
+  dkim?: DkimKey;
 }
 
 interface SmtpError extends Error {
@@ -140,6 +148,7 @@ async function sendVia(
     const info = (await transport.sendMail({
       envelope: { from: envelope.mailFrom, to: [envelope.to] },
       raw: { path: envelope.messagePath },
+      ...(envelope.dkim === undefined ? {} : { dkim: envelope.dkim }),
     })) as { response?: string };
     return {
       outcome: { kind: 'sent', reply: oneLine(info.response ?? '250'), host: hop.host },

@@ -13,11 +13,13 @@ import type { Logger } from 'pino';
 import { buildDsn } from './dsn.js';
 import type { OutboundMetrics } from './metrics.js';
 import type { JobMeta, QueueStore } from './queue-store.js';
-import { planRoute, type RoutingOptions } from './routing.js';
+import { domainOf, planRoute, type RoutingOptions } from './routing.js';
 import { JobSchedule } from './schedule.js';
 import {
   type AttemptOutcome,
   ConnectionTracker,
+  type DkimKey,
+  type Envelope,
   type TlsSettings,
   attemptDelivery,
 } from './smtp-client.js';
@@ -32,6 +34,8 @@ export interface WorkerOptions {
   retryMaxMs: number;
   bounceAfterMs: number;
   tls: TlsSettings;
+  /** DKIM keys by envelope sender domain (lower-case ASCII). */
+  dkimKeys?: ReadonlyMap<string, DkimKey>;
   routing: RoutingOptions;
   logger: Logger;
   metrics: OutboundMetrics;
@@ -147,6 +151,17 @@ export class OutboundWorker {
     this.timer.unref();
   }
 
+  private envelopeOf(job: JobMeta, messagePath: string): Envelope {
+    const dkim =
+      job.mailFrom === '' ? undefined : this.options.dkimKeys?.get(domainOf(job.mailFrom));
+    return {
+      mailFrom: job.mailFrom,
+      to: job.to,
+      messagePath,
+      ...(dkim === undefined ? {} : { dkim }),
+    };
+  }
+
   private async run(id: string): Promise<void> {
     const { store } = this.options;
     const state = await store.read(id);
@@ -170,7 +185,7 @@ export class OutboundWorker {
             smtpReply: false,
           }
         : await attemptDelivery(
-            { mailFrom: job.mailFrom, to: job.to, messagePath: store.messagePath(id) },
+            this.envelopeOf(job, store.messagePath(id)),
             plan.hops,
             this.options.tls,
             this.connections,

@@ -187,6 +187,7 @@ describe('outbound config', () => {
     expect(configSchema.parse({}).outbound).toEqual({
       concurrency: 4,
       routes: {},
+      dkim: {},
       requireTls: false,
       verifyTls: false,
       connectTimeout: 30_000,
