@@ -4,7 +4,8 @@
  * (RFC 3834) so that no auto-responder answers them. A user of this gateway gets the
  * notice like any other mail: encrypted on arrival to their group and stored over LMTP,
  * before `send` resolves. Anyone else gets it through the outbound queue, with the null
- * sender (a notice must not bounce back to the gateway).
+ * sender (a notice must not bounce back to the gateway), encrypted to their certificate
+ * when the caller knows it (a remote list member).
  */
 import { randomBytes } from 'node:crypto';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
@@ -47,8 +48,10 @@ export function noticeSender(options: NoticeSenderOptions): NoticeSender {
       const message = await composeNotice(notice, options.hostname);
       const user = await options.keyStore.getUser(notice.to);
       if (user === null) {
+        const sealed =
+          notice.encryptTo === undefined ? message : wrapMessage(message, notice.encryptTo);
         await options.queue.enqueue([
-          { mailFrom: '', to: notice.to, message, origin: { kind: 'notice' } },
+          { mailFrom: '', to: notice.to, message: sealed, origin: { kind: 'notice' } },
         ]);
         return;
       }

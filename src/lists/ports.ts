@@ -52,6 +52,11 @@ export interface Notice {
   text: string;
   /** Extra header fields, e.g. { 'Reply-To': '…' }. */
   headers?: Record<string, string>;
+  /**
+   * A recipient elsewhere with a known S/MIME certificate (a remote list member): the
+   * notice is encrypted to it, so what it carries (a confirmation address) is theirs alone.
+   */
+  encryptTo?: Uint8Array;
 }
 
 export interface NoticeSender {

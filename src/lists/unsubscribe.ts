@@ -25,8 +25,8 @@ export interface UnsubscribeDeps {
   logger: Logger;
 }
 
-const isMember = async (deps: UnsubscribeDeps, list: string, address: string) =>
-  (await deps.keyStore.listMembers(list)).some((member) => member.address === address);
+const memberOf = async (deps: UnsubscribeDeps, list: string, address: string) =>
+  (await deps.keyStore.listMembers(list)).find((member) => member.address === address);
 
 /** After a mail to team-unsubscribe@: a confirmation to the sender if they are a member. */
 export async function requestUnsubscribe(
@@ -35,7 +35,8 @@ export async function requestUnsubscribe(
   sender: string,
 ): Promise<string> {
   const member = sender.trim().toLowerCase();
-  if (await isMember(deps, list.address, member)) {
+  const record = await memberOf(deps, list.address, member);
+  if (record !== undefined) {
     const token = confirmationToken(deps.secret, list.address, member, (deps.now ?? Date.now)());
     const at = list.address.lastIndexOf('@');
     const confirm = `${list.address.slice(0, at)}-confirm+${token}${list.address.slice(at)}`;
@@ -44,6 +45,8 @@ export async function requestUnsubscribe(
       from: confirm,
       subject: `Confirm: leave ${list.address}`,
       headers: { 'Reply-To': confirm },
+      // A remote member's confirmation crosses other servers: only they may read it.
+      ...(record.certificate === undefined ? {} : { encryptTo: record.certificate }),
       text:
         `Someone, probably you, asked to remove ${member} from the list ${list.address}.\n\n` +
         `To leave the list, reply to this message (the text does not matter), or send any\n` +
@@ -87,8 +90,8 @@ export async function confirmUnsubscribe(
   sender: string,
 ): Promise<string> {
   const member = sender.trim().toLowerCase();
-  if (!(await isMember(deps, list.address, member)))
-    return `${member} is not a member of ${list.address} (any more)`;
+  const record = await memberOf(deps, list.address, member);
+  if (record === undefined) return `${member} is not a member of ${list.address} (any more)`;
   await deps.keyStore.removeListMember(list.address, member);
   deps.logger.info({ list: list.address, member }, 'member left by mail');
   const owner = controlAddress(list.address, 'owner');
@@ -96,6 +99,7 @@ export async function confirmUnsubscribe(
     to: member,
     from: owner,
     subject: `You have left ${list.address}`,
+    ...(record.certificate === undefined ? {} : { encryptTo: record.certificate }),
     text: `${member} is no longer a member of ${list.address} and will receive no more posts.\n`,
   });
   if (list.owner !== member) {

@@ -29,6 +29,7 @@ import {
   makeRemoteMember,
   remoteBlindedJoin,
   startRemoteMx,
+  type ReceivedMail,
   type RemoteMember,
   type RemoteMx,
 } from '../helpers/lists-remote.js';
@@ -47,6 +48,13 @@ const mail = (from: string, to: string, subject: string, body: string): Buffer =
       .slice(2)}@test>\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\n\r\n${body}\r\n`,
     'latin1',
   );
+
+async function fails(message: Buffer, who: PemIdentity): Promise<boolean> {
+  return decryptWith(message, who).then(
+    () => false,
+    () => true,
+  );
+}
 
 /** A notice as its reader sees it: decrypted, and the text part decoded. */
 async function noticeText(message: Buffer, who: PemIdentity): Promise<string> {
@@ -297,6 +305,38 @@ describe('a list’s control addresses, bounces and moderation', () => {
     expect(readerInbox.at(-1)!.equals(stored.message)).toBe(true);
     await remoteMx.waitFor(1);
     await keyStore.updateList(LIST, { policy: 'members' });
+  });
+
+  it('a remote member leaves the same way; their confirmation is encrypted to their certificate', async () => {
+    const unsubscribe = `team-unsubscribe@${DOMAIN}`;
+    const asked = await post(
+      listMx.port,
+      remote.address,
+      unsubscribe,
+      mail(remote.address, unsubscribe, 'unsubscribe', ''),
+    );
+    expect(asked.data).toMatch(/^250 .*confirmation request is on its way/);
+    // Copies of earlier posts may still be arriving: find the confirmation by its Subject.
+    let request: ReceivedMail | undefined;
+    for (let n = 1; request === undefined; n++) {
+      request = (await remoteMx.waitFor(n)).find((m) =>
+        /^Subject: Confirm: leave/m.test(m.raw.toString('latin1')),
+      );
+    }
+    expect(request.rcptTo).toEqual([remote.address]);
+    expect(request.raw.toString('latin1')).toMatch(/^Content-Type: application\/pkcs7-mime/m);
+    expect(await fails(request.raw, group)).toBe(true);
+    const opened = await decryptWith(request.raw, remote);
+    const confirm = (await simpleParser(opened)).replyTo?.value[0]?.address ?? '';
+    expect(confirm).toMatch(/^team-confirm\+[0-9a-z]+@lists\.test$/);
+    const confirmed = await post(
+      listMx.port,
+      remote.address,
+      confirm,
+      mail(remote.address, confirm, 'Re', ''),
+    );
+    expect(confirmed.data).toMatch(/^250 .*has left team@lists\.test/);
+    expect((await keyStore.listMembers(LIST)).map((m) => m.address)).not.toContain(remote.address);
   });
 });
 
