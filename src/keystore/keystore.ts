@@ -105,3 +105,20 @@ export interface KeyStore extends ListStore {
   health(): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * The device part of KeyStore: each adapter keeps it in its own file
+ * (redis/redis-devices.ts, sqlite/sqlite-devices.ts) and delegates to it.
+ */
+export type DeviceStore = Pick<
+  KeyStore,
+  | 'addDevice'
+  | 'getDevice'
+  | 'getDeviceByName'
+  | 'listDevices'
+  | 'listActiveDevices'
+  | 'touchDevice'
+  | 'revokeDevice'
+  | 'putRecryptionKey'
+  | 'keysForDevice'
+>;

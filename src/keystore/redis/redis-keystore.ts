@@ -1,5 +1,7 @@
 /**
- * The Redis key store (single node, Sentinel or Cluster through ioredis). Changes are
+ * The Redis key store (single node, Sentinel or Cluster through ioredis): connections,
+ * users, enrolment, profiles, nonces and notifications here; devices in
+ * redis-devices.ts and lists in redis-lists.ts, which this class composes. Changes are
  * Lua scripts over one user's keys (scripts.ts, keys.ts); notifications are Redis
  * pub/sub on a dedicated subscriber connection, so every gateway process on the same
  * Redis hears every change. Any failure to reach Redis becomes KeyStoreUnavailableError
@@ -13,33 +15,19 @@ import {
   TokenInvalidError,
 } from '../errors.js';
 import { decodeEventBatch, encodeEventBatch, EventHub } from '../events.js';
-import { type GatewayKey, unwrapRecryptionKey } from '../key-wrapping.js';
+import type { GatewayKey } from '../key-wrapping.js';
 import type { KeyStore } from '../keystore.js';
-import {
-  checkOwnerCertificates,
-  checkRecordId,
-  isRecordId,
-  prepareDevice,
-  wrapOne,
-} from '../prepare.js';
+import { checkOwnerCertificates } from '../prepare.js';
 import { hashToken, newEnrolmentToken } from '../tokens.js';
 import type {
-  Device,
   KeyStoreConfig,
-  KeyStoreEvent,
   KeyStoreListener,
   NewDevice,
   NewUser,
   OwnerCertificates,
   User,
 } from '../types.js';
-import {
-  checkDeviceName,
-  checkDisplayName,
-  checkOpaque,
-  checkTtl,
-  normaliseAddress,
-} from '../validate.js';
+import { checkDisplayName, checkOpaque, checkTtl, normaliseAddress } from '../validate.js';
 import {
   createRedisClient,
   DEFAULT_TIMEOUTS,
@@ -50,7 +38,6 @@ import {
   DEFAULT_PREFIX,
   eventsChannel,
   nonceKey,
-  rkField,
   USER_KEY,
   userKeys,
   usersSetKey,
@@ -59,7 +46,8 @@ import { SCRIPT_KEYS, SCRIPTS, type ScriptName } from './scripts.js';
 import { EventSubscriber } from './subscriber.js';
 import type { ListGroup, ListUpdate, NewList } from '../list-types.js';
 import { defineListScripts, RedisLists } from './redis-lists.js';
-import { b64, mapError, type StoredDevice, toDevice, toUser } from './codec.js';
+import { RedisDevices } from './redis-devices.js';
+import { b64, mapError, toUser } from './codec.js';
 
 export interface RedisKeyStoreOptions {
   config: Exclude<KeyStoreConfig, { kind: 'sqlite' }>;
@@ -82,6 +70,7 @@ export class RedisKeyStore implements KeyStore {
   readonly #now: () => number;
   readonly #hub = new EventHub();
   readonly #lists: RedisLists;
+  readonly #devices: RedisDevices;
 
   private constructor(options: RedisKeyStoreOptions) {
     const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
@@ -96,6 +85,15 @@ export class RedisKeyStore implements KeyStore {
     for (const [name, lua] of Object.entries(SCRIPTS)) {
       this.#client.defineCommand(name, { numberOfKeys: SCRIPT_KEYS, lua });
     }
+    this.#devices = new RedisDevices({
+      client: this.#client,
+      key: this.#key,
+      prefix: this.#prefix,
+      channel: this.#channel,
+      now: this.#now,
+      run: (fn) => this.#run(fn),
+      script: (name, address, args) => this.#script(name, address, args),
+    });
     defineListScripts(this.#client);
     this.#lists = new RedisLists({
       client: this.#client,
@@ -126,6 +124,19 @@ export class RedisKeyStore implements KeyStore {
     }
     return store;
   }
+
+  // --- devices and their recryption keys (redis-devices.ts) ---
+  addDevice = (device: NewDevice) => this.#devices.addDevice(device);
+  getDevice = (address: string, id: string) => this.#devices.getDevice(address, id);
+  getDeviceByName = (address: string, name: string) => this.#devices.getDeviceByName(address, name);
+  listDevices = (address: string) => this.#devices.listDevices(address);
+  listActiveDevices = (address: string) => this.#devices.listActiveDevices(address);
+  touchDevice = (address: string, id: string, at?: number) =>
+    this.#devices.touchDevice(address, id, at);
+  revokeDevice = (address: string, id: string) => this.#devices.revokeDevice(address, id);
+  putRecryptionKey = (address: string, id: string, groupId: string, rk: Scalar) =>
+    this.#devices.putRecryptionKey(address, id, groupId, rk);
+  keysForDevice = (address: string, id: string) => this.#devices.keysForDevice(address, id);
 
   // --- lists (redis-lists.ts) ---
   createList = (list: NewList) => this.#lists.createList(list);
@@ -276,176 +287,6 @@ export class RedisKeyStore implements KeyStore {
     if (reply === 'E_NOT_ENROLLED')
       throw new NotFoundError('user', `user ${normal} is not enrolled`);
     throw new KeyStoreUnavailableError(`unexpected key store reply ${reply.slice(0, 40)}`);
-  }
-
-  async addDevice(input: NewDevice): Promise<Device> {
-    const { device, wrappedKeys } = prepareDevice(input, this.#key, this.#now());
-    const stored: StoredDevice = {
-      id: device.id,
-      ownerAddress: device.ownerAddress,
-      name: device.name,
-      certificate: b64(device.certificate),
-      deviceId: device.deviceId,
-      client: device.client,
-      credentialHash: device.credentialHash,
-      created: device.created,
-    };
-    const events: KeyStoreEvent[] = [...wrappedKeys.keys()].map((groupId) => ({
-      type: 'key-added',
-      address: device.ownerAddress,
-      id: device.id,
-      deviceId: device.deviceId,
-      groupId,
-    }));
-    const pairs = [...wrappedKeys].flatMap(([groupId, wrapped]) => [
-      rkField(groupId, device.id),
-      wrapped,
-    ]);
-    const reply = await this.#script('rgAddDevice', device.ownerAddress, [
-      device.id,
-      device.name,
-      device.deviceId,
-      JSON.stringify(stored),
-      this.#channel,
-      encodeEventBatch(events),
-      ...pairs,
-    ]);
-    if (reply === 'E_NOT_FOUND') throw new NotFoundError('user', `no user ${device.ownerAddress}`);
-    if (reply === 'E_DUP_DEVICE_ID')
-      throw new DuplicateError('device-id', 'a device with this certificate exists');
-    if (reply === 'E_DUP_DEVICE_NAME')
-      throw new DuplicateError('device-name', `device name ${device.name} is taken`);
-    return device;
-  }
-
-  async getDevice(address: string, id: string): Promise<Device | null> {
-    const normal = normaliseAddress(address);
-    if (!isRecordId(id)) return null;
-    const k = this.#keys(normal);
-    const [json, seen, revoked] = await this.#run(() =>
-      Promise.all([
-        this.#client.hget(k[USER_KEY.devices]!, id),
-        this.#client.hget(k[USER_KEY.seen]!, id),
-        this.#client.hget(k[USER_KEY.revoked]!, id),
-      ]),
-    );
-    return json === null ? null : toDevice(json, seen, revoked);
-  }
-
-  async getDeviceByName(address: string, name: string): Promise<Device | null> {
-    const normal = normaliseAddress(address);
-    checkDeviceName(name);
-    const id = await this.#run(() => this.#client.hget(this.#keys(normal)[USER_KEY.names]!, name));
-    if (id === null) return null;
-    const device = await this.getDevice(normal, id);
-    // A revoke between the two reads: the name is no longer an active device's.
-    return device !== null && device.revoked === null ? device : null;
-  }
-
-  async listDevices(address: string): Promise<Device[]> {
-    const k = this.#keys(normaliseAddress(address));
-    // One MULTI (one slot) so the three hashes are read at the same instant.
-    const replies = await this.#run(() =>
-      this.#client
-        .multi()
-        .hgetall(k[USER_KEY.devices]!)
-        .hgetall(k[USER_KEY.seen]!)
-        .hgetall(k[USER_KEY.revoked]!)
-        .exec(),
-    );
-    if (replies === null) throw new KeyStoreUnavailableError('key store transaction aborted');
-    for (const [err] of replies) if (err) throw mapError(err);
-    const [devices, seen, revoked] = replies.map(([, value]) => value as Record<string, string>);
-    return Object.entries(devices!)
-      .map(([id, json]) => ({
-        seq: (JSON.parse(json) as StoredDevice).seq ?? 0,
-        device: toDevice(json, seen![id], revoked![id]),
-      }))
-      .sort((a, b) => a.seq - b.seq)
-      .map((entry) => entry.device);
-  }
-
-  async listActiveDevices(address: string): Promise<Device[]> {
-    return (await this.listDevices(address)).filter((d) => d.revoked === null);
-  }
-
-  async touchDevice(address: string, id: string, at?: number): Promise<void> {
-    const normal = normaliseAddress(address);
-    if (!isRecordId(id)) return;
-    await this.#script('rgTouch', normal, [id, String(at ?? this.#now())]);
-  }
-
-  async revokeDevice(address: string, id: string): Promise<Device> {
-    const normal = normaliseAddress(address);
-    checkRecordId(id);
-    const before = await this.getDevice(normal, id);
-    if (before === null) throw new NotFoundError('device', `no device ${id} of ${normal}`);
-    if (before.revoked !== null) return before;
-    const now = this.#now();
-    const reply = await this.#script('rgRevokeDevice', normal, [
-      id,
-      before.name,
-      String(now),
-      this.#channel,
-      encodeEventBatch([
-        { type: 'device-revoked', address: normal, id, deviceId: before.deviceId },
-      ]),
-    ]);
-    if (reply === 'E_NOT_FOUND') throw new NotFoundError('device', `no device ${id} of ${normal}`);
-    if (reply === 'ALREADY') return (await this.getDevice(normal, id))!;
-    return { ...before, revoked: now };
-  }
-
-  async putRecryptionKey(address: string, id: string, groupId: string, rk: Scalar): Promise<void> {
-    const normal = normaliseAddress(address);
-    checkRecordId(id);
-    const device = await this.getDevice(normal, id);
-    if (device === null || device.revoked !== null)
-      throw new NotFoundError('device', `no active device ${id} of ${normal}`);
-    const wrapped = wrapOne(this.#key, groupId, device.deviceId, rk);
-    const reply = await this.#script('rgPutKey', normal, [
-      id,
-      rkField(groupId, id),
-      wrapped,
-      this.#channel,
-      encodeEventBatch([
-        { type: 'key-added', address: normal, id, deviceId: device.deviceId, groupId },
-      ]),
-    ]);
-    if (reply === 'E_NOT_FOUND')
-      throw new NotFoundError('device', `no active device ${id} of ${normal}`);
-  }
-
-  async keysForDevice(address: string, id: string): Promise<Map<string, Scalar>> {
-    const normal = normaliseAddress(address);
-    const keys = new Map<string, Scalar>();
-    if (!isRecordId(id)) return keys;
-    const k = this.#keys(normal);
-    const replies = await this.#run(() =>
-      this.#client
-        .multi()
-        .hget(k[USER_KEY.devices]!, id)
-        .hexists(k[USER_KEY.revoked]!, id)
-        .hgetallBuffer(k[USER_KEY.rk]!)
-        .exec(),
-    );
-    if (replies === null) throw new KeyStoreUnavailableError('key store transaction aborted');
-    for (const [err] of replies) if (err) throw mapError(err);
-    const json = replies[0]![1] as string | null;
-    const revoked = replies[1]![1] as number;
-    const wrapped = replies[2]![1] as Record<string, Buffer>;
-    if (json === null || revoked === 1) return keys;
-    const deviceId = (JSON.parse(json) as StoredDevice).deviceId;
-    const suffix = `|${id}`;
-    for (const field of Object.keys(wrapped).sort()) {
-      if (!field.endsWith(suffix)) continue;
-      const groupId = field.slice(0, -suffix.length);
-      keys.set(
-        groupId,
-        unwrapRecryptionKey(this.#key, wrapped[field]!, { groupId, targetId: deviceId }),
-      );
-    }
-    return keys;
   }
 
   async putProfile(address: string, document: string): Promise<void> {

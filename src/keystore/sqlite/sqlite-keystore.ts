@@ -1,8 +1,11 @@
 /**
  * The embedded key store: one SQLite file (better-sqlite3, WAL) in the data directory.
- * Every multi-record change is one transaction. Notifications are in-process: every
- * SqliteKeyStore opened on the same file in this process hears the others' events
- * (one gateway process per file is the supported embedded deployment).
+ * The connection, transactions, notifications, users, enrolment, profiles and nonces
+ * are here; devices (sqlite-devices.ts) and lists (sqlite-lists.ts) run on this class's
+ * connection and transactions. Every multi-record change is one transaction.
+ * Notifications are in-process: every SqliteKeyStore opened on the same file in this
+ * process hears the others' events (one gateway process per file is the supported
+ * embedded deployment).
  */
 import Database from 'better-sqlite3';
 import { realpathSync } from 'node:fs';
@@ -14,18 +17,11 @@ import {
   TokenInvalidError,
 } from '../errors.js';
 import { EventHub } from '../events.js';
-import { type GatewayKey, unwrapRecryptionKey } from '../key-wrapping.js';
+import type { GatewayKey } from '../key-wrapping.js';
 import type { KeyStore } from '../keystore.js';
-import {
-  checkOwnerCertificates,
-  checkRecordId,
-  isRecordId,
-  prepareDevice,
-  wrapOne,
-} from '../prepare.js';
+import { checkOwnerCertificates } from '../prepare.js';
 import { hashToken, newEnrolmentToken, tokenHashesEqual } from '../tokens.js';
 import type {
-  Device,
   KeyStoreEvent,
   KeyStoreListener,
   NewDevice,
@@ -33,17 +29,12 @@ import type {
   OwnerCertificates,
   User,
 } from '../types.js';
-import {
-  checkDeviceName,
-  checkDisplayName,
-  checkOpaque,
-  checkTtl,
-  normaliseAddress,
-} from '../validate.js';
+import { checkDisplayName, checkOpaque, checkTtl, normaliseAddress } from '../validate.js';
 import type { ListGroup, ListUpdate, NewList } from '../list-types.js';
 import { migrate } from './schema.js';
+import { SqliteDevices } from './sqlite-devices.js';
 import { SqliteLists } from './sqlite-lists.js';
-import { type DeviceRow, mapSqliteError, toDevice, toUser, type UserRow } from './rows.js';
+import { mapSqliteError, toUser, type UserRow } from './rows.js';
 
 // Every store on one file in this process shares a hub set, so events reach them all.
 const hubsByFile = new Map<string, Set<EventHub>>();
@@ -63,6 +54,7 @@ export class SqliteKeyStore implements KeyStore {
   readonly #file: string;
   #closed = false;
   readonly #lists: SqliteLists;
+  readonly #devices: SqliteDevices;
 
   constructor(options: SqliteKeyStoreOptions) {
     this.#db = new Database(options.path);
@@ -77,6 +69,14 @@ export class SqliteKeyStore implements KeyStore {
     const hubs = hubsByFile.get(this.#file) ?? new Set<EventHub>();
     hubs.add(this.#hub);
     hubsByFile.set(this.#file, hubs);
+    this.#devices = new SqliteDevices({
+      db: () => this.#open(),
+      tx: (fn) => this.#tx(fn),
+      key: this.#key,
+      now: this.#now,
+      publish: (event) => this.#publish(event),
+      requireUser: (address) => this.#requireUser(address),
+    });
     this.#lists = new SqliteLists({
       db: () => this.#open(),
       tx: (fn) => this.#tx(fn),
@@ -85,6 +85,19 @@ export class SqliteKeyStore implements KeyStore {
       publish: (event) => this.#publish(event),
     });
   }
+
+  // --- devices and their recryption keys (sqlite-devices.ts) ---
+  addDevice = (device: NewDevice) => this.#devices.addDevice(device);
+  getDevice = (address: string, id: string) => this.#devices.getDevice(address, id);
+  getDeviceByName = (address: string, name: string) => this.#devices.getDeviceByName(address, name);
+  listDevices = (address: string) => this.#devices.listDevices(address);
+  listActiveDevices = (address: string) => this.#devices.listActiveDevices(address);
+  touchDevice = (address: string, id: string, at?: number) =>
+    this.#devices.touchDevice(address, id, at);
+  revokeDevice = (address: string, id: string) => this.#devices.revokeDevice(address, id);
+  putRecryptionKey = (address: string, id: string, groupId: string, rk: Scalar) =>
+    this.#devices.putRecryptionKey(address, id, groupId, rk);
+  keysForDevice = (address: string, id: string) => this.#devices.keysForDevice(address, id);
 
   // --- lists (sqlite-lists.ts) ---
   createList = (list: NewList) => this.#lists.createList(list);
@@ -237,153 +250,6 @@ export class SqliteKeyStore implements KeyStore {
       this.#writeOwner(normal, certs);
       return toUser(this.#requireUser(normal));
     });
-  }
-
-  async addDevice(input: NewDevice): Promise<Device> {
-    const { device, wrappedKeys } = prepareDevice(input, this.#key, this.#now());
-    const db = this.#open();
-    this.#tx(() => {
-      this.#requireUser(device.ownerAddress);
-      const clash = db
-        .prepare(
-          'SELECT name, device_id, revoked FROM devices WHERE owner = ? AND (device_id = ? OR (name = ? AND revoked IS NULL))',
-        )
-        .all(device.ownerAddress, device.deviceId, device.name) as Array<{ device_id: string }>;
-      if (clash.some((r) => r.device_id === device.deviceId)) {
-        throw new DuplicateError('device-id', 'a device with this certificate exists');
-      }
-      if (clash.length > 0)
-        throw new DuplicateError('device-name', `device name ${device.name} is taken`);
-      db.prepare(
-        `INSERT INTO devices (owner, id, name, certificate, device_id, client, credential_hash, created)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        device.ownerAddress,
-        device.id,
-        device.name,
-        device.certificate,
-        device.deviceId,
-        device.client,
-        device.credentialHash,
-        device.created,
-      );
-      const insertKey = db.prepare(
-        'INSERT INTO device_keys (owner, device, group_id, wrapped) VALUES (?, ?, ?, ?)',
-      );
-      for (const [groupId, wrapped] of wrappedKeys)
-        insertKey.run(device.ownerAddress, device.id, groupId, wrapped);
-    });
-    for (const groupId of wrappedKeys.keys()) {
-      this.#publish({
-        type: 'key-added',
-        address: device.ownerAddress,
-        id: device.id,
-        deviceId: device.deviceId,
-        groupId,
-      });
-    }
-    return device;
-  }
-
-  #deviceRow(address: string, id: string): DeviceRow | undefined {
-    return this.#open()
-      .prepare('SELECT * FROM devices WHERE owner = ? AND id = ?')
-      .get(address, id) as DeviceRow | undefined;
-  }
-
-  async getDevice(address: string, id: string): Promise<Device | null> {
-    if (!isRecordId(id)) return null;
-    const row = this.#deviceRow(normaliseAddress(address), id);
-    return row === undefined ? null : toDevice(row);
-  }
-
-  async getDeviceByName(address: string, name: string): Promise<Device | null> {
-    const row = this.#open()
-      .prepare('SELECT * FROM devices WHERE owner = ? AND name = ? AND revoked IS NULL')
-      .get(normaliseAddress(address), checkDeviceName(name)) as DeviceRow | undefined;
-    return row === undefined ? null : toDevice(row);
-  }
-
-  async listDevices(address: string): Promise<Device[]> {
-    const rows = this.#open()
-      .prepare('SELECT * FROM devices WHERE owner = ? ORDER BY rowid')
-      .all(normaliseAddress(address)) as DeviceRow[];
-    return rows.map(toDevice);
-  }
-
-  async listActiveDevices(address: string): Promise<Device[]> {
-    return (await this.listDevices(address)).filter((d) => d.revoked === null);
-  }
-
-  async touchDevice(address: string, id: string, at?: number): Promise<void> {
-    if (!isRecordId(id)) return;
-    const normal = normaliseAddress(address);
-    this.#tx(() =>
-      this.#open()
-        .prepare('UPDATE devices SET last_seen = ? WHERE owner = ? AND id = ?')
-        .run(at ?? this.#now(), normal, id),
-    );
-  }
-
-  async revokeDevice(address: string, id: string): Promise<Device> {
-    const normal = normaliseAddress(address);
-    checkRecordId(id);
-    const db = this.#open();
-    const now = this.#now();
-    const { device, changed } = this.#tx(() => {
-      const row = this.#deviceRow(normal, id);
-      if (row === undefined) throw new NotFoundError('device', `no device ${id} of ${normal}`);
-      if (row.revoked !== null) return { device: toDevice(row), changed: false };
-      db.prepare('UPDATE devices SET revoked = ? WHERE owner = ? AND id = ?').run(now, normal, id);
-      db.prepare('DELETE FROM device_keys WHERE owner = ? AND device = ?').run(normal, id);
-      return { device: { ...toDevice(row), revoked: now }, changed: true };
-    });
-    if (changed)
-      this.#publish({ type: 'device-revoked', address: normal, id, deviceId: device.deviceId });
-    return device;
-  }
-
-  async putRecryptionKey(address: string, id: string, groupId: string, rk: Scalar): Promise<void> {
-    const normal = normaliseAddress(address);
-    checkRecordId(id);
-    const db = this.#open();
-    const device = this.#tx(() => {
-      const row = this.#deviceRow(normal, id);
-      if (row === undefined || row.revoked !== null)
-        throw new NotFoundError('device', `no active device ${id} of ${normal}`);
-      db.prepare(
-        `INSERT INTO device_keys (owner, device, group_id, wrapped) VALUES (?, ?, ?, ?)
-           ON CONFLICT (owner, device, group_id) DO UPDATE SET wrapped = excluded.wrapped`,
-      ).run(normal, id, groupId, wrapOne(this.#key, groupId, row.device_id, rk));
-      return row;
-    });
-    this.#publish({ type: 'key-added', address: normal, id, deviceId: device.device_id, groupId });
-  }
-
-  async keysForDevice(address: string, id: string): Promise<Map<string, Scalar>> {
-    const keys = new Map<string, Scalar>();
-    if (!isRecordId(id)) return keys;
-    const rows = this.#open()
-      .prepare(
-        `SELECT k.group_id, k.wrapped, d.device_id FROM device_keys k
-         JOIN devices d ON d.owner = k.owner AND d.id = k.device
-         WHERE k.owner = ? AND k.device = ? AND d.revoked IS NULL ORDER BY k.group_id`,
-      )
-      .all(normaliseAddress(address), id) as Array<{
-      group_id: string;
-      wrapped: Buffer;
-      device_id: string;
-    }>;
-    for (const row of rows) {
-      keys.set(
-        row.group_id,
-        unwrapRecryptionKey(this.#key, row.wrapped, {
-          groupId: row.group_id,
-          targetId: row.device_id,
-        }),
-      );
-    }
-    return keys;
   }
 
   async putProfile(address: string, document: string): Promise<void> {
