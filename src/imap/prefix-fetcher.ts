@@ -6,8 +6,7 @@
  * Requests are serialised; the connection is opened on first use and reused.
  */
 import { peekItemFor } from './fetch-item.js';
-import type { PrefixRequest } from './response-rewriter.js';
-import { MAX_PREFIX } from './response-rewriter.js';
+import { MAX_PREFIX, type PrefixRequest } from './body-literal.js';
 import {
   quoteMailbox,
   UpstreamConnection,

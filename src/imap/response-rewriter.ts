@@ -1,7 +1,9 @@
 /**
  * The upstream → client half of the relay: a streaming parser of IMAP server output that
  * passes every byte through unchanged except the body literals of untagged FETCH
- * responses, which it feeds through the recrypt transform (same length, patched in place).
+ * responses, which it hands to a BodyLiteralRewriter (body-literal.ts) to be fed through
+ * the recrypt transform (same length, patched in place). This file knows IMAP syntax
+ * only: where lines, literals and FETCH items start and end.
  *
  * Hand-written on purpose: the IMAP libraries for Node (imapflow, emailjs-imap-client,
  * node-imap) parse server output into values and re-serialise or discard it; none passes
@@ -12,62 +14,26 @@
  * without buffering, a plain literal is skipped, and of a body literal only the prefix
  * the planner asks for is held (capped); the rest streams chunk by chunk.
  */
-import { parseBodyItem, type BodyItem } from './fetch-item.js';
-import type { PlanCache, PlanKey, SettledPlan } from './plan-cache.js';
-import type { BodyEdit, BodyTransform } from './ports.js';
+import { BodyLiteralRewriter, type BodyContext } from './body-literal.js';
+import { parseBodyItem } from './fetch-item.js';
 
 /** A status or continuation line is at most this long before it is passed through raw. */
 const TEXT_LINE_CAP = 64 * 1024;
-/** A planner asking for more than this is refused: the body passes unchanged. */
-export const MAX_PREFIX = 1024 * 1024;
 const HEAD_CAP = 64;
 const ATOM_CAP = 600;
-const FIRST_PLAN_BYTES = 256;
-const SIDE_FETCH_BYTES = 8192;
 const LITERAL = /^~?\{(\d{1,15})\+?\}$/;
 const STATUS = new Set(['OK', 'NO', 'BAD', 'BYE', 'PREAUTH', 'CAPABILITY']);
 
-export interface Selection {
-  /** The mailbox name exactly as the client sent it (quoted string or atom). */
-  mailbox: string;
-  uidValidity: number;
-}
-
-export interface PrefixRequest extends Selection {
-  uid: number;
-  item: BodyItem;
-  length: number;
-}
-
-export type BodyResult = 'recrypted' | 'unchanged' | 'unresolved';
-
-export interface BodyEvent {
-  item: BodyItem;
-  result: BodyResult;
-  reason?: string;
-  /** Offset of the literal's first byte in the rewriter's output, and its length. */
-  start: number;
-  length: number;
-}
-
-export interface RewriterContext {
-  transform: BodyTransform;
-  cache: PlanCache;
-  /** The selected mailbox when a body literal starts; null when unknown. */
-  selection(): Selection | null;
-  /** First bytes of a section fetched by UID on a side connection; null when impossible. */
-  fetchPrefix?(request: PrefixRequest): Promise<Uint8Array | null>;
+export interface RewriterContext extends BodyContext {
   /** Sees every status/continuation line (without CRLF) before it is written. */
   onTextLine?(line: string): void;
   /** May rewrite a status line (CAPABILITY filtering); identity keeps its bytes exactly. */
   rewriteTextLine?(line: string): string;
-  onBody?(event: BodyEvent): void;
 }
 
 type State = 'head' | 'text' | 'raw-to-eol' | 'other' | 'fetch' | 'literal' | 'body';
 
 interface FetchState {
-  seq: number;
   uid: number | undefined;
   depth: number;
   bracket: number;
@@ -75,22 +41,6 @@ interface FetchState {
   escape: boolean;
   curr: string;
   prev: string;
-  /** Plans settled before the response told the UID; cached at its end. */
-  pending: { section: string; plan: SettledPlan }[];
-}
-
-interface BodyLiteral {
-  item: BodyItem;
-  section: string;
-  length: number;
-  remaining: number;
-  pos: number;
-  start: number;
-  mode: 'resolve' | 'collect' | 'stream' | 'pass';
-  collected: Uint8Array[];
-  collectedLength: number;
-  need: number;
-  edits: readonly BodyEdit[];
 }
 
 export class ResponseRewriter {
@@ -101,8 +51,9 @@ export class ResponseRewriter {
   private tail = '';
   private literalRemaining = 0;
   private literalReturn: 'other' | 'fetch' = 'other';
-  private fetch: FetchState = newFetch(0);
-  private body: BodyLiteral | null = null;
+  private fetch: FetchState = newFetch();
+  /** Active exactly while the state is 'body'. */
+  private readonly body: BodyLiteralRewriter;
   private written = 0;
   private injections: Uint8Array[] = [];
   /** Last words to emit at the next response boundary, after which input is dropped. */
@@ -112,7 +63,9 @@ export class ResponseRewriter {
   constructor(
     private readonly context: RewriterContext,
     private readonly push: (bytes: Uint8Array) => void,
-  ) {}
+  ) {
+    this.body = new BodyLiteralRewriter(context, (bytes) => this.emit(bytes));
+  }
 
   /** Output bytes so far. */
   get bytesWritten(): number {
@@ -143,8 +96,9 @@ export class ResponseRewriter {
           i = this.skipLiteral(chunk, i);
           break;
         case 'body': {
-          const next = this.feedBody(chunk, i);
+          const next = this.body.feed(chunk, i);
           i = typeof next === 'number' ? next : await next;
+          if (!this.body.active) this.state = 'fetch';
           break;
         }
       }
@@ -190,11 +144,9 @@ export class ResponseRewriter {
   end(): void {
     if (this.state === 'head' && this.head.length > 0) this.emit(Uint8Array.from(this.head));
     if (this.state === 'text') for (const piece of this.text) this.emit(piece);
-    if (this.state === 'body' && this.body !== null)
-      for (const piece of this.body.collected) this.emit(piece);
+    this.body.abandon();
     this.head = [];
     this.text = [];
-    this.body = null;
   }
 
   private emit(bytes: Uint8Array): void {
@@ -233,7 +185,7 @@ export class ResponseRewriter {
       if (!/^\d{1,10}$/.test(second)) return this.enter('other');
       if (!done(2)) return false;
       if ((tokens[2] ?? '').toUpperCase() === 'FETCH') {
-        this.fetch = newFetch(Number(second));
+        this.fetch = newFetch();
         return this.enter('fetch');
       }
       return this.enter('other');
@@ -391,224 +343,19 @@ export class ResponseRewriter {
       this.startLiteral(length, 'fetch');
       return;
     }
-    this.startBody(item, length);
+    this.body.begin(item, length, f.uid, this.written);
+    this.state = this.body.active ? 'body' : 'fetch';
   }
 
   private finishFetchResponse(): void {
-    const f = this.fetch;
-    const selection = this.context.selection();
-    if (f.uid !== undefined && selection !== null) {
-      for (const { section, plan } of f.pending) {
-        this.context.cache.set({ ...selection, uid: f.uid, section }, plan);
-      }
-    }
-    this.fetch = newFetch(0);
+    this.body.responseEnded(this.fetch.uid);
+    this.fetch = newFetch();
     this.lineDone();
-  }
-
-  // ---- body literals -------------------------------------------------------------------
-
-  private startBody(item: BodyItem, length: number): void {
-    const section = `${item.binary ? 'BINARY' : 'BODY'}[${item.section}]`;
-    this.body = {
-      item,
-      section,
-      length,
-      remaining: length,
-      pos: 0,
-      start: this.written,
-      mode: 'collect',
-      collected: [],
-      collectedLength: 0,
-      need: Math.min(length, FIRST_PLAN_BYTES),
-      edits: [],
-    };
-    this.state = 'body';
-    const cached = this.planKey(section);
-    const plan = cached === null ? undefined : this.context.cache.get(cached);
-    if (plan !== undefined) this.adopt(plan);
-    else if (item.origin > 0) this.body.mode = 'resolve';
-    if (length === 0) this.finishBody();
-  }
-
-  private planKey(section: string): PlanKey | null {
-    const selection = this.context.selection();
-    const uid = this.fetch.uid;
-    if (selection === null || uid === undefined) return null;
-    return { ...selection, uid, section };
-  }
-
-  private adopt(plan: SettledPlan): void {
-    const body = this.body!;
-    if (plan.kind === 'edits') {
-      body.mode = 'stream';
-      body.edits = plan.edits;
-    } else {
-      body.mode = 'pass';
-    }
-    this.context.onBody?.({
-      item: body.item,
-      result: plan.kind === 'edits' ? 'recrypted' : 'unchanged',
-      ...(plan.kind === 'unchanged' ? { reason: plan.reason } : {}),
-      start: body.start,
-      length: body.length,
-    });
-  }
-
-  private feedBody(chunk: Uint8Array, start: number): number | Promise<number> {
-    const body = this.body!;
-    if (body.mode === 'resolve') return this.resolveThenFeed(chunk, start);
-    const take = Math.min(body.remaining, chunk.length - start);
-    const piece = chunk.subarray(start, start + take);
-    const end = start + take;
-    body.remaining -= take;
-    if (body.mode === 'collect') {
-      body.collected.push(piece);
-      body.collectedLength += take;
-      if (body.collectedLength < body.need && body.remaining > 0) return end;
-      const settled = this.planCollected();
-      if (settled === 'resolve') return this.resolveCollected().then(() => end);
-      return end;
-    } else if (body.mode === 'stream') {
-      this.emit(this.context.transform.apply(piece, body.item.origin + body.pos, body.edits));
-      body.pos += take;
-    } else {
-      this.emit(piece);
-      body.pos += take;
-    }
-    if (body.remaining === 0) this.finishBody();
-    return end;
-  }
-
-  /** Plans from the collected prefix; says whether to keep collecting or ask upstream. */
-  private planCollected(): 'settled' | 'collect' | 'resolve' {
-    const body = this.body!;
-    const prefix = Buffer.concat(body.collected);
-    const plan = this.safePlan(prefix, body);
-    if (plan.kind === 'need-more') {
-      if (plan.atLeast > MAX_PREFIX || plan.atLeast <= prefix.length) {
-        this.settleCollected({ kind: 'unchanged', reason: 'prefix-limit' }, prefix);
-        return 'settled';
-      }
-      if (body.remaining > 0) {
-        body.need = plan.atLeast;
-        return 'collect';
-      }
-      body.need = plan.atLeast;
-      return 'resolve';
-    }
-    this.settleCollected(plan, prefix);
-    return 'settled';
-  }
-
-  private settleCollected(plan: SettledPlan, prefix: Uint8Array): void {
-    const body = this.body!;
-    body.collected = [];
-    body.collectedLength = 0;
-    this.adopt(plan);
-    this.remember(plan);
-    this.emit(
-      plan.kind === 'edits'
-        ? this.context.transform.apply(prefix, body.item.origin, plan.edits)
-        : prefix,
-    );
-    body.pos = prefix.length;
-    if (body.remaining === 0) this.finishBody();
-  }
-
-  /** The literal ended before the planner had enough: a short partial such as `<0.100>`. */
-  private async resolveCollected(): Promise<void> {
-    const body = this.body!;
-    const prefix = Buffer.concat(body.collected);
-    const plan = await this.planFromUpstream(body.need);
-    body.collected = [];
-    if (plan === null) {
-      this.context.onBody?.({
-        item: body.item,
-        result: 'unresolved',
-        start: body.start,
-        length: body.length,
-      });
-      this.emit(prefix);
-      this.finishBody();
-      return;
-    }
-    this.remember(plan);
-    this.adopt(plan);
-    this.emit(
-      plan.kind === 'edits'
-        ? this.context.transform.apply(prefix, body.item.origin, plan.edits)
-        : prefix,
-    );
-    this.finishBody();
-  }
-
-  private async resolveThenFeed(chunk: Uint8Array, start: number): Promise<number> {
-    const plan = await this.planFromUpstream(SIDE_FETCH_BYTES);
-    const body = this.body!;
-    if (plan === null) {
-      body.mode = 'pass';
-      this.context.onBody?.({
-        item: body.item,
-        result: 'unresolved',
-        start: body.start,
-        length: body.length,
-      });
-    } else {
-      this.adopt(plan);
-    }
-    return this.feedBody(chunk, start);
-  }
-
-  /** Asks upstream for the section's first bytes by UID, growing the request as the planner asks. */
-  private async planFromUpstream(initial: number): Promise<SettledPlan | null> {
-    const body = this.body!;
-    const key = this.planKey(body.section);
-    const fetchPrefix = this.context.fetchPrefix;
-    if (key === null || fetchPrefix === undefined) return null;
-    let length = Math.max(initial, SIDE_FETCH_BYTES);
-    for (let attempt = 0; attempt < 8; attempt++) {
-      const prefix = await fetchPrefix({ ...key, item: body.item, length });
-      if (prefix === null) return null;
-      const plan = this.safePlan(prefix, body);
-      if (plan.kind !== 'need-more') {
-        this.context.cache.set(key, plan);
-        return plan;
-      }
-      if (prefix.length < length || plan.atLeast > MAX_PREFIX || plan.atLeast <= prefix.length)
-        break;
-      length = plan.atLeast;
-    }
-    const plan: SettledPlan = { kind: 'unchanged', reason: 'prefix-limit' };
-    this.context.cache.set(key, plan);
-    return plan;
-  }
-
-  private safePlan(prefix: Uint8Array, body: BodyLiteral): ReturnType<BodyTransform['plan']> {
-    try {
-      return this.context.transform.plan(prefix, body.item.form);
-    } catch (error) {
-      return { kind: 'unchanged', reason: `plan-error: ${(error as Error).message}` };
-    }
-  }
-
-  private remember(plan: SettledPlan): void {
-    const body = this.body!;
-    if (body.item.origin !== 0) return;
-    const key = this.planKey(body.section);
-    if (key !== null) this.context.cache.set(key, plan);
-    else this.fetch.pending.push({ section: body.section, plan });
-  }
-
-  private finishBody(): void {
-    this.body = null;
-    this.state = 'fetch';
   }
 }
 
-function newFetch(seq: number): FetchState {
+function newFetch(): FetchState {
   return {
-    seq,
     uid: undefined,
     depth: 0,
     bracket: 0,
@@ -616,7 +363,6 @@ function newFetch(seq: number): FetchState {
     escape: false,
     curr: '',
     prev: '',
-    pending: [],
   };
 }
 

@@ -3,7 +3,7 @@
  * fetches need both. Fed by the client relay (SELECT/EXAMINE/CLOSE/UNSELECT and their
  * tags) and by the response rewriter (`[UIDVALIDITY n]` and tagged completions).
  */
-import type { Selection } from './response-rewriter.js';
+import type { Selection } from './body-literal.js';
 
 export class SelectionTracker {
   private selected: Selection | null = null;

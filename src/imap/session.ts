@@ -28,7 +28,7 @@ import type {
 } from './ports.js';
 import { PrefixFetcher } from './prefix-fetcher.js';
 import { PreauthReader, type PreauthCommand } from './preauth.js';
-import type { BodyEvent } from './response-rewriter.js';
+import type { BodyEvent } from './body-literal.js';
 import { RewriterStream } from './rewriter-stream.js';
 import { SelectionTracker } from './selection.js';
 import type { LoginThrottle } from './throttle.js';

@@ -9,7 +9,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PlanCache } from '../../src/imap/plan-cache.js';
 import type { BodyEdit, BodyPlan, BodyTransform } from '../../src/imap/ports.js';
-import { ResponseRewriter, type BodyEvent } from '../../src/imap/response-rewriter.js';
+import type { BodyEvent } from '../../src/imap/body-literal.js';
+import { ResponseRewriter } from '../../src/imap/response-rewriter.js';
 
 const MARK = Buffer.from('RCRY');
 const REPLACEMENT = Buffer.from('@@@@');

@@ -5,12 +5,8 @@ import { recryptTransform } from '../../src/imap/adapters/recrypt-transform.js';
 import { filterCapabilityLine } from '../../src/imap/capabilities.js';
 import { PlanCache } from '../../src/imap/plan-cache.js';
 import type { BodyTransform } from '../../src/imap/ports.js';
-import {
-  ResponseRewriter,
-  type BodyEvent,
-  type PrefixRequest,
-  type RewriterContext,
-} from '../../src/imap/response-rewriter.js';
+import type { BodyEvent, PrefixRequest } from '../../src/imap/body-literal.js';
+import { ResponseRewriter, type RewriterContext } from '../../src/imap/response-rewriter.js';
 import { decryptWith, encryptToGroup, makeTestUser, type TestUser } from '../helpers/proxy-pki.js';
 import { tempDir } from '../helpers/tmp.js';
 

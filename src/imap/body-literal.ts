@@ -1,0 +1,307 @@
+/**
+ * One body literal of an untagged FETCH response, from its first byte to its last: finds
+ * its recrypt plan — in the plan cache, from a prefix collected off the literal itself,
+ * or (a partial fetch past the prefix, or one too short to plan from) from the section's
+ * first bytes fetched by UID on a side connection — then patches the literal in place
+ * (same length) while it streams through. The response scanner (response-rewriter.ts)
+ * finds where the literal starts and hands over its bytes until `active` turns false.
+ *
+ * Kept apart from the scanner because this is where the rewriter may wait (side fetches)
+ * and the only part that reads or fills the plan cache; the scanner only knows IMAP syntax.
+ *
+ * Memory: only the prefix the planner asks for is held (capped at MAX_PREFIX); the rest
+ * streams chunk by chunk.
+ */
+import type { BodyItem } from './fetch-item.js';
+import type { PlanCache, PlanKey, SettledPlan } from './plan-cache.js';
+import type { BodyEdit, BodyTransform } from './ports.js';
+
+/** A planner asking for more than this is refused: the body passes unchanged. */
+export const MAX_PREFIX = 1024 * 1024;
+const FIRST_PLAN_BYTES = 256;
+const SIDE_FETCH_BYTES = 8192;
+
+export interface Selection {
+  /** The mailbox name exactly as the client sent it (quoted string or atom). */
+  mailbox: string;
+  uidValidity: number;
+}
+
+export interface PrefixRequest extends Selection {
+  uid: number;
+  item: BodyItem;
+  length: number;
+}
+
+export type BodyResult = 'recrypted' | 'unchanged' | 'unresolved';
+
+export interface BodyEvent {
+  item: BodyItem;
+  result: BodyResult;
+  reason?: string;
+  /** Offset of the literal's first byte in the rewriter's output, and its length. */
+  start: number;
+  length: number;
+}
+
+/** The part of the rewriter's context that body literals use. */
+export interface BodyContext {
+  transform: BodyTransform;
+  cache: PlanCache;
+  /** The selected mailbox when a body literal starts; null when unknown. */
+  selection(): Selection | null;
+  /** First bytes of a section fetched by UID on a side connection; null when impossible. */
+  fetchPrefix?(request: PrefixRequest): Promise<Uint8Array | null>;
+  onBody?(event: BodyEvent): void;
+}
+
+interface BodyLiteral {
+  item: BodyItem;
+  section: string;
+  /** The response's UID if it came before the literal (it cannot change during it). */
+  uid: number | undefined;
+  length: number;
+  remaining: number;
+  pos: number;
+  start: number;
+  mode: 'resolve' | 'collect' | 'stream' | 'pass';
+  collected: Uint8Array[];
+  collectedLength: number;
+  need: number;
+  edits: readonly BodyEdit[];
+}
+
+export class BodyLiteralRewriter {
+  private body: BodyLiteral | null = null;
+  /** Plans settled before the response told the UID; cached at its end. */
+  private pending: { section: string; plan: SettledPlan }[] = [];
+
+  constructor(
+    private readonly context: BodyContext,
+    private readonly emit: (bytes: Uint8Array) => void,
+  ) {}
+
+  /** True from `begin` until the literal's last byte has been emitted. */
+  get active(): boolean {
+    return this.body !== null;
+  }
+
+  /** A body literal of `length` bytes starts at `outputOffset` in the rewriter's output. */
+  begin(item: BodyItem, length: number, uid: number | undefined, outputOffset: number): void {
+    const section = `${item.binary ? 'BINARY' : 'BODY'}[${item.section}]`;
+    this.body = {
+      item,
+      section,
+      uid,
+      length,
+      remaining: length,
+      pos: 0,
+      start: outputOffset,
+      mode: 'collect',
+      collected: [],
+      collectedLength: 0,
+      need: Math.min(length, FIRST_PLAN_BYTES),
+      edits: [],
+    };
+    const cached = this.planKey();
+    const plan = cached === null ? undefined : this.context.cache.get(cached);
+    if (plan !== undefined) this.adopt(plan);
+    else if (item.origin > 0) this.body.mode = 'resolve';
+    if (length === 0) this.finish();
+  }
+
+  /**
+   * Takes the literal's bytes from `chunk` at `start`; returns where the literal's bytes
+   * in it end. A promise only while a side fetch is waited for, so the common path stays
+   * synchronous.
+   */
+  feed(chunk: Uint8Array, start: number): number | Promise<number> {
+    const body = this.body!;
+    if (body.mode === 'resolve') return this.resolveThenFeed(chunk, start);
+    const take = Math.min(body.remaining, chunk.length - start);
+    const piece = chunk.subarray(start, start + take);
+    const end = start + take;
+    body.remaining -= take;
+    if (body.mode === 'collect') {
+      body.collected.push(piece);
+      body.collectedLength += take;
+      if (body.collectedLength < body.need && body.remaining > 0) return end;
+      const settled = this.planCollected();
+      if (settled === 'resolve') return this.resolveCollected().then(() => end);
+      return end;
+    } else if (body.mode === 'stream') {
+      this.emit(this.context.transform.apply(piece, body.item.origin + body.pos, body.edits));
+      body.pos += take;
+    } else {
+      this.emit(piece);
+      body.pos += take;
+    }
+    if (body.remaining === 0) this.finish();
+    return end;
+  }
+
+  /** The FETCH response ended: plans settled before its UID was known are cached under it. */
+  responseEnded(uid: number | undefined): void {
+    const selection = this.context.selection();
+    if (uid !== undefined && selection !== null) {
+      for (const { section, plan } of this.pending) {
+        this.context.cache.set({ ...selection, uid, section }, plan);
+      }
+    }
+    this.pending = [];
+  }
+
+  /** Upstream ended inside the literal: the prefix held for planning goes out raw. */
+  abandon(): void {
+    if (this.body !== null) for (const piece of this.body.collected) this.emit(piece);
+    this.body = null;
+  }
+
+  private planKey(): PlanKey | null {
+    const body = this.body!;
+    const selection = this.context.selection();
+    if (selection === null || body.uid === undefined) return null;
+    return { ...selection, uid: body.uid, section: body.section };
+  }
+
+  private adopt(plan: SettledPlan): void {
+    const body = this.body!;
+    if (plan.kind === 'edits') {
+      body.mode = 'stream';
+      body.edits = plan.edits;
+    } else {
+      body.mode = 'pass';
+    }
+    this.context.onBody?.({
+      item: body.item,
+      result: plan.kind === 'edits' ? 'recrypted' : 'unchanged',
+      ...(plan.kind === 'unchanged' ? { reason: plan.reason } : {}),
+      start: body.start,
+      length: body.length,
+    });
+  }
+
+  /** Plans from the collected prefix; says whether to keep collecting or ask upstream. */
+  private planCollected(): 'settled' | 'collect' | 'resolve' {
+    const body = this.body!;
+    const prefix = Buffer.concat(body.collected);
+    const plan = this.safePlan(prefix, body);
+    if (plan.kind === 'need-more') {
+      if (plan.atLeast > MAX_PREFIX || plan.atLeast <= prefix.length) {
+        this.settleCollected({ kind: 'unchanged', reason: 'prefix-limit' }, prefix);
+        return 'settled';
+      }
+      if (body.remaining > 0) {
+        body.need = plan.atLeast;
+        return 'collect';
+      }
+      body.need = plan.atLeast;
+      return 'resolve';
+    }
+    this.settleCollected(plan, prefix);
+    return 'settled';
+  }
+
+  private settleCollected(plan: SettledPlan, prefix: Uint8Array): void {
+    const body = this.body!;
+    body.collected = [];
+    body.collectedLength = 0;
+    this.adopt(plan);
+    this.remember(plan);
+    this.emit(
+      plan.kind === 'edits'
+        ? this.context.transform.apply(prefix, body.item.origin, plan.edits)
+        : prefix,
+    );
+    body.pos = prefix.length;
+    if (body.remaining === 0) this.finish();
+  }
+
+  /** The literal ended before the planner had enough: a short partial such as `<0.100>`. */
+  private async resolveCollected(): Promise<void> {
+    const body = this.body!;
+    const prefix = Buffer.concat(body.collected);
+    const plan = await this.planFromUpstream(body.need);
+    body.collected = [];
+    if (plan === null) {
+      this.context.onBody?.({
+        item: body.item,
+        result: 'unresolved',
+        start: body.start,
+        length: body.length,
+      });
+      this.emit(prefix);
+      this.finish();
+      return;
+    }
+    this.remember(plan);
+    this.adopt(plan);
+    this.emit(
+      plan.kind === 'edits'
+        ? this.context.transform.apply(prefix, body.item.origin, plan.edits)
+        : prefix,
+    );
+    this.finish();
+  }
+
+  private async resolveThenFeed(chunk: Uint8Array, start: number): Promise<number> {
+    const plan = await this.planFromUpstream(SIDE_FETCH_BYTES);
+    const body = this.body!;
+    if (plan === null) {
+      body.mode = 'pass';
+      this.context.onBody?.({
+        item: body.item,
+        result: 'unresolved',
+        start: body.start,
+        length: body.length,
+      });
+    } else {
+      this.adopt(plan);
+    }
+    return this.feed(chunk, start);
+  }
+
+  /** Asks upstream for the section's first bytes by UID, growing the request as the planner asks. */
+  private async planFromUpstream(initial: number): Promise<SettledPlan | null> {
+    const body = this.body!;
+    const key = this.planKey();
+    const fetchPrefix = this.context.fetchPrefix;
+    if (key === null || fetchPrefix === undefined) return null;
+    let length = Math.max(initial, SIDE_FETCH_BYTES);
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const prefix = await fetchPrefix({ ...key, item: body.item, length });
+      if (prefix === null) return null;
+      const plan = this.safePlan(prefix, body);
+      if (plan.kind !== 'need-more') {
+        this.context.cache.set(key, plan);
+        return plan;
+      }
+      if (prefix.length < length || plan.atLeast > MAX_PREFIX || plan.atLeast <= prefix.length)
+        break;
+      length = plan.atLeast;
+    }
+    const plan: SettledPlan = { kind: 'unchanged', reason: 'prefix-limit' };
+    this.context.cache.set(key, plan);
+    return plan;
+  }
+
+  private safePlan(prefix: Uint8Array, body: BodyLiteral): ReturnType<BodyTransform['plan']> {
+    try {
+      return this.context.transform.plan(prefix, body.item.form);
+    } catch (error) {
+      return { kind: 'unchanged', reason: `plan-error: ${(error as Error).message}` };
+    }
+  }
+
+  private remember(plan: SettledPlan): void {
+    const body = this.body!;
+    if (body.item.origin !== 0) return;
+    const key = this.planKey();
+    if (key !== null) this.context.cache.set(key, plan);
+    else this.pending.push({ section: body.section, plan });
+  }
+
+  private finish(): void {
+    this.body = null;
+  }
+}
