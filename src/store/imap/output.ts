@@ -3,13 +3,14 @@ import type { Duplex } from 'node:stream';
 const FLUSH_AT = 64 * 1024;
 
 /**
- * Writes responses to the socket. Small text is batched into one write; message bodies
- * are written as the Buffers storage returned, never concatenated into strings; every
- * flush waits for `drain` when the socket's buffer is full, so a slow client slows the
- * session instead of growing its memory.
+ * Writes responses to the socket. Text and small message bodies are batched up to
+ * FLUSH_AT and written corked (one writev, not a syscall per message); bodies stay the
+ * Buffers storage returned, never concatenated into strings or copied; every flush
+ * waits for `drain` when the socket's buffer is full, so a slow client slows the session
+ * instead of growing its memory.
  */
 export class Output {
-  private pending: string[] = [];
+  private pending: Array<string | Uint8Array> = [];
   private pendingLength = 0;
   private closed = false;
 
@@ -35,9 +36,18 @@ export class Output {
     this.text(`${s}\r\n`);
   }
 
-  /** Writes queued text, then `bytes`, waiting for the socket when needed. */
+  /**
+   * Queues `bytes` after the queued text (a small body goes out with its neighbours in
+   * one corked write), or writes both now when large, waiting for the socket when needed.
+   */
   async bytes(bytes: Uint8Array): Promise<void> {
-    this.writeText();
+    if (bytes.length < FLUSH_AT) {
+      this.pending.push(bytes);
+      this.pendingLength += bytes.length;
+      await this.maybeFlush();
+      return;
+    }
+    this.writePending();
     await this.write(bytes);
   }
 
@@ -47,20 +57,26 @@ export class Output {
   }
 
   async flush(): Promise<void> {
-    const ok = this.writeText();
+    const ok = this.writePending();
     if (!ok) await this.drained();
   }
 
-  private writeText(): boolean {
+  private writePending(): boolean {
     if (this.pending.length === 0 || this.isClosed) {
       this.pending = [];
       this.pendingLength = 0;
       return true;
     }
-    const data = this.pending.length === 1 ? (this.pending[0] as string) : this.pending.join('');
+    const chunks = mergeText(this.pending);
     this.pending = [];
     this.pendingLength = 0;
-    return this.socket.write(data, 'utf8');
+    if (chunks.length === 1) return this.socket.write(chunks[0] as string | Uint8Array);
+    // one writev for the lot instead of a syscall per message (and per literal)
+    this.socket.cork();
+    let ok = true;
+    for (const chunk of chunks) ok = this.socket.write(chunk);
+    this.socket.uncork();
+    return ok;
   }
 
   private async write(bytes: Uint8Array): Promise<void> {
@@ -87,4 +103,21 @@ export class Output {
     this.closed = true;
     this.socket.end();
   }
+}
+
+/** Joins runs of adjacent strings (one string write each run); Buffers pass through as they are. */
+function mergeText(chunks: Array<string | Uint8Array>): Array<string | Uint8Array> {
+  const out: Array<string | Uint8Array> = [];
+  let text = '';
+  for (const chunk of chunks) {
+    if (typeof chunk === 'string') {
+      text += chunk;
+      continue;
+    }
+    if (text !== '') out.push(text);
+    text = '';
+    out.push(chunk);
+  }
+  if (text !== '') out.push(text);
+  return out;
 }

@@ -94,24 +94,3 @@ export class Disk {
     }
   }
 }
-
-/** Reads `length` bytes at `start` (fewer at end of file) without reading the rest. */
-export async function readFileRange(
-  path: string,
-  start: number,
-  length: number,
-): Promise<Uint8Array> {
-  const handle = await open(path, 'r');
-  try {
-    const out = Buffer.alloc(length);
-    let offset = 0;
-    while (offset < length) {
-      const { bytesRead } = await handle.read(out, offset, length - offset, start + offset);
-      if (bytesRead === 0) break;
-      offset += bytesRead;
-    }
-    return offset === length ? out : out.subarray(0, offset);
-  } finally {
-    await handle.close();
-  }
-}

@@ -71,11 +71,11 @@ export class MaildirMailboxHandle implements MailboxHandle, StateSubscriber {
   }
 
   async read(uid: number, range?: { start: number; length: number }): Promise<Uint8Array> {
-    return this.state.read(uid, range);
+    return this.state.reads.read(uid, range);
   }
 
   async structure(uid: number): Promise<MessageStructure> {
-    return this.state.structure(uid);
+    return this.state.reads.structure(uid);
   }
 
   async setFlags(

@@ -9,13 +9,14 @@ import {
   type MessageRecord,
 } from '../backend.js';
 import { parseMessageStructure } from '../mime/structure.js';
-import type { MessageStructure } from '../mime/types.js';
-import { readFileRange, toStoreError, type Disk } from './disk.js';
+import { toStoreError, type Disk } from './disk.js';
 import { applyFlagOperation, normalizeFlags, MAX_KEYWORDS } from './flags.js';
 import type { UserIndex } from './index-db.js';
 import { writeKeywords } from './keywords.js';
 import type { CopiedFile, CopySource } from './mailbox-copy.js';
+import { MailboxReads } from './mailbox-reads.js';
 import { entryPath, scanMailbox, type Entry } from './mailbox-scan.js';
+import type { OpenFiles } from './open-files.js';
 import { uniqueBase } from './unique-name.js';
 import type { UidListEntry } from './uidlist.js';
 import { UidListFile } from './uidlist-file.js';
@@ -39,6 +40,7 @@ export interface StateSubscriber {
 export interface StateContext {
   disk: Disk;
   index: UserIndex;
+  files: OpenFiles;
   /** A UIDVALIDITY never handed out before for this user (see UserContext). */
   newUidValidity(): Promise<number>;
 }
@@ -55,6 +57,8 @@ export class MailboxState {
   private readonly subscribers = new Set<StateSubscriber>();
   private queue: Promise<unknown> = Promise.resolve();
   private readonly uidlist: UidListFile;
+  /** Reading messages (byte ranges, structures): see mailbox-reads.ts. */
+  readonly reads: MailboxReads;
 
   constructor(
     private readonly ctx: StateContext,
@@ -62,6 +66,11 @@ export class MailboxState {
     public dir: string,
   ) {
     this.uidlist = new UidListFile(ctx.disk, () => this.dir);
+    this.reads = new MailboxReads(ctx.files, ctx.index, {
+      guid: () => this.guid,
+      message: (uid) => this.entry(uid),
+      pathOf: (uid) => this.path(this.entry(uid)),
+    });
   }
 
   /** Runs `fn` after every earlier mutation of this mailbox has finished. */
@@ -189,6 +198,7 @@ export class MailboxState {
 
   detach(s: StateSubscriber): void {
     this.subscribers.delete(s);
+    if (this.subscribers.size === 0) this.reads.forgetAll();
   }
 
   private async moveToCur(e: Entry): Promise<void> {
@@ -308,11 +318,13 @@ export class MailboxState {
       if (doomed.length === 0) return [];
       try {
         for (const uid of doomed) {
-          await unlink(this.path(this.entry(uid))).catch((err: NodeJS.ErrnoException) => {
+          const e = this.entry(uid);
+          await unlink(this.path(e)).catch((err: NodeJS.ErrnoException) => {
             if (err.code !== 'ENOENT') throw err;
           });
           this.entries.delete(uid);
           this.pendingRecent.delete(uid);
+          this.reads.forget([e]);
         }
         this.changed();
         await this.ctx.disk.syncDir(join(this.dir, 'cur'));
@@ -404,46 +416,12 @@ export class MailboxState {
     });
   }
 
-  // ---- reads -------------------------------------------------------------------
-
-  async read(uid: number, range?: { start: number; length: number }): Promise<Uint8Array> {
-    for (let attempt = 0; ; attempt++) {
-      const e = this.entry(uid);
-      const start = Math.min(Math.max(0, range?.start ?? 0), e.record.size);
-      const length = Math.min(Math.max(0, range?.length ?? e.record.size), e.record.size - start);
-      try {
-        return await readFileRange(this.path(e), start, length);
-      } catch (err) {
-        // a concurrent flag change renamed the file between lookup and open
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 2) continue;
-        throw toStoreError(err);
-      }
-    }
-  }
-
-  async structure(uid: number): Promise<MessageStructure> {
-    const e = this.entry(uid);
-    const cached = this.ctx.index.structure(this.guid, uid, e.base);
-    if (cached !== null) return cached;
-    const bytes = await this.read(uid);
-    const structure = parseMessageStructure(bytes);
-    this.ctx.index.put(this.guid, [
-      {
-        uid,
-        base: e.base,
-        size: e.record.size,
-        internalDate: e.record.internalDate.getTime(),
-        structure,
-      },
-    ]);
-    return structure;
-  }
-
   /** Marks the mailbox deleted: open handles see every message expunged. */
   markDeleted(): void {
     const uids = [...this.entries.keys()].sort((a, b) => a - b);
     this.deleted = true;
     this.entries.clear();
+    this.reads.forgetAll();
     this.changed();
     if (uids.length > 0) this.emit({ type: 'expunge', uids }, null);
     this.ctx.index.dropMailbox(this.guid);

@@ -22,6 +22,7 @@ import {
 import { Disk, toStoreError, type FaultHook } from './disk.js';
 import { createMaildirDirs } from './mailbox-state.js';
 import { INBOX, validateUserName } from './names.js';
+import { OpenFiles } from './open-files.js';
 import { writeSubscriptions } from './subscriptions.js';
 import { UserContext } from './user-context.js';
 import { MaildirUserStore } from './user-store.js';
@@ -46,6 +47,7 @@ export const DEFAULT_MAILBOXES: ReadonlyArray<[string, SpecialUse]> = [
 class MaildirStore implements MailStore {
   private readonly users = new Map<string, UserContext>();
   private readonly disk: Disk;
+  private readonly files = new OpenFiles();
   private readonly maxSize: number;
   private closed = false;
 
@@ -62,7 +64,7 @@ class MaildirStore implements MailStore {
     const name = validateUserName(user);
     let ctx = this.users.get(name);
     if (ctx === undefined) {
-      ctx = new UserContext(name, join(this.root, name), this.disk);
+      ctx = new UserContext(name, join(this.root, name), this.disk, this.files);
       this.users.set(name, ctx);
     }
     return ctx;
@@ -123,6 +125,7 @@ class MaildirStore implements MailStore {
     this.closed = true;
     for (const ctx of this.users.values()) ctx.close();
     this.users.clear();
+    this.files.closeAll();
   }
 }
 

@@ -4,6 +4,7 @@ import { StoreError, type SpecialUse } from '../backend.js';
 import type { Disk } from './disk.js';
 import { UserIndex } from './index-db.js';
 import { MailboxState } from './mailbox-state.js';
+import type { OpenFiles } from './open-files.js';
 import { diskNameOf, INBOX, normalizeMailboxName } from './names.js';
 
 /**
@@ -25,6 +26,7 @@ export class UserContext {
     readonly user: string,
     readonly home: string,
     readonly disk: Disk,
+    private readonly files: OpenFiles,
   ) {
     this.maildir = join(home, 'Maildir');
   }
@@ -66,7 +68,12 @@ export class UserContext {
       pending = this.states.get(name);
       if (pending === undefined) {
         const state = new MailboxState(
-          { disk: this.disk, index: this.userIndex(), newUidValidity: () => this.newUidValidity() },
+          {
+            disk: this.disk,
+            index: this.userIndex(),
+            files: this.files,
+            newUidValidity: () => this.newUidValidity(),
+          },
           name,
           this.dirOf(name),
         );

@@ -1,0 +1,102 @@
+import { StoreError, type MessageRecord } from '../backend.js';
+import { parseMessageStructure } from '../mime/structure.js';
+import type { MessageStructure } from '../mime/types.js';
+import { toStoreError } from './disk.js';
+import type { UserIndex } from './index-db.js';
+import type { OpenFiles } from './open-files.js';
+
+/**
+ * Reading one mailbox's messages: byte ranges through the store-wide open-file cache
+ * (see open-files.ts) and MIME structures through the index, parsing a message only
+ * when the index lacks it. Entries are keyed by UID and base name, so an entry never
+ * serves a different message; the mailbox calls `forget` / `forgetAll` when messages
+ * or the whole mailbox go away, and when its last handle closes (a rescan, which may
+ * renumber, only happens with no handle open, so nothing is cached then).
+ */
+
+export interface ReadableMessage {
+  base: string;
+  record: MessageRecord;
+}
+
+export interface MessageSource {
+  guid(): string;
+  /** The message as it is now; throws StoreError('no-such-message') once it is gone. */
+  message(uid: number): ReadableMessage;
+  /** Its file's current path (flag changes rename it). */
+  pathOf(uid: number): string;
+}
+
+const keyOf = (uid: number, base: string): string => `${uid}\u0000${base}`;
+
+export class MailboxReads {
+  private readonly owner: number;
+
+  constructor(
+    private readonly files: OpenFiles,
+    private readonly index: UserIndex,
+    private readonly source: MessageSource,
+  ) {
+    this.owner = files.newOwner();
+  }
+
+  /** `length` bytes at `start` of message `uid` (clamped to the message), or all of it. */
+  async read(uid: number, range?: { start: number; length: number }): Promise<Uint8Array> {
+    for (let attempt = 0; ; attempt++) {
+      const { base, record } = this.source.message(uid);
+      const start = Math.min(Math.max(0, range?.start ?? 0), record.size);
+      const length = Math.min(Math.max(0, range?.length ?? record.size), record.size - start);
+      try {
+        const lease = await this.files.lease(this.owner, keyOf(uid, base), this.source.pathOf(uid));
+        let offset = 0;
+        const out = Buffer.alloc(length); // zeroed, as before: a short read leaves no uninitialised memory behind the view
+        try {
+          while (offset < length) {
+            const bytesRead = await lease.read(out, offset, length - offset, start + offset);
+            if (bytesRead === 0) break;
+            offset += bytesRead;
+          }
+        } finally {
+          // a read that stopped before the end is likely followed by the next chunk
+          lease.release(offset > 0 && start + offset < record.size);
+        }
+        return offset === length ? out : out.subarray(0, offset);
+      } catch (err) {
+        if (err instanceof StoreError) throw err;
+        // a concurrent flag change renamed the file between lookup and open
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 2) continue;
+        throw toStoreError(err);
+      }
+    }
+  }
+
+  async structure(uid: number): Promise<MessageStructure> {
+    const { base, record } = this.source.message(uid);
+    const cached = this.index.structure(this.source.guid(), uid, base);
+    if (cached !== null) return cached;
+    const structure = parseMessageStructure(await this.read(uid));
+    this.index.put(this.source.guid(), [
+      {
+        uid,
+        base,
+        size: record.size,
+        internalDate: record.internalDate.getTime(),
+        structure,
+      },
+    ]);
+    return structure;
+  }
+
+  /** Closes what is cached for these messages (expunged). */
+  forget(messages: Array<{ uid: number; base: string }>): void {
+    this.files.forget(
+      this.owner,
+      messages.map((m) => keyOf(m.uid, m.base)),
+    );
+  }
+
+  /** Closes what is cached for this mailbox (deleted, or no handle open). */
+  forgetAll(): void {
+    this.files.forgetOwner(this.owner);
+  }
+}
