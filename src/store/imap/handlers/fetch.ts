@@ -18,6 +18,17 @@ function setsSeen(item: FetchItem): boolean {
   );
 }
 
+/** About how many message bytes the items read from a message of `size` (its read-ahead weight). */
+function bytesRead(items: FetchItem[], size: number): number {
+  let total = 0;
+  for (const item of items) {
+    if (item.type === 'BODY[]') total += Math.min(size, item.partial?.length ?? size);
+    else if (item.type === 'RFC822' || item.type === 'RFC822.HEADER' || item.type === 'RFC822.TEXT')
+      total += size;
+  }
+  return total;
+}
+
 function needsStructure(item: FetchItem): boolean {
   if (item.type === 'BODY[]') return item.section.path.length > 0 || item.section.specifier !== '';
   return (
@@ -31,6 +42,11 @@ function needsStructure(item: FetchItem): boolean {
 
 /** Messages prepared ahead of the one being written: overlaps disk reads with socket writes, bounds memory. */
 const READ_AHEAD = 16;
+/**
+ * …and at most this many message bytes among them (one message always): 16 messages of
+ * the 64 MiB a message may have would otherwise be a gigabyte held for one FETCH.
+ */
+const READ_AHEAD_BYTES = 8 * 1024 * 1024;
 
 /** FETCH / UID FETCH (§6.4.5, §6.4.8). Bodies are written as Buffers, one message at a time. */
 export async function handleFetch(s: Session, cmd: Cmd<'FETCH'>): Promise<void> {
@@ -66,19 +82,26 @@ export async function handleFetch(s: Session, cmd: Cmd<'FETCH'>): Promise<void> 
       cache.set(key, item, value),
     );
   };
-  const pending: Array<Promise<Array<string | Uint8Array> | null>> = [];
+  const pending: Array<{ parts: Promise<Array<string | Uint8Array> | null>; bytes: number }> = [];
+  let pendingBytes = 0;
   let next = 0;
   const fill = (): void => {
     while (pending.length < READ_AHEAD && next < targets.length) {
-      const [seq, uid] = targets[next++] as [number, number];
-      const p = prepare(seq, uid);
-      p.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
-      pending.push(p);
+      const [seq, uid] = targets[next] as [number, number];
+      const bytes = bytesRead(items, records.get(uid)?.size ?? 0);
+      if (pending.length > 0 && pendingBytes + bytes > READ_AHEAD_BYTES) break;
+      next++;
+      const parts = prepare(seq, uid);
+      parts.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
+      pending.push({ parts, bytes });
+      pendingBytes += bytes;
     }
   };
   fill();
   while (pending.length > 0) {
-    const parts = await (pending.shift() as Promise<Array<string | Uint8Array> | null>);
+    const head = pending.shift()!;
+    const parts = await head.parts;
+    pendingBytes -= head.bytes;
     fill();
     if (parts === null) continue;
     for (const part of parts) {
