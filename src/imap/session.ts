@@ -339,8 +339,10 @@ export class ProxySession {
         relay.upstreamLine(line);
         if (/^\* BYE\b/i.test(line)) this.upstreamSaidBye = true;
       },
-      rewriteTextLine: (line) =>
-        archive?.responseLine(filterCapabilityLine(line)) ?? filterCapabilityLine(line),
+      rewriteTextLine:
+        archive === null
+          ? filterCapabilityLine
+          : (line) => archive.responseLine(filterCapabilityLine(line)),
       onBody: (event) => this.onBody(event),
     });
     this.rewriter = rewriter;

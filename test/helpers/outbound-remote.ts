@@ -93,6 +93,12 @@ export class RemoteMx {
     return new RemoteMx(server, port, received, logins);
   }
 
+  /** Resolves with everything received once `count` messages have arrived in total. */
+  async waitFor(count: number, timeoutMs = 60_000): Promise<ReceivedMail[]> {
+    await waitUntil(() => this.received.length >= count, `${count} messages`, timeoutMs);
+    return this.received;
+  }
+
   to(address: string): ReceivedMail[] {
     return this.received.filter((mail) => mail.to.includes(address));
   }

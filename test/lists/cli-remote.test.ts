@@ -21,7 +21,7 @@ import { requireBinary } from '../helpers/binaries.js';
 import { runCli } from '../helpers/cli-run.js';
 import { startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
 import { freePort } from '../helpers/ports.js';
-import { startRemoteMx, type RemoteMx } from '../helpers/lists-remote.js';
+import { RemoteMx } from '../helpers/outbound-remote.js';
 import { decryptWith } from '../helpers/proxy-pki.js';
 import { makeRemoteIdentity, type RemoteIdentity } from '../helpers/remote-identity.js';
 import { swaks, swaksReplies } from '../helpers/smtp-senders.js';
@@ -87,7 +87,7 @@ async function remoteKeyMapsTo(groupId: string, listCertificate: Uint8Array): Pr
 beforeAll(async () => {
   for (const name of ['curl', 'openssl']) requireBinary(name);
   for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
-  remoteMx = await startRemoteMx();
+  remoteMx = await RemoteMx.start();
   writeFileSync(
     configFile,
     [
@@ -228,9 +228,9 @@ describe('recrypt list join (a remote member)', () => {
     expect(swaksReplies(sent.transcript).at(-2)).toMatch(/^250 .*queued for 1 remote member/);
     const [copy] = await remoteMx.waitFor(1);
     expect(copy!.mailFrom).toBe('team-bounces@example.org');
-    expect(copy!.rcptTo).toEqual([REMOTE.toLowerCase()]);
-    expect(copy!.raw.includes(Buffer.from('REMOTEPOST1'))).toBe(false);
-    const plain = (await decryptForCarol(copy!.raw)).toString('latin1');
+    expect(copy!.to).toEqual([REMOTE.toLowerCase()]);
+    expect(copy!.bytes.includes(Buffer.from('REMOTEPOST1'))).toBe(false);
+    const plain = (await decryptForCarol(copy!.bytes)).toString('latin1');
     expect(plain).toContain('REMOTEPOST1');
     expect(plain).toContain('List-Id: <team.example.org>');
 
@@ -245,7 +245,7 @@ describe('recrypt list join (a remote member)', () => {
     const approved = await owner(['list', 'approve', LIST, id]);
     expect(approved.stderr).toBe('');
     const copies = await remoteMx.waitFor(2);
-    expect((await decryptForCarol(copies[1]!.raw)).toString('latin1')).toContain('HELDPOST2');
+    expect((await decryptForCarol(copies[1]!.bytes)).toString('latin1')).toContain('HELDPOST2');
     expect((await owner(['list', 'held', LIST])).stdout).not.toContain(id);
 
     // The gateway kept posts, held posts and queued copies only as ciphertext.

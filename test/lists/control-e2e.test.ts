@@ -25,14 +25,8 @@ import {
 } from '../helpers/lists-world.js';
 import { post, startListMx, type ListMx } from '../helpers/lists-mx.js';
 import { startListReadPath, storedInbox, type ListReadPath } from '../helpers/lists-proxy.js';
-import {
-  makeRemoteMember,
-  remoteBlindedJoin,
-  startRemoteMx,
-  type ReceivedMail,
-  type RemoteMember,
-  type RemoteMx,
-} from '../helpers/lists-remote.js';
+import { makeRemoteMember, remoteBlindedJoin, type RemoteMember } from '../helpers/lists-remote.js';
+import { RemoteMx, type RcptAnswer, type ReceivedMail } from '../helpers/outbound-remote.js';
 import { decryptWith, type PemIdentity } from '../helpers/proxy-pki.js';
 import { SmtpWire } from '../helpers/smtp-wire.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -109,6 +103,7 @@ describe('a list’s control addresses, bounces and moderation', () => {
   let keyStore: KeyStore;
   let path: ListReadPath;
   let remoteMx: RemoteMx;
+  let remoteRefusal: RcptAnswer;
   let listMx: ListMx;
   let owner: ListMemberUser;
   let stranger: ListMemberUser;
@@ -123,7 +118,7 @@ describe('a list’s control addresses, bounces and moderation', () => {
     members.push(...world.members);
     remote = makeRemoteMember(dir.path, `carol@${REMOTE_DOMAIN}`, '/CN=Carol Remote', '0x4242');
     await remoteBlindedJoin(keyStore, list, group, remote);
-    remoteMx = await startRemoteMx();
+    remoteMx = await RemoteMx.start({ onRcpt: () => remoteRefusal });
     listMx = await startListMx(keyStore, path.lmtpPort, DOMAIN, {
       dir: dir.path,
       routes: { [REMOTE_DOMAIN]: `127.0.0.1:${remoteMx.port}` },
@@ -153,7 +148,7 @@ describe('a list’s control addresses, bounces and moderation', () => {
   });
 
   it('a refused remote copy comes back to team-bounces@ as a report the owner reads', async () => {
-    remoteMx.refuseWith({ code: 550, message: '5.1.1 carol has left the building' });
+    remoteRefusal = [550, '5.1.1 carol has left the building'];
     const before = (await storedInbox(path.store, owner.address)).length;
     const sent = await post(
       listMx.port,
@@ -168,7 +163,7 @@ describe('a list’s control addresses, bounces and moderation', () => {
     expect(text).toContain(remote.address);
     expect(text).toMatch(/5\.1\.1/);
     expect(text).not.toContain('POSTMARK1');
-    remoteMx.refuseWith(null);
+    remoteRefusal = undefined;
   });
 
   it('leaving by List-Unsubscribe needs the confirmation from the member’s mailbox', async () => {
@@ -320,13 +315,13 @@ describe('a list’s control addresses, bounces and moderation', () => {
     let request: ReceivedMail | undefined;
     for (let n = 1; request === undefined; n++) {
       request = (await remoteMx.waitFor(n)).find((m) =>
-        /^Subject: Confirm: leave/m.test(m.raw.toString('latin1')),
+        /^Subject: Confirm: leave/m.test(m.bytes.toString('latin1')),
       );
     }
-    expect(request.rcptTo).toEqual([remote.address]);
-    expect(request.raw.toString('latin1')).toMatch(/^Content-Type: application\/pkcs7-mime/m);
-    expect(await fails(request.raw, group)).toBe(true);
-    const opened = await decryptWith(request.raw, remote);
+    expect(request.to).toEqual([remote.address]);
+    expect(request.bytes.toString('latin1')).toMatch(/^Content-Type: application\/pkcs7-mime/m);
+    expect(await fails(request.bytes, group)).toBe(true);
+    const opened = await decryptWith(request.bytes, remote);
     const confirm = (await simpleParser(opened)).replyTo?.value[0]?.address ?? '';
     expect(confirm).toMatch(/^team-confirm\+[0-9a-z]+@lists\.test$/);
     const confirmed = await post(

@@ -38,13 +38,8 @@ import {
   type ListMemberUser,
 } from '../helpers/lists-world.js';
 import { post, startListMx, type ListMx } from '../helpers/lists-mx.js';
-import {
-  makeRemoteMember,
-  remoteBlindedJoin,
-  startRemoteMx,
-  type RemoteMember,
-  type RemoteMx,
-} from '../helpers/lists-remote.js';
+import { makeRemoteMember, remoteBlindedJoin, type RemoteMember } from '../helpers/lists-remote.js';
+import { RemoteMx } from '../helpers/outbound-remote.js';
 import { LONG_DN } from '../helpers/recrypt-remote-pki.js';
 import {
   fetchBody,
@@ -136,7 +131,7 @@ describe('a list of 50 local members, end to end', () => {
       makeRemoteMember(dir.path, 'cy@remote.test', '/O=Elsewhere/CN=Cy Remote', '0x4000'),
     );
     for (const remote of remotes) await remoteBlindedJoin(keyStore, list, g1, remote);
-    remoteMx = await startRemoteMx();
+    remoteMx = await RemoteMx.start();
     path = await startListReadPath(
       keyStore,
       [LIST, owner.address, stranger.address, ...members.map((m) => m.address)],
@@ -192,19 +187,19 @@ describe('a list of 50 local members, end to end', () => {
 
     // The remote members' copies arrive at their MX, one each, from the list's bounce address.
     const arrived = await remoteMx.waitFor(3);
-    expect(arrived.map((r) => r.rcptTo).sort()).toEqual(remotes.map((r) => [r.address]).sort());
+    expect(arrived.map((r) => r.to).sort()).toEqual(remotes.map((r) => [r.address]).sort());
     for (const copy of arrived) {
       expect(copy.mailFrom).toBe(`dev-bounces@${DOMAIN}`);
-      const remote = remotes.find((r) => r.address === copy.rcptTo[0])!;
-      expect((await decryptWith(copy.raw, remote)).equals(plain)).toBe(true);
+      const remote = remotes.find((r) => r.address === copy.to[0])!;
+      expect((await decryptWith(copy.bytes, remote)).equals(plain)).toBe(true);
       expect(
         await fails(
-          copy.raw,
+          copy.bytes,
           remotes.find((r) => r !== remote)!,
         ),
       ).toBe(true);
-      expect(await fails(copy.raw, g1)).toBe(true);
-      expect(copy.raw.includes(Buffer.from(marker1))).toBe(false);
+      expect(await fails(copy.bytes, g1)).toBe(true);
+      expect(copy.bytes.includes(Buffer.from(marker1))).toBe(false);
     }
   });
 
@@ -277,8 +272,8 @@ describe('a list of 50 local members, end to end', () => {
     // The remote members' copies of the new post, recrypted with their re-keyed keys.
     const arrived = (await remoteMx.waitFor(6)).slice(3);
     for (const copy of arrived) {
-      const remote = remotes.find((r) => r.address === copy.rcptTo[0])!;
-      expect((await decryptWith(copy.raw, remote)).toString('latin1')).toContain(marker2);
+      const remote = remotes.find((r) => r.address === copy.to[0])!;
+      expect((await decryptWith(copy.bytes, remote)).toString('latin1')).toContain(marker2);
     }
 
     // The remaining members read old and new posts alike.
