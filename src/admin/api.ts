@@ -9,7 +9,9 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  isDeviceCredentialHash,
+  accountCredentialSalt,
+  DEVICE_CREDENTIAL_PARAMS,
+  deviceCredentialUploadProblem,
   type Device,
   type KeyStore,
   type User,
@@ -257,9 +259,23 @@ function deviceView(device: Device) {
   };
 }
 
+/** The only device credential hashes the gateway accepts for `address` (credentials.ts). */
+function credentialView(address: string) {
+  return {
+    scheme: 'scrypt',
+    ...DEVICE_CREDENTIAL_PARAMS,
+    salt: accountCredentialSalt(address).toString('base64url'),
+  };
+}
+
 async function showOwner(ctx: AdminApiContext, req: IncomingMessage, res: ServerResponse) {
   const user = ownerOf(req);
-  sendJson(res, 200, { ...userView(user), groupId: user.owner.groupId, imap: ctx.imapSettings });
+  sendJson(res, 200, {
+    ...userView(user),
+    groupId: user.owner.groupId,
+    imap: ctx.imapSettings,
+    deviceCredential: credentialView(user.address),
+  });
 }
 
 async function listDevices(ctx: AdminApiContext, req: IncomingMessage, res: ServerResponse) {
@@ -283,8 +299,8 @@ async function addDevice(
     throw new HttpError(400, "client: expected 'standard' or 'outlook'");
   }
   const credentialHash = requireString(body, 'credentialHash', 512);
-  if (!isDeviceCredentialHash(credentialHash))
-    throw new HttpError(400, 'credentialHash: not a device credential hash');
+  const problem = deviceCredentialUploadProblem(credentialHash, user.address);
+  if (problem !== null) throw new HttpError(400, `credentialHash: ${problem}`);
   const upload = checkDeviceUpload(
     user.address,
     user.owner,

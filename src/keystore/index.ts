@@ -45,9 +45,15 @@ export {
   type KeyBinding,
 } from './key-wrapping.js';
 export {
+  accountCredentialSalt,
+  DEVICE_CREDENTIAL_PARAMS,
+  deviceCredentialUploadProblem,
   hashDeviceCredential,
   isDeviceCredentialHash,
+  matchDeviceCredential,
   verifyDeviceCredential,
+  type CredentialMatch,
+  type CredentialParams,
 } from './credentials.js';
 export { authenticateDevice, toDeviceRecryptKeys } from './login.js';
 export { normaliseAddress } from './validate.js';

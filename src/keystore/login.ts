@@ -1,15 +1,14 @@
 /**
  * Device login on top of the store (the IMAP proxy's use): which active device of
- * `address` does this password belong to? Every active device's hash is checked (no
- * early exit) and an unknown address costs one hash too, so the time taken does not
- * tell whether the account exists or which device matched.
+ * `address` does this password belong to? One scrypt derivation with the account's salt
+ * is compared with every active device's hash (no early exit), and an unknown address
+ * costs the same derivation, so the time taken does not tell whether the account
+ * exists, how many devices it has or which one matched (credentials.ts).
  */
 import { WRAP_ENCODING_OF_CLIENT, type DeviceRecryptKeys, type Scalar } from '../recrypt/types.js';
-import { hashDeviceCredential, verifyDeviceCredential } from './credentials.js';
+import { matchDeviceCredential } from './credentials.js';
 import type { KeyStore } from './keystore.js';
 import type { Device } from './types.js';
-
-let dummyHash: Promise<string> | null = null;
 
 export async function authenticateDevice(
   store: KeyStore,
@@ -24,15 +23,11 @@ export async function authenticateDevice(
     if ((err as { code?: string }).code === 'invalid-argument') devices = [];
     else throw err;
   }
-  if (devices.length === 0) {
-    dummyHash ??= hashDeviceCredential('recrypt-dummy-password');
-    await verifyDeviceCredential(password, await dummyHash);
-    return null;
-  }
-  const results = await Promise.all(
-    devices.map((d) => verifyDeviceCredential(password, d.credentialHash)),
+  const { index } = await matchDeviceCredential(
+    password,
+    address,
+    devices.map((d) => d.credentialHash),
   );
-  const index = results.indexOf(true);
   return index === -1 ? null : devices[index]!;
 }
 

@@ -99,7 +99,7 @@ export async function addDevice(key: OwnerKey, options: AddDeviceOptions): Promi
     friendlyName: `${key.address} (${name})`,
   });
   const rk = recryptionKey(key.groupSecret, deviceSecret);
-  const credentialHash = await hashDeviceCredential(devicePassword);
+  const credentialHash = await hashDeviceCredential(devicePassword, key.address);
   const temp = writeTemp(p12File, p12);
   let reply: { device: DeviceView; imap: ImapSettings };
   try {

@@ -75,10 +75,16 @@ describe('admin API: owner-signed endpoints', () => {
     carol = await makeOwner('carol@example.org');
     await enrol(alice);
     await enrol(carol);
-    credentialHash = await hashDeviceCredential('device password');
+    credentialHash = await hashDeviceCredential('device password', ALICE);
   });
   afterAll(async () => {
     await gw?.close();
+  });
+
+  it('publish the device credential parameters and salt the gateway accepts', async () => {
+    const shown = await api(gw, 'GET', '/v1/owner', { sign: alice.signer });
+    const salt = credentialHash.split('$')[4];
+    expect(shown.json.deviceCredential).toEqual({ scheme: 'scrypt', logN: 14, r: 8, p: 1, salt });
   });
 
   it('accept a signed request; refuse missing, malformed, foreign, altered and stale signatures with 401', async () => {
@@ -165,6 +171,12 @@ describe('admin API: owner-signed endpoints', () => {
       ],
       ['certificate', { certificate: Buffer.from(alice.group).toString('base64').slice(0, 40) }],
       ['credentialHash', { credentialHash: 'plaintext password' }],
+      // Owner-chosen scrypt parameters (log2 N 20, r and p 99 would take gigabytes per login).
+      ['credentialHash', { credentialHash: withParams(credentialHash, '20', '99', '99') }],
+      ['credentialHash', { credentialHash: withParams(credentialHash, '10', '8', '1') }],
+      // A random salt, not the account's: the login would cost one more derivation.
+      ['credentialHash', { credentialHash: await hashDeviceCredential('device password') }],
+      ['credentialHash', { credentialHash: await hashDeviceCredential('pw', 'carol@example.org') }],
       ['client', { client: 'thunderbird' }],
       ['name', { name: '' }],
       ['name', { name: '../../etc' }],
@@ -272,3 +284,9 @@ describe('admin API: owner-signed endpoints', () => {
     expect((await api(gw, 'GET', '/v1/owner', { sign: alice.signer })).status).toBe(401);
   });
 });
+
+/** `hash` with its scrypt parameters replaced (the hash itself no longer matches). */
+function withParams(hash: string, logN: string, r: string, p: string): string {
+  const parts = hash.split('$');
+  return [parts[0], logN, r, p, ...parts.slice(4)].join('$');
+}
