@@ -4,12 +4,12 @@
  * every mail client imports it:
  *
  *   AuthenticatedSafe
- *     EncryptedData (PBES2: PBKDF2-HMAC-SHA256, AES-256-CBC)
+ *     EncryptedData (PBES2: PBKDF2-HMAC-SHA256, 16-byte salt, AES-256-CBC)
  *       CertBag device certificate   friendlyName, localKeyId
  *       CertBag owner CA certificate friendlyName
  *     Data
  *       PKCS8ShroudedKeyBag (PBES2 as above)  friendlyName, localKeyId
- *   MacData HMAC-SHA256 (PKCS#12 KDF)
+ *   MacData HMAC-SHA256 (PKCS#12 KDF, 16-byte salt)
  *
  * localKeyId (SHA-1 of the device certificate, as OpenSSL computes it) pairs key and
  * certificate; friendlyName is what NSS and Windows show as the nickname.
@@ -17,7 +17,14 @@
  * The reader decrypts the key through node:crypto (OpenSSL parses the encrypted PKCS#8),
  * so what we write is checked by an independent implementation on every read.
  */
-import { createHash, createPrivateKey, webcrypto } from 'node:crypto';
+import {
+  createCipheriv,
+  createHash,
+  createPrivateKey,
+  pbkdf2Sync,
+  randomBytes,
+  webcrypto,
+} from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { certificatePublicPoint, subjectCommonName } from './certificates.js';
@@ -41,12 +48,79 @@ const OID_X509_CERT_BAG = '1.2.840.113549.1.9.22.1';
 const OID_SHROUDED_KEY_BAG = '1.2.840.113549.1.12.10.1.2';
 const OID_CERT_BAG = '1.2.840.113549.1.12.10.1.3';
 
-const engine = new pkijs.CryptoEngine({
+/**
+ * PBKDF2 and MAC salt length. gpgsm (KMail, Kleopatra) refuses salts over 32 bytes ("bad
+ * length of salt", DESIGN §2 client facts); pkijs always writes 64, so this file derives
+ * and encrypts itself. 16 bytes is what OpenSSL 3 writes and what NIST SP 800-132 asks for.
+ */
+export const PKCS12_SALT_BYTES = 16;
+
+const OID_PBES2 = '1.2.840.113549.1.5.13';
+const OID_PBKDF2 = '1.2.840.113549.1.5.12';
+const OID_HMAC_SHA256 = '1.2.840.113549.2.9';
+const OID_AES256_CBC = '2.16.840.1.101.3.4.1.42';
+const OID_SHA256 = '2.16.840.1.101.3.4.2.1';
+
+type Crypto = ConstructorParameters<typeof pkijs.CryptoEngine>[0]['crypto'];
+type EncryptParameters = Parameters<pkijs.CryptoEngine['encryptEncryptedContentInfo']>[0];
+
+/**
+ * pkijs' engine with PBES2 encryption replaced: PBKDF2-HMAC-SHA256 with a 16-byte salt and
+ * AES-256-CBC, through node:crypto. Everything else (reading, the MAC KDF) is pkijs'.
+ */
+class ShortSaltEngine extends pkijs.CryptoEngine {
+  override encryptEncryptedContentInfo(
+    parameters: EncryptParameters,
+  ): Promise<pkijs.EncryptedContentInfo> {
+    const salt = randomBytes(PKCS12_SALT_BYTES);
+    const iv = randomBytes(16);
+    const key = pbkdf2Sync(
+      Buffer.from(parameters.password as ArrayBuffer),
+      salt,
+      parameters.iterationCount,
+      32,
+      'sha256',
+    );
+    const cipher = createCipheriv('aes-256-cbc', key, iv);
+    const encrypted = Buffer.concat([
+      cipher.update(Buffer.from(parameters.contentToEncrypt as ArrayBuffer)),
+      cipher.final(),
+    ]);
+    const pbkdf2 = new pkijs.PBKDF2Params({
+      salt: new asn1js.OctetString({ valueHex: salt }),
+      iterationCount: parameters.iterationCount,
+      prf: new pkijs.AlgorithmIdentifier({
+        algorithmId: OID_HMAC_SHA256,
+        algorithmParams: new asn1js.Null(),
+      }),
+    });
+    const pbes2 = new pkijs.PBES2Params({
+      keyDerivationFunc: new pkijs.AlgorithmIdentifier({
+        algorithmId: OID_PBKDF2,
+        algorithmParams: pbkdf2.toSchema(),
+      }),
+      encryptionScheme: new pkijs.AlgorithmIdentifier({
+        algorithmId: OID_AES256_CBC,
+        algorithmParams: new asn1js.OctetString({ valueHex: iv }),
+      }),
+    });
+    return Promise.resolve(
+      new pkijs.EncryptedContentInfo({
+        contentType: parameters.contentType,
+        contentEncryptionAlgorithm: new pkijs.AlgorithmIdentifier({
+          algorithmId: OID_PBES2,
+          algorithmParams: pbes2.toSchema(),
+        }),
+        encryptedContent: new asn1js.OctetString({ valueHex: encrypted }),
+      }),
+    );
+  }
+}
+
+const engine = new ShortSaltEngine({
   name: 'node-webcrypto',
   crypto: webcrypto as unknown as Crypto,
 });
-
-type Crypto = ConstructorParameters<typeof pkijs.CryptoEngine>[0]['crypto'];
 
 const PBES2_AES256 = {
   contentEncryptionAlgorithm: { name: 'AES-CBC', length: 256 },
@@ -196,7 +270,29 @@ export async function buildDevicePkcs12(input: DevicePkcs12Input): Promise<Uint8
     },
     engine,
   );
+  await shortenMacSalt(pfx, password);
   return new Uint8Array(pfx.toSchema().toBER(false));
+}
+
+/** pkijs' MAC salt is 64 bytes too: the MAC is stamped again over the same data with a short one. */
+async function shortenMacSalt(pfx: pkijs.PFX, password: ArrayBuffer): Promise<void> {
+  const content = pfx.authSafe.content as asn1js.OctetString;
+  const salt = randomBytes(PKCS12_SALT_BYTES);
+  const mac = await engine.stampDataWithPassword({
+    password,
+    hashAlgorithm: 'SHA-256',
+    salt: salt.buffer.slice(salt.byteOffset, salt.byteOffset + salt.byteLength),
+    iterationCount: PKCS12_ITERATIONS,
+    contentToStamp: content.getValue(),
+  });
+  pfx.macData = new pkijs.MacData({
+    mac: new pkijs.DigestInfo({
+      digestAlgorithm: new pkijs.AlgorithmIdentifier({ algorithmId: OID_SHA256 }),
+      digest: new asn1js.OctetString({ valueHex: mac }),
+    }),
+    macSalt: new asn1js.OctetString({ valueHex: salt }),
+    iterations: PKCS12_ITERATIONS,
+  });
 }
 
 function malformed(what: string): RecryptError {
@@ -292,7 +388,7 @@ function assertIterations(count: number): void {
 
 /** Checks the PBKDF2 iteration count of a PBES2 AlgorithmIdentifier before anything derives a key. */
 function assertPbes2Iterations(algorithm: pkijs.AlgorithmIdentifier): void {
-  if (algorithm.algorithmId !== '1.2.840.113549.1.5.13') {
+  if (algorithm.algorithmId !== OID_PBES2) {
     throw new RecryptError(
       'unsupported',
       `PKCS#12 encryption ${algorithm.algorithmId} is not PBES2`,
