@@ -169,6 +169,8 @@ export async function issueOwnerCa(options: {
           x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
           true,
         ),
+        // RFC 5280 §4.2.1.2: the key every issued AuthorityKeyIdentifier names; gpgsm and
+        // `openssl verify -x509_strict` find the issuer through it.
         new x509.SubjectKeyIdentifierExtension(keyId),
       ],
     },

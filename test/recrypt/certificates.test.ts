@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
@@ -25,6 +25,8 @@ import { requireBinary } from '../helpers/binaries.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const openssl = requireBinary('openssl');
+const gpgsm = requireBinary('gpgsm');
+const gpgconf = requireBinary('gpgconf');
 const now = new Date('2026-03-01T12:00:00Z');
 const address = 'alice@example.org';
 
@@ -124,6 +126,54 @@ describe('owner CA, group and device certificates', () => {
     ]);
     expect(out).toContain('group-v.pem: OK');
     expect(out).toContain('device-v.pem: OK');
+  });
+
+  it('the CA carries a SubjectKeyIdentifier that every issued AuthorityKeyIdentifier names', () => {
+    const caSki = new x509.X509Certificate(ca.certificate).getExtension(
+      x509.SubjectKeyIdentifierExtension,
+    );
+    expect(caSki).not.toBeNull();
+    for (const der of [group, device]) {
+      const aki = new x509.X509Certificate(der).getExtension(x509.AuthorityKeyIdentifierExtension);
+      expect(aki?.keyId).toBe(caSki!.keyId);
+    }
+  });
+
+  it('openssl verify -x509_strict accepts the chain (RFC 5280 profile checks)', () => {
+    const caPem = writePem('ca-strict.pem', ca.certificate);
+    const out = runOpenssl([
+      'verify',
+      '-x509_strict',
+      '-attime',
+      String(Math.floor(now.getTime() / 1000) + 60),
+      '-CAfile',
+      caPem,
+      writePem('group-strict.pem', group),
+      writePem('device-strict.pem', device),
+    ]);
+    expect(out).toContain('group-strict.pem: OK');
+    expect(out).toContain('device-strict.pem: OK');
+  });
+
+  it('gpgsm finds the issuer of the device certificate (KMail, Kleopatra)', () => {
+    const home = join(tmp.path, 'gnupg');
+    mkdirSync(home, { mode: 0o700 });
+    const env = { ...process.env, GNUPGHOME: home };
+    const gpg = (args: string[]): string =>
+      execFileSync(gpgsm, ['--batch', ...args], { encoding: 'utf8', env, stdio: 'pipe' });
+    try {
+      gpg(['--import', writePem('ca-g.pem', ca.certificate), writePem('device-g.pem', device)]);
+      const chain = spawnSync(gpgsm, ['--batch', '--list-chain', address], {
+        encoding: 'utf8',
+        env,
+      });
+      const said = `${chain.stdout}${chain.stderr}`;
+      expect(said).not.toMatch(/issuer certificate not found|can't find issuer/i);
+      expect(said).toContain('Certified by');
+      expect(said).toMatch(/Subject: \/CN=Alice laptop[\s\S]*Subject: \/CN=[A-Z0-9-]{20,}\n/);
+    } finally {
+      spawnSync(gpgconf, ['--kill', 'all'], { env });
+    }
   });
 
   it('openssl verify rejects a certificate from another owner CA', async () => {
