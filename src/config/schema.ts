@@ -153,6 +153,15 @@ export const configSchema = z.strictObject({
       /** STARTTLS (143 in production). */
       starttlsPort: port.default(1143),
       allowPlaintextOnLoopback: z.boolean().default(false),
+      /** Connections open at once, all clients (docs/threat-model.md, Limits). */
+      maxConnections: z.number().int().positive().default(1000),
+      maxConnectionsPerIp: z.number().int().positive().default(20),
+      /** Logged-in sessions per account and client IP (Dovecot's mail_max_userip_connections). */
+      maxSessionsPerUserIp: z.number().int().positive().default(10),
+      /** Login checks running at once from one IP; further ones wait their turn. */
+      maxLoginsInProgressPerIp: z.number().int().positive().default(4),
+      /** From connect to logged in, absolute: then `* BYE` and close. */
+      loginTimeoutSeconds: z.number().int().positive().max(3600).default(60),
     })
     .prefault({}),
   admin: z

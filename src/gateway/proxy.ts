@@ -35,6 +35,13 @@ export async function startProxy(options: {
     logger: options.logger,
     metrics: createImapProxyMetrics(options.metrics),
     allowPlaintextOnLoopback: config.imap.allowPlaintextOnLoopback,
+    limits: {
+      maxConnections: config.imap.maxConnections,
+      maxConnectionsPerIp: config.imap.maxConnectionsPerIp,
+      maxSessionsPerUserIp: config.imap.maxSessionsPerUserIp,
+    },
+    throttle: { maxConcurrentPerIp: config.imap.maxLoginsInProgressPerIp },
+    loginTimeoutMs: config.imap.loginTimeoutSeconds * 1000,
   });
   return {
     port: proxy.ports.tls ?? config.imap.port,

@@ -6,13 +6,14 @@ export interface ImapProxyMetrics {
   bodies: Counter<'result' | 'reason'>;
   bytes: Counter<'direction'>;
   sessions: Gauge;
+  refused: Counter<'reason'>;
 }
 
 export function createImapProxyMetrics(registry: Registry): ImapProxyMetrics {
   return {
     logins: new Counter({
       name: 'imap_proxy_logins_total',
-      help: 'Device logins by result (ok, failed, unavailable, revoked)',
+      help: 'Device logins by result (ok, failed, unavailable, revoked, limit)',
       labelNames: ['result'],
       registers: [registry],
     }),
@@ -31,6 +32,12 @@ export function createImapProxyMetrics(registry: Registry): ImapProxyMetrics {
     sessions: new Gauge({
       name: 'imap_proxy_sessions',
       help: 'Open client sessions',
+      registers: [registry],
+    }),
+    refused: new Counter({
+      name: 'imap_proxy_refused_connections_total',
+      help: 'Connections refused over a cap, by reason (server-full, ip-full)',
+      labelNames: ['reason'],
       registers: [registry],
     }),
   };

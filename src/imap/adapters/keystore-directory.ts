@@ -21,6 +21,7 @@
 import {
   authenticateDevice,
   KeyStoreUnavailableError,
+  normaliseAddress,
   toDeviceRecryptKeys,
   type Device,
   type KeyStore,
@@ -171,6 +172,21 @@ export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
           // The store user the MX delivers the archive copy to: the normalised list address.
           archive: { list: list.address, mailbox: list.address },
         };
+      }),
+    accountOf(name) {
+      try {
+        return normaliseAddress(name);
+      } catch {
+        return name.trim().toLowerCase();
+      }
+    },
+    stillActive: (device) =>
+      unavailableAsImap(async () => {
+        const current = await store.getDevice(device.address, device.deviceId);
+        if (current !== null && current.revoked === null) return true;
+        // The login read the device before its revocation: forget what it cached.
+        live.delete(liveKey(device.address, device.deviceId));
+        return false;
       }),
     onDeviceRevoked(listener) {
       listeners.add(listener);
