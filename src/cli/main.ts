@@ -8,11 +8,12 @@
 import { Command } from 'commander';
 import { COMMANDS } from './commands/index.js';
 import { reportError } from './errors.js';
+import { VERSION } from './version.js';
 
 export function buildProgram(): Command {
   const program = new Command('recrypt')
     .description('recryption mail gateway: operator and owner tools')
-    .version('0.1.0')
+    .version(VERSION)
     .exitOverride()
     .showSuggestionAfterError(true);
   for (const register of COMMANDS) register(program);

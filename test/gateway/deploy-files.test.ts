@@ -21,7 +21,9 @@ interface ComposeService {
   ports?: string[];
   expose?: string[];
   secrets?: string[];
-  depends_on?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+  stop_grace_period?: string;
 }
 
 const compose = parse(readFileSync(join(ROOT, 'docker', 'compose.yaml'), 'utf8')) as {
@@ -56,6 +58,16 @@ describe('docker/compose.yaml', () => {
     expect(gateway.build?.dockerfile).toBe('docker/Dockerfile');
     expect(compose.services.dovecot!.build?.dockerfile).toBe('docker/dovecot/Dockerfile');
     expect(compose.services.redis!.image).toMatch(/^redis:/);
+  });
+
+  it('starts the gateway after its stores are healthy, and gives it its drain time to stop', () => {
+    for (const store of ['redis', 'dovecot']) {
+      expect(gateway.depends_on?.[store]).toEqual({ condition: 'service_healthy' });
+      expect(compose.services[store]!.healthcheck?.test.length).toBeGreaterThan(0);
+    }
+    // SMTP transactions in flight get 60 s (src/smtp/mx-server.ts closeTimeout).
+    const grace = /^(\d+)s$/.exec(gateway.stop_grace_period ?? '')?.[1];
+    expect(Number(grace)).toBeGreaterThanOrEqual(60);
   });
 
   it('sets only RECRYPT_* variables that name real options', () => {
@@ -106,11 +118,26 @@ describe('docker/compose.yaml', () => {
   });
 });
 
+describe('the Docker build context', () => {
+  const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n');
+  const gitignored = readFileSync(join(ROOT, '.gitignore'), 'utf8').split('\n');
+
+  it('keeps local state and secrets out of the image', () => {
+    for (const entry of ['data/', 'owner/', 'docker/secrets/', '*.p12', '*.key', 'node_modules']) {
+      expect(ignored).toContain(entry);
+    }
+  });
+
+  it('keeps the compose secrets directory out of git', () => {
+    expect(gitignored).toContain('/docker/secrets/');
+  });
+});
+
 describe('docker/Dockerfile', () => {
-  it('is multi-stage on Node 20 slim and runs unprivileged', () => {
+  it('is multi-stage on a maintained Node LTS (22 or 24) and runs unprivileged', () => {
     const froms = dockerfile.match(/^FROM .+$/gm) ?? [];
     expect(froms.length).toBeGreaterThanOrEqual(2);
-    for (const from of froms) expect(from).toMatch(/^FROM node:20-slim\b/);
+    for (const from of froms) expect(from).toMatch(/^FROM node:(22|24)-slim\b/);
     const user = /^USER (\S+)$/m.exec(dockerfile)?.[1];
     expect(user).toBeDefined();
     expect(['root', '0']).not.toContain(user);
@@ -130,6 +157,9 @@ describe('docker/Dockerfile', () => {
       ].sort(),
     );
     expect(dockerfile).toMatch(/RECRYPT_DATA_DIR=\/var\/lib\/recrypt/);
-    expect(dockerfile).toContain(`port:${defaults.admin.port},path:'/healthz'`);
+    // The health check asks /readyz on the configured admin port, the default otherwise.
+    expect(dockerfile).toContain(
+      `port:Number(process.env.RECRYPT_ADMIN__PORT||${defaults.admin.port}),path:'/readyz'`,
+    );
   });
 });
