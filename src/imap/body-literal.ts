@@ -27,11 +27,15 @@ export interface Selection {
   uidValidity: number;
 }
 
-export interface PrefixRequest extends Selection {
-  uid: number;
-  item: BodyItem;
-  length: number;
-}
+/**
+ * The first bytes of a section, by UID, or by sequence number when the response named no
+ * UID (a plain `FETCH n (BODY[]<0.500>)`). Sequence numbers are per connection: an
+ * answer by sequence number is only used when it starts with the bytes the client's own
+ * literal holds (see `planFromUpstream`).
+ */
+export type PrefixRequest = Selection & { item: BodyItem; length: number } & (
+    { uid: number; seq?: undefined } | { uid?: undefined; seq: number }
+  );
 
 export type BodyResult = 'recrypted' | 'unchanged' | 'unresolved';
 
@@ -60,15 +64,22 @@ interface BodyLiteral {
   section: string;
   /** The response's UID if it came before the literal (it cannot change during it). */
   uid: number | undefined;
+  /** The response's message sequence number (`* n FETCH`). */
+  seq: number | undefined;
   length: number;
   remaining: number;
   pos: number;
   start: number;
-  mode: 'resolve' | 'collect' | 'stream' | 'pass';
+  mode: 'resolve' | 'collect' | 'verify' | 'stream' | 'pass';
   collected: Uint8Array[];
   collectedLength: number;
   need: number;
   edits: readonly BodyEdit[];
+  /**
+   * 'verify' mode: a plan found by sequence number, used only if the literal's first bytes
+   * equal `expect` (the same range of the message the side connection sent).
+   */
+  verify: { plan: SettledPlan; expect: Uint8Array } | null;
 }
 
 export class BodyLiteralRewriter {
@@ -87,12 +98,19 @@ export class BodyLiteralRewriter {
   }
 
   /** A body literal of `length` bytes starts at `outputOffset` in the rewriter's output. */
-  begin(item: BodyItem, length: number, uid: number | undefined, outputOffset: number): void {
+  begin(
+    item: BodyItem,
+    length: number,
+    uid: number | undefined,
+    outputOffset: number,
+    seq?: number,
+  ): void {
     const section = `${item.binary ? 'BINARY' : 'BODY'}[${item.section}]`;
     this.body = {
       item,
       section,
       uid,
+      seq,
       length,
       remaining: length,
       pos: 0,
@@ -102,6 +120,7 @@ export class BodyLiteralRewriter {
       collectedLength: 0,
       need: Math.min(length, FIRST_PLAN_BYTES),
       edits: [],
+      verify: null,
     };
     const cached = this.planKey();
     const plan = cached === null ? undefined : this.context.cache.get(cached);
@@ -122,10 +141,14 @@ export class BodyLiteralRewriter {
     const piece = chunk.subarray(start, start + take);
     const end = start + take;
     body.remaining -= take;
-    if (body.mode === 'collect') {
+    if (body.mode === 'collect' || body.mode === 'verify') {
       body.collected.push(piece);
       body.collectedLength += take;
       if (body.collectedLength < body.need && body.remaining > 0) return end;
+      if (body.mode === 'verify') {
+        this.settleVerified();
+        return end;
+      }
       const settled = this.planCollected();
       if (settled === 'resolve') return this.resolveCollected().then(() => end);
       return end;
@@ -221,12 +244,13 @@ export class BodyLiteralRewriter {
   private async resolveCollected(): Promise<void> {
     const body = this.body!;
     const prefix = Buffer.concat(body.collected);
-    const plan = await this.planFromUpstream(body.need);
+    const plan = await this.planFromUpstream(body.need, prefix);
     body.collected = [];
-    if (plan === null) {
+    if (typeof plan === 'string') {
       this.context.onBody?.({
         item: body.item,
         result: 'unresolved',
+        reason: plan,
         start: body.start,
         length: body.length,
       });
@@ -247,11 +271,15 @@ export class BodyLiteralRewriter {
   private async resolveThenFeed(chunk: Uint8Array, start: number): Promise<number> {
     const plan = await this.planFromUpstream(SIDE_FETCH_BYTES);
     const body = this.body!;
-    if (plan === null) {
+    if (body.verify !== null) {
+      body.mode = 'verify';
+      body.need = body.verify.expect.length;
+    } else if (typeof plan === 'string') {
       body.mode = 'pass';
       this.context.onBody?.({
         item: body.item,
         result: 'unresolved',
+        reason: plan,
         start: body.start,
         length: body.length,
       });
@@ -261,19 +289,43 @@ export class BodyLiteralRewriter {
     return this.feed(chunk, start);
   }
 
-  /** Asks upstream for the section's first bytes by UID, growing the request as the planner asks. */
-  private async planFromUpstream(initial: number): Promise<SettledPlan | null> {
+  /**
+   * Asks upstream for the section's first bytes, growing the request as the planner asks:
+   * by UID when the response named one before the literal, else by its sequence number.
+   * `seen` is what the client's literal holds from offset 0 (a short partial such as
+   * `<0.500>`); an answer by sequence number must start with exactly those bytes. The side
+   * connection numbers messages as of its own last command and the client's session as of
+   * its own, so an expunge between the two can make one number name two messages: the
+   * comparison catches that (the literal then passes unchanged, `sequence-mismatch`), and
+   * where the bytes agree the edits computed from them are the edits for the literal.
+   * Returns why not when there is no plan.
+   */
+  private async planFromUpstream(
+    initial: number,
+    seen?: Uint8Array,
+  ): Promise<SettledPlan | string> {
     const body = this.body!;
     const key = this.planKey();
+    const selection = this.context.selection();
     const fetchPrefix = this.context.fetchPrefix;
-    if (key === null || fetchPrefix === undefined) return null;
+    if (fetchPrefix === undefined || selection === null) return 'no-side-connection';
+    const bySequence = key === null;
+    if (bySequence && body.seq === undefined) return 'no-uid';
     let length = Math.max(initial, SIDE_FETCH_BYTES);
     for (let attempt = 0; attempt < 8; attempt++) {
-      const prefix = await fetchPrefix({ ...key, item: body.item, length });
-      if (prefix === null) return null;
+      const request: PrefixRequest =
+        key !== null
+          ? { ...key, item: body.item, length }
+          : { ...selection, seq: body.seq!, item: body.item, length };
+      const prefix = await fetchPrefix(request);
+      if (prefix === null) return 'side-fetch-failed';
+      if (bySequence && seen !== undefined && !startsWith(prefix, seen)) {
+        return 'sequence-mismatch';
+      }
       const plan = this.safePlan(prefix, body);
       if (plan.kind !== 'need-more') {
-        this.context.cache.set(key, plan);
+        if (key !== null) this.context.cache.set(key, plan);
+        if (bySequence && seen === undefined) this.expectOverlap(plan, prefix);
         return plan;
       }
       if (prefix.length < length || plan.atLeast > MAX_PREFIX || plan.atLeast <= prefix.length)
@@ -281,8 +333,51 @@ export class BodyLiteralRewriter {
       length = plan.atLeast;
     }
     const plan: SettledPlan = { kind: 'unchanged', reason: 'prefix-limit' };
-    this.context.cache.set(key, plan);
+    if (key !== null) this.context.cache.set(key, plan);
     return plan;
+  }
+
+  /**
+   * A literal past offset 0 whose plan came by sequence number: where the literal overlaps
+   * the prefix the side connection sent, its bytes must be those bytes (checked as they
+   * arrive, 'verify' mode). Every edit lies inside that prefix (the planner needed it to
+   * place them), so a literal that starts past it is untouched whichever message it is.
+   */
+  private expectOverlap(plan: SettledPlan, prefix: Uint8Array): void {
+    const body = this.body!;
+    const from = body.item.origin;
+    const to = Math.min(prefix.length, from + body.length);
+    if (to > from) body.verify = { plan, expect: prefix.subarray(from, to) };
+  }
+
+  /** 'verify' mode has the bytes to compare: the plan is adopted, or the literal passes. */
+  private settleVerified(): void {
+    const body = this.body!;
+    const { plan, expect } = body.verify!;
+    body.verify = null;
+    const held = Buffer.concat(body.collected);
+    body.collected = [];
+    body.collectedLength = 0;
+    if (startsWith(held, expect) || (body.remaining === 0 && startsWith(expect, held))) {
+      this.adopt(plan);
+      this.emit(
+        plan.kind === 'edits'
+          ? this.context.transform.apply(held, body.item.origin, plan.edits)
+          : held,
+      );
+    } else {
+      body.mode = 'pass';
+      this.context.onBody?.({
+        item: body.item,
+        result: 'unresolved',
+        reason: 'sequence-mismatch',
+        start: body.start,
+        length: body.length,
+      });
+      this.emit(held);
+    }
+    body.pos = held.length;
+    if (body.remaining === 0) this.finish();
   }
 
   private safePlan(prefix: Uint8Array, body: BodyLiteral): ReturnType<BodyTransform['plan']> {
@@ -304,4 +399,11 @@ export class BodyLiteralRewriter {
   private finish(): void {
     this.body = null;
   }
+}
+
+function startsWith(whole: Uint8Array, start: Uint8Array): boolean {
+  return (
+    whole.length >= start.length &&
+    Buffer.from(whole.buffer, whole.byteOffset, start.length).equals(start)
+  );
 }

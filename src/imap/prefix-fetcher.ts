@@ -2,7 +2,9 @@
  * The side connection that answers "the first N bytes of this section of this message":
  * needed when a client's partial fetch starts past the CMS prefix and no plan is cached.
  * It logs in as the same user, EXAMINEs (read-only, so \Recent and \Seen are untouched)
- * the client's mailbox, checks UIDVALIDITY, and does `UID FETCH n (BODY.PEEK[s]<0.N>)`.
+ * the client's mailbox, checks UIDVALIDITY, and does `UID FETCH n (BODY.PEEK[s]<0.N>)` —
+ * or, for a response that named no UID, `NOOP` then `FETCH n (…)` by sequence number (the
+ * caller compares the answer with the bytes it has; body-literal.ts).
  * Requests are serialised; the connection is opened on first use and reused.
  */
 import { peekItemFor } from './fetch-item.js';
@@ -77,10 +79,18 @@ export class PrefixFetcher {
     }
     if (this.examined.uidValidity !== request.uidValidity) return null;
     const length = Math.min(request.length, MAX_PREFIX);
-    const result = await connection.command(
-      `UID FETCH ${request.uid} (${peekItemFor(request.item, length)})`,
-      length,
-    );
+    let command: string;
+    if (request.uid !== undefined) {
+      command = `UID FETCH ${request.uid} (${peekItemFor(request.item, length)})`;
+    } else {
+      // NOOP first: this connection then numbers messages as the store does now (EXISTS
+      // and EXPUNGE it had not been told of), the numbering the client's session is most
+      // likely to have.
+      const noop = await connection.command('NOOP');
+      if (!/^OK\b/i.test(noop.status)) return null;
+      command = `FETCH ${request.seq} (${peekItemFor(request.item, length)})`;
+    }
+    const result = await connection.command(command, length);
     if (!/^OK\b/i.test(result.status)) return null;
     const response = result.untagged.find((r) => / FETCH /i.test(r.text) && r.literals.length > 0);
     return response?.literals.at(-1) ?? null;

@@ -27,13 +27,18 @@ const STATUS = new Set(['OK', 'NO', 'BAD', 'BYE', 'PREAUTH', 'CAPABILITY']);
 export interface RewriterContext extends BodyContext {
   /** Sees every status/continuation line (without CRLF) before it is written. */
   onTextLine?(line: string): void;
-  /** May rewrite a status line (CAPABILITY filtering); identity keeps its bytes exactly. */
-  rewriteTextLine?(line: string): string;
+  /**
+   * May rewrite a status line (CAPABILITY filtering); identity keeps its bytes exactly;
+   * null drops it (a `+` the proxy asked upstream for itself, client-relay.ts).
+   */
+  rewriteTextLine?(line: string): string | null;
 }
 
 type State = 'head' | 'text' | 'raw-to-eol' | 'other' | 'fetch' | 'literal' | 'body';
 
 interface FetchState {
+  /** The message sequence number of `* n FETCH`: what a UID-less partial is resolved by. */
+  seq: number | undefined;
   uid: number | undefined;
   depth: number;
   bracket: number;
@@ -186,6 +191,7 @@ export class ResponseRewriter {
       if (!done(2)) return false;
       if ((tokens[2] ?? '').toUpperCase() === 'FETCH') {
         this.fetch = newFetch();
+        this.fetch.seq = Number(second);
         return this.enter('fetch');
       }
       return this.enter('other');
@@ -238,9 +244,11 @@ export class ResponseRewriter {
     const ending = raw.length >= 2 && raw[raw.length - 2] === 13 ? 2 : 1;
     const line = raw.toString('latin1', 0, raw.length - ending);
     this.context.onTextLine?.(line);
-    const rewritten = this.context.rewriteTextLine?.(line) ?? line;
+    const rewrite = this.context.rewriteTextLine;
+    const rewritten = rewrite === undefined ? line : rewrite(line);
     if (rewritten === line) this.emit(raw);
-    else this.emit(Buffer.from(rewritten + (ending === 2 ? '\r\n' : '\n'), 'latin1'));
+    else if (rewritten !== null)
+      this.emit(Buffer.from(rewritten + (ending === 2 ? '\r\n' : '\n'), 'latin1'));
     // After the line: anything injected while it was handled goes out behind it.
     this.lineDone();
   }
@@ -343,7 +351,7 @@ export class ResponseRewriter {
       this.startLiteral(length, 'fetch');
       return;
     }
-    this.body.begin(item, length, f.uid, this.written);
+    this.body.begin(item, length, f.uid, this.written, f.seq);
     this.state = this.body.active ? 'body' : 'fetch';
   }
 
@@ -356,6 +364,7 @@ export class ResponseRewriter {
 
 function newFetch(): FetchState {
   return {
+    seq: undefined,
     uid: undefined,
     depth: 0,
     bracket: 0,
