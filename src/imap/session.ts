@@ -262,7 +262,8 @@ export class ProxySession {
     try {
       if ((this.state as string) === 'closed') return;
       const delay = this.env.throttle.delayMs(this.remoteAddress, account);
-      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      // A session that ends while it waits gives its slot back at once.
+      if (delay > 0) await this.wait(delay);
       if ((this.state as string) === 'closed') return;
       const device = await authenticateIdentity(directory, who, password);
       if (device === null) return this.loginFailed(tag, account);
@@ -320,6 +321,20 @@ export class ProxySession {
         this.socket.resume();
       }
     }
+  }
+
+  private readonly ended = new AbortController();
+
+  /** Resolves after `ms`, or as soon as the session ends. */
+  private wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.ended.signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   private loginFailed(tag: string, address: string): void {
@@ -492,6 +507,7 @@ export class ProxySession {
     if (this.cleanupDone) return;
     this.cleanupDone = true;
     this.state = 'closed';
+    this.ended.abort();
     clearTimeout(this.loginTimer);
     this.env.metrics?.sessions.dec();
     this.upstream?.close();

@@ -16,10 +16,12 @@ export interface Wire {
   close(): void;
 }
 
-export async function openWire(port: number, tls = false): Promise<Wire> {
+/** `localAddress`: another loopback address (127.0.0.2, …) to appear as another client IP. */
+export async function openWire(port: number, tls = false, localAddress?: string): Promise<Wire> {
+  const from = localAddress === undefined ? {} : { localAddress };
   const socket: Socket = tls
-    ? tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false })
-    : netConnect({ host: '127.0.0.1', port });
+    ? tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...from })
+    : netConnect({ host: '127.0.0.1', port, ...from });
   await new Promise<void>((resolve, reject) => {
     socket.once(tls ? 'secureConnect' : 'connect', () => resolve());
     socket.once('error', reject);
