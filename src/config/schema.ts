@@ -47,7 +47,11 @@ const mailStore = z.discriminatedUnion('kind', [
     kind: z.literal('embedded'),
     host: host.default('127.0.0.1'),
     imapPort: port.default(10143),
-    lmtpPort: port.default(10024),
+    /**
+     * The LMTP listener is a Unix socket (0600, relative paths in dataDir), never a TCP
+     * port: LMTP has no authentication, and any local user could store mail on a port.
+     */
+    lmtpSocket: z.string().min(1).default('store-lmtp.sock'),
   }),
   z.strictObject({
     kind: z.literal('dovecot'),
@@ -143,6 +147,31 @@ export const configSchema = z.strictObject({
       /** Domains the MX accepts mail for; empty means the domains of known users. */
       localDomains: z.array(z.string().min(1)).default([]),
       hideSubject: z.boolean().default(false),
+      /** Connections at once, all clients together; one more gets 421. */
+      maxClients: z.number().int().positive().default(100),
+      /** Connections at once from one address; below maxClients (docs/threat-model.md "Limits"). */
+      maxClientsPerIp: z.number().int().positive().default(20),
+      maxRecipients: z.number().int().positive().default(100),
+      /** Idle limit while the MX waits for a command (before DATA, between messages). */
+      commandTimeout: duration.prefault('1m'),
+      /** Idle limit inside DATA. */
+      dataTimeout: duration.prefault('5m'),
+      /** Header caps, checked as DATA arrives, before any parser reads the message. */
+      maxHeaderBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(100 * 1024),
+      maxHeaderLines: z.number().int().positive().default(1000),
+      maxHeaderFieldBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(32 * 1024),
+      /** DKIM-Signature fields evaluated per message (the topmost). */
+      maxDkimSignatures: z.number().int().nonnegative().default(5),
+      /** SPF/DKIM/DMARC checks are stopped after this and recorded as temperror. */
+      authTimeout: duration.prefault('20s'),
     })
     .prefault({}),
   imap: z
@@ -177,7 +206,7 @@ export const configSchema = z.strictObject({
     kind: 'embedded',
     host: '127.0.0.1',
     imapPort: 10143,
-    lmtpPort: 10024,
+    lmtpSocket: 'store-lmtp.sock',
   }),
   outbound: outbound.prefault({}),
 });

@@ -53,7 +53,7 @@ export async function ensureTlsMaterial(
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const { key, cert } = await selfSignedCertificate(now);
   writeFileAtomic(keyFile, key, 0o600);
-  writeFileAtomic(certFile, cert, 0o644);
+  writeFileAtomic(certFile, cert, 0o600);
   return { key, cert, keyFile, certFile, generated: true };
 }
 

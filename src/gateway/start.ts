@@ -4,7 +4,6 @@
  * validated config. Every part is started through its own factory and talks to the others
  * only through the narrow ports it declares; this file is where those ports are wired.
  */
-import { mkdirSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -19,12 +18,13 @@ import { noticeSender } from '../lists/notices.js';
 import { listPostDelivery } from '../lists/post-delivery.js';
 import { createOutboundMetrics, openOutboundQueue } from '../outbound/index.js';
 import { keyStoreDirectory, recryptEncryptor } from '../smtp/adapters/index.js';
-import { lmtpDelivery } from '../smtp/lmtp-delivery.js';
+import { lmtpDelivery, type LmtpEndpoint } from '../smtp/lmtp-delivery.js';
 import { startMxServer, type MxServer } from '../smtp/mx-server.js';
 import { createStoreImapMetrics } from '../store/imap/metrics.js';
 import { startImapServer, type ImapServerHandle } from '../store/imap/server.js';
 import { createLmtpMetrics, startLmtpServer } from '../store/lmtp/index.js';
 import { createMaildirStore } from '../store/maildir/index.js';
+import { prepareDataDir, unixSocketPath } from './data-dir.js';
 import { startProxy, type RunningProxy } from './proxy.js';
 import { countingUnavailable, createKeyStoreMetrics } from './keystore-metrics.js';
 import { provisioningStore } from './provisioning-store.js';
@@ -39,7 +39,6 @@ export interface RunningGateway {
     imapStarttls: number;
     admin: number;
     storeImap?: number;
-    storeLmtp?: number;
   };
   keyStore: KeyStore;
   metrics: Registry;
@@ -51,7 +50,7 @@ export interface RunningGateway {
 
 interface MailStoreEndpoints {
   imap: { host: string; port: number; tls: boolean };
-  lmtp: { host: string; port: number };
+  lmtp: LmtpEndpoint;
   master: { user: string; password: string };
   close(): Promise<void>;
 }
@@ -61,7 +60,12 @@ const EMBEDDED_MASTER_USER = 'recrypt-gateway';
 
 export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
   const dataDir = config.dataDir;
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const tightened = prepareDataDir(dataDir);
+  if (tightened.changed > 0)
+    logger.warn(
+      { dataDir, changed: tightened.changed },
+      'data directory: removed group and other permissions',
+    );
   const inData = (path: string) => (isAbsolute(path) ? path : resolve(dataDir, path));
 
   let tls: TlsMaterial = await ensureTlsMaterial(dataDir, config.tls);
@@ -140,7 +144,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
           : null,
     });
     stops.push(() => queue.close());
-    const storeDelivery = lmtpDelivery({ host: store.lmtp.host, port: store.lmtp.port });
+    const storeDelivery = lmtpDelivery(store.lmtp);
     const listLogger = logger.child({ part: 'lists' });
     const held = new FileHeldPostStore({ dataDir, logger: listLogger });
     const postDelivery = listPostDelivery({
@@ -167,6 +171,18 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       tls: { key: tls.key, cert: tls.cert },
       banner: config.smtp.banner,
       maxSize: config.smtp.maxMessageBytes,
+      maxClients: config.smtp.maxClients,
+      maxClientsPerIp: config.smtp.maxClientsPerIp,
+      maxRecipients: config.smtp.maxRecipients,
+      commandTimeoutMs: config.smtp.commandTimeout,
+      socketTimeoutMs: config.smtp.dataTimeout,
+      headerLimits: {
+        maxHeaderBytes: config.smtp.maxHeaderBytes,
+        maxHeaderLines: config.smtp.maxHeaderLines,
+        maxHeaderFieldBytes: config.smtp.maxHeaderFieldBytes,
+      },
+      maxDkimSignatures: config.smtp.maxDkimSignatures,
+      authTimeoutMs: config.smtp.authTimeout,
       localDomains: config.smtp.localDomains,
       directory: keyStoreDirectory({
         keyStore,
@@ -281,7 +297,7 @@ async function startMailStore(
   keyStore: KeyStore,
   logger: Logger,
   metrics: Registry,
-): Promise<MailStoreEndpoints & { embeddedPorts?: { storeImap: number; storeLmtp: number } }> {
+): Promise<MailStoreEndpoints & { embeddedPorts?: { storeImap: number } }> {
   const settings = config.mailStore;
   if (settings.kind === 'dovecot') {
     const password =
@@ -304,12 +320,14 @@ async function startMailStore(
     await createMaildirStore({ root: join(dataDir, 'mail') }),
     keyStore,
   );
+  const lmtpSocket = unixSocketPath(dataDir, settings.lmtpSocket, 'mailStore.lmtpSocket');
   const lmtp = await startLmtpServer({
     store: maildir,
-    host: settings.host,
-    port: settings.lmtpPort,
+    path: lmtpSocket,
     logger,
     metrics: createLmtpMetrics(metrics),
+  }).catch((error: unknown) => {
+    throw new StartupError(`mailStore.lmtpSocket ${lmtpSocket}: ${causeChain(error)}`);
   });
   let imap: ImapServerHandle;
   try {
@@ -327,9 +345,9 @@ async function startMailStore(
   }
   return {
     imap: { host: settings.host, port: imap.port, tls: false },
-    lmtp: { host: settings.host, port: lmtp.port },
+    lmtp: { path: lmtpSocket },
     master,
-    embeddedPorts: { storeImap: imap.port, storeLmtp: lmtp.port },
+    embeddedPorts: { storeImap: imap.port },
     close: async () => {
       await imap.close();
       await lmtp.close();

@@ -18,10 +18,7 @@ function listeningPorts(config: GatewayConfig): Array<[string, number]> {
     ['admin.port', config.admin.port],
   ];
   if (config.mailStore.kind === 'embedded') {
-    ports.push(
-      ['mailStore.imapPort', config.mailStore.imapPort],
-      ['mailStore.lmtpPort', config.mailStore.lmtpPort],
-    );
+    ports.push(['mailStore.imapPort', config.mailStore.imapPort]);
   }
   return ports;
 }

@@ -6,32 +6,33 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 
-export interface ProbeTarget {
+export type ProbeTarget = {
   /** For messages: "mailStore.imap". */
   name: string;
-  host: string;
-  port: number;
   tls?: boolean;
   protocol: 'imap' | 'lmtp';
-}
+} & ({ host: string; port: number } | { path: string });
 
 const GREETING = { imap: /^\* (OK|PREAUTH)/, lmtp: /^220[ -]/ };
 const GOODBYE = { imap: 'p LOGOUT\r\n', lmtp: 'QUIT\r\n' };
 
 /** Resolves when the endpoint greets; rejects with a one-line reason otherwise. */
 export function probeGreeting(target: ProbeTarget, timeoutMs = 5000): Promise<void> {
-  const where = `${target.name} ${target.host}:${target.port}`;
+  const where = `${target.name} ${'path' in target ? target.path : `${target.host}:${target.port}`}`;
   return new Promise((resolve, reject) => {
     // The probe sends no credentials, so it does not verify the certificate: the proxy's
     // own upstream connection does that.
-    const socket: Socket = target.tls
-      ? tlsConnect({
-          host: target.host,
-          port: target.port,
-          rejectUnauthorized: false,
-          servername: target.host,
-        })
-      : tcpConnect({ host: target.host, port: target.port });
+    const socket: Socket =
+      'path' in target
+        ? tcpConnect({ path: target.path })
+        : target.tls
+          ? tlsConnect({
+              host: target.host,
+              port: target.port,
+              rejectUnauthorized: false,
+              servername: target.host,
+            })
+          : tcpConnect({ host: target.host, port: target.port });
     let buffer = '';
     const timer = setTimeout(() => fail(new Error('no greeting (timeout)')), timeoutMs);
     const done = (error?: Error) => {

@@ -1,6 +1,7 @@
 /**
- * A DeliveryTarget that speaks LMTP (RFC 2033) to a store on host:port — Dovecot's lmtpd
- * or the embedded store — and reports one result per recipient. One connection per
+ * A DeliveryTarget that speaks LMTP (RFC 2033) to a store — Dovecot's lmtpd on host:port
+ * or a Unix socket, or the embedded store on its socket in the data directory — and
+ * reports one result per recipient. One connection per
  * delivery: no pooled socket can be half-dead when a message is waiting.
  *
  * Hand-written (about a hundred lines) instead of nodemailer's SMTP client in LMTP mode:
@@ -11,14 +12,15 @@ import { type Socket, connect } from 'node:net';
 import { dotStuff } from './dot-stuffing.js';
 import type { DeliveryResult, DeliveryTarget } from './ports.js';
 
-export interface LmtpTargetOptions {
-  host: string;
-  port: number;
+/** Where the store listens: TCP, or a Unix socket (the embedded store's). */
+export type LmtpEndpoint = { host: string; port: number } | { path: string };
+
+export type LmtpTargetOptions = LmtpEndpoint & {
   /** Our name in LHLO. */
   name?: string;
   /** Connect and per-reply limit (ms); the final replies may take this long each. */
   timeoutMs?: number;
-}
+};
 
 interface Reply {
   code: number;
@@ -102,7 +104,10 @@ export function lmtpDelivery(options: LmtpTargetOptions): DeliveryTarget {
       ) {
         throw new Error('refusing an envelope address with CR, LF, space or angle brackets');
       }
-      const socket = connect({ host: options.host, port: options.port });
+      const socket =
+        'path' in options
+          ? connect({ path: options.path })
+          : connect({ host: options.host, port: options.port });
       socket.setNoDelay(true);
       const replies = new ReplyReader(socket, timeoutMs);
       try {

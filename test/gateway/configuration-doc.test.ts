@@ -49,7 +49,7 @@ describe('docs/configuration.md', () => {
       ['imap.allowPlaintextOnLoopback', 'true', true],
       ['admin.tokenFile', 'other.token', 'other.token'],
       ['logLevel', 'warn', 'warn'],
-      ['mailStore.lmtpPort', '10025', 10025],
+      ['mailStore.lmtpSocket', 'run/lmtp.sock', 'run/lmtp.sock'],
       ['keyStore.path', 'ks.sqlite', 'ks.sqlite'],
     ];
     for (const [path, raw, expected] of cases) {

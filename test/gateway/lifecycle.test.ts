@@ -29,7 +29,7 @@ const tmp = tempDir('recrypt-lifecycle-');
 const configFile = join(tmp.path, 'recrypt.yaml');
 const certFile = join(tmp.path, 'data', 'tls', 'cert.pem');
 const ADDRESS = 'alice@example.org';
-const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, storeImap: 0, storeLmtp: 0 };
+const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, storeImap: 0 };
 let gateway: Spawned | undefined;
 let imapPassword = '';
 
@@ -104,7 +104,7 @@ beforeAll(async () => {
       `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
       `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
       `admin: { port: ${ports.admin} }`,
-      `mailStore: { kind: embedded, imapPort: ${ports.storeImap}, lmtpPort: ${ports.storeLmtp} }`,
+      `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
     ].join('\n'),
   );
   gateway = await startGateway();

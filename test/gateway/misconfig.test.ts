@@ -25,7 +25,7 @@ async function portsYaml(smtpPort?: number): Promise<string> {
 }
 
 async function embeddedStore(): Promise<string> {
-  return `mailStore: { kind: embedded, imapPort: ${await freePort()}, lmtpPort: ${await freePort()} }`;
+  return `mailStore: { kind: embedded, imapPort: ${await freePort()} }`;
 }
 
 let counter = 0;

@@ -29,7 +29,6 @@ const DEFAULT_PORTS = {
   'imap.starttlsPort': 1143,
   'admin.port': 8443,
   'mailStore.imapPort': 10143,
-  'mailStore.lmtpPort': 10024,
 };
 
 export function walkthroughBlocks(markdown: string): string[] {

@@ -36,7 +36,7 @@ const LIST = 'team@example.org';
 const REMOTE = 'Carol@Elsewhere.example';
 const PASSPHRASE = 'correct horse battery staple';
 const P12_PASSWORD = 'carol p12 password';
-const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, storeImap: 0, storeLmtp: 0 };
+const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, storeImap: 0 };
 let gateway: Spawned | undefined;
 const ownerDir = join(tmp.path, 'owner');
 const remoteDir = join(tmp.path, 'carol');
@@ -96,7 +96,7 @@ beforeAll(async () => {
       `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
       `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
       `admin: { port: ${ports.admin} }`,
-      `mailStore: { kind: embedded, imapPort: ${ports.storeImap}, lmtpPort: ${ports.storeLmtp} }`,
+      `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
       // Carol's provider: its MX is the test's SMTP server (there is no DNS here).
       `outbound: { routes: { elsewhere.example: '127.0.0.1:${remoteMx.port}' }, retryInitial: 1s }`,
     ].join('\n'),

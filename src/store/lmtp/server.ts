@@ -2,13 +2,18 @@
  * The embedded store's LMTP listener (RFC 2033) on smtp-server in LMTP mode. It owns
  * only the wire: recipients are checked at RCPT (unknown user → 550 5.1.1), and after
  * DATA every recipient gets its own reply, 250 only once `MailStore.deliver` has made the
- * message durable. No AUTH, no STARTTLS: it listens on loopback for the gateway's MX.
+ * message durable. No AUTH, no STARTTLS: in the gateway it listens on a Unix socket in
+ * the data directory (mode 0600 in a 0700 directory), so only the gateway's own user can
+ * deliver; a TCP port (tests, `port`) would let any local user store mail
+ * (docs/threat-model.md, "At rest").
  *
  * Recipient → user: the whole address lower-cased (local part too, like Dovecot's
  * common `auth_username_format = %Lu`); pass `userFromAddress` to change that. Bytes
  * are stored exactly as received after dot-unstuffing (no Return-Path/Received added).
  */
-import type { AddressInfo } from 'node:net';
+import { lstatSync, unlinkSync } from 'node:fs';
+import { chmod } from 'node:fs/promises';
+import { connect, type AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import { StoreError, type MailStore } from '../backend.js';
 import { lmtpResultOf, type LmtpMetrics } from './metrics.js';
@@ -22,8 +27,10 @@ export interface LmtpServerOptions {
   store: MailStore;
   /** Default 127.0.0.1. */
   host?: string;
-  /** 0 picks a free port (see the returned handle). */
-  port: number;
+  /** 0 picks a free port (see the returned handle). Ignored when `path` is set. */
+  port?: number;
+  /** A Unix socket to listen on instead of TCP; created with mode 0600. */
+  path?: string;
   /** Largest message in bytes (default 64 MiB); larger → 552 5.3.4 for every recipient. */
   maxSize?: number;
   logger?: LmtpLogger;
@@ -36,7 +43,9 @@ export interface LmtpServerOptions {
 
 export interface LmtpServerHandle {
   readonly host: string;
+  /** 0 when listening on a Unix socket. */
   readonly port: number;
+  readonly path?: string;
   close(): Promise<void>;
 }
 
@@ -151,19 +160,56 @@ export async function startLmtpServer(options: LmtpServerOptions): Promise<LmtpS
     onData,
   });
 
+  const path = options.path;
+  if (path !== undefined) await removeStaleSocket(path);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, host, () => {
+    const listening = () => {
       server.off('error', reject);
       resolve();
-    });
+    };
+    if (path !== undefined) server.listen(path, listening);
+    else server.listen(options.port ?? 0, host, listening);
   });
   server.on('error', (err: Error) => logger?.warn({ err: err.message }, 'lmtp: server error'));
-  const port = (server.server.address() as AddressInfo).port;
+  const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  if (path !== undefined) {
+    // The directory (0700) already keeps other users out; the mode is the second lock.
+    await chmod(path, 0o600).catch(async (error: unknown) => {
+      await close();
+      throw error;
+    });
+    return { host: '', port: 0, path, close };
+  }
+  return { host, port: (server.server.address() as AddressInfo).port, close };
+}
 
-  return {
-    host,
-    port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+/**
+ * A socket file left by a process that died (kill -9) would make listen fail with
+ * EADDRINUSE: remove it when nothing answers on it. A live listener is another gateway on
+ * the same data directory, which must not be silently cut off.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return;
+  }
+  if (!isSocket) return;
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = connect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) {
+    throw Object.assign(new Error(`${path} is in use by another process`), {
+      code: 'EADDRINUSE',
+      address: path,
+    });
+  }
+  unlinkSync(path);
 }
