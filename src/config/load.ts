@@ -1,7 +1,8 @@
 /**
  * Reads the YAML config, applies environment overrides and validates it. Every problem
- * is reported as `file:line: path: what is wrong`, one per line, so an operator sees
- * all of them at once and where they are.
+ * is reported as `file:line: path: what is wrong` (or `environment RECRYPT_…: path: …`
+ * for a value an environment variable set), one per line, so an operator sees all of
+ * them at once and where they are.
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
@@ -55,7 +56,8 @@ export function loadConfig(
     }
     raw = doc.toJS() ?? {};
   }
-  raw = applyEnvOverrides(raw, env);
+  const overrides = new Map<string, string>();
+  raw = applyEnvOverrides(raw, env, overrides);
   const result = configSchema.safeParse(raw);
   if (!result.success) {
     throw new ConfigError(
@@ -64,9 +66,18 @@ export function loadConfig(
         // An unknown key is reported at its own line, not its parent's.
         const located =
           issue.code === 'unrecognized_keys' ? [...path, String(issue.keys[0])] : path;
+        // A value set by an environment variable is reported by the variable's name: its
+        // line in the file (if any) is not where the wrong value came from.
+        const variable = overridingVariable(overrides, located);
         const where = doc === undefined ? undefined : lineOf(doc, located, lines);
         const place =
-          file === undefined ? 'config' : where === undefined ? file : `${file}:${where}`;
+          variable !== undefined
+            ? `environment ${variable}`
+            : file === undefined
+              ? 'config'
+              : where === undefined
+                ? file
+                : `${file}:${where}`;
         const keys =
           issue.code === 'unrecognized_keys'
             ? ` (${issue.keys.map((k) => `'${k}'`).join(', ')})`
@@ -105,7 +116,20 @@ function lineOf(doc: Document, path: string[], lines: LineCounter): number | und
   return line;
 }
 
-function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
+/** The variable that set `path` or one of its parents (`a.b` for a problem at `a.b.c`). */
+function overridingVariable(overrides: Map<string, string>, path: string[]): string | undefined {
+  for (let depth = path.length; depth > 0; depth--) {
+    const variable = overrides.get(path.slice(0, depth).join('.'));
+    if (variable !== undefined) return variable;
+  }
+  return undefined;
+}
+
+function applyEnvOverrides(
+  raw: unknown,
+  env: NodeJS.ProcessEnv,
+  overrides: Map<string, string>,
+): unknown {
   const root: Record<string, unknown> =
     typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? { ...raw } : {};
   for (const [name, value] of Object.entries(env)) {
@@ -117,6 +141,7 @@ function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
         segment.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()),
       );
     if (!SECTIONS.has(path[0]!)) continue;
+    overrides.set(path.join('.'), name);
     let target = root;
     for (const [depth, segment] of path.slice(0, -1).entries()) {
       const existing = target[segment];

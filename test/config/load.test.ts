@@ -75,4 +75,28 @@ describe('loadConfig', () => {
     expect(config.dataDir).toBe('/srv/recrypt');
     expect(config.smtp.localDomains).toEqual(['a.example', 'b.example']);
   });
+
+  it('names the environment variable, not a line of the file, when an override is wrong', () => {
+    const load = () =>
+      loadConfig(fixture('production.yaml'), {
+        RECRYPT_SMTP__PORT: 'twenty-five',
+        RECRYPT_IMAP__NO_SUCH_OPTION: '1',
+      });
+    expect(load).toThrow(ConfigError);
+    const problems = (() => {
+      try {
+        load();
+        return [];
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+    })();
+    expect(problems).toContainEqual(
+      expect.stringMatching(/^environment RECRYPT_SMTP__PORT: smtp\.port: /),
+    );
+    expect(problems).toContainEqual(
+      expect.stringMatching(/^environment RECRYPT_IMAP__NO_SUCH_OPTION: imap: .*'noSuchOption'/),
+    );
+    expect(problems.join('\n')).not.toContain('production.yaml');
+  });
 });
