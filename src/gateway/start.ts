@@ -187,7 +187,13 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       directory: keyStoreDirectory({
         keyStore,
         localDomains: config.smtp.localDomains,
-        lists: { delivery: postDelivery, held, notices, secret: adminToken },
+        lists: {
+          delivery: postDelivery,
+          held,
+          notices,
+          // Not the admin token: rotating that must not void pending confirmations.
+          secret: gatewayKey.deriveSecret('list-unsubscribe-confirmation'),
+        },
         logger: listLogger,
       }),
       encryptor: recryptEncryptor({ hideSubject: config.smtp.hideSubject }),

@@ -7,7 +7,7 @@
  *
  * Wrapped form: version (1) ‖ nonce (12) ‖ ciphertext (32) ‖ tag (16) = 61 bytes.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import {
   closeSync,
   fsyncSync,
@@ -52,6 +52,18 @@ export class GatewayKey {
 
   static generate(): GatewayKey {
     return new GatewayKey(randomBytes(32));
+  }
+
+  /**
+   * A secret for another purpose, derived from this key and a label (HKDF-SHA256): every
+   * gateway process that shares gateway.key derives the same one, and no purpose's secret
+   * reveals another's or the key itself. Used where a secret must not be tied to one an
+   * operator rotates for its own reasons (the admin token).
+   */
+  deriveSecret(label: string): string {
+    return Buffer.from(hkdfSync('sha256', bytesOf(this), '', `recrypt/${label}`, 32)).toString(
+      'base64url',
+    );
   }
 
   toJSON(): string {

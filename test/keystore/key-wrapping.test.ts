@@ -1,3 +1,4 @@
+import { hkdfSync } from 'node:crypto';
 import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
@@ -54,6 +55,27 @@ describe('gateway key file', () => {
     const other = dataDir();
     writeFileSync(join(other, GATEWAY_KEY_FILE), Buffer.alloc(16), { mode: 0o600 });
     expectCorrupt(() => loadOrCreateGatewayKey(other));
+  });
+
+  it('derives per-purpose secrets: the same in every process sharing the file, apart per label', () => {
+    const dir = dataDir();
+    const first = loadOrCreateGatewayKey(dir);
+    const second = loadOrCreateGatewayKey(dir);
+    const secret = first.deriveSecret('list-unsubscribe-confirmation');
+    expect(second.deriveSecret('list-unsubscribe-confirmation')).toBe(secret);
+    expect(first.deriveSecret('another-purpose')).not.toBe(secret);
+    expect(GatewayKey.generate().deriveSecret('list-unsubscribe-confirmation')).not.toBe(secret);
+    // RFC 5869 HKDF-SHA256 over the key file's bytes, so other tools can check it.
+    const expected = Buffer.from(
+      hkdfSync(
+        'sha256',
+        readFileSync(join(dir, GATEWAY_KEY_FILE)),
+        '',
+        'recrypt/list-unsubscribe-confirmation',
+        32,
+      ),
+    ).toString('base64url');
+    expect(secret).toBe(expected);
   });
 
   it('never shows its bytes in logs or JSON', () => {
