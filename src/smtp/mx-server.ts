@@ -14,9 +14,11 @@ import type {
   SMTPServerEnvelope,
   SMTPServerSession,
 } from 'smtp-server';
+import { AuthPool } from './auth-pool.js';
 import { type CollectedMessage, collectMessage, withPrefix } from './collect.js';
 import { EnhancedCodeSmtpServer } from './enhanced-server.js';
 import { type LocalRecipient, deliverToGroups, encryptedCopy } from './groups.js';
+import { DEFAULT_HEADER_LIMITS, type HeaderLimits, type HeaderViolation } from './header-limits.js';
 import { type MxMetrics, createMxMetrics } from './metrics.js';
 import type {
   DeliveryTarget,
@@ -26,7 +28,7 @@ import type {
   RecipientLookup,
 } from './ports.js';
 import { SmtpReply, replies } from './reply.js';
-import { authenticationHeaders, authenticationInput, receivedHeader } from './trace-headers.js';
+import { authenticationHeaders, receivedHeader } from './trace-headers.js';
 
 export interface MxServerOptions {
   /** Listen address; default 127.0.0.1 (the CLI passes 0.0.0.0 from config). */
@@ -52,12 +54,22 @@ export interface MxServerOptions {
   /** DNS for SPF/DKIM/DMARC; default the system resolver. */
   dnsResolver?: DnsResolver;
   maxClients?: number;
+  /** Connections from one address; below maxClients so one address cannot take every slot. */
+  maxClientsPerIp?: number;
   maxRecipients?: number;
-  /** Idle connection limit. */
+  /** Idle limit while waiting for a command (greeting to DATA, and between messages). */
+  commandTimeoutMs?: number;
+  /** Idle limit inside DATA (RFC 5321 §4.5.3.2 gives the sender minutes per data block). */
   socketTimeoutMs?: number;
+  /** Header caps checked while DATA streams in (header-limits.ts). */
+  headerLimits?: Partial<HeaderLimits>;
+  /** DKIM-Signature fields evaluated per message (the topmost); the rest are ignored. */
+  maxDkimSignatures?: number;
+  /** Worker threads for the SPF/DKIM/DMARC checks (auth-pool.ts). */
+  authWorkers?: number;
   /** A directory lookup slower than this is "unavailable": 451. */
   directoryTimeoutMs?: number;
-  /** SPF/DKIM/DMARC checks slower than this are reported as temperror. */
+  /** SPF/DKIM/DMARC checks slower than this are stopped and reported as temperror. */
   authTimeoutMs?: number;
   /** How long close() waits for transactions in flight. */
   closeTimeoutMs?: number;
@@ -81,6 +93,12 @@ function unknownParameter(address: SMTPServerAddress, allowed: Set<string>): boo
     address.args !== false &&
     Object.keys(address.args).some((name) => !allowed.has(name.toUpperCase()))
   );
+}
+
+function headerReply(violation: HeaderViolation, limits: HeaderLimits): SmtpReply {
+  if (violation === 'header-bytes') return replies.headerTooBig(limits.maxHeaderBytes);
+  if (violation === 'header-lines') return replies.headerTooManyLines(limits.maxHeaderLines);
+  return replies.headerFieldTooLong(limits.maxHeaderFieldBytes);
 }
 
 function domainOf(address: string): string | undefined {
@@ -135,6 +153,15 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
   );
   const directoryTimeoutMs = options.directoryTimeoutMs ?? 10_000;
   const authTimeoutMs = options.authTimeoutMs ?? 20_000;
+  const headerLimits = { ...DEFAULT_HEADER_LIMITS, ...options.headerLimits };
+  const commandTimeoutMs = options.commandTimeoutMs ?? 60_000;
+  const dataTimeoutMs = options.socketTimeoutMs ?? 5 * 60_000;
+  const maxClientsPerIp = options.maxClientsPerIp ?? 20;
+  const authPool = new AuthPool({
+    ...(options.authWorkers !== undefined ? { size: options.authWorkers } : {}),
+    ...(options.dnsResolver !== undefined ? { resolver: options.dnsResolver } : {}),
+  });
+  authPool.warm();
   const recipientsOf = new WeakMap<SMTPServerEnvelope, Map<string, LocalRecipient>>();
   // Lists (issue 8): per list address (or list control address), what to do with the message.
   type ListLookup = Extract<RecipientLookup, { kind: 'list' | 'list-command' }>;
@@ -215,6 +242,7 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
         stream,
         options.maxSize,
         typeof declaredSize === 'string' ? Number(declaredSize) : undefined,
+        headerLimits,
       );
     } catch (error) {
       // The client went away mid-DATA: nothing was acknowledged, nothing is kept.
@@ -234,7 +262,12 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
       metrics.messages.inc({ outcome: 'rejected' });
       logger.info(log, 'message over the size limit');
       // smtp-server answers 552 5.3.4 itself (rejectOversized).
-      throw new SmtpReply(552, '5.3.4', 'Message exceeds the fixed maximum message size');
+      throw replies.messageTooBig();
+    }
+    if (collected.headerViolation !== undefined) {
+      metrics.messages.inc({ outcome: 'rejected' });
+      logger.info({ ...log, limit: collected.headerViolation }, 'message header over a limit');
+      throw headerReply(collected.headerViolation, headerLimits);
     }
     const lists = [...(listsOf.get(envelope)?.values() ?? [])];
     if (recipients.length === 0 && lists.length === 0) throw replies.storeUnavailable();
@@ -253,12 +286,10 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
     const traceHeaders = Buffer.from(
       receivedHeader(trace) +
         (await authenticationHeaders(
-          authenticationInput(
-            collected.storage.subarray(collected.head, collected.head + collected.length),
-          ),
+          collected.storage.subarray(collected.head, collected.head + collected.length),
           trace,
-          options.dnsResolver,
-          authTimeoutMs,
+          authPool,
+          { timeoutMs: authTimeoutMs, maxDkimSignatures: options.maxDkimSignatures ?? 5 },
         )),
       'utf8',
     );
@@ -332,9 +363,17 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
     maxClients: options.maxClients ?? 100,
     maxRecipients: options.maxRecipients ?? 100,
     maxCommandLength: 4096,
-    socketTimeout: options.socketTimeoutMs ?? 5 * 60_000,
+    socketTimeout: commandTimeoutMs,
     closeTimeout: options.closeTimeoutMs ?? 60_000,
     logger: false,
+    onConnect(session, callback) {
+      if (server.connectionsFrom(session.remoteAddress) <= maxClientsPerIp) {
+        callback();
+        return;
+      }
+      logger.info({ session: session.id, ip: session.remoteAddress }, 'too many connections');
+      callback(replies.tooManyFromAddress());
+    },
     onMailFrom(address, _session, callback) {
       if (closing) callback(replies.shuttingDown());
       else callback(unknownParameter(address, MAIL_PARAMETERS) ? replies.unknownParameter() : null);
@@ -347,10 +386,12 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
       settle(checkRecipient(address, session), callback, logger);
     },
     onData(stream, session, callback) {
+      server.setIdleTimeout(session, dataTimeoutMs);
       const task = handleData(stream, session);
       inFlight.add(task);
       const done = (): void => {
         inFlight.delete(task);
+        server.setIdleTimeout(session, commandTimeoutMs);
       };
       task.then(done, done);
       settle(task, callback, logger);
@@ -398,5 +439,6 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
       connection.close();
     }
     await stopped;
+    await authPool.close();
   }
 }

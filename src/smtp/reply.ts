@@ -29,6 +29,17 @@ export const replies = {
   shuttingDown: () => new SmtpReply(421, '4.3.2', 'Service shutting down, try again later'),
   badAddress: () => new SmtpReply(553, '5.1.3', 'Malformed address'),
   unknownParameter: () => new SmtpReply(555, '5.5.4', 'Parameter not recognized'),
+  messageTooBig: () =>
+    new SmtpReply(552, '5.3.4', 'Message exceeds the fixed maximum message size'),
+  /** The header caps (header-limits.ts): permanent, the same message will never pass. */
+  headerTooBig: (bytes: number) =>
+    new SmtpReply(552, '5.3.4', `Message header section exceeds ${bytes} bytes`),
+  headerTooManyLines: (lines: number) =>
+    new SmtpReply(554, '5.6.0', `Message header section has more than ${lines} lines`),
+  headerFieldTooLong: (bytes: number) =>
+    new SmtpReply(554, '5.6.0', `A header field (with its folded lines) exceeds ${bytes} bytes`),
+  tooManyFromAddress: () =>
+    new SmtpReply(421, '4.7.0', 'Too many connections from your address, try again later'),
 } as const;
 
 /** Matches a reply text that already starts with an enhanced status code. */

@@ -4,9 +4,7 @@
  * Received-SPF + Authentication-Results (RFC 8601) from mailauth's SPF, DKIM and DMARC
  * checks. The message itself is never changed; these lines are only prepended.
  */
-import { Readable } from 'node:stream';
-import { authenticate } from 'mailauth';
-import type { DnsResolver } from './ports.js';
+import type { AuthPool } from './auth-pool.js';
 
 export interface TraceInput {
   /** This MX's host name (Received "by", Authentication-Results authserv-id). */
@@ -53,62 +51,32 @@ export function receivedHeader(input: TraceInput): string {
 }
 
 /**
- * What mailauth has to read. Without a DKIM-Signature there is no body hash to compute:
- * SPF needs the envelope, DMARC the From header, so the header section is enough (mailauth
- * otherwise re-scans every body byte; for a large message that was a tenth of the MX's CPU).
- */
-export function authenticationInput(message: Buffer, slice = 64 * 1024): Buffer[] {
-  const crlf = message.indexOf('\r\n\r\n');
-  const lf = message.indexOf('\n\n');
-  const ends = [crlf === -1 ? -1 : crlf + 4, lf === -1 ? -1 : lf + 2].filter((end) => end !== -1);
-  const headerEnd = ends.length > 0 ? Math.min(...ends) : -1;
-  if (
-    headerEnd !== -1 &&
-    !/^dkim-signature[ \t]*:/im.test(message.toString('latin1', 0, headerEnd))
-  ) {
-    return [message.subarray(0, headerEnd)];
-  }
-  const slices: Buffer[] = [];
-  for (let at = 0; at < message.length; at += slice)
-    slices.push(message.subarray(at, Math.min(at + slice, message.length)));
-  return slices;
-}
-
-/**
- * Received-SPF and Authentication-Results lines (CRLF-terminated) for the message given
- * as views into it (read as a stream: no copy of the message is made here). A failing
- * check never rejects mail: it is reported as temperror.
+ * Received-SPF and Authentication-Results lines (CRLF-terminated) for the message, from
+ * the checks run in the authentication pool's workers on a bounded view of it
+ * (auth-input.ts). A failing or slow check never rejects mail: it is reported as temperror.
  */
 export async function authenticationHeaders(
-  chunks: Iterable<Buffer>,
+  message: Buffer,
   input: TraceInput,
-  resolver: DnsResolver | undefined,
-  timeoutMs: number,
+  pool: AuthPool,
+  options: { timeoutMs: number; maxDkimSignatures: number },
 ): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('authentication checks timed out')), timeoutMs);
-  });
   try {
-    const result = await Promise.race([
-      authenticate(Readable.from(chunks, { objectMode: false }), {
+    return await pool.check(
+      {
+        message,
         ip: input.remoteAddress,
         helo: input.helo,
         sender: input.mailFrom,
         mta: input.hostname,
-        disableArc: true,
-        disableBimi: true,
-        ...(resolver !== undefined ? { resolver } : {}),
-      }),
-      timeout,
-    ]);
-    return result.headers;
+        maxDkimSignatures: options.maxDkimSignatures,
+      },
+      options.timeoutMs,
+    );
   } catch {
     return (
       `Authentication-Results: ${headerSafe(input.hostname)};\r\n` +
       ` spf=temperror; dkim=temperror; dmarc=temperror\r\n`
     );
-  } finally {
-    clearTimeout(timer);
   }
 }

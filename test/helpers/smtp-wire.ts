@@ -22,8 +22,9 @@ export class SmtpWire {
     socket.on('error', () => undefined);
   }
 
-  static async open(port: number): Promise<SmtpWire> {
-    const socket = connect(port, '127.0.0.1');
+  /** `localAddress`: another loopback source (127.0.0.2, …) to look like another client. */
+  static async open(port: number, localAddress?: string): Promise<SmtpWire> {
+    const socket = connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', () => resolve());
       socket.once('error', reject);

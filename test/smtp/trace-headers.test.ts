@@ -4,7 +4,8 @@
  * signature needs it.
  */
 import { describe, expect, it } from 'vitest';
-import { authenticationInput, receivedHeader } from '../../src/smtp/trace-headers.js';
+import { authenticationInput } from '../../src/smtp/auth-input.js';
+import { receivedHeader } from '../../src/smtp/trace-headers.js';
 
 const base = {
   hostname: 'mx.gateway.test',
