@@ -1,6 +1,7 @@
 /**
- * The client → upstream half of the relay after login. Bytes pass unchanged; the relay
- * only frames the input into command lines and literals so that it can
+ * The client → upstream half of the relay after login. The relay frames the input with
+ * the shared framer (src/imap-wire/framer.ts) into command lines and literals so that it
+ * can
  *  - note SELECT/EXAMINE/CLOSE/UNSELECT for the selection tracker, and
  *  - refuse commands that would take the session out of the proxy's hands (COMPRESS
  *    would compress the responses the rewriter must read, STARTTLS/AUTHENTICATE/LOGIN/
@@ -10,15 +11,32 @@
  *  - in a read-only session (a list archive, archive.ts) also refuse what its policy
  *    refuses (sent as NOOP, whose tagged OK the policy turns into its own NO) and send
  *    SELECT as EXAMINE.
- * Literal contents (APPEND bodies) stream through without being held.
+ *
+ * Upstream must never read as a command a byte the relay passed as literal data, and
+ * upstream parsers differ on what a literal is (Dovecot reads `A NOOP {5+}` as a whole
+ * command, `A IDLE {5+}` as IDLE). So every literal goes upstream *synchronizing*, and
+ * its data follows only upstream's own `+`; a tagged reply instead means upstream took
+ * no literal, and the client's data (if it already sent it, LITERAL+) and the rest of
+ * that command are dropped. The `+` the client did not ask for is hidden from it.
+ * IDLE goes upstream only as `tag IDLE`, and its one DONE line only after upstream's `+`.
+ * Over-long lines are answered BAD (or end the session when the stream cannot be
+ * resynchronised) and never forwarded. See docs/threat-model.md, "Limits".
+ * Literal contents (other than APPEND bodies, which are encrypted) stream through.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import { CommandFramer, type LiteralAnnouncement } from '../imap-wire/framer.js';
 import type { AppendEncryptor } from './ports.js';
 import type { SelectionTracker } from './selection.js';
 
-const LINE_CAP = 64 * 1024;
+/**
+ * Longest command line: under the embedded store's 64 KiB (src/store/imap/server.ts) by
+ * enough that a line the relay rewrites (a longer APPEND size) never exceeds it there.
+ */
+export const RELAY_LINE_CAP = 64 * 1024 - 32;
+/** RFC 3501's number is 32-bit; upstream judges any literal below that. */
+const RELAY_LITERAL_CAP = 0xffffffff;
 const MAILBOX_CAP = 1024;
-const LITERAL = /\{(\d{1,15})(\+?)\}$/;
+const TAGGED = /^(\S+) (?:OK|NO|BAD)\b/i;
 export const REFUSED_COMMANDS = new Set([
   'COMPRESS',
   'STARTTLS',
@@ -34,14 +52,18 @@ export const REFUSED_COMMANDS = new Set([
 export interface ClientRelayOptions {
   onRefused?: (command: string) => void;
   /**
-   * Encrypts APPENDed messages (Sent, Drafts) before they reach the store. Needs an
-   * upstream with LITERAL+: the new, longer literal is sent without a round trip.
+   * Encrypts APPENDed messages (Sent, Drafts) before they reach the store. A message
+   * over its `maxBytes` gets `NO [TOOBIG]` before its literal is read.
    */
   encryptor?: AppendEncryptor;
-  /** Writes a continuation request (`+ …`) to the client between upstream responses. */
+  /** Writes the proxy's own response (`+ …`, a BAD) to the client between upstream responses. */
   inject?: (bytes: Buffer) => void;
   /** Set for a session on a shared mailbox (a list archive): SELECT becomes EXAMINE. */
   readOnly?: ReadOnlyPolicy;
+  /** The input cannot be resynchronised: the session must end with this BYE text. */
+  onFatal?: (text: string) => void;
+  /** Sees the first line (without CRLF) of every command sent upstream (tests compare framings). */
+  onCommand?: (line: Buffer) => void;
 }
 
 /** Which commands a read-only session refuses; the policy answers their tags itself. */
@@ -50,21 +72,33 @@ export interface ReadOnlyPolicy {
   refuses(tag: string, name: string): boolean;
 }
 
-export class ClientRelay extends Transform {
-  private state: 'line' | 'literal' | 'raw-to-eol' | 'await-continuation' = 'line';
-  /** Tag of the command whose synchronizing literal waits for upstream's `+`. */
-  private waitingTag = '';
-  private held: Buffer[] = [];
-  private line: Buffer[] = [];
-  private lineLength = 0;
-  private literalRemaining = 0;
-  /** The current line continues a command after a literal. */
-  private continuing = false;
-  private tag = '';
-  private refusing = false;
-  private capture: { tag: string; bytes: Buffer[] } | null = null;
+type Awaiting =
+  /** A literal announced upstream; `data`: the encrypted APPEND message to send on `+`. */
+  | { kind: 'literal'; tag: string; clientSync: boolean; data: Buffer | null }
+  | { kind: 'idle'; tag: string };
 
-  private append: { parts: Buffer[]; literal: Buffer[] } | null = null;
+export class ClientRelay extends Transform {
+  private readonly framer = new CommandFramer({
+    maxLineLength: RELAY_LINE_CAP,
+    maxLiteralSize: RELAY_LITERAL_CAP,
+  });
+  private awaiting: Awaiting | null = null;
+  private pendingCallback: TransformCallback | null = null;
+  /** Commands sent upstream and not yet answered, by tag. */
+  private readonly outstanding = new Map<string, number>();
+  /** The next `+` from upstream answers a literal the client sent without asking: hidden. */
+  private hideLine = false;
+  private tag = '';
+  /** The rest of the current command (lines and literal data) is dropped. */
+  private refusing = false;
+  /** Literal data the relay forwards (after upstream's `+`). */
+  private streaming = false;
+  private idleLine = false;
+  private fatal = false;
+  /** The next line sent upstream starts a command. */
+  private reportNext = false;
+  private capture: { tag: string; bytes: Buffer[] } | null = null;
+  private append: { head: Buffer; literal: Buffer[] } | null = null;
 
   constructor(
     private readonly selection: SelectionTracker,
@@ -74,166 +108,215 @@ export class ClientRelay extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.process(chunk);
-    callback();
+    this.framer.push(chunk);
+    this.pump();
+    // While upstream decides on a literal, the client's bytes wait in the socket.
+    if (this.awaiting === null) callback();
+    else this.pendingCallback = callback;
   }
 
   /**
-   * A status or continuation line from upstream. A synchronizing literal is sent only
-   * after `+`; a tagged reply instead (APPEND to a missing mailbox, a refused command)
-   * means the client will not send it.
+   * A status or continuation line from upstream (without CRLF). Settles what the relay
+   * waits for: `+` (the literal is read, IDLE has begun) or that command's tagged reply.
    */
   upstreamLine(line: string): void {
-    if (this.state !== 'await-continuation') return;
-    if (line.startsWith('+')) this.state = 'literal';
-    else if (line.startsWith(`${this.waitingTag} `)) {
-      this.state = 'line';
-      this.continuing = false;
-      this.refusing = false;
-      this.capture = null;
+    const tagged = TAGGED.exec(line)?.[1];
+    let count = 0;
+    if (tagged !== undefined) {
+      count = this.outstanding.get(tagged) ?? 0;
+      if (count > 1) this.outstanding.set(tagged, count - 1);
+      else this.outstanding.delete(tagged);
+    }
+    const awaiting = this.awaiting;
+    if (awaiting === null) return;
+    if (line.startsWith('+')) {
+      this.awaiting = null;
+      if (awaiting.kind === 'idle') {
+        this.framer.expectLine();
+        this.idleLine = true;
+      } else {
+        if (!awaiting.clientSync || awaiting.data !== null) this.hideLine = true;
+        this.continueLiteral(awaiting.data);
+      }
+    } else if (tagged === awaiting.tag && count <= 1) {
+      // Answered without a `+`: upstream took no literal (or did not start IDLE).
+      this.awaiting = null;
+      if (awaiting.kind === 'literal')
+        this.dropLiteral(awaiting.clientSync, awaiting.data !== null);
     } else return;
-    const held = this.held;
-    this.held = [];
-    for (const chunk of held) this.process(chunk);
+    this.pump();
+    if (this.awaiting === null && this.pendingCallback !== null) {
+      const callback = this.pendingCallback;
+      this.pendingCallback = null;
+      callback();
+    }
   }
 
-  private process(chunk: Buffer): void {
-    let i = 0;
-    while (i < chunk.length) {
-      if (this.state === 'await-continuation') {
-        this.held.push(chunk.subarray(i));
+  /** True once for the `+` line `upstreamLine` just consumed for the relay itself. */
+  takeHiddenLine(): boolean {
+    const hide = this.hideLine;
+    this.hideLine = false;
+    return hide;
+  }
+
+  private continueLiteral(encrypted: Buffer | null): void {
+    if (encrypted !== null) {
+      this.push(encrypted);
+      return;
+    }
+    this.framer.accept();
+    this.streaming = true;
+  }
+
+  private dropLiteral(clientSync: boolean, encrypted: boolean): void {
+    this.capture = null;
+    this.append = null;
+    if (encrypted) {
+      // The client's message is already read; the rest of the command is dropped.
+      this.refusing = true;
+      return;
+    }
+    if (clientSync) this.framer.refuse();
+    else {
+      this.framer.accept();
+      this.refusing = true;
+    }
+  }
+
+  private pump(): void {
+    while (this.awaiting === null && !this.fatal) {
+      const event = this.framer.next();
+      if (event === null) return;
+      switch (event.type) {
+        case 'literal':
+          this.literalData(event.data, event.last);
+          break;
+        case 'raw-line':
+          this.idleLine = false;
+          this.pushLine(event.line);
+          break;
+        case 'line':
+          this.commandLine(event.line, event.first, event.tag, event.literal);
+          break;
+        case 'too-long':
+          this.tooLong(event.tag, event.resync);
+          break;
+        case 'literal-too-large':
+          this.fail('Literal too large');
+          break;
+      }
+    }
+  }
+
+  private fail(text: string): void {
+    this.fatal = true;
+    this.options.onFatal?.(text);
+  }
+
+  private tooLong(tag: string | null, resync: boolean): void {
+    if (this.idleLine) {
+      // Upstream is in IDLE and reads one line: any line but DONE ends it with a BAD.
+      this.idleLine = false;
+      this.push(Buffer.from('X-LINE-TOO-LONG\r\n', 'latin1'));
+      return;
+    }
+    if (!resync) return this.fail('Command line too long');
+    this.refusing = false;
+    this.options.onRefused?.('line-too-long');
+    this.options.inject?.(Buffer.from(`${tag ?? '*'} BAD [TOOBIG] Command line too long\r\n`));
+  }
+
+  private literalData(data: Buffer, last: boolean): void {
+    if (this.append !== null) this.append.literal.push(data);
+    else if (!this.refusing && this.streaming) this.push(data);
+    if (this.capture !== null) this.capture.bytes.push(data);
+    if (!last) return;
+    this.streaming = false;
+    if (this.append !== null) this.sendAppendLiteral();
+    if (this.capture !== null) {
+      const { tag, bytes } = this.capture;
+      this.capture = null;
+      this.selection.commandSent(tag, normalizeMailbox(Buffer.concat(bytes).toString('utf8')));
+    }
+  }
+
+  private commandLine(
+    line: Buffer,
+    first: boolean,
+    tag: string | null,
+    literal: LiteralAnnouncement | null,
+  ): void {
+    if (first) {
+      this.refusing = false;
+      this.reportNext = true;
+      this.tag = tag ?? '';
+      if (tag === null) {
+        // No valid tag: nothing a reply could be matched to (an untagged `* OK` would
+        // pass for one), so it never goes upstream. RFC 3501 §7.1.3: untagged BAD.
+        this.refusing = true;
+        this.reportNext = false;
+        this.options.inject?.(Buffer.from('* BAD Missing or invalid tag\r\n'));
+        return this.skip(literal);
+      }
+      const upstream = this.inspect(line, literal);
+      if (upstream === null) return;
+      line = upstream;
+    } else if (this.append !== null) {
+      if (literal === null) {
+        this.pushLine(line);
+        this.append = null;
         return;
       }
-      if (this.state === 'literal') {
-        const take = Math.min(this.literalRemaining, chunk.length - i);
-        const piece = chunk.subarray(i, i + take);
-        if (this.capture !== null) this.capture.bytes.push(piece);
-        if (this.append !== null) this.append.literal.push(Buffer.from(piece));
-        else if (!this.refusing) this.push(piece);
-        this.literalRemaining -= take;
-        i += take;
-        if (this.literalRemaining === 0) {
-          this.state = 'line';
-          if (this.append !== null) this.finishAppendLiteral();
-          if (this.capture !== null) {
-            this.selection.commandSent(
-              this.capture.tag,
-              normalizeMailbox(Buffer.concat(this.capture.bytes).toString('utf8')),
-            );
-            this.capture = null;
-          }
-        }
-        continue;
-      }
-      const eol = chunk.indexOf(10, i);
-      const end = eol === -1 ? chunk.length : eol + 1;
-      const piece = chunk.subarray(i, end);
-      i = end;
-      if (this.state === 'raw-to-eol') {
-        if (!this.refusing) this.push(piece);
-        if (eol !== -1) {
-          this.state = 'line';
-          this.continuing = false;
-          this.refusing = false;
-        }
-        continue;
-      }
-      this.line.push(piece);
-      this.lineLength += piece.length;
-      if (eol === -1) {
-        if (this.lineLength > LINE_CAP) {
-          // An over-long line is forwarded unread; upstream judges it.
-          for (const held of this.line) if (!this.refusing) this.push(held);
-          this.line = [];
-          this.lineLength = 0;
-          this.state = 'raw-to-eol';
-        }
-        continue;
-      }
-      const line = Buffer.concat(this.line);
-      this.line = [];
-      this.lineLength = 0;
-      this.finishLine(line);
-    }
+      return this.startAppendLiteral(line, literal);
+    } else if (this.refusing) return this.skip(literal);
+    if (literal === null) return this.pushLine(line);
+    // Every literal goes upstream synchronizing: upstream's `+` says it reads one.
+    this.pushLine(Buffer.concat([beforeLiteral(line), Buffer.from(`{${literal.size}}`)]));
+    this.awaiting = { kind: 'literal', tag: this.tag, clientSync: literal.sync, data: null };
   }
 
-  private finishLine(raw: Buffer): void {
-    const text = raw.toString('latin1').replace(/\r?\n$/, '');
-    const literal = LITERAL.exec(text);
-    if (!this.continuing) {
-      this.tag = text.split(' ')[0] ?? '';
-      this.inspect(text, raw, literal);
-    } else if (this.append !== null) {
-      this.append.parts.push(
-        literal === null ? raw : raw.subarray(0, text.length - literal[0].length),
-      );
-    } else if (!this.refusing) this.push(raw);
-    if (literal === null) {
-      if (this.append !== null) {
-        this.push(Buffer.concat(this.append.parts));
-        this.append = null;
-      }
-      this.continuing = false;
-      this.refusing = false;
-      return;
-    }
-    this.literalRemaining = Number(literal[1]);
-    const synchronizing = literal[2] !== '+';
-    this.continuing = true;
-    if (this.append !== null && this.literalRemaining > (this.options.encryptor?.maxBytes ?? 0)) {
-      // Too large to hold for encryption: refused rather than stored in plaintext.
-      this.append = null;
-      this.refusing = true;
-      this.options.onRefused?.('APPEND');
-      this.push(Buffer.from(`${this.tag} X-REFUSED-BY-PROXY\r\n`, 'latin1'));
-    }
-    if (this.append !== null) {
-      // The proxy takes the literal itself (it forwards a different one later).
-      if (synchronizing) this.options.inject?.(Buffer.from('+ Ready for literal data\r\n'));
-      this.state = this.literalRemaining === 0 ? 'line' : 'literal';
-      if (this.literalRemaining === 0) this.finishAppendLiteral();
-      return;
-    }
-    if (synchronizing) {
-      // Sent on upstream's `+`; a refused command's sync literal never comes (upstream says BAD).
-      this.waitingTag = this.tag;
-      this.state = 'await-continuation';
-    } else {
-      this.state = this.literalRemaining === 0 ? 'line' : 'literal';
-    }
-    if (this.literalRemaining === 0 && this.capture !== null) {
-      this.selection.commandSent(this.capture.tag, '');
-      this.capture = null;
-    }
+  /** Drops the rest of a refused command: its literal, if the client sends it. */
+  private skip(literal: LiteralAnnouncement | null): void {
+    if (literal === null) this.refusing = false;
+    else if (literal.sync) this.framer.refuse();
+    else this.framer.accept();
   }
 
-  private finishAppendLiteral(): void {
-    const append = this.append!;
-    const message = Buffer.concat(append.literal);
-    append.literal = [];
-    const stored = this.options.encryptor!.encrypt(message);
-    append.parts.push(Buffer.from(`{${stored.length}+}\r\n`, 'latin1'), stored);
-  }
-
-  private inspect(text: string, raw: Buffer, literal: RegExpExecArray | null): void {
-    const endsInLiteral = literal !== null;
+  /** The first line of a command: what goes upstream instead, or null once handled. */
+  private inspect(raw: Buffer, literal: LiteralAnnouncement | null): Buffer | null {
+    const text = raw.toString('latin1');
     const words = text.split(' ');
     const tag = words[0] ?? '';
     let name = (words[1] ?? '').toUpperCase();
     if (name === 'UID') name = (words[2] ?? '').toUpperCase();
     const readOnly = this.options.readOnly;
+    // IDLE with anything after it is not IDLE to every server (Dovecot ignores the rest).
+    const badIdle = name === 'IDLE' && text.toUpperCase() !== `${tag.toUpperCase()} IDLE`;
     // The policy's stand-in is NOOP, not an unknown command: a client may well send many
     // writes in a row, and Dovecot disconnects after 20 invalid commands in a row.
-    const standIn = REFUSED_COMMANDS.has(name)
-      ? 'X-REFUSED-BY-PROXY'
-      : readOnly?.refuses(tag, name) === true
-        ? 'NOOP'
-        : null;
+    const standIn =
+      REFUSED_COMMANDS.has(name) || badIdle
+        ? 'X-REFUSED-BY-PROXY'
+        : readOnly?.refuses(tag, name) === true
+          ? 'NOOP'
+          : null;
     if (standIn !== null) {
       this.options.onRefused?.(name);
       this.refusing = true;
-      this.push(Buffer.from(`${tag} ${standIn}\r\n`, 'latin1'));
-      return;
+      this.sent(tag);
+      this.pushLine(Buffer.from(`${tag} ${standIn}`, 'latin1'));
+      this.skip(literal);
+      return null;
+    }
+    if (name === 'APPEND' && literal !== null && this.options.encryptor !== undefined) {
+      this.startAppendLiteral(raw, literal);
+      return null;
+    }
+    this.sent(tag);
+    if (name === 'IDLE') {
+      this.pushLine(raw);
+      this.awaiting = { kind: 'idle', tag };
+      return null;
     }
     if (readOnly !== undefined && (words[1] ?? '').toUpperCase() === 'SELECT') {
       // EXAMINE: the server itself then keeps every flag (no \Seen on FETCH BODY[]).
@@ -241,24 +324,74 @@ export class ClientRelay extends Transform {
     }
     if (name === 'SELECT' || name === 'EXAMINE') {
       const rest = text.slice(tag.length + name.length + 2);
-      const literal = /^\{(\d{1,4})\+?\}$/.exec(rest);
-      if (endsInLiteral && literal !== null && Number(literal[1]) <= MAILBOX_CAP) {
+      const mailboxLiteral = /^\{(\d{1,4})\+?\}$/.exec(rest);
+      if (literal !== null && mailboxLiteral !== null && Number(mailboxLiteral[1]) <= MAILBOX_CAP) {
         this.capture = { tag, bytes: [] };
       } else {
         const mailbox = parseMailbox(rest);
         if (mailbox !== null) this.selection.commandSent(tag, normalizeMailbox(mailbox));
+        else if (literal !== null && literal.size === 0) this.selection.commandSent(tag, '');
       }
-    } else if (name === 'APPEND' && literal !== null && this.options.encryptor !== undefined) {
-      this.append = { parts: [raw.subarray(0, text.length - literal[0].length)], literal: [] };
-      return;
     } else if (name === 'CLOSE' || name === 'UNSELECT') {
       this.selection.commandSent(tag, null);
     } else if (name === 'FETCH' && (words[1] ?? '').toUpperCase() === 'FETCH' && literal === null) {
-      this.push(withUid(raw, text));
+      return withUid(raw, text);
+    }
+    return raw;
+  }
+
+  private sent(tag: string): void {
+    this.outstanding.set(tag, (this.outstanding.get(tag) ?? 0) + 1);
+  }
+
+  private pushLine(line: Buffer): void {
+    if (this.reportNext) {
+      this.reportNext = false;
+      this.options.onCommand?.(line);
+    }
+    this.push(Buffer.concat([line, Buffer.from('\r\n')]));
+  }
+
+  /** An APPEND message: read whole (bounded by the encryptor) before anything goes upstream. */
+  private startAppendLiteral(line: Buffer, literal: LiteralAnnouncement): void {
+    const encryptor = this.options.encryptor!;
+    const first = this.append === null;
+    if (literal.size > encryptor.maxBytes) {
+      this.options.onRefused?.('APPEND');
+      this.append = null;
+      if (!first) {
+        // Earlier messages of this MULTIAPPEND are upstream already: no clean way back.
+        return this.fail('APPEND message too large to encrypt');
+      }
+      this.options.inject?.(
+        Buffer.from(`${this.tag} NO [TOOBIG] Message too large to encrypt\r\n`, 'latin1'),
+      );
+      if (literal.sync) this.framer.refuse();
+      else {
+        this.framer.accept();
+        this.refusing = true;
+      }
       return;
     }
-    this.push(raw);
+    if (first) this.sent(this.tag);
+    this.append = { head: beforeLiteral(line), literal: [] };
+    if (literal.sync) this.options.inject?.(Buffer.from('+ Ready for literal data\r\n'));
+    this.framer.accept();
+    if (literal.size === 0) this.sendAppendLiteral();
   }
+
+  private sendAppendLiteral(): void {
+    const append = this.append!;
+    const stored = this.options.encryptor!.encrypt(Buffer.concat(append.literal));
+    append.literal = [];
+    this.pushLine(Buffer.concat([append.head, Buffer.from(`{${stored.length}}`, 'latin1')]));
+    this.awaiting = { kind: 'literal', tag: this.tag, clientSync: false, data: stored };
+  }
+}
+
+/** The line without its literal announcement `{N}` / `{N+}`. */
+function beforeLiteral(line: Buffer): Buffer {
+  return line.subarray(0, line.lastIndexOf(0x7b));
 }
 
 const PARTIAL_PAST_START = /\]<[1-9][0-9]*\.[0-9]+>/;

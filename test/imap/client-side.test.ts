@@ -74,9 +74,23 @@ describe('client relay', () => {
     return Buffer.concat(out).toString('latin1');
   }
 
-  it('passes commands and literal contents through unchanged, whatever they contain', async () => {
+  it('passes literal contents through unchanged, whatever they contain, once upstream asks for them', async () => {
+    // LITERAL+ goes upstream synchronizing: its data follows upstream's `+` (docs/threat-model.md, "Limits").
     const text = 'x1 APPEND INBOX {12+}\r\nx2 COMPRESS\r\n\r\nx3 NOOP\r\n';
-    expect(await relay([text.slice(0, 10), text.slice(10, 30), text.slice(30)])).toBe(text);
+    const out = await relay(
+      [text.slice(0, 10), text.slice(10, 30), text.slice(30)],
+      ['* OK nothing yet', '+ go ahead'],
+    );
+    expect(out).toBe('x1 APPEND INBOX {12}\r\nx2 COMPRESS\r\r\nx3 NOOP\r\n');
+  });
+
+  it('drops a LITERAL+ upstream did not ask for, and the rest of its command', async () => {
+    // Dovecot answers `A NOOP {5}` without a `+`: the 5 bytes must not reach it as a command.
+    const out = await relay(
+      ['a1 NOOP {22+}\r\n', 'a2 STORE 1 +FLAGS \\Deleted more\r\na3 NOOP\r\n'],
+      ['a1 OK NOOP completed'],
+    );
+    expect(out).toBe('a1 NOOP {22}\r\na3 NOOP\r\n');
   });
 
   it('replaces refused commands, dropping their LITERAL+ data', async () => {

@@ -35,7 +35,7 @@ describe('IMAP limits and bad input', () => {
   it('refuses an over-long line with BAD and keeps the connection', async () => {
     const w = await open();
     w.send(`x NOOP ${'a'.repeat(5000)}\r\n`);
-    expect(await w.until(/^\* BAD [^\r\n]*\r\n/m)).toMatch(/TOOBIG/);
+    expect(await w.until(/^x BAD [^\r\n]*\r\n/m)).toMatch(/TOOBIG/);
     expect(await w.command('c', 'NOOP')).toMatch(/^c OK /m);
     w.close();
   });

@@ -33,11 +33,6 @@ class Throttle {
   }
 }
 
-function tagOf(line: Buffer): string | null {
-  const m = /^([!#$&'+,\-./0-9:;<=>?@A-Z[\]^_`a-z|}~]+) /.exec(line.toString('latin1', 0, 80));
-  return m === null || (m[1] as string).includes('+') ? null : (m[1] as string);
-}
-
 /** Reads, parses and runs commands until LOGOUT, EOF, or a BYE. */
 export async function runConnection(s: Session, limits: ConnectionLimits): Promise<void> {
   const out = s.out;
@@ -51,7 +46,13 @@ export async function runConnection(s: Session, limits: ConnectionLimits): Promi
     await throttle.take();
     let status: string;
     if (input.kind === 'line-too-long') {
-      out.line('* BAD [TOOBIG] Command line too long');
+      if (!input.resync) {
+        // Part of the command is gone, or a LITERAL+ is in flight: where the next command
+        // starts is unknown, so nothing more is read (docs/threat-model.md, "Limits").
+        out.line('* BYE [TOOBIG] Command line too long');
+        break;
+      }
+      out.line(`${input.tag ?? '*'} BAD [TOOBIG] Command line too long`);
       status = 'BAD';
     } else if (input.kind === 'literal-too-large') {
       if (input.nonSync) {
@@ -59,7 +60,7 @@ export async function runConnection(s: Session, limits: ConnectionLimits): Promi
         out.line('* BYE [TOOBIG] Literal too large');
         break;
       }
-      out.line(`${tagOf(input.line) ?? '*'} NO [TOOBIG] Literal too large`);
+      out.line(`${input.tag ?? '*'} NO [TOOBIG] Literal too large`);
       status = 'NO';
     } else {
       status = await parseAndRun(s, input.bytes);
