@@ -12,16 +12,17 @@ import {
 import { handleAuthenticate, handleLogin, handleStartTls } from './handlers/auth.js';
 import { handleFetch } from './handlers/fetch.js';
 import { handleIdle } from './handlers/idle.js';
+import { handleAppend } from './handlers/append.js';
 import {
-  handleAppend,
   handleCreate,
   handleDelete,
-  handleList,
   handleRename,
   handleStatus,
   handleSubscribe,
 } from './handlers/mailboxes.js';
+import { handleListCommand } from './handlers/list.js';
 import { handleSearch } from './handlers/search.js';
+import { handleSort, handleThread } from './handlers/sort.js';
 import {
   handleCheck,
   handleClose,
@@ -60,8 +61,8 @@ const HANDLERS: Record<CommandName, { states: SessionState[]; handler: AnyHandle
   RENAME: { states: AUTH, handler: handleRename },
   SUBSCRIBE: { states: AUTH, handler: handleSubscribe },
   UNSUBSCRIBE: { states: AUTH, handler: handleSubscribe },
-  LIST: { states: AUTH, handler: handleList },
-  LSUB: { states: AUTH, handler: handleList },
+  LIST: { states: AUTH, handler: handleListCommand },
+  LSUB: { states: AUTH, handler: handleListCommand },
   STATUS: { states: AUTH, handler: handleStatus },
   APPEND: { states: AUTH, handler: handleAppend },
   IDLE: { states: AUTH, handler: handleIdle },
@@ -70,6 +71,8 @@ const HANDLERS: Record<CommandName, { states: SessionState[]; handler: AnyHandle
   UNSELECT: { states: SELECTED, handler: handleUnselect },
   EXPUNGE: { states: SELECTED, handler: handleExpunge },
   SEARCH: { states: SELECTED, handler: handleSearch },
+  SORT: { states: SELECTED, handler: handleSort },
+  THREAD: { states: SELECTED, handler: handleThread },
   FETCH: { states: SELECTED, handler: handleFetch },
   STORE: { states: SELECTED, handler: handleStore },
   COPY: { states: SELECTED, handler: handleCopy },
@@ -77,7 +80,7 @@ const HANDLERS: Record<CommandName, { states: SessionState[]; handler: AnyHandle
 };
 
 /** Commands during which EXPUNGE must not be sent when they address by sequence number (RFC 3501 §7.4.1). */
-const NO_EXPUNGE = new Set<CommandName>(['FETCH', 'STORE', 'SEARCH']);
+const NO_EXPUNGE = new Set<CommandName>(['FETCH', 'STORE', 'SEARCH', 'SORT', 'THREAD']);
 
 /**
  * Runs one command and writes its tagged reply. This is the one place errors become

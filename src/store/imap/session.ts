@@ -67,6 +67,13 @@ export class Session {
       'UNSELECT',
       'SPECIAL-USE',
       'CHILDREN',
+      'ESEARCH',
+      'LIST-EXTENDED',
+      'LIST-STATUS',
+      'SORT',
+      'THREAD=ORDEREDSUBJECT',
+      'THREAD=REFERENCES',
+      'MULTIAPPEND',
     ];
     if (this.state === 'not-authenticated') {
       if (this.config.tlsAvailable && !this.secure) caps.push('STARTTLS');

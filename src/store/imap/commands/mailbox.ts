@@ -1,5 +1,5 @@
 import { parseDateTime } from './dates.js';
-import type { CommandBody, StatusItem } from './types.js';
+import type { AppendMessage, CommandBody, ListOptions, StatusItem } from './types.js';
 import type { Tokens } from './tokens.js';
 
 type OneMailbox = 'SELECT' | 'EXAMINE' | 'CREATE' | 'DELETE' | 'SUBSCRIBE' | 'UNSUBSCRIBE';
@@ -31,11 +31,95 @@ export function parseRename(t: Tokens): CommandBody {
 export function parseList(name: 'LIST' | 'LSUB') {
   return (t: Tokens): CommandBody => {
     t.sp();
+    if (name === 'LIST' && t.peek() === 0x28) return parseListExtended(t);
     const reference = t.mailbox();
     t.sp();
+    if (name === 'LIST' && t.peek() === 0x28) return parseListExtended(t, reference);
     const pattern = t.listMailbox();
+    if (name === 'LIST' && t.trySp()) return parseListExtended(t, reference, [pattern]);
     t.end();
     return { name, reference, pattern };
+  };
+}
+
+const SELECT_OPTS: ReadonlySet<string> = new Set([
+  'SUBSCRIBED',
+  'REMOTE',
+  'RECURSIVEMATCH',
+  'SPECIAL-USE',
+]);
+
+/**
+ * list = "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]  (RFC 5258 §6)
+ * list-select-opts = "(" [list-select-opt *(SP list-select-opt)] ")"
+ * mbox-or-pat = list-mailbox / patterns ; patterns = "(" list-mailbox *(SP list-mailbox) ")"
+ * list-return-opts = "RETURN" SP "(" [return-option *(SP return-option)] ")"
+ * return-option = "SUBSCRIBED" / "CHILDREN" / "SPECIAL-USE" / "STATUS" SP "(" status-att *(SP status-att) ")"
+ * Called at whichever point the command stops being a plain RFC 3501 LIST.
+ */
+function parseListExtended(t: Tokens, ref?: string, pats?: string[]): CommandBody {
+  const select = new Set<string>();
+  let reference = ref;
+  if (reference === undefined) {
+    t.char('(');
+    if (!t.tryChar(')')) {
+      do {
+        const opt = t.atom().toUpperCase();
+        // RFC 5258 §3: an unrecognised selection option is a BAD.
+        if (!SELECT_OPTS.has(opt)) t.fail('list-select-opt');
+        select.add(opt);
+      } while (t.trySp());
+      t.char(')');
+    }
+    t.sp();
+    reference = t.mailbox();
+    t.sp();
+  }
+  let patterns = pats;
+  // With `pats` the caller has read the pattern and the space after it.
+  let more = patterns !== undefined;
+  if (patterns === undefined) {
+    patterns = [];
+    if (t.tryChar('(')) {
+      do patterns.push(t.listMailbox());
+      while (t.trySp());
+      t.char(')');
+    } else patterns.push(t.listMailbox());
+    more = t.trySp();
+  }
+  const options: ListOptions = {
+    patterns,
+    selectSubscribed: select.has('SUBSCRIBED'),
+    selectSpecialUse: select.has('SPECIAL-USE'),
+    recursiveMatch: select.has('RECURSIVEMATCH'),
+    returnSubscribed: false,
+    returnStatus: null,
+  };
+  // RECURSIVEMATCH alone selects nothing it could modify (RFC 5258 §3).
+  if (options.recursiveMatch && !options.selectSubscribed && !options.selectSpecialUse)
+    t.fail('RECURSIVEMATCH with another selection option');
+  if (more) {
+    if (!t.tryKeyword('RETURN')) t.fail('RETURN');
+    t.sp();
+    t.char('(');
+    if (!t.tryChar(')')) {
+      do {
+        const opt = t.atom().toUpperCase();
+        if (opt === 'SUBSCRIBED') options.returnSubscribed = true;
+        else if (opt === 'STATUS') {
+          t.sp();
+          options.returnStatus = statusAtts(t);
+        } else if (opt !== 'CHILDREN' && opt !== 'SPECIAL-USE') t.fail('return-option');
+      } while (t.trySp());
+      t.char(')');
+    }
+  }
+  t.end();
+  return {
+    name: 'LIST',
+    reference,
+    pattern: patterns[0] ?? '',
+    extended: options,
   };
 }
 
@@ -52,6 +136,12 @@ export function parseStatus(t: Tokens): CommandBody {
   t.sp();
   const mailbox = t.mailbox();
   t.sp();
+  const items = statusAtts(t);
+  t.end();
+  return { name: 'STATUS', mailbox, items };
+}
+
+function statusAtts(t: Tokens): StatusItem[] {
   t.char('(');
   const items: StatusItem[] = [];
   do {
@@ -60,26 +150,31 @@ export function parseStatus(t: Tokens): CommandBody {
     items.push(item as StatusItem);
   } while (t.trySp());
   t.char(')');
-  t.end();
-  return { name: 'STATUS', mailbox, items };
+  return items;
 }
 
-/** append = "APPEND" SP mailbox [SP flag-list] [SP date-time] SP literal */
+/**
+ * append = "APPEND" SP mailbox 1*append-message        (RFC 3502 MULTIAPPEND)
+ * append-message = append-opts SP literal ; append-opts = [SP flag-list] [SP date-time]
+ */
 export function parseAppend(t: Tokens): CommandBody {
   t.sp();
   const mailbox = t.mailbox();
-  t.sp();
-  let flags: string[] = [];
-  let date: Date | null = null;
-  if (t.peek() === 0x28) {
-    flags = t.flagList();
+  const messages: AppendMessage[] = [];
+  do {
     t.sp();
-  }
-  if (t.peek() === 0x22) {
-    date = parseDateTime(t);
-    t.sp();
-  }
-  const message = t.literal();
-  t.end();
-  return { name: 'APPEND', mailbox, flags, date, message };
+    let flags: string[] = [];
+    let date: Date | null = null;
+    if (t.peek() === 0x28) {
+      flags = t.flagList();
+      t.sp();
+    }
+    if (t.peek() === 0x22) {
+      date = parseDateTime(t);
+      t.sp();
+    }
+    messages.push({ flags, date, message: t.literal() });
+  } while (!t.done);
+  const [first, ...more] = messages as [AppendMessage, ...AppendMessage[]];
+  return { name: 'APPEND', mailbox, ...first, more };
 }

@@ -2,6 +2,7 @@ import { ParseError } from '../errors.js';
 import { parseFetch } from './fetch.js';
 import { parseAppend, parseList, parseOneMailbox, parseRename, parseStatus } from './mailbox.js';
 import { parseSearch } from './search.js';
+import { parseSort, parseThread } from './sort.js';
 import { parseAuthenticate, parseEnable, parseId, parseLogin, parseNoArgs } from './simple.js';
 import { parseCopyMove, parseExpunge, parseStore } from './store.js';
 import { Tokens } from './tokens.js';
@@ -35,6 +36,8 @@ const PARSERS: Record<string, Parser> = {
   STATUS: parseStatus,
   APPEND: parseAppend,
   SEARCH: parseSearch,
+  SORT: parseSort,
+  THREAD: parseThread,
   FETCH: parseFetch,
   STORE: parseStore,
   COPY: parseCopyMove('COPY'),
@@ -42,8 +45,17 @@ const PARSERS: Record<string, Parser> = {
   EXPUNGE: parseExpunge,
 };
 
-/** Commands that take a `UID` prefix (RFC 3501 uid = "UID" SP (copy / fetch / search / store); MOVE, EXPUNGE from 6851/4315). */
-const UID_COMMANDS = new Set(['COPY', 'MOVE', 'FETCH', 'SEARCH', 'STORE', 'EXPUNGE']);
+/** Commands that take a `UID` prefix (RFC 3501 uid = "UID" SP (copy / fetch / search / store); MOVE, EXPUNGE from 6851/4315; SORT, THREAD from 5256). */
+const UID_COMMANDS = new Set([
+  'COPY',
+  'MOVE',
+  'FETCH',
+  'SEARCH',
+  'STORE',
+  'EXPUNGE',
+  'SORT',
+  'THREAD',
+]);
 
 /** A command whose tag could be read, so a BAD can be tagged. */
 export class TaggedParseError extends ParseError {
@@ -71,7 +83,8 @@ export function parseCommand(line: Buffer): Command {
       uid = true;
       t.sp();
       name = t.atom().toUpperCase();
-      if (!UID_COMMANDS.has(name)) t.fail('COPY, FETCH, MOVE, SEARCH, STORE or EXPUNGE after UID');
+      if (!UID_COMMANDS.has(name))
+        t.fail('COPY, FETCH, MOVE, SEARCH, SORT, STORE, THREAD or EXPUNGE after UID');
     }
     const parser = PARSERS[name];
     if (parser === undefined) throw new ParseError('Unknown command');

@@ -1,7 +1,7 @@
 import { ParseError } from '../errors.js';
 import { parseDate } from './dates.js';
 import { parseSequenceSet } from './sequence.js';
-import type { CommandBody, SearchKey } from './types.js';
+import type { CommandBody, SearchKey, SearchReturn } from './types.js';
 import type { Tokens } from './tokens.js';
 
 const MAX_DEPTH = 32;
@@ -12,25 +12,60 @@ const CHARSETS = new Set(['UTF-8', 'US-ASCII']);
 /** Thrown for a charset we do not support: answered `NO [BADCHARSET]`, not BAD. */
 export class BadCharsetError extends ParseError {}
 
-/** search = "SEARCH" [SP "CHARSET" SP astring] 1*(SP search-key) */
+/**
+ * search = "SEARCH" [search-return-opts] [SP "CHARSET" SP astring] 1*(SP search-key)
+ * search-return-opts = SP "RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")"  (RFC 4731)
+ * search-return-opt = "MIN" / "MAX" / "ALL" / "COUNT"
+ */
 export function parseSearch(t: Tokens): CommandBody {
   t.sp();
+  let returns: SearchReturn[] | undefined;
+  if (t.tryKeyword('RETURN')) {
+    t.sp();
+    returns = searchReturnOpts(t);
+    t.sp();
+  }
   let charset: string | null = null;
   if (t.tryKeyword('CHARSET')) {
     t.sp();
     charset = t.astringText().toUpperCase();
     t.sp();
   }
+  const key = searchKeys(t);
+  t.end();
+  checkCharset(charset);
+  return returns === undefined
+    ? { name: 'SEARCH', charset, key }
+    : { name: 'SEARCH', charset, key, returns };
+}
+
+const RETURN_OPTS: ReadonlySet<string> = new Set(['MIN', 'MAX', 'ALL', 'COUNT']);
+
+function searchReturnOpts(t: Tokens): SearchReturn[] {
+  t.char('(');
+  const opts = new Set<SearchReturn>();
+  if (!t.tryChar(')')) {
+    do {
+      const opt = t.atom().toUpperCase();
+      // SAVE (RFC 5182 SEARCHRES) is not offered, so it is a syntax error like any unknown option.
+      if (!RETURN_OPTS.has(opt)) t.fail('MIN, MAX, ALL or COUNT');
+      opts.add(opt as SearchReturn);
+    } while (t.trySp());
+    t.char(')');
+  }
+  return opts.size === 0 ? ['ALL'] : [...opts];
+}
+
+/** 1*(SP search-key) after the command's own arguments, as one key (an AND of several). */
+export function searchKeys(t: Tokens): SearchKey {
   const keys: SearchKey[] = [];
   do keys.push(searchKey(t, 0));
   while (t.trySp());
-  t.end();
+  return keys.length === 1 ? (keys[0] as SearchKey) : { type: 'and', keys };
+}
+
+export function checkCharset(charset: string | null): void {
   if (charset !== null && !CHARSETS.has(charset)) throw new BadCharsetError('Unsupported charset');
-  return {
-    name: 'SEARCH',
-    charset,
-    key: keys.length === 1 ? (keys[0] as SearchKey) : { type: 'and', keys },
-  };
 }
 
 const FLAG_KEYS = new Set([

@@ -38,6 +38,32 @@ export type SearchKey =
 
 export type StatusItem = 'MESSAGES' | 'RECENT' | 'UIDNEXT' | 'UIDVALIDITY' | 'UNSEEN';
 
+/** ESEARCH result options (RFC 4731); an empty RETURN () means ALL. */
+export type SearchReturn = 'MIN' | 'MAX' | 'ALL' | 'COUNT';
+
+/** sort-key (RFC 5256 §3) with its REVERSE prefix. */
+export interface SortCriterion {
+  key: 'ARRIVAL' | 'CC' | 'DATE' | 'FROM' | 'SIZE' | 'SUBJECT' | 'TO';
+  reverse: boolean;
+}
+
+/** LIST-EXTENDED (RFC 5258) selection and return options, LIST-STATUS (RFC 5819). */
+export interface ListOptions {
+  patterns: string[];
+  selectSubscribed: boolean;
+  selectSpecialUse: boolean;
+  recursiveMatch: boolean;
+  returnSubscribed: boolean;
+  returnStatus: StatusItem[] | null;
+}
+
+/** One message of an APPEND (RFC 3502 MULTIAPPEND sends several). */
+export interface AppendMessage {
+  flags: string[];
+  date: Date | null;
+  message: Buffer;
+}
+
 export type CommandBody =
   | {
       name:
@@ -61,10 +87,20 @@ export type CommandBody =
       mailbox: string;
     }
   | { name: 'RENAME'; from: string; to: string }
-  | { name: 'LIST' | 'LSUB'; reference: string; pattern: string }
+  | { name: 'LIST' | 'LSUB'; reference: string; pattern: string; extended?: ListOptions }
   | { name: 'STATUS'; mailbox: string; items: StatusItem[] }
-  | { name: 'APPEND'; mailbox: string; flags: string[]; date: Date | null; message: Buffer }
-  | { name: 'SEARCH'; charset: string | null; key: SearchKey }
+  | {
+      name: 'APPEND';
+      mailbox: string;
+      flags: string[];
+      date: Date | null;
+      message: Buffer;
+      /** Messages after the first (MULTIAPPEND); all or none are stored. */
+      more: AppendMessage[];
+    }
+  | { name: 'SEARCH'; charset: string | null; key: SearchKey; returns?: SearchReturn[] }
+  | { name: 'SORT'; criteria: SortCriterion[]; charset: string; key: SearchKey }
+  | { name: 'THREAD'; algorithm: 'ORDEREDSUBJECT' | 'REFERENCES'; charset: string; key: SearchKey }
   | { name: 'FETCH'; set: SequenceSet; items: FetchItem[] }
   | {
       name: 'STORE';
@@ -88,7 +124,7 @@ export function sanitized(cmd: Command): string {
     case 'AUTHENTICATE':
       return `${prefix} ${cmd.mechanism}${cmd.initial !== null ? ' <redacted>' : ''}`;
     case 'APPEND':
-      return `${prefix} (${cmd.message.length} bytes)`;
+      return `${prefix} (${[cmd.message, ...cmd.more.map((m) => m.message)].map((m) => m.length).join('+')} bytes)`;
     default:
       return prefix;
   }

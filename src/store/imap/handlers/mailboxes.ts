@@ -3,7 +3,8 @@ import { ImapError } from '../errors.js';
 import { encodeModifiedUtf7 as encodeMailboxName } from '../../mutf7.js';
 import { astr, list } from '../serializer.js';
 import type { Session } from '../session.js';
-import type { Cmd, OkReply } from './types.js';
+import type { StatusItem } from '../commands/types.js';
+import type { Cmd } from './types.js';
 
 export function userOf(s: Session): UserStore {
   if (s.user === null) throw new ImapError('NO', 'Not authenticated');
@@ -61,7 +62,14 @@ export function patternMatcher(pattern: string): (name: string) => boolean {
   return (name) => rx.test(name) || (name === 'INBOX' && inboxRx !== null && inboxRx.test(name));
 }
 
-function attributes(info: MailboxInfo, all: MailboxInfo[]): string[] {
+/** The reference name and the pattern joined as §6.3.8 describes. */
+export function fullPattern(reference: string, pattern: string): string {
+  return reference === '' || reference.endsWith('/') || pattern.startsWith('/')
+    ? reference + pattern
+    : `${reference}/${pattern}`;
+}
+
+export function attributes(info: MailboxInfo, all: MailboxInfo[]): string[] {
   const attrs: string[] = [];
   if (info.noSelect) attrs.push('\\Noselect');
   const prefix = `${info.name}/`;
@@ -76,10 +84,7 @@ export async function handleList(s: Session, cmd: Cmd<'LIST' | 'LSUB'>): Promise
     if (cmd.name === 'LIST') s.out.line('* LIST (\\Noselect) "/" ""');
     return;
   }
-  const full =
-    cmd.reference === '' || cmd.reference.endsWith('/') || cmd.pattern.startsWith('/')
-      ? cmd.reference + cmd.pattern
-      : `${cmd.reference}/${cmd.pattern}`;
+  const full = fullPattern(cmd.reference, cmd.pattern);
   const match = patternMatcher(full);
   const all = await userOf(s).listMailboxes();
   if (cmd.name === 'LSUB') return lsub(s, all, match, full.includes('%'));
@@ -122,17 +127,24 @@ async function lsub(
 
 /** STATUS (§6.3.10) */
 export async function handleStatus(s: Session, cmd: Cmd<'STATUS'>): Promise<void> {
-  const st = await userOf(s).status(cmd.mailbox);
-  const values: Record<string, number> = {
+  s.out.line(await statusLine(userOf(s), cmd.mailbox, cmd.items));
+}
+
+/** `* STATUS name (items)`: also sent by LIST-STATUS (RFC 5819). */
+export async function statusLine(
+  user: UserStore,
+  mailbox: string,
+  items: readonly StatusItem[],
+): Promise<string> {
+  const st = await user.status(mailbox);
+  const values: Record<StatusItem, number> = {
     MESSAGES: st.messages,
     RECENT: st.recent,
     UIDNEXT: st.uidNext,
     UIDVALIDITY: st.uidValidity,
     UNSEEN: st.unseen,
   };
-  s.out.line(
-    `* STATUS ${wireName(cmd.mailbox)} ${list(cmd.items.flatMap((i) => [i, String(values[i])]))}`,
-  );
+  return `* STATUS ${wireName(mailbox)} ${list(items.flatMap((i) => [i, String(values[i])]))}`;
 }
 
 /** Storage's "no such mailbox" for a target mailbox becomes NO [TRYCREATE] (§6.3.11, §6.4.7). */
@@ -140,12 +152,4 @@ export function tryCreate(err: unknown): never {
   if (err instanceof StoreError && err.code === 'no-such-mailbox')
     throw new ImapError('NO', 'Mailbox does not exist', 'TRYCREATE');
   throw err;
-}
-
-/** APPEND (§6.3.11) with APPENDUID (RFC 4315). */
-export async function handleAppend(s: Session, cmd: Cmd<'APPEND'>): Promise<OkReply> {
-  const flags = cmd.flags.filter((f) => f !== '\\Recent');
-  const options = cmd.date === null ? { flags } : { flags, internalDate: cmd.date };
-  const result = await userOf(s).append(cmd.mailbox, cmd.message, options).catch(tryCreate);
-  return { code: `APPENDUID ${result.uidValidity} ${result.uid}`, text: 'APPEND completed' };
 }

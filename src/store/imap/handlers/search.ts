@@ -5,6 +5,7 @@ import { matchSet } from '../commands/sequence.js';
 import type { SearchKey } from '../commands/types.js';
 import type { Selected, Session } from '../session.js';
 import { decodeQuotedPrintable, decodeWords } from './decode.js';
+import { writeEsearch } from './esearch.js';
 import { selectedOf } from './select.js';
 import { MAX_CACHED_HEADER, RenderCache, type CacheEntry } from '../render/cache.js';
 import type { Cmd } from './types.js';
@@ -196,11 +197,17 @@ async function matches(key: SearchKey, c: Candidate): Promise<boolean> {
 
 const SEARCH_BATCH = 32;
 
-/** SEARCH / UID SEARCH (§6.4.4). */
-export async function handleSearch(s: Session, cmd: Cmd<'SEARCH'>): Promise<void> {
+/** A message of the selected mailbox that a search matched. */
+export interface SearchHit {
+  seq: number;
+  record: MessageRecord;
+}
+
+/** The messages of the selected mailbox that match `searchKey`, in sequence order (SEARCH, SORT, THREAD). */
+export async function searchMessages(s: Session, searchKey: SearchKey): Promise<SearchHit[]> {
   const sel = selectedOf(s);
   const records = new Map(sel.handle.records().map((r) => [r.uid, r]));
-  const hits: number[] = [];
+  const hits: SearchHit[] = [];
   const uids = sel.tracker.all;
   const cache = s.config.cache;
   const user = s.user?.user ?? '';
@@ -208,7 +215,7 @@ export async function handleSearch(s: Session, cmd: Cmd<'SEARCH'>): Promise<void
   for (let start = 0; start < uids.length; start += SEARCH_BATCH) {
     const batch = uids.slice(start, start + SEARCH_BATCH).map(async (uid, j) => {
       const record = records.get(uid);
-      if (record === undefined) return 0;
+      if (record === undefined) return null;
       const seq = start + j + 1;
       const key = RenderCache.key(user, sel.handle.name, sel.handle.uidValidity, uid);
       const cached = {
@@ -216,9 +223,17 @@ export async function handleSearch(s: Session, cmd: Cmd<'SEARCH'>): Promise<void
         remember: (h: Uint8Array) => cache.set(key, 'header', h),
       };
       const c = new Candidate(cached, sel, seq, record, uids.length, sel.tracker.maxUid);
-      return (await matches(cmd.key, c).catch(() => false)) ? (cmd.uid ? uid : seq) : 0;
+      return (await matches(searchKey, c).catch(() => false)) ? { seq, record } : null;
     });
-    for (const hit of await Promise.all(batch)) if (hit !== 0) hits.push(hit);
+    for (const hit of await Promise.all(batch)) if (hit !== null) hits.push(hit);
   }
+  return hits;
+}
+
+/** SEARCH / UID SEARCH (§6.4.4); with RETURN, ESEARCH (RFC 4731). */
+export async function handleSearch(s: Session, cmd: Cmd<'SEARCH'>): Promise<void> {
+  const found = await searchMessages(s, cmd.key);
+  const hits = found.map((h) => (cmd.uid ? h.record.uid : h.seq));
+  if (cmd.returns !== undefined) return writeEsearch(s, cmd, cmd.returns, hits);
   s.out.line(hits.length === 0 ? '* SEARCH' : `* SEARCH ${hits.join(' ')}`);
 }

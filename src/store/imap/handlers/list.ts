@@ -1,0 +1,64 @@
+import type { MailboxInfo } from '../../backend.js';
+import type { ListOptions } from '../commands/types.js';
+import { list } from '../serializer.js';
+import type { Session } from '../session.js';
+import {
+  attributes,
+  fullPattern,
+  handleList,
+  patternMatcher,
+  statusLine,
+  userOf,
+  wireName,
+} from './mailboxes.js';
+import type { Cmd } from './types.js';
+
+/** LIST: the RFC 3501 form, or LIST-EXTENDED (RFC 5258) / LIST-STATUS (RFC 5819) when options were given. */
+export async function handleListCommand(s: Session, cmd: Cmd<'LIST' | 'LSUB'>): Promise<void> {
+  if (cmd.name === 'LIST' && cmd.extended !== undefined)
+    return handleListExtended(s, cmd.reference, cmd.extended);
+  return handleList(s, cmd);
+}
+
+/**
+ * RFC 5258 §3: the selection options narrow which mailboxes are listed, the patterns
+ * are ORed, each mailbox is listed once. RECURSIVEMATCH also lists a matching mailbox
+ * that fails the selection but has a descendant that passes it, with CHILDINFO saying
+ * why. Return option STATUS sends `* STATUS` right after each selectable mailbox's LIST
+ * (RFC 5819 §2); CHILDREN and SPECIAL-USE attributes are always sent.
+ */
+async function handleListExtended(s: Session, reference: string, o: ListOptions): Promise<void> {
+  if (
+    o.patterns.length === 1 &&
+    o.patterns[0] === '' &&
+    !o.selectSubscribed &&
+    !o.selectSpecialUse
+  ) {
+    s.out.line('* LIST (\\Noselect) "/" ""');
+    return;
+  }
+  const matchers = o.patterns
+    .filter((p) => p !== '')
+    .map((p) => patternMatcher(fullPattern(reference, p)));
+  const user = userOf(s);
+  const all = await user.listMailboxes();
+  const selected = (m: MailboxInfo): boolean =>
+    (!o.selectSubscribed || m.subscribed) && (!o.selectSpecialUse || m.specialUse !== undefined);
+  const childInfo: string[] = [];
+  if (o.selectSubscribed) childInfo.push('"SUBSCRIBED"');
+  if (o.selectSpecialUse) childInfo.push('"SPECIAL-USE"');
+  for (const info of all) {
+    if (!matchers.some((match) => match(info.name))) continue;
+    const prefix = `${info.name}/`;
+    const childSelected =
+      o.recursiveMatch && all.some((m) => m.name.startsWith(prefix) && selected(m));
+    if (!selected(info) && !childSelected) continue;
+    const attrs = attributes(info, all);
+    if ((o.selectSubscribed || o.returnSubscribed) && info.subscribed) attrs.push('\\Subscribed');
+    const extra = childSelected ? ` ("CHILDINFO" ${list(childInfo)})` : '';
+    s.out.line(`* LIST ${list(attrs)} "/" ${wireName(info.name)}${extra}`);
+    if (o.returnStatus !== null && !info.noSelect)
+      s.out.line(await statusLine(user, info.name, o.returnStatus));
+    await s.out.maybeFlush();
+  }
+}
