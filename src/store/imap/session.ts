@@ -1,4 +1,4 @@
-import type { MailboxHandle, MailStore, UserStore } from '../backend.js';
+import type { MailboxHandle, MailStore, MessageRecord, UserStore } from '../backend.js';
 import type { RenderCache } from './render/cache.js';
 import type { StoreImapMetrics } from './metrics.js';
 import type { CommandInput } from './input.js';
@@ -29,6 +29,26 @@ export interface Selected {
   handle: MailboxHandle;
   tracker: SessionTracker;
   readOnly: boolean;
+  /** The keywords last announced in `* FLAGS` (joined by spaces). */
+  announced: string;
+}
+
+const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
+const MAX_KEYWORDS = 26;
+
+/** The current flags of `uid` in storage, or null when it is gone (binary search: records ascend by UID). */
+function flagsOf(handle: MailboxHandle, uid: number): readonly string[] | null {
+  const records = handle.records();
+  let lo = 0;
+  let hi = records.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const r = records[mid] as MessageRecord;
+    if (r.uid === uid) return r.flags;
+    if (r.uid < uid) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return null;
 }
 
 /**
@@ -86,7 +106,7 @@ export class Session {
   async select(handle: MailboxHandle): Promise<Selected> {
     await this.unselect();
     const tracker = new SessionTracker(handle.records().map((r) => r.uid));
-    const selected: Selected = { handle, tracker, readOnly: handle.readOnly };
+    const selected: Selected = { handle, tracker, readOnly: handle.readOnly, announced: '' };
     handle.onEvent((event) => {
       tracker.push(event);
       if (this.idling) void this.flushUpdates(true).catch(() => undefined);
@@ -103,12 +123,36 @@ export class Session {
     if (sel !== null) await sel.handle.close();
   }
 
+  /**
+   * `* FLAGS` and `[PERMANENTFLAGS]` for the selected mailbox (RFC 3501 §7.2.6, §7.1): at
+   * SELECT, and again whenever the mailbox's keywords changed since (a STORE of a new
+   * keyword, here or in another session), before any FETCH that shows the keyword.
+   */
+  announceFlags(sel: Selected, force = false): void {
+    const keywords = sel.handle.keywords();
+    const joined = keywords.join(' ');
+    if (!force && joined === sel.announced) return;
+    sel.announced = joined;
+    this.out.line(`* FLAGS (${[...SYSTEM_FLAGS, ...keywords].join(' ')})`);
+    const permanent = sel.readOnly
+      ? []
+      : [...SYSTEM_FLAGS, ...keywords, ...(keywords.length < MAX_KEYWORDS ? ['\\*'] : [])];
+    this.out.line(`* OK [PERMANENTFLAGS (${permanent.join(' ')})] Flags permitted`);
+  }
+
   /** Sends pending untagged updates for the selected mailbox. */
   async flushUpdates(allowExpunge: boolean): Promise<void> {
     const sel = this.selected;
-    if (sel === null || !sel.tracker.hasPending) return;
-    for (const line of sel.tracker.drain(allowExpunge, (uid) => sel.handle.isRecent(uid), false))
-      this.out.line(line);
+    if (sel === null) return;
+    this.announceFlags(sel);
+    if (!sel.tracker.hasPending) return;
+    const lines = sel.tracker.drain(
+      allowExpunge,
+      (uid) => sel.handle.isRecent(uid),
+      false,
+      (uid) => flagsOf(sel.handle, uid),
+    );
+    for (const line of lines) this.out.line(line);
     await this.out.flush();
   }
 

@@ -65,10 +65,19 @@ export class SessionTracker {
   }
 
   /**
-   * Turns queued events into untagged responses. `recentCount` gives the current number
-   * of \Recent messages among the known UIDs, `isRecent` one message's state.
+   * Turns queued events into untagged responses. `isRecent` gives one message's \Recent
+   * state, `flagsNow` its current flags (null once it is gone from storage).
+   *
+   * A flag change is reported with the flags the message has now, not those the event
+   * carried: the event may have waited behind a held EXPUNGE while this session's own
+   * STORE already reported newer flags, and the client keeps the last FETCH FLAGS it saw.
    */
-  drain(allowExpunge: boolean, isRecent: (uid: number) => boolean, withUid: boolean): string[] {
+  drain(
+    allowExpunge: boolean,
+    isRecent: (uid: number) => boolean,
+    withUid: boolean,
+    flagsNow: (uid: number) => readonly string[] | null = () => null,
+  ): string[] {
     const lines: string[] = [];
     while (this.queue.length > 0) {
       const event = this.queue[0] as MailboxEvent;
@@ -88,9 +97,8 @@ export class SessionTracker {
         const seq = this.seqOf(event.uid);
         if (seq === 0) continue;
         const uidPart = withUid ? ` UID ${event.uid}` : '';
-        lines.push(
-          `* ${seq} FETCH (FLAGS ${flagList(event.flags, isRecent(event.uid))}${uidPart})`,
-        );
+        const flags = flagsNow(event.uid) ?? event.flags;
+        lines.push(`* ${seq} FETCH (FLAGS ${flagList(flags, isRecent(event.uid))}${uidPart})`);
       }
     }
     return lines;

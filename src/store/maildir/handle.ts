@@ -7,7 +7,6 @@ import {
   type MessageRecord,
 } from '../backend.js';
 import type { MessageStructure } from '../mime/types.js';
-import type { Disk } from './disk.js';
 import { copyMessages } from './mailbox-copy.js';
 import type { MailboxState, StateSubscriber } from './mailbox-state.js';
 
@@ -28,7 +27,6 @@ export class MaildirMailboxHandle implements MailboxHandle, StateSubscriber {
     private readonly state: MailboxState,
     readonly readOnly: boolean,
     private readonly resolve: (name: string) => Promise<MailboxState>,
-    private readonly disk: Disk,
   ) {
     this.name = state.name;
     this.uidValidity = state.uidValidity;
@@ -97,7 +95,7 @@ export class MaildirMailboxHandle implements MailboxHandle, StateSubscriber {
     destination: string,
   ): Promise<{ uidValidity: number; pairs: Array<[number, number]> }> {
     const dest = await this.resolve(destination);
-    const pairs = await copyMessages(this.disk, this.state, uids, dest);
+    const pairs = await copyMessages(this.state, uids, dest);
     return { uidValidity: dest.uidValidity, pairs };
   }
 
@@ -107,9 +105,7 @@ export class MaildirMailboxHandle implements MailboxHandle, StateSubscriber {
   ): Promise<{ uidValidity: number; pairs: Array<[number, number]> }> {
     this.writable();
     const dest = await this.resolve(destination);
-    if (dest === this.state)
-      throw new StoreError('invalid-name', 'cannot move into the same mailbox');
-    const pairs = await copyMessages(this.disk, this.state, uids, dest);
+    const pairs = await copyMessages(this.state, uids, dest);
     await this.state.remove(
       pairs.map(([src]) => src),
       false,

@@ -63,9 +63,12 @@ export class MailboxReads {
         return offset === length ? out : out.subarray(0, offset);
       } catch (err) {
         if (err instanceof StoreError) throw err;
-        // a concurrent flag change renamed the file between lookup and open
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 2) continue;
-        throw toStoreError(err);
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toStoreError(err);
+        // a concurrent flag change renamed the file between lookup and open: look again
+        if (attempt < 2) continue;
+        // still no file: removed behind our back (by hand, or a Dovecot on the same tree),
+        // which for IMAP is an expunge, as Dovecot treats a vanished Maildir file
+        throw new StoreError('no-such-message', `the file of UID ${uid} is gone`);
       }
     }
   }

@@ -172,12 +172,17 @@ async function fillFromIndex(
   if (parsed.length > 0) index.put(guid, parsed);
 }
 
-/** Maildir: files left in tmp/ for more than 36 hours are debris from crashed deliveries. */
+/**
+ * Maildir: files left in tmp/ for more than 36 hours are debris from crashed deliveries.
+ * Age is the inode's change time, not mtime: an APPEND in flight has already set its
+ * file's mtime to the INTERNALDATE (any date in the past), and a COPY's hard link keeps
+ * the source's mtime, while creating, linking and utimes all refresh ctime.
+ */
 async function cleanTmp(dir: string): Promise<void> {
   const tmp = join(dir, 'tmp');
   for (const name of await readdir(tmp).catch(() => [] as string[])) {
     const info = await stat(join(tmp, name)).catch(() => null);
-    if (info !== null && Date.now() - info.mtimeMs > TMP_MAX_AGE_MS)
+    if (info !== null && Date.now() - info.ctimeMs > TMP_MAX_AGE_MS)
       await unlink(join(tmp, name)).catch(() => undefined);
   }
 }

@@ -13,7 +13,7 @@ import { toStoreError, type Disk } from './disk.js';
 import { applyFlagOperation, normalizeFlags, MAX_KEYWORDS } from './flags.js';
 import type { UserIndex } from './index-db.js';
 import { writeKeywords } from './keywords.js';
-import type { CopiedFile, CopySource } from './mailbox-copy.js';
+import type { CopiedFile, LinkedFile } from './mailbox-copy.js';
 import { MailboxReads } from './mailbox-reads.js';
 import { entryPath, scanMailbox, type Entry } from './mailbox-scan.js';
 import type { OpenFiles } from './open-files.js';
@@ -345,24 +345,37 @@ export class MailboxState {
     });
   }
 
-  /** The current file of each existing message in `uids` (ascending), for copying. */
-  snapshot(uids: number[]): Promise<CopySource[]> {
-    return this.exclusive(async () =>
-      [...new Set(uids)]
-        .sort((x, y) => x - y)
-        .filter((u) => this.entries.has(u))
-        .map((u) => {
-          const e = this.entry(u);
-          const structure = this.ctx.index.structure(this.guid, u, e.base);
-          return { uid: u, path: this.path(e), record: e.record, structure };
-        }),
-    );
-  }
-
-  /** Where message `uid` lives now (after a rename by a flag change), or null if it is gone. */
-  currentPath(uid: number): string | null {
-    const e = this.entries.get(uid);
-    return e === undefined ? null : this.path(e);
+  /**
+   * Hard-links the file of each message in `uids` (ascending) to a fresh name in
+   * `tmpDir`, all under this mailbox's lock, so no expunge or flag rename can take a
+   * file away between look-up and link. All or nothing: when one of them is gone
+   * (another session expunged it) the links made are removed and the copy fails with
+   * `no-such-message`, which IMAP answers NO [EXPUNGEISSUED], as Dovecot does.
+   */
+  linkOut(uids: number[], tmpDir: string): Promise<LinkedFile[]> {
+    return this.exclusive(async () => {
+      const wanted = [...new Set(uids)].sort((x, y) => x - y);
+      if (wanted.some((u) => !this.entries.has(u)))
+        throw new StoreError('no-such-message', 'a message to copy was expunged');
+      const linked: LinkedFile[] = [];
+      try {
+        for (const uid of wanted) {
+          const e = this.entry(uid);
+          const base = uniqueBase(e.record.size);
+          const tmp = join(tmpDir, base);
+          await this.ctx.disk.linkOrCopy(this.path(e), tmp);
+          const structure = this.ctx.index.structure(this.guid, uid, e.base);
+          linked.push({ src: uid, base, tmp, record: e.record, structure });
+        }
+        return linked;
+      } catch (err) {
+        for (const l of linked) await unlink(l.tmp).catch(() => undefined);
+        // the file vanished behind our back (removed outside this process): it is expunged
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+          throw new StoreError('no-such-message', 'a message to copy was removed');
+        throw toStoreError(err);
+      }
+    });
   }
 
   /** Takes over files already in tmp/ (see mailbox-copy.ts) and assigns UIDs in order. */

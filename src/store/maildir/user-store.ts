@@ -166,7 +166,7 @@ export class MaildirUserStore implements UserStore {
     const inbox = await this.ctx.state(INBOX);
     const dest = await this.ctx.state(to);
     const uids = inbox.records().map((r) => r.uid);
-    const pairs = await copyMessages(this.ctx.disk, inbox, uids, dest);
+    const pairs = await copyMessages(inbox, uids, dest);
     await inbox.remove(
       pairs.map(([src]) => src),
       false,
@@ -204,7 +204,7 @@ export class MaildirUserStore implements UserStore {
   async openMailbox(name: string, options: { readOnly: boolean }): Promise<MailboxHandle> {
     const state = await this.ctx.state(name, true);
     const resolve = (dest: string): Promise<MailboxState> => this.ctx.state(dest);
-    const handle = new MaildirMailboxHandle(state, options.readOnly, resolve, this.ctx.disk);
+    const handle = new MaildirMailboxHandle(state, options.readOnly, resolve);
     await state.attach(handle);
     return handle;
   }

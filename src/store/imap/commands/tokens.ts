@@ -2,6 +2,15 @@ import { ParseError } from '../errors.js';
 import { decodeModifiedUtf7 as decodeMailboxName } from '../../mutf7.js';
 
 /**
+ * A mailbox name or pattern that was not valid modified UTF-7, marked by a leading NUL:
+ * storage refuses names holding controls (src/store/README.md, Names), and no mailbox
+ * name contains one, so a pattern built from it matches nothing.
+ */
+export function undecodable(raw: string): string {
+  return `\u0000${raw}`;
+}
+
+/**
  * A cursor over one complete command: the command line with every literal's bytes
  * inline after its `{n}` / `{n+}` CRLF (the input layer has already read them), and
  * the final CRLF stripped. Rules follow RFC 3501 §9 (formal syntax); each method names
@@ -140,11 +149,16 @@ export class Tokens {
     return this.astring().toString('utf8');
   }
 
-  /** mailbox = "INBOX" / astring, decoded from modified UTF-7. */
+  /**
+   * mailbox = "INBOX" / astring, decoded from modified UTF-7. A name that is a valid
+   * astring but not valid modified UTF-7 is no syntax error (no BAD): it comes back as
+   * `undecodable(raw)`, a name no mailbox can have, so SELECT, CREATE, … answer NO and
+   * LIST matches nothing, as Dovecot does.
+   */
   mailbox(): string {
     const raw = this.astring().toString('utf8');
     const name = decodeMailboxName(raw);
-    if (name === null) throw new ParseError('Mailbox name is not valid modified UTF-7');
+    if (name === null) return undecodable(raw);
     return name.toUpperCase() === 'INBOX' ? 'INBOX' : name;
   }
 
@@ -155,9 +169,7 @@ export class Tokens {
       b === 0x22 || b === 0x7b
         ? this.string().toString('utf8')
         : this.run((c) => isAstringChar(c) || c === 0x25 || c === 0x2a, 'list-mailbox');
-    const name = decodeMailboxName(raw);
-    if (name === null) throw new ParseError('Mailbox pattern is not valid modified UTF-7');
-    return name;
+    return decodeMailboxName(raw) ?? undecodable(raw);
   }
 
   /** Case-insensitive keyword match (atom-like, stops at non-atom chars). */

@@ -1,4 +1,4 @@
-import type { MessageRecord } from '../../backend.js';
+import { StoreError, type MessageRecord } from '../../backend.js';
 import type { MessageStructure } from '../../mime/types.js';
 import { formatDateTime } from '../commands/dates.js';
 import type { FetchItem } from '../commands/types.js';
@@ -9,7 +9,7 @@ import { flagList } from '../serializer.js';
 import type { Selected, Session } from '../session.js';
 import { resolveSet } from './resolve.js';
 import { selectedOf } from './select.js';
-import type { Cmd } from './types.js';
+import type { Cmd, OkReply } from './types.js';
 
 /** Items that read the body and therefore set \Seen (RFC 3501 §6.4.5). */
 function setsSeen(item: FetchItem): boolean {
@@ -48,8 +48,13 @@ const READ_AHEAD = 16;
  */
 const READ_AHEAD_BYTES = 8 * 1024 * 1024;
 
-/** FETCH / UID FETCH (§6.4.5, §6.4.8). Bodies are written as Buffers, one message at a time. */
-export async function handleFetch(s: Session, cmd: Cmd<'FETCH'>): Promise<void> {
+/**
+ * FETCH / UID FETCH (§6.4.5, §6.4.8). Bodies are written as Buffers, one message at a time.
+ * A message another session expunged (not yet reported: §7.4.1 forbids the EXPUNGE now),
+ * or whose file vanished under the read, is left out and the reply says so, as
+ * Dovecot's does: `OK [EXPUNGEISSUED]` (RFC 5530; RFC 2180 §4.1.2 allows omitting it).
+ */
+export async function handleFetch(s: Session, cmd: Cmd<'FETCH'>): Promise<OkReply | void> {
   const sel = selectedOf(s);
   const items = [...cmd.items];
   if (cmd.uid && !items.some((i) => i.type === 'UID')) items.unshift({ type: 'UID' });
@@ -67,20 +72,28 @@ export async function handleFetch(s: Session, cmd: Cmd<'FETCH'>): Promise<void> 
   }
   const cache = s.config.cache;
   const user = s.user?.user ?? '';
+  let skipped = false;
   const prepare = async (seq: number, uid: number): Promise<Array<string | Uint8Array> | null> => {
     const record = records.get(uid);
-    // Expunged by another session and not yet reported: nothing to send (§7.4.1 forbids the EXPUNGE now).
-    if (record === undefined) return null;
+    if (record === undefined) {
+      skipped = true;
+      return null;
+    }
     const key = RenderCache.key(user, sel.handle.name, sel.handle.uidValidity, uid);
     const cached = cache.get(key) ?? {};
     const wantStructure = items.some(
       (i) => needsStructure(i) && !(isRendered(i) && cached[i.type] !== undefined),
     );
-    const structure = wantStructure ? await sel.handle.structure(uid).catch(() => null) : null;
-    if (wantStructure && structure === null) return null;
-    return renderOne(sel, seq, record, structure, items, cached, (item, value) =>
-      cache.set(key, item, value),
-    );
+    try {
+      const structure = wantStructure ? await sel.handle.structure(uid) : null;
+      return await renderOne(sel, seq, record, structure, items, cached, (item, value) =>
+        cache.set(key, item, value),
+      );
+    } catch (err) {
+      if (!(err instanceof StoreError && err.code === 'no-such-message')) throw err;
+      skipped = true;
+      return null;
+    }
   };
   const pending: Array<{ parts: Promise<Array<string | Uint8Array> | null>; bytes: number }> = [];
   let pendingBytes = 0;
@@ -110,6 +123,7 @@ export async function handleFetch(s: Session, cmd: Cmd<'FETCH'>): Promise<void> 
     }
     await s.out.maybeFlush();
   }
+  if (skipped) return { code: 'EXPUNGEISSUED', text: 'Some messages were already expunged' };
 }
 
 /**

@@ -84,11 +84,31 @@ function dayOf(d: Date): number {
   return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
 }
 
-async function sentDay(c: Candidate): Promise<number | null> {
-  const date = (await c.getStructure()).envelope.date;
-  if (date === null) return null;
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+
+/**
+ * The day of the Date header as written, its zone ignored: RFC 3501 §6.4.4 compares
+ * "the date of the Date: header (disregarding time and timezone)" (Dovecot does the
+ * same). A date-time that does not read as RFC 5322's `day month year` falls back to
+ * Date.parse in UTC.
+ */
+export function sentDayOf(date: string): number | null {
+  const m = /(\d{1,2})\s+([a-z]{3})[a-z]*\s+(\d{2,4})\b/i.exec(date.replace(/\([^)]*\)/g, ' '));
+  const month = m === null ? -1 : MONTHS.indexOf((m[2] as string).toLowerCase());
+  if (m !== null && month >= 0) {
+    let year = Number(m[3]);
+    // RFC 5322 §4.3: two-digit years below 50 are 20xx, three-digit ones add 1900
+    if (year < 50) year += 2000;
+    else if (year < 1000) year += 1900;
+    return Date.UTC(year, month, Number(m[1]));
+  }
   const t = Date.parse(date.replace(/\([^)]*\)/g, ''));
   return Number.isNaN(t) ? null : dayOf(new Date(t));
+}
+
+async function sentDay(c: Candidate): Promise<number | null> {
+  const date = (await c.getStructure()).envelope.date;
+  return date === null ? null : sentDayOf(date);
 }
 
 function has(c: Candidate, flag: string): boolean {
@@ -171,6 +191,8 @@ async function matches(key: SearchKey, c: Candidate): Promise<boolean> {
     case 'uid':
       return matchSet(key.set, c.maxUid, c.record.uid);
     case 'header': {
+      // an empty string matches every message that has the field, and only those (§6.4.4)
+      if (key.value === '') return (await c.getHeaders()).some((f) => f.key === key.field);
       const fromEnvelope = await envelopeText(key.field, c);
       if (fromEnvelope !== null) return includes(fromEnvelope, key.value);
       const fields = await c.getHeaders();

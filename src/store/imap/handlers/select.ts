@@ -4,9 +4,6 @@ import { resolveSet } from './resolve.js';
 import { userOf } from './mailboxes.js';
 import type { Cmd, OkReply } from './types.js';
 
-const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
-const MAX_KEYWORDS = 26;
-
 export function selectedOf(s: Session): Selected {
   if (s.selected === null) throw new ImapError('BAD', 'No mailbox selected');
   return s.selected;
@@ -21,13 +18,8 @@ export async function handleSelect(s: Session, cmd: Cmd<'SELECT' | 'EXAMINE'>): 
   await s.unselect();
   const handle = await userOf(s).openMailbox(cmd.mailbox, { readOnly: cmd.name === 'EXAMINE' });
   const sel = await s.select(handle);
-  const keywords = handle.keywords();
   const records = handle.records();
-  s.out.line(`* FLAGS (${[...SYSTEM_FLAGS, ...keywords].join(' ')})`);
-  const permanent = sel.readOnly
-    ? []
-    : [...SYSTEM_FLAGS, ...keywords, ...(keywords.length < MAX_KEYWORDS ? ['\\*'] : [])];
-  s.out.line(`* OK [PERMANENTFLAGS (${permanent.join(' ')})] Flags permitted`);
+  s.announceFlags(sel, true);
   s.out.line(`* ${sel.tracker.count} EXISTS`);
   const recent = handle.recentCount();
   sel.tracker.setAnnouncedRecent(recent);

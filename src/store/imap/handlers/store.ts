@@ -18,6 +18,8 @@ export async function handleStore(s: Session, cmd: Cmd<'STORE'>): Promise<void> 
     cmd.operation,
     flags,
   );
+  // a new keyword is announced before the FETCH that shows it (RFC 3501 §7.2.6)
+  s.announceFlags(sel);
   if (cmd.silent) return;
   for (const r of updated) {
     const seq = sel.tracker.seqOf(r.uid);
