@@ -36,7 +36,7 @@ export interface PairResult {
 
 const ENCRYPTOR = {
   maxBytes: 48,
-  encrypt: (message: Uint8Array): Uint8Array =>
+  encrypt: (message: Buffer): Buffer =>
     Buffer.from(`ENC:${Buffer.from(message).toString('hex')}`, 'latin1'),
 };
 
