@@ -30,6 +30,7 @@ import {
 import { HttpError, parseJson, requireBase64, requireString, sendJson } from './http.js';
 import { INVITE_TTL_MS, JOIN_TTL_MS, openRemoteInvite, openTau, sealTau } from './list-sealing.js';
 import { remoteJoinMessage, verifyRemoteJoin } from './remote-join-proof.js';
+import { noteAuditActor } from './audit.js';
 
 /** base64 of a certificate: 16 KiB of DER is far more than any S/MIME certificate needs. */
 export const MAX_CERTIFICATE_BASE64 = 22_000;
@@ -170,6 +171,7 @@ export async function remoteJoin(
   const message = remoteJoinMessage(list.address, invite.member, inviteText, tau);
   if (!verifyRemoteJoin(message, signature, checked.spki))
     throw new HttpError(400, "signature: not the certificate key's signature over this join");
+  noteAuditActor(req, `remote-member:${invite.member}`);
   const used = createHash('sha256').update(inviteText).digest('hex');
   if (!(await ctx.keyStore.useNonce(`list-invite:${list.address}`, used, INVITE_TTL_MS)))
     throw new HttpError(409, 'invite already used; ask the list owner for a new one');

@@ -24,6 +24,7 @@ import {
 import { adminRouteOf, handleAdminRequest, type AdminApiContext } from './api.js';
 import { errorReply, sendJson } from './http.js';
 import { methodLabel, type AdminMetrics } from './metrics.js';
+import { auditRecord, isAuditedRequest, writeAudit } from './audit.js';
 
 export interface AdminServerOptions {
   host: string;
@@ -85,17 +86,31 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     clock: options.clock ?? Date.now,
     imapSettings: options.imapSettings,
     ...(options.moderation !== undefined ? { moderation: options.moderation } : {}),
+    ...(options.logger !== undefined ? { logger: options.logger } : {}),
   };
   const profiles = createProfileHandler(profileSourceOf(options.keyStore));
   const checks = { keyStore: () => options.keyStore.health(), ...options.readinessChecks };
 
   const requests = options.requestMetrics?.requests;
+  const auditLogger = options.logger?.child({ part: 'audit' });
   const listener = (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (requests !== undefined) {
-      const route = routeLabel((req.url ?? '/').split('?')[0] ?? '/');
+      const route = routeLabel(path);
       res.once('finish', () =>
         requests.inc({ method: methodLabel(req.method), route, status: String(res.statusCode) }),
       );
+    }
+    if (auditLogger !== undefined && isAuditedRequest(req.method, path)) {
+      // 'close' as well as 'finish': a request cut off mid-way is recorded too.
+      let written = false;
+      const write = () => {
+        if (written) return;
+        written = true;
+        writeAudit(auditLogger, auditRecord(req, routeLabel(path), res.statusCode));
+      };
+      res.once('finish', write);
+      res.once('close', write);
     }
     void route(req, res).catch((error: unknown) => {
       const reply = errorReply(error);

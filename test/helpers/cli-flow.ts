@@ -5,6 +5,7 @@
  */
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
 import { expect } from 'vitest';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { prepareConfig, startGatewayFromConfig, type TestGateway } from './cli-gateway.js';
@@ -22,7 +23,10 @@ export interface CliWorld {
   close(): Promise<void>;
 }
 
-export async function startCliWorld(keyStore?: GatewayConfig['keyStore']): Promise<CliWorld> {
+export async function startCliWorld(
+  keyStore?: GatewayConfig['keyStore'],
+  logger?: Logger,
+): Promise<CliWorld> {
   const dir = tempDir('recrypt-cli-');
   const configFile = join(dir.path, 'gateway', 'recrypt.yaml');
   let gateway: TestGateway | undefined;
@@ -31,7 +35,7 @@ export async function startCliWorld(keyStore?: GatewayConfig['keyStore']): Promi
     expect(init.stderr).toBe('');
     expect(init.code).toBe(0);
     await prepareConfig(configFile, keyStore);
-    gateway = await startGatewayFromConfig(configFile);
+    gateway = await startGatewayFromConfig(configFile, undefined, logger);
   } catch (error) {
     dir.remove();
     throw error;

@@ -7,6 +7,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { Logger } from 'pino';
 import { parse, stringify } from 'yaml';
 import { startAdminServer, type AdminServer } from '../../src/admin/server.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -40,6 +41,7 @@ export interface TestGateway {
 export async function startGatewayFromConfig(
   configFile: string,
   clock?: () => number,
+  logger?: Logger,
 ): Promise<TestGateway> {
   const { config } = loadConfig(configFile, {});
   const gatewayKey = loadOrCreateGatewayKey(config.dataDir);
@@ -59,6 +61,7 @@ export async function startGatewayFromConfig(
     adminToken,
     imapSettings: imap,
     ...(clock ? { clock } : {}),
+    ...(logger ? { logger } : {}),
   });
   return {
     config,
