@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { closeSync, openSync, unlinkSync } from 'node:fs';
 import type { MessageStructure } from '../mime/types.js';
 
 /**
@@ -13,7 +14,23 @@ import type { MessageStructure } from '../mime/types.js';
  * dovecot-uidlist are the truth, and a row whose `base` does not match the file is
  * re-parsed. That is why `synchronous=NORMAL` (WAL) is enough: a row lost to a power
  * failure costs one re-parse, never a message. Dovecot ignores the file.
+ *
+ * For the same reason a damaged file (torn, overwritten, another version's layout) is
+ * deleted and started afresh, at open or at the first query that meets the damage: the
+ * UIDs live in dovecot-uidlist, so a rebuild re-parses messages and loses nothing.
  */
+
+/** Bumped when the table layout changes; any other version is rebuilt. */
+const INDEX_VERSION = 1;
+
+/** SQLite's answers for a file that is not (or no longer) a sound index. */
+const DAMAGE = /^SQLITE_(CORRUPT|NOTADB)/;
+
+function isDamage(error: unknown): boolean {
+  return error instanceof IndexDamage || DAMAGE.test((error as { code?: string }).code ?? '');
+}
+
+class IndexDamage extends Error {}
 
 export interface IndexRow {
   uid: number;
@@ -22,15 +39,128 @@ export interface IndexRow {
   internalDate: number;
 }
 
-export class UserIndex {
-  private readonly db: Database.Database;
-  private readonly stmts;
+type Statements = ReturnType<typeof prepare>;
 
-  constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.exec(`CREATE TABLE IF NOT EXISTS messages (
+export class UserIndex {
+  private db!: Database.Database;
+  private stmts!: Statements;
+
+  constructor(private readonly path: string) {
+    try {
+      this.open();
+    } catch (error) {
+      // At open even a plain SQLITE_ERROR ("no such column": a table of another
+      // layout) means the file is not ours to trust.
+      if (!isDamage(error) && (error as { code?: string }).code !== 'SQLITE_ERROR') throw error;
+      this.rebuild();
+    }
+  }
+
+  private open(): void {
+    // Created 0600 here rather than by SQLite (0644 less the umask): it holds the
+    // structure of every message, subjects and addresses included.
+    closeSync(openSync(this.path, 'a', 0o600));
+    this.db = new Database(this.path);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      const version = this.db.pragma('user_version', { simple: true }) as number;
+      if (version !== 0 && version !== INDEX_VERSION)
+        throw new IndexDamage(`index version ${version}`);
+      this.stmts = prepare(this.db);
+      if (version === 0) this.db.pragma(`user_version = ${INDEX_VERSION}`);
+    } catch (error) {
+      this.db.close();
+      throw error;
+    }
+  }
+
+  /** Deletes the file (and its WAL) and starts an empty index. */
+  private rebuild(): void {
+    try {
+      this.db?.close();
+    } catch {
+      // already closed, or too damaged to close cleanly: the file goes anyway
+    }
+    for (const suffix of ['', '-wal', '-shm', '-journal']) {
+      try {
+        unlinkSync(this.path + suffix);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      }
+    }
+    this.open();
+  }
+
+  /** Runs `fn`; on damage rebuilds once and runs it again on the empty index. */
+  private guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      if (!isDamage(error)) throw error;
+      this.rebuild();
+      return fn();
+    }
+  }
+
+  rows(mailbox: string): IndexRow[] {
+    return this.guard(() =>
+      this.stmts.list.all(mailbox).map((r) => ({
+        uid: r.uid,
+        base: r.base,
+        size: r.size,
+        internalDate: r.internal_date,
+      })),
+    );
+  }
+
+  /** The cached structure when the row still describes file `base`. */
+  structure(mailbox: string, uid: number, base: string): MessageStructure | null {
+    const row = this.guard(() => this.stmts.structure.get(mailbox, uid));
+    if (row === undefined || row.base !== base) return null;
+    try {
+      return JSON.parse(row.structure) as MessageStructure;
+    } catch {
+      return null; // a damaged row: the caller re-parses the message and rewrites it
+    }
+  }
+
+  put(mailbox: string, rows: Array<IndexRow & { structure: MessageStructure }>): void {
+    this.guard(() =>
+      this.db.transaction(() => {
+        for (const r of rows) {
+          this.stmts.put.run(
+            mailbox,
+            r.uid,
+            r.base,
+            r.size,
+            r.internalDate,
+            JSON.stringify(r.structure),
+          );
+        }
+      })(),
+    );
+  }
+
+  remove(mailbox: string, uids: number[]): void {
+    this.guard(() =>
+      this.db.transaction(() => {
+        for (const uid of uids) this.stmts.remove.run(mailbox, uid);
+      })(),
+    );
+  }
+
+  dropMailbox(mailbox: string): void {
+    this.guard(() => this.stmts.dropMailbox.run(mailbox));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function prepare(db: Database.Database) {
+  db.exec(`CREATE TABLE IF NOT EXISTS messages (
       mailbox TEXT NOT NULL,
       uid INTEGER NOT NULL,
       base TEXT NOT NULL,
@@ -39,64 +169,17 @@ export class UserIndex {
       structure TEXT NOT NULL,
       PRIMARY KEY (mailbox, uid)
     ) WITHOUT ROWID`);
-    this.stmts = {
-      list: this.db.prepare<
-        [string],
-        { uid: number; base: string; size: number; internal_date: number }
-      >('SELECT uid, base, size, internal_date FROM messages WHERE mailbox = ? ORDER BY uid'),
-      structure: this.db.prepare<[string, number], { base: string; structure: string }>(
-        'SELECT base, structure FROM messages WHERE mailbox = ? AND uid = ?',
-      ),
-      put: this.db.prepare(
-        'INSERT OR REPLACE INTO messages (mailbox, uid, base, size, internal_date, structure) VALUES (?, ?, ?, ?, ?, ?)',
-      ),
-      remove: this.db.prepare('DELETE FROM messages WHERE mailbox = ? AND uid = ?'),
-      dropMailbox: this.db.prepare('DELETE FROM messages WHERE mailbox = ?'),
-    };
-  }
-
-  rows(mailbox: string): IndexRow[] {
-    return this.stmts.list.all(mailbox).map((r) => ({
-      uid: r.uid,
-      base: r.base,
-      size: r.size,
-      internalDate: r.internal_date,
-    }));
-  }
-
-  /** The cached structure when the row still describes file `base`. */
-  structure(mailbox: string, uid: number, base: string): MessageStructure | null {
-    const row = this.stmts.structure.get(mailbox, uid);
-    if (row === undefined || row.base !== base) return null;
-    return JSON.parse(row.structure) as MessageStructure;
-  }
-
-  put(mailbox: string, rows: Array<IndexRow & { structure: MessageStructure }>): void {
-    this.db.transaction(() => {
-      for (const r of rows) {
-        this.stmts.put.run(
-          mailbox,
-          r.uid,
-          r.base,
-          r.size,
-          r.internalDate,
-          JSON.stringify(r.structure),
-        );
-      }
-    })();
-  }
-
-  remove(mailbox: string, uids: number[]): void {
-    this.db.transaction(() => {
-      for (const uid of uids) this.stmts.remove.run(mailbox, uid);
-    })();
-  }
-
-  dropMailbox(mailbox: string): void {
-    this.stmts.dropMailbox.run(mailbox);
-  }
-
-  close(): void {
-    this.db.close();
-  }
+  return {
+    list: db.prepare<[string], { uid: number; base: string; size: number; internal_date: number }>(
+      'SELECT uid, base, size, internal_date FROM messages WHERE mailbox = ? ORDER BY uid',
+    ),
+    structure: db.prepare<[string, number], { base: string; structure: string }>(
+      'SELECT base, structure FROM messages WHERE mailbox = ? AND uid = ?',
+    ),
+    put: db.prepare(
+      'INSERT OR REPLACE INTO messages (mailbox, uid, base, size, internal_date, structure) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    remove: db.prepare('DELETE FROM messages WHERE mailbox = ? AND uid = ?'),
+    dropMailbox: db.prepare('DELETE FROM messages WHERE mailbox = ?'),
+  };
 }
