@@ -239,6 +239,9 @@ export async function run(): Promise<void> {
           `FETCH ${SMALL + 1}:${SMALL + LARGE} BODY.PEEK[]`,
         ),
         'SEARCH HEADER X-Bench-Tag tag-42': await timeIt(c, 'SEARCH HEADER X-Bench-Tag tag-42'),
+        'SEARCH RETURN (COUNT) FROM sender7': await timeIt(c, 'SEARCH RETURN (COUNT) FROM sender7'),
+        'SORT (SUBJECT DATE), 10,000 msgs': await timeIt(c, 'SORT (SUBJECT DATE) UTF-8 ALL'),
+        'THREAD REFERENCES, 10,000 msgs': await timeIt(c, 'THREAD REFERENCES UTF-8 ALL'),
       };
       c.close();
     }

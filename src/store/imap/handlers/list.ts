@@ -1,4 +1,4 @@
-import type { MailboxInfo } from '../../backend.js';
+import { StoreError, type MailboxInfo } from '../../backend.js';
 import type { ListOptions } from '../commands/types.js';
 import { list } from '../serializer.js';
 import type { Session } from '../session.js';
@@ -57,8 +57,14 @@ async function handleListExtended(s: Session, reference: string, o: ListOptions)
     if ((o.selectSubscribed || o.returnSubscribed) && info.subscribed) attrs.push('\\Subscribed');
     const extra = childSelected ? ` ("CHILDINFO" ${list(childInfo)})` : '';
     s.out.line(`* LIST ${list(attrs)} "/" ${wireName(info.name)}${extra}`);
-    if (o.returnStatus !== null && !info.noSelect)
-      s.out.line(await statusLine(user, info.name, o.returnStatus));
+    if (o.returnStatus !== null && !info.noSelect) {
+      // A mailbox deleted since it was listed just goes without STATUS (RFC 5819 §2).
+      const line = await statusLine(user, info.name, o.returnStatus).catch((err: unknown) => {
+        if (err instanceof StoreError && err.code === 'no-such-mailbox') return null;
+        throw err;
+      });
+      if (line !== null) s.out.line(line);
+    }
     await s.out.maybeFlush();
   }
 }
