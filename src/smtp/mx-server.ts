@@ -18,7 +18,7 @@ import { AuthPool } from './auth-pool.js';
 import { type CollectedMessage, collectMessage, withPrefix } from './collect.js';
 import { EnhancedCodeSmtpServer } from './enhanced-server.js';
 import { type LocalRecipient, deliverToGroups, encryptedCopy } from './groups.js';
-import { DEFAULT_HEADER_LIMITS, type HeaderLimits, type HeaderViolation } from './header-limits.js';
+import { DEFAULT_HEADER_LIMITS, type HeaderLimits } from './header-limits.js';
 import { type MxMetrics, createMxMetrics } from './metrics.js';
 import type {
   DeliveryTarget,
@@ -27,6 +27,14 @@ import type {
   RecipientDirectory,
   RecipientLookup,
 } from './ports.js';
+import {
+  MAIL_PARAMETERS,
+  domainOf,
+  headerReply,
+  settle,
+  unknownParameter,
+  withTimeout,
+} from './hook-support.js';
 import { SmtpReply, replies } from './reply.js';
 import { authenticationHeaders, receivedHeader } from './trace-headers.js';
 
@@ -82,66 +90,6 @@ export interface MxServer {
   setTls(tls: { key: string | Buffer; cert: string | Buffer }): void;
   /** Stops accepting, lets every DATA in flight finish and answer, then says 421 to idle clients. */
   close(): Promise<void>;
-}
-
-/** The ESMTP parameters the MX offers (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8). */
-const MAIL_PARAMETERS = new Set(['SIZE', 'BODY', 'SMTPUTF8']);
-
-/** smtp-server accepts any parameter; RFC 5321 §4.1.1.11 wants 555 for one not offered. */
-function unknownParameter(address: SMTPServerAddress, allowed: Set<string>): boolean {
-  return (
-    address.args !== false &&
-    Object.keys(address.args).some((name) => !allowed.has(name.toUpperCase()))
-  );
-}
-
-function headerReply(violation: HeaderViolation, limits: HeaderLimits): SmtpReply {
-  if (violation === 'header-bytes') return replies.headerTooBig(limits.maxHeaderBytes);
-  if (violation === 'header-lines') return replies.headerTooManyLines(limits.maxHeaderLines);
-  return replies.headerFieldTooLong(limits.maxHeaderFieldBytes);
-}
-
-function domainOf(address: string): string | undefined {
-  const at = address.lastIndexOf('@');
-  if (at <= 0 || at === address.length - 1) return undefined;
-  const ascii = domainToASCII(address.slice(at + 1).toLowerCase());
-  return ascii === '' ? undefined : ascii;
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Turns a hook's async body into smtp-server's callback, with an SmtpReply or a generic 451. */
-function settle(
-  promise: Promise<string | undefined>,
-  callback: (error?: Error | null, message?: string) => void,
-  logger: Logger,
-): void {
-  promise.then(
-    (message) => callback(null, message),
-    (error: unknown) => {
-      if (error instanceof SmtpReply) {
-        callback(error);
-        return;
-      }
-      logger.error(
-        { err: { name: (error as Error).name, message: (error as Error).message } },
-        'unexpected error; answering 451',
-      );
-      callback(replies.localError());
-    },
-  );
 }
 
 export async function startMxServer(options: MxServerOptions): Promise<MxServer> {
