@@ -162,3 +162,42 @@ export function threadMails(): TestMail[] {
     },
   ];
 }
+
+/**
+ * References that disagree: a loop (x ↔ y), a chain given in reverse, a message whose
+ * References skip a level, one whose In-Reply-To differs from its References, a
+ * reference list naming the message itself, and subjects that merge threads (RFC 5256
+ * REFERENCES steps 1 and 5).
+ */
+export function tangledMails(): TestMail[] {
+  const base = { from: 'T <t@example.net>', internal: '01-Apr-2021 10:00:00 +0000' };
+  const day = (d: number): string => `Thu, ${String(d).padStart(2, '0')} Apr 2021 10:00:00 +0000`;
+  return [
+    { ...base, subject: 'Loop', date: day(1), messageId: '<x@t>', references: '<y@t>' },
+    { ...base, subject: 'Re: Loop', date: day(2), messageId: '<y@t>', references: '<x@t>' },
+    { ...base, subject: 'Chain', date: day(9), messageId: '<c3@t>', references: '<c1@t> <c2@t>' },
+    { ...base, subject: 'Chain', date: day(8), messageId: '<c2@t>', references: '<c1@t>' },
+    { ...base, subject: 'Chain', date: day(7), messageId: '<c1@t>' },
+    {
+      ...base,
+      subject: 'Re: Chain',
+      date: day(10),
+      messageId: '<c4@t>',
+      references: '<c1@t> <c3@t>',
+    },
+    {
+      ...base,
+      subject: 'Re: Chain',
+      date: day(11),
+      messageId: '<c5@t>',
+      inReplyTo: '<c2@t>',
+      references: '<c1@t> <c4@t>',
+    },
+    { ...base, subject: 'Self', date: day(3), messageId: '<s@t>', references: '<s@t> <x@t>' },
+    { ...base, subject: 'Re: Orphans', date: day(4), messageId: '<o1@t>', references: '<gone1@t>' },
+    { ...base, subject: 'Re: Orphans', date: day(5), messageId: '<o2@t>', references: '<gone2@t>' },
+    { ...base, subject: 'Orphans', date: day(6), messageId: '<o3@t>' },
+    { ...base, subject: 'Re: Re: Re: Orphans', date: day(12), inReplyTo: '<o3@t> <o1@t>' },
+    { ...base, subject: '[fwd: Orphans]', date: day(13), messageId: '<o3@t>' },
+  ];
+}

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDovecot, type Dovecot } from '../helpers/dovecot.js';
-import { appendAll, esearchMails, threadMails, untagged } from '../helpers/store-extensions.js';
+import {
+  appendAll,
+  esearchMails,
+  tangledMails,
+  threadMails,
+  untagged,
+} from '../helpers/store-extensions.js';
 import { plain, startStoreServer, Wire, type StoreServer } from '../helpers/store-imap.js';
 
 /**
@@ -72,6 +78,7 @@ beforeAll(async () => {
     await w.command('s3', 'SUBSCRIBE INBOX');
     await appendAll(w, 'INBOX', esearchMails());
     await appendAll(w, 'Lists/Work', threadMails());
+    await appendAll(w, 'Projects', tangledMails());
   }
 });
 
@@ -123,6 +130,22 @@ describe('SORT and THREAD (RFC 5256) as Dovecot answers them', () => {
   ])('%s', async (command) => {
     await ours.command('sel', 'SELECT Lists/Work');
     await theirs.command('sel', 'SELECT Lists/Work');
+    const [a, b] = await both(command);
+    expect(a).toEqual(b);
+  });
+});
+
+describe('THREAD over references that disagree, as Dovecot answers it', () => {
+  it.each([
+    'THREAD REFERENCES UTF-8 ALL',
+    'THREAD ORDEREDSUBJECT UTF-8 ALL',
+    'THREAD REFERENCES UTF-8 NOT SUBJECT Loop',
+    'THREAD REFERENCES UTF-8 SUBJECT Chain',
+    'UID THREAD REFERENCES UTF-8 NOT SUBJECT Self',
+    'SORT (SUBJECT REVERSE DATE) UTF-8 ALL',
+  ])('%s', async (command) => {
+    await ours.command('sel', 'SELECT Projects');
+    await theirs.command('sel', 'SELECT Projects');
     const [a, b] = await both(command);
     expect(a).toEqual(b);
   });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { baseSubject } from '../../src/store/imap/handlers/base-subject.js';
-import { appendAll, threadMails, untagged } from '../helpers/store-extensions.js';
+import { appendAll, tangledMails, threadMails, untagged } from '../helpers/store-extensions.js';
 import { plain, startStoreServer, Wire, type StoreServer } from '../helpers/store-imap.js';
 
 /**
@@ -94,6 +94,24 @@ describe('SORT and THREAD over the wire', () => {
     ['THREAD ORDEREDSUBJECT UTF-8 DELETED', '* THREAD'],
   ])('%s', async (line, expected) => {
     expect(await ask(line)).toEqual([expected]);
+  });
+
+  it('threads references that disagree without loops (RFC 5256 REFERENCES step 1)', async () => {
+    await appendAll(w, 'Drafts', tangledMails());
+    await w.command('s', 'SELECT Drafts');
+    // x (1) and y (2) name each other: 1 comes first and goes under y; 2 naming x would
+    // close a loop, so that link is dropped. 8 names itself, then x: it goes under x. The
+    // chain is rebuilt whatever the arrival order; 7's References (not its In-Reply-To)
+    // decide its parent. 9 and 10 hang off missing messages and join 11 by subject, as
+    // replies; 12's In-Reply-To (its first id) makes it 11's child; 13 repeats 11's
+    // Message-ID, so it gets its own and joins by subject.
+    expect(await ask('THREAD REFERENCES UTF-8 ALL')).toEqual([
+      '* THREAD (2 1 8)(11 (9)(10)(12)(13))(5 4 3 6 7)',
+    ]);
+    expect(await ask('THREAD ORDEREDSUBJECT UTF-8 ALL')).toEqual([
+      '* THREAD (1 2)(8)(9 (10)(11)(12)(13))(5 (4)(3)(6)(7))',
+    ]);
+    await w.command('s', 'SELECT INBOX');
   });
 
   it.each([
