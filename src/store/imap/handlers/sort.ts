@@ -1,4 +1,5 @@
-import type { Address } from '../../mime/types.js';
+import type { Address, Envelope } from '../../mime/types.js';
+import { MAX_CACHED_HEADER, RenderCache } from '../render/cache.js';
 import { parseHeaderFields } from '../../mime/index.js';
 import type { SortCriterion } from '../commands/types.js';
 import type { Session } from '../session.js';
@@ -39,20 +40,49 @@ function firstMailbox(addrs: Address[]): string {
 
 const FACTS_BATCH = 32;
 
-async function loadFacts(s: Session, hits: SearchHit[], references: boolean): Promise<SortFacts[]> {
+const NO_ENVELOPE: Envelope = {
+  date: null,
+  subject: null,
+  from: [],
+  sender: [],
+  replyTo: [],
+  to: [],
+  cc: [],
+  bcc: [],
+  inReplyTo: null,
+  messageId: null,
+};
+
+/**
+ * The facts of each hit. The envelope comes from the index only when a key needs it
+ * (ARRIVAL and SIZE are in the record); References are read from the header, through
+ * the render cache that SEARCH and FETCH share.
+ */
+async function loadFacts(
+  s: Session,
+  hits: SearchHit[],
+  needs: { envelope: boolean; references: boolean },
+): Promise<SortFacts[]> {
   const sel = selectedOf(s);
+  const cache = s.config.cache;
+  const user = s.user?.user ?? '';
   const out: SortFacts[] = [];
   for (let i = 0; i < hits.length; i += FACTS_BATCH) {
     const batch = hits.slice(i, i + FACTS_BATCH).map(async ({ seq, record }) => {
-      const st = await sel.handle.structure(record.uid);
-      const env = st.envelope;
+      const st = needs.envelope ? await sel.handle.structure(record.uid) : null;
+      const env = st?.envelope ?? NO_ENVELOPE;
       const parsed = env.date === null ? NaN : Date.parse(env.date.replace(/\([^)]*\)/g, ''));
       let refs: string[] = [];
-      if (references) {
-        const header = await sel.handle.read(record.uid, {
-          start: st.root.header.start,
-          length: st.root.header.end - st.root.header.start,
-        });
+      if (needs.references && st !== null) {
+        const key = RenderCache.key(user, sel.handle.name, sel.handle.uidValidity, record.uid);
+        let header = cache.get(key)?.header;
+        if (header === undefined) {
+          header = await sel.handle.read(record.uid, {
+            start: st.root.header.start,
+            length: st.root.header.end - st.root.header.start,
+          });
+          if (header.length <= MAX_CACHED_HEADER) cache.set(key, 'header', header);
+        }
         const fields = parseHeaderFields(header, { start: 0, end: header.length });
         const value = fields.find((f) => f.key === 'references')?.value ?? '';
         refs = value.match(MSG_ID) ?? [];
@@ -99,7 +129,11 @@ function compareKey(a: SortFacts, b: SortFacts, key: SortCriterion['key']): numb
 
 /** SORT / UID SORT (RFC 5256 §3): the criteria in order, then the sequence number (§2.2 tie-break). */
 export async function handleSort(s: Session, cmd: Cmd<'SORT'>): Promise<void> {
-  const facts = await loadFacts(s, await searchMessages(s, cmd.key), false);
+  const envelope = cmd.criteria.some((c) => c.key !== 'ARRIVAL' && c.key !== 'SIZE');
+  const facts = await loadFacts(s, await searchMessages(s, cmd.key), {
+    envelope,
+    references: false,
+  });
   facts.sort((a, b) => {
     for (const c of cmd.criteria) {
       const r = compareKey(a, b, c.key);
@@ -114,7 +148,10 @@ export async function handleSort(s: Session, cmd: Cmd<'SORT'>): Promise<void> {
 /** THREAD / UID THREAD (RFC 5256 §3): ORDEREDSUBJECT or REFERENCES over the matched messages. */
 export async function handleThread(s: Session, cmd: Cmd<'THREAD'>): Promise<void> {
   const refs = cmd.algorithm === 'REFERENCES';
-  const facts = await loadFacts(s, await searchMessages(s, cmd.key), refs);
+  const facts = await loadFacts(s, await searchMessages(s, cmd.key), {
+    envelope: true,
+    references: refs,
+  });
   const threads = refs ? referencesThreads(facts) : orderedSubjectThreads(facts);
   const text = formatThreads(threads, (f) => (cmd.uid ? f.uid : f.seq));
   s.out.line(text === '' ? '* THREAD' : `* THREAD ${text}`);
