@@ -103,6 +103,11 @@ export class CommandFramer {
     return this.mode === 'line' && this.first && this.partLength === 0 && this.overflow === null;
   }
 
+  /** The line being read is already over the cap (its end has not come yet). */
+  get overLong(): boolean {
+    return this.overflow !== null;
+  }
+
   /** Stopped for good: a LITERAL+ over the limit or a line that cannot be resynchronised. */
   get dead(): boolean {
     return this.mode === 'dead';

@@ -1,10 +1,21 @@
 /**
  * Reads the commands a client sends before login, which the proxy answers itself
  * (CAPABILITY, NOOP, LOGOUT, STARTTLS, ID, LOGIN, AUTHENTICATE): tag, name and
- * arguments (atoms, quoted strings, literals — synchronizing or LITERAL+). Bounded:
- * nothing a client sends before it has logged in may make the proxy hold much.
+ * arguments (atoms, quoted strings, literals — synchronizing or LITERAL+), framed by
+ * the shared framer (src/imap-wire/framer.ts). Bounded and linear: nothing a client
+ * sends before it has logged in makes the proxy hold more than one command of
+ * PREAUTH_COMMAND_CAP bytes, and no byte is copied more than once.
  */
-export const PREAUTH_COMMAND_CAP = 8 * 1024;
+import { CommandFramer } from '../imap-wire/framer.js';
+
+/**
+ * Large enough for the largest RFC 2971 ID (30 field-value pairs, fields ≤ 30 octets,
+ * values ≤ 1024 octets: about 32 KB quoted, twice that if every octet is escaped).
+ */
+export const PREAUTH_COMMAND_CAP = 64 * 1024;
+
+/** What `nextLine` returns for an AUTHENTICATE response over the cap (read and dropped). */
+export const PREAUTH_LINE_TOO_LONG = Symbol('line too long');
 
 export interface PreauthCommand {
   tag: string;
@@ -20,30 +31,36 @@ export type PreauthEvent =
   | { type: 'too-long' };
 
 export class PreauthReader {
-  private buffer: Buffer = Buffer.alloc(0);
+  private readonly framer = new CommandFramer({
+    maxLineLength: PREAUTH_COMMAND_CAP,
+    maxLiteralSize: PREAUTH_COMMAND_CAP,
+  });
   private args: Buffer[] = [];
   private size = 0;
-  private literal: number | null = null;
-  /** The line being read continues a command after a literal. */
-  private continuing = false;
+  private literal: Buffer[] | null = null;
+  private expectingLine = false;
   private overflowed = false;
 
   push(bytes: Buffer): void {
-    this.buffer = this.buffer.length === 0 ? bytes : Buffer.concat([this.buffer, bytes]);
+    this.framer.push(bytes);
   }
 
   /** Bytes held and not yet consumed. */
   get pending(): number {
-    return this.buffer.length;
+    return this.framer.pending;
   }
 
   /** One raw line (an AUTHENTICATE response), or null until it is complete. */
-  nextLine(): string | null {
-    const eol = this.buffer.indexOf(10);
-    if (eol === -1) return null;
-    const line = this.buffer.subarray(0, eol).toString('latin1').replace(/\r$/, '');
-    this.buffer = this.buffer.subarray(eol + 1);
-    return line;
+  nextLine(): string | typeof PREAUTH_LINE_TOO_LONG | null {
+    if (!this.expectingLine) {
+      this.framer.expectLine();
+      this.expectingLine = true;
+    }
+    const event = this.framer.next();
+    if (event === null) return null;
+    this.expectingLine = false;
+    if (event.type === 'raw-line') return event.line.toString('latin1');
+    return PREAUTH_LINE_TOO_LONG;
   }
 
   /** The next event the held bytes complete, or null. Call until null after each push. */
@@ -53,42 +70,56 @@ export class PreauthReader {
     if (event?.type === 'too-long') {
       // Nothing more is read from this client: the caller ends the session.
       this.overflowed = true;
-      this.buffer = Buffer.alloc(0);
+      this.framer.takeRest();
     }
     return event;
   }
 
   private step(): PreauthEvent | null {
     for (;;) {
-      if (this.literal !== null) {
-        if (this.buffer.length < this.literal) return null;
-        this.args.push(Buffer.from(this.buffer.subarray(0, this.literal)));
-        this.buffer = this.buffer.subarray(this.literal);
-        this.literal = null;
+      const event = this.framer.next();
+      // Before login there is no waiting for the end of an over-long line.
+      if (event === null) return this.framer.overLong ? { type: 'too-long' } : null;
+      if (event.type === 'literal') {
+        this.literal!.push(event.data);
+        if (event.last) {
+          this.args.push(Buffer.concat(this.literal!));
+          this.literal = null;
+        }
         continue;
       }
-      const eol = this.buffer.indexOf(10);
-      if (eol === -1) {
-        if (this.size + this.buffer.length > PREAUTH_COMMAND_CAP) return { type: 'too-long' };
-        return null;
-      }
-      const line = this.buffer.subarray(0, eol).toString('latin1').replace(/\r$/, '');
-      this.buffer = this.buffer.subarray(eol + 1);
-      this.size += line.length + 2;
+      if (event.type !== 'line') return { type: 'too-long' };
+      if (event.first) this.reset();
+      this.size += event.line.length + 2;
       if (this.size > PREAUTH_COMMAND_CAP) return { type: 'too-long' };
-      const parsed = tokenize(line);
+      const announced = event.literal;
+      const text = event.line.toString(
+        'latin1',
+        0,
+        announced === null ? event.line.length : event.line.lastIndexOf(0x7b),
+      );
+      const parsed = tokenize(text);
       if (parsed === null) {
-        const tag = this.continuing ? '*' : (line.split(' ')[0] ?? '*');
+        const tag = event.first ? (text.split(' ')[0] ?? '*') : '*';
         this.reset();
+        if (announced !== null) {
+          // A LITERAL+ of a broken command is on its way: it cannot be skipped safely.
+          if (!announced.sync) return { type: 'too-long' };
+          this.framer.refuse();
+        }
         return { type: 'bad', tag, text: 'Syntax error' };
       }
-      this.args.push(...parsed.tokens);
-      if (parsed.literal !== null) {
-        if (this.size + parsed.literal.length > PREAUTH_COMMAND_CAP) return { type: 'too-long' };
-        this.size += parsed.literal.length;
-        this.literal = parsed.literal.length;
-        this.continuing = true;
-        if (parsed.literal.synchronizing) return { type: 'continue' };
+      this.args.push(...parsed);
+      if (announced !== null) {
+        if (this.size + announced.size > PREAUTH_COMMAND_CAP) return { type: 'too-long' };
+        this.size += announced.size;
+        this.framer.accept();
+        this.literal = [];
+        if (announced.size === 0) {
+          this.args.push(Buffer.alloc(0));
+          this.literal = null;
+        }
+        if (announced.sync) return { type: 'continue' };
         continue;
       }
       const [tag, name, ...args] = this.args;
@@ -109,21 +140,16 @@ export class PreauthReader {
 
   /** Bytes received after the last complete command (e.g. pipelined after STARTTLS). */
   takeRest(): Buffer {
-    const rest = this.buffer;
-    this.buffer = Buffer.alloc(0);
-    return rest;
+    return this.framer.takeRest();
   }
 
   private reset(): void {
     this.args = [];
     this.size = 0;
-    this.continuing = false;
   }
 }
 
-function tokenize(
-  line: string,
-): { tokens: Buffer[]; literal: { length: number; synchronizing: boolean } | null } | null {
+function tokenize(line: string): Buffer[] | null {
   const tokens: Buffer[] = [];
   let i = 0;
   while (i < line.length) {
@@ -145,12 +171,8 @@ function tokenize(
     }
     const end = line.indexOf(' ', i);
     const atom = line.slice(i, end === -1 ? line.length : end);
-    const literal = /^\{(\d{1,6})(\+?)\}$/.exec(atom);
-    if (literal !== null && end === -1) {
-      return { tokens, literal: { length: Number(literal[1]), synchronizing: literal[2] !== '+' } };
-    }
     tokens.push(Buffer.from(atom, 'latin1'));
     i = end === -1 ? line.length : end + 1;
   }
-  return { tokens, literal: null };
+  return tokens;
 }

@@ -27,7 +27,7 @@ import type {
   DeviceDirectory,
 } from './ports.js';
 import { PrefixFetcher } from './prefix-fetcher.js';
-import { PreauthReader, type PreauthCommand } from './preauth.js';
+import { PREAUTH_LINE_TOO_LONG, PreauthReader, type PreauthCommand } from './preauth.js';
 import type { BodyEvent } from './body-literal.js';
 import { RewriterStream } from './rewriter-stream.js';
 import { SelectionTracker } from './selection.js';
@@ -239,7 +239,10 @@ export class ProxySession {
           this.socket.off('data', check);
           this.socket.off('close', closed);
           this.state = 'preauth';
-          resolve(line);
+          if (line === PREAUTH_LINE_TOO_LONG) {
+            this.bye('Command too long');
+            resolve(null);
+          } else resolve(line);
         }
       };
       const closed = (): void => resolve(null);

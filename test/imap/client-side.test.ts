@@ -6,7 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { filterCapabilities } from '../../src/imap/capabilities.js';
 import { ClientRelay } from '../../src/imap/client-relay.js';
-import { PreauthReader, type PreauthEvent } from '../../src/imap/preauth.js';
+import {
+  PREAUTH_COMMAND_CAP,
+  PREAUTH_LINE_TOO_LONG,
+  PreauthReader,
+  type PreauthEvent,
+} from '../../src/imap/preauth.js';
 import { SelectionTracker } from '../../src/imap/selection.js';
 
 function drain(reader: PreauthReader): PreauthEvent[] {
@@ -46,11 +51,46 @@ describe('pre-auth reader', () => {
     const reader = new PreauthReader();
     reader.push(Buffer.from('b1 LOGIN "open\r\n'));
     expect(drain(reader)).toEqual([{ type: 'bad', tag: 'b1', text: 'Syntax error' }]);
-    reader.push(Buffer.from('b2 LOGIN {9000}\r\n'));
+    reader.push(Buffer.from('b2 LOGIN {70000}\r\n'));
     expect(drain(reader)).toEqual([{ type: 'too-long' }]);
     const long = new PreauthReader();
-    long.push(Buffer.alloc(9000, 0x61));
+    long.push(Buffer.alloc(70_000, 0x61));
     expect(drain(long)).toEqual([{ type: 'too-long' }]);
+  });
+
+  it('reads the largest RFC 2971 ID (30 pairs, 30-octet fields, 1024-octet values) in one command', () => {
+    const pairs = Array.from(
+      { length: 30 },
+      (_, i) => `"${String(i).padStart(30, 'f')}" "${'v'.repeat(1023)}\\\\"`,
+    );
+    const line = `i1 ID (${pairs.join(' ')})\r\n`;
+    expect(line.length).toBeGreaterThan(31_800);
+    const reader = new PreauthReader();
+    for (let i = 0; i < line.length; i += 1000) reader.push(Buffer.from(line.slice(i, i + 1000)));
+    const events = drain(reader);
+    expect(events).toHaveLength(1);
+    const event = events[0]!;
+    expect(event.type === 'command' && event.command.name).toBe('ID');
+    expect(event.type === 'command' && event.command.args.length).toBe(61);
+  });
+
+  it('holds at most one capped line of an AUTHENTICATE response, however much is sent', () => {
+    const reader = new PreauthReader();
+    const chunk = Buffer.alloc(1 << 20, 0x41);
+    let most = 0;
+    for (let i = 0; i < 24; i++) {
+      reader.push(chunk);
+      expect(reader.nextLine()).toBeNull();
+      most = Math.max(most, reader.pending);
+    }
+    reader.push(Buffer.from('\r\nn1 NOOP\r\n'));
+    expect(reader.nextLine()).toBe(PREAUTH_LINE_TOO_LONG);
+    // Dropped as it came: never more than the cap plus the chunk being read.
+    expect(most).toBeLessThanOrEqual(PREAUTH_COMMAND_CAP + chunk.length);
+    const short = new PreauthReader();
+    short.push(Buffer.from('AGFsaWNlAHB3\r\nn1 NOOP\r\n'));
+    expect(short.nextLine()).toBe('AGFsaWNlAHB3');
+    expect(drain(short).map((e) => e.type)).toEqual(['command']);
   });
 });
 
