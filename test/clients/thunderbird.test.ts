@@ -200,6 +200,9 @@ describe('Thunderbird reads recrypted mail over IMAPS', () => {
       if (i > 0) expect(chunk.start).toBe(pass[i - 1]!.start + pass[i - 1]!.length);
     }
     expect(pass.at(-1)!.start + pass.at(-1)!.length).toBeGreaterThanOrEqual(large.size);
+    // The log is an artifact a developer reads: Thunderbird keeps the login out of it.
+    expect(tb!.imapLog()).toContain('login succeeded');
+    expect(tb!.imapLog()).not.toContain(gateway!.device.devicePassword);
   });
 
   it('cannot decrypt the stored copy with the same key', async () => {

@@ -183,6 +183,8 @@ export async function openMessage(
       };
       poll();
     });
+    // Two frames, so that what the test reads has been painted for its screenshot.
+    await new Promise(r => window.requestAnimationFrame(() => window.requestAnimationFrame(r)));
     const doc = about.document;
     const box = doc.getElementById("cryptoBox");
     const icon = doc.getElementById("encryptedHdrIcon");
