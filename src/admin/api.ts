@@ -8,6 +8,7 @@
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import {
   accountCredentialSalt,
   DEVICE_CREDENTIAL_PARAMS,
@@ -28,6 +29,7 @@ import { checkDeviceUpload, checkOwnerUpload } from './uploads.js';
 import { listRoutes } from './lists.js';
 import { moderationRoutes, type ListModeration } from './list-moderation.js';
 import { patternLabel } from './metrics.js';
+import { noteAuditActor, noteAuditTarget } from './audit.js';
 
 export const ENROLMENT_TOKEN_TTL_MS = 7 * 24 * 3600 * 1000;
 const NONCE_TTL_MS = 15 * 60 * 1000;
@@ -40,6 +42,8 @@ export interface AdminApiContext {
   imapSettings: { host: string; port: number; starttlsPort: number };
   /** Held posts of moderated lists (docs/lists.md); the routes answer 503 without it. */
   moderation?: ListModeration;
+  /** Where operator actions that revoke devices (an enrolment reset) are recorded. */
+  logger?: Logger;
 }
 
 type Handler = (
@@ -98,6 +102,7 @@ export async function handleAdminRequest(
     }
   });
   const body = await readBody(req);
+  noteAuditTarget(req, params, body);
   await route.handler(ctx, req, res, params, body);
   return true;
 }
@@ -113,6 +118,7 @@ function operator(handler: Handler): Handler {
     if (!timingSafeEqual(digest(presented), digest(ctx.adminToken)) || presented.length === 0) {
       throw new HttpError(401, 'admin token not accepted');
     }
+    noteAuditActor(req, 'operator');
     await handler(ctx, req, res, params, body);
   };
 }
@@ -137,6 +143,7 @@ function owner(handler: Handler): Handler {
       throw new RequestSignatureError('replayed', 'nonce already used');
     }
     signedBy.set(req, user);
+    noteAuditActor(req, `owner:${user.address}`);
     await handler(ctx, req, res, params, body);
   };
 }
@@ -191,17 +198,43 @@ async function addUser(
   });
 }
 
+/**
+ * A new enrolment token. An enrolled account gets one only with `{"reset": true}`: the
+ * operator's explicit reset revokes every device and makes the account pending again,
+ * so that a token can never silently hand an enrolled account to someone else.
+ */
 async function newToken(
   ctx: AdminApiContext,
   _req: IncomingMessage,
   res: ServerResponse,
   params: string[],
+  raw: Buffer,
 ) {
+  const body = raw.length === 0 ? {} : parseJson(raw);
+  if (body.reset !== undefined && typeof body.reset !== 'boolean') {
+    throw new HttpError(400, 'reset: expected true or false');
+  }
+  const reset = body.reset === true;
   const user = await ctx.keyStore.getUser(params[0]!);
   if (user === null) throw new HttpError(404, 'user not found');
+  if (user.enrolment === 'enrolled' && !reset) {
+    throw new HttpError(
+      409,
+      'account already enrolled: a new token needs an enrolment reset, which revokes every device',
+    );
+  }
+  let revoked: Device[] = [];
+  if (reset) {
+    revoked = await ctx.keyStore.resetEnrolment(user.address);
+    ctx.logger?.warn(
+      { address: user.address, revokedDevices: revoked.map((device) => device.id) },
+      'enrolment reset by the operator: every device revoked',
+    );
+  }
   const token = await ctx.keyStore.createEnrolmentToken(user.address, ENROLMENT_TOKEN_TTL_MS);
   sendJson(res, 201, {
     address: user.address,
+    ...(reset ? { reset: true, revokedDevices: revoked.length } : {}),
     enrolmentToken: token,
     tokenExpires: new Date(ctx.clock() + ENROLMENT_TOKEN_TTL_MS).toISOString(),
   });
@@ -243,6 +276,7 @@ async function enrol(
     requireBase64(body, 'groupCertificate'),
   );
   const user = await ctx.keyStore.enrol(address, token, upload);
+  noteAuditActor(_req, `enrolment:${user.address}`);
   sendJson(res, 200, { ...userView(user), groupId: upload.groupId, imap: ctx.imapSettings });
 }
 

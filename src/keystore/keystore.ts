@@ -49,9 +49,18 @@ export interface KeyStore extends ListStore {
   /**
    * Consumes the token and stores the owner's certificates in one atomic change; the
    * user becomes 'enrolled'. Of concurrent calls with the same token exactly one wins.
-   * `TokenInvalidError` ('invalid' | 'expired' | 'used'); `NotFoundError` for no user.
+   * `TokenInvalidError` ('invalid' | 'expired' | 'used'; 'used' also for a user already
+   * enrolled, whatever the token: only `resetEnrolment` opens an account again);
+   * `NotFoundError` for no user.
    */
   enrol(address: string, token: string, owner: OwnerCertificates): Promise<User>;
+  /**
+   * The operator's explicit reset, in one atomic change: the user is 'pending' again
+   * without owner certificates, every active device is revoked (its keys deleted), the
+   * published profile and any token are deleted; then `device-revoked` is notified for
+   * each. Returns the devices it revoked. `NotFoundError` for no user.
+   */
+  resetEnrolment(address: string): Promise<Device[]>;
   /** Replaces the owner's certificates of an enrolled user (an owner-signed re-key). */
   setOwnerCertificates(address: string, owner: OwnerCertificates): Promise<User>;
 

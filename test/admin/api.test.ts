@@ -7,6 +7,8 @@
  * owner-signed endpoints.
  */
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENROLMENT_TOKEN_TTL_MS } from '../../src/admin/api.js';
 import {
@@ -19,6 +21,7 @@ import {
   type ApiGateway,
   type TestOwner,
 } from '../helpers/cli-api.js';
+import { fixture, randomRecipientIdHex, randomScalar } from '../keystore/fixtures.js';
 
 const ALICE = 'alice@example.org';
 
@@ -28,10 +31,7 @@ describe('admin API: operator and enrolment', () => {
 
   /** Runs `attempt` and checks that the key store did not change. */
   async function unchanged<T>(attempt: () => Promise<T>): Promise<T> {
-    const before = await snapshot(gw.keyStore);
-    const result = await attempt();
-    expect(await snapshot(gw.keyStore)).toBe(before);
-    return result;
+    return unchangedIn(gw, attempt);
   }
 
   beforeAll(async () => {
@@ -200,6 +200,85 @@ describe('admin API: operator and enrolment', () => {
       expect(again.status).toBe(401);
     });
 
+    it('gives an enrolled account a new token only with an explicit reset, which revokes its devices and is logged', async () => {
+      const logs: string[] = [];
+      const sink = new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          logs.push(chunk.toString());
+          callback();
+        },
+      });
+      const own = await startApiGateway({ logger: pino({ level: 'info' }, sink) });
+      try {
+        const dana = await makeOwner('dana@example.org');
+        const path = `/v1/users/${encodeURIComponent(dana.address)}/token`;
+        const added = await api(own, 'POST', '/v1/users', {
+          token: ADMIN_TOKEN,
+          body: { address: dana.address },
+        });
+        // While pending, a new token needs no reset.
+        const second = await api(own, 'POST', path, { token: ADMIN_TOKEN });
+        expect(second.status).toBe(201);
+        expect(added.json.enrolmentToken).not.toBe(second.json.enrolmentToken);
+        const enrolled = await api(own, 'POST', '/v1/enrol', {
+          body: enrolBody(dana, second.json.enrolmentToken as string),
+        });
+        expect(enrolled.status).toBe(200);
+        const device = await own.keyStore.addDevice({
+          ownerAddress: dana.address,
+          name: 'laptop',
+          certificate: fixture('device-a.der'),
+          deviceId: randomRecipientIdHex(),
+          client: 'standard',
+          credentialHash: `scrypt$14$8$1$${'A'.repeat(22)}$${'B'.repeat(43)}`,
+          keys: new Map([[enrolled.json.groupId as string, randomScalar()]]),
+        });
+
+        const refused = await unchangedIn(own, () =>
+          api(own, 'POST', path, { token: ADMIN_TOKEN }),
+        );
+        expect(refused.status).toBe(409);
+        expect(refused.json.error).toMatch(/already enrolled.*reset/);
+        for (const body of [{ reset: false }, {}]) {
+          const same = await unchangedIn(own, () =>
+            api(own, 'POST', path, { token: ADMIN_TOKEN, body }),
+          );
+          expect(same.status).toBe(409);
+        }
+        const bad = await unchangedIn(own, () =>
+          api(own, 'POST', path, { token: ADMIN_TOKEN, body: { reset: 'yes' } }),
+        );
+        expect(bad.status).toBe(400);
+        expect(logs.join('')).not.toMatch(/enrolment reset/);
+
+        const reset = await api(own, 'POST', path, { token: ADMIN_TOKEN, body: { reset: true } });
+        expect(reset.status).toBe(201);
+        expect(reset.json).toMatchObject({ address: dana.address, reset: true, revokedDevices: 1 });
+        expect((await own.keyStore.getDevice(dana.address, device.id))?.revoked).not.toBeNull();
+        expect(await own.keyStore.getUser(dana.address)).toMatchObject({ enrolment: 'pending' });
+        const logged = logs.map((line) => JSON.parse(line) as Record<string, unknown>);
+        expect(logged).toContainEqual(
+          expect.objectContaining({
+            level: 40,
+            address: dana.address,
+            revokedDevices: [device.id],
+            msg: expect.stringMatching(/enrolment reset/),
+          }),
+        );
+        // The owner (or whoever now holds the token) enrols again, with new keys.
+        const again = await makeOwner(dana.address);
+        expect(
+          (
+            await api(own, 'POST', '/v1/enrol', {
+              body: enrolBody(again, reset.json.enrolmentToken as string),
+            })
+          ).status,
+        ).toBe(200);
+      } finally {
+        await own.close();
+      }
+    });
+
     it('refuses an expired token with 401', async () => {
       const carol = await makeOwner('carol@example.org');
       const added = await api(gw, 'POST', '/v1/users', {
@@ -232,3 +311,11 @@ describe('admin API: operator and enrolment', () => {
     });
   });
 });
+
+/** Runs `attempt` and checks that the gateway's key store did not change. */
+async function unchangedIn<T>(gateway: ApiGateway, attempt: () => Promise<T>): Promise<T> {
+  const before = await snapshot(gateway.keyStore);
+  const result = await attempt();
+  expect(await snapshot(gateway.keyStore)).toBe(before);
+  return result;
+}

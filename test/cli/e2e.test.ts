@@ -183,6 +183,20 @@ describe('recrypt CLI end to end (SQLite key store)', () => {
     expect((await world.gateway.keyStore.keysForDevice(ADDRESS, again.id)).size).toBe(1);
   });
 
+  it('user token needs --reset for an enrolled account; the reset revokes its devices', async () => {
+    const refused = await world.operator(['user', 'token', ADDRESS]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/enrolled: a new token needs --reset/);
+    expect((await world.gateway.keyStore.listActiveDevices(ADDRESS)).length).toBe(1);
+    const reset = await world.operator(['user', 'token', ADDRESS, '--reset']);
+    expect(reset.stderr).toBe('');
+    expect(reset.code).toBe(0);
+    expect(reset.stdout).toContain(`reset ${ADDRESS}: 1 device(s) revoked, enrolment open`);
+    expect(reset.stdout).toMatch(new RegExp(`recrypt owner init ${ADDRESS} --token [\\w-]{43} `));
+    expect(await world.gateway.keyStore.listActiveDevices(ADDRESS)).toEqual([]);
+    expect((await world.gateway.keyStore.getUser(ADDRESS))?.enrolment).toBe('pending');
+  });
+
   it('user remove deletes the account', async () => {
     const removed = await world.operator(['user', 'remove', ADDRESS]);
     expect(removed.code).toBe(0);

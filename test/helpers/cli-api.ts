@@ -32,9 +32,9 @@ export interface ApiGateway {
   close(): Promise<void>;
 }
 
-/** `extra`: optional admin server parts (the moderation routes' store, delivery, notices). */
+/** `extra`: optional admin server parts (the moderation routes' store, delivery, notices; a logger). */
 export async function startApiGateway(
-  extra: Pick<Parameters<typeof startAdminServer>[0], 'moderation'> = {},
+  extra: Pick<Parameters<typeof startAdminServer>[0], 'moderation' | 'logger'> = {},
 ): Promise<ApiGateway> {
   const dir = tempDir('recrypt-api-');
   const skew = { ms: 0 };

@@ -8,7 +8,7 @@ import {
   TokenInvalidError,
 } from '../../src/keystore/index.js';
 import { fixture, ownerCertificates, recipientIdHex, uniqueAddress } from './fixtures.js';
-import { type ContractContext, expectError } from './contract-context.js';
+import { type ContractContext, expectError, nextEvent } from './contract-context.js';
 
 export function usersContract(ctx: ContractContext): void {
   let store: KeyStore;
@@ -134,6 +134,50 @@ export function usersContract(ctx: ContractContext): void {
       for (const r of results) {
         if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(TokenInvalidError);
       }
+    });
+
+    it('never enrols an enrolled user again, whatever the token', async () => {
+      const address = await enrolledUser();
+      const before = (await store.getUser(address))!.owner;
+      const fresh = await store.createEnrolmentToken(address, 60_000);
+      const other = {
+        ...ownerCertificates(),
+        groupCertificate: fixture('device-b.der'),
+        groupId: recipientIdHex(fixture('device-b.der')),
+      };
+      expect(
+        (await expectError(store.enrol(address, fresh, other), TokenInvalidError)).reason,
+      ).toBe('used');
+      expect((await store.getUser(address))?.owner).toEqual(before);
+    });
+
+    it('resets an enrolment: devices revoked and notified, owner and profile gone, enrolment open again', async () => {
+      const address = await enrolledUser();
+      const a = await store.addDevice(ctx.newDevice(address, 'laptop'));
+      const b = await store.addDevice(ctx.newDevice(address, 'phone'));
+      await store.revokeDevice(address, b.id);
+      const c = await store.addDevice(ctx.newDevice(address, 'tablet'));
+      await store.putProfile(address, 'signed profile');
+      const seen: string[] = [];
+      const off = other.subscribe((e) => {
+        if (e.type === 'device-revoked' && e.address === address) seen.push(e.id);
+      });
+      const last = nextEvent(other, (e) => e.type === 'device-revoked' && e.id === c.id);
+      const revoked = await store.resetEnrolment(address.toUpperCase());
+      await last;
+      off();
+      expect(revoked.map((d) => d.id)).toEqual([a.id, c.id]);
+      expect(revoked.every((d) => d.revoked !== null)).toBe(true);
+      expect(seen.sort()).toEqual([a.id, c.id].sort());
+      expect(await other.listActiveDevices(address)).toEqual([]);
+      expect((await other.keysForDevice(address, a.id)).size).toBe(0);
+      expect(await other.getProfile(address)).toBeNull();
+      expect(await other.getUser(address)).toMatchObject({ enrolment: 'pending', owner: null });
+      // Enrolment is open again with a new token, and a device name can be reused.
+      const token = await other.createEnrolmentToken(address, 60_000);
+      expect((await store.enrol(address, token, ownerCertificates())).enrolment).toBe('enrolled');
+      expect((await store.addDevice(ctx.newDevice(address, 'laptop'))).name).toBe('laptop');
+      await expectError(store.resetEnrolment(uniqueAddress('nobody')), NotFoundError);
     });
 
     it('needs a user for tokens, and an enrolled user for new certificates', async () => {

@@ -1,5 +1,5 @@
 /**
- * Operator commands (on the gateway machine): `init`, `user add|list|remove`,
+ * Operator commands (on the gateway machine): `init`, `user add|list|token|remove`,
  * `queue list|flush`, `config check`.
  */
 import type { Command } from 'commander';
@@ -7,7 +7,7 @@ import { loadConfig } from '../../config/load.js';
 import { DEFAULT_CONFIG_FILE, resolveOperatorContext } from '../operator/context.js';
 import { initGateway } from '../operator/init.js';
 import { listQueue, requestFlush } from '../operator/queue.js';
-import { addUser, listUsers, removeUser } from '../operator/users.js';
+import { addUser, listUsers, newToken, removeUser } from '../operator/users.js';
 import { print } from '../output.js';
 
 const CONFIG_HELP = `gateway config file (default ./${DEFAULT_CONFIG_FILE} if present, else the defaults)`;
@@ -62,6 +62,34 @@ export function register(program: Command): void {
         print(`${u.address}\t${u.enrolment}\t${u.activeDevices ?? 0} device(s)\t${u.name}`);
       }
     });
+  user
+    .command('token <address>')
+    .description(
+      'print a new enrolment token; an enrolled account needs --reset, which revokes all its devices',
+    )
+    .option('--reset', 'reset an enrolled account: revoke every device, then enrol anew')
+    .option('--public-url <url>', 'the admin API URL owners use (default from the config)')
+    .option('--config <file>', CONFIG_HELP)
+    .action(
+      async (address: string, opts: { reset?: boolean; publicUrl?: string; config?: string }) => {
+        const issued = await newToken(resolveOperatorContext(opts.config), {
+          address,
+          reset: opts.reset === true,
+          ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}),
+        });
+        if (opts.reset === true) {
+          print(
+            `reset ${issued.address}: ${issued.revokedDevices} device(s) revoked, enrolment open`,
+          );
+        }
+        print(
+          `enrolment token (one use, valid until ${issued.tokenExpires}): ${issued.enrolmentToken}`,
+        );
+        print('the owner runs, on their own machine:');
+        print(`  ${issued.ownerCommand}`);
+        if (issued.certFile !== null) print(`with gateway-cert.pem a copy of ${issued.certFile}`);
+      },
+    );
   user
     .command('remove <address>')
     .description('delete an account with its devices, keys and profile')

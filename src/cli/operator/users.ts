@@ -1,5 +1,5 @@
 /** The operator's account commands, through the admin API with the admin token. */
-import { callGateway, checkAddress } from '../../owner/index.js';
+import { callGateway, checkAddress, OwnerError } from '../../owner/index.js';
 import { adminClient, publicAdminUrl, type OperatorContext } from './context.js';
 
 export interface AddedUser {
@@ -39,17 +39,75 @@ export async function addUser(
     address,
     ...(options.name !== undefined ? { name: options.name } : {}),
   });
-  const gateway = options.publicUrl ?? publicAdminUrl(context);
-  const ownerCommand = [
+  return {
+    ...reply,
+    ownerCommand: ownerCommand(context, reply.address, reply.enrolmentToken, options.publicUrl),
+    certFile: context.selfSigned ? context.certFile : null,
+  };
+}
+
+function ownerCommand(
+  context: OperatorContext,
+  address: string,
+  token: string,
+  publicUrl: string | undefined,
+): string {
+  return [
     'recrypt owner init',
-    shellQuote(reply.address),
+    shellQuote(address),
     '--token',
-    reply.enrolmentToken,
+    token,
     '--gateway',
-    shellQuote(gateway),
+    shellQuote(publicUrl ?? publicAdminUrl(context)),
     ...(context.selfSigned ? ['--ca', 'gateway-cert.pem'] : []),
   ].join(' ');
-  return { ...reply, ownerCommand, certFile: context.selfSigned ? context.certFile : null };
+}
+
+export interface IssuedToken extends Omit<AddedUser, 'name'> {
+  /** Devices the reset revoked (0 without a reset). */
+  revokedDevices: number;
+}
+
+/**
+ * A new enrolment token. An enrolled account needs `reset`: the gateway then revokes
+ * every device of the account and makes it pending again (docs/admin-api.md).
+ */
+export async function newToken(
+  context: OperatorContext,
+  options: { address: string; reset?: boolean; publicUrl?: string },
+): Promise<IssuedToken> {
+  const address = checkAddress(options.address);
+  let reply: {
+    address: string;
+    enrolmentToken: string;
+    tokenExpires: string;
+    revokedDevices?: number;
+  };
+  try {
+    reply = await callGateway(
+      adminClient(context),
+      'POST',
+      `/v1/users/${encodeURIComponent(address)}/token`,
+      options.reset === true ? { reset: true } : {},
+    );
+  } catch (error) {
+    if (error instanceof OwnerError && error.status === 409) {
+      throw new OwnerError(
+        'gateway-refused',
+        `${address} is enrolled: a new token needs --reset, which revokes all its devices`,
+        409,
+      );
+    }
+    throw error;
+  }
+  return {
+    address: reply.address,
+    enrolmentToken: reply.enrolmentToken,
+    tokenExpires: reply.tokenExpires,
+    revokedDevices: reply.revokedDevices ?? 0,
+    ownerCommand: ownerCommand(context, reply.address, reply.enrolmentToken, options.publicUrl),
+    certFile: context.selfSigned ? context.certFile : null,
+  };
 }
 
 export async function listUsers(context: OperatorContext): Promise<UserView[]> {

@@ -20,6 +20,7 @@ import type { KeyStore } from '../keystore.js';
 import { checkOwnerCertificates } from '../prepare.js';
 import { hashToken, newEnrolmentToken } from '../tokens.js';
 import type {
+  Device,
   KeyStoreConfig,
   KeyStoreListener,
   NewDevice,
@@ -269,6 +270,37 @@ export class RedisKeyStore implements KeyStore {
         throw new TokenInvalidError('expired');
     }
     throw new KeyStoreUnavailableError(`unexpected key store reply ${reply.slice(0, 40)}`);
+  }
+
+  async resetEnrolment(address: string): Promise<Device[]> {
+    const normal = normaliseAddress(address);
+    // The script applies only if the active devices are still those read here (their
+    // events are encoded here); a device added in between means read again.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      if ((await this.getUser(normal)) === null) break;
+      const active = await this.listActiveDevices(normal);
+      const now = this.#now();
+      const events = active.map((device) => ({
+        type: 'device-revoked' as const,
+        address: normal,
+        id: device.id,
+        deviceId: device.deviceId,
+      }));
+      const reply = await this.#script('rgResetEnrolment', normal, [
+        String(now),
+        this.#channel,
+        encodeEventBatch(events),
+        ...active.map((device) => device.id),
+      ]);
+      if (reply === 'OK') return active.map((device) => ({ ...device, revoked: now }));
+      if (reply === 'E_NOT_FOUND') break;
+      if (reply !== 'E_CHANGED') {
+        throw new KeyStoreUnavailableError(`unexpected key store reply ${reply.slice(0, 40)}`);
+      }
+    }
+    const exists = (await this.getUser(normal)) !== null;
+    if (!exists) throw new NotFoundError('user', `no user ${normal}`);
+    throw new KeyStoreUnavailableError('devices kept changing during the enrolment reset');
   }
 
   async setOwnerCertificates(address: string, owner: OwnerCertificates): Promise<User> {

@@ -52,6 +52,7 @@ return 'OK'`,
    */
   rgEnrol: `${PRELUDE}
 if redis.call('EXISTS', USER) == 0 then return 'E_NOT_FOUND' end
+if redis.call('HGET', USER, 'enrolment') == 'enrolled' then return 'E_TOKEN_USED' end
 local stored = redis.call('HGET', ENROL, 'hash')
 if not stored or stored ~= ARGV[1] then return 'E_TOKEN_INVALID' end
 if redis.call('HEXISTS', ENROL, 'used') == 1 then return 'E_TOKEN_USED' end
@@ -60,6 +61,29 @@ redis.call('HSET', ENROL, 'used', ARGV[2])
 redis.call('HSET', USER, 'enrolment', 'enrolled', 'ownerCa', ARGV[3], 'groupCert', ARGV[4], 'groupId', ARGV[5],
   'ownerKeySpki', ARGV[6])
 return redis.call('HGETALL', USER)`,
+
+  /**
+   * ARGV: now, channel, message, then the ids of the active devices the adapter read (and
+   * encoded events for). 'E_CHANGED' when the active devices are not exactly those.
+   */
+  rgResetEnrolment: `${PRELUDE}
+if redis.call('EXISTS', USER) == 0 then return 'E_NOT_FOUND' end
+local expected = {}
+for i = 4, #ARGV do expected[ARGV[i]] = true end
+local active = 0
+for _, id in ipairs(redis.call('HKEYS', DEVICES)) do
+  if redis.call('HEXISTS', REVOKED, id) == 0 then
+    if not expected[id] then return 'E_CHANGED' end
+    active = active + 1
+  end
+end
+if active ~= #ARGV - 3 then return 'E_CHANGED' end
+for i = 4, #ARGV do redis.call('HSET', REVOKED, ARGV[i], ARGV[1]) end
+redis.call('DEL', NAMES, RK, PROFILE, ENROL)
+redis.call('HSET', USER, 'enrolment', 'pending')
+redis.call('HDEL', USER, 'ownerCa', 'groupCert', 'groupId', 'ownerKeySpki')
+if #ARGV > 3 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return 'OK'`,
 
   /** ARGV: ownerCa, groupCert, groupId, ownerKeySpki */
   rgSetOwner: `${PRELUDE}

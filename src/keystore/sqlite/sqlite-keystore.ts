@@ -22,6 +22,7 @@ import type { KeyStore } from '../keystore.js';
 import { checkOwnerCertificates } from '../prepare.js';
 import { hashToken, newEnrolmentToken, tokenHashesEqual } from '../tokens.js';
 import type {
+  Device,
   KeyStoreEvent,
   KeyStoreListener,
   NewDevice,
@@ -34,7 +35,7 @@ import type { ListGroup, ListUpdate, NewList } from '../list-types.js';
 import { migrate } from './schema.js';
 import { SqliteDevices } from './sqlite-devices.js';
 import { SqliteLists } from './sqlite-lists.js';
-import { mapSqliteError, toUser, type UserRow } from './rows.js';
+import { mapSqliteError, toDevice, toUser, type DeviceRow, type UserRow } from './rows.js';
 
 // Every store on one file in this process shares a hub set, so events reach them all.
 const hubsByFile = new Map<string, Set<EventHub>>();
@@ -212,7 +213,7 @@ export class SqliteKeyStore implements KeyStore {
     const db = this.#open();
     const now = this.#now();
     return this.#tx(() => {
-      this.#requireUser(normal);
+      if (this.#requireUser(normal).enrolment === 'enrolled') throw new TokenInvalidError('used');
       const row = db.prepare('SELECT * FROM enrolment_tokens WHERE address = ?').get(normal) as
         { token_hash: string; expires: number; used: number | null } | undefined;
       if (row === undefined || !tokenHashesEqual(row.token_hash, presented))
@@ -223,6 +224,39 @@ export class SqliteKeyStore implements KeyStore {
       this.#writeOwner(normal, certs);
       return toUser(this.#requireUser(normal));
     });
+  }
+
+  async resetEnrolment(address: string): Promise<Device[]> {
+    const normal = normaliseAddress(address);
+    const db = this.#open();
+    const now = this.#now();
+    const revoked = this.#tx(() => {
+      this.#requireUser(normal);
+      const rows = db
+        .prepare('SELECT * FROM devices WHERE owner = ? AND revoked IS NULL ORDER BY rowid')
+        .all(normal) as DeviceRow[];
+      db.prepare('UPDATE devices SET revoked = ? WHERE owner = ? AND revoked IS NULL').run(
+        now,
+        normal,
+      );
+      db.prepare('DELETE FROM device_keys WHERE owner = ?').run(normal);
+      db.prepare('DELETE FROM profiles WHERE address = ?').run(normal);
+      db.prepare('DELETE FROM enrolment_tokens WHERE address = ?').run(normal);
+      db.prepare(
+        `UPDATE users SET enrolment = 'pending', owner_ca = NULL, group_cert = NULL, group_id = NULL,
+           owner_key_spki = NULL WHERE address = ?`,
+      ).run(normal);
+      return rows.map((row) => ({ ...toDevice(row), revoked: now }));
+    });
+    for (const device of revoked) {
+      this.#publish({
+        type: 'device-revoked',
+        address: normal,
+        id: device.id,
+        deviceId: device.deviceId,
+      });
+    }
+    return revoked;
   }
 
   #writeOwner(address: string, certs: OwnerCertificates): void {
