@@ -55,10 +55,13 @@ export async function handleUnselect(s: Session): Promise<void> {
 export async function handleExpunge(s: Session, cmd: Cmd<'EXPUNGE'>): Promise<void> {
   const sel = selectedOf(s);
   writable(sel);
-  // Other sessions' expunges first, so our numbers are computed on the current view.
+  // Only messages of the client's view: a \Deleted message another session just added,
+  // whose EXISTS this one has not seen, stays (as in Dovecot). Other sessions' changes go
+  // out next, so our EXPUNGE numbers follow them.
+  const only =
+    cmd.set === null ? [...sel.tracker.all] : resolveSet(sel, cmd.set, true).map(([, uid]) => uid);
   await s.flushUpdates(true);
-  const only = cmd.set === null ? undefined : resolveSet(sel, cmd.set, true).map(([, uid]) => uid);
-  if (only !== undefined && only.length === 0) return;
+  if (only.length === 0) return;
   const gone = await sel.handle.expunge(only);
   for (const line of sel.tracker.expunged(gone)) s.out.line(line);
 }

@@ -47,8 +47,10 @@ export async function handleCopy(s: Session, cmd: Cmd<'COPY'>): Promise<OkReply 
 export async function handleMove(s: Session, cmd: Cmd<'MOVE'>): Promise<OkReply | void> {
   const sel = selectedOf(s);
   writable(sel);
-  await s.flushUpdates(true);
+  // the set means what it meant to the client: resolved before other sessions' changes
+  // are reported (a `*` must not take in a message whose EXISTS it never saw; as Dovecot)
   const uids = resolveSet(sel, cmd.set, cmd.uid).map(([, uid]) => uid);
+  await s.flushUpdates(true);
   if (uids.length === 0) return { text: 'No messages moved' };
   const result = await sel.handle.move(uids, cmd.mailbox).catch(tryCreate);
   if (result.pairs.length > 0) s.out.line(`* OK [${copyUid(result)}] Moved`);
