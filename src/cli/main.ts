@@ -29,4 +29,14 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * `recrypt … | head -1`: the reader may go away while the command still has work to do
+ * (`user add` prints its token after the account exists). Node reports the broken pipe
+ * as an 'error' event on stdout, fatal when unhandled; ignoring EPIPE lets the command
+ * finish and exit with its own status, its further output discarded as a shell tool's is.
+ */
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+});
+
 process.exitCode = await main(process.argv);

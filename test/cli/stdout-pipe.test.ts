@@ -1,0 +1,78 @@
+/**
+ * `recrypt user add … | head -1`: the reader goes away before the CLI has written
+ * everything. The CLI must finish its work (the user exists), exit with its own status,
+ * and print no EPIPE stack trace. Through a real shell pipe to the real CLI.
+ */
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCliWorld, type CliWorld } from '../helpers/cli-flow.js';
+import { CLI_MAIN } from '../helpers/cli-run.js';
+
+const TSX = import.meta.resolve('tsx');
+
+describe('CLI output into a pipe that closes early', () => {
+  let world: CliWorld;
+
+  beforeAll(async () => {
+    world = await startCliWorld();
+  });
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  /**
+   * Runs `recrypt <args> --config … | <reader>` in bash; the CLI's exit code, its stderr
+   * and what the reader passed on. Asynchronous: the gateway answers from this process.
+   */
+  async function piped(
+    args: string[],
+    reader: string,
+  ): Promise<{ code: number; stderr: string; out: string }> {
+    const cli = [process.execPath, '--import', TSX, CLI_MAIN, ...args, '--config', world.configFile]
+      .map((word) => `'${word.replace(/'/g, `'\\''`)}'`)
+      .join(' ');
+    const child = spawn(
+      'bash',
+      ['-c', `${cli} 2>"$ERRFILE" | ${reader}; echo "cli=\${PIPESTATUS[0]}"; cat "$ERRFILE"`],
+      {
+        cwd: world.root,
+        env: { ...process.env, ERRFILE: `${world.root}/cli-stderr` },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    await new Promise((resolve) => child.on('close', resolve));
+    const code = /cli=(\d+)\n/.exec(stdout);
+    expect(code).not.toBeNull();
+    return {
+      code: Number(code![1]),
+      stderr: stdout.slice(code!.index + code![0].length),
+      out: stdout.slice(0, code!.index),
+    };
+  }
+
+  it('user add | head -1: first line out, the user added, no EPIPE trace, exit 0', async () => {
+    const run = await piped(['user', 'add', 'pipe-one@example.org'], 'head -1');
+    expect(run.stderr).not.toMatch(/EPIPE|\n\s+at /);
+    expect(run.code).toBe(0);
+    expect(run.out.split('\n').filter((l) => l !== '')).toHaveLength(1);
+    const list = await world.operator(['user', 'list']);
+    expect(list.stdout).toContain('pipe-one@example.org');
+  });
+
+  it('user add | a reader that never reads: same (every write after the first fails)', async () => {
+    const run = await piped(['user', 'add', 'pipe-two@example.org'], 'true');
+    expect(run.stderr).not.toMatch(/EPIPE|\n\s+at /);
+    expect(run.code).toBe(0);
+    const list = await world.operator(['user', 'list']);
+    expect(list.stdout).toContain('pipe-two@example.org');
+  });
+
+  it('a real failure still reports and exits non-zero when stdout is closed', async () => {
+    const run = await piped(['user', 'add', 'not an address'], 'true');
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toMatch(/address/i);
+    expect(run.stderr).not.toMatch(/EPIPE|\n\s+at /);
+  });
+});
