@@ -8,7 +8,7 @@
  * embedded deployment).
  */
 import Database from 'better-sqlite3';
-import { realpathSync } from 'node:fs';
+import { closeSync, openSync, realpathSync } from 'node:fs';
 import type { Scalar } from '../../recrypt/types.js';
 import {
   DuplicateError,
@@ -32,6 +32,7 @@ import type {
 } from '../types.js';
 import { checkDisplayName, checkOpaque, checkTtl, normaliseAddress } from '../validate.js';
 import type { ListGroup, ListUpdate, NewList } from '../list-types.js';
+import { SqliteIntegrityCheck } from './integrity-check.js';
 import { migrate } from './schema.js';
 import { SqliteDevices } from './sqlite-devices.js';
 import { SqliteLists } from './sqlite-lists.js';
@@ -53,11 +54,15 @@ export class SqliteKeyStore implements KeyStore {
   readonly #now: () => number;
   readonly #hub = new EventHub();
   readonly #file: string;
+  readonly #integrity: SqliteIntegrityCheck;
   #closed = false;
   readonly #lists: SqliteLists;
   readonly #devices: SqliteDevices;
 
   constructor(options: SqliteKeyStoreOptions) {
+    // 0600 from the start (SQLite would make it 0644 less the umask); -wal and -shm
+    // take the database file's mode.
+    closeSync(openSync(options.path, 'a', 0o600));
     this.#db = new Database(options.path);
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('foreign_keys = ON');
@@ -67,6 +72,7 @@ export class SqliteKeyStore implements KeyStore {
     this.#key = options.gatewayKey;
     this.#now = options.clock ?? Date.now;
     this.#file = realpathSync(options.path);
+    this.#integrity = new SqliteIntegrityCheck(this.#file);
     const hubs = hubsByFile.get(this.#file) ?? new Set<EventHub>();
     hubs.add(this.#hub);
     hubsByFile.set(this.#file, hubs);
@@ -328,6 +334,8 @@ export class SqliteKeyStore implements KeyStore {
 
   async health(): Promise<void> {
     this.#open().prepare('SELECT 1').get();
+    // SELECT 1 reads no page: a damaged or unreadable file must fail readiness too.
+    await this.#integrity.run();
   }
 
   async close(): Promise<void> {
