@@ -16,12 +16,21 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Readable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { authenticate } from 'mailauth';
 import { AuthPool } from '../src/smtp/auth-pool.js';
 import { runCli } from '../test/helpers/cli-run.js';
-import { startRecrypt, waitFor, type Spawned } from '../test/helpers/gateway-process.js';
+import {
+  CLI,
+  ROOT,
+  cleanEnv,
+  spawnGroup,
+  startRecrypt,
+  waitFor,
+  type Spawned,
+} from '../test/helpers/gateway-process.js';
 import { freePort } from '../test/helpers/ports.js';
 import { SmtpWire } from '../test/helpers/smtp-wire.js';
 import { tempDir } from '../test/helpers/tmp.js';
@@ -57,7 +66,9 @@ function probe(port: number, ca: string): Probe {
     });
   const loop = (async () => {
     while (running) {
-      latencies.push(await once());
+      // A refused or reset request counts as a stall as long as the run (it is not an answer).
+      const started = Date.now();
+      latencies.push(await once().catch(() => Math.max(Date.now() - started, 60_000)));
       await new Promise((resolve) => setTimeout(resolve, PROBE_EVERY_MS));
     }
   })();
@@ -298,7 +309,27 @@ export async function run(): Promise<void> {
   );
   let gateway: Spawned | undefined;
   try {
-    gateway = startRecrypt(['--config', configFile], tmp.path);
+    // ABUSE_CPU_PROF=<dir>: the gateway writes a V8 CPU profile there when it stops, to
+    // see where its event loop went.
+    const profile = process.env['ABUSE_CPU_PROF'];
+    const tsx = pathToFileURL(join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+    gateway =
+      profile === undefined
+        ? startRecrypt(['--config', configFile], tmp.path)
+        : spawnGroup(
+            process.execPath,
+            [
+              '--cpu-prof',
+              `--cpu-prof-dir=${profile}`,
+              '--import',
+              tsx,
+              CLI,
+              'start',
+              '--config',
+              configFile,
+            ],
+            { cwd: tmp.path, env: cleanEnv() },
+          );
     const started = gateway;
     await waitFor('the gateway', async () => {
       if (started.child.exitCode !== null) throw new Error(`gateway exited: ${started.output()}`);
@@ -373,11 +404,17 @@ export async function run(): Promise<void> {
         `| ${name} | ${bytes} | ${reply.replace(/\|/g, '/').slice(0, 48)} | ${w.toFixed(1)} | ${median(latencies).toFixed(1)} | ${idleWorst.toFixed(1)} | ${w < 100 ? 'ok (< 100 ms)' : 'STALLS'} |`,
       );
     };
-    for (const shape of shapes) {
+    const alive = (): void => {
+      if (started.child.exitCode !== null) throw new Error('the gateway died');
+    };
+    // ABUSE_SHAPES=dkim,arc runs only the shapes whose names contain one of the words.
+    const only = process.env['ABUSE_SHAPES']?.split(',');
+    for (const shape of shapes.filter((s) => !only || only.some((w) => s.name.includes(w)))) {
       const { rcpts, message } = shape.build();
       const p = probe(ports.admin, ca);
-      const reply = await smtpSend(ports.smtp, rcpts, message);
+      const reply = await smtpSend(ports.smtp, rcpts, message).catch((e: Error) => e.message);
       row(shape.name, message.length, reply, await p.stop());
+      alive();
     }
     // IMAP (the proxy's limits; measured only).
     const sasl = Buffer.alloc(64 * 1024 * 1024, 'A');
@@ -389,11 +426,14 @@ export async function run(): Promise<void> {
       ],
       ['IMAP ID command (RFC 2971 maximum)', [idCommand()]],
     ];
-    for (const [name, steps] of imapShapes) {
+    for (const [name, steps] of imapShapes.filter(
+      ([n]) => !only || only.some((w) => n.includes(w)),
+    )) {
       const p = probe(ports.admin, ca);
-      const reply = await imapShape(ports.imap, steps);
+      const reply = await imapShape(ports.imap, steps).catch((e: Error) => e.message);
       const bytes = steps.reduce((sum, step) => sum + (step === 'wait+' ? 0 : step.length), 0);
       row(name, bytes, reply, await p.stop());
+      alive();
     }
   } finally {
     await gateway?.stop(10_000);
