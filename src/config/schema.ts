@@ -131,6 +131,18 @@ const outbound = z.strictObject({
 export const configSchema = z.strictObject({
   /** Where the gateway keeps its state: key store file, gateway key, TLS, embedded mail. */
   dataDir: z.string().min(1).default('./data'),
+  /**
+   * The gateway's public name: SMTP greeting, Received and Authentication-Results, EHLO
+   * when sending, the URL printed for owners, the self-signed certificate. Default: the
+   * machine's name (in a container, the container id: set it).
+   */
+  hostname: z
+    .string()
+    .regex(
+      /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/,
+      'a DNS name, e.g. mx.example.org',
+    )
+    .optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** TLS for every listener; generated self-signed into dataDir/tls when absent. */
   tls: tlsFiles.optional(),

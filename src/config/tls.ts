@@ -26,6 +26,8 @@ export async function ensureTlsMaterial(
   dataDir: string,
   configured?: { key: string; cert: string },
   now: Date = new Date(),
+  /** The name the self-signed certificate is made for (config `hostname`), beside localhost. */
+  name: string = hostname(),
 ): Promise<TlsMaterial> {
   if (configured !== undefined) {
     // Named by option, so a wrong path reads as a config problem, not a crash.
@@ -51,7 +53,7 @@ export async function ensureTlsMaterial(
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const { key, cert } = await selfSignedCertificate(now);
+  const { key, cert } = await selfSignedCertificate(now, name);
   writeFileAtomic(keyFile, key, 0o600);
   writeFileAtomic(certFile, cert, 0o600);
   return { key, cert, keyFile, certFile, generated: true };
@@ -73,13 +75,15 @@ type CryptoKeyPairForX509 = Parameters<
   typeof x509.X509CertificateGenerator.createSelfSigned
 >[0]['keys'];
 
-async function selfSignedCertificate(now: Date): Promise<{ key: string; cert: string }> {
+async function selfSignedCertificate(
+  now: Date,
+  host: string,
+): Promise<{ key: string; cert: string }> {
   const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const keys = (await webcrypto.subtle.generateKey(algorithm, true, [
     'sign',
     'verify',
   ])) as webcrypto.CryptoKeyPair;
-  const host = hostname();
   const notAfter = new Date(now.getTime() + 825 * 24 * 3600 * 1000);
   const certificate = await x509.X509CertificateGenerator.createSelfSigned(
     {

@@ -67,8 +67,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       'data directory: removed group and other permissions',
     );
   const inData = (path: string) => (isAbsolute(path) ? path : resolve(dataDir, path));
+  const publicName = config.hostname ?? osHostname();
 
-  let tls: TlsMaterial = await ensureTlsMaterial(dataDir, config.tls);
+  let tls: TlsMaterial = await ensureTlsMaterial(dataDir, config.tls, new Date(), publicName);
   if (tls.generated)
     logger.info({ certFile: tls.certFile }, 'generated a self-signed TLS certificate');
 
@@ -134,7 +135,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     let mxPort = 0;
     const queue = await openOutboundQueue({
       dir: join(dataDir, 'queue'),
-      config: config.outbound,
+      config: { ...config.outbound, heloName: config.outbound.heloName ?? publicName },
       logger,
       metrics: createOutboundMetrics(metrics),
       // Reports about our own list copies go to team-bounces@ here: straight to our MX.
@@ -161,11 +162,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       keyStore,
       delivery: storeDelivery,
       queue,
-      hostname: config.outbound.heloName ?? osHostname(),
+      hostname: config.outbound.heloName ?? publicName,
       logger: listLogger,
     });
 
     const mx: MxServer = await startMxServer({
+      hostname: publicName,
       host: config.smtp.host,
       port: config.smtp.port,
       tls: { key: tls.key, cert: tls.cert },
@@ -261,7 +263,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       keyStore,
       metrics,
       async reloadTls() {
-        tls = await ensureTlsMaterial(dataDir, config.tls);
+        tls = await ensureTlsMaterial(dataDir, config.tls, new Date(), publicName);
         admin.setTls(tls);
         proxy.setTls(tls);
         mx.setTls(tls);

@@ -58,9 +58,14 @@ export function resolveOperatorContext(configOption: string | undefined): Operat
   };
 }
 
-/** The URL owners use: the configured host, or this machine's name when bound to every address. */
+/**
+ * The URL owners use: the configured public `hostname`, else the listener's address, or
+ * this machine's name when bound to every address.
+ */
 export function publicAdminUrl(context: OperatorContext): string {
-  const host = isWildcard(context.config.admin.host) ? hostname() : context.config.admin.host;
+  const host =
+    context.config.hostname ??
+    (isWildcard(context.config.admin.host) ? hostname() : context.config.admin.host);
   return origin(host, context.config.admin.port);
 }
 

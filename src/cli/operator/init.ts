@@ -72,7 +72,12 @@ export async function initGateway(options: InitOptions): Promise<InitReport> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   lines.push(`${hadDataDir ? 'kept   ' : 'created'} ${dataDir}/`);
 
-  const tls = await ensureTlsMaterial(dataDir, context.config.tls);
+  const tls = await ensureTlsMaterial(
+    dataDir,
+    context.config.tls,
+    new Date(),
+    context.config.hostname,
+  );
   lines.push(
     `${tls.generated ? 'created' : 'kept   '} ${tls.certFile} (TLS certificate${tls.generated ? ', self-signed' : ''})`,
   );

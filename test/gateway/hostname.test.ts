@@ -1,0 +1,110 @@
+/**
+ * The configured public `hostname` (not the machine's name, which in a container is its
+ * id) is what the real `recrypt start` shows the world: the SMTP greeting and EHLO, the
+ * self-signed certificate, and the URL `recrypt user add` prints for the owner.
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireBinary } from '../helpers/binaries.js';
+import { runCli } from '../helpers/cli-run.js';
+import { startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
+import { freePort } from '../helpers/ports.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const NAME = 'mx.hostname-test.example';
+const tmp = tempDir('recrypt-hostname-');
+const configFile = join(tmp.path, 'recrypt.yaml');
+const certFile = join(tmp.path, 'data', 'tls', 'cert.pem');
+const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, storeImap: 0 };
+let gateway: Spawned | undefined;
+
+/** The greeting and the EHLO reply, read off a raw socket. */
+function smtpHello(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      if (/^220 /m.test(text) && !text.includes('EHLO-SENT')) {
+        text += 'EHLO-SENT\n';
+        socket.write('EHLO client.example\r\n');
+      }
+      if (/^250 /m.test(text)) {
+        socket.end('QUIT\r\n');
+        resolve(text);
+      }
+    });
+    socket.once('error', reject);
+  });
+}
+
+beforeAll(async () => {
+  requireBinary('openssl');
+  requireBinary('curl');
+  for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
+  writeFileSync(
+    configFile,
+    [
+      'dataDir: ./data',
+      'logLevel: warn',
+      `hostname: ${NAME}`,
+      `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
+      `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
+      `admin: { port: ${ports.admin} }`,
+      `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
+    ].join('\n'),
+  );
+  gateway = startRecrypt(['--config', configFile], tmp.path);
+  await waitFor('the gateway to be ready', () => {
+    if (gateway!.child.exitCode !== null) throw new Error(`gateway exited: ${gateway!.output()}`);
+    try {
+      execFileSync('curl', [
+        '-sf',
+        '--cacert',
+        certFile,
+        `https://127.0.0.1:${ports.admin}/readyz`,
+      ]);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await gateway?.stop(5000);
+  tmp.remove();
+});
+
+describe('the configured hostname', () => {
+  it('is the name in the SMTP greeting and the EHLO reply', async () => {
+    expect(NAME).not.toBe(hostname());
+    const hello = await smtpHello(ports.smtp);
+    expect(hello).toMatch(new RegExp(`^220 ${NAME.replace(/\./g, '\\.')} `, 'm'));
+    expect(hello).toMatch(new RegExp(`^250-${NAME.replace(/\./g, '\\.')} `, 'm'));
+  });
+
+  it('is a name of the self-signed certificate', () => {
+    const san = execFileSync(
+      'openssl',
+      ['x509', '-in', certFile, '-noout', '-ext', 'subjectAltName'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(san).toContain(`DNS:${NAME}`);
+  });
+
+  it('is the host of the URL user add prints for the owner', async () => {
+    const added = await runCli(['user', 'add', 'alice@example.org', '--config', configFile], {
+      cwd: tmp.path,
+    });
+    expect(added.stderr).toBe('');
+    expect(added.stdout).toContain(`--gateway https://${NAME}:${ports.admin}`);
+  });
+});
