@@ -133,6 +133,51 @@ describe('client relay', () => {
     expect(out).toBe('a1 NOOP {22}\r\na3 NOOP\r\n');
   });
 
+  it('APPEND: encrypted, sent synchronizing; a store that refuses it (NO [TOOBIG]) gets nothing more', async () => {
+    const encryptor = {
+      maxBytes: 16,
+      encrypt: (message: Buffer) => Buffer.from(`ENC:${message.toString('hex')}`),
+    };
+    const run = async (reply: string): Promise<{ out: string; injected: string }> => {
+      const injected: Buffer[] = [];
+      const r = new ClientRelay(new SelectionTracker(), {
+        encryptor,
+        inject: (bytes) => injected.push(bytes),
+      });
+      const out: Buffer[] = [];
+      r.on('data', (chunk: Buffer) => out.push(chunk));
+      r.write(Buffer.from('p1 APPEND Sent {5+}\r\nhello\r\np2 NOOP\r\n'));
+      await new Promise((resolve) => setImmediate(resolve));
+      r.upstreamLine(reply);
+      expect(r.takeHiddenLine()).toBe(reply.startsWith('+'));
+      r.end();
+      await new Promise((resolve) => r.once('end', resolve).resume());
+      return {
+        out: Buffer.concat(out).toString('latin1'),
+        injected: Buffer.concat(injected).toString(),
+      };
+    };
+    const ok = await run('+ go ahead');
+    expect(ok.out).toBe('p1 APPEND Sent {14}\r\nENC:68656c6c6f\r\np2 NOOP\r\n');
+    const refused = await run('p1 NO [TOOBIG] Literal too large');
+    expect(refused.out).toBe('p1 APPEND Sent {14}\r\np2 NOOP\r\n');
+    // Over the encryptor's limit: NO [TOOBIG] from the proxy, no `+`, nothing upstream.
+    const injected: Buffer[] = [];
+    const r = new ClientRelay(new SelectionTracker(), {
+      encryptor,
+      inject: (bytes) => injected.push(bytes),
+    });
+    const out: Buffer[] = [];
+    r.on('data', (chunk: Buffer) => out.push(chunk));
+    r.write(Buffer.from('q1 APPEND Sent {17}\r\nq2 NOOP\r\n'));
+    r.end();
+    await new Promise((resolve) => r.once('end', resolve).resume());
+    expect(Buffer.concat(out).toString()).toBe('q2 NOOP\r\n');
+    expect(Buffer.concat(injected).toString()).toBe(
+      'q1 NO [TOOBIG] Message too large to encrypt\r\n',
+    );
+  });
+
   it('replaces refused commands, dropping their LITERAL+ data', async () => {
     const out = await relay([
       'c1 COMPRESS DEFLATE\r\nc2 UID NOOP\r\nc3 AUTHENTICATE PLAIN {4+}\r\nabcd\r\nc4 NOOP\r\n',
