@@ -36,7 +36,7 @@ import {
   withTimeout,
 } from './hook-support.js';
 import { SmtpReply, replies } from './reply.js';
-import { authenticationHeaders, receivedHeader } from './trace-headers.js';
+import { authenticationHeaders, inLineEndingsOf, receivedHeader } from './trace-headers.js';
 
 export interface MxServerOptions {
   /** Listen address; default 127.0.0.1 (the CLI passes 0.0.0.0 from config). */
@@ -231,14 +231,16 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
       smtpUtf8: envelope.smtpUtf8 === true,
       now: new Date(),
     };
+    const received = collected.storage.subarray(collected.head, collected.head + collected.length);
     const traceHeaders = Buffer.from(
-      receivedHeader(trace) +
-        (await authenticationHeaders(
-          collected.storage.subarray(collected.head, collected.head + collected.length),
-          trace,
-          authPool,
-          { timeoutMs: authTimeoutMs, maxDkimSignatures: options.maxDkimSignatures ?? 5 },
-        )),
+      inLineEndingsOf(
+        receivedHeader(trace) +
+          (await authenticationHeaders(received, trace, authPool, {
+            timeoutMs: authTimeoutMs,
+            maxDkimSignatures: options.maxDkimSignatures ?? 5,
+          })),
+        received,
+      ),
       'utf8',
     );
     // The one copy of the message: trace headers, then the bytes as received.

@@ -2,7 +2,9 @@
  * The trace headers the MX adds on top of the message before encryption, so that the
  * reader finds them inside the envelope: Received (RFC 5321 §4.4, RFC 6531 §3.7.3) and
  * Received-SPF + Authentication-Results (RFC 8601) from mailauth's SPF, DKIM and DMARC
- * checks. The message itself is never changed; these lines are only prepended.
+ * checks. The message itself is never changed; these lines are only prepended, in the
+ * message's own line-ending style (`inLineEndingsOf`), so a message that arrived with
+ * LF-only lines does not become a mix of CRLF trace fields above LF headers.
  */
 import type { AuthPool } from './auth-pool.js';
 
@@ -79,4 +81,15 @@ export async function authenticationHeaders(
       ` spf=temperror; dkim=temperror; dmarc=temperror\r\n`
     );
   }
+}
+
+/**
+ * `fields` (CRLF-terminated) in the line endings of `message`, as its first line ends:
+ * CRLF, or LF for a message that arrived with bare LF lines (which SMTP does not allow
+ * but smtp-server accepts, and which the MX stores byte for byte: docs/clients.md).
+ */
+export function inLineEndingsOf(fields: string, message: Uint8Array): string {
+  const lf = message.indexOf(10);
+  if (lf === -1 || (lf > 0 && message[lf - 1] === 13)) return fields;
+  return fields.replace(/\r\n/g, '\n');
 }

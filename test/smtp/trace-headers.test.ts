@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { authenticationInput } from '../../src/smtp/auth-input.js';
-import { receivedHeader } from '../../src/smtp/trace-headers.js';
+import { inLineEndingsOf, receivedHeader } from '../../src/smtp/trace-headers.js';
 
 const base = {
   hostname: 'mx.gateway.test',
@@ -63,5 +63,20 @@ describe('authenticationInput', () => {
     expect(Buffer.concat(authenticationInput(signed)).equals(signed)).toBe(true);
     const noSeparator = Buffer.from('From: a@b.example\r\nSubject: only headers\r\n');
     expect(Buffer.concat(authenticationInput(noSeparator)).equals(noSeparator)).toBe(true);
+  });
+});
+
+describe('inLineEndingsOf', () => {
+  const fields = 'Received: from a\r\n\tby b;\r\nAuthentication-Results: b;\r\n spf=none\r\n';
+
+  it('keeps CRLF for a CRLF message, and for one with no line end at all', () => {
+    expect(inLineEndingsOf(fields, Buffer.from('From: x\r\n\r\nbody\n'))).toBe(fields);
+    expect(inLineEndingsOf(fields, Buffer.from('no line end'))).toBe(fields);
+  });
+
+  it('writes LF for a message whose first line ends in a bare LF (even an empty first line)', () => {
+    const lf = 'Received: from a\n\tby b;\nAuthentication-Results: b;\n spf=none\n';
+    expect(inLineEndingsOf(fields, Buffer.from('From: x\nTo: y\n\nbody\r\n'))).toBe(lf);
+    expect(inLineEndingsOf(fields, Buffer.from('\nbody'))).toBe(lf);
   });
 });
