@@ -92,7 +92,7 @@ describe('Thunderbird reads recrypted mail over IMAPS', () => {
       if (started.status === 'rejected') throw started.reason;
     }
     console.log(`Thunderbird under test: ${tb!.version}`);
-  }, 170_000);
+  }, 300_000);
 
   afterAll(async () => {
     await tb?.close();

@@ -23,6 +23,13 @@ import { startRecrypt, waitFor, type Spawned } from './gateway-process.js';
 import { freePort } from './ports.js';
 import { requireBinary } from './binaries.js';
 
+/**
+ * The owner's commands derive keys (scrypt, PKCS#12 PBKDF2): on two cores shared with other
+ * test runs they can take far longer than runCli's default allows.
+ */
+const CLI_TIMEOUT_MS = 150_000;
+const STARTUP_TIMEOUT_MS = 180_000;
+
 export interface ThunderbirdGateway {
   address: string;
   imapPort: number;
@@ -66,16 +73,23 @@ export async function startThunderbirdGateway(
   const gateway: Spawned = startRecrypt(['--config', configFile], dir);
   try {
     const origin = `https://127.0.0.1:${ports.admin}`;
-    await waitFor('the gateway to be ready', () => {
-      if (gateway.child.exitCode !== null) throw new Error(`gateway exited: ${gateway.output()}`);
-      const ready = spawnSync(
-        curl,
-        ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', certFile, `${origin}/readyz`],
-        { encoding: 'utf8' },
-      );
-      return ready.stdout === '200';
+    await waitFor(
+      'the gateway to be ready',
+      () => {
+        if (gateway.child.exitCode !== null) throw new Error(`gateway exited: ${gateway.output()}`);
+        const ready = spawnSync(
+          curl,
+          ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', certFile, `${origin}/readyz`],
+          { encoding: 'utf8' },
+        );
+        return ready.stdout === '200';
+      },
+      STARTUP_TIMEOUT_MS,
+    );
+    const added = await runCli(['user', 'add', address, '--config', configFile], {
+      cwd: dir,
+      timeoutMs: CLI_TIMEOUT_MS,
     });
-    const added = await runCli(['user', 'add', address, '--config', configFile], { cwd: dir });
     expect(added.stderr).toBe('');
     const token = /enrolment token .*: (\S+)$/m.exec(added.stdout)![1]!;
     const owner = join(dir, 'owner');
@@ -83,12 +97,17 @@ export async function startThunderbirdGateway(
     copyFileSync(certFile, join(owner, 'gateway-cert.pem'));
     const env = { RECRYPT_PASSPHRASE: PASSPHRASE };
     const args = ['owner', 'init', address, '--token', token, '--gateway', origin];
-    const init = await runCli([...args, '--ca', 'gateway-cert.pem'], { cwd: owner, env });
+    const init = await runCli([...args, '--ca', 'gateway-cert.pem'], {
+      cwd: owner,
+      env,
+      timeoutMs: CLI_TIMEOUT_MS,
+    });
     expect(init.stderr).toBe('');
     expect(init.code).toBe(0);
     const added2 = await runCli(['device', 'add', 'thunderbird', '--client', 'standard'], {
       cwd: owner,
       env,
+      timeoutMs: CLI_TIMEOUT_MS,
     });
     expect(added2.stderr).toBe('');
     expect(added2.code).toBe(0);

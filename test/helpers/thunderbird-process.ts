@@ -12,6 +12,9 @@ import { requireBinary } from './binaries.js';
 import { cleanEnv, spawnGroup, waitFor, type Spawned } from './gateway-process.js';
 import { Marionette } from './thunderbird-marionette.js';
 
+/** Both starts compete for two cores with the gateway's; a loaded machine needs minutes. */
+const STARTUP_TIMEOUT_MS = 180_000;
+
 export interface Thunderbird {
   version: string;
   profile: string;
@@ -118,12 +121,16 @@ export async function startThunderbird(dir: string): Promise<Thunderbird> {
     );
     const portFile = join(profile, 'MarionetteActivePort');
     const running = thunderbird;
-    await waitFor('Thunderbird to start Marionette', () => {
-      if (running.child.exitCode !== null) {
-        throw new Error(`thunderbird exited: ${running.output()}`);
-      }
-      return existsSync(portFile) && readFileSync(portFile, 'utf8').trim() !== '';
-    });
+    await waitFor(
+      'Thunderbird to start Marionette',
+      () => {
+        if (running.child.exitCode !== null) {
+          throw new Error(`thunderbird exited: ${running.output()}`);
+        }
+        return existsSync(portFile) && readFileSync(portFile, 'utf8').trim() !== '';
+      },
+      STARTUP_TIMEOUT_MS,
+    );
     marionette = await Marionette.open(Number(readFileSync(portFile, 'utf8').trim()));
     // The whole screen, so the screenshots show the message at a readable size.
     await marionette.execute('window.moveTo(0, 0); window.resizeTo(screen.width, screen.height);');
