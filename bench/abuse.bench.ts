@@ -83,6 +83,12 @@ function probe(port: number, ca: string): Probe {
 }
 
 const worst = (values: number[]): number => Math.max(...values);
+
+/** The goal is < 100 ms; on a loaded machine the idle worst is the floor that can be told apart. */
+function verdict(worstMs: number, idleWorstMs: number): string {
+  if (worstMs < 100) return 'ok (< 100 ms)';
+  return worstMs <= idleWorstMs ? 'over 100 ms, within idle worst' : 'STALLS';
+}
 const median = (values: number[]): number =>
   [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 
@@ -235,9 +241,7 @@ async function workerOverhead(): Promise<void> {
   const key = execFileSync(
     'openssl',
     ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'],
-    {
-      encoding: 'utf8',
-    },
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
   );
   const { dkimSign } = await import('mailauth');
   const unsigned = withBody(base('overhead'), 1024 * 1024);
@@ -401,7 +405,7 @@ export async function run(): Promise<void> {
     const row = (name: string, bytes: number, reply: string, latencies: number[]): void => {
       const w = worst(latencies);
       console.log(
-        `| ${name} | ${bytes} | ${reply.replace(/\|/g, '/').slice(0, 48)} | ${w.toFixed(1)} | ${median(latencies).toFixed(1)} | ${idleWorst.toFixed(1)} | ${w < 100 ? 'ok (< 100 ms)' : 'STALLS'} |`,
+        `| ${name} | ${bytes} | ${reply.replace(/\|/g, '/').slice(0, 48)} | ${w.toFixed(1)} | ${median(latencies).toFixed(1)} | ${idleWorst.toFixed(1)} | ${verdict(w, idleWorst)} |`,
       );
     };
     const alive = (): void => {
