@@ -100,6 +100,8 @@ export interface UserStore {
   deleteMailbox(name: string): Promise<void>;
   renameMailbox(from: string, to: string): Promise<void>;
   setSubscribed(name: string, subscribed: boolean): Promise<void>;
+  /** Every subscribed name, also those with no mailbox (RFC 3501 §6.3.6 keeps them). */
+  subscriptions(): Promise<string[]>;
   status(name: string): Promise<MailboxStatus>;
   append(name: string, message: Uint8Array, options?: AppendOptions): Promise<AppendResult>;
   openMailbox(name: string, options: { readOnly: boolean }): Promise<MailboxHandle>;

@@ -160,6 +160,32 @@ describe('IMAP extensions: ESEARCH, LIST-EXTENDED, LIST-STATUS, MULTIAPPEND', ()
       expect(lines.join('\n')).not.toMatch(/"\/" (bar|bar\/baz|Lists\/Work)$/m);
     });
 
+    it('lists subscribed names without a mailbox as \\NonExistent, and CHILDINFO also on a subscribed parent (RFC 5258 §5 examples)', async () => {
+      await w.command('s', 'SUBSCRIBE Ghost');
+      await w.command('s', 'SUBSCRIBE Lists');
+      await w.command('s', 'SUBSCRIBE Lists/Gone');
+      try {
+        const lines = untagged(await w.command('A07', 'LIST (SUBSCRIBED) "" *'));
+        expect(lines).toContain('* LIST (\\NonExistent \\HasNoChildren \\Subscribed) "/" Ghost');
+        expect(lines).toContain(
+          '* LIST (\\NonExistent \\HasNoChildren \\Subscribed) "/" Lists/Gone',
+        );
+        const recursive = untagged(await w.command('A08', 'LIST (SUBSCRIBED RECURSIVEMATCH) "" %'));
+        expect(recursive).toContain(
+          '* LIST (\\HasChildren \\Subscribed) "/" Lists ("CHILDINFO" ("SUBSCRIBED"))',
+        );
+        expect(recursive).toContain(
+          '* LIST (\\NonExistent \\HasNoChildren \\Subscribed) "/" Ghost',
+        );
+        // a plain LIST lists what exists
+        expect((await w.command('p', 'LIST "" *')).includes('Ghost')).toBe(false);
+      } finally {
+        await w.command('u', 'UNSUBSCRIBE Ghost');
+        await w.command('u', 'UNSUBSCRIBE Lists');
+        await w.command('u', 'UNSUBSCRIBE Lists/Gone');
+      }
+    });
+
     it('ORs several patterns and lists each mailbox once', async () => {
       const lines = untagged(await w.command('A05', 'LIST "" ("INBOX" "foo" "f*" "%o%")'));
       expect(lines.sort()).toEqual([

@@ -189,6 +189,14 @@ export class MaildirUserStore implements UserStore {
     });
   }
 
+  async subscriptions(): Promise<string[]> {
+    try {
+      return [...(await readSubscriptions(this.ctx.maildir))].sort();
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
   async status(name: string): Promise<MailboxStatus> {
     const state = await this.ctx.state(name);
     return { ...state.counts(), uidNext: state.nextUid, uidValidity: state.uidValidity };

@@ -42,6 +42,17 @@ async function handleListExtended(s: Session, reference: string, o: ListOptions)
     .map((p) => patternMatcher(fullPattern(reference, p)));
   const user = userOf(s);
   const all = await user.listMailboxes();
+  // SUBSCRIBED lists subscribed names that no mailbox has, as \NonExistent (RFC 5258 §3).
+  const ghosts = new Set<string>();
+  if (o.selectSubscribed) {
+    const known = new Set(all.map((m) => m.name));
+    for (const name of await user.subscriptions())
+      if (!known.has(name)) {
+        ghosts.add(name);
+        all.push({ name, subscribed: true, noSelect: true });
+      }
+    all.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
   const selected = (m: MailboxInfo): boolean =>
     (!o.selectSubscribed || m.subscribed) && (!o.selectSpecialUse || m.specialUse !== undefined);
   const childInfo: string[] = [];
@@ -53,7 +64,9 @@ async function handleListExtended(s: Session, reference: string, o: ListOptions)
     const childSelected =
       o.recursiveMatch && all.some((m) => m.name.startsWith(prefix) && selected(m));
     if (!selected(info) && !childSelected) continue;
-    const attrs = attributes(info, all);
+    const attrs = ghosts.has(info.name)
+      ? ['\\NonExistent', ...attributes(info, all).filter((a) => a !== '\\Noselect')]
+      : attributes(info, all);
     if ((o.selectSubscribed || o.returnSubscribed) && info.subscribed) attrs.push('\\Subscribed');
     const extra = childSelected ? ` ("CHILDINFO" ${list(childInfo)})` : '';
     s.out.line(`* LIST ${list(attrs)} "/" ${wireName(info.name)}${extra}`);
