@@ -200,6 +200,77 @@ describe('response rewriter with the real recrypt core', () => {
     expect((await decryptWith(whole, device)).equals(original)).toBe(true);
   });
 
+  describe('a partial whose response names no UID before the literal: by sequence number', () => {
+    /** The proxy's output for `* 7 FETCH (BODY[]<origin> {n} …)`, side fetches answered from `side`. */
+    async function bySequence(
+      origin: number,
+      length: number,
+      side: Buffer,
+    ): Promise<{ literal: Buffer; requests: PrefixRequest[]; events: BodyEvent[] }> {
+      const requests: PrefixRequest[] = [];
+      const piece = message.subarray(origin, origin + length);
+      const response = Buffer.concat([
+        Buffer.from(`* 7 FETCH (BODY[]<${origin}> {${piece.length}}\r\n`),
+        piece,
+        Buffer.from(' UID 9)\r\n'),
+      ]);
+      const { output, events } = await rewrite(response, {
+        transform: recryptTransform(user.devices[0]!.keys),
+        fetchPrefix: async (request) => {
+          requests.push(request);
+          return side.subarray(0, request.length);
+        },
+      });
+      const start = response.indexOf('}\r\n') + 3;
+      return { literal: output.subarray(start, start + piece.length), requests, events };
+    }
+
+    async function recryptedWhole(): Promise<Buffer> {
+      const { output } = await rewrite(
+        Buffer.concat([
+          Buffer.from(`* 1 FETCH (UID 5 BODY[] {${message.length}}\r\n`),
+          message,
+          Buffer.from(')\r\n'),
+        ]),
+        { transform: recryptTransform(user.devices[0]!.keys) },
+      );
+      const start = output.indexOf('}\r\n') + 3;
+      return output.subarray(start, start + message.length);
+    }
+
+    it('<0.N> ending inside the prefix: the side answer for sequence 7 matches, so it is recrypted', async () => {
+      const { literal, requests } = await bySequence(0, 300, message);
+      expect(requests).toEqual([
+        expect.objectContaining({ mailbox: 'INBOX', uidValidity: 1, seq: 7 }),
+      ]);
+      expect(requests[0]!.uid).toBeUndefined();
+      expect(literal.equals((await recryptedWhole()).subarray(0, 300))).toBe(true);
+    });
+
+    it('<0.N>: a side answer from another message (an expunge between) leaves it unchanged', async () => {
+      const other = await encryptToGroup(original, user.group, 'hi');
+      const { literal, events } = await bySequence(0, 300, other);
+      expect(literal.equals(message.subarray(0, 300))).toBe(true);
+      expect(events).toEqual([
+        expect.objectContaining({ result: 'unresolved', reason: 'sequence-mismatch' }),
+      ]);
+    });
+
+    it('<o.N> past 0 with the UID after the literal: recrypted where the bytes match', async () => {
+      const { literal } = await bySequence(150, 900, message);
+      expect(literal.equals((await recryptedWhole()).subarray(150, 1050))).toBe(true);
+    });
+
+    it('<o.N> past 0: bytes of another message on the side connection leave it unchanged', async () => {
+      const other = await encryptToGroup(original, user.group, 'hi');
+      const { literal, events } = await bySequence(150, 900, other);
+      expect(literal.equals(message.subarray(150, 1050))).toBe(true);
+      expect(events).toEqual([
+        expect.objectContaining({ result: 'unresolved', reason: 'sequence-mismatch' }),
+      ]);
+    });
+  });
+
   it('BODY.PEEK[]<0.1000> gives recrypted bytes at the right offsets', async () => {
     const device = user.devices[0]!;
     const fetchPrefix = async (request: PrefixRequest): Promise<Uint8Array> =>
