@@ -195,7 +195,10 @@ function randomCommand(r: () => number, s: Session, k: number): string {
     return `${prefix}STORE ${set} ${op}FLAGS${r() < 0.3 ? '.SILENT' : ''} (${flags()})`;
   }
   if (roll < 0.47) return `${prefix}COPY ${set} ${pick(['Other', 'INBOX'])}`;
-  if (roll < 0.53) return `${prefix}MOVE ${set} ${pick(['Other', 'INBOX'])}`;
+  // MOVE into the selected mailbox has its own test (imap-rfc-answers.test.ts): when the
+  // set met a message expunged meanwhile, Dovecot 2.3.19 answered NO [EXPUNGEISSUED] yet
+  // expunged messages whose copies never appeared, which is no behaviour to compare with
+  if (roll < 0.53) return `${prefix}MOVE ${set} ${s.selected === 'INBOX' ? 'Other' : 'INBOX'}`;
   if (roll < 0.6) return r() < 0.5 ? 'EXPUNGE' : `UID EXPUNGE ${uidSet()}`;
   if (roll < 0.78) {
     const keys = [
