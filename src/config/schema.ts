@@ -158,6 +158,12 @@ export const configSchema = z.strictObject({
         .default(50 * 1024 * 1024),
       /** Domains the MX accepts mail for; empty means the domains of known users. */
       localDomains: z.array(z.string().min(1)).default([]),
+      /** The user or list that gets postmaster@ and abuse@ of every served domain. */
+      postmaster: z.string().min(3).optional(),
+      /** Extra addresses: alias → the user or list receiving its mail. */
+      aliases: z.record(z.string().min(3), z.string().min(3)).default({}),
+      /** 450 for mail to a user who has not enrolled yet, this long after the account was made; 550 after. */
+      pendingRecipientGrace: duration.prefault('7d'),
       hideSubject: z.boolean().default(false),
       /** Connections at once, all clients together; one more gets 421. */
       maxClients: z.number().int().positive().default(100),

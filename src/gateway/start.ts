@@ -68,6 +68,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     );
   const inData = (path: string) => (isAbsolute(path) ? path : resolve(dataDir, path));
   const publicName = config.hostname ?? osHostname();
+  if (config.smtp.postmaster === undefined)
+    logger.warn(
+      'smtp.postmaster is not set: mail to postmaster@ and abuse@ of the served domains is refused (RFC 5321 §4.5.1 requires postmaster)',
+    );
 
   let tls: TlsMaterial = await ensureTlsMaterial(dataDir, config.tls, new Date(), publicName);
   if (tls.generated)
@@ -186,9 +190,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       maxDkimSignatures: config.smtp.maxDkimSignatures,
       authTimeoutMs: config.smtp.authTimeout,
       localDomains: config.smtp.localDomains,
+      pendingRecipientGraceMs: config.smtp.pendingRecipientGrace,
       directory: keyStoreDirectory({
         keyStore,
         localDomains: config.smtp.localDomains,
+        aliases: config.smtp.aliases,
+        ...(config.smtp.postmaster !== undefined ? { postmaster: config.smtp.postmaster } : {}),
         lists: {
           delivery: postDelivery,
           held,

@@ -77,6 +77,11 @@ export interface MxServerOptions {
   authWorkers?: number;
   /** A directory lookup slower than this is "unavailable": 451. */
   directoryTimeoutMs?: number;
+  /**
+   * How long mail for a user who has not enrolled yet gets 450 (retry) before 550, counted
+   * from the account's creation; default 7 days, an enrolment token's lifetime.
+   */
+  pendingRecipientGraceMs?: number;
   /** SPF/DKIM/DMARC checks slower than this are stopped and reported as temperror. */
   authTimeoutMs?: number;
   /** How long close() waits for transactions in flight. */
@@ -100,6 +105,7 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
     options.localDomains.map((domain) => domainToASCII(domain.toLowerCase())),
   );
   const directoryTimeoutMs = options.directoryTimeoutMs ?? 10_000;
+  const pendingGraceMs = options.pendingRecipientGraceMs ?? 7 * 24 * 3600 * 1000;
   const authTimeoutMs = options.authTimeoutMs ?? 20_000;
   const headerLimits = { ...DEFAULT_HEADER_LIMITS, ...options.headerLimits };
   const commandTimeoutMs = options.commandTimeoutMs ?? 60_000;
@@ -146,6 +152,15 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
     if (lookup.kind === 'not-local') {
       metrics.recipientsRejected.inc({ reason: 'relay' });
       throw replies.relayDenied();
+    }
+    if (lookup.kind === 'pending') {
+      const waiting = Date.now() - lookup.since < pendingGraceMs;
+      metrics.recipientsRejected.inc({ reason: 'pending' });
+      logger.info(
+        { session: session.id, rcpt: address.address, waiting },
+        'recipient not enrolled yet',
+      );
+      throw waiting ? replies.notEnrolledYet() : replies.neverEnrolled();
     }
     if (lookup.kind === 'unknown') {
       metrics.recipientsRejected.inc({ reason: 'unknown' });

@@ -39,6 +39,14 @@ export type RecipientLookup =
       refusalFor(sender: string): string | null;
       run(mailFrom: string): Promise<string>;
     }
+  | {
+      /**
+       * A user whose owner has not enrolled yet: there is no group certificate to encrypt
+       * to. `since` is when the account was made (the MX's grace is counted from it).
+       */
+      kind: 'pending';
+      since: number;
+    }
   | { kind: 'unknown' }
   | { kind: 'not-local' };
 

@@ -19,6 +19,16 @@ export class SmtpReply extends Error {
 
 export const replies = {
   unknownUser: () => new SmtpReply(550, '5.1.1', 'No such user here'),
+  /** docs/configuration.md `smtp.pendingRecipientGrace`: retry while the owner may still enrol… */
+  notEnrolledYet: () =>
+    new SmtpReply(
+      450,
+      '4.2.1',
+      'Mailbox not set up yet (owner enrolment pending), try again later',
+    ),
+  /** …and a permanent answer once that time is over, so senders are told, not left retrying. */
+  neverEnrolled: () =>
+    new SmtpReply(550, '5.1.1', 'Mailbox was never set up (owner enrolment did not happen)'),
   relayDenied: () => new SmtpReply(550, '5.7.1', 'Relaying denied: not a domain served here'),
   directoryUnavailable: () =>
     new SmtpReply(451, '4.3.0', 'Temporary failure looking up the recipient, try again later'),

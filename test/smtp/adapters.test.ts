@@ -58,14 +58,24 @@ async function enrol(store: KeyStore, address: string, certificate: OpensslGroup
   });
 }
 
-async function mxFor(store: KeyStore, localDomains: string[]): Promise<MxServer> {
+async function mxFor(
+  store: KeyStore,
+  localDomains: string[],
+  extra: {
+    aliases?: Record<string, string>;
+    postmaster?: string;
+    pendingRecipientGraceMs?: number;
+  } = {},
+): Promise<MxServer> {
+  const { pendingRecipientGraceMs, ...directoryExtra } = extra;
   const mx = await startMxServer({
+    ...(pendingRecipientGraceMs !== undefined ? { pendingRecipientGraceMs } : {}),
     port: 0,
     banner: 'adapters',
     hostname: 'mx.gateway.test',
     maxSize: 10 * 1024 * 1024,
     localDomains,
-    directory: keyStoreDirectory({ keyStore: store, localDomains }),
+    directory: keyStoreDirectory({ keyStore: store, localDomains, ...directoryExtra }),
     encryptor: recryptEncryptor({ hideSubject: true }),
     delivery: lmtpDelivery({ host: '127.0.0.1', port: dovecot.lmtpPort }),
     dnsResolver: fixtureDnsResolver(),
@@ -114,8 +124,68 @@ describe('MX with the key store and the recryption core', () => {
     expect(await rcpt(mx, 'dana@GATEWAY.test')).toMatch(/^250 2\.1\.5 /);
     expect(await rcpt(mx, 'nobody@gateway.test')).toMatch(/^550 5\.1\.1 /);
     expect(await rcpt(mx, 'dana@elsewhere.example')).toMatch(/^550 5\.7\.1 /);
-    // Known but not enrolled: no group certificate to encrypt to, so "try later".
-    expect(await rcpt(mx, 'erin@gateway.test')).toMatch(/^451 4\.3\.0 /);
+    // Known but not enrolled: no group certificate to encrypt to, so "try later"…
+    expect(await rcpt(mx, 'erin@gateway.test')).toMatch(/^450 4\.2\.1 /);
+  });
+
+  it('a user who never enrols: 450 during the grace period, 550 5.1.1 after it', async () => {
+    const created = (await sqliteStore!.getUser('erin@gateway.test'))!.created;
+    const age = Date.now() - created;
+    const waiting = await mxFor(sqliteStore!, [], { pendingRecipientGraceMs: age + 3_600_000 });
+    expect(await rcpt(waiting, 'erin@gateway.test')).toMatch(/^450 4\.2\.1 .*enrolment pending/);
+    const over = await mxFor(sqliteStore!, [], { pendingRecipientGraceMs: Math.max(0, age - 1) });
+    expect(await rcpt(over, 'erin@gateway.test')).toMatch(/^550 5\.1\.1 .*never set up/);
+  });
+
+  it('postmaster@ and abuse@ of every served domain, and aliases, reach their target user', async () => {
+    const unset = await mxFor(sqliteStore!, ['gateway.test', 'other.test']);
+    expect(await rcpt(unset, 'postmaster@gateway.test')).toMatch(/^550 5\.1\.1 /);
+    const mx = await mxFor(sqliteStore!, ['gateway.test', 'other.test'], {
+      postmaster: dana,
+      aliases: { 'Info@gateway.test': dana, 'away@gateway.test': 'someone@elsewhere.example' },
+    });
+    for (const address of [
+      'postmaster@gateway.test',
+      'PostMaster@other.test',
+      'abuse@other.test',
+      'info@GATEWAY.test',
+    ]) {
+      expect(await rcpt(mx, address), address).toMatch(/^250 2\.1\.5 /);
+    }
+    // Not a served domain, and an alias that would forward elsewhere: refused.
+    expect(await rcpt(mx, 'postmaster@elsewhere.example')).toMatch(/^550 5\.7\.1 /);
+    expect(await rcpt(mx, 'away@gateway.test')).toMatch(/^550 5\.1\.1 /);
+    // An alias to a user who has not enrolled behaves like that user.
+    const toPending = await mxFor(sqliteStore!, ['gateway.test'], {
+      aliases: { 'help@gateway.test': 'erin@gateway.test' },
+    });
+    expect(await rcpt(toPending, 'help@gateway.test')).toMatch(/^450 4\.2\.1 /);
+  });
+
+  it('mail to postmaster@ is stored for the postmaster user, encrypted to their group', async () => {
+    const mx = await mxFor(sqliteStore!, ['gateway.test'], { postmaster: dana });
+    const messageId = `postmaster.${randomBytes(5).toString('hex')}@sender.example`;
+    const original = fixtureMessage('multipart.eml', 'adapters', messageId);
+    const result = await sendWithNodemailer(
+      mx.port,
+      { from: 'someone@sender.example', to: ['postmaster@gateway.test'] },
+      original,
+      { tls: false },
+    );
+    expect(result.ok, result.response).toBe(true);
+    const stored = (
+      await fetchAllRaw(
+        {
+          port: dovecot.imapPort,
+          masterUser: dovecot.masterUser,
+          masterPassword: dovecot.masterPassword,
+        },
+        dana,
+      )
+    ).filter((message) => headerBlock(message).includes(messageId));
+    expect(stored).toHaveLength(1);
+    const content = await opensslDecrypt(stored[0]!, group);
+    expect(content.subarray(content.length - original.length).equals(original)).toBe(true);
   });
 
   it('wrapMessage output stored in Dovecot decrypts with openssl to the original; outer Subject hidden', async () => {

@@ -4,13 +4,16 @@
  * imports src/keystore.
  *
  * Decisions: a user still pending enrolment has no group certificate, so mail for it
- * cannot be encrypted; it is answered 451 (the sender retries until the owner enrols)
- * rather than stored in plaintext or bounced. With no configured local domains, the
+ * cannot be encrypted; the MX answers 450 for a grace period (the sender retries until
+ * the owner enrols), then 550 — never stored in plaintext. With no configured local domains, the
  * domains of known users are the local ones (config `smtp.localDomains: []`), read from
  * the key store at most once per `domainCacheMs`.
  *
  * An address that is no user but a mailing list, or one of a list's control addresses,
- * resolves to the list (list-lookup.ts and src/lists).
+ * resolves to the list (list-lookup.ts and src/lists). One that is neither but a
+ * configured alias, or postmaster@/abuse@ of a served domain (RFC 5321 §4.5.1, RFC 2142),
+ * resolves to its target: a user (encrypted to that user's group) or a list. Aliases do
+ * not chain.
  */
 import { domainToASCII } from 'node:url';
 import {
@@ -41,6 +44,10 @@ export interface KeyStoreDirectoryOptions {
    * their control addresses are unknown here (550 5.1.1).
    */
   lists?: ListServices;
+  /** Address → the user or list that receives its mail (exact addresses, any case). */
+  aliases?: Record<string, string>;
+  /** Where postmaster@ and abuse@ of every served domain go, unless such a user exists. */
+  postmaster?: string;
   /** List-Archive URL of a list (RFC 2369); no List-Archive header when absent. */
   listArchiveUrl?: (listAddress: string) => string;
   logger?: Logger;
@@ -88,23 +95,41 @@ export function keyStoreDirectory(options: KeyStoreDirectoryOptions): RecipientD
     return known.domains.has(domain);
   };
 
+  const aliases = new Map(
+    Object.entries(options.aliases ?? {}).map(([from, to]) => [from.toLowerCase(), to]),
+  );
+  const aliasTarget = (address: string): string | undefined => {
+    const exact = aliases.get(address.toLowerCase());
+    if (exact !== undefined) return exact;
+    const local = address.slice(0, address.lastIndexOf('@')).toLowerCase();
+    return local === 'postmaster' || local === 'abuse' ? options.postmaster : undefined;
+  };
+
+  const resolveAddress = async (address: string, viaAlias: boolean): Promise<RecipientLookup> => {
+    const user = await options.keyStore.getUser(address);
+    if (user === null) {
+      const list = await resolveList(address);
+      if (list !== null) return list;
+      const local = await isLocalDomain(domainOf(address));
+      if (!local) return { kind: 'not-local' };
+      const target = viaAlias ? undefined : aliasTarget(address);
+      if (target === undefined) return { kind: 'unknown' };
+      const resolved = await resolveAddress(target, true);
+      // Aliases deliver here; one naming another domain's address forwards nowhere.
+      return resolved.kind === 'not-local' ? { kind: 'unknown' } : resolved;
+    }
+    if (user.owner === null) return { kind: 'pending', since: user.created };
+    return {
+      kind: 'local',
+      mailbox: mailboxOf(user),
+      groupCertificate: user.owner.groupCertificate,
+    };
+  };
+
   return {
     async resolve(address): Promise<RecipientLookup> {
       try {
-        const user = await options.keyStore.getUser(address);
-        if (user === null) {
-          const list = await resolveList(address);
-          if (list !== null) return list;
-          return (await isLocalDomain(domainOf(address)))
-            ? { kind: 'unknown' }
-            : { kind: 'not-local' };
-        }
-        if (user.owner === null) throw new DirectoryUnavailableError('recipient not enrolled yet');
-        return {
-          kind: 'local',
-          mailbox: mailboxOf(user),
-          groupCertificate: user.owner.groupCertificate,
-        };
+        return await resolveAddress(address, false);
       } catch (error) {
         if (error instanceof DirectoryUnavailableError) throw error;
         if (error instanceof KeyStoreUnavailableError)
