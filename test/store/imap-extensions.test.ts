@@ -177,8 +177,11 @@ describe('IMAP extensions: ESEARCH, LIST-EXTENDED, LIST-STATUS, MULTIAPPEND', ()
         expect(recursive).toContain(
           '* LIST (\\NonExistent \\HasNoChildren \\Subscribed) "/" Ghost',
         );
-        // a plain LIST lists what exists
+        // a plain LIST lists what exists; LSUB every subscription (RFC 3501 §6.3.9)
         expect((await w.command('p', 'LIST "" *')).includes('Ghost')).toBe(false);
+        expect(untagged(await w.command('p', 'LSUB "" *'))).toContain(
+          '* LSUB (\\Noselect \\HasNoChildren) "/" Ghost',
+        );
       } finally {
         await w.command('u', 'UNSUBSCRIBE Ghost');
         await w.command('u', 'UNSUBSCRIBE Lists');

@@ -87,7 +87,14 @@ export async function handleList(s: Session, cmd: Cmd<'LIST' | 'LSUB'>): Promise
   const full = fullPattern(cmd.reference, cmd.pattern);
   const match = patternMatcher(full);
   const all = await userOf(s).listMailboxes();
-  if (cmd.name === 'LSUB') return lsub(s, all, match, full.includes('%'));
+  if (cmd.name === 'LSUB') {
+    // A subscription outlives its mailbox (§6.3.6): such a name is listed \Noselect.
+    const known = new Set(all.map((m) => m.name));
+    for (const name of await userOf(s).subscriptions())
+      if (!known.has(name)) all.push({ name, subscribed: true, noSelect: true });
+    all.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return lsub(s, all, match, full.includes('%'));
+  }
   for (const info of all) {
     if (!match(info.name)) continue;
     s.out.line(`* LIST ${list(attributes(info, all))} "/" ${wireName(info.name)}`);
