@@ -52,34 +52,48 @@ export function tightenTree(root: string): Tightened {
     // The root itself may be a link an operator made (/var/lib/recrypt → /srv/recrypt).
     const info = top ? null : lstatSync(path, { throwIfNoEntry: false });
     if (info !== null && (info === undefined || !(info.isFile() || info.isDirectory()))) return;
-    let fd: number;
-    try {
-      fd = openSync(
-        path,
-        constants.O_RDONLY | constants.O_NONBLOCK | (top ? 0 : constants.O_NOFOLLOW),
-      );
-    } catch (error) {
-      // Vanished meanwhile, or a link swapped in: nothing of ours to tighten.
-      if (['ENOENT', 'ELOOP'].includes((error as NodeJS.ErrnoException).code ?? '')) return;
-      throw error;
-    }
-    let isDirectory: boolean;
-    try {
-      const stat = fstatSync(fd);
-      isDirectory = stat.isDirectory();
-      counts.seen++;
-      const wanted = isDirectory ? 0o700 : stat.mode & 0o700;
-      if ((stat.mode & 0o7777) !== wanted) {
-        fchmodSync(fd, wanted);
-        counts.changed++;
-      }
-    } finally {
-      closeSync(fd);
-    }
+    counts.seen++;
+    // Most entries are already right: only those that are not get opened (a large
+    // Maildir would otherwise cost three system calls per message at every start).
+    const isDirectory =
+      info === null || (info.mode & 0o7777) !== wantedMode(info.isDirectory(), info.mode)
+        ? tightenOne(path, top, counts)
+        : info.isDirectory();
     if (isDirectory) for (const name of readdirSync(path)) visit(join(path, name), false);
   };
   visit(root, true);
   return counts;
+}
+
+/** Directories 0700; files keep the owner's bits only (no set-id, group or other). */
+function wantedMode(isDirectory: boolean, mode: number): number {
+  return isDirectory ? 0o700 : mode & 0o700;
+}
+
+/** Tightens one entry through a descriptor; whether it is a directory. */
+function tightenOne(path: string, top: boolean, counts: Tightened): boolean {
+  let fd: number;
+  try {
+    fd = openSync(
+      path,
+      constants.O_RDONLY | constants.O_NONBLOCK | (top ? 0 : constants.O_NOFOLLOW),
+    );
+  } catch (error) {
+    // Vanished meanwhile, or a link swapped in: nothing of ours to tighten.
+    if (['ENOENT', 'ELOOP'].includes((error as NodeJS.ErrnoException).code ?? '')) return false;
+    throw error;
+  }
+  try {
+    const stat = fstatSync(fd);
+    const wanted = wantedMode(stat.isDirectory(), stat.mode);
+    if ((stat.mode & 0o7777) !== wanted) {
+      fchmodSync(fd, wanted);
+      counts.changed++;
+    }
+    return stat.isDirectory();
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A socket path from the config (relative to the data directory), checked for length. */

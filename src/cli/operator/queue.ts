@@ -31,6 +31,6 @@ export async function listQueue(context: OperatorContext): Promise<QueueListing>
 
 export function requestFlush(context: OperatorContext): string {
   const file = join(queueDirOf(context), 'flush');
-  writeFileSync(file, '');
+  writeFileSync(file, '', { mode: 0o600 });
   return file;
 }

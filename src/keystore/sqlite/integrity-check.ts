@@ -5,7 +5,7 @@
  * from disk. So the check opens a fresh read-only connection (which also fails on a file
  * that is gone or unreadable) and runs `PRAGMA quick_check`, which reads every page.
  *
- * That costs CPU in proportion to the file (about 0.4 s for a 64 MB store of 20,000
+ * That costs CPU in proportion to the file (0.4–1.2 s for a 64 MB store of 20,000
  * users here), so it runs in a worker thread, never on the event loop that serves mail,
  * one at a time, and a result is reused for `reuseMs`.
  */
