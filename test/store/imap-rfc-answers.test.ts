@@ -78,6 +78,28 @@ describe('SEARCH', () => {
   });
 });
 
+describe('SEARCH HEADER on fields outside the envelope', () => {
+  it('finds values that only appear once decoded, in another case, or after obsolete spacing', async () => {
+    const w = await login();
+    await w.command('c', 'CREATE Hdr');
+    const bodies = [
+      'X-Tag: =?utf-8?q?tag-42?=\r\n', // 1: only decoding shows it
+      'X-Tag: TAG-42\r\n', // 2: another case
+      'X-Tag : tag-42\r\n', // 3: space before the colon (RFC 5322 §4.5.3)
+      'X-Tag: tag-7\r\nX-Other: tag-42\r\n', // 4: the value in another field
+      'X-Tag: some\r\n tag-42\r\n', // 5: in a continuation line
+      'X-Tagged: tag-42\r\n', // 6: a longer field name
+    ];
+    for (const extra of bodies)
+      await append(w, 'Hdr', `From: a@example.net\r\nSubject: s\r\n${extra}\r\nbody\r\n`);
+    await w.command('s', 'EXAMINE Hdr');
+    expect(await w.command('a', 'SEARCH HEADER X-Tag tag-42')).toContain('* SEARCH 1 2 3 5\r\n');
+    expect(await w.command('b', 'SEARCH HEADER X-Tag "some tag-42"')).toContain('* SEARCH 5\r\n');
+    expect(await w.command('d', 'SEARCH HEADER X-Missing tag')).toContain('* SEARCH\r\n');
+    await w.command('x', 'LOGOUT');
+  });
+});
+
 describe('mailbox names that are not modified UTF-7', () => {
   it('SELECT answers NO and LIST answers OK with nothing listed (a valid astring is no syntax error)', async () => {
     const w = await login();

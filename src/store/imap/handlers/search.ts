@@ -14,6 +14,8 @@ import type { Cmd } from './types.js';
 class Candidate {
   private structure: Promise<MessageStructure> | null = null;
   private headers: Promise<Array<{ key: string; value: string }>> | null = null;
+  private headerBytes: Promise<Uint8Array> | null = null;
+  private headerText: string | null = null;
   private text: Promise<string> | null = null;
 
   constructor(
@@ -30,8 +32,9 @@ class Candidate {
     return this.structure;
   }
 
-  getHeaders(): Promise<Array<{ key: string; value: string }>> {
-    this.headers ??= (async () => {
+  /** The raw header block (from the shared render cache when it holds it). */
+  getHeaderBytes(): Promise<Uint8Array> {
+    this.headerBytes ??= (async () => {
       let bytes = this.cache.entry.header;
       if (bytes === undefined) {
         const st = await this.getStructure();
@@ -41,6 +44,22 @@ class Candidate {
         });
         if (bytes.length <= MAX_CACHED_HEADER) this.cache.remember(bytes);
       }
+      return bytes;
+    })();
+    return this.headerBytes;
+  }
+
+  /** The header block as latin1, lower-cased: a cheap first test before parsing. */
+  async getHeaderText(): Promise<string> {
+    this.headerText ??= Buffer.from(await this.getHeaderBytes())
+      .toString('latin1')
+      .toLowerCase();
+    return this.headerText;
+  }
+
+  getHeaders(): Promise<Array<{ key: string; value: string }>> {
+    this.headers ??= (async () => {
+      const bytes = await this.getHeaderBytes();
       return parseHeaderFields(bytes, { start: 0, end: bytes.length }).map((f) => ({
         key: f.key,
         value: f.value,
@@ -134,6 +153,27 @@ async function envelopeText(field: string, c: Candidate): Promise<string | null>
     .join(', ');
 }
 
+/**
+ * False only when no field `field` of the message can contain `value`: the value is
+ * plain ASCII without spaces (so folding cannot split it and decoding cannot create it)
+ * and neither it nor an encoded word (`=?`) occurs anywhere in the raw header, or the
+ * field name never starts a line. Most messages of a SEARCH HEADER are ruled out by
+ * this one scan, without parsing their header into fields.
+ */
+async function mayHaveHeader(c: Candidate, field: string, value: string): Promise<boolean> {
+  if (!/^[\x21-\x7e]+$/.test(field)) return true;
+  const text = await c.getHeaderText();
+  if (!text.includes(field)) return false;
+  if (!text.startsWith(`${field}:`) && !text.includes(`\n${field}:`)) {
+    // the name may be followed by spaces before the colon (RFC 5322 §4.5.3, obsolete syntax)
+    if (!new RegExp(`(^|\\n)${escapeRegExp(field)}[ \\t]*:`).test(text)) return false;
+  }
+  if (!/^[\x21-\x7e]+$/.test(value)) return true;
+  return text.includes(value.toLowerCase()) || text.includes('=?');
+}
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 async function matches(key: SearchKey, c: Candidate): Promise<boolean> {
   switch (key.type) {
     case 'all':
@@ -195,6 +235,7 @@ async function matches(key: SearchKey, c: Candidate): Promise<boolean> {
       if (key.value === '') return (await c.getHeaders()).some((f) => f.key === key.field);
       const fromEnvelope = await envelopeText(key.field, c);
       if (fromEnvelope !== null) return includes(fromEnvelope, key.value);
+      if (!(await mayHaveHeader(c, key.field, key.value))) return false;
       const fields = await c.getHeaders();
       return fields.some((f) => f.key === key.field && includes(decodeWords(f.value), key.value));
     }
