@@ -40,6 +40,23 @@ describe('IMAP limits and bad input', () => {
     w.close();
   });
 
+  it('closes with BYE an over-long line it cannot resynchronise after (LITERAL+ tail, or mid-command)', async () => {
+    // Dropping the line and running what follows would run the literal's bytes as commands.
+    const tail = await open();
+    await tail.command('l', `AUTHENTICATE PLAIN ${plain('alice')}`);
+    tail.send(`x NOOP ${'a'.repeat(2000)} {30+}\r\ny CREATE Injected\r\nz NOOP\r\n`);
+    expect(await tail.until(/^\* BYE [^\r\n]*\r\n/m)).toMatch(/TOOBIG/);
+    await tail.waitClosed();
+    const check = await open();
+    await check.command('l', `AUTHENTICATE PLAIN ${plain('alice')}`);
+    expect(await check.command('c', 'LIST "" "Injected"')).not.toMatch(/^\* LIST/m);
+    const mid = await open();
+    await mid.command('l', `AUTHENTICATE PLAIN ${plain('alice')}`);
+    mid.send(`x SEARCH TEXT {3+}\r\nabc ${'a'.repeat(2000)}\r\ny NOOP\r\n`);
+    expect(await mid.until(/^\* BYE [^\r\n]*\r\n/m)).toMatch(/TOOBIG/);
+    await mid.waitClosed();
+  });
+
   it('refuses an oversized synchronizing literal before the client sends it', async () => {
     const w = await open();
     await w.command('l', `AUTHENTICATE PLAIN ${plain('alice')}`);
