@@ -20,6 +20,7 @@ import { createOutboundMetrics, openOutboundQueue } from '../outbound/index.js';
 import { keyStoreDirectory, recryptEncryptor } from '../smtp/adapters/index.js';
 import { lmtpDelivery, type LmtpEndpoint } from '../smtp/lmtp-delivery.js';
 import { startMxServer, type MxServer } from '../smtp/mx-server.js';
+import { storedSizeBound } from '../smtp/stored-size.js';
 import { createStoreImapMetrics } from '../store/imap/metrics.js';
 import { startImapServer, type ImapServerHandle } from '../store/imap/server.js';
 import { createLmtpMetrics, startLmtpServer } from '../store/lmtp/index.js';
@@ -339,6 +340,8 @@ async function startMailStore(
   const lmtp = await startLmtpServer({
     store: maildir,
     path: lmtpSocket,
+    // The MX's encrypted copy of a message of smtp.maxMessageBytes must fit (src/smtp/stored-size.ts).
+    maxSize: storedSizeBound(config.smtp.maxMessageBytes),
     logger,
     metrics: createLmtpMetrics(metrics),
   }).catch((error: unknown) => {
