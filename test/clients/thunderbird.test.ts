@@ -9,7 +9,7 @@
  * the same key, must not decrypt. Screenshots go to test-artifacts/thunderbird/.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,10 +95,23 @@ describe('Thunderbird reads recrypted mail over IMAPS', () => {
   }, 300_000);
 
   afterAll(async () => {
+    // What crossed the wire (ciphertext, outer headers; no login), for a failed run.
+    if (tb) writeFileSync(join(ARTIFACTS, 'imap.log'), tb.imapLog());
     await tb?.close();
     await gateway?.stop();
     tmp.remove();
   });
+
+  /** Opens the message and takes the screenshot, also when the message never displays. */
+  async function openAndCapture(uri: string, name: string, digests: boolean) {
+    const screenshot = join(ARTIFACTS, name);
+    try {
+      return await openMessage(tb!.marionette, uri, { digests });
+    } finally {
+      tb!.screenshot(screenshot);
+      console.log(`screenshot: ${screenshot}`);
+    }
+  }
 
   it('delivers the messages through the MX', async () => {
     const mail = { from: 'bob@sender.example', to: ADDRESS };
@@ -157,10 +170,7 @@ describe('Thunderbird reads recrypted mail over IMAPS', () => {
     it(`shows the ${message.name} message decrypted, with S/MIME status ok`, async () => {
       const uri = listed.find((m) => m.subject === message.subject)?.uri;
       expect(uri, 'Thunderbird lists the message').toBeDefined();
-      const shown = await openMessage(tb!.marionette, uri!, { digests: true });
-      const screenshot = join(ARTIFACTS, `${index + 1}-${message.name}.png`);
-      tb!.screenshot(screenshot);
-      console.log(`screenshot: ${screenshot}`);
+      const shown = await openAndCapture(uri!, `${index + 1}-${message.name}.png`, true);
       await closeMessageTabs(tb!.marionette);
       expect(shown.encryptionStatus, 'nsICMSMessageErrors.SUCCESS').toBe(0);
       expect(shown.tech).toBe('S/MIME');
@@ -176,15 +186,14 @@ describe('Thunderbird reads recrypted mail over IMAPS', () => {
     const large = listed.find((m) => m.subject === MESSAGES[2]!.subject)!;
     const uid = /%3E(\d+)$/.exec(large.uri)?.[1] ?? /#(\d+)$/.exec(large.uri)?.[1];
     expect(uid, large.uri).toBeDefined();
+    const log = tb!.imapLog();
     const chunks = [
-      ...tb!
-        .imapLog()
-        .matchAll(
-          new RegExp(
-            `SendData: \\d+ UID fetch ${uid} \\([^)]*BODY(?:\\.PEEK)?\\[\\]<(\\d+)\\.(\\d+)>`,
-            'g',
-          ),
+      ...log.matchAll(
+        new RegExp(
+          `SendData: \\d+ UID fetch ${uid} \\([^)]*BODY(?:\\.PEEK)?\\[\\]<(\\d+)\\.(\\d+)>`,
+          'g',
         ),
+      ),
     ].map((m) => ({ start: Number(m[1]), length: Number(m[2]) }));
     // Saving the attachments for their digests may fetch the message again: the first
     // pass is the display's.
@@ -201,8 +210,8 @@ describe('Thunderbird reads recrypted mail over IMAPS', () => {
     }
     expect(pass.at(-1)!.start + pass.at(-1)!.length).toBeGreaterThanOrEqual(large.size);
     // The log is an artifact a developer reads: Thunderbird keeps the login out of it.
-    expect(tb!.imapLog()).toContain('login succeeded');
-    expect(tb!.imapLog()).not.toContain(gateway!.device.devicePassword);
+    expect(log).toContain('login succeeded');
+    expect(log).not.toContain(gateway!.device.devicePassword);
   });
 
   it('cannot decrypt the stored copy with the same key', async () => {
@@ -211,10 +220,7 @@ describe('Thunderbird reads recrypted mail over IMAPS', () => {
       .find((file) => readFileSync(file, 'latin1').includes(MESSAGES[0]!.subject));
     expect(small).toBeDefined();
     const url = `${pathToFileURL(small!).href}?type=application/x-message-display`;
-    const shown = await openMessage(tb!.marionette, url, { digests: false });
-    const screenshot = join(ARTIFACTS, '4-stored-copy.png');
-    tb!.screenshot(screenshot);
-    console.log(`screenshot: ${screenshot}`);
+    const shown = await openAndCapture(url, '4-stored-copy.png', false);
     await closeMessageTabs(tb!.marionette);
     expect(shown.encryptionStatus).not.toBe(0);
     expect(shown.encryptedIcon).toContain('message-encrypted-notok');

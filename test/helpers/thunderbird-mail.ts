@@ -159,30 +159,52 @@ export async function openMessage(
   uri: string,
   { digests }: { digests: boolean },
 ): Promise<DisplayedMessage> {
+  await tb.execute(
+    `
+    const [uri] = arguments;
+    document.getElementById("tabmail").openTab("mailMessageTab", { messageURI: uri, background: false });
+    `,
+    [uri],
+  );
+  // Polled from here rather than inside Thunderbird, so that a message that never
+  // finishes loading fails with what the tab showed at the time.
+  let last: unknown;
+  await waitFor(
+    'Thunderbird to display the message',
+    async () => {
+      const state = await tb.execute<{ done: boolean }>(`
+        const win = document.getElementById("tabmail").tabInfo.at(-1).chromeBrowser.contentWindow;
+        if (win?.location.href !== "about:message" || win.document.readyState !== "complete") {
+          return { done: false, page: win?.location.href ?? null };
+        }
+        const pane = win.getMessagePaneBrowser();
+        const doc = pane.contentDocument;
+        const paneUri = pane.currentURI?.spec ?? null;
+        const shown = !pane.webProgress?.isLoadingDocument && paneUri !== "about:blank";
+        return {
+          // Decrypted: Thunderbird's own "S/MIME processing done" signal, page loaded. Not
+          // decrypted: NSS's error status is set and the error page shown (no MsgLoaded,
+          // so no smimeprocessed, follows it).
+          done: (win.gSmimeProcessedDispatched && doc?.readyState === "complete" && !!doc.body) ||
+            (win.gEncryptionStatus > 0 && shown),
+          msgLoaded: win.gSmimeMsgLoadedFired,
+          encryptionStatus: win.gEncryptionStatus,
+          pane: paneUri?.slice(0, 120),
+          paneLoading: pane.webProgress?.isLoadingDocument,
+          status: document.getElementById("statusText")?.textContent ?? null,
+        };
+      `);
+      last = state;
+      return state.done;
+    },
+    45_000,
+  ).catch((error: unknown) => {
+    throw new Error(`${(error as Error).message}; the tab showed ${JSON.stringify(last)}`);
+  });
   return tb.execute<DisplayedMessage>(
     `
-    const [uri, digests] = arguments;
-    const tabmail = document.getElementById("tabmail");
-    const tab = tabmail.openTab("mailMessageTab", { messageURI: uri, background: false });
-    const about = await new Promise(resolve => {
-      const poll = () => {
-        const win = tab.chromeBrowser.contentWindow;
-        if (win?.location.href === "about:message" && win.document.readyState === "complete") {
-          const pane = win.getMessagePaneBrowser();
-          const doc = pane.contentDocument;
-          const shown = !pane.webProgress?.isLoadingDocument && pane.currentURI?.spec !== "about:blank";
-          // Decrypted: Thunderbird's own "S/MIME processing done" signal, page loaded.
-          if (win.gSmimeProcessedDispatched && doc?.readyState === "complete" && doc.body) {
-            return resolve(win);
-          }
-          // Not decrypted: NSS's error status is set and the error page is shown (no
-          // MsgLoaded, so no smimeprocessed, follows it).
-          if (win.gEncryptionStatus > 0 && shown) return resolve(win);
-        }
-        window.setTimeout(poll, 100);
-      };
-      poll();
-    });
+    const [digests] = arguments;
+    const about = document.getElementById("tabmail").tabInfo.at(-1).chromeBrowser.contentWindow;
     // Two frames, so that what the test reads has been painted for its screenshot.
     await new Promise(r => window.requestAnimationFrame(() => window.requestAnimationFrame(r)));
     const doc = about.document;
@@ -204,7 +226,7 @@ export async function openMessage(
       }))),
     };
     `,
-    [uri, digests],
+    [digests],
   );
 }
 
