@@ -3,6 +3,7 @@
  * importing it here and listing it in COMMANDS.
  */
 import type { Command } from 'commander';
+import { register as registerBackup } from './backup.js';
 import { register as registerList } from './list.js';
 import { register as registerOperator } from './operator.js';
 import { register as registerOwner } from './owner.js';
@@ -10,6 +11,7 @@ import { register as registerStart } from './start.js';
 
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   registerOperator,
+  registerBackup,
   registerList,
   registerOwner,
   registerStart,
