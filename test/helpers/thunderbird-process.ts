@@ -111,7 +111,8 @@ export async function startThunderbird(dir: string): Promise<Thunderbird> {
         env: cleanEnv({
           DISPLAY: xvfb.display,
           HOME: dir,
-          MOZ_LOG: 'IMAP:5',
+          // Debug, not verbose: commands and responses without per-read socket traces.
+          MOZ_LOG: 'IMAP:4',
           MOZ_LOG_FILE: join(logDir, 'imap'),
           // Crash reports and the "safe mode?" question after an unclean stop stay out.
           MOZ_CRASHREPORTER_DISABLE: '1',
