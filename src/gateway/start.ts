@@ -333,7 +333,10 @@ async function startMailStore(
     password: loadOrCreateSecretFile(join(dataDir, MASTER_SECRET_FILE)),
   };
   const maildir = provisioningStore(
-    await createMaildirStore({ root: join(dataDir, 'mail') }),
+    await createMaildirStore({
+      root: join(dataDir, 'mail'),
+      maxMessageSize: storedSizeBound(config.smtp.maxMessageBytes),
+    }),
     keyStore,
   );
   const lmtpSocket = unixSocketPath(dataDir, settings.lmtpSocket, 'mailStore.lmtpSocket');
