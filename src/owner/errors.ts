@@ -13,6 +13,8 @@ export type OwnerErrorCode =
   | 'no-secret'
   | 'gateway-unreachable'
   | 'gateway-refused'
+  | 'gateway-identity-changed'
+  | 'gateway-mismatch'
   | 'io';
 
 export class OwnerError extends Error {

@@ -6,7 +6,15 @@
  * device's .p12.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  linkSync,
+  openSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { OwnerError } from './errors.js';
 
@@ -59,6 +67,17 @@ export function commitTemp(temp: string, finalPath: string): void {
     throw ioError('write', finalPath, error);
   }
   discardTemp(temp);
+  fsyncDir(dirname(finalPath));
+}
+
+/** Moves a temp file over `finalPath` in one step (rename): readers see the old or the new file. */
+export function replaceWithTemp(temp: string, finalPath: string): void {
+  try {
+    renameSync(temp, finalPath);
+  } catch (error) {
+    discardTemp(temp);
+    throw ioError('write', finalPath, error);
+  }
   fsyncDir(dirname(finalPath));
 }
 

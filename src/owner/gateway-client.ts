@@ -1,7 +1,7 @@
 /**
  * The admin API client both the operator's and the owner's commands use: JSON over
- * HTTPS (node:https; TLS always verified, `ca` adds the gateway's self-signed
- * certificate), bounded replies, a whole-request timeout. Authenticates with the
+ * HTTPS (node:https; TLS always verified: `ca` is a trust anchor, or the gateway's
+ * self-signed certificate trusted by its key, gateway-trust.ts), bounded replies, a whole-request timeout. Authenticates with the
  * operator's bearer token, or signs each request with the owner key
  * (src/admin/request-signing.ts: method, path, body, timestamp, nonce). Any failure
  * becomes one OwnerError line: unreachable, or the gateway's own reason and status.
@@ -10,6 +10,7 @@ import { randomBytes, type KeyObject } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import { SIGNATURE_HEADER, signRequest } from '../admin/request-signing.js';
 import { OwnerError } from './errors.js';
+import { tlsTrustFor } from './gateway-trust.js';
 
 const MAX_REPLY_BYTES = 1024 * 1024;
 const DEFAULT_TIMEOUT_MS = 15_000;
@@ -57,13 +58,14 @@ export function parseGatewayUrl(gateway: string): URL {
 }
 
 /** Sends one request; resolves with any HTTP status (callers decide), rejects only on transport. */
-export function sendRaw(
+export async function sendRaw(
   options: GatewayClientOptions,
   method: string,
   path: string,
   body?: Buffer,
 ): Promise<GatewayReply> {
   const origin = parseGatewayUrl(options.gateway);
+  const trust = await tlsTrustFor(options.ca, origin, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   const payload = body ?? Buffer.alloc(0);
   const headers: Record<string, string | number> = { accept: 'application/json' };
   if (payload.length > 0) {
@@ -107,7 +109,7 @@ export function sendRaw(
         method,
         path,
         headers,
-        ...(options.ca ? { ca: options.ca } : {}),
+        ...trust,
         rejectUnauthorized: true,
       },
       (res) => {

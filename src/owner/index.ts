@@ -28,6 +28,7 @@ export {
   type OwnerSecrets,
 } from './key-file.js';
 export { ownerInit, type OwnerInitOptions, type OwnerInitResult } from './enrol.js';
+export { repointGateway, type RepointOptions, type RepointResult } from './gateway-repoint.js';
 export {
   addDevice,
   checkDeviceName,

@@ -1,4 +1,4 @@
-/** Owner commands (on the owner's machine): `owner init`, `device add|list|revoke`, `profile show|publish`, `smimea`, `read`. */
+/** Owner commands (on the owner's machine): `owner init|gateway`, `device add|list|revoke`, `profile show|publish`, `smimea`, `read`. */
 import { type Command, Option } from 'commander';
 import {
   addDevice,
@@ -6,6 +6,7 @@ import {
   ownerInit,
   publishProfile,
   readMessage,
+  repointGateway,
   revokeDevice,
   showProfile,
   smimeaFor,
@@ -80,6 +81,32 @@ export function register(program: Command): void {
       print('profile published');
     },
   );
+
+  keyOptions(
+    owner
+      .command('gateway <url>')
+      .description(
+        "point your key file at the gateway's new address or TLS certificate (checked first: the gateway must hold your enrolment)",
+      )
+      .option(
+        '--ca <file>',
+        "PEM certificate to trust for the gateway's TLS (its self-signed certificate, trusted by its key; omit for a CA-issued one)",
+      ),
+  ).action(async (url: string, opts: KeyOpts & { ca?: string }) => {
+    const gatewayCa = opts.ca === undefined ? null : readPemFile(opts.ca, 'CA certificate');
+    const passphrase = await readSecret({
+      what: 'passphrase',
+      envName: PASSPHRASE_ENV,
+      file: opts.passphraseFile,
+    });
+    const result = await repointGateway({
+      keyFile: opts.keyFile,
+      passphrase,
+      gateway: url,
+      gatewayCa,
+    });
+    print(`gateway for ${result.address}: ${result.gateway} (was ${result.previous})`);
+  });
 
   const device = program.command('device').description('owner: devices that read your mail');
   keyOptions(
