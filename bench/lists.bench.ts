@@ -1,5 +1,5 @@
 /**
- * Mailing lists (issue 8): the CPU one post costs, for N member devices, side by side:
+ * Mailing lists: the CPU one post costs, for N member devices, side by side:
  *  - ours: the post is encrypted once to the list group (wrapMessage); at read time each
  *    device's fetch composes rk_list→member · rk_member→device and recrypts the stored
  *    message (planRecrypt + applyEdits in place, what the proxy does): N scalar

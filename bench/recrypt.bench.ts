@@ -1,5 +1,5 @@
 /**
- * Recrypt core benchmark (issue 2), all side by side in one run:
+ * Recrypt core benchmark, all side by side in one run:
  *  (a) µs per recrypt of one S/MIME message at 1 KB, 1 MB, 10 MB (plan from the message
  *      + patch in place, what the IMAP proxy does; must be flat in size), and the point
  *      multiplication alone on the @noble/curves path vs the node:crypto path;

@@ -3,7 +3,7 @@
  * LMTP listener, with encryption on arrival (recryption core, AES-256-CBC + ECDH P-256)
  * against the same smtp-server → LMTP path without encryption (the MX's pass-through
  * branch: same receive, trace/auth checks, buffering and LMTP delivery, no envelope),
- * side by side in one run, for 10 KB and 1 MB messages. Goal (issue 5): under 25% cost.
+ * side by side in one run, for 10 KB and 1 MB messages. Goal: under 25% cost.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -1,6 +1,6 @@
 /**
- * The embedded store's IMAP server against a real Dovecot on the same 10,000 messages
- * (issue 4): FETCH FLAGS+ENVELOPE for all, FETCH BODY[] of 1,000 × 20 KB, SEARCH by
+ * The embedded store's IMAP server against a real Dovecot on the same 10,000 messages:
+ * FETCH FLAGS+ENVELOPE for all, FETCH BODY[] of 1,000 × 20 KB, SEARCH by
  * header, and memory per idle IMAP connection. Both servers run as separate processes;
  * one client in this process drives both the same way. Each timing is the best of 3
  * after one untimed warm-up (which lets both build their indexes/caches).

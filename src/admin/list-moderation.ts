@@ -1,5 +1,5 @@
 /**
- * The admin API's moderation routes (issue 8; docs/lists.md "Moderation"), for the owner
+ * The admin API's moderation routes (docs/lists.md "Moderation"), for the owner
  * of a moderated list, owner-signed: the held posts (envelope sender, size, time: all
  * the gateway can see), one post's S/MIME bytes (the owner's CLI reads them with the list
  * key), approve (delivered to the list, then no longer held) and reject (a notice to the

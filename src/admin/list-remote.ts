@@ -1,5 +1,5 @@
 /**
- * Remote list members (issue 8; docs/lists.md "Remote members"): people who are not users
+ * Remote list members (docs/lists.md "Remote members"): people who are not users
  * of this gateway and join a list with their own S/MIME P-256 certificate. This file
  * owns the one unauthenticated list route, `POST /v1/list-joins/remote` (authorised by
  * the owner's single-use invite and a proof of possession of the certificate's key), the

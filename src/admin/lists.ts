@@ -1,5 +1,5 @@
 /**
- * The admin API's mailing-list routes (issue 8; docs/lists.md). Every route is signed by
+ * The admin API's mailing-list routes (docs/lists.md). Every route is signed by
  * an enrolled owner: the list owner (create, invite, admit, remove, rotate, policy) or a
  * member (read the list certificate, accept an invite, leave).
  *

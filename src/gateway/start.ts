@@ -133,7 +133,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       }
     }
 
-    // Lists (issue 8): posts fan out to local mailboxes and, recrypted, through the
+    // Lists: posts fan out to local mailboxes and, recrypted, through the
     // outbound queue to remote members; moderated posts wait in the data directory.
     const adminToken = loadOrCreateSecretFile(inData(config.admin.tokenFile));
     // Known once the MX listens; the queue starts delivering only after that.

@@ -1,5 +1,5 @@
 /**
- * The read-only rule of a list archive session (issue 8). Every member reads the same
+ * The read-only rule of a list archive session. Every member reads the same
  * store mailbox, so no member may change it: the client relay sends SELECT as EXAMINE
  * (the store answers [READ-ONLY] and sets no \Seen) and refuses every command outside a
  * read-only allow-list. The relay sends a refused command upstream as NOOP (so replies

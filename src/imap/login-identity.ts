@@ -1,6 +1,6 @@
 /**
  * Who a client logs in as, from LOGIN's user name or a SASL PLAIN response. A device
- * logs in as its owner's address. A member's device opens a list's archive (issue 8)
+ * logs in as its owner's address. A member's device opens a list's archive
  * the way Dovecot's master users act for another user (auth_master_user_separator `*`):
  * `LOGIN "<list>*<member>" <device password>`, or SASL PLAIN (RFC 4616) with authzid =
  * the list and authcid = the member. Which of these a device may actually do is the

@@ -1,5 +1,5 @@
 /**
- * The narrow interfaces the proxy depends on (STYLE: protocol code never imports storage
+ * The narrow interfaces the proxy depends on (protocol code never imports storage
  * or crypto internals). Adapters in `adapters/` bind them to the key store and the
  * recrypt core; tests may bind them to in-memory data.
  */
@@ -14,7 +14,7 @@ export interface AuthenticatedDevice {
   keys: DeviceRecryptKeys;
   /** DER of the user's group certificate (APPEND encryption). */
   groupCertificate?: Uint8Array;
-  /** Set when the device opened a list's archive (issue 8) instead of its owner's mailbox. */
+  /** Set when the device opened a list's archive instead of its owner's mailbox. */
   archive?: ListArchive;
 }
 

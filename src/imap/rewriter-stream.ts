@@ -6,7 +6,7 @@ export class RewriterStream extends Transform {
   readonly rewriter: ResponseRewriter;
 
   constructor(context: RewriterContext) {
-    // A small high-water mark: the socket's own buffer is the buffer (issue 6: a slow
+    // A small high-water mark: the socket's own buffer is the buffer (a slow
     // client must not make the proxy hold the upstream's output).
     super({ highWaterMark: 64 * 1024 });
     this.rewriter = new ResponseRewriter(context, (bytes) => this.push(bytes));

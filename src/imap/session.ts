@@ -39,7 +39,7 @@ import type { DeviceRecryptKeys } from '../recrypt/types.js';
 export const LOGIN_TIMEOUT_MS = 60_000;
 const MAX_LOGIN_FAILURES = 3;
 const MAX_BAD_COMMANDS = 10;
-/** Issue 6: a revoked device's sessions end within 2 s. */
+/** A revoked device's sessions end within 2 s. */
 const REVOKE_GRACE_MS = 1_500;
 /** How long a stopping gateway lets a response in flight finish. */
 const SHUTDOWN_GRACE_MS = 30_000;

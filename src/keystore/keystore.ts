@@ -25,7 +25,7 @@ import type {
   User,
 } from './types.js';
 
-/** Lists (issue 8) are part of the same store: see list-types.ts for their methods. */
+/** Lists are part of the same store: see list-types.ts for their methods. */
 export interface KeyStore extends ListStore {
   /** Which adapter ('sqlite' | 'redis'), for logs and health output. */
   readonly kind: 'sqlite' | 'redis';

@@ -1,5 +1,5 @@
 /**
- * Mailing lists (issue 8): a list is a recryption group whose secret `g_list` only the
+ * Mailing lists: a list is a recryption group whose secret `g_list` only the
  * list owner's CLI holds. The store keeps the list record, its group certificates
  * (the current one and every former one, so old posts stay readable) and, per member,
  * `rk_{list→member} = g_list·g_member⁻¹` for each list group, wrapped under the gateway

@@ -1,5 +1,5 @@
 /**
- * Posts held for a moderated list's owner (issue 8; docs/lists.md "Moderation"), on the
+ * Posts held for a moderated list's owner (docs/lists.md "Moderation"), on the
  * gateway's data directory: `<dataDir>/held/<list>/<id>.p7m` is the post exactly as the
  * MX would deliver it (S/MIME to the list group: the gateway cannot read it) and
  * `<id>.json` its record (envelope sender, size, time received, digest). Both are written

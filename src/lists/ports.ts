@@ -1,5 +1,5 @@
 /**
- * What the list part (issue 8) offers the MX and the admin API: delivering an encrypted
+ * What the list part offers the MX and the admin API: delivering an encrypted
  * post to every current member (local mailboxes over LMTP, remote members through the
  * outbound queue) and keeping posts held for moderation. See README.md here.
  */

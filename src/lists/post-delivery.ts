@@ -1,5 +1,5 @@
 /**
- * Delivers one encrypted list post to every current member (issue 8): the same bytes to
+ * Delivers one encrypted list post to every current member: the same bytes to
  * every local member's mailbox and the archive in one LMTP transaction, and for each
  * remote member a copy recrypted for their own certificate, sent by the outbound queue.
  *

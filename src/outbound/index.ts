@@ -1,5 +1,5 @@
 /**
- * The outbound queue (issue 8): copies of list posts for members on other servers, and
+ * The outbound queue: copies of list posts for members on other servers, and
  * the gateway's own notices and bounces. `openOutboundQueue` opens (or creates) the queue
  * directory, loads every committed job, and returns the queue; `start()` begins delivery.
  * How it works and what an operator sees: docs/outbound.md.

@@ -1,5 +1,5 @@
 /**
- * The outbound queue's surface (issue 8: copies of list posts for remote members, and the
+ * The outbound queue's surface (copies of list posts for remote members, and the
  * gateway's own notices). Mail handed to `enqueue` is on disk (fsync'd) before the
  * promise resolves; a worker delivers it over SMTP (nodemailer), retries with backoff,
  * survives restarts, and after `bounceAfter` (or a permanent 5xx) sends a delivery

@@ -1,5 +1,5 @@
 /**
- * The owner's side of mailing lists (issue 8; docs/lists.md). The list owner's CLI makes
+ * The owner's side of mailing lists (docs/lists.md). The list owner's CLI makes
  * and keeps the list group secret g_list (never sent anywhere); a member's CLI joins with
  * its group secret g_member by the blinded issue (list-join.ts), so the gateway ends with
  * rk_{list→member} = g_list·g_member⁻¹ and nothing else. Rotation sends δ = g_new·g_old⁻¹

@@ -114,7 +114,7 @@ function firstIssue(error: { issues: { path: PropertyKey[]; message: string }[] 
 }
 
 /**
- * Each connection key must be a certificate the owner key signed (DESIGN §2: the owner
+ * Each connection key must be a certificate the owner key signed (docs/design.md §2: the owner
  * CA issues the group certificate). Signing refuses such a profile as a bad argument;
  * verifying reports it as malformed (not a certificate) or a certificate mismatch.
  */

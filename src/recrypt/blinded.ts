@@ -1,5 +1,5 @@
 /**
- * The blinded issue of a recryption key (DESIGN §2). `rk = g·d⁻¹` needs the group
+ * The blinded issue of a recryption key (docs/design.md §2). `rk = g·d⁻¹` needs the group
  * owner's `g` and the device owner's `d`; neither party — nor the gateway, which ends up
  * holding `rk` — learns the other's secret:
  *

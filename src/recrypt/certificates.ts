@@ -1,5 +1,5 @@
 /**
- * The project's certificates (DESIGN §2): one self-signed owner CA per owner, and the
+ * The project's certificates (docs/design.md §2): one self-signed owner CA per owner, and the
  * group and device certificates it issues. Everything here serves one constraint: the
  * recrypt transform swaps a group's IssuerAndSerialNumber for a device's in place, so
  * that structure must have the same length for every certificate any owner CA issues.

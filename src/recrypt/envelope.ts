@@ -1,6 +1,6 @@
 /**
  * CMS EnvelopedData (AES-256-CBC) or AuthEnvelopedData (AES-256-GCM) to a group
- * certificate, in the form DESIGN §2 prescribes: two KeyAgreeRecipientInfos for the
+ * certificate, in the form docs/design.md §2 prescribes: two KeyAgreeRecipientInfos for the
  * group (key-wrap parameters absent, and NULL), each with its own ephemeral P-256 key,
  * both wrapping the same content key; dhSinglePass-stdDH-sha256kdf-scheme, AES-256 key
  * wrap, rid = the group certificate's IssuerAndSerialNumber. Both recipient infos are
@@ -186,7 +186,7 @@ const ENCRYPT_CHUNK = 64 * 1024;
 /**
  * CMS EnvelopedData (AES-256-CBC, default) or AuthEnvelopedData (AES-256-GCM) of
  * `content` for the group certificate, one KeyAgreeRecipientInfo per wrap encoding, all
- * wrapping the same fresh content key (DESIGN §2).
+ * wrapping the same fresh content key (docs/design.md §2).
  */
 export function prepareEnvelope(
   content: Uint8Array,

@@ -1,5 +1,5 @@
 /**
- * The recrypt core's public surface (see README.md here and DESIGN §2). Every other part
+ * The recrypt core's public surface (see README.md here and docs/design.md §2). Every other part
  * of the gateway reaches cryptography only through this file.
  */
 export * from './errors.js';

@@ -50,7 +50,7 @@ const OID_CERT_BAG = '1.2.840.113549.1.12.10.1.3';
 
 /**
  * PBKDF2 and MAC salt length. gpgsm (KMail, Kleopatra) refuses salts over 32 bytes ("bad
- * length of salt", DESIGN §2 client facts); pkijs always writes 64, so this file derives
+ * length of salt", docs/design.md §3); pkijs always writes 64, so this file derives
  * and encrypts itself. 16 bytes is what OpenSSL 3 writes and what NIST SP 800-132 asks for.
  */
 export const PKCS12_SALT_BYTES = 16;

@@ -1,5 +1,5 @@
 /**
- * Recryption for a remote list member (issue 8): someone on another server whose stock
+ * Recryption for a remote list member: someone on another server whose stock
  * client holds their own S/MIME P-256 certificate, issued by any CA or self-signed.
  *
  * The in-place transform (transform.ts) cannot serve them: their IssuerAndSerialNumber
@@ -8,7 +8,7 @@
  * recipientInfos (the encrypted content, and for AuthEnvelopedData its attributes and
  * mac) are copied verbatim; recipientInfos becomes one KeyAgreeRecipientInfo per one
  * that named a list group, with E' = rk·E and rid = the remote certificate's, ukm,
- * keyEncryptionAlgorithm and encryptedKey byte-identical (DESIGN §2). Every other
+ * keyEncryptionAlgorithm and encryptedKey byte-identical (docs/design.md §2). Every other
  * recipient info is dropped, so the remote member never sees the group's (or anyone
  * else's) identifiers. The result is a complete S/MIME message for SMTP.
  *
@@ -237,7 +237,7 @@ interface Target {
 
 /**
  * One target per RecipientEncryptedKey naming a group, in stored order: both wrap
- * encodings of DESIGN §2 are kept, so whichever the remote's client reads is there.
+ * encodings of docs/design.md §2 are kept, so whichever the remote's client reads is there.
  */
 function findTargets(prefix: EnvelopePrefix, groupIds: ReadonlyMap<string, Scalar>): Target[] {
   const targets: Target[] = [];

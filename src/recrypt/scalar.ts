@@ -1,5 +1,5 @@
 /**
- * P-256 scalar and point math for recryption (DESIGN §2): scalars mod n, recryption keys
+ * P-256 scalar and point math for recryption (docs/design.md §2): scalars mod n, recryption keys
  * `g·d⁻¹`, their composition, and the one operation the gateway performs on untrusted
  * input — multiplying a sender's point by a secret scalar — which always validates first.
  *

@@ -1,5 +1,5 @@
 /**
- * The length-preserving, in-place recrypt (DESIGN §2) — the IMAP proxy's hot path.
+ * The length-preserving, in-place recrypt (docs/design.md §2) — the IMAP proxy's hot path.
  *
  * `planRecrypt` reads only the CMS prefix (through recipientInfos) of a DER envelope, a
  * base64 body, or a whole S/MIME message, and returns the byte edits that turn the

@@ -7,7 +7,7 @@ export type RecipientId = Uint8Array;
 /**
  * How a KeyAgreeRecipientInfo encodes the key-wrap AlgorithmIdentifier inside
  * keyEncryptionAlgorithm. The encoding enters the KDF's SharedInfo, so one wrapped key
- * serves only clients that rebuild SharedInfo the same way (DESIGN §2 client facts).
+ * serves only clients that rebuild SharedInfo the same way (docs/design.md §3).
  */
 export type WrapEncoding = 'absent' | 'null';
 

@@ -1,7 +1,7 @@
 /**
  * The small pieces the MX's smtp-server hooks share: ESMTP parameter and address checks,
  * a timeout around a port call, the header-cap replies, and the one place where a hook's
- * result or error becomes smtp-server's callback (STYLE: errors become replies in one place).
+ * result or error becomes smtp-server's callback (errors become replies in one place).
  */
 import { domainToASCII } from 'node:url';
 import type { Logger } from 'pino';

@@ -1,5 +1,5 @@
 /**
- * src/smtp — the MX (DESIGN §3 "smtp/"): receives mail for the gateway's users, encrypts
+ * src/smtp — the MX (docs/design.md §4, "smtp/"): receives mail for the gateway's users, encrypts
  * it on arrival to each recipient's group and delivers it over LMTP. See README.md.
  * Protocol code reaches the key store, the recryption core and the mail store only
  * through the ports in ports.ts; adapters/ holds the wiring to the real modules.

@@ -1,5 +1,5 @@
 /**
- * The headers a list adds to a plaintext post before it is encrypted (issue 8): List-Id
+ * The headers a list adds to a plaintext post before it is encrypted: List-Id
  * (RFC 2919), List-Post, List-Help, List-Unsubscribe, List-Archive (RFC 2369) and the
  * optional subject tag. Any List-* field the sender put in is dropped first, so members'
  * clients see only the list's own. Bytes in, bytes out; the body is untouched.

@@ -117,7 +117,7 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
   });
   authPool.warm();
   const recipientsOf = new WeakMap<SMTPServerEnvelope, Map<string, LocalRecipient>>();
-  // Lists (issue 8): per list address (or list control address), what to do with the message.
+  // Lists: per list address (or list control address), what to do with the message.
   type ListLookup = Extract<RecipientLookup, { kind: 'list' | 'list-command' }>;
   const listsOf = new WeakMap<SMTPServerEnvelope, Map<string, ListLookup>>();
   const inFlight = new Set<Promise<unknown>>();

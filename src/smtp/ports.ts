@@ -1,7 +1,7 @@
 /**
  * The narrow interfaces the MX talks to. Protocol code in this directory imports these,
  * never the key store, the recryption core or the mail store; `adapters/` connects them
- * to the real modules (DESIGN §3, STYLE "protocol apart from storage").
+ * to the real modules (docs/design.md §4: protocol code apart from storage).
  */
 
 /** What the directory knows about one RCPT TO address. */
@@ -15,7 +15,7 @@ export type RecipientLookup =
     }
   | {
       /**
-       * A mailing list (issue 8): the post is encrypted once to the list group and handed
+       * A mailing list: the post is encrypted once to the list group and handed
        * to `accept`, which delivers it to every member (or holds it for the moderator).
        */
       kind: 'list';

@@ -1,7 +1,7 @@
 /**
  * One error type carrying an SMTP reply: code, enhanced status code (RFC 3463) and the
  * generic text the client sees. Every hook fails with one of these; logs get the detail
- * separately, the client never does (STYLE: errors carry their protocol status).
+ * separately, the client never does (errors carry their protocol status).
  */
 export class SmtpReply extends Error {
   override readonly name = 'SmtpReply';

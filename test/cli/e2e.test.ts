@@ -1,5 +1,5 @@
 /**
- * Issue 3 end to end, through the real `recrypt` CLI against the real admin server (TLS,
+ * End to end, through the real `recrypt` CLI against the real admin server (TLS,
  * SQLite key store made by `recrypt init`): user add → owner init → device add → the
  * .p12 opens with `openssl pkcs12` and its key decrypts with `openssl cms` a message
  * enveloped to the group and recrypted with the uploaded rk → device revoke → the rk is

@@ -1,5 +1,5 @@
 /**
- * The gateway holds no secret that reads mail (issue 3). After enrolment and two
+ * The gateway holds no secret that reads mail . After enrolment and two
  * devices, everything the gateway stores — every file in its data directory (SQLite
  * file and WAL, gateway key, admin token, TLS key), its config, every row of its key
  * store, and even the recryption keys unwrapped with the gateway key — is mined for

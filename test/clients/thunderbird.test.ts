@@ -1,7 +1,7 @@
 /**
  * A real Thunderbird reads what the gateway serves (docs/clients.md, "The Thunderbird
  * test"). Debian's thunderbird package bundles its own NSS, new enough for ECDH
- * KeyAgreeRecipientInfo (DESIGN §2, client facts). The gateway runs as `recrypt start` with
+ * KeyAgreeRecipientInfo (docs/design.md §3). The gateway runs as `recrypt start` with
  * a user and a `standard` device made by the CLI; Thunderbird runs under Xvfb with a fresh
  * profile, imports the device .p12, accepts the gateway's self-signed certificate and reads
  * INBOX over IMAPS through the proxy. Each message must show its text, with Thunderbird's

@@ -1,5 +1,5 @@
 /**
- * The world for the list-archive tests (issue 8): a real key store (SQLite, or Redis
+ * The world for the list-archive tests: a real key store (SQLite, or Redis
  * whose change notifications travel by pub/sub) with a list
  * owner, two members (alice with two devices, bob), a non-member (carol) and a user whose
  * local part holds `*`; a list joined by the blinded issue; a real mail store — the

@@ -1,5 +1,5 @@
 /**
- * Remote list members for the tests (issue 8): people on another server with an S/MIME
+ * Remote list members for the tests: people on another server with an S/MIME
  * P-256 certificate made by the real `openssl` (self-signed, their own DN and serial, not
  * our 82-byte recipient ids; recrypt-remote-pki.ts). Their provider's MX is the outbound
  * tests' RemoteMx (outbound-remote.ts).

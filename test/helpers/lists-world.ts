@@ -1,5 +1,5 @@
 /**
- * A small world for the list tests (issue 8): members with their own owner CA, group
+ * A small world for the list tests: members with their own owner CA, group
  * and devices (secrets kept, PEM files for openssl), enrolled in a key store with their
  * devices; a list whose group secret only the "list owner" here holds; joins by the
  * blinded issue, exactly as the two CLIs and the gateway would split it.

@@ -1,6 +1,6 @@
 /**
- * A table of broken inputs built from a real envelope (DESIGN §2 "never multiply an
- * unchecked point"; issue 2 "bad input"): truncated, garbled, wrong OIDs, indefinite and
+ * A table of broken inputs built from a real envelope (docs/design.md §2 "never multiply an
+ * unchecked point"): truncated, garbled, wrong OIDs, indefinite and
  * absurd lengths, points off the curve / identity / another curve's, oversized, too deep.
  */
 import { createECDH } from 'node:crypto';

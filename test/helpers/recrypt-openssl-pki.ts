@@ -1,7 +1,7 @@
 /**
  * A test PKI made with the openssl CLI, independent of the project's own certificate
  * code: one EC P-256 CA with a fixed DN, and group/device certificates it issues with
- * 16-byte positive serials, so every RecipientId has the same length (DESIGN §2).
+ * 16-byte positive serials, so every RecipientId has the same length (docs/design.md §2).
  * Also the oracle: `openssl cms -decrypt` with a party's certificate and key.
  */
 import { execFileSync, spawnSync } from 'node:child_process';

@@ -1,5 +1,5 @@
 /**
- * Identities for the remote-member tests (issue 8): remote people's own S/MIME
+ * Identities for the remote-member tests: remote people's own S/MIME
  * certificates as the openssl CLI makes them — self-signed or from a CA of their own,
  * any DN, any serial — and list groups from the project's own certificate code.
  */

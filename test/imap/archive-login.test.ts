@@ -1,5 +1,5 @@
 /**
- * The list archive's login forms and read-only rule as pure functions (issue 8): which
+ * The list archive's login forms and read-only rule as pure functions: which
  * user name means which identity, what a SASL PLAIN response decodes to, and which
  * replies the read-only policy rewrites. The whole path runs against real stores in
  * test/lists/archive-proxy.test.ts.

@@ -1,4 +1,4 @@
-/** Contract section: mailing lists (issue 8) — records, membership keys, removal, rotation. */
+/** Contract section: mailing lists — records, membership keys, removal, rotation. */
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   DuplicateError,

@@ -1,5 +1,5 @@
 /**
- * Contract section: remote list members (issue 8) — people who are not users of this
+ * Contract section: remote list members — people who are not users of this
  * gateway, in the same membership as local members, with their own certificate.
  */
 import { beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * Issue 8, owner side: the list owner's and the member's owner libraries talk to the real
+ * Owner side: the list owner's and the member's owner libraries talk to the real
  * admin API (TLS, signed requests, SQLite key store). The blinded join leaves the gateway
  * with rk_{list→member} = g_list·g_member⁻¹ only; removal and rotation through the API.
  */

@@ -1,5 +1,5 @@
 /**
- * Issue 8, remote members through the real admin API (TLS, SQLite key store): a person
+ * Remote members through the real admin API (TLS, SQLite key store): a person
  * who is not a user of the gateway joins with their own openssl-made certificate. The
  * gateway ends with rk = g_list·d⁻¹ only; every bad certificate, signature or invite is
  * a clear 4xx that stores nothing and leaves the invite usable.

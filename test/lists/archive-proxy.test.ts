@@ -1,5 +1,5 @@
 /**
- * Issue 8: members open the list's archive (the list address's own store mailbox) through
+ * members open the list's archive (the list address's own store mailbox) through
  * the real proxy, as a separate login in Dovecot's master-user form — `LOGIN
  * "<list>*<member>"` or SASL PLAIN with authzid = the list — with their own device
  * password. Real stores (the embedded one and Dovecot), posts over LMTP and through the

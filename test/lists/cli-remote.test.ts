@@ -1,5 +1,5 @@
 /**
- * Issue 8, a remote member end to end: a real `recrypt start` process; a list owner's
+ * A remote member end to end: a real `recrypt start` process; a list owner's
  * CLI creates a list and invites an address of another domain with --remote; that person,
  * with nothing but an openssl-made certificate and an OpenSSL 3 default .p12, runs
  * `recrypt list join` on their own machine; the owner admits the join token; `list show`

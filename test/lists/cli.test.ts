@@ -1,5 +1,5 @@
 /**
- * Issue 8 through the real `recrypt` processes: a list owner and a member, each with
+ * Through the real `recrypt` processes: a list owner and a member, each with
  * their own owner key file, against a gateway made by `recrypt init`. create → invite →
  * accept (member) → admit (owner) → policy → remove → rotate, and what the gateway holds.
  */

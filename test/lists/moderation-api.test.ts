@@ -1,5 +1,5 @@
 /**
- * Issue 8, moderated lists, admin API: the list owner's signed requests to the real admin
+ * Moderated lists, admin API: the list owner's signed requests to the real admin
  * server (TLS, SQLite key store) over a real held-post store on disk. Delivery and notices
  * are recorded here: the real ListPostDelivery and NoticeSender are wired into the gateway
  * by src/gateway/start.ts and tested end to end with the MX; these tests pin what the

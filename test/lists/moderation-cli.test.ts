@@ -1,5 +1,5 @@
 /**
- * Issue 8, moderated lists, through the real `recrypt` processes: the list owner's CLI
+ * Moderated lists, through the real `recrypt` processes: the list owner's CLI
  * (its own owner key file and list key file) against the real admin server over TLS with
  * a real held-post store on disk. Posts are held as the MX holds them, S/MIME to the list
  * group (wrapMessage), before and after a rotation. Delivery and notices are recorded in

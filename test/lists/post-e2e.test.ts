@@ -1,5 +1,5 @@
 /**
- * Issue 8 end to end: a list with 50 local members (every fifth with two devices) and 3
+ * End to end: a list with 50 local members (every fifth with two devices) and 3
  * remote members (openssl-made certificates on another server), joined by the blinded
  * issue. One post through the real MX is encrypted once to the list group (list headers
  * and subject tag inside), delivered to every member's mailbox and the archive in the

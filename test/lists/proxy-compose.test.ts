@@ -1,5 +1,5 @@
 /**
- * Issue 8, read side: a post encrypted once to the list group, delivered to two members'
+ * Read side: a post encrypted once to the list group, delivered to two members'
  * mailboxes and the list's archive mailbox in the embedded store, fetched through the
  * real proxy by each member's devices. The proxy composes rk_{list→member} with the
  * device's own key; stock `openssl cms -decrypt` reads it with that device's key only.

@@ -1,5 +1,5 @@
 /**
- * envelopeForGroup against DESIGN §2 and RFC 5753: two KeyAgreeRecipientInfos (wrap
+ * envelopeForGroup against docs/design.md §2 and RFC 5753: two KeyAgreeRecipientInfos (wrap
  * parameters absent / NULL) wrapping one content key, read by openssl; SharedInfo vectors.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,7 +53,7 @@ describe('ECC-CMS-SharedInfo', () => {
 });
 
 describe('envelopeForGroup', () => {
-  it('writes EnvelopedData with two KeyAgreeRecipientInfos for the group, as DESIGN §2 says', () => {
+  it('writes EnvelopedData with two KeyAgreeRecipientInfos for the group, as docs/design.md §2 says', () => {
     const der = envelopeForGroup(original, group.certDer);
     const prefix = parseEnvelopePrefix(der);
     expect(prefix.kind).toBe('enveloped');

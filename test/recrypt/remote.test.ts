@@ -1,5 +1,5 @@
 /**
- * Recryption for remote list members (issue 8) against the real oracle: identities made
+ * Recryption for remote list members against the real oracle: identities made
  * by the openssl CLI (self-signed and CA-issued, short and long DNs, serials of 1 to 21
  * bytes), a list group from the project's own certificates, posts from wrapMessage and
  * from `openssl cms -encrypt -stream`; `openssl cms -decrypt` with the remote's own key

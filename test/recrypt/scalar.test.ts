@@ -207,7 +207,7 @@ describe('points', () => {
     );
   });
 
-  it('recryption preserves the ECDH secret a node:crypto device computes (DESIGN §2)', () => {
+  it('recryption preserves the ECDH secret a node:crypto device computes (docs/design.md §2)', () => {
     for (let i = 0; i < 10; i++) {
       const g = randomScalar();
       const d = randomScalar();

@@ -1,5 +1,5 @@
 /**
- * The transform against the real oracle (DESIGN §2 "Oracles"): `openssl cms -decrypt`
+ * The transform against the real oracle (docs/design.md §3, OpenSSL): `openssl cms -decrypt`
  * reads every stored message with the group key and every recrypted one with the device
  * key, byte-exact; the device key fails on un-recrypted mail and another device's key
  * fails on this device's. decryptMessage must agree with openssl on all of them.

@@ -1,5 +1,5 @@
 /**
- * Issue 5, bad input on the wire: malformed commands, NUL bytes, overlong lines, bare LF,
+ * Bad input on the wire: malformed commands, NUL bytes, overlong lines, bare LF,
  * header-only and broken-MIME messages, wrong dot-stuffing. Each gets the proper SMTP
  * reply, the MX keeps running, and whatever is accepted is stored encrypted, never dropped.
  */

@@ -1,5 +1,5 @@
 /**
- * Issue 5, deliveries: messages sent by swaks and nodemailer through the MX arrive in the
+ * Deliveries: messages sent by swaks and nodemailer through the MX arrive in the
  * right Dovecot mailbox, encrypted to the recipient's group; decrypted with the group key
  * they equal the original byte for byte behind the trace headers. Already-encrypted mail
  * is stored as sent. No plaintext marker is left in any file the MX or Dovecot wrote.

@@ -1,5 +1,5 @@
 /**
- * Issue 5, faults with nothing lost: the store stops in the middle of a message (451,
+ * Faults with nothing lost: the store stops in the middle of a message (451,
  * then the retry is stored), encryption fails (451, nothing stored, no plaintext on
  * disk), one recipient's store refuses permanently after DATA (the others' copies are
  * kept, the sender gets a permanent reply), and a graceful close finishes the DATA in flight.

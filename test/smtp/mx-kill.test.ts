@@ -1,5 +1,5 @@
 /**
- * Issue 5, "lose nothing": the MX process is killed with SIGKILL in the middle of a
+ * "Lose nothing": the MX process is killed with SIGKILL in the middle of a
  * concurrent load of nodemailer sends; senders retry what was not acknowledged against
  * the restarted MX. Afterwards every Message-ID that got a 250 is in the store (the
  * store's copy is counted by Message-ID; duplicates of unacknowledged attempts are allowed).
@@ -19,7 +19,7 @@ import {
 import { headerBlock, storedMessages } from '../helpers/smtp-readback.js';
 import { sendWithNodemailer } from '../helpers/smtp-senders.js';
 
-const MESSAGES = 500; // issue 5: a 500-message concurrent load
+const MESSAGES = 500; // a 500-message concurrent load
 const CONCURRENCY = 12;
 const KILL_AFTER_ACKS = 150;
 const childScript = join(

@@ -1,5 +1,5 @@
 /**
- * Issue 5, the MX's SMTP surface: extensions offered, no AUTH, the configured banner,
+ * The MX's SMTP surface: extensions offered, no AUTH, the configured banner,
  * SIZE, and the RCPT decisions (unknown local user 550 5.1.1, any other domain 550 5.7.1
  * so it is never an open relay, key store down 451 4.3.0 — with a real redis-server
  * stopped and started again).

@@ -1,5 +1,5 @@
 /**
- * `recrypt list join <invitation>` (issue 8, remote members): runs on the machine of
+ * `recrypt list join <invitation>` (remote members): runs on the machine of
  * someone who is not a user of the list's gateway, with their own S/MIME P-256
  * certificate and key (a .p12, or PEM key and certificate files). It needs no owner key
  * file; it prints the join token the list owner admits with `recrypt list admit`.

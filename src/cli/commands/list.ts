@@ -1,5 +1,5 @@
 /**
- * Mailing-list commands (issue 8), on an owner's machine: `list create|show|invite|
+ * Mailing-list commands, on an owner's machine: `list create|show|invite|
  * accept|admit|remove|rotate|policy`, and `list join` for remote members (list-remote.ts).
  * The list owner's group secrets live in a list key file (`--list-file`, default
  * ./<list address>.list.key) that the owner key opens.

@@ -6,13 +6,13 @@
  * `key-added` notification refreshes in place, so open sessions pick up a new group.
  * After a notification gap (`resync`) every device seen here is re-checked.
  *
- * Lists (issue 8): a device also reads every list its owner is a member of. For each
+ * Lists: a device also reads every list its owner is a member of. For each
  * list group (current and former) the store holds `rk_{list→member}`; composed with the
  * device's own `rk_{member→device}` it gives `g_list·d⁻¹` under the list's groupId (one
  * scalar multiplication here, at fetch time). A revoked device has no own key, so it has
  * no list key either; a `list-changed` notification refreshes the members' devices.
  *
- * List archives (issue 8): a member's device may open the list's own mailbox. It logs in
+ * List archives: a member's device may open the list's own mailbox. It logs in
  * with its own credential; the session's keys are the composed keys of that list's groups
  * only, a live Map refreshed with the device's (a rotation adds the new group's key). A
  * removal takes the list's keys from the device, which ends all its sessions, archive

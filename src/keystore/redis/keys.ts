@@ -18,7 +18,7 @@
  *   <p>users           set    addresses
  *   <p>nonce:<scope>:<nonce>  string, with TTL
  *
- * Lists (issue 8) follow the same pattern under `{l:<list address>}` (list record,
+ * Lists follow the same pattern under `{l:<list address>}` (list record,
  * members, "<list groupId>|<member groupId>" → wrapped key), so a rotation that
  * re-keys every member is one script on one slot.
  */

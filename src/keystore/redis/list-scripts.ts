@@ -1,5 +1,5 @@
 /**
- * The Redis adapter's list changes (issue 8), as Lua scripts over one list's keys, all
+ * The Redis adapter's list changes, as Lua scripts over one list's keys, all
  * under the hash tag `{l:<list address>}` (one cluster slot):
  *
  *   <p>{l:L}:list     hash  address, displayName, owner, policy, subjectTag, groupId, created

@@ -1,5 +1,5 @@
 /**
- * The Redis adapter's lists (issue 8); key layout and scripts in list-scripts.ts. The
+ * The Redis adapter's lists; key layout and scripts in list-scripts.ts. The
  * two index sets (`lists`, `memberof:<M>`) live outside the list's slot: they are written
  * before an add and after a remove, and every read checks them against the list record,
  * so a crash in between leaves only a stale index entry that reads skip.

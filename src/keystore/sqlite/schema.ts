@@ -3,7 +3,7 @@
  * applied; opening a file runs the missing ones in one transaction. Append, never edit.
  *
  * Recryption keys are kept per kind of target: `device_keys` (group × device, owned by
- * the device row, so deleting a device or user cascades). Lists (issue 8) add
+ * the device row, so deleting a device or user cascades). Lists add
  * `lists` and `list_keys` (list group × member group), wrapped the same way with the
  * member group's RecipientId as the binding target; a remote member's target is their
  * own certificate's IssuerAndSerialNumber (migration 3).

@@ -1,5 +1,5 @@
 /**
- * The SQLite adapter's lists (issue 8): tables `lists`, `list_groups`, `list_members`,
+ * The SQLite adapter's lists: tables `lists`, `list_groups`, `list_members`,
  * `list_keys` (schema.ts, migrations 2 and 3; a remote member's row carries their
  * certificate and is no user's). Each change is one IMMEDIATE transaction run by
  * the owning SqliteKeyStore; a rotation unwraps, re-keys and re-wraps every member's key

@@ -1,5 +1,5 @@
 /**
- * A mailing list as the MX sees it (issue 8): the list group certificate a post is
+ * A mailing list as the MX sees it: the list group certificate a post is
  * encrypted to once, the posting policy as a refusal text, the header rewrite, and what
  * happens to the one encrypted copy (src/lists: delivered to every member, or held for
  * the moderator). Also the list's control addresses (src/lists/control-addresses.ts):

@@ -22,7 +22,7 @@ function secretOf(pemFile: string): Uint8Array {
   return new Uint8Array(Buffer.from(jwk.d!, 'base64url'));
 }
 
-// Owner CA: P-256 key, self-signed certificate named CN=<UDF of its key> (DESIGN §2).
+// Owner CA: P-256 key, self-signed certificate named CN=<UDF of its key> (docs/design.md §2).
 // Keys are kept when present, so a change of the UDF definition only re-derives the rest.
 for (const name of ['owner-key.pem', 'other-key.pem', 'group-key.pem']) {
   if (!existsSync(at(name))) {
