@@ -12,9 +12,10 @@
  */
 import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { GATEWAY_KEY_FILE } from '../../keystore/index.js';
+import { parseUidList } from '../../store/maildir/uidlist.js';
 import { CliError } from '../errors.js';
 import { VERSION } from '../version.js';
 import {
@@ -64,6 +65,8 @@ class BackupWriter {
       return true;
     } catch (error) {
       if (isMissing(error)) return false;
+      // Listed twice (a listing during a rename may show both names): copied already.
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return true;
       throw error;
     }
   }
@@ -241,6 +244,36 @@ async function copyTree(
     // Gone between the listing and the copy: a Maildir message renamed by a flag change
     // is found again under its new name; anything else was removed and is left out.
     if (inMessages) await copyRenamed(writer, dataDir, dirname(rel), maildirBase(name));
+  }
+  if (isMaildirFolder(abs)) await copyMissed(writer, dataDir, rel);
+}
+
+/**
+ * A directory listing taken while files are renamed in it may miss a renamed file. The
+ * folder's uidlist, copied after its messages, names every message that existed before
+ * then: one it names that the copy lacks is looked up again (if it is gone, it was
+ * expunged, and the restored store drops its UID at the first scan).
+ */
+async function copyMissed(writer: BackupWriter, dataDir: string, rel: string): Promise<void> {
+  const copiedList = join(writer.target, 'data', rel, 'dovecot-uidlist');
+  let list: ReturnType<typeof parseUidList>;
+  try {
+    list = parseUidList(await readFile(copiedList, 'utf8'));
+  } catch (error) {
+    if (isMissing(error)) return;
+    throw error;
+  }
+  if (list === null) return;
+  const prefix = toManifestPath(join('data', rel)) + '/';
+  const copied = new Set(
+    writer.files
+      .filter(
+        (f) => f.path.startsWith(prefix) && /^(cur|new)\/[^/]+$/.test(f.path.slice(prefix.length)),
+      )
+      .map((f) => maildirBase(f.path.slice(prefix.length + 4))),
+  );
+  for (const entry of list.entries) {
+    if (!copied.has(entry.base)) await copyRenamed(writer, dataDir, rel, entry.base);
   }
 }
 
