@@ -91,6 +91,8 @@ export class ClientRelay extends Transform {
   private tag = '';
   /** The rest of the current command (lines and literal data) is dropped. */
   private refusing = false;
+  /** Bytes of APPEND literals this session holds under the encryptor's budget. */
+  private appendReserved = 0;
   /** Literal data the relay forwards (after upstream's `+`). */
   private streaming = false;
   private idleLine = false;
@@ -129,6 +131,13 @@ export class ClientRelay extends Transform {
     }
     const awaiting = this.awaiting;
     if (awaiting === null) return;
+    // An encrypted APPEND literal leaves the relay now (sent, or dropped): its memory is free.
+    if (
+      awaiting.kind === 'literal' &&
+      awaiting.data !== null &&
+      (line.startsWith('+') || tagged === awaiting.tag)
+    )
+      this.releaseAppend();
     if (line.startsWith('+')) {
       this.awaiting = null;
       if (awaiting.kind === 'idle') {
@@ -373,11 +382,36 @@ export class ClientRelay extends Transform {
       }
       return;
     }
+    if (encryptor.reserve !== undefined && !encryptor.reserve(literal.size)) {
+      this.options.onRefused?.('APPEND');
+      this.append = null;
+      if (!first) return this.fail('Too many APPENDs in progress');
+      this.options.inject?.(
+        Buffer.from(`${this.tag} NO [LIMIT] Too many APPENDs in progress, try again\r\n`, 'latin1'),
+      );
+      if (literal.sync) this.framer.refuse();
+      else {
+        this.framer.accept();
+        this.refusing = true;
+      }
+      return;
+    }
+    this.appendReserved += literal.size;
     if (first) this.sent(this.tag);
     this.append = { head: beforeLiteral(line), literal: [] };
     if (literal.sync) this.options.inject?.(Buffer.from('+ Ready for literal data\r\n'));
     this.framer.accept();
     if (literal.size === 0) this.sendAppendLiteral();
+  }
+
+  private releaseAppend(): void {
+    if (this.appendReserved > 0) this.options.encryptor?.release?.(this.appendReserved);
+    this.appendReserved = 0;
+  }
+
+  override _destroy(error: Error | null, callback: (error: Error | null) => void): void {
+    this.releaseAppend();
+    callback(error);
   }
 
   private sendAppendLiteral(): void {

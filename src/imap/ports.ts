@@ -93,4 +93,11 @@ export interface AppendEncryptor {
   maxBytes: number;
   /** The bytes to store; an already encrypted message comes back as it is. */
   encrypt(message: Buffer): Buffer;
+  /**
+   * Reserves memory for a literal of `bytes` before it is read (false: refuse it now);
+   * every reservation is given back with `release` once its bytes went upstream or were
+   * dropped. Absent: no budget.
+   */
+  reserve?(bytes: number): boolean;
+  release?(bytes: number): void;
 }

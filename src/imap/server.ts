@@ -16,7 +16,8 @@ import {
   type SecureContextOptions,
 } from 'node:tls';
 import { pino, type Logger } from 'pino';
-import { groupAppendEncryptor } from './adapters/append-encryption.js';
+import { DEFAULT_APPEND_LIMIT, groupAppendEncryptor } from './adapters/append-encryption.js';
+import { AppendBudget } from './append-budget.js';
 import { recryptTransform } from './adapters/recrypt-transform.js';
 import {
   ConnectionLimits,
@@ -78,6 +79,8 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
   const deviceKey = (address: string, deviceId: string): string =>
     `${address.toLowerCase()}\u0000${deviceId}`;
   const limits = new ConnectionLimits(options.limits);
+  const appendLimit = options.appendLimit ?? DEFAULT_APPEND_LIMIT;
+  const appendBudget = new AppendBudget({ perAccount: 2 * appendLimit, total: 4 * appendLimit });
   let loggedIn = 0;
 
   const env: SessionEnvironment = {
@@ -89,8 +92,11 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
     ...(options.encryptAppends === false
       ? {}
       : {
-          appendEncryptorFor: (certificate: Uint8Array) =>
-            groupAppendEncryptor(certificate, options.appendLimit),
+          appendEncryptorFor: (certificate: Uint8Array, account: string) => ({
+            ...groupAppendEncryptor(certificate, appendLimit),
+            reserve: (bytes: number) => appendBudget.reserve(account, bytes),
+            release: (bytes: number) => appendBudget.release(account, bytes),
+          }),
         }),
     logger,
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),

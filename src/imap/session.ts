@@ -57,7 +57,8 @@ export interface SessionEnvironment {
   /** Plain connections from loopback may log in without TLS. */
   allowPlaintextOnLoopback: boolean;
   /** Encrypts what clients APPEND to the user's group; undefined stores APPENDs as sent. */
-  appendEncryptorFor?: (groupCertificate: Uint8Array) => AppendEncryptor;
+  /** The encryptor for APPENDs into `account`'s mailbox (with that account's memory budget). */
+  appendEncryptorFor?: (groupCertificate: Uint8Array, account: string) => AppendEncryptor;
   /** Time from connect to a completed login; the session ends with BYE after it. */
   loginTimeoutMs: number;
   /**
@@ -359,7 +360,7 @@ export class ProxySession {
       this.env.appendEncryptorFor !== undefined &&
       device.groupCertificate !== undefined &&
       literalPlus
-        ? this.env.appendEncryptorFor(device.groupCertificate)
+        ? this.env.appendEncryptorFor(device.groupCertificate, device.address)
         : undefined;
     if (this.env.appendEncryptorFor !== undefined && encryptor === undefined && archive === null) {
       this.log.warn('APPEND encryption unavailable (no group certificate or no LITERAL+ upstream)');
@@ -421,6 +422,7 @@ export class ProxySession {
       if (!this.upstreamSaidBye) this.log.warn('upstream closed the session');
       this.bye(this.upstreamSaidBye ? null : 'Mail store connection closed');
     });
+    this.relay = relay;
     relay.pipe(upstreamSocket, { end: false });
     const rest = this.reader.takeRest();
     if (rest.length > 0) relay.write(rest);
@@ -505,6 +507,7 @@ export class ProxySession {
     this.cleanup();
   }
 
+  private relay: ClientRelay | null = null;
   private cleanupDone = false;
   private cleanup(): void {
     if (this.cleanupDone) return;
@@ -515,6 +518,8 @@ export class ProxySession {
     this.env.metrics?.sessions.dec();
     this.upstream?.close();
     this.fetcher?.close();
+    // Gives back the memory budget of an APPEND cut off mid-literal.
+    this.relay?.destroy();
     this.unregister();
   }
 }
