@@ -96,7 +96,7 @@ export async function tlsTrustFor(
   } catch (error) {
     throw new OwnerError(
       'gateway-unreachable',
-      `cannot reach the gateway at ${origin.origin}: ${(error as Error).message}`,
+      `cannot reach the gateway at ${origin.origin}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
     );
   }
   const served = new X509Certificate(peer.raw);
