@@ -42,6 +42,10 @@ export async function startProxy(options: {
     },
     throttle: { maxConcurrentPerIp: config.imap.maxLoginsInProgressPerIp },
     loginTimeoutMs: config.imap.loginTimeoutSeconds * 1000,
+    // The same limit as the MX's: the store is sized for its encrypted copy (start.ts), so
+    // an APPEND the proxy admits always fits, and one that would not is refused before
+    // its literal is read.
+    appendLimit: config.smtp.maxMessageBytes,
   });
   return {
     port: proxy.ports.tls ?? config.imap.port,
