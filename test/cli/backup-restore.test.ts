@@ -39,7 +39,14 @@ const owner = join(tmp.path, 'owner');
 interface Site {
   configFile: string;
   dataDir: string;
-  ports: { smtp: number; imap: number; starttls: number; admin: number; storeImap: number };
+  ports: {
+    smtp: number;
+    imap: number;
+    starttls: number;
+    admin: number;
+    operator: number;
+    storeImap: number;
+  };
 }
 
 let original: Site;
@@ -54,6 +61,7 @@ async function site(name: string): Promise<Site> {
     imap: await freePort(),
     starttls: await freePort(),
     admin: await freePort(),
+    operator: await freePort(),
     storeImap: await freePort(),
   };
   const configFile = join(dir, 'recrypt.yaml');
@@ -65,6 +73,7 @@ async function site(name: string): Promise<Site> {
       `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
       `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
       `admin: { port: ${ports.admin} }`,
+      `operator: { port: ${ports.operator} }`,
       `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
     ].join('\n'),
   );
@@ -77,28 +86,33 @@ function certOf(at: Site): string {
 
 async function start(at: Site): Promise<Spawned> {
   const run = startRecrypt(['--config', at.configFile], join(at.configFile, '..'));
-  await waitFor('the gateway to be ready', () => {
-    if (run.child.exitCode !== null) throw new Error(`gateway exited: ${run.output()}`);
-    try {
-      const status = execFileSync(
-        'curl',
-        [
-          '-s',
-          '-o',
-          '/dev/null',
-          '-w',
-          '%{http_code}',
-          '--cacert',
-          certOf(at),
-          `https://127.0.0.1:${at.ports.admin}/readyz`,
-        ],
-        { encoding: 'utf8' },
-      );
-      return Promise.resolve(status === '200');
-    } catch {
-      return Promise.resolve(false);
-    }
-  });
+  await waitFor(
+    'the gateway to be ready',
+    () => {
+      if (run.child.exitCode !== null) throw new Error(`gateway exited: ${run.output()}`);
+      try {
+        const status = execFileSync(
+          'curl',
+          [
+            '-s',
+            '-o',
+            '/dev/null',
+            '-w',
+            '%{http_code}',
+            '--cacert',
+            certOf(at),
+            `https://127.0.0.1:${at.ports.admin}/healthz`,
+          ],
+          { encoding: 'utf8' },
+        );
+        return Promise.resolve(status === '200');
+      } catch {
+        return Promise.resolve(false);
+      }
+      // Generous: the machine running the suite may be busy, and start-up is not measured here.
+    },
+    150_000,
+  );
   return run;
 }
 
@@ -154,7 +168,7 @@ beforeAll(async () => {
       subject: 'before the backup',
       text: `${SECRET_LINE}\r\n`,
     });
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   await running?.stop(5000);
@@ -202,7 +216,7 @@ describe('recrypt backup and restore', () => {
       .filter((p) => p !== 'manifest.json')
       .sort();
     expect(onDisk).toEqual([...paths].sort());
-  });
+  }, 120_000);
 
   it('restores into a fresh data directory: the old device reads the old message', async () => {
     await running?.stop(5000);
@@ -265,7 +279,7 @@ describe('recrypt backup and restore', () => {
     ]).toString('utf8');
     expect(plain).toContain('Subject: before the backup');
     expect(plain).toContain(SECRET_LINE);
-  });
+  }, 300_000);
 
   it('refuses a data directory that is not empty', async () => {
     const busy = await site('busy');
@@ -275,7 +289,7 @@ describe('recrypt backup and restore', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^recrypt: the data directory .* is not empty/);
     expect(readdirSync(busy.dataDir)).toEqual(['something']);
-  });
+  }, 120_000);
 
   it('refuses a backup whose file differs from its manifest, writing nothing', async () => {
     const tampered = join(tmp.path, 'tampered');
@@ -291,5 +305,5 @@ describe('recrypt backup and restore', () => {
       /^recrypt: the backup .* fails its manifest check: data\/gateway\.key: content differs/,
     );
     expect(existsSync(target.dataDir)).toBe(false);
-  });
+  }, 120_000);
 });
