@@ -54,6 +54,12 @@ type Handler = (
   body: Buffer,
 ) => Promise<void>;
 
+/** Handlers behind the admin token: served on the operator listener only (docs/admin-api.md). */
+const operatorHandlers = new WeakSet<Handler>();
+
+/** Which routes a listener serves: the public one never the operator's, and vice versa. */
+export type Audience = 'public' | 'operator';
+
 const routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = [
   { method: 'POST', pattern: /^\/v1\/users$/, handler: operator(addUser) },
   { method: 'GET', pattern: /^\/v1\/users$/, handler: operator(listUsers) },
@@ -79,15 +85,24 @@ export function adminRouteOf(path: string): string | undefined {
   return route === undefined ? undefined : patternLabel(route.pattern);
 }
 
-/** Handles `/v1/…`; returns false for any other path so the server can try other routes. */
+/**
+ * Handles `/v1/…`; returns false for any other path so the server can try other routes.
+ * A route of another audience is answered like an unknown one (404), so the public
+ * listener does not even advertise that operator routes exist.
+ */
 export async function handleAdminRequest(
   ctx: AdminApiContext,
   req: IncomingMessage,
   res: ServerResponse,
+  audiences: readonly Audience[],
 ): Promise<boolean> {
   const path = (req.url ?? '/').split('?')[0] ?? '/';
   if (!path.startsWith('/v1/')) return false;
-  const candidates = routes.filter((route) => route.pattern.test(path));
+  const candidates = routes.filter(
+    (route) =>
+      route.pattern.test(path) &&
+      audiences.includes(operatorHandlers.has(route.handler) ? 'operator' : 'public'),
+  );
   if (candidates.length === 0) throw new HttpError(404, 'no such endpoint');
   const route = candidates.find((candidate) => candidate.method === req.method);
   if (route === undefined) {
@@ -110,7 +125,7 @@ export async function handleAdminRequest(
 // --- callers -------------------------------------------------------------------------
 
 function operator(handler: Handler): Handler {
-  return async (ctx, req, res, params, body) => {
+  const checked: Handler = async (ctx, req, res, params, body) => {
     const header = req.headers.authorization ?? '';
     const presented = header.startsWith('Bearer ') ? header.slice(7) : '';
     // Compare digests so that the comparison is constant-time whatever the lengths.
@@ -121,6 +136,8 @@ function operator(handler: Handler): Handler {
     noteAuditActor(req, 'operator');
     await handler(ctx, req, res, params, body);
   };
+  operatorHandlers.add(checked);
+  return checked;
 }
 
 /** The enrolled owner whose key signed this request; set for owner handlers. */

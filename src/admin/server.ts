@@ -1,9 +1,13 @@
 /**
- * The gateway's HTTPS server: the admin API (`/v1/…`), the public mail profiles and
- * group certificates (`/.well-known/mail-profile/…`), health (`/healthz`, `/readyz`)
- * and Prometheus metrics (`/metrics`). TLS by default; plain HTTP only when explicitly asked (tests behind a
- * TLS terminator).
+ * The gateway's HTTPS listeners (docs/admin-api.md). The gateway runs two:
+ * - public (`admin.*`): enrolment, owner-signed routes, remote list joins, the mail
+ *   profiles and group certificates (`/.well-known/mail-profile/…`), `/healthz`; the
+ *   unauthenticated routes are rate-limited per client IP;
+ * - operator (`operator.*`, loopback): the admin-token routes, `/readyz`, `/metrics`.
+ * A route of the other audience answers 404. TLS by default; plain HTTP only when
+ * explicitly asked (tests behind a TLS terminator).
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -21,10 +25,11 @@ import {
   createProfileHandler,
   type ProfileSource,
 } from '../profiles/index.js';
-import { adminRouteOf, handleAdminRequest, type AdminApiContext } from './api.js';
+import { adminRouteOf, handleAdminRequest, type AdminApiContext, type Audience } from './api.js';
 import { errorReply, sendJson } from './http.js';
 import { methodLabel, type AdminMetrics } from './metrics.js';
 import { auditRecord, isAuditedRequest, writeAudit } from './audit.js';
+import { createRateLimiter, type RateLimitSettings } from './rate-limit.js';
 
 export interface AdminServerOptions {
   host: string;
@@ -32,6 +37,15 @@ export interface AdminServerOptions {
   /** PEM key and certificate; omit only for plain HTTP (`insecureHttp`). */
   tls?: { key: string; cert: string };
   insecureHttp?: boolean;
+  /**
+   * What this listener serves. The gateway gives each audience its own listener; one
+   * listener serving both is for tests of the routes themselves.
+   */
+  audiences: readonly Audience[];
+  /** Per client IP on the public, unauthenticated routes; none when omitted. */
+  rateLimit?: RateLimitSettings;
+  /** When set, /metrics needs `Authorization: Bearer <metricsToken>`. */
+  metricsToken?: string;
   keyStore: KeyStore;
   adminToken: string;
   imapSettings: AdminApiContext['imapSettings'];
@@ -64,6 +78,19 @@ export function profileSourceOf(keyStore: KeyStore): ProfileSource {
 
 const FIXED_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
 
+/** Constant-time whatever the lengths: compare digests. */
+function bearerMatches(req: IncomingMessage, token: string): boolean {
+  const header = req.headers.authorization ?? '';
+  const presented = header.startsWith('Bearer ') ? header.slice(7) : '';
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  return presented.length > 0 && timingSafeEqual(digest(presented), digest(token));
+}
+
+/** The public routes anyone may call without a credential (owner routes carry a signature). */
+function isRateLimited(path: string): boolean {
+  return path !== '/healthz' && path !== '/v1/owner' && !path.startsWith('/v1/owner/');
+}
+
 /** The label for a request path: a route pattern, never the path itself (it holds addresses). */
 function routeLabel(path: string): string {
   if (FIXED_ROUTES.has(path)) return path;
@@ -88,6 +115,12 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     ...(options.moderation !== undefined ? { moderation: options.moderation } : {}),
     ...(options.logger !== undefined ? { logger: options.logger } : {}),
   };
+  const servesPublic = options.audiences.includes('public');
+  const servesOperator = options.audiences.includes('operator');
+  const limiter =
+    servesPublic && options.rateLimit !== undefined
+      ? createRateLimiter(options.rateLimit, options.clock)
+      : undefined;
   const profiles = createProfileHandler(profileSourceOf(options.keyStore));
   const checks = { keyStore: () => options.keyStore.health(), ...options.readinessChecks };
 
@@ -122,9 +155,23 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   };
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
-    if (path === '/metrics' && options.metrics !== undefined) {
+    if (limiter !== undefined && isRateLimited(path)) {
+      const verdict = limiter.take(req.socket.remoteAddress ?? 'unknown');
+      if (!verdict.allowed) {
+        res.setHeader('retry-after', String(verdict.retryAfterSeconds));
+        return sendJson(res, 429, { error: 'too many requests, try again later' });
+      }
+    }
+    if (!servesOperator) {
+      if (path === '/metrics' || path === '/readyz')
+        return sendJson(res, 404, { error: 'not found' });
+    } else if (path === '/metrics' && options.metrics !== undefined) {
+      if (options.metricsToken !== undefined && !bearerMatches(req, options.metricsToken)) {
+        res.setHeader('www-authenticate', 'Bearer');
+        return sendJson(res, 401, { error: 'metrics token not accepted' });
+      }
       const text = await options.metrics.metrics();
       res.writeHead(200, {
         'content-type': options.metrics.contentType,
@@ -147,8 +194,8 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         failing,
       });
     }
-    if (await handleAdminRequest(ctx, req, res)) return;
-    if (await profiles(req, res)) return;
+    if (await handleAdminRequest(ctx, req, res, options.audiences)) return;
+    if (servesPublic && (await profiles(req, res))) return;
     sendJson(res, 404, { error: 'not found' });
   }
 

@@ -217,6 +217,22 @@ export const configSchema = z.strictObject({
       port: port.default(8443),
       /** The operator's token file (created by `recrypt init`). */
       tokenFile: z.string().default('admin.token'),
+      /** Per client IP, on the unauthenticated public routes (docs/configuration.md). */
+      rateLimit: z
+        .strictObject({
+          perMinute: z.number().int().positive().default(60),
+          burst: z.number().int().positive().default(30),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  /** The operator listener: admin-token routes, /metrics, /readyz; never exposed. */
+  operator: z
+    .strictObject({
+      host: host.default('127.0.0.1'),
+      port: port.default(8444),
+      /** When set, /metrics needs `Authorization: Bearer` with this file's token. */
+      metricsTokenFile: z.string().optional(),
     })
     .prefault({}),
   keyStore: keyStore.default({ kind: 'sqlite', path: 'keystore.sqlite' }),

@@ -39,6 +39,7 @@ export interface RunningGateway {
     imap: number;
     imapStarttls: number;
     admin: number;
+    operator: number;
     storeImap?: number;
   };
   keyStore: KeyStore;
@@ -226,9 +227,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     });
     stops.push(() => proxy.close());
 
-    const admin: AdminServer = await startAdminServer({
-      host: config.admin.host,
-      port: config.admin.port,
+    // Two listeners (docs/admin-api.md): the public one owners and senders reach, and
+    // the operator's, on loopback unless configured otherwise.
+    const httpShared = {
       tls: { key: tls.key, cert: tls.cert },
       keyStore,
       adminToken,
@@ -241,12 +242,34 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       metrics,
       requestMetrics: createAdminMetrics(metrics),
       logger: logger.child({ part: 'admin' }),
+    };
+    const admin: AdminServer = await startAdminServer({
+      ...httpShared,
+      host: config.admin.host,
+      port: config.admin.port,
+      audiences: ['public'],
+      rateLimit: config.admin.rateLimit,
+    });
+    stops.push(() => admin.close());
+    const operatorServer: AdminServer = await startAdminServer({
+      ...httpShared,
+      host: config.operator.host,
+      port: config.operator.port,
+      audiences: ['operator'],
+      ...(config.operator.metricsTokenFile !== undefined
+        ? {
+            metricsToken: readSecretFile(
+              inData(config.operator.metricsTokenFile),
+              'operator.metricsTokenFile',
+            ),
+          }
+        : {}),
       readinessChecks: {
         mailStore: () =>
           Promise.all(mailStoreProbes.map((t) => probeGreeting(t))).then(() => undefined),
       },
     });
-    stops.push(() => admin.close());
+    stops.push(() => operatorServer.close());
 
     logger.info(
       {
@@ -254,6 +277,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         imap: proxy.port,
         imapStarttls: proxy.starttlsPort,
         admin: admin.port,
+        operator: operatorServer.port,
         keyStore: keyStore.kind,
         mailStore: config.mailStore.kind,
       },
@@ -266,6 +290,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         imap: proxy.port,
         imapStarttls: proxy.starttlsPort,
         admin: admin.port,
+        operator: operatorServer.port,
         ...(store.embeddedPorts ?? {}),
       },
       keyStore,
@@ -273,6 +298,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       async reloadTls() {
         tls = await ensureTlsMaterial(dataDir, config.tls, new Date(), publicName);
         admin.setTls(tls);
+        operatorServer.setTls(tls);
         proxy.setTls(tls);
         mx.setTls(tls);
         logger.info({ certFile: tls.certFile }, 'TLS certificate reloaded');

@@ -16,6 +16,7 @@ function listeningPorts(config: GatewayConfig): Array<[string, number]> {
     ['imap.port', config.imap.port],
     ['imap.starttlsPort', config.imap.starttlsPort],
     ['admin.port', config.admin.port],
+    ['operator.port', config.operator.port],
   ];
   if (config.mailStore.kind === 'embedded') {
     ports.push(['mailStore.imapPort', config.mailStore.imapPort]);

@@ -32,8 +32,9 @@ function auditRecords(): AuditRecord[] {
     .flatMap((entry) => (entry.audit ? [entry.audit] : []));
 }
 
+/** To the operator listener, where the admin-token routes are (docs/admin-api.md). */
 function post(world: CliWorld, path: string, token: string, body: object): Promise<number> {
-  const url = new URL(path, world.gateway.origin);
+  const url = new URL(path, world.gateway.operatorOrigin);
   return new Promise((resolve, reject) => {
     const req = request(
       url,

@@ -31,6 +31,7 @@ describe('admin server metrics', () => {
       tls: { key: tls.key, cert: tls.cert },
       keyStore,
       adminToken: ADMIN_TOKEN,
+      audiences: ['public', 'operator'],
       imapSettings: { host: '127.0.0.1', port: 1993, starttlsPort: 1143 },
       metrics: registry,
       requestMetrics: metrics,

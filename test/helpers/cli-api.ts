@@ -53,6 +53,8 @@ export async function startApiGateway(
     tls: { key: tls.key, cert: tls.cert },
     keyStore,
     adminToken: ADMIN_TOKEN,
+    // One listener for both audiences: these tests are about the routes, not the split.
+    audiences: ['public', 'operator'],
     imapSettings: { host: '127.0.0.1', port: 1993, starttlsPort: 1143 },
     clock: () => Date.now() + skew.ms,
     ...extra,

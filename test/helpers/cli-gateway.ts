@@ -1,9 +1,9 @@
 /**
  * The gateway side of the CLI tests: after `recrypt init` made a data directory and
- * config, `prepareConfig` moves the admin API to a free loopback port (and optionally the
- * key store to a throwaway Redis), and `startGatewayFromConfig` opens the real key store
- * and starts the real admin server over TLS from that config, the way `recrypt start`
- * will. Stop it with `close()` in afterAll.
+ * config, `prepareConfig` moves the public and operator listeners to free loopback ports
+ * (and optionally the key store to a throwaway Redis), and `startGatewayFromConfig` opens
+ * the real key store and starts both real listeners over TLS from that config, the way
+ * `recrypt start` does. Stop it with `close()` in afterAll.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -23,6 +23,7 @@ export async function prepareConfig(
   const port = await freePort();
   const raw = parse(readFileSync(configFile, 'utf8')) as Record<string, Record<string, unknown>>;
   raw['admin'] = { ...raw['admin'], port };
+  raw['operator'] = { ...raw['operator'], port: await freePort() };
   if (keyStore !== undefined) raw['keyStore'] = keyStore as unknown as Record<string, unknown>;
   writeFileSync(configFile, stringify(raw));
   return port;
@@ -31,8 +32,11 @@ export async function prepareConfig(
 export interface TestGateway {
   config: GatewayConfig;
   keyStore: KeyStore;
+  /** The public listener (owners); `operator` serves the admin-token routes. */
   admin: AdminServer;
+  operator: AdminServer;
   origin: string;
+  operatorOrigin: string;
   certFile: string;
   imap: { host: string; port: number; starttlsPort: number };
   close(): Promise<void>;
@@ -53,25 +57,37 @@ export async function startGatewayFromConfig(
     port: config.imap.port,
     starttlsPort: config.imap.starttlsPort,
   };
-  const admin = await startAdminServer({
+  const shared = {
     host: '127.0.0.1',
-    port: config.admin.port,
     tls: { key: tls.key, cert: tls.cert },
     keyStore,
     adminToken,
     imapSettings: imap,
     ...(clock ? { clock } : {}),
     ...(logger ? { logger } : {}),
+  };
+  const admin = await startAdminServer({
+    ...shared,
+    port: config.admin.port,
+    audiences: ['public'],
+  });
+  const operator = await startAdminServer({
+    ...shared,
+    port: config.operator.port,
+    audiences: ['operator'],
   });
   return {
     config,
     keyStore,
     admin,
+    operator,
     origin: `https://127.0.0.1:${admin.port}`,
+    operatorOrigin: `https://127.0.0.1:${operator.port}`,
     certFile: tls.certFile,
     imap,
     async close() {
       await admin.close();
+      await operator.close();
       await keyStore.close();
     },
   };

@@ -1,8 +1,8 @@
 /**
  * The operator's commands run on the gateway machine and find everything through the
  * gateway's config: `--config FILE`, else ./recrypt.yaml when present, else the defaults.
- * From it: the admin API's address, the admin token file, and the TLS certificate to
- * trust (the generated self-signed one in <dataDir>/tls unless `tls` is configured).
+ * From it: the operator listener's address (docs/admin-api.md), the admin token file,
+ * and the TLS certificate to trust (the generated self-signed one in <dataDir>/tls unless `tls` is configured).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -23,7 +23,7 @@ export interface OperatorContext {
   certFile: string;
   /** Whether certFile is the generated self-signed one (owners then need `--ca`). */
   selfSigned: boolean;
-  /** Where the operator reaches the admin API from this machine. */
+  /** Where the operator reaches the operator listener from this machine. */
   adminUrl: string;
 }
 
@@ -45,7 +45,7 @@ export function resolveOperatorContext(configOption: string | undefined): Operat
   const { config } = loadConfig(file);
   const dataDir = config.dataDir;
   const inData = (path: string) => (isAbsolute(path) ? path : resolve(dataDir, path));
-  const host = isWildcard(config.admin.host) ? '127.0.0.1' : config.admin.host;
+  const host = isWildcard(config.operator.host) ? '127.0.0.1' : config.operator.host;
   return {
     config,
     configFile: file,
@@ -54,7 +54,7 @@ export function resolveOperatorContext(configOption: string | undefined): Operat
     certFile:
       config.tls === undefined ? join(dataDir, 'tls', 'cert.pem') : resolve(config.tls.cert),
     selfSigned: config.tls === undefined,
-    adminUrl: origin(host, config.admin.port),
+    adminUrl: origin(host, config.operator.port),
   };
 }
 
