@@ -128,7 +128,39 @@ const outbound = z.strictObject({
   bounceAfter: duration.prefault('5d'),
 });
 
-export const configSchema = z.strictObject({
+/** Certificates by ACME (RFC 8555) instead of `tls` files (src/acme, docs/deployment.md "ACME"). */
+const acme = z.strictObject({
+  /** The CA's directory, e.g. https://acme-v02.api.letsencrypt.org/directory. */
+  directoryUrl: z.url(),
+  /** The account's contact address (expiry notices from the CA). */
+  email: z.string().min(3).optional(),
+  /** Every name the certificate covers: the MX, IMAP and HTTPS host names. */
+  domains: z
+    .array(
+      z
+        .string()
+        .regex(
+          /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/,
+          'a DNS name, e.g. mx.example.org',
+        ),
+    )
+    .min(1),
+  challenge: z.enum(['http-01', 'tls-alpn-01']).default('http-01'),
+  /** The plain-HTTP listener answering HTTP-01 (the CA connects to port 80). */
+  httpPort: port.default(80),
+  /** The listener answering TLS-ALPN-01 (the CA connects to port 443). */
+  tlsAlpnPort: port.default(443),
+  /** Where the challenge listeners bind. */
+  host: host.default('0.0.0.0'),
+  /** PEM CA certificates to trust for the ACME server's own HTTPS (a private or test CA). */
+  caFile: z.string().min(1).optional(),
+  /** Renew when the certificate expires within this. */
+  renewBefore: duration.prefault('30d'),
+  /** How often the expiry is checked (also once at start). */
+  checkInterval: duration.prefault('1d'),
+});
+
+const configObject = z.strictObject({
   /** Where the gateway keeps its state: key store file, gateway key, TLS, embedded mail. */
   dataDir: z.string().min(1).default('./data'),
   /**
@@ -146,6 +178,8 @@ export const configSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** TLS for every listener; generated self-signed into dataDir/tls when absent. */
   tls: tlsFiles.optional(),
+  /** Certificates from an ACME CA, stored in dataDir/acme and renewed; not with `tls`. */
+  acme: acme.optional(),
   smtp: z
     .strictObject({
       host: host.default('0.0.0.0'),
@@ -244,6 +278,14 @@ export const configSchema = z.strictObject({
   }),
   outbound: outbound.prefault({}),
 });
+
+export const configSchema = configObject.refine(
+  (config) => config.tls === undefined || config.acme === undefined,
+  {
+    message: 'set tls (certificate files) or acme (certificates from a CA), not both',
+    path: ['acme'],
+  },
+);
 
 export type GatewayConfig = z.infer<typeof configSchema>;
 export type OutboundConfig = GatewayConfig['outbound'];

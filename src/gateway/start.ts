@@ -7,6 +7,7 @@
 import { hostname as osHostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { openAcmeCertificates } from '../acme/index.js';
 import { createAdminMetrics } from '../admin/metrics.js';
 import { startAdminServer, type AdminServer } from '../admin/server.js';
 import type { GatewayConfig } from '../config/schema.js';
@@ -75,7 +76,18 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       'smtp.postmaster is not set: mail to postmaster@ and abuse@ of the served domains is refused (RFC 5321 §4.5.1 requires postmaster)',
     );
 
-  let tls: TlsMaterial = await ensureTlsMaterial(dataDir, config.tls, new Date(), publicName);
+  // With acme, the first certificate is obtained here, before any listener starts.
+  const acmeCertificates =
+    config.acme === undefined
+      ? undefined
+      : await openAcmeCertificates({
+          settings: config.acme,
+          dataDir,
+          logger: logger.child({ part: 'acme' }),
+        });
+  let tls: TlsMaterial =
+    acmeCertificates?.material() ??
+    (await ensureTlsMaterial(dataDir, config.tls, new Date(), publicName));
   if (tls.generated)
     logger.info({ certFile: tls.certFile }, 'generated a self-signed TLS certificate');
 
@@ -284,7 +296,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       'gateway started',
     );
 
-    return {
+    const gateway: RunningGateway = {
       ports: {
         smtp: mx.port,
         imap: proxy.port,
@@ -296,7 +308,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       keyStore,
       metrics,
       async reloadTls() {
-        tls = await ensureTlsMaterial(dataDir, config.tls, new Date(), publicName);
+        tls =
+          acmeCertificates?.material() ??
+          (await ensureTlsMaterial(dataDir, config.tls, new Date(), publicName));
         admin.setTls(tls);
         operatorServer.setTls(tls);
         proxy.setTls(tls);
@@ -305,6 +319,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       },
       close: stopAll,
     };
+    // Renewed certificates are hot-reloaded as SIGHUP does (docs/deployment.md "ACME").
+    if (acmeCertificates !== undefined)
+      stops.push(acmeCertificates.schedule(() => gateway.reloadTls()));
+    return gateway;
   } catch (error) {
     await stopAll();
     throw error;

@@ -1,0 +1,184 @@
+/**
+ * Certificates by ACME (docs/deployment.md "ACME") against a real ACME server, pebble: a
+ * real `recrypt start` obtains its certificate with a real HTTP-01 and a real TLS-ALPN-01
+ * validation (pebble connects back to the gateway's challenge listener), serves it on the
+ * IMAPS and HTTPS listeners (checked with openssl s_client against pebble's root), and
+ * renews and hot-reloads it without a restart.
+ */
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configSchema } from '../../src/config/schema.js';
+import { startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
+import { startPebble, type Pebble } from '../helpers/pebble.js';
+import { freePort } from '../helpers/ports.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const tmp = tempDir('recrypt-acme-');
+let pebble: Pebble;
+const gateways: Spawned[] = [];
+
+interface Ports {
+  smtp: number;
+  imap: number;
+  starttls: number;
+  admin: number;
+  operator: number;
+  storeImap: number;
+}
+
+/** The leaf certificate a TLS listener serves for `localhost`, and openssl's verdict on its chain. */
+function served(port: number): { leaf: X509Certificate; verify: string } {
+  const text = execFileSync(
+    'openssl',
+    [
+      's_client',
+      '-connect',
+      `127.0.0.1:${port}`,
+      '-servername',
+      'localhost',
+      '-verify_hostname',
+      'localhost',
+      '-CAfile',
+      pebble.rootFile,
+      '-showcerts',
+    ],
+    { input: '', encoding: 'utf8', stdio: ['pipe', 'pipe', 'ignore'] },
+  );
+  const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(text);
+  expect(pem).not.toBeNull();
+  return {
+    leaf: new X509Certificate(pem![0]),
+    verify: /Verify return code: .*/.exec(text)?.[0] ?? '',
+  };
+}
+
+async function startGateway(
+  name: string,
+  acme: string,
+): Promise<{ gateway: Spawned; ports: Ports; dir: string }> {
+  const dir = join(tmp.path, name);
+  execFileSync('mkdir', ['-p', dir]);
+  const ports: Ports = {
+    smtp: await freePort(),
+    imap: await freePort(),
+    starttls: await freePort(),
+    admin: await freePort(),
+    operator: await freePort(),
+    storeImap: await freePort(),
+  };
+  const configFile = join(dir, 'recrypt.yaml');
+  writeFileSync(
+    configFile,
+    [
+      'dataDir: ./data',
+      'logLevel: info',
+      'hostname: localhost',
+      `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
+      `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
+      `admin: { port: ${ports.admin} }`,
+      // The operator listener exists in newer configs; give it a free port when it does.
+      ...('operator' in configSchema.shape ? [`operator: { port: ${ports.operator} }`] : []),
+      `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
+      `acme: { directoryUrl: "${pebble.directoryUrl}", email: postmaster@localhost, domains: [localhost], caFile: "${pebble.apiCaFile}", host: 127.0.0.1, ${acme} }`,
+    ].join('\n'),
+  );
+  const gateway = startRecrypt(['--config', configFile], dir);
+  gateways.push(gateway);
+  await waitFor(
+    `the ${name} gateway to serve HTTPS`,
+    () => {
+      if (gateway.child.exitCode !== null) throw new Error(`gateway exited: ${gateway.output()}`);
+      try {
+        execFileSync('curl', [
+          '-sf',
+          '--cacert',
+          pebble.rootFile,
+          '--resolve',
+          `localhost:${ports.admin}:127.0.0.1`,
+          `https://localhost:${ports.admin}/healthz`,
+        ]);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    90_000,
+  );
+  return { gateway, ports, dir };
+}
+
+function expectIssuedByPebble(port: number): X509Certificate {
+  const { leaf, verify } = served(port);
+  const intermediate = new X509Certificate(pebble.intermediate);
+  expect(leaf.issuer).toBe(intermediate.subject);
+  expect(leaf.checkIssued(intermediate)).toBe(true);
+  expect(leaf.subjectAltName).toContain('DNS:localhost');
+  expect(verify).toBe('Verify return code: 0 (ok)');
+  return leaf;
+}
+
+beforeAll(async () => {
+  pebble = await startPebble(tmp.path);
+}, 60_000);
+
+afterAll(async () => {
+  for (const gateway of gateways) await gateway.stop(5000);
+  await pebble?.stop();
+  tmp.remove();
+});
+
+describe('ACME certificates from pebble', () => {
+  it('http-01: obtained by a real HTTP-01 validation, served on IMAPS and HTTPS, stored 0600', async () => {
+    const { ports, dir, gateway } = await startGateway(
+      'http01',
+      `challenge: http-01, httpPort: ${pebble.httpPort}`,
+    );
+    const imaps = expectIssuedByPebble(ports.imap);
+    const https = expectIssuedByPebble(ports.admin);
+    expect(https.serialNumber).toBe(imaps.serialNumber);
+    for (const file of ['account.key', 'key.pem', 'cert.pem'])
+      expect(statSync(join(dir, 'data', 'acme', file)).mode & 0o777).toBe(0o600);
+    expect(gateway.output()).toContain('ACME: certificate installed');
+    // Pebble fetched the key authorization from the challenge listener.
+    expect(gateway.output()).toContain('ACME: answered an http-01 validation');
+  }, 120_000);
+
+  it('tls-alpn-01: obtained by a real TLS-ALPN-01 validation on the challenge listener', async () => {
+    const { ports, gateway } = await startGateway(
+      'tlsalpn01',
+      `challenge: tls-alpn-01, tlsAlpnPort: ${pebble.tlsPort}`,
+    );
+    expectIssuedByPebble(ports.imap);
+    expectIssuedByPebble(ports.admin);
+    // Pebble completed an acme-tls/1 handshake with the challenge listener.
+    expect(gateway.output()).toMatch(
+      /"alpn":"acme-tls\/1".*ACME: answered a tls-alpn-01 validation/,
+    );
+    expect(gateway.output()).not.toContain('answered an http-01 validation');
+  }, 120_000);
+
+  it('renews a certificate within renewBefore and hot-reloads it without a restart', async () => {
+    // Pebble's certificates last years: a renewBefore longer than that makes every check
+    // a renewal, and a short checkInterval brings the next check within the test.
+    const { ports, gateway } = await startGateway(
+      'renewal',
+      `challenge: http-01, httpPort: ${pebble.httpPort}, renewBefore: 100000d, checkInterval: 2s`,
+    );
+    const pid = gateway.child.pid;
+    const first = expectIssuedByPebble(ports.imap).serialNumber;
+    await waitFor(
+      'a renewed certificate on IMAPS and HTTPS',
+      () =>
+        served(ports.imap).leaf.serialNumber !== first &&
+        served(ports.admin).leaf.serialNumber !== first,
+      60_000,
+    );
+    expectIssuedByPebble(ports.imap);
+    expect(gateway.child.exitCode).toBeNull();
+    expect(gateway.child.pid).toBe(pid);
+    expect(gateway.output()).toContain('TLS certificate reloaded');
+  }, 120_000);
+});
