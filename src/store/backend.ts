@@ -31,6 +31,8 @@ export interface MailboxStatus {
   unseen: number;
   uidNext: number;
   uidValidity: number;
+  /** HIGHESTMODSEQ (RFC 7162 §3.1.2). */
+  highestModseq: number;
 }
 
 /** What the index keeps per message, so listing 10,000 messages reads no message file. */
@@ -40,6 +42,8 @@ export interface MessageRecord {
   internalDate: Date;
   /** RFC822.SIZE: exact byte length of the stored message (CRLF line endings). */
   size: number;
+  /** Mod-sequence (RFC 7162): raised by every change of the message; never goes backwards. */
+  modseq: number;
 }
 
 export interface AppendOptions {
@@ -129,6 +133,20 @@ export interface MailboxHandle {
   /** The stored bytes, or a byte range of them (for BODY[]<partial> without reading all). */
   read(uid: number, range?: { start: number; length: number }): Promise<Uint8Array>;
   setFlags(uids: number[], operation: FlagOperation, flags: Flag[]): Promise<MessageRecord[]>;
+  /**
+   * STORE (UNCHANGEDSINCE n) (RFC 7162 §3.1.3): changes only messages whose mod-sequence
+   * is at most `unchangedSince`, atomically with the check; the others are `modified`.
+   */
+  setFlagsUnchangedSince(
+    uids: number[],
+    operation: FlagOperation,
+    flags: Flag[],
+    unchangedSince: number,
+  ): Promise<{ records: MessageRecord[]; modified: number[] }>;
+  /** HIGHESTMODSEQ of the mailbox (RFC 7162 §3.1.2). */
+  highestModseq(): number;
+  /** UIDs expunged after mod-sequence `since`, as ascending ranges (may include UIDs never seen). */
+  vanished(since: number): Array<[number, number]>;
   /** Removes `\Deleted` messages (only those in `uids` when given); returns expunged UIDs. */
   expunge(uids?: number[]): Promise<number[]>;
   copy(

@@ -2,7 +2,12 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { StoreError, type MailboxEvent, type MailStore } from '../../src/store/backend.js';
+import {
+  StoreError,
+  type MailboxEvent,
+  type MailStore,
+  type MessageRecord,
+} from '../../src/store/backend.js';
 import {
   createMaildirStore,
   decodeModifiedUtf7,
@@ -271,8 +276,12 @@ describe('maildir store', () => {
     await reopen();
     user = await store.openUser(USER);
     box = await user.openMailbox('INBOX', { readOnly: false });
-    expect(await user.status('INBOX')).toEqual({ ...before.status, recent: 0 });
-    expect(box.records()).toEqual(before.records);
+    // mod-sequences restart above every one handed out before (RFC 7162 §3.1.1; modseq.ts)
+    const status = await user.status('INBOX');
+    expect(status.highestModseq).toBeGreaterThan(before.status.highestModseq);
+    expect(status).toEqual({ ...before.status, recent: 0, highestModseq: status.highestModseq });
+    expect(withoutModseq(box.records())).toEqual(withoutModseq(before.records));
+    for (const r of box.records()) expect(r.modseq).toBe(status.highestModseq);
     expect(box.records().map((r) => r.uid)).toEqual([1, 3, 5]);
     expect(await user.listMailboxes()).toEqual(before.list);
     expect((await user.listMailboxes()).find((m) => m.name === 'Junk')?.subscribed).toBe(false);
@@ -429,7 +438,9 @@ describe('maildir store', () => {
     await box.close();
     await reopen();
     const again = await (await store.openUser(USER)).openMailbox('INBOX', { readOnly: true });
-    expect(again.records()).toEqual(records);
+    expect(withoutModseq(again.records())).toEqual(withoutModseq(records));
+    const highest = Math.max(...records.map((r) => r.modseq));
+    for (const r of again.records()) expect(r.modseq).toBeGreaterThan(highest);
     const subjects = new Set<string>();
     for (const r of again.records())
       subjects.add((await again.structure(r.uid)).envelope.subject ?? '');
@@ -500,3 +511,7 @@ describe('faults the real disk cannot show on demand (injected)', () => {
     await box.close();
   });
 });
+
+function withoutModseq(records: MessageRecord[]): Array<Omit<MessageRecord, 'modseq'>> {
+  return records.map(({ modseq: _modseq, ...rest }) => rest);
+}

@@ -36,15 +36,15 @@ export interface Selected {
 const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
 const MAX_KEYWORDS = 26;
 
-/** The current flags of `uid` in storage, or null when it is gone (binary search: records ascend by UID). */
-function flagsOf(handle: MailboxHandle, uid: number): readonly string[] | null {
+/** The current record of `uid` in storage, or null when it is gone (binary search: records ascend by UID). */
+export function recordOf(handle: MailboxHandle, uid: number): MessageRecord | null {
   const records = handle.records();
   let lo = 0;
   let hi = records.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
     const r = records[mid] as MessageRecord;
-    if (r.uid === uid) return r.flags;
+    if (r.uid === uid) return r;
     if (r.uid < uid) lo = mid + 1;
     else hi = mid - 1;
   }
@@ -61,6 +61,10 @@ export class Session {
   selected: Selected | null = null;
   secure: boolean;
   idling = false;
+  /** CONDSTORE enabled (RFC 7162 §3.1): FETCH responses carry MODSEQ from then on. */
+  condstore = false;
+  /** QRESYNC enabled (RFC 7162 §3.2.3): expunges are reported as VANISHED. */
+  qresync = false;
 
   constructor(
     readonly config: SessionConfig,
@@ -94,6 +98,8 @@ export class Session {
       'THREAD=ORDEREDSUBJECT',
       'THREAD=REFERENCES',
       'MULTIAPPEND',
+      'CONDSTORE',
+      'QRESYNC',
     ];
     if (this.state === 'not-authenticated') {
       if (this.config.tlsAvailable && !this.secure) caps.push('STARTTLS');
@@ -102,10 +108,30 @@ export class Session {
     return caps;
   }
 
+  /**
+   * A CONDSTORE-enabling command ran (RFC 7162 §3.1): the selected mailbox's
+   * HIGHESTMODSEQ is announced if it was not at SELECT.
+   */
+  enableCondstore(): void {
+    if (this.condstore) return;
+    this.condstore = true;
+    if (this.selected !== null) this.selected.tracker.modseqs = true;
+    if (this.selected !== null)
+      this.out.line(`* OK [HIGHESTMODSEQ ${this.selected.handle.highestModseq()}] Highest`);
+  }
+
+  enableQresync(): void {
+    this.enableCondstore();
+    this.qresync = true;
+    if (this.selected !== null) this.selected.tracker.vanished = true;
+  }
+
   /** Opens `handle` as the selected mailbox, replacing (and closing) any previous one. */
   async select(handle: MailboxHandle): Promise<Selected> {
     await this.unselect();
     const tracker = new SessionTracker(handle.records().map((r) => r.uid));
+    tracker.modseqs = this.condstore;
+    tracker.vanished = this.qresync;
     const selected: Selected = { handle, tracker, readOnly: handle.readOnly, announced: '' };
     handle.onEvent((event) => {
       tracker.push(event);
@@ -150,7 +176,8 @@ export class Session {
       allowExpunge,
       (uid) => sel.handle.isRecent(uid),
       false,
-      (uid) => flagsOf(sel.handle, uid),
+      (uid) => recordOf(sel.handle, uid)?.flags ?? null,
+      (uid) => recordOf(sel.handle, uid)?.modseq ?? sel.handle.highestModseq(),
     );
     for (const line of lines) this.out.line(line);
     await this.out.flush();

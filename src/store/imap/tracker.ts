@@ -1,4 +1,5 @@
 import type { MailboxEvent } from '../backend.js';
+import { formatSet } from './commands/sequence.js';
 import { flagList } from './serializer.js';
 
 /**
@@ -12,6 +13,10 @@ export class SessionTracker {
   private uids: number[];
   private queue: MailboxEvent[] = [];
   private lastRecent = -1;
+  /** QRESYNC enabled (RFC 7162 §3.2.10): expunges go out as one `* VANISHED` line. */
+  vanished = false;
+  /** CONDSTORE enabled: a flag change carries UID and MODSEQ (RFC 7162 §3.1). */
+  modseqs = false;
 
   constructor(initial: number[]) {
     this.uids = initial;
@@ -55,12 +60,15 @@ export class SessionTracker {
   /** Removes this session's own expunged UIDs; returns the EXPUNGE lines in order. */
   expunged(uids: number[]): string[] {
     const lines: string[] = [];
+    const gone: number[] = [];
     for (const uid of [...uids].sort((a, b) => a - b)) {
       const seq = this.seqOf(uid);
       if (seq === 0) continue;
       this.uids.splice(seq - 1, 1);
+      gone.push(uid);
       lines.push(`* ${seq} EXPUNGE`);
     }
+    if (this.vanished) return gone.length === 0 ? [] : [`* VANISHED ${formatSet(gone)}`];
     return lines;
   }
 
@@ -77,6 +85,7 @@ export class SessionTracker {
     isRecent: (uid: number) => boolean,
     withUid: boolean,
     flagsNow: (uid: number) => readonly string[] | null = () => null,
+    modseqNow: (uid: number) => number = () => 0,
   ): string[] {
     const lines: string[] = [];
     while (this.queue.length > 0) {
@@ -96,9 +105,13 @@ export class SessionTracker {
       } else {
         const seq = this.seqOf(event.uid);
         if (seq === 0) continue;
-        const uidPart = withUid ? ` UID ${event.uid}` : '';
         const flags = flagsNow(event.uid) ?? event.flags;
-        lines.push(`* ${seq} FETCH (FLAGS ${flagList(flags, isRecent(event.uid))}${uidPart})`);
+        const flagPart = `FLAGS ${flagList(flags, isRecent(event.uid))}`;
+        if (this.modseqs)
+          lines.push(
+            `* ${seq} FETCH (UID ${event.uid} ${flagPart} MODSEQ (${modseqNow(event.uid)}))`,
+          );
+        else lines.push(`* ${seq} FETCH (${flagPart}${withUid ? ` UID ${event.uid}` : ''})`);
       }
     }
     return lines;

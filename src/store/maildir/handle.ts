@@ -82,7 +82,29 @@ export class MaildirMailboxHandle implements MailboxHandle, StateSubscriber {
     flags: Flag[],
   ): Promise<MessageRecord[]> {
     this.writable();
-    return this.state.setFlags(uids, operation, flags, this);
+    return (await this.state.setFlags(uids, operation, flags, this)).records;
+  }
+
+  async setFlagsUnchangedSince(
+    uids: number[],
+    operation: FlagOperation,
+    flags: Flag[],
+    unchangedSince: number,
+  ): Promise<{ records: MessageRecord[]; modified: number[] }> {
+    this.writable();
+    return this.state.setFlags(uids, operation, flags, this, unchangedSince);
+  }
+
+  highestModseq(): number {
+    return this.state.modseq.highest;
+  }
+
+  vanished(since: number): Array<[number, number]> {
+    return this.state.modseq.vanished(
+      since,
+      this.state.nextUid,
+      this.state.records().map((r) => r.uid),
+    );
   }
 
   async expunge(uids?: number[]): Promise<number[]> {

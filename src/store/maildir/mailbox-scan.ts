@@ -98,11 +98,14 @@ export async function scanMailbox(
     const file = onDisk.get(base) as { sub: Sub; letters: string };
     const old = previous.get(uid);
     const same = old?.base === base;
+    const flags = lettersToFlags(file.letters, keywords);
     const record: MessageRecord = {
       uid,
-      flags: lettersToFlags(file.letters, keywords),
+      flags,
       internalDate: same ? old.record.internalDate : new Date(0),
       size: same ? old.record.size : -1,
+      // 0: changed behind our back (or first load); the state gives it a fresh one
+      modseq: same && old.record.flags.join(' ') === flags.join(' ') ? old.record.modseq : 0,
     };
     return { uid, base, sub: file.sub, foreign: foreignLetters(file.letters), record };
   };

@@ -15,6 +15,7 @@ import type { UserIndex } from './index-db.js';
 import { writeKeywords } from './keywords.js';
 import type { CopiedFile, LinkedFile } from './mailbox-copy.js';
 import { MailboxReads } from './mailbox-reads.js';
+import { ModseqCounter } from './modseq.js';
 import { entryPath, scanMailbox, type Entry } from './mailbox-scan.js';
 import type { OpenFiles } from './open-files.js';
 import { uniqueBase } from './unique-name.js';
@@ -57,6 +58,8 @@ export class MailboxState {
   private readonly subscribers = new Set<StateSubscriber>();
   private queue: Promise<unknown> = Promise.resolve();
   private readonly uidlist: UidListFile;
+  /** Mod-sequences and the expunge log (RFC 7162): see modseq.ts. */
+  readonly modseq: ModseqCounter;
   /** Reading messages (byte ranges, structures): see mailbox-reads.ts. */
   readonly reads: MailboxReads;
 
@@ -66,6 +69,7 @@ export class MailboxState {
     public dir: string,
   ) {
     this.uidlist = new UidListFile(ctx.disk, () => this.dir);
+    this.modseq = new ModseqCounter(ctx.disk, () => this.dir);
     this.reads = new MailboxReads(ctx.files, ctx.index, {
       guid: () => this.guid,
       message: (uid) => this.entry(uid),
@@ -149,6 +153,12 @@ export class MailboxState {
   private async syncLocked(): Promise<void> {
     const scan = await scanMailbox(this.dir, this.ctx, this.entries, this.nextUid);
     const gone = [...this.entries.keys()].filter((uid) => !scan.entries.has(uid));
+    // files changed behind our back (or all of them, at load) get one new mod-sequence
+    const stale = [...scan.entries.values()].filter((e) => e.record.modseq === 0);
+    let modseq = this.modseq.loaded ? 0 : await this.modseq.load();
+    if (modseq === 0 && (stale.length > 0 || gone.length > 0)) modseq = await this.modseq.next();
+    for (const e of stale) e.record.modseq = modseq;
+    this.modseq.recordExpunge(gone, modseq);
     this.uidValidity = scan.uidValidity;
     this.nextUid = scan.nextUid;
     this.guid = scan.guid;
@@ -236,12 +246,13 @@ export class MailboxState {
         await this.ensureKeywords(normalized);
         const claimer = [...this.subscribers].find((s) => !s.readOnly);
         const uid = this.nextUid;
+        const modseq = await this.modseq.next();
         const entry: Entry = {
           uid,
           base,
           sub: claimer !== undefined || normalized.length > 0 ? 'cur' : 'new',
           foreign: '',
-          record: { uid, flags: normalized, internalDate: date, size: bytes.length },
+          record: { uid, flags: normalized, internalDate: date, size: bytes.length, modseq },
         };
         await rename(tmpPath, this.path(entry));
         await this.ctx.disk.syncDir(join(this.dir, entry.sub));
@@ -266,25 +277,42 @@ export class MailboxState {
     });
   }
 
+  /**
+   * Changes flags; with `unchangedSince` (RFC 7162 §3.1.3) only of messages whose
+   * mod-sequence is at most that, the others are returned as `modified`. All changed
+   * messages share one new mod-sequence.
+   */
   async setFlags(
     uids: number[],
     op: FlagOperation,
     flags: Flag[],
     origin: StateSubscriber | null,
-  ): Promise<MessageRecord[]> {
+    unchangedSince?: number,
+  ): Promise<{ records: MessageRecord[]; modified: number[] }> {
     const normalized = normalizeFlags(flags);
     return this.exclusive(async () => {
       try {
         if (op !== 'remove') await this.ensureKeywords(normalized);
         const out: MessageRecord[] = [];
+        const modified: number[] = [];
         const dirs = new Set<string>();
+        let modseq = 0;
         for (const uid of [...new Set(uids)].sort((a, b) => a - b)) {
           const e = this.entries.get(uid);
           if (e === undefined) continue;
+          if (unchangedSince !== undefined && e.record.modseq > unchangedSince) {
+            modified.push(uid);
+            continue;
+          }
           const next = applyFlagOperation(e.record.flags, op, normalized);
           if (next !== null) {
             const from = this.path(e);
-            const updated: Entry = { ...e, sub: 'cur', record: { ...e.record, flags: next } };
+            if (modseq === 0) modseq = await this.modseq.next();
+            const updated: Entry = {
+              ...e,
+              sub: 'cur',
+              record: { ...e.record, flags: next, modseq },
+            };
             await rename(from, this.path(updated));
             dirs.add(e.sub).add('cur');
             this.entries.set(uid, updated);
@@ -294,7 +322,7 @@ export class MailboxState {
           out.push((this.entries.get(uid) as Entry).record);
         }
         for (const d of dirs) await this.ctx.disk.syncDir(join(this.dir, d));
-        return out;
+        return { records: out, modified };
       } catch (err) {
         throw toStoreError(err);
       }
@@ -316,7 +344,9 @@ export class MailboxState {
         )
         .sort((a, b) => a - b);
       if (doomed.length === 0) return [];
+      let modseq = 0;
       try {
+        modseq = await this.modseq.next();
         for (const uid of doomed) {
           const e = this.entry(uid);
           await unlink(this.path(e)).catch((err: NodeJS.ErrnoException) => {
@@ -334,10 +364,9 @@ export class MailboxState {
         this.uidlist.markDamaged();
         throw toStoreError(err);
       } finally {
-        this.ctx.index.remove(
-          this.guid,
-          doomed.filter((u) => !this.entries.has(u)),
-        );
+        const removed = doomed.filter((u) => !this.entries.has(u));
+        this.ctx.index.remove(this.guid, removed);
+        if (modseq > 0) this.modseq.recordExpunge(removed, modseq);
       }
       for (const s of this.subscribers) s.dropRecent(doomed);
       this.emit({ type: 'expunge', uids: doomed }, origin);
@@ -388,6 +417,7 @@ export class MailboxState {
         const claimer = [...this.subscribers].find((s) => !s.readOnly);
         const added: number[] = [];
         const rows: Parameters<UserIndex['put']>[1] = [];
+        const modseq = items.length > 0 ? await this.modseq.next() : 0;
         for (const item of items) {
           const uid = this.nextUid;
           const entry: Entry = {
@@ -395,7 +425,7 @@ export class MailboxState {
             base: item.base,
             sub: 'cur',
             foreign: '',
-            record: { ...item.record, uid },
+            record: { ...item.record, uid, modseq },
           };
           await rename(item.tmp, this.path(entry));
           done++;

@@ -199,7 +199,12 @@ export class MaildirUserStore implements UserStore {
 
   async status(name: string): Promise<MailboxStatus> {
     const state = await this.ctx.state(name);
-    return { ...state.counts(), uidNext: state.nextUid, uidValidity: state.uidValidity };
+    return {
+      ...state.counts(),
+      uidNext: state.nextUid,
+      uidValidity: state.uidValidity,
+      highestModseq: state.modseq.highest,
+    };
   }
 
   async append(name: string, message: Uint8Array, options?: AppendOptions): Promise<AppendResult> {

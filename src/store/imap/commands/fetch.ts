@@ -12,6 +12,7 @@ const SIMPLE: ReadonlySet<string> = new Set([
   'RFC822',
   'RFC822.HEADER',
   'RFC822.TEXT',
+  'MODSEQ',
 ]);
 
 const MACROS: Record<string, string[]> = {
@@ -36,8 +37,27 @@ export function parseFetch(t: Tokens): CommandBody {
     while (t.trySp());
     t.char(')');
   } else items.push(...fetchAtt(t, true));
+  if (!t.trySp()) {
+    t.end();
+    return { name: 'FETCH', set, items };
+  }
+  // fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"
+  // fetch-modifier  = "CHANGEDSINCE" SP mod-sequence-value / "VANISHED"   (RFC 7162 §7)
+  let changedSince: number | undefined;
+  let vanished = false;
+  t.char('(');
+  do {
+    if (t.tryKeyword('CHANGEDSINCE') && changedSince === undefined) {
+      t.sp();
+      changedSince = t.modseq();
+    } else if (t.tryKeyword('VANISHED') && !vanished) vanished = true;
+    else t.fail('fetch-modifier');
+  } while (t.trySp());
+  t.char(')');
   t.end();
-  return { name: 'FETCH', set, items };
+  // VANISHED needs CHANGEDSINCE (RFC 7162 §3.2.6)
+  if (vanished && changedSince === undefined) t.fail('CHANGEDSINCE with VANISHED');
+  return { name: 'FETCH', set, items, changedSince, vanished };
 }
 
 function fetchAtt(t: Tokens, macroAllowed: boolean): FetchItem[] {

@@ -1,11 +1,73 @@
 import { parseDateTime } from './dates.js';
-import type { AppendMessage, CommandBody, ListOptions, StatusItem } from './types.js';
+import { parseSequenceSet } from './sequence.js';
+import type {
+  AppendMessage,
+  CommandBody,
+  ListOptions,
+  QresyncParams,
+  StatusItem,
+} from './types.js';
 import type { Tokens } from './tokens.js';
 
-type OneMailbox = 'SELECT' | 'EXAMINE' | 'CREATE' | 'DELETE' | 'SUBSCRIBE' | 'UNSUBSCRIBE';
+type OneMailbox = 'CREATE' | 'DELETE' | 'SUBSCRIBE' | 'UNSUBSCRIBE';
 
 /**
- * select = "SELECT" SP mailbox ; examine = "EXAMINE" SP mailbox ; create = "CREATE" SP mailbox
+ * select / examine = ("SELECT" / "EXAMINE") SP mailbox [select-params]      (RFC 7162 §7)
+ * select-params  = SP "(" select-param *(SP select-param) ")"
+ * select-param   = "CONDSTORE" / "QRESYNC" SP "(" uidvalidity SP mod-sequence-value
+ *                  [SP known-uids] [SP seq-match-data] ")"
+ * seq-match-data = "(" known-sequence-set SP known-uid-set ")"
+ */
+export function parseSelect(name: 'SELECT' | 'EXAMINE') {
+  return (t: Tokens): CommandBody => {
+    t.sp();
+    const mailbox = t.mailbox();
+    const out: CommandBody = { name, mailbox };
+    if (t.trySp()) {
+      t.char('(');
+      do {
+        if (t.tryKeyword('CONDSTORE') && out.condstore === undefined) out.condstore = true;
+        else if (t.tryKeyword('QRESYNC') && out.qresync === undefined) out.qresync = qresync(t);
+        else t.fail('select-param');
+      } while (t.trySp());
+      t.char(')');
+    }
+    t.end();
+    return out;
+  };
+}
+
+function qresync(t: Tokens): QresyncParams {
+  t.sp();
+  t.char('(');
+  const uidValidity = t.nzNumber();
+  t.sp();
+  const params: QresyncParams = {
+    uidValidity,
+    modseq: t.modseq(),
+    knownUids: null,
+    seqMatch: null,
+  };
+  if (t.trySp()) {
+    if (t.peek() !== 0x28) {
+      params.knownUids = parseSequenceSet(t);
+      if (!t.trySp()) {
+        t.char(')');
+        return params;
+      }
+    }
+    t.char('(');
+    const seqs = parseSequenceSet(t);
+    t.sp();
+    params.seqMatch = { seqs, uids: parseSequenceSet(t) };
+    t.char(')');
+  }
+  t.char(')');
+  return params;
+}
+
+/**
+ * create = "CREATE" SP mailbox
  * delete = "DELETE" SP mailbox ; subscribe = "SUBSCRIBE" SP mailbox ; unsubscribe = "UNSUBSCRIBE" SP mailbox
  */
 export function parseOneMailbox(name: OneMailbox) {
@@ -124,6 +186,7 @@ function parseListExtended(t: Tokens, ref?: string, pats?: string[]): CommandBod
 }
 
 const STATUS_ITEMS: ReadonlySet<string> = new Set([
+  'HIGHESTMODSEQ',
   'MESSAGES',
   'RECENT',
   'UIDNEXT',

@@ -1,6 +1,13 @@
 import { ParseError } from '../errors.js';
 import { parseFetch } from './fetch.js';
-import { parseAppend, parseList, parseOneMailbox, parseRename, parseStatus } from './mailbox.js';
+import {
+  parseAppend,
+  parseList,
+  parseOneMailbox,
+  parseRename,
+  parseSelect,
+  parseStatus,
+} from './mailbox.js';
 import { parseSearch } from './search.js';
 import { parseSort, parseThread } from './sort.js';
 import { parseAuthenticate, parseEnable, parseId, parseLogin, parseNoArgs } from './simple.js';
@@ -24,8 +31,8 @@ const PARSERS: Record<string, Parser> = {
   AUTHENTICATE: parseAuthenticate,
   ENABLE: parseEnable,
   ID: parseId,
-  SELECT: parseOneMailbox('SELECT'),
-  EXAMINE: parseOneMailbox('EXAMINE'),
+  SELECT: parseSelect('SELECT'),
+  EXAMINE: parseSelect('EXAMINE'),
   CREATE: parseOneMailbox('CREATE'),
   DELETE: parseOneMailbox('DELETE'),
   SUBSCRIBE: parseOneMailbox('SUBSCRIBE'),

@@ -150,6 +150,19 @@ function searchKey(t: Tokens, depth: number): SearchKey {
     case 'UID':
       t.sp();
       return { type: 'uid', set: parseSequenceSet(t) };
+    case 'MODSEQ': {
+      // "MODSEQ" [SP entry-name SP entry-type-req] SP mod-sequence-valzer (RFC 7162 §7);
+      // there is one mod-sequence per message here, so the entry is read and not used
+      t.sp();
+      if (t.peek() === 0x22) {
+        t.quoted();
+        t.sp();
+        const type = t.atom().toLowerCase();
+        if (type !== 'priv' && type !== 'shared' && type !== 'all') t.fail('entry-type-req');
+        t.sp();
+      }
+      return { type: 'modseq', modseq: t.modseq(true) };
+    }
     default:
       return t.fail('search-key');
   }

@@ -5,11 +5,20 @@ import type { Tokens } from './tokens.js';
 /**
  * store           = "STORE" SP sequence-set SP store-att-flags
  * store-att-flags = (["+" / "-"] "FLAGS" [".SILENT"]) SP (flag-list / (flag *(SP flag)))
+ * store-modifiers = SP "(" "UNCHANGEDSINCE" SP mod-sequence-valzer ")"  (RFC 7162 §7, after the set)
  */
 export function parseStore(t: Tokens): CommandBody {
   t.sp();
   const set = parseSequenceSet(t);
   t.sp();
+  let unchangedSince: number | undefined;
+  if (t.tryChar('(')) {
+    if (!t.tryKeyword('UNCHANGEDSINCE')) t.fail('UNCHANGEDSINCE');
+    t.sp();
+    unchangedSince = t.modseq(true);
+    t.char(')');
+    t.sp();
+  }
   const operation = t.tryChar('+') ? 'add' : t.tryChar('-') ? 'remove' : 'set';
   const word = t.dottedWord();
   if (word !== 'FLAGS' && word !== 'FLAGS.SILENT') t.fail('FLAGS or FLAGS.SILENT');
@@ -23,7 +32,7 @@ export function parseStore(t: Tokens): CommandBody {
     while (t.trySp());
   }
   t.end();
-  return { name: 'STORE', set, operation, silent, flags };
+  return { name: 'STORE', set, operation, silent, flags, unchangedSince };
 }
 
 /** copy = "COPY" SP sequence-set SP mailbox ; move = "MOVE" SP sequence-set SP mailbox (RFC 6851) */

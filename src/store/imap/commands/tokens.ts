@@ -90,6 +90,16 @@ export class Tokens {
     return n;
   }
 
+  /** mod-sequence-value = 1*DIGIT, at most 2^63 - 1 (RFC 7162 §7); 0 only where `zeroOk`. */
+  modseq(zeroOk = false): number {
+    const s = this.run(isDigit, 'mod-sequence-value');
+    const n = Number(s);
+    // beyond 2^53 a JavaScript number is inexact; no mailbox gets near it
+    if (s.length > 16 || !Number.isSafeInteger(n)) this.fail('mod-sequence-value below 2^53');
+    if (n === 0 && !zeroOk) this.fail('non-zero mod-sequence-value');
+    return n;
+  }
+
   /** nz-number = digit-nz *DIGIT */
   nzNumber(): number {
     const n = this.number();

@@ -13,6 +13,7 @@ export type FetchItem =
         'FLAGS' | 'UID' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY';
     }
   | { type: 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT' }
+  | { type: 'MODSEQ' }
   | {
       type: 'BODY[]';
       peek: boolean;
@@ -31,12 +32,23 @@ export type SearchKey =
   | { type: 'header'; field: string; value: string }
   | { type: 'body' | 'text'; value: string }
   | { type: 'larger' | 'smaller'; size: number }
+  | { type: 'modseq'; modseq: number }
   | { type: 'seqset' | 'uid'; set: SequenceSet }
   | { type: 'not'; key: SearchKey }
   | { type: 'or'; a: SearchKey; b: SearchKey }
   | { type: 'and'; keys: SearchKey[] };
 
-export type StatusItem = 'MESSAGES' | 'RECENT' | 'UIDNEXT' | 'UIDVALIDITY' | 'UNSEEN';
+export type StatusItem =
+  'MESSAGES' | 'RECENT' | 'UIDNEXT' | 'UIDVALIDITY' | 'UNSEEN' | 'HIGHESTMODSEQ';
+
+/** SELECT / EXAMINE (QRESYNC (…)) (RFC 7162 §3.2.5). */
+export interface QresyncParams {
+  uidValidity: number;
+  modseq: number;
+  knownUids: SequenceSet | null;
+  /** Sequence numbers and the UIDs the client has for them. */
+  seqMatch: { seqs: SequenceSet; uids: SequenceSet } | null;
+}
 
 /** ESEARCH result options (RFC 4731); an empty RETURN () means ALL. */
 export type SearchReturn = 'MIN' | 'MAX' | 'ALL' | 'COUNT';
@@ -83,9 +95,13 @@ export type CommandBody =
   | { name: 'ENABLE'; capabilities: string[] }
   | { name: 'ID'; params: Array<[string, string | null]> | null }
   | {
-      name: 'SELECT' | 'EXAMINE' | 'CREATE' | 'DELETE' | 'SUBSCRIBE' | 'UNSUBSCRIBE';
+      name: 'SELECT' | 'EXAMINE';
       mailbox: string;
+      /** (CONDSTORE) select-param (RFC 7162 §3.1.8). */
+      condstore?: boolean;
+      qresync?: QresyncParams;
     }
+  | { name: 'CREATE' | 'DELETE' | 'SUBSCRIBE' | 'UNSUBSCRIBE'; mailbox: string }
   | { name: 'RENAME'; from: string; to: string }
   | { name: 'LIST' | 'LSUB'; reference: string; pattern: string; extended?: ListOptions }
   | { name: 'STATUS'; mailbox: string; items: StatusItem[] }
@@ -101,10 +117,19 @@ export type CommandBody =
   | { name: 'SEARCH'; charset: string | null; key: SearchKey; returns?: SearchReturn[] }
   | { name: 'SORT'; criteria: SortCriterion[]; charset: string; key: SearchKey }
   | { name: 'THREAD'; algorithm: 'ORDEREDSUBJECT' | 'REFERENCES'; charset: string; key: SearchKey }
-  | { name: 'FETCH'; set: SequenceSet; items: FetchItem[] }
+  | {
+      name: 'FETCH';
+      set: SequenceSet;
+      items: FetchItem[];
+      /** (CHANGEDSINCE n) (RFC 7162 §3.1.4), with VANISHED (§3.2.6). */
+      changedSince?: number;
+      vanished?: boolean;
+    }
   | {
       name: 'STORE';
       set: SequenceSet;
+      /** (UNCHANGEDSINCE n) (RFC 7162 §3.1.3). */
+      unchangedSince?: number;
       operation: 'set' | 'add' | 'remove';
       silent: boolean;
       flags: string[];

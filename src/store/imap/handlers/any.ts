@@ -23,9 +23,22 @@ export async function handleId(s: Session, _cmd: Cmd<'ID'>): Promise<void> {
   );
 }
 
-/** ENABLE (RFC 5161): none of the extensions offered needs enabling, so the list is always empty. */
-export async function handleEnable(s: Session, _cmd: Cmd<'ENABLE'>): Promise<void> {
-  s.out.line('* ENABLED');
+/**
+ * ENABLE (RFC 5161): CONDSTORE and QRESYNC (RFC 7162 §3.1, §3.2.3; QRESYNC implies
+ * CONDSTORE); `* ENABLED` lists those this command newly enabled.
+ */
+export async function handleEnable(s: Session, cmd: Cmd<'ENABLE'>): Promise<void> {
+  const enabled: string[] = [];
+  for (const cap of cmd.capabilities) {
+    if (cap === 'CONDSTORE' && !s.condstore) {
+      s.enableCondstore();
+      enabled.push(cap);
+    } else if (cap === 'QRESYNC' && !s.qresync) {
+      s.enableQresync();
+      enabled.push(cap);
+    }
+  }
+  s.out.line(['* ENABLED', ...enabled].join(' '));
 }
 
 /** NAMESPACE (RFC 2342): one personal namespace, no prefix, '/' delimiter. */

@@ -13,6 +13,8 @@ export function writeEsearch(
   cmd: { tag: string; uid: boolean },
   returns: readonly SearchReturn[],
   hits: readonly number[],
+  /** The highest mod-sequence among the hits when the key had MODSEQ (RFC 7162 §3.1.5), else 0. */
+  modseq = 0,
 ): void {
   const data: string[] = [];
   const want = new Set(returns);
@@ -22,6 +24,7 @@ export function writeEsearch(
     if (want.has('ALL')) data.push(`ALL ${formatSet([...hits])}`);
   }
   if (want.has('COUNT')) data.push(`COUNT ${hits.length}`);
+  if (modseq > 0 && hits.length > 0) data.push(`MODSEQ ${modseq}`);
   const parts = [`* ESEARCH (TAG ${str(cmd.tag)})`];
   if (cmd.uid) parts.push('UID');
   s.out.line([...parts, ...data].join(' '));

@@ -8,7 +8,8 @@ import { renderBody, renderEnvelope } from '../render/structure.js';
 import { flagList } from '../serializer.js';
 import type { Selected, Session } from '../session.js';
 import { resolveSet } from './resolve.js';
-import { selectedOf } from './select.js';
+import { ImapError } from '../errors.js';
+import { selectedOf, vanishedIn } from './select.js';
 import type { Cmd, OkReply } from './types.js';
 
 /** Items that read the body and therefore set \Seen (RFC 3501 §6.4.5). */
@@ -58,8 +59,23 @@ export async function handleFetch(s: Session, cmd: Cmd<'FETCH'>): Promise<OkRepl
   const sel = selectedOf(s);
   const items = [...cmd.items];
   if (cmd.uid && !items.some((i) => i.type === 'UID')) items.unshift({ type: 'UID' });
-  const targets = resolveSet(sel, cmd.set, cmd.uid);
+  if (cmd.vanished === true && (!cmd.uid || !s.qresync))
+    throw new ImapError('BAD', 'VANISHED needs UID FETCH and QRESYNC enabled');
+  // MODSEQ and CHANGEDSINCE enable CONDSTORE, and CHANGEDSINCE implies MODSEQ (RFC 7162 §3.1.4)
+  if (cmd.changedSince !== undefined || items.some((i) => i.type === 'MODSEQ')) {
+    s.enableCondstore();
+    if (!items.some((i) => i.type === 'MODSEQ')) items.push({ type: 'MODSEQ' });
+  }
+  let targets = resolveSet(sel, cmd.set, cmd.uid);
   const records = new Map<number, MessageRecord>(sel.handle.records().map((r) => [r.uid, r]));
+  if (cmd.changedSince !== undefined) {
+    const since = cmd.changedSince;
+    if (cmd.vanished === true) {
+      const gone = vanishedIn(sel, since, cmd.set);
+      if (gone !== '') s.out.line(`* VANISHED (EARLIER) ${gone}`);
+    }
+    targets = targets.filter(([, uid]) => (records.get(uid)?.modseq ?? Infinity) > since);
+  }
 
   if (!sel.readOnly && items.some(setsSeen)) {
     const unseen = targets
@@ -68,6 +84,11 @@ export async function handleFetch(s: Session, cmd: Cmd<'FETCH'>): Promise<OkRepl
     if (unseen.length > 0) {
       for (const r of await sel.handle.setFlags(unseen, 'add', ['\\Seen'])) records.set(r.uid, r);
       if (!items.some((i) => i.type === 'FLAGS')) items.push({ type: 'FLAGS' });
+      // a FETCH that set \Seen reports the new mod-sequence too (RFC 7162 §3.1)
+      if (s.condstore) {
+        if (!items.some((i) => i.type === 'UID')) items.unshift({ type: 'UID' });
+        if (!items.some((i) => i.type === 'MODSEQ')) items.push({ type: 'MODSEQ' });
+      }
     }
   }
   const cache = s.config.cache;
@@ -173,6 +194,9 @@ async function renderOne(
         break;
       case 'RFC822.SIZE':
         text += `${sep()}RFC822.SIZE ${record.size}`;
+        break;
+      case 'MODSEQ':
+        text += `${sep()}MODSEQ (${record.modseq})`;
         break;
       case 'ENVELOPE':
         text += `${sep()}ENVELOPE ${rendered('ENVELOPE', (x) => renderEnvelope(x.envelope))}`;

@@ -134,6 +134,7 @@ async function lsub(
 
 /** STATUS (§6.3.10) */
 export async function handleStatus(s: Session, cmd: Cmd<'STATUS'>): Promise<void> {
+  if (cmd.items.includes('HIGHESTMODSEQ')) s.enableCondstore(); // RFC 7162 §3.1
   s.out.line(await statusLine(userOf(s), cmd.mailbox, cmd.items));
 }
 
@@ -150,6 +151,7 @@ export async function statusLine(
     UIDNEXT: st.uidNext,
     UIDVALIDITY: st.uidValidity,
     UNSEEN: st.unseen,
+    HIGHESTMODSEQ: st.highestModseq,
   };
   return `* STATUS ${wireName(mailbox)} ${list(items.flatMap((i) => [i, String(values[i])]))}`;
 }

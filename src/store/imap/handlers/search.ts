@@ -222,6 +222,8 @@ async function matches(key: SearchKey, c: Candidate): Promise<boolean> {
       const t = key.date.getTime();
       return key.type === 'sentbefore' ? day < t : key.type === 'senton' ? day === t : day >= t;
     }
+    case 'modseq':
+      return c.record.modseq >= key.modseq;
     case 'larger':
       return c.record.size > key.size;
     case 'smaller':
@@ -297,6 +299,28 @@ export async function searchMessages(s: Session, searchKey: SearchKey): Promise<
 export async function handleSearch(s: Session, cmd: Cmd<'SEARCH'>): Promise<void> {
   const found = await searchMessages(s, cmd.key);
   const hits = found.map((h) => (cmd.uid ? h.record.uid : h.seq));
-  if (cmd.returns !== undefined) return writeEsearch(s, cmd, cmd.returns, hits);
-  s.out.line(hits.length === 0 ? '* SEARCH' : `* SEARCH ${hits.join(' ')}`);
+  // with a MODSEQ key the reply carries the highest mod-sequence found (RFC 7162 §3.1.5)
+  let modseq = 0;
+  if (hasModseqKey(cmd.key)) {
+    s.enableCondstore();
+    for (const h of found) modseq = Math.max(modseq, h.record.modseq);
+  }
+  if (cmd.returns !== undefined) return writeEsearch(s, cmd, cmd.returns, hits, modseq);
+  const tail = modseq > 0 ? ` (MODSEQ ${modseq})` : '';
+  s.out.line(hits.length === 0 ? '* SEARCH' : `* SEARCH ${hits.join(' ')}${tail}`);
+}
+
+export function hasModseqKey(key: SearchKey): boolean {
+  switch (key.type) {
+    case 'modseq':
+      return true;
+    case 'not':
+      return hasModseqKey(key.key);
+    case 'or':
+      return hasModseqKey(key.a) || hasModseqKey(key.b);
+    case 'and':
+      return key.keys.some(hasModseqKey);
+    default:
+      return false;
+  }
 }

@@ -1,4 +1,7 @@
+import { matchSet, STAR, type SequenceSet } from '../commands/sequence.js';
+import type { QresyncParams } from '../commands/types.js';
 import { ImapError } from '../errors.js';
+import { flagList } from '../serializer.js';
 import type { Selected, Session } from '../session.js';
 import { resolveSet } from './resolve.js';
 import { userOf } from './mailboxes.js';
@@ -13,9 +16,15 @@ export function writable(sel: Selected): void {
   if (sel.readOnly) throw new ImapError('NO', 'Mailbox is read-only', 'CANNOT');
 }
 
-/** SELECT / EXAMINE (§6.3.1, §6.3.2) */
+/** SELECT / EXAMINE (§6.3.1, §6.3.2), with (CONDSTORE) and (QRESYNC (…)) (RFC 7162 §3.1.8, §3.2.5) */
 export async function handleSelect(s: Session, cmd: Cmd<'SELECT' | 'EXAMINE'>): Promise<OkReply> {
+  if (cmd.qresync !== undefined && !s.qresync)
+    throw new ImapError('BAD', 'QRESYNC must be enabled first');
+  // the previous mailbox is closed even when this SELECT fails (§6.3.1); QRESYNC clients
+  // need to know where its responses end (RFC 7162 §3.2.11)
+  if (s.selected !== null && s.qresync) s.out.line('* OK [CLOSED] Previous mailbox closed');
   await s.unselect();
+  if (cmd.condstore === true) s.enableCondstore();
   const handle = await userOf(s).openMailbox(cmd.mailbox, { readOnly: cmd.name === 'EXAMINE' });
   const sel = await s.select(handle);
   const records = handle.records();
@@ -32,6 +41,9 @@ export async function handleSelect(s: Session, cmd: Cmd<'SELECT' | 'EXAMINE'>): 
     );
   s.out.line(`* OK [UIDVALIDITY ${handle.uidValidity}] UIDs valid`);
   s.out.line(`* OK [UIDNEXT ${handle.uidNext()}] Predicted next UID`);
+  if (s.condstore) s.out.line(`* OK [HIGHESTMODSEQ ${handle.highestModseq()}] Highest`);
+  if (cmd.qresync !== undefined && cmd.qresync.uidValidity === handle.uidValidity)
+    resync(s, sel, cmd.qresync);
   return { code: sel.readOnly ? 'READ-ONLY' : 'READ-WRITE', text: `${cmd.name} completed` };
 }
 
@@ -64,4 +76,56 @@ export async function handleExpunge(s: Session, cmd: Cmd<'EXPUNGE'>): Promise<vo
   if (only.length === 0) return;
   const gone = await sel.handle.expunge(only);
   for (const line of sel.tracker.expunged(gone)) s.out.line(line);
+}
+
+/**
+ * QRESYNC at SELECT (RFC 7162 §3.2.5): FETCH (UID FLAGS MODSEQ) of every message changed
+ * after the client's mod-sequence, then `* VANISHED (EARLIER)` with the UIDs expunged
+ * since, both limited to the known UIDs when given. Seq-match data only lets a server
+ * narrow the VANISHED list; it is accepted and not used, so the list may be longer.
+ */
+function resync(s: Session, sel: Selected, q: QresyncParams): void {
+  const max = sel.handle.uidNext() - 1;
+  const known = (uid: number): boolean => q.knownUids === null || matchSet(q.knownUids, max, uid);
+  for (const r of sel.handle.records()) {
+    if (r.modseq <= q.modseq || !known(r.uid)) continue;
+    const seq = sel.tracker.seqOf(r.uid);
+    if (seq === 0) continue;
+    const flags = flagList(r.flags, sel.handle.isRecent(r.uid));
+    s.out.line(`* ${seq} FETCH (UID ${r.uid} FLAGS ${flags} MODSEQ (${r.modseq}))`);
+  }
+  const gone = vanishedIn(sel, q.modseq, q.knownUids);
+  if (gone !== '') s.out.line(`* VANISHED (EARLIER) ${gone}`);
+}
+
+/**
+ * The UIDs expunged after `since`, within `known` when given, as a set (empty string:
+ * none). Computed on ranges: before the store's load it is every gap below UIDNEXT.
+ */
+export function vanishedIn(sel: Selected, since: number, known: SequenceSet | null): string {
+  const max = sel.handle.uidNext() - 1;
+  const limits: Array<[number, number]> =
+    known === null
+      ? [[1, Math.max(1, max)]]
+      : known.map(([a0, b0]) => {
+          const a = a0 === STAR ? max : a0;
+          const b = b0 === STAR ? max : b0;
+          return [Math.min(a, b), Math.max(a, b)];
+        });
+  const parts: Array<[number, number]> = [];
+  for (const [a, b] of sel.handle.vanished(since)) {
+    for (const [c, d] of limits) {
+      const lo = Math.max(a, c);
+      const hi = Math.min(b, d);
+      if (lo <= hi) parts.push([lo, hi]);
+    }
+  }
+  parts.sort((x, y) => x[0] - y[0]);
+  const merged: Array<[number, number]> = [];
+  for (const [lo, hi] of parts) {
+    const last = merged[merged.length - 1];
+    if (last !== undefined && lo <= last[1] + 1) last[1] = Math.max(last[1], hi);
+    else merged.push([lo, hi]);
+  }
+  return merged.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}:${hi}`)).join(',');
 }

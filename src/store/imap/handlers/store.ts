@@ -6,27 +6,44 @@ import { resolveSet } from './resolve.js';
 import { selectedOf, writable } from './select.js';
 import type { Cmd, OkReply } from './types.js';
 
-/** STORE / UID STORE (§6.4.6): the new flags are reported unless .SILENT. */
-export async function handleStore(s: Session, cmd: Cmd<'STORE'>): Promise<void> {
+/**
+ * STORE / UID STORE (§6.4.6): the new flags are reported unless .SILENT. With
+ * (UNCHANGEDSINCE n) (RFC 7162 §3.1.3) messages changed after n are left alone and
+ * named in `OK [MODIFIED set]`. Once CONDSTORE is enabled every FETCH carries UID and
+ * MODSEQ, and a changed message is reported even with .SILENT (RFC 7162 §3.1.3).
+ */
+export async function handleStore(s: Session, cmd: Cmd<'STORE'>): Promise<OkReply | void> {
   const sel = selectedOf(s);
   writable(sel);
+  if (cmd.unchangedSince !== undefined) s.enableCondstore();
   const targets = resolveSet(sel, cmd.set, cmd.uid);
   if (targets.length === 0) return;
   const flags = cmd.flags.filter((f) => f !== '\\Recent');
-  const updated = await sel.handle.setFlags(
-    targets.map(([, uid]) => uid),
-    cmd.operation,
-    flags,
-  );
+  const uids = targets.map(([, uid]) => uid);
+  const before = new Map(sel.handle.records().map((r) => [r.uid, r.modseq]));
+  const { records: updated, modified } =
+    cmd.unchangedSince === undefined
+      ? { records: await sel.handle.setFlags(uids, cmd.operation, flags), modified: [] }
+      : await sel.handle.setFlagsUnchangedSince(uids, cmd.operation, flags, cmd.unchangedSince);
   // a new keyword is announced before the FETCH that shows it (RFC 3501 §7.2.6)
   s.announceFlags(sel);
-  if (cmd.silent) return;
   for (const r of updated) {
     const seq = sel.tracker.seqOf(r.uid);
     if (seq === 0) continue;
-    const uid = cmd.uid ? ` UID ${r.uid}` : '';
-    s.out.line(`* ${seq} FETCH (FLAGS ${flagList(r.flags, sel.handle.isRecent(r.uid))}${uid})`);
+    const flagPart = `FLAGS ${flagList(r.flags, sel.handle.isRecent(r.uid))}`;
+    if (!s.condstore) {
+      if (!cmd.silent) s.out.line(`* ${seq} FETCH (${flagPart}${cmd.uid ? ` UID ${r.uid}` : ''})`);
+    } else if (!cmd.silent)
+      s.out.line(`* ${seq} FETCH (UID ${r.uid} ${flagPart} MODSEQ (${r.modseq}))`);
+    else if (r.modseq !== before.get(r.uid))
+      s.out.line(`* ${seq} FETCH (UID ${r.uid} MODSEQ (${r.modseq}))`);
   }
+  if (modified.length === 0) return;
+  const numbers = cmd.uid ? modified : modified.map((uid) => sel.tracker.seqOf(uid));
+  return {
+    code: `MODIFIED ${formatSet(numbers.filter((n) => n > 0))}`,
+    text: 'Conditional STORE failed',
+  };
 }
 
 function copyUid(result: { uidValidity: number; pairs: Array<[number, number]> }): string {
