@@ -5,7 +5,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Tests start real servers (redis-server, Dovecot, our own) and run real clients
     // (openssl, imaplib, swaks): give them room, and keep files in separate processes.
-    testTimeout: 60_000,
+    testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
     reporters: ['default'],
