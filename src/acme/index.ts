@@ -12,6 +12,7 @@ import acme from 'acme-client';
 import type { Logger } from '../config/logger.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { TlsMaterial } from '../config/tls.js';
+import { StartupError, causeChain } from '../gateway/startup-errors.js';
 import {
   acmeFiles,
   readAccountKey,
@@ -93,10 +94,17 @@ export async function openAcmeCertificates(options: {
       { commonName: domains[0]!, altNames: domains },
       await acme.crypto.createPrivateEcdsaKey('P-256'),
     );
-    const responder: ChallengeResponder =
+    const [option, port] =
       settings.challenge === 'http-01'
-        ? await startHttp01Responder(settings.host, settings.httpPort, logger)
-        : await startTlsAlpn01Responder(settings.host, settings.tlsAlpnPort, logger);
+        ? ['acme.httpPort', settings.httpPort]
+        : ['acme.tlsAlpnPort', settings.tlsAlpnPort];
+    const responder: ChallengeResponder = await (
+      settings.challenge === 'http-01'
+        ? startHttp01Responder(settings.host, port, logger)
+        : startTlsAlpn01Responder(settings.host, port, logger)
+    ).catch((error: unknown) => {
+      throw new Error(`${option} ${port}: ${(error as NodeJS.ErrnoException).code ?? error}`);
+    });
     let cert: string;
     try {
       cert = await client.auto({
@@ -149,8 +157,15 @@ export async function openAcmeCertificates(options: {
   let current = readStoredCertificate(files);
   const firstReason = due(current);
   // A stored certificate near expiry is still served while the schedule renews it.
-  if (current === undefined || firstReason === 'acme.domains changed')
-    current = await obtain(firstReason!);
+  if (current === undefined || firstReason === 'acme.domains changed') {
+    try {
+      current = await obtain(firstReason!);
+    } catch (error) {
+      throw new StartupError(
+        `acme: no certificate for ${domains.join(', ')} from ${settings.directoryUrl}: ${acmeReason(error)}`,
+      );
+    }
+  }
 
   let onRenewed: (tls: TlsMaterial) => void | Promise<void> = () => undefined;
   let running: Promise<boolean> | undefined;
@@ -173,7 +188,7 @@ export async function openAcmeCertificates(options: {
       const scheduled = () =>
         void check().catch((error: unknown) =>
           logger.error(
-            { err: error instanceof Error ? error.message : String(error), domains },
+            { err: acmeReason(error), domains },
             'ACME: renewal failed; the current certificate stays, retried at the next check',
           ),
         );
@@ -185,4 +200,13 @@ export async function openAcmeCertificates(options: {
       };
     },
   };
+}
+
+/** The CA's own words when it gave any (an RFC 7807 problem document), else the error chain. */
+function acmeReason(error: unknown): string {
+  const problem = (error as { response?: { data?: { type?: unknown; detail?: unknown } } }).response
+    ?.data;
+  if (typeof problem?.detail === 'string')
+    return `${problem.detail}${typeof problem.type === 'string' ? ` (${problem.type})` : ''}`;
+  return causeChain(error);
 }

@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
@@ -58,6 +58,7 @@ function served(port: number): { leaf: X509Certificate; verify: string } {
 async function startGateway(
   name: string,
   acme: string,
+  waitReady = true,
 ): Promise<{ gateway: Spawned; ports: Ports; dir: string }> {
   const dir = join(tmp.path, name);
   execFileSync('mkdir', ['-p', dir]);
@@ -87,6 +88,7 @@ async function startGateway(
   );
   const gateway = startRecrypt(['--config', configFile], dir);
   gateways.push(gateway);
+  if (!waitReady) return { gateway, ports, dir };
   await waitFor(
     `the ${name} gateway to serve HTTPS`,
     () => {
@@ -158,6 +160,22 @@ describe('ACME certificates from pebble', () => {
       /"alpn":"acme-tls\/1".*ACME: answered a tls-alpn-01 validation/,
     );
     expect(gateway.output()).not.toContain('answered an http-01 validation');
+  }, 120_000);
+
+  it("a failed validation stops the start with the CA's reason, and writes no certificate", async () => {
+    // The challenge listener is not where pebble connects: pebble's HTTP-01 fetch fails.
+    const elsewhere = await freePort();
+    const { gateway, dir } = await startGateway(
+      'refused',
+      `challenge: http-01, httpPort: ${elsewhere}`,
+      false,
+    );
+    const code = await gateway.exited;
+    expect(code).not.toBe(0);
+    expect(gateway.stderr()).toMatch(
+      /acme: no certificate for localhost from https:\/\/127\.0\.0\.1:\d+\/dir: .*connect/i,
+    );
+    expect(existsSync(join(dir, 'data', 'acme', 'cert.pem'))).toBe(false);
   }, 120_000);
 
   it('renews a certificate within renewBefore and hot-reloads it without a restart', async () => {
