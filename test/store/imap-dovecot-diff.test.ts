@@ -9,8 +9,12 @@ import { plain, startStoreServer, Wire, type StoreServer } from '../helpers/stor
  * must SEARCH results and FETCH data; at checkpoints every session's model of its
  * mailbox (built only from the untagged EXISTS / EXPUNGE / FETCH it was sent) must
  * equal what a fresh FETCH shows, and the two servers' views must be equal. Compared:
- * sequence numbers, UIDs, flags; not \Recent and not MODSEQ (documented differences,
- * src/store/imap/README.md). A failure prints the seed and the last commands.
+ * sequence numbers, UIDs, flags; not \Recent (a documented difference,
+ * src/store/imap/README.md). MODSEQ values are each server's own, so at every checkpoint
+ * a fourth session per server EXAMINEs each mailbox with (CONDSTORE) and the UIDs of
+ * `FETCH 1:* (UID) (CHANGEDSINCE <its HIGHESTMODSEQ at the previous checkpoint>)` must
+ * agree, and HIGHESTMODSEQ must not have gone down. A failure prints the seed and the
+ * last commands.
  */
 
 // more seeds to explore: STORE_DIFF_SEEDS=4,5,6 npx vitest run test/store/imap-dovecot-diff.test.ts
@@ -332,6 +336,13 @@ describe('embedded store vs Dovecot: random concurrent sessions', () => {
         opened.push(ref, ours);
         pairs.push([ref, ours]);
       }
+      // the CONDSTORE observers (RFC 7162): EXAMINE takes no \Recent from the others
+      const watchers = [
+        await openSession(dovecot.imapPort, user, 'dovecot#modseq', dovecotAuth),
+        await openSession(store.server.port, user, 'ours#modseq', plain(user)),
+      ] as const;
+      opened.push(...watchers);
+      const lastHighest = new Map<string, number>();
       const [first] = pairs[0] as [Session, Session];
       await first.run('CREATE Other');
       await (pairs[0] as [Session, Session])[1].run('CREATE Other');
@@ -341,7 +352,39 @@ describe('embedded store vs Dovecot: random concurrent sessions', () => {
       const fail = (what: string): never => {
         throw new Error(`seed ${seed}: ${what}\nlast commands:\n${log.slice(-25).join('\n')}`);
       };
+      const changedSince = async (): Promise<void> => {
+        for (const box of ['INBOX', 'Other']) {
+          const changed: string[] = [];
+          for (const w of watchers) {
+            const key = `${w.name} ${box}`;
+            const sel = await w.run(`EXAMINE ${box} (CONDSTORE)`);
+            const highest = Number(/\[HIGHESTMODSEQ (\d+)\]/.exec(sel.untagged.join('\n'))?.[1]);
+            const before = lastHighest.get(key) ?? 0;
+            if (!(highest >= before)) fail(`${key}: HIGHESTMODSEQ ${highest} after ${before}`);
+            lastHighest.set(key, highest);
+            if (before === 0 || w.model.length === 0) {
+              changed.push('');
+              continue;
+            }
+            const reply = await w.run(`FETCH 1:* (UID) (CHANGEDSINCE ${before})`);
+            const uids = reply.untagged
+              .map((l) => /^\* \d+ FETCH .*UID (\d+)/.exec(l)?.[1])
+              .filter((u) => u !== undefined);
+            changed.push(
+              uids
+                .map(Number)
+                .sort((a, b) => a - b)
+                .join(','),
+            );
+          }
+          if (changed[1] !== changed[0])
+            fail(
+              `${box} changed since the last checkpoint: dovecot ${changed[0]}, ours ${changed[1]}`,
+            );
+        }
+      };
       const checkpoint = async (): Promise<void> => {
+        await changedSince();
         for (const [ref, ours] of pairs) {
           if (ref.selected === '' || ours.selected === '') continue;
           const views: Array<Array<[number, string]>> = [];

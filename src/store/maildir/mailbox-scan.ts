@@ -42,6 +42,11 @@ export function entryPath(
   return join(dir, 'cur', fileNameOf(e.base, letters));
 }
 
+/** Flags in memory keep the order they were set in; from a file name they come sorted. */
+function sameFlags(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && [...a].sort().join(' ') === [...b].sort().join(' ');
+}
+
 export interface ScanResult {
   uidValidity: number;
   nextUid: number;
@@ -105,7 +110,7 @@ export async function scanMailbox(
       internalDate: same ? old.record.internalDate : new Date(0),
       size: same ? old.record.size : -1,
       // 0: changed behind our back (or first load); the state gives it a fresh one
-      modseq: same && old.record.flags.join(' ') === flags.join(' ') ? old.record.modseq : 0,
+      modseq: same && sameFlags(old.record.flags, flags) ? old.record.modseq : 0,
     };
     return { uid, base, sub: file.sub, foreign: foreignLetters(file.letters), record };
   };
