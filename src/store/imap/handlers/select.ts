@@ -63,8 +63,11 @@ export async function handleUnselect(s: Session): Promise<void> {
   await s.unselect();
 }
 
-/** EXPUNGE (§6.4.3) and UID EXPUNGE (RFC 4315 §2.1) */
-export async function handleExpunge(s: Session, cmd: Cmd<'EXPUNGE'>): Promise<void> {
+/**
+ * EXPUNGE (§6.4.3) and UID EXPUNGE (RFC 4315 §2.1). With CONDSTORE enabled the tagged OK
+ * carries the new HIGHESTMODSEQ (RFC 7162 §3.1.10), as Dovecot's does.
+ */
+export async function handleExpunge(s: Session, cmd: Cmd<'EXPUNGE'>): Promise<OkReply | void> {
   const sel = selectedOf(s);
   writable(sel);
   // Only messages of the client's view: a \Deleted message another session just added,
@@ -73,20 +76,23 @@ export async function handleExpunge(s: Session, cmd: Cmd<'EXPUNGE'>): Promise<vo
   const only =
     cmd.set === null ? [...sel.tracker.all] : resolveSet(sel, cmd.set, true).map(([, uid]) => uid);
   await s.flushUpdates(true);
-  if (only.length === 0) return;
-  const gone = await sel.handle.expunge(only);
+  const gone = only.length === 0 ? [] : await sel.handle.expunge(only);
   for (const line of sel.tracker.expunged(gone)) s.out.line(line);
+  if (s.condstore)
+    return { code: `HIGHESTMODSEQ ${sel.handle.highestModseq()}`, text: 'Expunge completed' };
 }
 
 /**
- * QRESYNC at SELECT (RFC 7162 §3.2.5): FETCH (UID FLAGS MODSEQ) of every message changed
- * after the client's mod-sequence, then `* VANISHED (EARLIER)` with the UIDs expunged
- * since, both limited to the known UIDs when given. Seq-match data only lets a server
+ * QRESYNC at SELECT (RFC 7162 §3.2.5): `* VANISHED (EARLIER)` with the UIDs expunged
+ * after the client's mod-sequence, then FETCH (UID FLAGS MODSEQ) of every message changed
+ * since (Dovecot's order), both limited to the known UIDs when given. Seq-match data only lets a server
  * narrow the VANISHED list; it is accepted and not used, so the list may be longer.
  */
 function resync(s: Session, sel: Selected, q: QresyncParams): void {
   const max = sel.handle.uidNext() - 1;
   const known = (uid: number): boolean => q.knownUids === null || matchSet(q.knownUids, max, uid);
+  const gone = vanishedIn(sel, q.modseq, q.knownUids);
+  if (gone !== '') s.out.line(`* VANISHED (EARLIER) ${gone}`);
   for (const r of sel.handle.records()) {
     if (r.modseq <= q.modseq || !known(r.uid)) continue;
     const seq = sel.tracker.seqOf(r.uid);
@@ -94,8 +100,6 @@ function resync(s: Session, sel: Selected, q: QresyncParams): void {
     const flags = flagList(r.flags, sel.handle.isRecent(r.uid));
     s.out.line(`* ${seq} FETCH (UID ${r.uid} FLAGS ${flags} MODSEQ (${r.modseq}))`);
   }
-  const gone = vanishedIn(sel, q.modseq, q.knownUids);
-  if (gone !== '') s.out.line(`* VANISHED (EARLIER) ${gone}`);
 }
 
 /**
