@@ -300,6 +300,7 @@ export async function run(): Promise<void> {
     imap: await freePort(),
     starttls: await freePort(),
     admin: await freePort(),
+    operator: await freePort(),
     store: await freePort(),
   };
   writeFileSync(
@@ -310,6 +311,7 @@ export async function run(): Promise<void> {
       `smtp: { host: 127.0.0.1, port: ${ports.smtp}, localDomains: [example.org] }`,
       `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
       `admin: { port: ${ports.admin} }`,
+      `operator: { port: ${ports.operator} }`,
       `mailStore: { kind: embedded, imapPort: ${ports.store} }`,
     ].join('\n'),
   );
@@ -351,7 +353,7 @@ export async function run(): Promise<void> {
               '%{http_code}',
               '--cacert',
               certFile,
-              `https://127.0.0.1:${ports.admin}/readyz`,
+              `https://127.0.0.1:${ports.operator}/readyz`,
             ],
             { encoding: 'utf8' },
           ) === '200'

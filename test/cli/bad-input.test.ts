@@ -267,7 +267,7 @@ describe('recrypt CLI refuses bad input cleanly', () => {
     expectFailure(
       await unchanged(() =>
         runCli(['user', 'list', '--config', world.configFile], {
-          env: { RECRYPT_ADMIN__PORT: String(closed) },
+          env: { RECRYPT_OPERATOR__PORT: String(closed) },
         }),
       ),
       1,

@@ -41,14 +41,22 @@ const configFile = join(tmp.path, 'recrypt.yaml');
 const certFile = join(dataDir, 'tls', 'cert.pem');
 const outside = join(tmp.path, 'outside.txt');
 const ADDRESS = 'alice@example.org';
-const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, storeImap: 0 };
+const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, operator: 0, storeImap: 0 };
 let gateway: Spawned | undefined;
 let imapPassword = '';
 
 function curl(path: string): { status: number; body: string } {
   const out = execFileSync(
     'curl',
-    ['-s', '--cacert', certFile, '-w', '\n%{http_code}', `https://127.0.0.1:${ports.admin}${path}`],
+    [
+      '-s',
+      '--cacert',
+      certFile,
+      '-w',
+      '\n%{http_code}',
+      // The operator listener, where /readyz is (docs/admin-api.md).
+      `https://127.0.0.1:${ports.operator}${path}`,
+    ],
     { encoding: 'utf8' },
   );
   const cut = out.lastIndexOf('\n');
@@ -124,6 +132,7 @@ beforeAll(async () => {
       `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
       `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
       `admin: { port: ${ports.admin} }`,
+      `operator: { port: ${ports.operator} }`,
       `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
     ].join('\n'),
   );

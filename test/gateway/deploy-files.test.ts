@@ -115,6 +115,9 @@ describe('docker/compose.yaml', () => {
     expect(config.smtp.host).toBe('0.0.0.0');
     expect(config.imap.host).toBe('0.0.0.0');
     expect(config.admin.host).toBe('0.0.0.0');
+    // The operator listener (accounts, /readyz, /metrics) is neither published nor exposed.
+    expect(published.has(config.operator.port)).toBe(false);
+    expect(config.operator.host).toBe('127.0.0.1');
   });
 });
 
@@ -157,9 +160,9 @@ describe('docker/Dockerfile', () => {
       ].sort(),
     );
     expect(dockerfile).toMatch(/RECRYPT_DATA_DIR=\/var\/lib\/recrypt/);
-    // The health check asks /readyz on the configured admin port, the default otherwise.
+    // The health check asks /readyz on the configured operator port, the default otherwise.
     expect(dockerfile).toContain(
-      `port:Number(process.env.RECRYPT_ADMIN__PORT||${defaults.admin.port}),path:'/readyz'`,
+      `port:Number(process.env.RECRYPT_OPERATOR__PORT||${defaults.operator.port}),path:'/readyz'`,
     );
   });
 });

@@ -19,7 +19,7 @@ const NAME = 'mx.hostname-test.example';
 const tmp = tempDir('recrypt-hostname-');
 const configFile = join(tmp.path, 'recrypt.yaml');
 const certFile = join(tmp.path, 'data', 'tls', 'cert.pem');
-const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, storeImap: 0 };
+const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, operator: 0, storeImap: 0 };
 let gateway: Spawned | undefined;
 
 /** The greeting and the EHLO reply, read off a raw socket. */
@@ -56,6 +56,7 @@ beforeAll(async () => {
       `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
       `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
       `admin: { port: ${ports.admin} }`,
+      `operator: { port: ${ports.operator} }`,
       `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
     ].join('\n'),
   );
@@ -67,7 +68,7 @@ beforeAll(async () => {
         '-sf',
         '--cacert',
         certFile,
-        `https://127.0.0.1:${ports.admin}/readyz`,
+        `https://127.0.0.1:${ports.operator}/readyz`,
       ]);
       return true;
     } catch {

@@ -29,14 +29,15 @@ const tmp = tempDir('recrypt-lifecycle-');
 const configFile = join(tmp.path, 'recrypt.yaml');
 const certFile = join(tmp.path, 'data', 'tls', 'cert.pem');
 const ADDRESS = 'alice@example.org';
-const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, storeImap: 0 };
+const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, operator: 0, storeImap: 0 };
 let gateway: Spawned | undefined;
 let imapPassword = '';
 
-function curl(path: string): { status: number; body: string } {
+/** The operator listener by default: /readyz and /metrics are there (docs/admin-api.md). */
+function curl(path: string, port = ports.operator): { status: number; body: string } {
   const out = execFileSync(
     'curl',
-    ['-s', '--cacert', certFile, '-w', '\n%{http_code}', `https://127.0.0.1:${ports.admin}${path}`],
+    ['-s', '--cacert', certFile, '-w', '\n%{http_code}', `https://127.0.0.1:${port}${path}`],
     { encoding: 'utf8' },
   );
   const cut = out.lastIndexOf('\n');
@@ -104,6 +105,7 @@ beforeAll(async () => {
       `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
       `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
       `admin: { port: ${ports.admin} }`,
+      `operator: { port: ${ports.operator} }`,
       `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
     ].join('\n'),
   );
@@ -168,7 +170,7 @@ describe('recrypt start, watched and signalled', () => {
       expect(await reader.command(`LOGIN ${ADDRESS} "${imapPassword}"`)).toMatch(/^t\d+ OK/);
       expect(await reader.command('SELECT INBOX')).toMatch(/^t\d+ OK/);
       expect(await reader.command('FETCH 1 (BODY.PEEK[])')).toMatch(/^t\d+ OK/);
-      expect(curl(`/.well-known/mail-profile/${ADDRESS}`).status).toBe(200);
+      expect(curl(`/.well-known/mail-profile/${ADDRESS}`, ports.admin).status).toBe(200);
       const body = curl('/metrics').body;
       const value = (series: string) => {
         const line = body.split('\n').find((l) => l.startsWith(`${series} `));

@@ -21,6 +21,7 @@ async function portsYaml(smtpPort?: number): Promise<string> {
     `smtp: { host: 127.0.0.1, port: ${smtpPort ?? (await freePort())} }`,
     `imap: { host: 127.0.0.1, port: ${await freePort()}, starttlsPort: ${await freePort()} }`,
     `admin: { port: ${await freePort()} }`,
+    `operator: { port: ${await freePort()} }`,
   ].join('\n');
 }
 

@@ -20,6 +20,7 @@ let dovecot: Dovecot | undefined;
 let redis: RedisServer | undefined;
 let gateway: Spawned | undefined;
 let adminPort = 0;
+let operatorPort = 0;
 
 function readyz(): { status: number; body: string } {
   const out = execFileSync(
@@ -30,7 +31,7 @@ function readyz(): { status: number; body: string } {
       join(tmp.path, 'data', 'tls', 'cert.pem'),
       '-w',
       '\n%{http_code}',
-      `https://127.0.0.1:${adminPort}/readyz`,
+      `https://127.0.0.1:${operatorPort}/readyz`,
     ],
     { encoding: 'utf8' },
   );
@@ -43,6 +44,7 @@ beforeAll(async () => {
   dovecot = await startDovecot();
   redis = await startRedis();
   adminPort = await freePort();
+  operatorPort = await freePort();
   writeFileSync(join(tmp.path, 'master.secret'), `${dovecot.masterPassword}\n`, { mode: 0o600 });
   writeFileSync(
     join(tmp.path, 'recrypt.yaml'),
@@ -51,6 +53,7 @@ beforeAll(async () => {
       `smtp: { host: 127.0.0.1, port: ${await freePort()} }`,
       `imap: { host: 127.0.0.1, port: ${await freePort()}, starttlsPort: ${await freePort()} }`,
       `admin: { port: ${adminPort} }`,
+      `operator: { port: ${operatorPort} }`,
       `keyStore: { kind: redis, url: "redis://127.0.0.1:${redis.port}" }`,
       'mailStore:',
       '  kind: dovecot',

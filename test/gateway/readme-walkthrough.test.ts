@@ -28,6 +28,7 @@ const DEFAULT_PORTS = {
   'imap.port': 1993,
   'imap.starttlsPort': 1143,
   'admin.port': 8443,
+  'operator.port': 8444,
   'mailStore.imapPort': 10143,
 };
 

@@ -55,7 +55,7 @@ export async function startThunderbirdGateway(
   address: string,
 ): Promise<ThunderbirdGateway> {
   const curl = requireBinary('curl');
-  const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, storeImap: 0 };
+  const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, operator: 0, storeImap: 0 };
   for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
   const configFile = join(dir, 'recrypt.yaml');
   const certFile = join(dir, 'data', 'tls', 'cert.pem');
@@ -67,6 +67,7 @@ export async function startThunderbirdGateway(
       `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
       `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
       `admin: { port: ${ports.admin} }`,
+      `operator: { port: ${ports.operator} }`,
       `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
     ].join('\n'),
   );
@@ -79,7 +80,16 @@ export async function startThunderbirdGateway(
         if (gateway.child.exitCode !== null) throw new Error(`gateway exited: ${gateway.output()}`);
         const ready = spawnSync(
           curl,
-          ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', certFile, `${origin}/readyz`],
+          [
+            '-s',
+            '-o',
+            '/dev/null',
+            '-w',
+            '%{http_code}',
+            '--cacert',
+            certFile,
+            `https://127.0.0.1:${ports.operator}/readyz`,
+          ],
           { encoding: 'utf8' },
         );
         return ready.stdout === '200';

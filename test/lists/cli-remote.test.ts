@@ -36,7 +36,7 @@ const LIST = 'team@example.org';
 const REMOTE = 'Carol@Elsewhere.example';
 const PASSPHRASE = 'correct horse battery staple';
 const P12_PASSWORD = 'carol p12 password';
-const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, storeImap: 0 };
+const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, operator: 0, storeImap: 0 };
 let gateway: Spawned | undefined;
 const ownerDir = join(tmp.path, 'owner');
 const remoteDir = join(tmp.path, 'carol');
@@ -58,7 +58,7 @@ function ready(): boolean {
         '%{http_code}',
         '--cacert',
         certFile,
-        `https://127.0.0.1:${ports.admin}/readyz`,
+        `https://127.0.0.1:${ports.operator}/readyz`,
       ],
       { encoding: 'utf8', input: '' },
     );
@@ -96,6 +96,7 @@ beforeAll(async () => {
       `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
       `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
       `admin: { port: ${ports.admin} }`,
+      `operator: { port: ${ports.operator} }`,
       `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
       // Carol's provider: its MX is the test's SMTP server (there is no DNS here).
       `outbound: { routes: { elsewhere.example: '127.0.0.1:${remoteMx.port}' }, retryInitial: 1s }`,
