@@ -52,11 +52,15 @@ describe('CONDSTORE and QRESYNC (RFC 7162)', () => {
     dir.remove();
   });
 
-  it('advertises CONDSTORE and QRESYNC', async () => {
+  it('advertises CONDSTORE and QRESYNC; ENABLE lists what it newly enabled', async () => {
     const w = await login();
     const caps = untagged(await w.command('c', 'CAPABILITY'))[0]?.split(' ') ?? [];
     expect(caps).toContain('CONDSTORE');
     expect(caps).toContain('QRESYNC');
+    expect(untagged(await w.command('e', 'ENABLE QRESYNC CONDSTORE X-NONE'))).toEqual([
+      '* ENABLED QRESYNC CONDSTORE',
+    ]);
+    expect(untagged(await w.command('f', 'ENABLE CONDSTORE'))).toEqual(['* ENABLED']);
   });
 
   it('announces HIGHESTMODSEQ only once CONDSTORE is enabled (§3.1.8, §3.1.2)', async () => {

@@ -28,15 +28,14 @@ export async function handleId(s: Session, _cmd: Cmd<'ID'>): Promise<void> {
  * CONDSTORE); `* ENABLED` lists those this command newly enabled.
  */
 export async function handleEnable(s: Session, cmd: Cmd<'ENABLE'>): Promise<void> {
+  const before = { CONDSTORE: s.condstore, QRESYNC: s.qresync };
   const enabled: string[] = [];
   for (const cap of cmd.capabilities) {
-    if (cap === 'CONDSTORE' && !s.condstore) {
-      s.enableCondstore();
-      enabled.push(cap);
-    } else if (cap === 'QRESYNC' && !s.qresync) {
-      s.enableQresync();
-      enabled.push(cap);
-    }
+    if ((cap !== 'CONDSTORE' && cap !== 'QRESYNC') || before[cap] || enabled.includes(cap))
+      continue;
+    if (cap === 'CONDSTORE') s.enableCondstore();
+    else s.enableQresync();
+    enabled.push(cap);
   }
   s.out.line(['* ENABLED', ...enabled].join(' '));
 }
