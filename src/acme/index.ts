@@ -30,7 +30,7 @@ import {
 export type AcmeSettings = NonNullable<GatewayConfig['acme']>;
 
 export interface AcmeCertificates {
-  /** The certificate to serve now. */
+  /** The certificate to serve now, re-read from `<dataDir>/acme/`. */
   material(): TlsMaterial;
   /** Renews now if due; resolves true when a new certificate was installed (and reloaded). */
   check(): Promise<boolean>;
@@ -181,7 +181,11 @@ export async function openAcmeCertificates(options: {
   };
 
   return {
-    material: () => materialOf(current!),
+    material: () => {
+      // SIGHUP re-reads the files, as for `tls` (a restored backup is picked up).
+      current = readStoredCertificate(files) ?? current;
+      return materialOf(current!);
+    },
     check,
     schedule(reload) {
       onRenewed = reload;

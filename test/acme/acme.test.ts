@@ -112,6 +112,11 @@ async function startGateway(
   return { gateway, ports, dir };
 }
 
+/** Waits for a log line: output reaches the pipe on its own schedule (pino writes async). */
+async function logged(gateway: Spawned, pattern: RegExp): Promise<void> {
+  await waitFor(`${pattern} in the gateway log`, () => pattern.test(gateway.output()), 10_000);
+}
+
 function expectIssuedByPebble(port: number): X509Certificate {
   const { leaf, verify } = served(port);
   const intermediate = new X509Certificate(pebble.intermediate);
@@ -143,9 +148,9 @@ describe('ACME certificates from pebble', () => {
     expect(https.serialNumber).toBe(imaps.serialNumber);
     for (const file of ['account.key', 'key.pem', 'cert.pem'])
       expect(statSync(join(dir, 'data', 'acme', file)).mode & 0o777).toBe(0o600);
-    expect(gateway.output()).toContain('ACME: certificate installed');
+    await logged(gateway, /ACME: certificate installed/);
     // Pebble fetched the key authorization from the challenge listener.
-    expect(gateway.output()).toContain('ACME: answered an http-01 validation');
+    await logged(gateway, /ACME: answered an http-01 validation/);
   }, 120_000);
 
   it('tls-alpn-01: obtained by a real TLS-ALPN-01 validation on the challenge listener', async () => {
@@ -156,9 +161,7 @@ describe('ACME certificates from pebble', () => {
     expectIssuedByPebble(ports.imap);
     expectIssuedByPebble(ports.admin);
     // Pebble completed an acme-tls/1 handshake with the challenge listener.
-    expect(gateway.output()).toMatch(
-      /"alpn":"acme-tls\/1".*ACME: answered a tls-alpn-01 validation/,
-    );
+    await logged(gateway, /"alpn":"acme-tls\/1".*ACME: answered a tls-alpn-01 validation/);
     expect(gateway.output()).not.toContain('answered an http-01 validation');
   }, 120_000);
 
@@ -172,8 +175,14 @@ describe('ACME certificates from pebble', () => {
     );
     const code = await gateway.exited;
     expect(code).not.toBe(0);
-    expect(gateway.stderr()).toMatch(
-      /acme: no certificate for localhost from https:\/\/127\.0\.0\.1:\d+\/dir: .*connect/i,
+    // 'exit' can come before the last of stderr has been read.
+    await waitFor(
+      'the reason on stderr',
+      () =>
+        /acme: no certificate for localhost from https:\/\/127\.0\.0\.1:\d+\/dir: .*connect/i.test(
+          gateway.stderr(),
+        ),
+      10_000,
     );
     expect(existsSync(join(dir, 'data', 'acme', 'cert.pem'))).toBe(false);
   }, 120_000);
@@ -197,6 +206,6 @@ describe('ACME certificates from pebble', () => {
     expectIssuedByPebble(ports.imap);
     expect(gateway.child.exitCode).toBeNull();
     expect(gateway.child.pid).toBe(pid);
-    expect(gateway.output()).toContain('TLS certificate reloaded');
+    await logged(gateway, /TLS certificate reloaded/);
   }, 120_000);
 });
