@@ -85,6 +85,35 @@ async function mxFor(
   return mx;
 }
 
+/** Sends the multipart fixture to `to` through `mx`; returns it and what dana's mailbox holds of it. */
+async function sendAndFetch(
+  mx: MxServer,
+  to: string,
+  label: string,
+): Promise<{ original: Buffer; stored: Buffer[] }> {
+  const messageId = `${label}.${randomBytes(5).toString('hex')}@sender.example`;
+  const original = fixtureMessage('multipart.eml', 'adapters', messageId);
+  const result = await sendWithNodemailer(
+    mx.port,
+    { from: 'someone@sender.example', to: [to] },
+    original,
+    { tls: false },
+  );
+  expect(result.ok, result.response).toBe(true);
+  const stored = (
+    await fetchAllRaw(
+      {
+        port: dovecot.imapPort,
+        masterUser: dovecot.masterUser,
+        masterPassword: dovecot.masterPassword,
+      },
+      dana,
+    )
+  ).filter((message) => headerBlock(message).includes(messageId));
+  expect(stored).toHaveLength(1);
+  return { original, stored };
+}
+
 async function rcpt(mx: MxServer, address: string): Promise<string> {
   const wire = await SmtpWire.open(mx.port);
   try {
@@ -164,52 +193,14 @@ describe('MX with the key store and the recryption core', () => {
 
   it('mail to postmaster@ is stored for the postmaster user, encrypted to their group', async () => {
     const mx = await mxFor(sqliteStore!, ['gateway.test'], { postmaster: dana });
-    const messageId = `postmaster.${randomBytes(5).toString('hex')}@sender.example`;
-    const original = fixtureMessage('multipart.eml', 'adapters', messageId);
-    const result = await sendWithNodemailer(
-      mx.port,
-      { from: 'someone@sender.example', to: ['postmaster@gateway.test'] },
-      original,
-      { tls: false },
-    );
-    expect(result.ok, result.response).toBe(true);
-    const stored = (
-      await fetchAllRaw(
-        {
-          port: dovecot.imapPort,
-          masterUser: dovecot.masterUser,
-          masterPassword: dovecot.masterPassword,
-        },
-        dana,
-      )
-    ).filter((message) => headerBlock(message).includes(messageId));
-    expect(stored).toHaveLength(1);
+    const { original, stored } = await sendAndFetch(mx, 'postmaster@gateway.test', 'postmaster');
     const content = await opensslDecrypt(stored[0]!, group);
     expect(content.subarray(content.length - original.length).equals(original)).toBe(true);
   });
 
   it('wrapMessage output stored in Dovecot decrypts with openssl to the original; outer Subject hidden', async () => {
     const mx = await mxFor(sqliteStore!, ['gateway.test']);
-    const messageId = `adapter.${randomBytes(5).toString('hex')}@sender.example`;
-    const original = fixtureMessage('multipart.eml', 'adapters', messageId);
-    const result = await sendWithNodemailer(
-      mx.port,
-      { from: 'someone@sender.example', to: [dana] },
-      original,
-      { tls: false },
-    );
-    expect(result.ok, result.response).toBe(true);
-    const stored = (
-      await fetchAllRaw(
-        {
-          port: dovecot.imapPort,
-          masterUser: dovecot.masterUser,
-          masterPassword: dovecot.masterPassword,
-        },
-        dana,
-      )
-    ).filter((message) => headerBlock(message).includes(messageId));
-    expect(stored).toHaveLength(1);
+    const { original, stored } = await sendAndFetch(mx, dana, 'adapter');
     expect(headerBlock(stored[0]!)).toMatch(/^Subject: \[\.\.\.\]$/m);
     const content = await opensslDecrypt(stored[0]!, group);
     expect(content.subarray(content.length - original.length).equals(original)).toBe(true);
