@@ -366,13 +366,19 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
     logger.warn({ err: { name: error.name, message: error.message } }, 'smtp connection error'),
   );
 
-  await new Promise<void>((resolve, reject) => {
-    server.server.once('error', reject);
-    server.listen(options.port, options.host ?? '127.0.0.1', () => {
-      server.server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.server.once('error', reject);
+      server.listen(options.port, options.host ?? '127.0.0.1', () => {
+        server.server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (error) {
+    // The auth worker would keep a process that failed to start alive.
+    await authPool.close();
+    throw error;
+  }
   const address = server.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : options.port;
   logger.info({ port, host: options.host ?? '127.0.0.1' }, 'MX listening');
