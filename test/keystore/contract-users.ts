@@ -155,7 +155,11 @@ export function usersContract(ctx: ContractContext): void {
       const address = await enrolledUser();
       const a = await store.addDevice(ctx.newDevice(address, 'laptop'));
       const b = await store.addDevice(ctx.newDevice(address, 'phone'));
+      // b's own revocation is announced asynchronously (Redis pub/sub): wait for it, so
+      // that only the reset's announcements can reach the subscription below.
+      const bAnnounced = nextEvent(other, (e) => e.type === 'device-revoked' && e.id === b.id);
       await store.revokeDevice(address, b.id);
+      await bAnnounced;
       const c = await store.addDevice(ctx.newDevice(address, 'tablet'));
       await store.putProfile(address, 'signed profile');
       const seen: string[] = [];
