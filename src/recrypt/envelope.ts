@@ -176,9 +176,15 @@ export interface EnvelopeWriter {
    * Emits the DER in order — the head, the encrypted content in chunks as it is
    * encrypted, the tail — so a caller can encode it straight into its output without a
    * full-size intermediate copy (a 50 MB message stays one 50 MB input and one output).
-   * Call once.
+   * Call once (this or `chunks`).
    */
   write(sink: (chunk: Uint8Array) => void): void;
+  /**
+   * The same DER pulled piece by piece: each step encrypts at most `encryptChunk` bytes
+   * of content, so a caller that sends as it pulls never holds the whole ciphertext and
+   * can let other work run between pieces. Call once (this or `write`).
+   */
+  chunks(encryptChunk?: number): Generator<Uint8Array, void, undefined>;
 }
 
 const ENCRYPT_CHUNK = 64 * 1024;
@@ -186,11 +192,13 @@ const ENCRYPT_CHUNK = 64 * 1024;
 /**
  * CMS EnvelopedData (AES-256-CBC, default) or AuthEnvelopedData (AES-256-GCM) of
  * `content` for the group certificate, one KeyAgreeRecipientInfo per wrap encoding, all
- * wrapping the same fresh content key (docs/design.md §2).
+ * wrapping the same fresh content key (docs/design.md §2). Given several certificates
+ * (submission: every recipient's group and the sender's, docs/sending.md), the content
+ * is encrypted once and each certificate gets its recipient infos, in the order given.
  */
 export function prepareEnvelope(
   content: Uint8Array,
-  groupCertificate: Uint8Array,
+  groupCertificate: Uint8Array | readonly Uint8Array[],
   options: EnvelopeOptions = {},
 ): EnvelopeWriter {
   if (!(content instanceof Uint8Array))
@@ -203,11 +211,17 @@ export function prepareEnvelope(
   if (encodings.length === 0 || encodings.some((e) => e !== 'absent' && e !== 'null')) {
     throw new RecryptError('invalid-argument', "wrapEncodings must list 'absent' and/or 'null'");
   }
-  const recipient = readRecipientCertificate(groupCertificate);
+  const certificates =
+    groupCertificate instanceof Uint8Array ? [groupCertificate] : groupCertificate;
+  if (certificates.length === 0)
+    throw new RecryptError('invalid-argument', 'at least one recipient certificate is needed');
+  const recipients = certificates.map((certificate) => readRecipientCertificate(certificate));
   const contentKey = randomBytes(32);
   const recipientInfos: DerNode = {
     tag: TAG.SET,
-    children: encodings.map((encoding) => keyAgreeRecipientInfo(recipient, contentKey, encoding)),
+    children: recipients.flatMap((recipient) =>
+      encodings.map((encoding) => keyAgreeRecipientInfo(recipient, contentKey, encoding)),
+    ),
   };
   const dataOid = encodeOid(OID.data);
   const gcm = mode === 'aes-256-gcm';
@@ -244,32 +258,36 @@ export function prepareEnvelope(
       { tag: TAG.context(0), children: [{ tag: TAG.SEQUENCE, children: body }] },
     ],
   });
-  let written = false;
+  let started = false;
+  function* chunks(encryptChunk = ENCRYPT_CHUNK): Generator<Uint8Array, void, undefined> {
+    if (started) throw new RecryptError('invalid-argument', 'an envelope is written once');
+    started = true;
+    const cipher = gcm
+      ? createCipheriv('aes-256-gcm', contentKey, iv, { authTagLength: 16 })
+      : createCipheriv('aes-256-cbc', contentKey, iv);
+    yield head;
+    for (let at = 0; at < content.length; at += encryptChunk) {
+      const chunk = cipher.update(content.subarray(at, at + encryptChunk));
+      if (chunk.length > 0) yield chunk;
+    }
+    const last = cipher.final();
+    if (last.length > 0) yield last;
+    if (gcm) tail.set((cipher as CipherGCM).getAuthTag(), tail.length - 16);
+    yield tail;
+  }
   return {
     length: head.length + holeLength + tail.length,
     write(sink) {
-      if (written) throw new RecryptError('invalid-argument', 'an envelope is written once');
-      written = true;
-      const cipher = gcm
-        ? createCipheriv('aes-256-gcm', contentKey, iv, { authTagLength: 16 })
-        : createCipheriv('aes-256-cbc', contentKey, iv);
-      sink(head);
-      for (let at = 0; at < content.length; at += ENCRYPT_CHUNK) {
-        const chunk = cipher.update(content.subarray(at, at + ENCRYPT_CHUNK));
-        if (chunk.length > 0) sink(chunk);
-      }
-      const last = cipher.final();
-      if (last.length > 0) sink(last);
-      if (gcm) tail.set((cipher as CipherGCM).getAuthTag(), tail.length - 16);
-      sink(tail);
+      for (const chunk of chunks()) sink(chunk);
     },
+    chunks,
   };
 }
 
 /** The whole envelope as one DER buffer (see prepareEnvelope). */
 export function envelopeForGroup(
   content: Uint8Array,
-  groupCertificate: Uint8Array,
+  groupCertificate: Uint8Array | readonly Uint8Array[],
   options: EnvelopeOptions = {},
 ): Uint8Array {
   const writer = prepareEnvelope(content, groupCertificate, options);

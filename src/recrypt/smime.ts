@@ -15,7 +15,7 @@
  * the MX decides separately whether it accepts such mail.
  */
 import { RecryptError } from './errors.js';
-import { Base64LineWriter, base64LinesLength } from './base64-lines.js';
+import { Base64LineStream, Base64LineWriter, base64LinesLength } from './base64-lines.js';
 import { prepareEnvelope, type ContentEncryption } from './envelope.js';
 import { bytesEqual } from './der.js';
 import { decodeBase64Prefix } from './transform-base64.js';
@@ -91,6 +91,29 @@ function outerHeaders(original: Uint8Array, hideSubject: boolean): Buffer[] {
   return out;
 }
 
+/** The outer header section of the S/MIME message for `original`, up to the empty line. */
+function smimeHead(original: Uint8Array, options: WrapOptions): Buffer {
+  return Buffer.concat([
+    ...outerHeaders(original, options.hideSubject === true),
+    Buffer.from(
+      'MIME-Version: 1.0\r\n' +
+        smimeBodyFields(options.contentEncryption === 'aes-256-gcm') +
+        '\r\n',
+      'latin1',
+    ),
+  ]);
+}
+
+function envelopeOf(original: Uint8Array, groupCertificate: Uint8Array, options: WrapOptions) {
+  if (!(original instanceof Uint8Array))
+    throw new RecryptError('invalid-argument', 'original must be a Uint8Array');
+  return prepareEnvelope(
+    original,
+    groupCertificate,
+    options.contentEncryption === undefined ? {} : { contentEncryption: options.contentEncryption },
+  );
+}
+
 /**
  * Encrypts the complete message `original` to the group certificate and returns the
  * S/MIME message (application/pkcs7-mime, base64 in 76-character CRLF lines).
@@ -100,16 +123,8 @@ export function wrapMessage(
   groupCertificate: Uint8Array,
   options: WrapOptions = {},
 ): Uint8Array {
-  if (!(original instanceof Uint8Array))
-    throw new RecryptError('invalid-argument', 'original must be a Uint8Array');
-  const envelopeOptions =
-    options.contentEncryption === undefined ? {} : { contentEncryption: options.contentEncryption };
-  const envelope = prepareEnvelope(original, groupCertificate, envelopeOptions);
-  const authenticated = options.contentEncryption === 'aes-256-gcm';
-  const head = Buffer.concat([
-    ...outerHeaders(original, options.hideSubject === true),
-    Buffer.from('MIME-Version: 1.0\r\n' + smimeBodyFields(authenticated) + '\r\n', 'latin1'),
-  ]);
+  const envelope = envelopeOf(original, groupCertificate, options);
+  const head = smimeHead(original, options);
   // One output buffer, encrypted and base64-encoded into chunk by chunk: the message is
   // held once by the caller and once here, encrypted, and nowhere else at full size.
   const out = new Uint8Array(head.length + base64LinesLength(envelope.length));
@@ -118,6 +133,49 @@ export function wrapMessage(
   envelope.write((chunk) => lines.write(chunk));
   lines.end();
   return out;
+}
+
+/** wrapMessage's output, made while it is consumed (see `streamMessage`). */
+export interface SmimeStream {
+  /** Length of the whole S/MIME message, known before anything is encrypted. */
+  readonly byteLength: number;
+  /** The outer header section, up to and including the empty line. */
+  readonly head: Uint8Array;
+  /**
+   * The base64 body (76-character CRLF lines) in pieces, each from at most
+   * `encryptChunk` bytes of content encrypted on that step. Call once.
+   */
+  body(encryptChunk?: number): Generator<Uint8Array, void, undefined>;
+}
+
+/**
+ * The same message as wrapMessage, byte for byte in meaning (a fresh content key and
+ * ephemeral keys each time), encrypted and encoded piece by piece as the caller pulls:
+ * a sender that writes each piece to a socket and waits for it to drain holds the
+ * message once (the caller's plaintext) plus a piece, and its event loop runs between
+ * pieces. The certificate is read, and the keys made, before this returns (a bad
+ * certificate throws here, before anything is sent).
+ */
+export function streamMessage(
+  original: Uint8Array,
+  groupCertificate: Uint8Array,
+  options: WrapOptions = {},
+): SmimeStream {
+  const envelope = envelopeOf(original, groupCertificate, options);
+  const head = smimeHead(original, options);
+  return {
+    byteLength: head.length + base64LinesLength(envelope.length),
+    head,
+    *body(encryptChunk) {
+      const lines = new Base64LineStream();
+      for (const chunk of envelope.chunks(encryptChunk)) {
+        const encoded = lines.push(chunk);
+        if (encoded.length > 0) yield encoded;
+      }
+      const last = lines.end();
+      if (last.length > 0) yield last;
+    },
+  };
 }
 
 /**
