@@ -126,6 +126,11 @@ const outbound = z.strictObject({
   retryInitial: duration.prefault('1m'),
   retryMax: duration.prefault('1h'),
   bounceAfter: duration.prefault('5d'),
+  /**
+   * With a Redis key store, how long a process's claim on a job lasts (renewed while it
+   * sends): when the process dies, another one sends the job after this (docs/outbound.md).
+   */
+  lease: duration.prefault('1m'),
 });
 
 /** Certificates by ACME (RFC 8555) instead of `tls` files (src/acme, docs/deployment.md "ACME"). */
@@ -158,6 +163,49 @@ const acme = z.strictObject({
   renewBefore: duration.prefault('30d'),
   /** How often the expiry is checked (also once at start). */
   checkInterval: duration.prefault('1d'),
+});
+
+/**
+ * Submission (RFC 6409, src/submission, docs/sending.md): the users' own mail clients send
+ * here with their device password; mail is encrypted to every recipient whose key is found.
+ * Off unless the section is present (`submission: {}` takes the defaults).
+ */
+const submission = z.strictObject({
+  host: host.default('0.0.0.0'),
+  /** STARTTLS (587 in production). */
+  port: port.default(2587),
+  /** Implicit TLS (465 in production). */
+  tlsPort: port.default(2465),
+  maxMessageBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(25 * 1024 * 1024),
+  /** Recipients per message: each adds two recipient infos, and the proxy reads at most ~200. */
+  maxRecipients: z.number().int().positive().max(99).default(50),
+  /** Messages per user (token bucket over all of the user's devices). */
+  rateLimit: z
+    .strictObject({
+      perMinute: z.number().int().positive().default(10),
+      burst: z.number().int().positive().default(30),
+    })
+    .prefault({}),
+  /** A recipient without a key: `send` it as is (TLS when offered) or `refuse` it (5.7.1, not sent). */
+  withoutKey: z.enum(['send', 'refuse']).default('send'),
+  /** Store an encrypted copy in the sender's \Sent mailbox (clients then must not file their own). */
+  sentCopy: z.boolean().default(true),
+  /** Published profiles (https://<domain>/.well-known/mail-profile/<address>). */
+  discovery: z
+    .strictObject({
+      /** Per-domain origin that wins over https://<domain>, e.g. { example.net: "https://127.0.0.1:8443" }. */
+      origins: z.record(z.string().min(1), z.url()).default({}),
+      /** Extra trust anchors (PEM file) for those origins, besides the system's. */
+      caFile: z.string().min(1).optional(),
+      /** How long a fetched profile (or a miss) is used before it is fetched again. */
+      cacheTtl: duration.prefault('1h'),
+      timeout: duration.prefault('10s'),
+    })
+    .prefault({}),
 });
 
 const configObject = z.strictObject({
@@ -277,6 +325,7 @@ const configObject = z.strictObject({
     lmtpSocket: 'store-lmtp.sock',
   }),
   outbound: outbound.prefault({}),
+  submission: submission.optional(),
 });
 
 export const configSchema = configObject.refine(
@@ -289,3 +338,4 @@ export const configSchema = configObject.refine(
 
 export type GatewayConfig = z.infer<typeof configSchema>;
 export type OutboundConfig = GatewayConfig['outbound'];
+export type SubmissionConfig = NonNullable<GatewayConfig['submission']>;
