@@ -27,7 +27,7 @@ export class KeyStoreUnavailableError extends KeyStoreError {
   }
 }
 
-export type RecordKind = 'user' | 'device' | 'token' | 'list' | 'list-member';
+export type RecordKind = 'user' | 'device' | 'token' | 'list' | 'list-member' | 'pairing-request';
 
 export class NotFoundError extends KeyStoreError {
   override readonly name = 'NotFoundError';

@@ -14,6 +14,12 @@ export {
   type NewList,
   type PostingPolicy,
 } from './list-types.js';
+export {
+  LimitError,
+  type NewPairingRequest,
+  type PairingRequest,
+  type PairingStore,
+} from './pairing.js';
 export type {
   Device,
   EnrolmentState,

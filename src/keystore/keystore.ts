@@ -16,6 +16,7 @@
  */
 import type { Scalar } from '../recrypt/types.js';
 import type { ListStore } from './list-types.js';
+import type { PairingStore } from './pairing.js';
 import type {
   Device,
   KeyStoreListener,
@@ -25,8 +26,8 @@ import type {
   User,
 } from './types.js';
 
-/** Lists are part of the same store: see list-types.ts for their methods. */
-export interface KeyStore extends ListStore {
+/** Lists and device pairings are part of the same store: see list-types.ts and pairing.ts. */
+export interface KeyStore extends ListStore, PairingStore {
   /** Which adapter ('sqlite' | 'redis'), for logs and health output. */
   readonly kind: 'sqlite' | 'redis';
 

@@ -9,6 +9,7 @@ import { GatewayKey, hashDeviceCredential, type NewDevice } from '../../src/keys
 import { type ContractContext, type ContractHarness } from './contract-context.js';
 import { devicesContract } from './contract-devices.js';
 import { listsContract } from './contract-lists.js';
+import { pairingContract } from './contract-pairing.js';
 import { plumbingContract } from './contract-plumbing.js';
 import { remoteMembersContract } from './contract-remote-members.js';
 import { usersContract } from './contract-users.js';
@@ -71,5 +72,6 @@ export function describeKeyStoreContract(
     plumbingContract(ctx);
     listsContract(ctx);
     remoteMembersContract(ctx);
+    pairingContract(ctx);
   });
 }

@@ -48,6 +48,8 @@ import { EventSubscriber } from './subscriber.js';
 import type { ListGroup, ListUpdate, NewList } from '../list-types.js';
 import { defineListScripts, RedisLists } from './redis-lists.js';
 import { RedisDevices } from './redis-devices.js';
+import { RedisPairings } from './redis-pairing.js';
+import type { NewPairingRequest } from '../pairing.js';
 import { b64, mapError, toUser } from './codec.js';
 
 export interface RedisKeyStoreOptions {
@@ -72,6 +74,7 @@ export class RedisKeyStore implements KeyStore {
   readonly #hub = new EventHub();
   readonly #lists: RedisLists;
   readonly #devices: RedisDevices;
+  readonly #pairings: RedisPairings;
 
   private constructor(options: RedisKeyStoreOptions) {
     const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
@@ -94,6 +97,14 @@ export class RedisKeyStore implements KeyStore {
       now: this.#now,
       run: (fn) => this.#run(fn),
       script: (name, address, args) => this.#script(name, address, args),
+    });
+    this.#pairings = new RedisPairings({
+      client: this.#client,
+      key: this.#key,
+      prefix: this.#prefix,
+      now: this.#now,
+      run: (fn) => this.#run(fn),
+      userCreated: async (address) => (await this.getUser(address))?.created ?? null,
     });
     defineListScripts(this.#client);
     this.#lists = new RedisLists({
@@ -125,6 +136,17 @@ export class RedisKeyStore implements KeyStore {
     }
     return store;
   }
+
+  // --- device pairings (redis-pairing.ts) ---
+  addPairingRequest = (request: NewPairingRequest, maxPending: number) =>
+    this.#pairings.addPairingRequest(request, maxPending);
+  listPairingRequests = (address: string) => this.#pairings.listPairingRequests(address);
+  getPairingRequest = (address: string, id: string) =>
+    this.#pairings.getPairingRequest(address, id);
+  approvePairingRequest = (address: string, id: string, certificate: Uint8Array) =>
+    this.#pairings.approvePairingRequest(address, id, certificate);
+  removePairingRequest = (address: string, id: string) =>
+    this.#pairings.removePairingRequest(address, id);
 
   // --- devices and their recryption keys (redis-devices.ts) ---
   addDevice = (device: NewDevice) => this.#devices.addDevice(device);

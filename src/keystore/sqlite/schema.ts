@@ -130,6 +130,16 @@ export const MIGRATIONS: readonly string[] = [
     DELETE FROM list_members WHERE member = OLD.address AND certificate IS NULL;
   END;
   `,
+  // Pending device pairings (keystore/pairing.ts): one JSON record each, with τ wrapped.
+  `
+  CREATE TABLE pairing_requests (
+    owner   TEXT NOT NULL REFERENCES users(address) ON DELETE CASCADE,
+    id      TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    record  TEXT NOT NULL,
+    PRIMARY KEY (owner, id)
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -36,6 +36,8 @@ import { SqliteIntegrityCheck } from './integrity-check.js';
 import { migrate } from './schema.js';
 import { SqliteDevices } from './sqlite-devices.js';
 import { SqliteLists } from './sqlite-lists.js';
+import { SqlitePairings } from './sqlite-pairing.js';
+import type { NewPairingRequest } from '../pairing.js';
 import { mapSqliteError, toDevice, toUser, type DeviceRow, type UserRow } from './rows.js';
 
 // Every store on one file in this process shares a hub set, so events reach them all.
@@ -58,6 +60,7 @@ export class SqliteKeyStore implements KeyStore {
   #closed = false;
   readonly #lists: SqliteLists;
   readonly #devices: SqliteDevices;
+  readonly #pairings: SqlitePairings;
 
   constructor(options: SqliteKeyStoreOptions) {
     // 0600 from the start (SQLite would make it 0644 less the umask); -wal and -shm
@@ -91,7 +94,25 @@ export class SqliteKeyStore implements KeyStore {
       now: this.#now,
       publish: (event) => this.#publish(event),
     });
+    this.#pairings = new SqlitePairings({
+      db: () => this.#open(),
+      tx: (fn) => this.#tx(fn),
+      key: this.#key,
+      now: this.#now,
+      requireUser: (address) => this.#requireUser(address),
+    });
   }
+
+  // --- device pairings (sqlite-pairing.ts) ---
+  addPairingRequest = (request: NewPairingRequest, maxPending: number) =>
+    this.#pairings.addPairingRequest(request, maxPending);
+  listPairingRequests = (address: string) => this.#pairings.listPairingRequests(address);
+  getPairingRequest = (address: string, id: string) =>
+    this.#pairings.getPairingRequest(address, id);
+  approvePairingRequest = (address: string, id: string, certificate: Uint8Array) =>
+    this.#pairings.approvePairingRequest(address, id, certificate);
+  removePairingRequest = (address: string, id: string) =>
+    this.#pairings.removePairingRequest(address, id);
 
   // --- devices and their recryption keys (sqlite-devices.ts) ---
   addDevice = (device: NewDevice) => this.#devices.addDevice(device);
