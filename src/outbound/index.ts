@@ -13,18 +13,23 @@ import type { OutboundConfig } from '../config/schema.js';
 import { readSecretFile } from '../gateway/secrets.js';
 import { StartupError } from '../gateway/startup-errors.js';
 import { type OutboundMetrics, createOutboundMetrics } from './metrics.js';
+import type { JobStore } from './job-store.js';
 import { type NewJob, QueueStore } from './queue-store.js';
 import { type MxResolver, type RoutingOptions, systemResolver } from './routing.js';
 import type { OutboundMessage, OutboundQueue, PreparedBatch } from './types.js';
 import { OutboundWorker } from './worker.js';
 
 export type { OutboundMessage, OutboundQueue, PreparedBatch } from './types.js';
+export type { JobStore } from './job-store.js';
+export { RedisQueueStore } from './redis-queue-store.js';
 export { createOutboundMetrics, type OutboundMetrics } from './metrics.js';
 export type { MxResolver } from './routing.js';
 
 export interface OpenOutboundQueueOptions {
   /** The queue directory, e.g. `<dataDir>/queue`; created mode 0700. One gateway process per directory. */
   dir: string;
+  /** Where jobs live instead of `dir`: the Redis queue that several processes share (job-store.ts). */
+  store?: JobStore;
   config: OutboundConfig;
   logger: Logger;
   /** Default: counted in a private registry. */
@@ -96,7 +101,8 @@ export async function openOutboundQueue(
   const now = options.now ?? Date.now;
   const logger = options.logger.child({ part: 'outbound' });
   const metrics = options.metrics ?? createOutboundMetrics();
-  const store = await QueueStore.open(options.dir);
+  const store = options.store ?? (await QueueStore.open(options.dir));
+  if (store.shared) metrics.countFrom(() => store.countPending());
   const dkimKeys = new Map(
     Object.entries(config.dkim).map(([domain, key]) => [
       domainToASCII(domain.toLowerCase()) || domain.toLowerCase(),
@@ -125,6 +131,7 @@ export async function openOutboundQueue(
 
   const worker: OutboundWorker = new OutboundWorker({
     store,
+    leaseMs: config.lease,
     concurrency: config.concurrency,
     retryInitialMs: config.retryInitial,
     retryMaxMs: config.retryMax,
@@ -153,7 +160,13 @@ export async function openOutboundQueue(
     closeGraceMs: options.closeGraceMs ?? 10_000,
   });
   await worker.load();
-  logger.info({ dir: options.dir, jobs: worker.size() }, 'outbound queue opened');
+  logger.info(
+    {
+      ...(store.kind === 'disk' ? { dir: options.dir } : { store: store.kind }),
+      jobs: worker.size(),
+    },
+    'outbound queue opened',
+  );
 
   return {
     enqueue,
@@ -170,7 +183,7 @@ export async function openOutboundQueue(
         abort: () => store.abort(ids),
       };
     },
-    size: () => Promise.resolve(worker.size()),
+    size: () => (store.shared ? store.countPending() : Promise.resolve(worker.size())),
     start: () => worker.start(),
     flush: () => worker.flush(),
     close: () => worker.close(),

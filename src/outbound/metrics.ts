@@ -9,18 +9,31 @@ export type DeliveryOutcome = 'sent' | 'deferred' | 'bounced' | 'dropped';
 export interface OutboundMetrics {
   registry: Registry;
   queueSize: Gauge;
+  /**
+   * Where the queue size comes from when the queue is shared by several processes (the
+   * Redis queue): read at each scrape, so every process reports the same, whole depth.
+   */
+  countFrom(source: () => Promise<number>): void;
   deliveries: Counter<'outcome'>;
   quarantined: Counter;
 }
 
 export function createOutboundMetrics(registry: Registry = new Registry()): OutboundMetrics {
+  let source: (() => Promise<number>) | undefined;
   return {
     registry,
     queueSize: new Gauge({
       name: 'recrypt_outbound_queue_size',
-      help: 'Committed outbound jobs (one recipient each) waiting for delivery or a retry',
+      help: 'Committed outbound jobs (one recipient each) waiting for delivery or a retry; with a Redis key store, the queue every gateway process shares',
       registers: [registry],
+      async collect() {
+        // A store that cannot be read now reports NaN rather than a stale number.
+        if (source !== undefined) this.set(await source().catch(() => Number.NaN));
+      },
     }),
+    countFrom(next) {
+      source = next;
+    },
     deliveries: new Counter({
       name: 'recrypt_outbound_deliveries_total',
       help: 'Outbound delivery attempts by outcome: sent (2xx), deferred (4xx, no connection: retried), bounced (failed for good, a DSN went to the return path), dropped (failed for good, null return path)',

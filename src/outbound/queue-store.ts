@@ -21,13 +21,15 @@ import {
   rm,
   stat,
   unlink,
+  writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import type { JobStore } from './job-store.js';
 
-const JOB_ID = /^[0-9a-z]{9}-[0-9a-f]{16}$/;
+export const JOB_ID = /^[0-9a-z]{9}-[0-9a-f]{16}$/;
 
-const jobMetaSchema = z.strictObject({
+export const jobMetaSchema = z.strictObject({
   version: z.literal(1),
   id: z.string().regex(JOB_ID),
   mailFrom: z.string(),
@@ -59,6 +61,14 @@ export function newJobId(now: number): string {
   return `${now.toString(36).padStart(9, '0')}-${randomBytes(8).toString('hex')}`;
 }
 
+/** The header block of the first bytes of a message (up to the blank line, or the last whole line). */
+export function headerBlock(head: Buffer): Buffer {
+  const end = head.indexOf('\r\n\r\n');
+  if (end >= 0) return head.subarray(0, end + 2);
+  const lastLine = head.lastIndexOf('\r\n');
+  return lastLine >= 0 ? head.subarray(0, lastLine + 2) : Buffer.alloc(0);
+}
+
 async function syncDir(path: string): Promise<void> {
   const handle = await open(path, 'r');
   try {
@@ -82,7 +92,10 @@ function errnoCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException).code;
 }
 
-export class QueueStore {
+export class QueueStore implements JobStore {
+  readonly kind = 'disk' as const;
+  /** One gateway process per directory: nothing to claim. */
+  readonly shared = false;
   readonly tmp: string;
   readonly prepared: string;
   readonly pending: string;
@@ -105,6 +118,35 @@ export class QueueStore {
 
   messagePath(id: string): string {
     return join(this.pending, id, 'message');
+  }
+
+  messageSource(id: string): Promise<{ path: string }> {
+    return Promise.resolve({ path: this.messagePath(id) });
+  }
+
+  claim(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  renew(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  release(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** The worker's own schedule is the truth for a directory: nothing stored to change. */
+  makeAllDue(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async countPending(): Promise<number> {
+    return (await this.listPending()).length;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 
   /**
@@ -257,11 +299,7 @@ export class QueueStore {
     try {
       const buffer = Buffer.alloc(limit);
       const { bytesRead } = await handle.read(buffer, 0, limit, 0);
-      const head = buffer.subarray(0, bytesRead);
-      const end = head.indexOf('\r\n\r\n');
-      if (end >= 0) return head.subarray(0, end + 2);
-      const lastLine = head.lastIndexOf('\r\n');
-      return lastLine >= 0 ? head.subarray(0, lastLine + 2) : Buffer.alloc(0);
+      return headerBlock(buffer.subarray(0, bytesRead));
     } finally {
       await handle.close();
     }
@@ -288,6 +326,11 @@ export class QueueStore {
       }
     }
     return swept;
+  }
+
+  /** What `touch <queue>/flush` does: the running gateway retries every job at its next pass. */
+  async requestFlush(): Promise<void> {
+    await writeFile(join(this.root, 'flush'), '', { mode: 0o600 });
   }
 
   /** True once per `touch <queue>/flush` (the file is consumed). */

@@ -15,6 +15,11 @@ export class JobSchedule {
     return this.times.size;
   }
 
+  /** The job's next attempt, undefined when it is not scheduled. */
+  timeOf(id: string): number | undefined {
+    return this.times.get(id);
+  }
+
   has(id: string): boolean {
     return this.times.has(id);
   }

@@ -44,7 +44,8 @@ export interface DkimKey {
 export interface Envelope {
   mailFrom: string;
   to: string;
-  messagePath: string;
+  /** A file to stream (the disk queue) or the bytes (the Redis queue). */
+  message: { path: string } | Buffer;
   /** Signs the message on its way out (nodemailer's DKIM signer, relaxed/relaxed). */
   dkim?: DkimKey;
 }
@@ -147,7 +148,7 @@ async function sendVia(
   try {
     const info = (await transport.sendMail({
       envelope: { from: envelope.mailFrom, to: [envelope.to] },
-      raw: { path: envelope.messagePath },
+      raw: envelope.message,
       ...(envelope.dkim === undefined ? {} : { dkim: envelope.dkim }),
     })) as { response?: string };
     return {

@@ -12,7 +12,8 @@
 import type { Logger } from 'pino';
 import { buildDsn } from './dsn.js';
 import type { OutboundMetrics } from './metrics.js';
-import type { JobMeta, QueueStore } from './queue-store.js';
+import type { JobStore } from './job-store.js';
+import type { JobMeta } from './queue-store.js';
 import { domainOf, planRoute, type RoutingOptions } from './routing.js';
 import { JobSchedule } from './schedule.js';
 import {
@@ -28,7 +29,9 @@ import type { OutboundMessage } from './types.js';
 type Failure = Extract<AttemptOutcome, { kind: 'failed' }>;
 
 export interface WorkerOptions {
-  store: QueueStore;
+  store: JobStore;
+  /** How long a claim on a shared job lasts; renewed every third of it while attempting. */
+  leaseMs: number;
   concurrency: number;
   retryInitialMs: number;
   retryMaxMs: number;
@@ -92,10 +95,19 @@ export class OutboundWorker {
     this.pump();
   }
 
-  /** Makes every waiting job due now. */
+  /** Makes every waiting job due now (in a shared store for every process). */
   flush(): void {
     const now = this.options.now();
     for (const id of this.schedule.ids()) this.schedule.set(id, now);
+    if (this.options.store.shared) {
+      this.options.store
+        .makeAllDue(now)
+        .catch((error: unknown) =>
+          this.options.logger.error({ err: errorSummary(error) }, 'outbound flush not stored'),
+        )
+        .finally(() => this.pump());
+      return;
+    }
     this.pump();
   }
 
@@ -151,18 +163,51 @@ export class OutboundWorker {
     this.timer.unref();
   }
 
-  private envelopeOf(job: JobMeta, messagePath: string): Envelope {
+  private envelopeOf(job: JobMeta, message: Envelope['message']): Envelope {
     const dkim =
       job.mailFrom === '' ? undefined : this.options.dkimKeys?.get(domainOf(job.mailFrom));
     return {
       mailFrom: job.mailFrom,
       to: job.to,
-      messagePath,
+      message,
       ...(dkim === undefined ? {} : { dkim }),
     };
   }
 
+  /**
+   * One attempt under a claim: in a shared store another process may hold the job (it is
+   * looked at again when that lease would end); the claim is renewed while the attempt
+   * runs and given back after its outcome is recorded.
+   */
   private async run(id: string): Promise<void> {
+    const { store, leaseMs } = this.options;
+    if (!(await store.claim(id, leaseMs))) {
+      if (this.schedule.has(id)) this.schedule.set(id, this.options.now() + leaseMs);
+      return;
+    }
+    const renewal = store.shared
+      ? setInterval(
+          () => {
+            store.renew(id, leaseMs).catch((error: unknown) => {
+              this.options.logger.warn(
+                { job: id, err: errorSummary(error) },
+                'outbound job lease not renewed',
+              );
+            });
+          },
+          Math.max(1, Math.floor(leaseMs / 3)),
+        )
+      : undefined;
+    renewal?.unref();
+    try {
+      await this.attempt(id);
+    } finally {
+      clearInterval(renewal);
+      await store.release(id).catch(() => undefined);
+    }
+  }
+
+  private async attempt(id: string): Promise<void> {
     const { store } = this.options;
     const state = await store.read(id);
     if (state.kind === 'missing') {
@@ -174,6 +219,11 @@ export class OutboundWorker {
       return;
     }
     const job = state.meta;
+    // Shared: another process attempted it since this schedule was made; its time wins.
+    if (store.shared && job.nextAttempt > this.options.now()) {
+      this.schedule.set(id, job.nextAttempt);
+      return;
+    }
     const plan = await planRoute(job.to, this.options.routing);
     const outcome: AttemptOutcome =
       plan.kind === 'failed'
@@ -185,7 +235,7 @@ export class OutboundWorker {
             smtpReply: false,
           }
         : await attemptDelivery(
-            this.envelopeOf(job, store.messagePath(id)),
+            this.envelopeOf(job, await store.messageSource(id)),
             plan.hops,
             this.options.tls,
             this.connections,
@@ -308,11 +358,13 @@ export class OutboundWorker {
   }
 
   private updateGauge(): void {
-    this.options.metrics.queueSize.set(this.schedule.size);
+    // A shared store's depth is read from the store when scraped (metrics.ts).
+    if (!this.options.store.shared) this.options.metrics.queueSize.set(this.schedule.size);
   }
 
   /** Brings the schedule in line with pending/ (jobs an operator added, moved back or deleted). */
   private async reconcile(): Promise<void> {
+    if (this.options.store.schedule !== undefined) return this.reconcileShared();
     // Only jobs known before the listing can be missing from it (one added meanwhile is not).
     const known = this.schedule.ids();
     const names = await this.options.store.listPending();
@@ -325,6 +377,26 @@ export class OutboundWorker {
       else if (state.kind === 'corrupt') await this.quarantine(name, state.reason);
     }
     this.updateGauge();
+  }
+
+  /**
+   * The same for a shared store, from its schedule in one read: jobs other processes
+   * queued are read (and checked) once, known ones only take the stored time.
+   */
+  private async reconcileShared(): Promise<void> {
+    const stored = await this.options.store.schedule!();
+    for (const id of this.schedule.ids())
+      if (!stored.has(id) && !this.inFlight.has(id)) this.forget(id);
+    for (const [name, at] of stored) {
+      if (this.inFlight.has(name)) continue;
+      if (this.schedule.has(name)) {
+        if (this.schedule.timeOf(name) !== at) this.schedule.set(name, at);
+        continue;
+      }
+      const state = await this.options.store.read(name);
+      if (state.kind === 'ok') this.schedule.set(name, state.meta.nextAttempt);
+      else if (state.kind === 'corrupt') await this.quarantine(name, state.reason);
+    }
   }
 
   private async maintain(): Promise<void> {

@@ -196,6 +196,7 @@ describe('outbound config', () => {
       retryInitial: 60_000,
       retryMax: 3_600_000,
       bounceAfter: 5 * 86_400_000,
+      lease: 60_000,
     });
   });
 
