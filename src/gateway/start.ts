@@ -21,6 +21,7 @@ import { createOutboundMetrics, openOutboundQueue } from '../outbound/index.js';
 import { keyStoreDirectory, recryptEncryptor } from '../smtp/adapters/index.js';
 import { lmtpDelivery, type LmtpEndpoint } from '../smtp/lmtp-delivery.js';
 import { startMxServer, type MxServer } from '../smtp/mx-server.js';
+import { startSubmission, type SubmissionServer } from '../submission/index.js';
 import { storedSizeBound } from '../smtp/stored-size.js';
 import { createStoreImapMetrics } from '../store/imap/metrics.js';
 import { startImapServer, type ImapServerHandle } from '../store/imap/server.js';
@@ -42,6 +43,9 @@ export interface RunningGateway {
     admin: number;
     operator: number;
     storeImap?: number;
+    /** Submission (docs/sending.md), when configured: STARTTLS and implicit TLS. */
+    submission?: number;
+    submissionTls?: number;
   };
   keyStore: KeyStore;
   metrics: Registry;
@@ -184,6 +188,22 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       logger: listLogger,
     });
 
+    // Users and lists of this gateway: the MX's recipients, and submission's local ones.
+    const recipientDirectory = keyStoreDirectory({
+      keyStore,
+      localDomains: config.smtp.localDomains,
+      aliases: config.smtp.aliases,
+      ...(config.smtp.postmaster !== undefined ? { postmaster: config.smtp.postmaster } : {}),
+      lists: {
+        delivery: postDelivery,
+        held,
+        notices,
+        // Not the admin token: rotating that must not void pending confirmations.
+        secret: gatewayKey.deriveSecret('list-unsubscribe-confirmation'),
+      },
+      logger: listLogger,
+    });
+
     const mx: MxServer = await startMxServer({
       hostname: publicName,
       host: config.smtp.host,
@@ -205,20 +225,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       authTimeoutMs: config.smtp.authTimeout,
       localDomains: config.smtp.localDomains,
       pendingRecipientGraceMs: config.smtp.pendingRecipientGrace,
-      directory: keyStoreDirectory({
-        keyStore,
-        localDomains: config.smtp.localDomains,
-        aliases: config.smtp.aliases,
-        ...(config.smtp.postmaster !== undefined ? { postmaster: config.smtp.postmaster } : {}),
-        lists: {
-          delivery: postDelivery,
-          held,
-          notices,
-          // Not the admin token: rotating that must not void pending confirmations.
-          secret: gatewayKey.deriveSecret('list-unsubscribe-confirmation'),
-        },
-        logger: listLogger,
-      }),
+      directory: recipientDirectory,
       encryptor: recryptEncryptor({ hideSubject: config.smtp.hideSubject }),
       delivery: storeDelivery,
       logger: logger.child({ part: 'smtp' }),
@@ -238,6 +245,24 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       metrics,
     });
     stops.push(() => proxy.close());
+
+    const submission: SubmissionServer | undefined =
+      config.submission === undefined
+        ? undefined
+        : await startSubmission({
+            config: config.submission,
+            inData,
+            hostname: publicName,
+            tls: { key: tls.key, cert: tls.cert },
+            keyStore,
+            directory: recipientDirectory,
+            delivery: storeDelivery,
+            queue,
+            store,
+            hideSubject: config.smtp.hideSubject,
+            logger: logger.child({ part: 'submission' }),
+          });
+    if (submission !== undefined) stops.push(() => submission.close());
 
     // Two listeners (docs/admin-api.md): the public one owners and senders reach, and
     // the operator's, on loopback unless configured otherwise.
@@ -290,6 +315,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         imapStarttls: proxy.starttlsPort,
         admin: admin.port,
         operator: operatorServer.port,
+        submission: submission?.port,
+        submissionTls: submission?.tlsPort,
         keyStore: keyStore.kind,
         mailStore: config.mailStore.kind,
       },
@@ -304,6 +331,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         admin: admin.port,
         operator: operatorServer.port,
         ...(store.embeddedPorts ?? {}),
+        ...(submission === undefined
+          ? {}
+          : { submission: submission.port, submissionTls: submission.tlsPort }),
       },
       keyStore,
       metrics,
@@ -315,6 +345,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         operatorServer.setTls(tls);
         proxy.setTls(tls);
         mx.setTls(tls);
+        submission?.setTls(tls);
         logger.info({ certFile: tls.certFile }, 'TLS certificate reloaded');
       },
       close: stopAll,
