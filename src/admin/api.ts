@@ -28,6 +28,7 @@ import {
 import { checkDeviceUpload, checkOwnerUpload } from './uploads.js';
 import { listRoutes } from './lists.js';
 import { moderationRoutes, type ListModeration } from './list-moderation.js';
+import { pairingRoutes } from './pairing.js';
 import { patternLabel } from './metrics.js';
 import { noteAuditActor, noteAuditTarget } from './audit.js';
 
@@ -77,6 +78,7 @@ const routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = [
   { method: 'PUT', pattern: /^\/v1\/owner\/profile$/, handler: owner(publishProfile) },
   ...listRoutes<AdminApiContext>({ owner, ownerOf }),
   ...moderationRoutes<AdminApiContext>({ owner, ownerOf }),
+  ...pairingRoutes<AdminApiContext>({ owner, ownerOf, deviceView }),
 ];
 
 /** The pattern of the route a `/v1/…` path matches (for metrics labels), or undefined. */

@@ -19,7 +19,8 @@ function sealKey(adminToken: string): Buffer {
   return createHmac('sha256', adminToken).update('recrypt list-join seal v1').digest();
 }
 
-function seal(adminToken: string, aad: string, plain: Buffer): string {
+/** Also used for device pairing invites (pairing.ts), under their own AAD. */
+export function seal(adminToken: string, aad: string, plain: Buffer): string {
   const nonce = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', sealKey(adminToken), nonce);
   cipher.setAAD(Buffer.from(aad));
@@ -27,7 +28,7 @@ function seal(adminToken: string, aad: string, plain: Buffer): string {
   return Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64url');
 }
 
-function open(adminToken: string, aad: string, sealed: string, what: string): Buffer {
+export function open(adminToken: string, aad: string, sealed: string, what: string): Buffer {
   const buf = Buffer.from(sealed, 'base64url');
   if (buf.length < 12 + 16 + 1) throw new HttpError(400, `${what}: not accepted`);
   const decipher = createDecipheriv('aes-256-gcm', sealKey(adminToken), buf.subarray(0, 12));

@@ -19,6 +19,11 @@ export function remoteJoinMessage(
 ): Buffer {
   const fields = [DOMAIN, list, member, invite].map((text) => Buffer.from(text, 'utf8'));
   fields.push(Buffer.from(scalarToBytes(tau)));
+  return lengthPrefixed(fields);
+}
+
+/** Each field preceded by its 4-byte big-endian length: no two field lists encode alike. */
+export function lengthPrefixed(fields: Uint8Array[]): Buffer {
   return Buffer.concat(
     fields.flatMap((field) => {
       const length = Buffer.alloc(4);

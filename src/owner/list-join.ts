@@ -18,18 +18,34 @@ import {
 } from '../recrypt/index.js';
 import { OwnerError } from './errors.js';
 
-const INFO = Buffer.from('recrypt list-join alpha v1');
+/**
+ * What the sealed α is for: a list join, or a device pairing (src/owner/pairing-device.ts,
+ * sealed to the owner's own group key). The purpose goes into the key derivation, so an
+ * α sealed for one cannot be opened as the other.
+ */
+export type AlphaPurpose = 'list-join' | 'device-pairing';
 
-function kek(shared: Uint8Array, ephemeral: Uint8Array, listGroupId: string): Buffer {
+function kek(
+  shared: Uint8Array,
+  ephemeral: Uint8Array,
+  listGroupId: string,
+  purpose: AlphaPurpose,
+): Buffer {
   const salt = Buffer.concat([Buffer.from(ephemeral), Buffer.from(listGroupId, 'utf8')]);
-  return Buffer.from(hkdfSync('sha256', Buffer.from(shared.subarray(1, 33)), salt, INFO, 32));
+  const info = Buffer.from(`recrypt ${purpose} alpha v1`);
+  return Buffer.from(hkdfSync('sha256', Buffer.from(shared.subarray(1, 33)), salt, info, 32));
 }
 
 /** Seals α to the list group's public point; bound to the list group id. */
-export function sealAlpha(alpha: Scalar, listPoint: Uint8Array, listGroupId: string): string {
+export function sealAlpha(
+  alpha: Scalar,
+  listPoint: Uint8Array,
+  listGroupId: string,
+  purpose: AlphaPurpose = 'list-join',
+): string {
   const e = randomScalar();
   const ephemeral = publicPoint(e);
-  const key = kek(multiplyPoint(listPoint, e), ephemeral, listGroupId);
+  const key = kek(multiplyPoint(listPoint, e), ephemeral, listGroupId, purpose);
   const nonce = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   const body = Buffer.concat([cipher.update(scalarToBytes(alpha)), cipher.final()]);
@@ -37,14 +53,19 @@ export function sealAlpha(alpha: Scalar, listPoint: Uint8Array, listGroupId: str
 }
 
 /** The list owner's side: opens α with g_list. */
-export function openAlpha(sealed: string, listSecret: Scalar, listGroupId: string): Scalar {
+export function openAlpha(
+  sealed: string,
+  listSecret: Scalar,
+  listGroupId: string,
+  purpose: AlphaPurpose = 'list-join',
+): Scalar {
   const buf = Buffer.from(sealed, 'base64url');
   const fail = () =>
     new OwnerError('invalid-argument', 'join token: not for this list key (or damaged)');
   if (buf.length !== 65 + 12 + 32 + 16) throw fail();
   const ephemeral = buf.subarray(0, 65);
   if (!validatePoint(ephemeral)) throw fail();
-  const key = kek(multiplyPoint(ephemeral, listSecret), ephemeral, listGroupId);
+  const key = kek(multiplyPoint(ephemeral, listSecret), ephemeral, listGroupId, purpose);
   const decipher = createDecipheriv('aes-256-gcm', key, buf.subarray(65, 77));
   decipher.setAuthTag(buf.subarray(buf.length - 16));
   try {

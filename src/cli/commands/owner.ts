@@ -1,4 +1,4 @@
-/** Owner commands (on the owner's machine): `owner init|gateway`, `device add|list|revoke`, `profile show|publish`, `smimea`, `read`. */
+/** Owner commands (on the owner's machine): `owner init|gateway`, `device add|list|revoke` (pairing: device-pairing.ts), `profile show|publish`, `smimea`, `read`. */
 import { type Command, Option } from 'commander';
 import {
   addDevice,
@@ -12,6 +12,7 @@ import {
   smimeaFor,
 } from '../../owner/index.js';
 import { CliError } from '../errors.js';
+import { printPendingPairings, registerPairing } from './device-pairing.js';
 import { print } from '../output.js';
 import {
   DEFAULT_KEY_FILE,
@@ -138,16 +139,21 @@ export function register(program: Command): void {
       if (added.warning !== null) throw new CliError(added.warning);
     },
   );
-  keyOptions(device.command('list').description('list your devices')).action(
-    async (opts: KeyOpts) => {
-      const devices = await listDevices(await openOwnerKey(opts));
-      if (devices.length === 0) print('no devices');
-      for (const d of devices) {
-        const state = d.revoked === null ? 'active' : `revoked ${d.revoked}`;
-        print(`${d.id}\t${d.name}\t${d.client}\t${state}\tlast seen ${d.lastSeen ?? 'never'}`);
-      }
-    },
-  );
+  keyOptions(
+    device
+      .command('list')
+      .description('list your devices')
+      .option('--pending', 'list the pairing requests waiting for your approval instead'),
+  ).action(async (opts: KeyOpts & { pending?: boolean }) => {
+    if (opts.pending === true) return printPendingPairings(await openOwnerKey(opts));
+    const devices = await listDevices(await openOwnerKey(opts));
+    if (devices.length === 0) print('no devices');
+    for (const d of devices) {
+      const state = d.revoked === null ? 'active' : `revoked ${d.revoked}`;
+      print(`${d.id}\t${d.name}\t${d.client}\t${state}\tlast seen ${d.lastSeen ?? 'never'}`);
+    }
+  });
+  registerPairing(device, keyOptions, openOwnerKey);
   keyOptions(
     device.command('revoke <nameOrId>').description('revoke a device at once (by name or id)'),
   ).action(async (nameOrId: string, opts: KeyOpts) => {
