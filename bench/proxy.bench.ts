@@ -14,10 +14,21 @@ import { ImapFlow } from 'imapflow';
 import { ensureTlsMaterial } from '../src/config/tls.js';
 import { recryptTransform } from '../src/imap/adapters/recrypt-transform.js';
 import { startImapProxy } from '../src/imap/index.js';
-import { PlanCache } from '../src/imap/plan-cache.js';
+import { PlanCache, type PlanLookup } from '../src/imap/plan-cache.js';
+import { liveFingerprint } from '../src/imap/plan-codec.js';
+import { PointCache, TieredPlans } from '../src/imap/point-cache.js';
 import { ResponseRewriter } from '../src/imap/response-rewriter.js';
 import { wrapMessage } from '../src/recrypt/smime.js';
 import { startDovecot } from '../test/helpers/dovecot.js';
+import {
+  compare,
+  expectNotFaster,
+  formatResults,
+  ratio,
+  SanityChecks,
+  timeMs,
+  type BenchPath,
+} from './harness.js';
 import { MemoryDirectory } from '../test/helpers/proxy-directory.js';
 import { makeTestUser } from '../test/helpers/proxy-pki.js';
 import { tempDir } from '../test/helpers/tmp.js';
@@ -37,20 +48,26 @@ function original(size: number, seed: number): Buffer {
   return Buffer.concat([head, body]);
 }
 
-async function timeFetch(
-  client: ImapFlow,
-  mailbox: string,
-): Promise<{ ms: number; bytes: number; count: number }> {
-  await client.mailboxOpen(mailbox, { readOnly: true });
-  const started = process.hrtime.bigint();
-  let bytes = 0;
-  let count = 0;
-  for await (const message of client.fetch('1:*', { source: true })) {
-    bytes += message.source?.length ?? 0;
-    count++;
+/** One session: connect and open the mailbox untimed, then the FETCH timed (ms). */
+async function timeFetch(make: () => ImapFlow, mailbox: string, expected: number): Promise<number> {
+  const client = make();
+  await client.connect();
+  try {
+    await client.mailboxOpen(mailbox, { readOnly: true });
+    let count = 0;
+    const ms = await timeMs(async () => {
+      for await (const message of client.fetch('1:*', { source: true })) {
+        if ((message.source?.length ?? 0) > 0) count++;
+      }
+    });
+    if (count !== expected) throw new Error(`${mailbox}: fetched ${count} of ${expected} messages`);
+    return ms;
+  } finally {
+    await client.logout();
   }
-  return { ms: Number(process.hrtime.bigint() - started) / 1e6, bytes, count };
 }
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
 export async function run(): Promise<void> {
   const dir = tempDir('bench-proxy-');
@@ -61,7 +78,7 @@ export async function run(): Promise<void> {
     const directory = new MemoryDirectory();
     directory.addUser(user);
     const tls = await ensureTlsMaterial(dir.path);
-    const proxy = await startImapProxy({
+    const common = {
       host: '127.0.0.1',
       port: 0,
       starttlsPort: 0,
@@ -70,17 +87,17 @@ export async function run(): Promise<void> {
       upstream: { host: '127.0.0.1', port: dovecot.imapPort, tls: false },
       master: { user: dovecot.masterUser, password: dovecot.masterPassword },
       directory,
-    });
+    };
+    // Before the point cache: every fetch plans and multiplies.
+    const noCache = await startImapProxy(common);
+    // First fetch: a point cache emptied before every timed pass. Repeat: one kept warm.
+    const firstCache = new PointCache(join(dir.path, 'points-first.sqlite'));
+    const warmCache = new PointCache(join(dir.path, 'points-warm.sqlite'));
+    const first = await startImapProxy({ ...common, pointCache: firstCache });
+    const repeat = await startImapProxy({ ...common, pointCache: warmCache });
     // The same proxy with the identity transform: the relay's own cost, without the EC math.
     const relayOnly = await startImapProxy({
-      host: '127.0.0.1',
-      port: 0,
-      starttlsPort: 0,
-      allowPlaintextOnLoopback: true,
-      tls: { key: tls.key, cert: tls.cert },
-      upstream: { host: '127.0.0.1', port: dovecot.imapPort, tls: false },
-      master: { user: dovecot.masterUser, password: dovecot.masterPassword },
-      directory,
+      ...common,
       transformFor: () => ({
         plan: () => ({ kind: 'unchanged', reason: 'bench' }),
         apply: (chunk) => chunk,
@@ -99,15 +116,13 @@ export async function run(): Promise<void> {
         } as never,
         logger: false,
       });
-    // Plain on loopback like the direct baseline, so the ratio is the proxy's own cost;
-    // `tls` adds the client leg's TLS that production has (and Dovecot would have too).
-    const viaProxy = (server = proxy, tls = false): ImapFlow =>
+    // Plain on loopback like the direct baseline, so the ratio is the proxy's own cost.
+    const viaProxy = (server: typeof relayOnly): ImapFlow =>
       new ImapFlow({
         host: '127.0.0.1',
-        port: tls ? server.ports.tls! : server.ports.starttls!,
-        secure: tls,
+        port: server.ports.starttls!,
+        secure: false,
         doSTARTTLS: false,
-        tls: { rejectUnauthorized: false },
         auth: { user: user.address, pass: device.password },
         logger: false,
       });
@@ -130,37 +145,45 @@ export async function run(): Promise<void> {
     }
     await loader.logout();
 
+    const checks = new SanityChecks();
     console.log(
-      'FETCH BODY[] (imapflow, one session each, plain TCP on loopback unless said, one untimed pass first)',
+      `FETCH BODY[] (imapflow, a new session per pass, plain TCP on loopback; ${ROUNDS} rounds ` +
+        'interleaved, one untimed pass of each first; ms)',
     );
     for (const set of sets) {
-      const results: Record<string, { ms: number; bytes: number; count: number }> = {};
-      for (const [name, make] of [
-        ['direct', direct],
-        ['proxy', () => viaProxy()],
-        ['relay', () => viaProxy(relayOnly)],
-        ['proxyTls', () => viaProxy(proxy, true)],
-      ] as const) {
-        const client = make();
-        await client.connect();
-        await timeFetch(client, set.mailbox);
-        results[name] = await timeFetch(client, set.mailbox);
-        await client.logout();
+      const fetchVia = (make: () => ImapFlow) => () => timeFetch(make, set.mailbox, set.count);
+      const small = set.size < 1e6;
+      const paths: BenchPath[] = [
+        { name: 'direct (Dovecot)', run: fetchVia(direct) },
+        { name: 'relay (no recryption)', run: fetchVia(() => viaProxy(relayOnly)) },
+        { name: 'proxy, no point cache', run: fetchVia(() => viaProxy(noCache)) },
+        { name: 'proxy, repeat fetch', run: fetchVia(() => viaProxy(repeat)) },
+      ];
+      if (small) {
+        paths.push({
+          name: 'proxy, first fetch',
+          run: () => {
+            firstCache.clear();
+            return fetchVia(() => viaProxy(first))();
+          },
+        });
       }
-      const d = results.direct!;
-      const p = results.proxy!;
-      const r = results.relay!;
-      const t = results.proxyTls!;
-      const mbps = (r: { ms: number; bytes: number }): string =>
-        ((r.bytes / 1e6 / r.ms) * 1000).toFixed(1);
+      const results = await compare(paths, { rounds: small ? ROUNDS : Math.min(ROUNDS, 3) });
       console.log(
-        `  ${set.count} × ${set.size / 1024} KiB: direct ${d.ms.toFixed(0)} ms (${mbps(d)} MB/s), ` +
-          `proxy ${p.ms.toFixed(0)} ms (${mbps(p)} MB/s), ratio ${(p.ms / d.ms).toFixed(2)}× ` +
-          `(goal < ${set.size > 1e6 ? '1.1' : '1.3'}×); proxy without recryption ${r.ms.toFixed(0)} ms, ` +
-          `${(r.ms / d.ms).toFixed(2)}×; proxy with TLS to the client ${t.ms.toFixed(0)} ms, ${(t.ms / d.ms).toFixed(2)}×; ` +
-          `${p.count} messages`,
+        `  ${set.count} × ${set.size / 1024} KiB (goal ≤ ${small ? '1.3' : '1.1'}× direct):`,
       );
+      console.log(formatResults(results, 'ms'));
+      for (const path of paths.slice(1)) {
+        console.log(`  ${path.name} / direct: ${ratio(results, path.name, 'direct (Dovecot)')}`);
+      }
+      for (const path of paths.slice(1))
+        checks.check(() => expectNotFaster(results, path.name, 'direct (Dovecot)'));
+      for (const path of paths.slice(2))
+        checks.check(() => expectNotFaster(results, path.name, 'relay (no recryption)'));
     }
+    console.log(
+      `  point cache (repeat): ${JSON.stringify(warmCache.stats)}; (first): ${JSON.stringify(firstCache.stats)}`,
+    );
 
     // CPU of the rewriter alone: a FETCH transcript of the 1,000 small messages.
     const transcript = Buffer.concat(
@@ -172,13 +195,10 @@ export async function run(): Promise<void> {
     );
     const cpu = (
       transform: ConstructorParameters<typeof ResponseRewriter>[0]['transform'],
+      cache: PlanLookup = new PlanCache(),
     ): number => {
       const rewriter = new ResponseRewriter(
-        {
-          transform,
-          cache: new PlanCache(),
-          selection: () => ({ mailbox: 'Small', uidValidity: 1 }),
-        },
+        { transform, cache, selection: () => ({ mailbox: 'Small', uidValidity: 1 }) },
         () => undefined,
       );
       const input = Buffer.from(transcript);
@@ -192,13 +212,32 @@ export async function run(): Promise<void> {
       plan: () => ({ kind: 'unchanged' as const, reason: 'bench' }),
       apply: (chunk: Uint8Array) => chunk,
     };
-    cpu(recryptTransform(device.keys));
-    const recrypting = cpu(recryptTransform(device.keys));
-    const parsingOnly = cpu(identity);
-    console.log(
-      `rewriter CPU per 20 KiB message: ${recrypting.toFixed(0)} µs recrypting, ${parsingOnly.toFixed(0)} µs parsing only ` +
-        `(recryption ${(recrypting - parsingOnly).toFixed(0)} µs)`,
+    const memoryPoints = new PointCache(':memory:');
+    const scope = {
+      owner: user.address,
+      device: device.deviceId,
+      storeUser: user.address,
+      fingerprint: liveFingerprint(device.keys),
+    };
+    const cpuResults = await compare(
+      [
+        { name: 'parsing only', run: () => cpu(identity) },
+        { name: 'recrypting, no cache', run: () => cpu(recryptTransform(device.keys)) },
+        {
+          name: 'recrypting, point cache warm',
+          run: () =>
+            cpu(
+              recryptTransform(device.keys),
+              new TieredPlans(new PlanCache(), memoryPoints, scope),
+            ),
+        },
+      ],
+      { rounds: ROUNDS },
     );
+    console.log('rewriter CPU per 20 KiB message, no sockets (µs):');
+    console.log(formatResults(cpuResults, 'µs'));
+    checks.check(() => expectNotFaster(cpuResults, 'recrypting, no cache', 'parsing only'));
+    memoryPoints.close();
 
     // Memory per idle connection, measured in a child process running only the proxy.
     const child = spawn(
@@ -256,8 +295,10 @@ export async function run(): Promise<void> {
     for (const socket of sockets) socket.destroy();
     child.stdin!.write('exit\n');
     await new Promise((resolve) => child.once('exit', resolve));
-    await proxy.close();
-    await relayOnly.close();
+    for (const server of [noCache, first, repeat, relayOnly]) await server.close();
+    firstCache.close();
+    warmCache.close();
+    checks.throwIfAny();
   } finally {
     await dovecot.remove();
     dir.remove();

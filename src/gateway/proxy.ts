@@ -1,8 +1,11 @@
+import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../config/logger.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { TlsMaterial } from '../config/tls.js';
 import { keyStoreDirectory } from '../imap/adapters/keystore-directory.js';
+import { invalidateOnKeyStoreEvents } from '../imap/adapters/point-cache-events.js';
+import { PointCache } from '../imap/point-cache.js';
 import { createImapProxyMetrics, startImapProxy } from '../imap/index.js';
 import type { KeyStore } from '../keystore/index.js';
 
@@ -24,7 +27,13 @@ export async function startProxy(options: {
   metrics: Registry;
 }): Promise<RunningProxy> {
   const { config } = options;
+  // Recrypted points kept per message and device (docs/design.md §4): a local cache of
+  // public data; each gateway instance keeps its own, the key store's notifications
+  // invalidate all of them.
+  const pointCache = new PointCache(join(config.dataDir, 'point-cache.sqlite'));
+  const stopInvalidating = invalidateOnKeyStoreEvents(options.keyStore, pointCache);
   const proxy = await startImapProxy({
+    pointCache,
     host: config.imap.host,
     port: config.imap.port,
     starttlsPort: config.imap.starttlsPort,
@@ -46,11 +55,19 @@ export async function startProxy(options: {
     // an APPEND the proxy admits always fits, and one that would not is refused before
     // its literal is read.
     appendLimit: config.smtp.maxMessageBytes,
+  }).catch((error: unknown) => {
+    stopInvalidating();
+    pointCache.close();
+    throw error;
   });
   return {
     port: proxy.ports.tls ?? config.imap.port,
     starttlsPort: proxy.ports.starttls ?? config.imap.starttlsPort,
     setTls: (tls) => proxy.setTls({ key: tls.key, cert: tls.cert }),
-    close: () => proxy.close(),
+    close: async () => {
+      await proxy.close();
+      stopInvalidating();
+      pointCache.close();
+    },
   };
 }

@@ -13,7 +13,7 @@
  * streams chunk by chunk.
  */
 import type { BodyItem } from './fetch-item.js';
-import type { PlanCache, PlanKey, SettledPlan } from './plan-cache.js';
+import type { PlanKey, PlanLookup, SettledPlan } from './plan-cache.js';
 import type { BodyEdit, BodyTransform } from './ports.js';
 
 /** A planner asking for more than this is refused: the body passes unchanged. */
@@ -51,7 +51,7 @@ export interface BodyEvent {
 /** The part of the rewriter's context that body literals use. */
 export interface BodyContext {
   transform: BodyTransform;
-  cache: PlanCache;
+  cache: PlanLookup;
   /** The selected mailbox when a body literal starts; null when unknown. */
   selection(): Selection | null;
   /** First bytes of a section fetched by UID on a side connection; null when impossible. */

@@ -16,7 +16,13 @@ export interface PlanKey {
 
 export type SettledPlan = Exclude<BodyPlan, { kind: 'need-more' }>;
 
-export class PlanCache {
+/** Where body literals find and keep plans: this session cache, or it over the point cache. */
+export interface PlanLookup {
+  get(key: PlanKey): SettledPlan | undefined;
+  set(key: PlanKey, plan: SettledPlan): void;
+}
+
+export class PlanCache implements PlanLookup {
   private readonly entries = new Map<string, SettledPlan>();
 
   constructor(private readonly capacity = 512) {}

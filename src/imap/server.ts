@@ -25,6 +25,7 @@ import {
   type ConnectionLimitOptions,
 } from './connection-limits.js';
 import type { ImapProxyMetrics } from './metrics.js';
+import type { PointCache } from './point-cache.js';
 import type { BodyTransform, DeviceDirectory } from './ports.js';
 import { LOGIN_TIMEOUT_MS, ProxySession, type SessionEnvironment } from './session.js';
 import { LoginThrottle, type ThrottleOptions } from './throttle.js';
@@ -55,6 +56,12 @@ export interface ImapProxyOptions {
   encryptAppends?: boolean;
   /** Largest APPEND held for encryption; larger ones are refused (default 50 MiB). */
   appendLimit?: number;
+  /**
+   * Recrypt plans kept across sessions and restarts (point-cache.ts): the EC multiply
+   * happens once per message and device. A revoked device's entries are dropped here; key
+   * changes are the caller's to report (adapters/point-cache-events.ts). Not closed here.
+   */
+  pointCache?: PointCache;
   /** Replaces the recrypt core (benchmarks measuring the relay alone). */
   transformFor?: (keys: DeviceRecryptKeys) => BodyTransform;
 }
@@ -89,6 +96,7 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
     directory: options.directory,
     throttle: new LoginThrottle(options.throttle),
     transformFor: options.transformFor ?? recryptTransform,
+    ...(options.pointCache === undefined ? {} : { pointCache: options.pointCache }),
     ...(options.encryptAppends === false
       ? {}
       : {
@@ -125,6 +133,9 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
   };
 
   const unsubscribe = options.directory.onDeviceRevoked((event) => {
+    const owner = event.address.toLowerCase();
+    if (event.deviceId === null) options.pointCache?.forgetOwner(owner);
+    else options.pointCache?.forgetDevice(owner, event.deviceId);
     const prefix = deviceKey(event.address, '');
     for (const [key, set] of byDevice) {
       const hit =

@@ -19,7 +19,9 @@ import {
   type LoginIdentity,
 } from './login-identity.js';
 import type { ImapProxyMetrics } from './metrics.js';
-import { PlanCache } from './plan-cache.js';
+import { PlanCache, type PlanLookup } from './plan-cache.js';
+import { liveFingerprint } from './plan-codec.js';
+import { TieredPlans, type PointCache } from './point-cache.js';
 import type {
   AppendEncryptor,
   AuthenticatedDevice,
@@ -50,6 +52,8 @@ export interface SessionEnvironment {
   directory: DeviceDirectory;
   throttle: LoginThrottle;
   transformFor: (keys: DeviceRecryptKeys) => BodyTransform;
+  /** Plans kept across sessions and restarts (point-cache.ts); undefined: per session only. */
+  pointCache?: PointCache;
   logger: Logger;
   metrics?: ImapProxyMetrics;
   /** For STARTTLS on a plain listener. */
@@ -378,7 +382,7 @@ export class ProxySession {
     this.fetcher = fetcher;
     const rewriter = new RewriterStream({
       transform: this.env.transformFor(device.keys),
-      cache: new PlanCache(),
+      cache: this.plansFor(device, storeUser),
       selection: () => selection.current(),
       fetchPrefix: (request) => fetcher.fetch(request),
       onTextLine: (line) => {
@@ -428,6 +432,18 @@ export class ProxySession {
     if (rest.length > 0) relay.write(rest);
     this.socket.pipe(relay, { end: false });
     this.socket.resume();
+  }
+
+  /** The session's plan cache, over the point cache for this device when there is one. */
+  private plansFor(device: AuthenticatedDevice, storeUser: string): PlanLookup {
+    const own = new PlanCache();
+    if (this.env.pointCache === undefined) return own;
+    return new TieredPlans(own, this.env.pointCache, {
+      owner: device.address.toLowerCase(),
+      device: device.deviceId,
+      storeUser,
+      fingerprint: liveFingerprint(device.keys),
+    });
   }
 
   private onBody(event: BodyEvent): void {

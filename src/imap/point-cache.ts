@@ -1,0 +1,258 @@
+/**
+ * The persistent point cache: recrypt plans — the recrypted originator points E′ and the
+ * device's recipient identifier, at their offsets — per (account, device, store user,
+ * mailbox, UIDVALIDITY, UID, section), in one SQLite file in the data directory
+ * (docs/design.md §4). E′ = ±rk·E is public (the device receives it) and deterministic,
+ * so it is computed once, at the first fetch of a message by that device, and every
+ * later fetch, in any session, after a restart, reads it here instead of multiplying
+ * (one P-256 multiplication costs about what the store takes to serve a 20 KiB message).
+ * Partial fetches take their plan from here too, without a side fetch.
+ *
+ * Safety: an entry is served only to the device it was made for (the key names it), only
+ * while that device holds the same keys (a fingerprint of them is stored and compared:
+ * a rotation or re-key makes old entries unreadable even before they are deleted), and
+ * only if its checksum holds (a damaged entry is ignored and deleted). Revocation, user
+ * removal and key changes delete the entries (server.ts, adapters/point-cache-events.ts).
+ *
+ * Writes are queued and committed in one transaction per tick, off the response path.
+ * The table is bounded: past `maxEntries` the oldest writes are dropped.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { PlanKey, PlanLookup, SettledPlan } from './plan-cache.js';
+import { decodePlan, encodePlan } from './plan-codec.js';
+
+/** Whose plans: the account and device they were made for, and the store user read. */
+export interface PlanScope {
+  /** The device owner's address (normalised by the directory). */
+  owner: string;
+  device: string;
+  /** The upstream login's user: the owner, or a list whose archive is open. */
+  storeUser: string;
+  /** `keysFingerprint` of the device's keys now. */
+  fingerprint: () => Buffer;
+}
+
+export interface PointCacheStats {
+  hits: number;
+  misses: number;
+  /** Entries found damaged (ignored and deleted). */
+  corrupt: number;
+  /** Entries made with other keys (ignored). */
+  stale: number;
+}
+
+export const DEFAULT_MAX_ENTRIES = 2_000_000;
+const EVICT_CHECK_EVERY = 10_000;
+
+interface Row {
+  fp: Buffer;
+  plan: Buffer;
+  sum: Buffer;
+}
+
+interface Pending {
+  values: [string, string, string, string, number, number, string, Buffer, Buffer, Buffer];
+}
+
+export class PointCache {
+  readonly stats: PointCacheStats = { hits: 0, misses: 0, corrupt: 0, stale: 0 };
+  private readonly db: Database.Database;
+  private readonly select: Database.Statement<unknown[], Row>;
+  private readonly insert: Database.Statement;
+  private readonly remove: Database.Statement;
+  private readonly pending = new Map<string, Pending>();
+  private flushScheduled = false;
+  private writesSinceCheck = 0;
+  private closed = false;
+
+  constructor(
+    path: string,
+    private readonly maxEntries = DEFAULT_MAX_ENTRIES,
+  ) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(`CREATE TABLE IF NOT EXISTS plans (
+      owner TEXT NOT NULL, device TEXT NOT NULL, store_user TEXT NOT NULL,
+      mailbox TEXT NOT NULL, uid_validity INTEGER NOT NULL, uid INTEGER NOT NULL,
+      section TEXT NOT NULL, fp BLOB NOT NULL, plan BLOB NOT NULL, sum BLOB NOT NULL,
+      UNIQUE (owner, device, store_user, mailbox, uid_validity, uid, section))`);
+    this.select = this.db.prepare<unknown[], Row>(
+      `SELECT fp, plan, sum FROM plans WHERE owner = ? AND device = ? AND store_user = ?
+       AND mailbox = ? AND uid_validity = ? AND uid = ? AND section = ?`,
+    );
+    this.insert = this.db.prepare(
+      `INSERT OR REPLACE INTO plans (owner, device, store_user, mailbox, uid_validity, uid,
+       section, fp, plan, sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.remove = this.db.prepare(
+      `DELETE FROM plans WHERE owner = ? AND device = ? AND store_user = ? AND mailbox = ?
+       AND uid_validity = ? AND uid = ? AND section = ?`,
+    );
+  }
+
+  /** The plan for `key` made for `scope`'s device with its current keys, if one is kept. */
+  get(scope: PlanScope, key: PlanKey): SettledPlan | undefined {
+    if (this.closed) return undefined;
+    const fields = keyFields(scope, key);
+    const queued = this.pending.get(fields.join('\u0000'));
+    const row: Row | undefined =
+      queued !== undefined
+        ? { fp: queued.values[7], plan: queued.values[8], sum: queued.values[9] }
+        : this.select.get(...fields);
+    if (row === undefined) {
+      this.stats.misses++;
+      return undefined;
+    }
+    const plan = row.sum.equals(checksum(fields, row.fp, row.plan)) ? decodePlan(row.plan) : null;
+    if (plan === null) {
+      this.stats.corrupt++;
+      this.pending.delete(fields.join('\u0000'));
+      this.remove.run(...fields);
+      return undefined;
+    }
+    if (!row.fp.equals(scope.fingerprint())) {
+      this.stats.stale++;
+      return undefined;
+    }
+    this.stats.hits++;
+    return plan;
+  }
+
+  /** Keeps `plan` (committed at the end of this tick). Plans from a failure are not kept. */
+  set(scope: PlanScope, key: PlanKey, plan: SettledPlan): void {
+    if (this.closed) return;
+    if (plan.kind === 'unchanged' && plan.reason.startsWith('plan-error')) return;
+    const fields = keyFields(scope, key);
+    const fp = Buffer.from(scope.fingerprint());
+    const encoded = encodePlan(plan);
+    this.pending.set(fields.join('\u0000'), {
+      values: [...fields, fp, encoded, checksum(fields, fp, encoded)],
+    });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Drops every entry of one device (revoked, or its keys changed). */
+  forgetDevice(owner: string, device: string): void {
+    this.dropPending((values) => values[0] === owner && values[1] === device);
+    if (!this.closed)
+      this.db.prepare('DELETE FROM plans WHERE owner = ? AND device = ?').run(owner, device);
+  }
+
+  /** Drops every entry of every device of `owner` (removed, or its lists changed). */
+  forgetOwner(owner: string): void {
+    this.dropPending((values) => values[0] === owner);
+    if (!this.closed) this.db.prepare('DELETE FROM plans WHERE owner = ?').run(owner);
+  }
+
+  /** Drops every entry read from `storeUser`'s mailboxes (a list archive whose list changed). */
+  forgetStoreUser(storeUser: string): void {
+    this.dropPending((values) => values[2] === storeUser);
+    if (!this.closed) this.db.prepare('DELETE FROM plans WHERE store_user = ?').run(storeUser);
+  }
+
+  /** Drops everything (after a gap in the key store's notifications). */
+  clear(): void {
+    this.pending.clear();
+    if (!this.closed) this.db.exec('DELETE FROM plans');
+  }
+
+  /** Entries stored (committed ones). */
+  size(): number {
+    this.flush();
+    return (this.db.prepare('SELECT count(*) AS n FROM plans').get() as { n: number }).n;
+  }
+
+  /** Commits the queued writes now. */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.closed || this.pending.size === 0) return;
+    const batch = [...this.pending.values()];
+    this.pending.clear();
+    this.db.transaction(() => {
+      for (const entry of batch) this.insert.run(...entry.values);
+    })();
+    this.writesSinceCheck += batch.length;
+    if (this.writesSinceCheck >= EVICT_CHECK_EVERY) {
+      this.writesSinceCheck = 0;
+      this.evict();
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+
+  private evict(): void {
+    const { n } = this.db.prepare('SELECT count(*) AS n FROM plans').get() as { n: number };
+    if (n <= this.maxEntries) return;
+    this.db
+      .prepare('DELETE FROM plans WHERE rowid IN (SELECT rowid FROM plans ORDER BY rowid LIMIT ?)')
+      .run(n - this.maxEntries);
+  }
+
+  private dropPending(match: (values: Pending['values']) => boolean): void {
+    for (const [id, entry] of this.pending) if (match(entry.values)) this.pending.delete(id);
+  }
+}
+
+function keyFields(
+  scope: PlanScope,
+  key: PlanKey,
+): [string, string, string, string, number, number, string] {
+  return [
+    scope.owner,
+    scope.device,
+    scope.storeUser,
+    key.mailbox,
+    key.uidValidity,
+    key.uid,
+    key.section,
+  ];
+}
+
+/** Binds an entry to its key, so that a row copied or damaged in place is not served. */
+function checksum(fields: readonly (string | number)[], fp: Buffer, plan: Buffer): Buffer {
+  return createHash('sha256')
+    .update(JSON.stringify(fields))
+    .update(fp)
+    .update(plan)
+    .digest()
+    .subarray(0, 16);
+}
+
+/**
+ * One session's plans: its own small cache first (no hashing, no SQLite), then the
+ * point cache for its device; every plan the session settles goes to both.
+ */
+export class TieredPlans implements PlanLookup {
+  constructor(
+    private readonly session: PlanLookup,
+    private readonly points: PointCache,
+    private readonly scope: PlanScope,
+  ) {}
+
+  get(key: PlanKey): SettledPlan | undefined {
+    const plan = this.session.get(key);
+    if (plan !== undefined) return plan;
+    const kept = this.points.get(this.scope, key);
+    if (kept !== undefined) this.session.set(key, kept);
+    return kept;
+  }
+
+  set(key: PlanKey, plan: SettledPlan): void {
+    this.session.set(key, plan);
+    this.points.set(this.scope, key, plan);
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The persistent point cache on a real SQLite file: plans survive a restart, a damaged
+ * entry is ignored (and deleted) rather than served, an entry made with other keys or for
+ * another device is never served, and forgetting a device or an account drops exactly
+ * its entries.
+ */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { PlanKey, SettledPlan } from '../../src/imap/plan-cache.js';
+import { decodePlan, encodePlan, keysFingerprint } from '../../src/imap/plan-codec.js';
+import { PointCache, type PlanScope } from '../../src/imap/point-cache.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const dir = tempDir('point-cache-');
+afterAll(() => dir.remove());
+
+const key: PlanKey = { mailbox: 'INBOX', uidValidity: 7, uid: 42, section: 'BODY[]' };
+const plan: SettledPlan = {
+  kind: 'edits',
+  edits: [
+    { offset: 120, bytes: Uint8Array.from({ length: 65 }, (_, i) => (i * 7) & 0xff) },
+    { offset: 300, bytes: Uint8Array.from({ length: 82 }, (_, i) => (i * 3) & 0xff) },
+  ],
+};
+
+function scope(device: string, fp = Buffer.alloc(16, 1), owner = 'a@example.org'): PlanScope {
+  return { owner, device, storeUser: owner, fingerprint: () => fp };
+}
+
+let counter = 0;
+function freshPath(): string {
+  return join(dir.path, `points-${++counter}.sqlite`);
+}
+
+describe('point cache', () => {
+  it('encodes and decodes plans exactly, and rejects damaged encodings', () => {
+    expect(decodePlan(encodePlan(plan))).toEqual(plan);
+    const unchanged: SettledPlan = { kind: 'unchanged', reason: 'not-envelope' };
+    expect(decodePlan(encodePlan(unchanged))).toEqual(unchanged);
+    const bytes = encodePlan(plan);
+    expect(decodePlan(bytes.subarray(0, bytes.length - 1))).toBeNull();
+    expect(decodePlan(Buffer.concat([bytes, Buffer.of(0)]))).toBeNull();
+    expect(decodePlan(Buffer.of(9, 0, 1))).toBeNull();
+    expect(decodePlan(Buffer.alloc(0))).toBeNull();
+  });
+
+  it('serves a plan after a restart (same file), to the same device only', () => {
+    const path = freshPath();
+    const first = new PointCache(path);
+    first.set(scope('dev-1'), key, plan);
+    first.close();
+    const again = new PointCache(path);
+    expect(again.get(scope('dev-1'), key)).toEqual(plan);
+    expect(again.get(scope('dev-2'), key)).toBeUndefined();
+    expect(again.get(scope('dev-1', undefined, 'b@example.org'), key)).toBeUndefined();
+    expect(again.get(scope('dev-1'), { ...key, uidValidity: 8 })).toBeUndefined();
+    expect(again.stats.hits).toBe(1);
+    again.close();
+  });
+
+  it('does not serve a plan made with other keys (rotation, re-key)', () => {
+    const cache = new PointCache(freshPath());
+    cache.set(scope('dev-1', Buffer.alloc(16, 1)), key, plan);
+    expect(cache.get(scope('dev-1', Buffer.alloc(16, 2)), key)).toBeUndefined();
+    expect(cache.stats.stale).toBe(1);
+    cache.close();
+  });
+
+  it('ignores and deletes a damaged entry instead of serving it', () => {
+    const path = freshPath();
+    const cache = new PointCache(path);
+    cache.set(scope('dev-1'), key, plan);
+    cache.set(scope('dev-1'), { ...key, uid: 43 }, plan);
+    cache.set(scope('dev-1'), { ...key, uid: 44 }, plan);
+    cache.flush();
+    const raw = new Database(path);
+    // A flipped byte inside E′, a truncated plan, and a row moved to another message.
+    const row = raw.prepare('SELECT plan FROM plans WHERE uid = 42').get() as { plan: Buffer };
+    const flipped = Buffer.from(row.plan);
+    flipped[20] ^= 0x01;
+    raw.prepare('UPDATE plans SET plan = ? WHERE uid = 42').run(flipped);
+    raw.prepare('UPDATE plans SET plan = substr(plan, 1, 10) WHERE uid = 43').run();
+    raw.prepare('UPDATE plans SET uid = 45 WHERE uid = 44').run();
+    raw.close();
+    expect(cache.get(scope('dev-1'), key)).toBeUndefined();
+    expect(cache.get(scope('dev-1'), { ...key, uid: 43 })).toBeUndefined();
+    expect(cache.get(scope('dev-1'), { ...key, uid: 45 })).toBeUndefined();
+    expect(cache.stats.corrupt).toBe(3);
+    expect(cache.stats.hits).toBe(0);
+    expect(cache.size()).toBe(0);
+    // Recomputed and kept again, it is served.
+    cache.set(scope('dev-1'), key, plan);
+    expect(cache.get(scope('dev-1'), key)).toEqual(plan);
+    cache.close();
+  });
+
+  it('forgets one device, one account, or a list archive, and nothing else', () => {
+    const cache = new PointCache(freshPath());
+    cache.set(scope('dev-1'), key, plan);
+    cache.set(scope('dev-2'), key, plan);
+    cache.set(scope('dev-9', undefined, 'b@example.org'), key, plan);
+    cache.set(
+      { ...scope('dev-9', undefined, 'b@example.org'), storeUser: 'list@example.org' },
+      key,
+      plan,
+    );
+    cache.forgetDevice('a@example.org', 'dev-1');
+    expect(cache.get(scope('dev-1'), key)).toBeUndefined();
+    expect(cache.get(scope('dev-2'), key)).toEqual(plan);
+    cache.forgetStoreUser('list@example.org');
+    expect(cache.size()).toBe(2);
+    cache.forgetOwner('a@example.org');
+    expect(cache.get(scope('dev-2'), key)).toBeUndefined();
+    expect(cache.get(scope('dev-9', undefined, 'b@example.org'), key)).toEqual(plan);
+    cache.clear();
+    expect(cache.size()).toBe(0);
+    cache.close();
+  });
+
+  it('stays within its bound', () => {
+    const cache = new PointCache(freshPath(), 100);
+    for (let uid = 1; uid <= 10_050; uid++) cache.set(scope('dev-1'), { ...key, uid }, plan);
+    cache.flush();
+    expect(cache.size()).toBeLessThanOrEqual(100);
+    expect(cache.get(scope('dev-1'), { ...key, uid: 10_050 })).toEqual(plan);
+    cache.close();
+  });
+
+  it('fingerprints change with any key, the device id or the wrap encoding', () => {
+    const base = {
+      deviceId: Uint8Array.of(1, 2, 3),
+      wrapEncoding: 'absent' as const,
+      keys: new Map([['aa', 5n]]),
+    };
+    const fp = keysFingerprint(base);
+    expect(keysFingerprint({ ...base, keys: new Map([['aa', 6n]]) }).equals(fp)).toBe(false);
+    expect(keysFingerprint({ ...base, deviceId: Uint8Array.of(1, 2, 4) }).equals(fp)).toBe(false);
+    expect(keysFingerprint({ ...base, wrapEncoding: 'null' }).equals(fp)).toBe(false);
+    expect(keysFingerprint({ ...base, keys: new Map([['aa', 5n]]) }).equals(fp)).toBe(true);
+  });
+});
