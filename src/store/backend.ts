@@ -128,6 +128,11 @@ export interface MailboxHandle {
    * Offsets in it are valid for `read(uid, range)`. Throws StoreError('no-such-message').
    */
   structure(uid: number): Promise<MessageStructure>;
+  /**
+   * `structure` of many messages at once (SEARCH, SORT, THREAD over a mailbox), read from
+   * the index in one go; messages already gone are missing from the map.
+   */
+  structures(uids: number[]): Promise<Map<number, MessageStructure>>;
   /** Keywords defined in this mailbox (for PERMANENTFLAGS / FLAGS); at most 26 can exist. */
   keywords(): string[];
   /** The stored bytes, or a byte range of them (for BODY[]<partial> without reading all). */

@@ -128,11 +128,45 @@ describe('CONDSTORE / QRESYNC: the embedded store answers as Dovecot does', () =
     'UID SEARCH MODSEQ "/flags/\\\\draft" all {base+1}',
     'SEARCH RETURN (ALL COUNT) MODSEQ {base+1}',
     'SEARCH MODSEQ {base+99}',
+    // §3.1.5 for SORT (sort-data ends with the highest MODSEQ); THREAD's reply has none
+    'SORT (SUBJECT) UTF-8 MODSEQ {base+2}',
+    'UID SORT (REVERSE ARRIVAL) UTF-8 OR MODSEQ {base+3} DRAFT',
+    'SORT (DATE) UTF-8 MODSEQ {base+99}',
+    'SORT (SIZE) UTF-8 NOT MODSEQ {base+2}',
+    'THREAD ORDEREDSUBJECT UTF-8 MODSEQ {base+1}',
+    'UID THREAD REFERENCES UTF-8 MODSEQ {base+2}',
     'STATUS INBOX (HIGHESTMODSEQ MESSAGES)',
     'FETCH 1:* (UID FLAGS MODSEQ) (CHANGEDSINCE {base+2})',
   ])('%s', async (line) => {
     const [a, b] = await both(line, 'all');
     expect(a).toEqual(b);
+  });
+
+  it('SORT and THREAD with a MODSEQ key enable CONDSTORE in a session that had not', async () => {
+    const fresh: Side[] = [];
+    for (const [s, port, user, password] of [
+      [ours, store.server.port, 'gateway', 'master-secret-for-tests'],
+      [theirs, dovecot.imapPort, dovecot.masterUser, dovecot.masterPassword],
+    ] as const) {
+      const w = await login(port, user, password);
+      await w.command('s', 'SELECT INBOX');
+      fresh.push({ ...s, w });
+    }
+    const saved = [ours, theirs] as const;
+    [ours, theirs] = fresh as [Side, Side];
+    try {
+      for (const line of [
+        'SORT (ARRIVAL) UTF-8 MODSEQ {base+2}',
+        'THREAD ORDEREDSUBJECT UTF-8 MODSEQ {base+2}',
+        'UID SORT (SUBJECT) UTF-8 MODSEQ {base+2}',
+      ]) {
+        const [a, b] = await both(line, 'all');
+        expect(a).toEqual(b);
+      }
+    } finally {
+      for (const s of fresh) s.w.close();
+      [ours, theirs] = saved;
+    }
   });
 
   it('QRESYNC: EXPUNGE as VANISHED, SELECT (QRESYNC …), UID FETCH (CHANGEDSINCE … VANISHED)', async () => {

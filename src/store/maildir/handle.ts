@@ -76,6 +76,10 @@ export class MaildirMailboxHandle implements MailboxHandle, StateSubscriber {
     return this.state.reads.structure(uid);
   }
 
+  async structures(uids: number[]): Promise<Map<number, MessageStructure>> {
+    return this.state.reads.structures(uids);
+  }
+
   async setFlags(
     uids: number[],
     operation: FlagOperation,

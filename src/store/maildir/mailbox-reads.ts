@@ -90,6 +90,33 @@ export class MailboxReads {
     return structure;
   }
 
+  /**
+   * The structures of many messages (SEARCH, SORT, THREAD): the indexed ones in one
+   * query, the rest parsed one by one as `structure` does. Messages already gone are
+   * left out of the map.
+   */
+  async structures(uids: number[]): Promise<Map<number, MessageStructure>> {
+    const bases = new Map<number, string>();
+    for (const uid of uids) {
+      try {
+        bases.set(uid, this.source.message(uid).base);
+      } catch (err) {
+        if (!(err instanceof StoreError && err.code === 'no-such-message')) throw err;
+      }
+    }
+    const wanted = [...bases.keys()].sort((a, b) => a - b);
+    const out = this.index.structures(this.source.guid(), wanted, bases);
+    for (const uid of wanted) {
+      if (out.has(uid)) continue;
+      try {
+        out.set(uid, await this.structure(uid));
+      } catch (err) {
+        if (!(err instanceof StoreError && err.code === 'no-such-message')) throw err;
+      }
+    }
+    return out;
+  }
+
   /** Closes what is cached for these messages (expunged). */
   forget(messages: Array<{ uid: number; base: string }>): void {
     this.files.forget(

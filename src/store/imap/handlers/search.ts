@@ -27,6 +27,12 @@ class Candidate {
     readonly maxUid: number,
   ) {}
 
+  /** Sets the structure when a batched index read already has it. */
+  preload(structure: MessageStructure | undefined): this {
+    if (structure !== undefined) this.structure = Promise.resolve(structure);
+    return this;
+  }
+
   getStructure(): Promise<MessageStructure> {
     this.structure ??= this.sel.handle.structure(this.record.uid);
     return this.structure;
@@ -261,6 +267,31 @@ async function matches(key: SearchKey, c: Candidate): Promise<boolean> {
 }
 
 const SEARCH_BATCH = 32;
+/** Messages whose structures one index query fetches, when a key needs them. */
+const STRUCTURE_BATCH = 512;
+
+/** Whether matching `key` may need a message's structure (envelope, header or body offsets). */
+function needsStructure(key: SearchKey): boolean {
+  switch (key.type) {
+    case 'header':
+      // other fields are read from the header block, which the render cache often holds
+      return ENVELOPE_FIELDS.has(key.field) && key.value !== '';
+    case 'body':
+    case 'text':
+    case 'sentbefore':
+    case 'senton':
+    case 'sentsince':
+      return true;
+    case 'not':
+      return needsStructure(key.key);
+    case 'or':
+      return needsStructure(key.a) || needsStructure(key.b);
+    case 'and':
+      return key.keys.some(needsStructure);
+    default:
+      return false;
+  }
+}
 
 /** A message of the selected mailbox that a search matched. */
 export interface SearchHit {
@@ -276,8 +307,13 @@ export async function searchMessages(s: Session, searchKey: SearchKey): Promise<
   const uids = sel.tracker.all;
   const cache = s.config.cache;
   const user = s.user?.user ?? '';
-  // Candidates are checked in batches so that the file reads some keys need overlap.
+  const structured = needsStructure(searchKey);
+  let structures = new Map<number, MessageStructure>();
+  // Candidates are checked in batches so that the file reads some keys need overlap;
+  // the structures they need come from the index in one query per STRUCTURE_BATCH.
   for (let start = 0; start < uids.length; start += SEARCH_BATCH) {
+    if (structured && start % STRUCTURE_BATCH === 0)
+      structures = await sel.handle.structures(uids.slice(start, start + STRUCTURE_BATCH));
     const batch = uids.slice(start, start + SEARCH_BATCH).map(async (uid, j) => {
       const record = records.get(uid);
       if (record === undefined) return null;
@@ -287,7 +323,9 @@ export async function searchMessages(s: Session, searchKey: SearchKey): Promise<
         entry: cache.get(key) ?? {},
         remember: (h: Uint8Array) => cache.set(key, 'header', h),
       };
-      const c = new Candidate(cached, sel, seq, record, uids.length, sel.tracker.maxUid);
+      const c = new Candidate(cached, sel, seq, record, uids.length, sel.tracker.maxUid).preload(
+        structures.get(uid),
+      );
       return (await matches(searchKey, c).catch(() => false)) ? { seq, record } : null;
     });
     for (const hit of await Promise.all(batch)) if (hit !== null) hits.push(hit);

@@ -1,5 +1,4 @@
-import { asciiCasemap } from './base-subject.js';
-import type { SortFacts } from './sort.js';
+import type { SortFacts } from './sort-facts.js';
 
 /** A thread tree node; `msg` null is a dummy (a message referred to but not in the set). */
 export interface ThreadNode {
@@ -38,7 +37,7 @@ function sortNodes(nodes: ThreadNode[]): void {
 export function orderedSubjectThreads(facts: SortFacts[]): ThreadNode[] {
   const groups = new Map<string, SortFacts[]>();
   for (const f of facts) {
-    const key = asciiCasemap(f.subject.base);
+    const key = f.subjectKey;
     const g = groups.get(key);
     if (g === undefined) groups.set(key, [f]);
     else g.push(f);
@@ -163,7 +162,7 @@ function prune(nodes: ThreadNode[], atRoot: boolean): ThreadNode[] {
 function threadSubject(n: ThreadNode): { base: string; reply: boolean } | null {
   const f = n.msg ?? n.children[0]?.msg ?? null;
   if (f === null || f.subject.base === '') return null;
-  return { base: asciiCasemap(f.subject.base), reply: f.subject.reply };
+  return { base: f.subjectKey, reply: f.subject.reply };
 }
 
 /** Step 5 (A–C). */
