@@ -33,6 +33,8 @@ interface ModerationContext {
 }
 
 const MAX_REASON = 2000;
+/** How long a shared claim on a post lasts: longer than a delivery to a list takes. */
+const CLAIM_MS = 10 * 60_000;
 
 type Handler<C extends ModerationContext> = Parameters<ListRouteDeps<C>['owner']>[0];
 type Owner = ReturnType<ListRouteDeps<ModerationContext>['ownerOf']>;
@@ -60,12 +62,19 @@ export function moderationRoutes<C extends ModerationContext>(
       const key = `${list}\0${params[1]!}`;
       if (busy.has(key)) throw new HttpError(409, 'this post is being moderated already');
       busy.add(key);
+      let release: (() => Promise<void>) | null = null;
       try {
+        if (moderation.held.claim !== undefined && isHeldPostId(params[1]!)) {
+          // Another gateway process may be moderating it (the shared store): the same 409.
+          release = await moderation.held.claim(list, params[1]!, CLAIM_MS);
+          if (release === null) throw new HttpError(409, 'this post is being moderated already');
+        }
         const held = await heldPost(moderation, list, params[1]!);
         const [status, value] = await step(moderation, list, held.post, held.message, body);
         sendJson(res, status, value);
       } finally {
         busy.delete(key);
+        await release?.().catch(() => undefined);
       }
     });
 

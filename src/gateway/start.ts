@@ -14,7 +14,6 @@ import type { GatewayConfig } from '../config/schema.js';
 import { ensureTlsMaterial, type TlsMaterial } from '../config/tls.js';
 import type { Logger } from '../config/logger.js';
 import { loadOrCreateGatewayKey, openKeyStore, type KeyStore } from '../keystore/index.js';
-import { FileHeldPostStore } from '../lists/held-posts.js';
 import { noticeSender } from '../lists/notices.js';
 import { listPostDelivery } from '../lists/post-delivery.js';
 import { createOutboundMetrics, openOutboundQueue } from '../outbound/index.js';
@@ -31,6 +30,7 @@ import { prepareDataDir, unixSocketPath } from './data-dir.js';
 import { startProxy, type RunningProxy } from './proxy.js';
 import { countingUnavailable, createKeyStoreMetrics } from './keystore-metrics.js';
 import { provisioningStore } from './provisioning-store.js';
+import { openSharedState, queueDirectory } from './shared-state.js';
 import { loadOrCreateSecretFile, readSecretFile, MASTER_SECRET_FILE } from './secrets.js';
 import { StartupError, causeChain, describeKeyStore } from './startup-errors.js';
 import { probeGreeting, type ProbeTarget } from './upstream-probe.js';
@@ -128,6 +128,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   };
 
   try {
+    // The queue, held posts and login failure counts: in Redis when the key store is
+    // (every process shares them), else in the data directory and memory.
+    const shared = await openSharedState(config, logger).catch((error: unknown) => {
+      throw unreachable(error);
+    });
+    stops.push(() => shared.close());
     const store = await startMailStore(
       config,
       dataDir,
@@ -151,12 +157,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     }
 
     // Lists: posts fan out to local mailboxes and, recrypted, through the
-    // outbound queue to remote members; moderated posts wait in the data directory.
+    // outbound queue to remote members; moderated posts wait in the shared state.
     const adminToken = loadOrCreateSecretFile(inData(config.admin.tokenFile));
     // Known once the MX listens; the queue starts delivering only after that.
     let mxPort = 0;
     const queue = await openOutboundQueue({
-      dir: join(dataDir, 'queue'),
+      dir: queueDirectory(dataDir),
+      ...(shared.queueStore === undefined ? {} : { store: shared.queueStore }),
+      ...(shared.queuePollMs === undefined ? {} : { maintenanceIntervalMs: shared.queuePollMs }),
       config: { ...config.outbound, heloName: config.outbound.heloName ?? publicName },
       logger,
       metrics: createOutboundMetrics(metrics),
@@ -169,7 +177,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     stops.push(() => queue.close());
     const storeDelivery = lmtpDelivery(store.lmtp);
     const listLogger = logger.child({ part: 'lists' });
-    const held = new FileHeldPostStore({ dataDir, logger: listLogger });
+    const held = shared.held;
     const postDelivery = listPostDelivery({
       keyStore,
       delivery: storeDelivery,

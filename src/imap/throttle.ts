@@ -9,6 +9,11 @@
  * delay alone does not stop many attempts at once from one IP (each reads the count
  * before any has failed), so attempts per IP are also serialised beyond
  * `maxConcurrentPerIp`: a further one waits for a slot, and its delay is read then.
+ *
+ * With `shared` (the Redis key store: src/imap/shared-throttle.ts) the failure counts are
+ * also kept where every gateway process sees them, so an attacker spreading attempts over
+ * N processes meets one count, not N. The delay is the larger of the local and the shared
+ * one; a shared store that does not answer leaves the local count in force.
  */
 export interface ThrottleOptions {
   /** Failures allowed before any delay (default 3). */
@@ -21,6 +26,19 @@ export interface ThrottleOptions {
   /** Logins checked at once from one IP; further ones queue (default 4). */
   maxConcurrentPerIp?: number;
   now?: () => number;
+  /** Failure counts every gateway process shares (Redis); local counts still apply. */
+  shared?: SharedLoginFailures;
+  /** Where failures of the shared store go (a logger); they never fail a login. */
+  onSharedError?: (error: unknown) => void;
+}
+
+/** Failure counters shared by gateway processes; a key is `ip:<ip>` or `account:<address>`. */
+export interface SharedLoginFailures {
+  /** Each key's failures within the window (0 when none). */
+  counts(keys: string[]): Promise<number[]>;
+  /** Counts one failure for each key; a key is forgotten `windowMs` after its last failure. */
+  record(keys: string[], windowMs: number): Promise<void>;
+  clear(key: string): Promise<void>;
 }
 
 interface Entry {
@@ -38,6 +56,8 @@ export class LoginThrottle {
   private readonly maxConcurrentPerIp: number;
   private readonly now: () => number;
   private readonly slots = new Map<string, { busy: number; waiting: Array<() => void> }>();
+  private readonly shared: SharedLoginFailures | undefined;
+  private readonly onSharedError: (error: unknown) => void;
 
   constructor(options: ThrottleOptions = {}) {
     this.freeFailures = options.freeFailures ?? 3;
@@ -47,6 +67,37 @@ export class LoginThrottle {
     this.maxKeys = options.maxKeys ?? 100_000;
     this.maxConcurrentPerIp = Math.max(1, options.maxConcurrentPerIp ?? 4);
     this.now = options.now ?? Date.now;
+    this.shared = options.shared;
+    this.onSharedError = options.onSharedError ?? (() => undefined);
+  }
+
+  /** `delayMs`, counting every process's failures when the counts are shared. */
+  async delayFor(ip: string, account: string): Promise<number> {
+    const local = this.delayMs(ip, account);
+    if (this.shared === undefined) return local;
+    try {
+      const counts = await this.shared.counts([`ip:${ip}`, `account:${account}`]);
+      return Math.max(local, ...counts.map((failures) => this.delayForCount(failures)));
+    } catch (error) {
+      this.onSharedError(error);
+      return local;
+    }
+  }
+
+  /** `recordFailure`, and the shared count (awaited: the next attempt anywhere sees it). */
+  async recordFailureShared(ip: string, account: string): Promise<void> {
+    this.recordFailure(ip, account);
+    await this.shared
+      ?.record([`ip:${ip}`, `account:${account}`], this.windowMs)
+      .catch((error: unknown) => this.onSharedError(error));
+  }
+
+  /** `recordSuccess`, and the shared count. */
+  async recordSuccessShared(account: string): Promise<void> {
+    this.recordSuccess(account);
+    await this.shared
+      ?.clear(`account:${account}`)
+      .catch((error: unknown) => this.onSharedError(error));
   }
 
   /**
@@ -112,7 +163,10 @@ export class LoginThrottle {
   }
 
   private delayOf(key: string): number {
-    const failures = this.current(key)?.failures ?? 0;
+    return this.delayForCount(this.current(key)?.failures ?? 0);
+  }
+
+  private delayForCount(failures: number): number {
     if (failures < this.freeFailures) return 0;
     return Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (failures - this.freeFailures));
   }

@@ -41,6 +41,12 @@ export interface HeldPostStore {
   get(list: string, id: string): Promise<{ post: HeldPost; message: Buffer } | null>;
   /** Deletes it (after approval or rejection); absent is not an error. */
   remove(list: string, id: string): Promise<void>;
+  /**
+   * Where several gateway processes share the posts (Redis): marks the post as being
+   * moderated for `ms`; null when another process is moderating it. Resolves with the
+   * function that gives the claim back. Absent: one process, nothing to claim.
+   */
+  claim?(list: string, id: string, ms: number): Promise<(() => Promise<void>) | null>;
 }
 
 /** A short plain-text mail from the gateway to a person (notices, confirmations). */
