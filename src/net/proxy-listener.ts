@@ -129,7 +129,7 @@ function readHeader(
   maxBytes: number,
   done: (outcome: HeaderOutcome) => void,
 ): void {
-  let held = Buffer.alloc(0);
+  let held: Buffer = Buffer.alloc(0);
   let finished = false;
   const finish = (outcome: HeaderOutcome): void => {
     if (finished) return;
