@@ -16,15 +16,13 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Readable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { authenticate } from 'mailauth';
 import { AuthPool } from '../src/smtp/auth-pool.js';
 import { runCli } from '../test/helpers/cli-run.js';
+import { cliCommand } from '../test/helpers/cli-command.js';
 import {
-  CLI,
-  ROOT,
   cleanEnv,
   spawnGroup,
   startRecrypt,
@@ -320,22 +318,13 @@ export async function run(): Promise<void> {
     // ABUSE_CPU_PROF=<dir>: the gateway writes a V8 CPU profile there when it stops, to
     // see where its event loop went.
     const profile = process.env['ABUSE_CPU_PROF'];
-    const tsx = pathToFileURL(join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+    const [node, ...cli] = cliCommand();
     gateway =
       profile === undefined
         ? startRecrypt(['--config', configFile], tmp.path)
         : spawnGroup(
-            process.execPath,
-            [
-              '--cpu-prof',
-              `--cpu-prof-dir=${profile}`,
-              '--import',
-              tsx,
-              CLI,
-              'start',
-              '--config',
-              configFile,
-            ],
+            node!,
+            ['--cpu-prof', `--cpu-prof-dir=${profile}`, ...cli, 'start', '--config', configFile],
             { cwd: tmp.path, env: cleanEnv() },
           );
     const started = gateway;

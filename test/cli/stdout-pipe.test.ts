@@ -6,9 +6,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCliWorld, type CliWorld } from '../helpers/cli-flow.js';
-import { CLI_MAIN } from '../helpers/cli-run.js';
-
-const TSX = import.meta.resolve('tsx');
+import { cliCommand } from '../helpers/cli-command.js';
 
 describe('CLI output into a pipe that closes early', () => {
   let world: CliWorld;
@@ -28,7 +26,7 @@ describe('CLI output into a pipe that closes early', () => {
     args: string[],
     reader: string,
   ): Promise<{ code: number; stderr: string; out: string }> {
-    const cli = [process.execPath, '--import', TSX, CLI_MAIN, ...args, '--config', world.configFile]
+    const cli = [...cliCommand(), ...args, '--config', world.configFile]
       .map((word) => `'${word.replace(/'/g, `'\\''`)}'`)
       .join(' ');
     const child = spawn(

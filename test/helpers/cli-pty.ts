@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { requireBinary } from './binaries.js';
-import { CLI_MAIN } from './cli-run.js';
+import { cliCommand } from './cli-command.js';
 
 const DRIVER = `
 import os, pty, sys, select
@@ -46,17 +46,13 @@ export function runCliOnTty(
     const value = process.env[name];
     if (value !== undefined) env[name] = value;
   }
-  const tsx = import.meta.resolve('tsx');
+  const command = cliCommand();
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      python,
-      ['-c', DRIVER, process.execPath, '--import', tsx, CLI_MAIN, ...args],
-      {
-        cwd: options.cwd,
-        env,
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
+    const child = spawn(python, ['-c', DRIVER, ...command, ...args], {
+      cwd: options.cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);

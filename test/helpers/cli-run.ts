@@ -1,15 +1,13 @@
 /**
- * Runs the real `recrypt` CLI as a child process (`node --import tsx src/cli/main.ts`),
+ * Runs the real `recrypt` CLI as a child process (test/helpers/cli-command.ts),
  * with a clean environment: only PATH/HOME/TMPDIR from the test's, plus what the test
  * passes. Resolves with exit code and both outputs; kills it after a timeout.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { cliCommand } from './cli-command.js';
 
-export const CLI_MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-// An absolute loader URL, so that the CLI can run from any working directory.
-const TSX = import.meta.resolve('tsx');
 
 export interface CliResult {
   code: number | null;
@@ -28,7 +26,8 @@ export function runCli(
   }
   Object.assign(env, options.env ?? {});
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, CLI_MAIN, ...args], {
+    const [node, ...prefix] = cliCommand();
+    const child = spawn(node!, [...prefix, ...args], {
       cwd: options.cwd ?? ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -7,12 +7,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { cliCommand } from './cli-command.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const CLI = join(ROOT, 'src', 'cli', 'main.ts');
-/** tsx by path: `--import tsx` resolves from the working directory, which is a temp dir. */
-const TSX = pathToFileURL(join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 
 /** The environment without the caller's RECRYPT_* variables, which would change the config. */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -73,13 +71,14 @@ export function spawnGroup(
   };
 }
 
-/** `recrypt start` from the source tree (what `npm start` runs after the build). */
+/** `recrypt start` from this run's build of the source tree (what `npm start` runs). */
 export function startRecrypt(
   args: string[],
   cwd: string,
   env: Record<string, string> = {},
 ): Spawned {
-  return spawnGroup(process.execPath, ['--import', TSX, CLI, 'start', ...args], {
+  const [node, ...prefix] = cliCommand();
+  return spawnGroup(node!, [...prefix, 'start', ...args], {
     cwd,
     env: cleanEnv(env),
   });
