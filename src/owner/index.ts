@@ -4,7 +4,9 @@
  * secret g exist), enrolment, devices in and out (device key d, certificate, .p12 and
  * rk = g·d⁻¹ are made here; only certificate, rk and a password hash are uploaded),
  * publishing the signed mail profile, profile and SMIMEA look-ups, and reading a message
- * with a device key. Also the admin API client the operator's commands share.
+ * with a device key; device pairing, where a new device makes its own d
+ * (pairing-device.ts) and the owner approves it by a short code (pairing-owner.ts).
+ * Also the admin API client the operator's commands share.
  * The CLI (src/cli) only parses arguments and calls these.
  */
 export { OwnerError, type OwnerErrorCode } from './errors.js';
@@ -41,3 +43,20 @@ export {
 export { publishProfile, showProfile, smimeaFor, type PublicLookup } from './profile.js';
 export { readMessage } from './read.js';
 export { commitTemp, discardTemp, writeTemp } from './files.js';
+export {
+  checkPairing,
+  startPairing,
+  waitForPairing,
+  writePairedDevice,
+  type ApprovedDevicePairing,
+  type PairedDeviceFiles,
+  type PendingDevicePairing,
+} from './pairing-device.js';
+export {
+  approvePairing,
+  createPairingInvitation,
+  listPendingPairings,
+  refusePairing,
+  type PendingPairing,
+} from './pairing-owner.js';
+export { pairingShortCode, type PairingInvitation } from './pairing-wire.js';
