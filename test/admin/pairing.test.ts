@@ -27,6 +27,7 @@ import {
   certificatePublicPoint,
   issueDeviceCertificate,
   multiplyPoint,
+  privateKeyObject,
   publicPoint,
   randomScalar,
   scalarToBytes,
@@ -175,6 +176,43 @@ describe('device pairing through the admin API', () => {
     await expect(approve(randomScalar(), certificate)).rejects.toThrow(/HTTP 404/);
     expect(await state()).toBe(afterApprove);
     expect((await checkPairing(pending))?.device.client).toBe('outlook');
+  });
+
+  it('an expired request is neither listed, nor approved, nor picked up', async () => {
+    const pending = await startPairing((await createPairingInvitation(alice)).invitation, {
+      name: 'old-phone',
+    });
+    const signer = (skew: number) => ({
+      address: alice.address,
+      key: privateKeyObject(alice.ownerCaSecret),
+      timestamp: Date.now() + skew,
+    });
+    const day = 25 * 3600 * 1000;
+    gw.skew.ms = day;
+    try {
+      const listed = await api(gw, 'GET', '/v1/owner/pairing-requests', { sign: signer(day) });
+      expect(listed.status).toBe(200);
+      expect(listed.json.requests).toEqual([]);
+      const before = await state();
+      const approve = await api(
+        gw,
+        'POST',
+        `/v1/owner/pairing-requests/${pending.requestId}/approve`,
+        {
+          sign: signer(day),
+          body: {
+            beta: Buffer.from(scalarToBytes(randomScalar())).toString('base64'),
+            certificate: 'MAA=',
+          },
+        },
+      );
+      expect(approve.status).toBe(404);
+      await expect(checkPairing(pending)).rejects.toThrow(/HTTP 404/);
+      expect(await state()).toBe(before);
+    } finally {
+      gw.skew.ms = 0;
+    }
+    await refusePairing(alice, pending.shortCode);
   });
 
   it('bounds the requests waiting for one owner', async () => {
