@@ -1,8 +1,10 @@
 /**
- * Base64 in 76-character lines, each ending in CRLF (RFC 2045 §6.8), written into a
- * buffer the caller sized with `base64LinesLength`, from input that arrives in chunks of
- * any size. Encodes whole lines (57 input bytes) a few hundred at a time, so a 50 MB
- * envelope never exists as one base64 string or an intermediate buffer.
+ * Base64 in 76-character lines, each ending in CRLF (RFC 2045 §6.8), from input that
+ * arrives in chunks of any size: written into one buffer the caller sized with
+ * `base64LinesLength` (`Base64LineWriter`), or handed out piece by piece as the input
+ * arrives (`Base64LineStream`, for a message that is encoded while it is sent). Encodes
+ * whole lines (57 input bytes) a few hundred at a time, so a 50 MB envelope never exists
+ * as one base64 string or an intermediate buffer.
  */
 const LINE_BYTES = 57;
 const LINE_CHARS = 76;
@@ -16,10 +18,10 @@ export function base64LinesLength(inputLength: number): number {
 export class Base64LineWriter {
   private readonly carry = Buffer.alloc(LINE_BYTES);
   private carried = 0;
-  private readonly view: Buffer;
+  private view: Buffer;
 
   constructor(
-    private readonly out: Uint8Array,
+    private out: Uint8Array,
     private at: number,
   ) {
     this.view = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
@@ -28,6 +30,18 @@ export class Base64LineWriter {
   /** Where the next byte would go; after `end()`, the end of what was written. */
   get offset(): number {
     return this.at;
+  }
+
+  /** Input bytes held back until a whole line (or `end()`) can be written. */
+  get pending(): number {
+    return this.carried;
+  }
+
+  /** Continues in another output buffer (the input held back comes along). */
+  moveTo(out: Uint8Array, at: number): void {
+    this.out = out;
+    this.view = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+    this.at = at;
   }
 
   write(chunk: Uint8Array): void {
@@ -73,5 +87,29 @@ export class Base64LineWriter {
       this.out.copyWithin(to, start, stop);
     }
     this.at += length + 2 * lines;
+  }
+}
+
+/**
+ * The same lines handed out as the input arrives: `push` returns the whole lines its input
+ * completes (a fresh buffer each time, so the caller may keep it, e.g. in a socket's
+ * queue), `end` the last, shorter line.
+ */
+export class Base64LineStream {
+  private readonly writer = new Base64LineWriter(new Uint8Array(0), 0);
+
+  push(chunk: Uint8Array): Buffer {
+    const lines = Math.floor((this.writer.pending + chunk.length) / LINE_BYTES);
+    const out = Buffer.allocUnsafe(lines * (LINE_CHARS + 2));
+    this.writer.moveTo(out, 0);
+    this.writer.write(chunk);
+    return out;
+  }
+
+  end(): Buffer {
+    const out = Buffer.allocUnsafe(base64LinesLength(this.writer.pending));
+    this.writer.moveTo(out, 0);
+    this.writer.end();
+    return out;
   }
 }

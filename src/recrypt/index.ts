@@ -6,6 +6,7 @@ export * from './errors.js';
 export * from './types.js';
 export * from './scalar.js';
 export * from './blinded.js';
+export { buildDeviceRequest, readDeviceRequest, type DeviceRequest } from './device-request.js';
 export * from './udf.js';
 export * from './certificates.js';
 export * from './pkcs12.js';
@@ -28,7 +29,14 @@ export {
   type EnvelopeOptions,
   type RecipientCertificate,
 } from './envelope.js';
-export { wrapMessage, isEnvelopeForGroup, OUTER_HEADER_FIELDS, type WrapOptions } from './smime.js';
+export {
+  wrapMessage,
+  streamMessage,
+  isEnvelopeForGroup,
+  OUTER_HEADER_FIELDS,
+  type SmimeStream,
+  type WrapOptions,
+} from './smime.js';
 export {
   planRecrypt,
   applyEdits,

@@ -1,6 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Base64LineWriter, base64LinesLength } from '../../src/recrypt/base64-lines.js';
+import {
+  Base64LineStream,
+  Base64LineWriter,
+  base64LinesLength,
+} from '../../src/recrypt/base64-lines.js';
 
 /** The plain definition: base64 of the whole input, cut into 76-character CRLF lines. */
 function reference(input: Uint8Array): string {
@@ -40,5 +44,33 @@ describe('Base64LineWriter', () => {
     writer.write(input);
     writer.end();
     expect(Buffer.from(out).toString('latin1')).toBe(reference(input));
+  });
+});
+
+describe('Base64LineStream', () => {
+  it('hands out, piece by piece, exactly the lines of encoding the whole input at once', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 3000 }),
+        fc.array(fc.integer({ min: 0, max: 400 }), { minLength: 1, maxLength: 20 }),
+        (input, sizes) => {
+          const stream = new Base64LineStream();
+          const pieces: Buffer[] = [];
+          for (let at = 0, i = 0; at < input.length; i++) {
+            const size = sizes[i % sizes.length]!;
+            const piece = stream.push(input.subarray(at, at + size));
+            // Only whole lines come out before the end.
+            expect(piece.length % 78).toBe(0);
+            pieces.push(piece);
+            at += size;
+          }
+          pieces.push(stream.end());
+          const text = Buffer.concat(pieces).toString('latin1');
+          expect(text.length).toBe(base64LinesLength(input.length));
+          expect(text).toBe(reference(input));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
