@@ -7,7 +7,9 @@ import { keyStoreDirectory } from '../imap/adapters/keystore-directory.js';
 import { invalidateOnKeyStoreEvents } from '../imap/adapters/point-cache-events.js';
 import { PointCache } from '../imap/point-cache.js';
 import { createImapProxyMetrics, startImapProxy } from '../imap/index.js';
+import type { SharedLoginFailures } from '../imap/throttle.js';
 import type { KeyStore } from '../keystore/index.js';
+import { withProxyProtocol } from '../net/proxy-listener.js';
 
 export interface RunningProxy {
   port: number;
@@ -25,6 +27,8 @@ export async function startProxy(options: {
   master: { user: string; password: string };
   logger: Logger;
   metrics: Registry;
+  /** Login failure counts every gateway process shares (Redis key store). */
+  loginFailures?: SharedLoginFailures;
 }): Promise<RunningProxy> {
   const { config } = options;
   // Recrypted points kept per message and device (docs/design.md §4): a local cache of
@@ -49,8 +53,21 @@ export async function startProxy(options: {
       maxConnectionsPerIp: config.imap.maxConnectionsPerIp,
       maxSessionsPerUserIp: config.imap.maxSessionsPerUserIp,
     },
-    throttle: { maxConcurrentPerIp: config.imap.maxLoginsInProgressPerIp },
+    throttle: {
+      maxConcurrentPerIp: config.imap.maxLoginsInProgressPerIp,
+      ...(options.loginFailures === undefined
+        ? {}
+        : {
+            shared: options.loginFailures,
+            onSharedError: (error: unknown) =>
+              options.logger.warn(
+                { err: (error as Error).message },
+                'shared login failure counts unavailable; local counts apply',
+              ),
+          }),
+    },
     loginTimeoutMs: config.imap.loginTimeoutSeconds * 1000,
+    ...withProxyProtocol(config.imap.proxyProtocol),
     // The same limit as the MX's: the store is sized for its encrypted copy (start.ts), so
     // an APPEND the proxy admits always fits, and one that would not is refused before
     // its literal is read.

@@ -34,6 +34,7 @@ import { openSharedState, queueDirectory } from './shared-state.js';
 import { loadOrCreateSecretFile, readSecretFile, MASTER_SECRET_FILE } from './secrets.js';
 import { StartupError, causeChain, describeKeyStore } from './startup-errors.js';
 import { probeGreeting, type ProbeTarget } from './upstream-probe.js';
+import { withProxyProtocol } from '../net/proxy-listener.js';
 
 export interface RunningGateway {
   ports: {
@@ -238,6 +239,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       delivery: storeDelivery,
       logger: logger.child({ part: 'smtp' }),
       metrics,
+      ...withProxyProtocol(config.smtp.proxyProtocol),
     });
     stops.push(() => mx.close());
     mxPort = mx.port;
@@ -251,6 +253,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       master: store.master,
       logger: logger.child({ part: 'imap' }),
       metrics,
+      ...(shared.loginFailures === undefined ? {} : { loginFailures: shared.loginFailures }),
     });
     stops.push(() => proxy.close());
 
@@ -294,6 +297,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       port: config.admin.port,
       audiences: ['public'],
       rateLimit: config.admin.rateLimit,
+      ...withProxyProtocol(config.admin.proxyProtocol),
     });
     stops.push(() => admin.close());
     const operatorServer: AdminServer = await startAdminServer({
@@ -301,6 +305,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       host: config.operator.host,
       port: config.operator.port,
       audiences: ['operator'],
+      ...withProxyProtocol(config.operator.proxyProtocol),
       ...(config.operator.metricsTokenFile !== undefined
         ? {
             metricsToken: readSecretFile(

@@ -269,12 +269,13 @@ export class ProxySession {
     let release: (() => void) | null = await this.env.throttle.acquire(this.remoteAddress);
     try {
       if ((this.state as string) === 'closed') return;
-      const delay = this.env.throttle.delayMs(this.remoteAddress, account);
+      const delay = await this.env.throttle.delayFor(this.remoteAddress, account);
+      if (delay > 0) this.log.info({ delayMs: delay }, 'login delayed after failed attempts');
       // A session that ends while it waits gives its slot back at once.
       if (delay > 0) await this.wait(delay);
       if ((this.state as string) === 'closed') return;
       const device = await authenticateIdentity(directory, who, password);
-      if (device === null) return this.loginFailed(tag, account);
+      if (device === null) return await this.loginFailed(tag, account);
       this.device = device;
       const unregister = this.env.register(this);
       if (unregister === null) {
@@ -291,12 +292,12 @@ export class ProxySession {
         this.unregister();
         this.unregister = () => undefined;
         this.device = null;
-        return this.loginFailed(tag, account);
+        return await this.loginFailed(tag, account);
       }
       release();
       release = null;
       if ((this.state as string) === 'closed') return;
-      this.env.throttle.recordSuccess(account);
+      await this.env.throttle.recordSuccessShared(account);
       const storeUser = device.archive?.mailbox ?? device.address;
       const upstream = await UpstreamConnection.open(this.env.upstream, this.env.master, storeUser);
       if ((this.state as string) === 'closed') {
@@ -345,8 +346,9 @@ export class ProxySession {
     });
   }
 
-  private loginFailed(tag: string, address: string): void {
-    this.env.throttle.recordFailure(this.remoteAddress, address);
+  private async loginFailed(tag: string, address: string): Promise<void> {
+    // Counted (in every process, when shared) before the client hears the answer.
+    await this.env.throttle.recordFailureShared(this.remoteAddress, address);
     this.env.metrics?.logins.inc({ result: 'failed' });
     this.log.info('device login failed');
     this.write(`${tag} NO [AUTHENTICATIONFAILED] Authentication failed\r\n`);
