@@ -54,7 +54,8 @@ export function decodePlan(bytes: Uint8Array): SettledPlan | null {
     // Edits are sorted and never overlap (transform.ts); anything else is damage.
     if (length === 0 || length > MAX_EDIT_BYTES || offset <= last || pos + length > data.length)
       return null;
-    edits.push({ offset, bytes: new Uint8Array(data.subarray(pos, pos + length)) });
+    // A view: the caller's buffer is its own (a fresh row), nothing else writes to it.
+    edits.push({ offset, bytes: new Uint8Array(data.buffer, data.byteOffset + pos, length) });
     last = offset + length - 1;
     pos += length;
   }

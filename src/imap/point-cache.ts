@@ -14,7 +14,8 @@
  * only if its checksum holds (a damaged entry is ignored and deleted). Revocation, user
  * removal and key changes delete the entries (server.ts, adapters/point-cache-events.ts).
  *
- * Writes are queued and committed in one transaction per tick, off the response path.
+ * Writes are queued and committed together (one transaction per 100 ms or 512 plans),
+ * off the response path: a commit per message would cost more than the multiply saved.
  * The table is bounded: past `maxEntries` the oldest writes are dropped.
  */
 import { createHash } from 'node:crypto';
@@ -47,14 +48,24 @@ export interface PointCacheStats {
 export const DEFAULT_MAX_ENTRIES = 2_000_000;
 const EVICT_CHECK_EVERY = 10_000;
 
+/** Bumped when the stored form changes: a file of another version is emptied on open. */
+const SCHEMA_VERSION = 1;
+/** Queued writes are committed this long after the first, or at once past FLUSH_AT. */
+const FLUSH_DELAY_MS = 100;
+const FLUSH_AT = 512;
+const FP_BYTES = 16;
+const SUM_BYTES = 16;
+
+type Fields = [string, string, string, string, number, number, string];
+
 interface Row {
-  fp: Buffer;
-  plan: Buffer;
-  sum: Buffer;
+  /** fingerprint (16) ‖ checksum (16) ‖ encoded plan: one column, one allocation per read. */
+  entry: Buffer;
 }
 
 interface Pending {
-  values: [string, string, string, string, number, number, string, Buffer, Buffer, Buffer];
+  fields: Fields;
+  entry: Buffer;
 }
 
 export class PointCache {
@@ -64,7 +75,7 @@ export class PointCache {
   private readonly insert: Database.Statement;
   private readonly remove: Database.Statement;
   private readonly pending = new Map<string, Pending>();
-  private flushScheduled = false;
+  private timer: NodeJS.Timeout | undefined;
   private writesSinceCheck = 0;
   private closed = false;
 
@@ -77,18 +88,22 @@ export class PointCache {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
+    if (this.db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
+      this.db.exec('DROP TABLE IF EXISTS plans');
+      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    }
     this.db.exec(`CREATE TABLE IF NOT EXISTS plans (
       owner TEXT NOT NULL, device TEXT NOT NULL, store_user TEXT NOT NULL,
       mailbox TEXT NOT NULL, uid_validity INTEGER NOT NULL, uid INTEGER NOT NULL,
-      section TEXT NOT NULL, fp BLOB NOT NULL, plan BLOB NOT NULL, sum BLOB NOT NULL,
+      section TEXT NOT NULL, entry BLOB NOT NULL,
       UNIQUE (owner, device, store_user, mailbox, uid_validity, uid, section))`);
     this.select = this.db.prepare<unknown[], Row>(
-      `SELECT fp, plan, sum FROM plans WHERE owner = ? AND device = ? AND store_user = ?
+      `SELECT entry FROM plans WHERE owner = ? AND device = ? AND store_user = ?
        AND mailbox = ? AND uid_validity = ? AND uid = ? AND section = ?`,
     );
     this.insert = this.db.prepare(
       `INSERT OR REPLACE INTO plans (owner, device, store_user, mailbox, uid_validity, uid,
-       section, fp, plan, sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       section, entry) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.remove = this.db.prepare(
       `DELETE FROM plans WHERE owner = ? AND device = ? AND store_user = ? AND mailbox = ?
@@ -100,23 +115,20 @@ export class PointCache {
   get(scope: PlanScope, key: PlanKey): SettledPlan | undefined {
     if (this.closed) return undefined;
     const fields = keyFields(scope, key);
-    const queued = this.pending.get(fields.join('\u0000'));
-    const row: Row | undefined =
-      queued !== undefined
-        ? { fp: queued.values[7], plan: queued.values[8], sum: queued.values[9] }
-        : this.select.get(...fields);
-    if (row === undefined) {
+    const id = fields.join('\u0000');
+    const entry = this.pending.get(id)?.entry ?? this.select.get(...fields)?.entry;
+    if (entry === undefined) {
       this.stats.misses++;
       return undefined;
     }
-    const plan = row.sum.equals(checksum(fields, row.fp, row.plan)) ? decodePlan(row.plan) : null;
+    const plan = entry.length > FP_BYTES + SUM_BYTES ? readEntry(fields, entry) : null;
     if (plan === null) {
       this.stats.corrupt++;
-      this.pending.delete(fields.join('\u0000'));
+      this.pending.delete(id);
       this.remove.run(...fields);
       return undefined;
     }
-    if (!row.fp.equals(scope.fingerprint())) {
+    if (!entry.subarray(0, FP_BYTES).equals(scope.fingerprint())) {
       this.stats.stale++;
       return undefined;
     }
@@ -124,19 +136,19 @@ export class PointCache {
     return plan;
   }
 
-  /** Keeps `plan` (committed at the end of this tick). Plans from a failure are not kept. */
+  /** Keeps `plan` (committed shortly, in one transaction with others). Failures are not kept. */
   set(scope: PlanScope, key: PlanKey, plan: SettledPlan): void {
     if (this.closed) return;
     if (plan.kind === 'unchanged' && plan.reason.startsWith('plan-error')) return;
     const fields = keyFields(scope, key);
-    const fp = Buffer.from(scope.fingerprint());
+    const fp = scope.fingerprint();
     const encoded = encodePlan(plan);
-    this.pending.set(fields.join('\u0000'), {
-      values: [...fields, fp, encoded, checksum(fields, fp, encoded)],
-    });
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
+    const entry = Buffer.concat([fp, checksum(fields, fp, encoded), encoded]);
+    this.pending.set(fields.join('\u0000'), { fields, entry });
+    if (this.pending.size >= FLUSH_AT) this.flush();
+    else if (this.timer === undefined) {
+      this.timer = setTimeout(() => this.flush(), FLUSH_DELAY_MS);
+      this.timer.unref();
     }
   }
 
@@ -173,12 +185,13 @@ export class PointCache {
 
   /** Commits the queued writes now. */
   flush(): void {
-    this.flushScheduled = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     if (this.closed || this.pending.size === 0) return;
     const batch = [...this.pending.values()];
     this.pending.clear();
     this.db.transaction(() => {
-      for (const entry of batch) this.insert.run(...entry.values);
+      for (const { fields, entry } of batch) this.insert.run(...fields, entry);
     })();
     this.writesSinceCheck += batch.length;
     if (this.writesSinceCheck >= EVICT_CHECK_EVERY) {
@@ -202,15 +215,12 @@ export class PointCache {
       .run(n - this.maxEntries);
   }
 
-  private dropPending(match: (values: Pending['values']) => boolean): void {
-    for (const [id, entry] of this.pending) if (match(entry.values)) this.pending.delete(id);
+  private dropPending(match: (fields: Fields) => boolean): void {
+    for (const [id, entry] of this.pending) if (match(entry.fields)) this.pending.delete(id);
   }
 }
 
-function keyFields(
-  scope: PlanScope,
-  key: PlanKey,
-): [string, string, string, string, number, number, string] {
+function keyFields(scope: PlanScope, key: PlanKey): Fields {
   return [
     scope.owner,
     scope.device,
@@ -222,8 +232,16 @@ function keyFields(
   ];
 }
 
+/** The plan in `entry` if its checksum holds for `fields`; null when damaged. */
+function readEntry(fields: Fields, entry: Buffer): SettledPlan | null {
+  const fp = entry.subarray(0, FP_BYTES);
+  const sum = entry.subarray(FP_BYTES, FP_BYTES + SUM_BYTES);
+  const encoded = entry.subarray(FP_BYTES + SUM_BYTES);
+  return sum.equals(checksum(fields, fp, encoded)) ? decodePlan(encoded) : null;
+}
+
 /** Binds an entry to its key, so that a row copied or damaged in place is not served. */
-function checksum(fields: readonly (string | number)[], fp: Buffer, plan: Buffer): Buffer {
+function checksum(fields: Fields, fp: Uint8Array, plan: Uint8Array): Buffer {
   return createHash('sha256')
     .update(JSON.stringify(fields))
     .update(fp)

@@ -31,6 +31,10 @@ export interface KeyStoreWorld {
   user: TestUser;
   /** Key-store record ids of the user's devices, in the order of `user.devices`. */
   ids: string[];
+  /** The embedded store's IMAP port and master credential (to start another proxy). */
+  upstream: { port: number; master: { user: string; password: string } };
+  /** Delivers a message into the user's INBOX (what the store's LMTP listener does). */
+  deliver(message: Uint8Array): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -98,7 +102,17 @@ export async function startKeyStoreWorld(
       ...extra,
     });
     stops.push(() => proxy.close());
-    return { store, proxy, user, ids, stop };
+    return {
+      store,
+      proxy,
+      user,
+      ids,
+      upstream: { port: imap.port, master },
+      deliver: async (message) => {
+        await mail.deliver(user.address, message);
+      },
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

@@ -76,11 +76,12 @@ describe('point cache', () => {
     cache.flush();
     const raw = new Database(path);
     // A flipped byte inside E′, a truncated plan, and a row moved to another message.
-    const row = raw.prepare('SELECT plan FROM plans WHERE uid = 42').get() as { plan: Buffer };
-    const flipped = Buffer.from(row.plan);
-    flipped[20] ^= 0x01;
-    raw.prepare('UPDATE plans SET plan = ? WHERE uid = 42').run(flipped);
-    raw.prepare('UPDATE plans SET plan = substr(plan, 1, 10) WHERE uid = 43').run();
+    const row = raw.prepare('SELECT entry FROM plans WHERE uid = 42').get() as { entry: Buffer };
+    const flipped = Buffer.from(row.entry);
+    const at = flipped.length - 30;
+    flipped.writeUInt8(flipped.readUInt8(at) ^ 0x01, at);
+    raw.prepare('UPDATE plans SET entry = ? WHERE uid = 42').run(flipped);
+    raw.prepare('UPDATE plans SET entry = substr(entry, 1, 40) WHERE uid = 43').run();
     raw.prepare('UPDATE plans SET uid = 45 WHERE uid = 44').run();
     raw.close();
     expect(cache.get(scope('dev-1'), key)).toBeUndefined();
