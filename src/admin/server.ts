@@ -16,6 +16,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { KeyStore } from '../keystore/index.js';
@@ -30,6 +31,7 @@ import { errorReply, sendJson } from './http.js';
 import { methodLabel, type AdminMetrics } from './metrics.js';
 import { auditRecord, isAuditedRequest, writeAudit } from './audit.js';
 import { createRateLimiter, type RateLimitSettings } from './rate-limit.js';
+import { requireProxyProtocol, type ProxyProtocolSettings } from '../net/proxy-listener.js';
 
 export interface AdminServerOptions {
   host: string;
@@ -59,6 +61,11 @@ export interface AdminServerOptions {
   requestMetrics?: AdminMetrics;
   logger?: Logger;
   clock?: () => number;
+  /**
+   * Only these balancers may connect, each connection starting with a PROXY header whose
+   * client address the rate limit and the audit log see; off when absent.
+   */
+  proxyProtocol?: ProxyProtocolSettings;
 }
 
 export interface AdminServer {
@@ -205,6 +212,12 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       : createHttpServer(listener);
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  if (options.proxyProtocol !== undefined) {
+    requireProxyProtocol(server, options.proxyProtocol, {
+      logger: options.logger ?? pino({ enabled: false }),
+      listener: options.audiences.join('+'),
+    });
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {

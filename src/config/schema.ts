@@ -6,6 +6,7 @@
  * documents every option; keep the two in step.
  */
 import { z } from 'zod';
+import { trustedPeers } from '../net/proxy-listener.js';
 
 const port = z.number().int().min(1).max(65535);
 const host = z.string().min(1);
@@ -208,6 +209,34 @@ const submission = z.strictObject({
     .prefault({}),
 });
 
+/**
+ * PROXY protocol from load balancers on one listener group (docs/configuration.md "PROXY
+ * protocol"); off when absent. With it, only the trusted balancers may connect, and each
+ * connection must start with a v1 or v2 header naming the client.
+ */
+const proxyProtocol = z.strictObject({
+  /** Balancer addresses or CIDR ranges, IPv4 or IPv6. */
+  trusted: z
+    .array(
+      z.string().refine(
+        (entry) => {
+          try {
+            trustedPeers([entry]);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        { message: 'an IP address or CIDR range, e.g. 10.0.0.0/8 or 2001:db8::/32' },
+      ),
+    )
+    .min(1),
+  /** The whole header must arrive within this after the connection. */
+  headerTimeout: duration.prefault('5s'),
+  /** Cap on a v2 header with its TLVs (a v1 line is 107 bytes at most). */
+  maxHeaderBytes: z.number().int().min(16).max(65551).default(536),
+});
+
 const configObject = z.strictObject({
   /** Where the gateway keeps its state: key store file, gateway key, TLS, embedded mail. */
   dataDir: z.string().min(1).default('./data'),
@@ -272,6 +301,7 @@ const configObject = z.strictObject({
       maxDkimSignatures: z.number().int().nonnegative().default(5),
       /** SPF/DKIM/DMARC checks are stopped after this and recorded as temperror. */
       authTimeout: duration.prefault('20s'),
+      proxyProtocol: proxyProtocol.optional(),
     })
     .prefault({}),
   imap: z
@@ -291,6 +321,8 @@ const configObject = z.strictObject({
       maxLoginsInProgressPerIp: z.number().int().positive().default(4),
       /** From connect to logged in, absolute: then `* BYE` and close. */
       loginTimeoutSeconds: z.number().int().positive().max(3600).default(60),
+      /** Both IMAP ports. */
+      proxyProtocol: proxyProtocol.optional(),
     })
     .prefault({}),
   admin: z
@@ -306,6 +338,7 @@ const configObject = z.strictObject({
           burst: z.number().int().positive().default(30),
         })
         .prefault({}),
+      proxyProtocol: proxyProtocol.optional(),
     })
     .prefault({}),
   /** The operator listener: admin-token routes, /metrics, /readyz; never exposed. */
@@ -315,6 +348,7 @@ const configObject = z.strictObject({
       port: port.default(8444),
       /** When set, /metrics needs `Authorization: Bearer` with this file's token. */
       metricsTokenFile: z.string().optional(),
+      proxyProtocol: proxyProtocol.optional(),
     })
     .prefault({}),
   keyStore: keyStore.default({ kind: 'sqlite', path: 'keystore.sqlite' }),

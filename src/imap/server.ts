@@ -16,6 +16,7 @@ import {
   type SecureContextOptions,
 } from 'node:tls';
 import { pino, type Logger } from 'pino';
+import { requireProxyProtocol, type ProxyProtocolSettings } from '../net/proxy-listener.js';
 import { DEFAULT_APPEND_LIMIT, groupAppendEncryptor } from './adapters/append-encryption.js';
 import { AppendBudget } from './append-budget.js';
 import { recryptTransform } from './adapters/recrypt-transform.js';
@@ -62,6 +63,11 @@ export interface ImapProxyOptions {
    * changes are the caller's to report (adapters/point-cache-events.ts). Not closed here.
    */
   pointCache?: PointCache;
+  /**
+   * Both ports: only these balancers may connect, each connection starting with a PROXY
+   * header whose client address the limits, throttle and logs see; off when absent.
+   */
+  proxyProtocol?: ProxyProtocolSettings;
   /** Replaces the recrypt core (benchmarks measuring the relay alone). */
   transformFor?: (keys: DeviceRecryptKeys) => BodyTransform;
 }
@@ -197,6 +203,8 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
     server.on('tlsClientError', (error) =>
       logger.debug({ err: error.message }, 'TLS handshake failed'),
     );
+    if (options.proxyProtocol !== undefined)
+      requireProxyProtocol(server, options.proxyProtocol, { logger, listener: 'imaps' });
     ports.tls = await listen(server, options.host, options.port);
     tlsServer = server;
     servers.push(server);
@@ -204,6 +212,8 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
   if (options.starttlsPort !== undefined) {
     const server = createNetServer((socket) => accept(socket, false, admit(socket)));
     server.maxConnections = ceiling;
+    if (options.proxyProtocol !== undefined)
+      requireProxyProtocol(server, options.proxyProtocol, { logger, listener: 'imap' });
     ports.starttls = await listen(server, options.host, options.starttlsPort);
     servers.push(server);
   }

@@ -171,3 +171,17 @@ function setPeer(socket: Socket, peer: Peer): void {
   define('remotePort', peer.port);
   define('remoteFamily', peer.family);
 }
+
+/** A listener group's `proxyProtocol` config as server options to spread; {} when off. */
+export function withProxyProtocol(
+  config: { trusted: string[]; headerTimeout: number; maxHeaderBytes: number } | undefined,
+): { proxyProtocol?: ProxyProtocolSettings } {
+  if (config === undefined) return {};
+  return {
+    proxyProtocol: {
+      trusted: config.trusted,
+      headerTimeoutMs: config.headerTimeout,
+      maxHeaderBytes: config.maxHeaderBytes,
+    },
+  };
+}

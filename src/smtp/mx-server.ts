@@ -14,6 +14,7 @@ import type {
   SMTPServerEnvelope,
   SMTPServerSession,
 } from 'smtp-server';
+import { requireProxyProtocol, type ProxyProtocolSettings } from '../net/proxy-listener.js';
 import { AuthPool } from './auth-pool.js';
 import { type CollectedMessage, collectMessage, withPrefix } from './collect.js';
 import { EnhancedCodeSmtpServer } from './enhanced-server.js';
@@ -86,6 +87,11 @@ export interface MxServerOptions {
   authTimeoutMs?: number;
   /** How long close() waits for transactions in flight. */
   closeTimeoutMs?: number;
+  /**
+   * Only these balancers may connect, each connection starting with a PROXY header whose
+   * client address the session sees (src/net/proxy-listener.ts); off when absent.
+   */
+  proxyProtocol?: ProxyProtocolSettings;
 }
 
 export interface MxServer {
@@ -365,6 +371,8 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
   server.on('error', (error) =>
     logger.warn({ err: { name: error.name, message: error.message } }, 'smtp connection error'),
   );
+  if (options.proxyProtocol !== undefined)
+    requireProxyProtocol(server.server, options.proxyProtocol, { logger, listener: 'smtp' });
 
   try {
     await new Promise<void>((resolve, reject) => {
