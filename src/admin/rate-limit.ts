@@ -2,8 +2,9 @@
  * A token bucket per client IP for the public listener's unauthenticated routes
  * (enrolment, remote list joins, profile fetches; docs/admin-api.md). Anyone on the
  * internet can call them, and each costs a key-store read or a certificate check.
- * The client IP is the TCP peer: a reverse proxy in front makes every client one IP,
- * so give the limit room there (docs/deployment.md).
+ * The client IP is the TCP peer, or the client a trusted balancer names in a PROXY
+ * protocol header (src/net/proxy-listener.ts); an HTTP reverse proxy in front makes
+ * every client one IP, so give the limit room there (docs/deployment.md).
  */
 
 export interface RateLimitSettings {
