@@ -28,6 +28,7 @@ import {
   type User,
 } from '../keystore/index.js';
 import {
+  readDeviceRequest,
   certificatePublicPoint,
   gatewayUnblind,
   multiplyPoint,
@@ -36,7 +37,6 @@ import {
   scalarToBytes,
   type Scalar,
 } from '../recrypt/index.js';
-import { readDeviceRequest } from '../recrypt/device-request.js';
 import { HttpError, parseJson, requireBase64, requireString, sendJson } from './http.js';
 import { open, seal } from './list-sealing.js';
 import { checkDeviceUpload } from './uploads.js';

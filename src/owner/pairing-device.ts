@@ -19,6 +19,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashDeviceCredential } from '../keystore/index.js';
 import {
+  buildDeviceRequest,
   blindDeviceSecret,
   buildDevicePkcs12,
   certificatePublicPoint,
@@ -29,7 +30,6 @@ import {
   type ClientKind,
   type Scalar,
 } from '../recrypt/index.js';
-import { buildDeviceRequest } from '../recrypt/device-request.js';
 import { ownerUdf } from '../profiles/index.js';
 import { generatePassword, type ImapSettings } from './common.js';
 import { checkDeviceName, type DeviceView } from './devices.js';

@@ -8,13 +8,13 @@
  * Nothing of the device's is written here; α, β and g stay in memory.
  */
 import {
+  readDeviceRequest,
   certificatePublicPoint,
   issueDeviceCertificate,
   ownerRespond,
   recipientIdOf,
   scalarToBytes,
 } from '../recrypt/index.js';
-import { readDeviceRequest } from '../recrypt/device-request.js';
 import { ownerUdf } from '../profiles/index.js';
 import { ownerClient } from './common.js';
 import type { DeviceView } from './devices.js';
