@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { register as registerBackup } from './backup.js';
 import { register as registerList } from './list.js';
+import { register as registerLookup } from './lookup.js';
 import { register as registerOperator } from './operator.js';
 import { register as registerOwner } from './owner.js';
 import { register as registerStart } from './start.js';
@@ -13,6 +14,7 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   registerOperator,
   registerBackup,
   registerList,
+  registerLookup,
   registerOwner,
   registerStart,
 ];

@@ -1,0 +1,72 @@
+/**
+ * `recrypt lookup <address>` (docs/sending.md): what submission would do for a recipient
+ * — which key, from where, valid until when — decided exactly as at RCPT (routing.ts),
+ * without sending anything. A list of this gateway is reported as such (its posts are
+ * encrypted to the list's group).
+ */
+import { X509Certificate } from 'node:crypto';
+import type { KeyStore } from '../keystore/index.js';
+import { keyStoreDirectory } from '../smtp/adapters/index.js';
+import type { KeyDiscovery } from './discovery.js';
+
+export interface LookupAnswer {
+  address: string;
+  /** What happens: encrypted to a key, sent as is, or refused. */
+  action: 'encrypt' | 'send-plain' | 'refuse';
+  source: 'local-user' | 'local-list' | 'profile' | 'none';
+  /** Where the key came from (key store, profile URL), or why there is none. */
+  detail: string;
+  validUntil?: Date;
+  udf?: string;
+}
+
+export async function lookupRecipient(
+  options: {
+    keyStore: KeyStore;
+    localDomains: string[];
+    discovery: KeyDiscovery;
+    withoutKey: 'send' | 'refuse';
+  },
+  raw: string,
+): Promise<LookupAnswer> {
+  const address = raw.trim().toLowerCase();
+  const lists = await options.keyStore.listLists();
+  if (lists.some((list) => list.address.toLowerCase() === address))
+    return { address, action: 'encrypt', source: 'local-list', detail: "the list's group key" };
+  const directory = keyStoreDirectory({
+    keyStore: options.keyStore,
+    localDomains: options.localDomains,
+  });
+  const local = await directory.resolve(address);
+  if (local.kind === 'local')
+    return {
+      address,
+      action: 'encrypt',
+      source: 'local-user',
+      detail: 'group certificate in the key store',
+      validUntil: new Date(new X509Certificate(local.groupCertificate).validTo),
+    };
+  if (local.kind !== 'not-local')
+    return {
+      address,
+      action: 'refuse',
+      source: 'none',
+      detail: local.kind === 'pending' ? 'local user, not enrolled yet' : 'no such local user',
+    };
+  const found = await options.discovery.lookup(address);
+  if (found.kind === 'key')
+    return {
+      address,
+      action: 'encrypt',
+      source: 'profile',
+      detail: found.url,
+      validUntil: found.validUntil,
+      udf: found.udf,
+    };
+  return {
+    address,
+    action: options.withoutKey === 'refuse' ? 'refuse' : 'send-plain',
+    source: 'none',
+    detail: found.reason,
+  };
+}
