@@ -34,10 +34,18 @@ export async function startProxy(options: {
   // Recrypted points kept per message and device (docs/design.md §4): a local cache of
   // public data; each gateway instance keeps its own, the key store's notifications
   // invalidate all of them.
-  const pointCache = new PointCache(join(config.dataDir, 'point-cache.sqlite'));
-  const stopInvalidating = invalidateOnKeyStoreEvents(options.keyStore, pointCache);
+  const pointCache = PointCache.openOrReset(join(config.dataDir, 'point-cache.sqlite'), (error) =>
+    options.logger.warn(
+      { err: error instanceof Error ? error.message : String(error) },
+      'point cache unusable: made anew (recryption works without it, only slower)',
+    ),
+  );
+  const stopInvalidating =
+    pointCache === null
+      ? () => undefined
+      : invalidateOnKeyStoreEvents(options.keyStore, pointCache);
   const proxy = await startImapProxy({
-    pointCache,
+    ...(pointCache === null ? {} : { pointCache }),
     host: config.imap.host,
     port: config.imap.port,
     starttlsPort: config.imap.starttlsPort,
@@ -74,7 +82,7 @@ export async function startProxy(options: {
     appendLimit: config.smtp.maxMessageBytes,
   }).catch((error: unknown) => {
     stopInvalidating();
-    pointCache.close();
+    pointCache?.close();
     throw error;
   });
   return {
@@ -84,7 +92,7 @@ export async function startProxy(options: {
     close: async () => {
       await proxy.close();
       stopInvalidating();
-      pointCache.close();
+      pointCache?.close();
     },
   };
 }

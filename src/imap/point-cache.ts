@@ -19,7 +19,7 @@
  * The table is bounded: past `maxEntries` the oldest writes are dropped.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { PlanKey, PlanLookup, SettledPlan } from './plan-cache.js';
@@ -109,6 +109,26 @@ export class PointCache {
       `DELETE FROM plans WHERE owner = ? AND device = ? AND store_user = ? AND mailbox = ?
        AND uid_validity = ? AND uid = ? AND section = ?`,
     );
+  }
+
+  /**
+   * Opens the cache at `path`; a file SQLite cannot use (damaged, another format) is
+   * deleted and made anew — it holds nothing that cannot be recomputed. Null (and the
+   * proxy multiplies on every fetch) only if even a fresh file cannot be made.
+   */
+  static openOrReset(path: string, onReset: (error: unknown) => void): PointCache | null {
+    try {
+      return new PointCache(path);
+    } catch (error) {
+      onReset(error);
+      for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(path + suffix, { force: true });
+      try {
+        return new PointCache(path);
+      } catch (again) {
+        onReset(again);
+        return null;
+      }
+    }
   }
 
   /** The plan for `key` made for `scope`'s device with its current keys, if one is kept. */

@@ -4,6 +4,7 @@
  * another device is never served, and forgetting a device or an account drops exactly
  * its entries.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -56,6 +57,20 @@ describe('point cache', () => {
     expect(again.get(scope('dev-1', undefined, 'b@example.org'), key)).toBeUndefined();
     expect(again.get(scope('dev-1'), { ...key, uidValidity: 8 })).toBeUndefined();
     expect(again.stats.hits).toBe(1);
+    again.close();
+  });
+
+  it('a file SQLite cannot read is made anew, not a failure to start', () => {
+    const path = freshPath();
+    writeFileSync(path, Buffer.alloc(8192, 0x5a));
+    const errors: unknown[] = [];
+    const cache = PointCache.openOrReset(path, (error) => errors.push(error));
+    expect(errors).toHaveLength(1);
+    expect(cache).not.toBeNull();
+    cache!.set(scope('dev-1'), key, plan);
+    cache!.close();
+    const again = new PointCache(path);
+    expect(again.get(scope('dev-1'), key)).toEqual(plan);
     again.close();
   });
 
