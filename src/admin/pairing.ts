@@ -228,6 +228,9 @@ async function request(ctx: PairingContext, _p: string[], raw: Buffer): Promise<
     tau: scalarOf(body, 'tau'),
     credentialHash,
     pickupHash,
+    // Opaque here: the owner's CLI checks the MAC with a key the gateway never sees.
+    invite,
+    tag: requireString(body, 'tag', 128),
     expires: ctx.clock() + PAIRING_REQUEST_TTL_MS,
   };
   // Checked before the invite is used up, so a full queue leaves the invite usable.
@@ -308,6 +311,8 @@ async function listRequests(ctx: PairingContext, owner: Owner): Promise<[number,
         client: r.client,
         certificateRequest: Buffer.from(r.certificateRequest).toString('base64'),
         sealedAlpha: r.sealedAlpha,
+        invite: r.invite,
+        tag: r.tag,
         created: new Date(r.created).toISOString(),
         expires: new Date(r.expires).toISOString(),
       })),

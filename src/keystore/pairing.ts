@@ -37,6 +37,9 @@ export interface NewPairingRequest {
   credentialHash: string;
   /** SHA-256 (hex) of the secret the device fetches its certificate with. */
   pickupHash: string;
+  /** The sealed invite the device used, and its MAC over the request with the invitation's key. */
+  invite: string;
+  tag: string;
   expires: number;
 }
 
@@ -70,6 +73,8 @@ interface StoredPairing {
   tau: string | null;
   credentialHash: string;
   pickupHash: string;
+  invite: string;
+  tag: string;
   created: number;
   expires: number;
   approvedCertificate: string | null;
@@ -93,6 +98,8 @@ export function preparePairing(
   checkRecipientIdHex(input.groupId, 'groupId');
   checkScalar(input.tau, 'tau');
   checkOpaque(input.credentialHash, 'credentialHash', 512);
+  checkOpaque(input.invite, 'invite', 1024);
+  checkOpaque(input.tag, 'tag', 128);
   if (!/^[0-9a-f]{64}$/.test(input.pickupHash))
     throw new KeyStoreArgumentError('pickupHash must be 64 hex digits');
   if (!Number.isSafeInteger(input.expires) || input.expires <= now)
@@ -126,6 +133,8 @@ export function encodePairing(request: PairingRequest, key: GatewayKey): string 
           }).toString('base64'),
     credentialHash: request.credentialHash,
     pickupHash: request.pickupHash,
+    invite: request.invite,
+    tag: request.tag,
     created: request.created,
     expires: request.expires,
     approvedCertificate:
@@ -156,6 +165,8 @@ export function decodePairing(text: string, key: GatewayKey): PairingRequest {
         : unwrapRecryptionKey(key, unb64(s.tau), { groupId: TAU_GROUP, targetId: s.id }),
     credentialHash: s.credentialHash,
     pickupHash: s.pickupHash,
+    invite: s.invite,
+    tag: s.tag,
     created: s.created,
     expires: s.expires,
     approvedCertificate: s.approvedCertificate === null ? null : unb64(s.approvedCertificate),

@@ -39,6 +39,7 @@ import { callGateway, type GatewayClientOptions } from './gateway-client.js';
 import { sealAlpha } from './list-join.js';
 import {
   decodePairingInvitation,
+  pairingRequestTag,
   pairingShortCode,
   type PairingInvitation,
 } from './pairing-wire.js';
@@ -148,6 +149,13 @@ export async function startPairing(
       tau: b64(scalarToBytes(blinded.toGateway)),
       credentialHash: await hashDeviceCredential(devicePassword, invitation.address),
       pickupHash: createHash('sha256').update(pickup).digest('hex'),
+      tag: pairingRequestTag(invitation.key, {
+        address: invitation.address,
+        name,
+        client,
+        certificateRequest,
+        sealedAlpha,
+      }),
     },
   );
   return {

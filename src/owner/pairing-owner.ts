@@ -24,8 +24,11 @@ import type { OwnerKey } from './key-file.js';
 import { openAlpha } from './list-join.js';
 import {
   encodePairingInvitation,
+  pairingInvitationKey,
+  pairingRequestTag,
   pairingShortCode,
   sameShortCode,
+  sameTag,
   type PairingInvitation,
 } from './pairing-wire.js';
 import { pemToDer } from './remote-join.js';
@@ -52,6 +55,7 @@ export async function createPairingInvitation(
     address: key.address,
     udf: ownerUdfOf(key),
     invite: reply.invite,
+    key: pairingInvitationKey(key.ownerCaSecret, reply.invite),
   };
   return { invitation: encodePairingInvitation(invitation), expires: reply.expires };
 }
@@ -62,6 +66,11 @@ export interface PendingPairing {
   client: 'standard' | 'outlook';
   /** Computed here from what the gateway relayed; compare it with the device's screen. */
   shortCode: string;
+  /**
+   * The request carries a valid MAC with the key of one of your invitations. false: it
+   * was not made by anyone holding your invitation (the gateway included); never approved.
+   */
+  fromInvitation: boolean;
   created: string;
   expires: string;
   certificateRequest: Uint8Array;
@@ -74,6 +83,8 @@ interface RelayedRequest {
   client: 'standard' | 'outlook';
   certificateRequest: string;
   sealedAlpha: string;
+  invite: string;
+  tag: string;
   created: string;
   expires: string;
 }
@@ -87,10 +98,23 @@ export async function listPendingPairings(key: OwnerKey): Promise<PendingPairing
   const udf = ownerUdfOf(key);
   return reply.requests.map((r) => {
     const certificateRequest = new Uint8Array(Buffer.from(r.certificateRequest, 'base64'));
+    const expected = pairingRequestTag(pairingInvitationKey(key.ownerCaSecret, r.invite), {
+      address: key.address,
+      name: r.name,
+      client: r.client,
+      certificateRequest,
+      sealedAlpha: r.sealedAlpha,
+    });
     return {
-      ...r,
+      id: r.id,
+      name: r.name,
+      client: r.client,
+      created: r.created,
+      expires: r.expires,
+      sealedAlpha: r.sealedAlpha,
       certificateRequest,
       shortCode: pairingShortCode(udf, certificateRequest, r.sealedAlpha, r.client),
+      fromInvitation: sameTag(r.tag, expected),
     };
   });
 }
@@ -112,6 +136,11 @@ export async function approvePairing(
   now: Date = new Date(),
 ): Promise<DeviceView> {
   const pending = await findByCode(key, code);
+  if (!pending.fromInvitation)
+    throw new OwnerError(
+      'invalid-argument',
+      'this pairing request was not made with one of your invitations; refuse it',
+    );
   let request;
   try {
     request = await readDeviceRequest(pending.certificateRequest);

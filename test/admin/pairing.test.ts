@@ -4,7 +4,8 @@
  * store: the device makes d, the owner approves by the short code, the gateway stores
  * rk = β·τ with rk·D = G and forgets τ. Refused, with nothing stored: a wrong or
  * tampered invite, an expired one, one for another user, a replayed join or approve, a
- * tampered β, a certificate for another key, a wrong short code, too many requests.
+ * tampered β, a certificate for another key, a wrong short code, a request made
+ * without the invitation's key (what the gateway itself could forge), too many requests.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownerClient } from '../../src/owner/common.js';
@@ -95,7 +96,7 @@ describe('device pairing through the admin API', () => {
     const pending = await startPairing(invitation, { name: 'phone' });
     expect(pending.shortCode).toMatch(/^[A-Z2-7]{4}-[A-Z2-7]{4}$/);
     const listed = await listPendingPairings(alice);
-    expect(listed.map((p) => p.shortCode)).toEqual([pending.shortCode]);
+    expect(listed.map((p) => [p.shortCode, p.fromInvitation])).toEqual([[pending.shortCode, true]]);
     expect(await checkPairing(pending)).toBeNull();
 
     const device = await approvePairing(alice, pending.shortCode.toLowerCase().replace('-', ''));
@@ -176,6 +177,23 @@ describe('device pairing through the admin API', () => {
     await expect(approve(randomScalar(), certificate)).rejects.toThrow(/HTTP 404/);
     expect(await state()).toBe(afterApprove);
     expect((await checkPairing(pending))?.device.client).toBe('outlook');
+  });
+
+  it("refuses to approve a request made without the invitation's key (as the gateway could); nothing stored", async () => {
+    const decoded = decodePairingInvitation((await createPairingInvitation(alice)).invitation);
+    // Everything the gateway knows of the invitation, and a key of its own.
+    const forged = encodePairingInvitation({
+      ...decoded,
+      key: Buffer.alloc(32, 7).toString('base64url'),
+    });
+    const pending = await startPairing(forged, { name: 'intruder' });
+    const [listed] = await listPendingPairings(alice);
+    expect(listed).toMatchObject({ shortCode: pending.shortCode, fromInvitation: false });
+    await refusedUnchanged(
+      () => approvePairing(alice, pending.shortCode),
+      /not made with one of your invitations/,
+    );
+    await refusePairing(alice, pending.shortCode);
   });
 
   it('an expired request is neither listed, nor approved, nor picked up', async () => {

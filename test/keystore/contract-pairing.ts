@@ -26,6 +26,8 @@ export function pairingContract(ctx: ContractContext): void {
     tau: randomScalar(),
     credentialHash: ctx.credentialHash,
     pickupHash: 'ab'.repeat(32),
+    invite: 'sealed-invite',
+    tag: 'mac-of-the-request',
     expires: Date.now() + 60_000,
     ...extra,
   });

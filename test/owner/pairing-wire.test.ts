@@ -100,6 +100,7 @@ describe('the invitation', () => {
     address: 'a@example.org',
     udf: 'MABC-DEFG',
     invite: 'sealed',
+    key: 'a2V5',
   };
 
   it('round-trips, and refuses what is not one', () => {

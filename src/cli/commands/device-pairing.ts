@@ -32,7 +32,11 @@ export async function printPendingPairings(key: OwnerKey): Promise<void> {
   const pending = await listPendingPairings(key);
   if (pending.length === 0) print('no pairing requests waiting');
   for (const p of pending)
-    print(`${p.shortCode}\t${p.name}\t${p.client}\tasked ${p.created}\texpires ${p.expires}`);
+    print(
+      `${p.shortCode}\t${p.name}\t${p.client}\tasked ${p.created}\texpires ${p.expires}${
+        p.fromInvitation ? '' : '\tNOT made with your invitation: refuse it'
+      }`,
+    );
 }
 
 export function registerPairing(
