@@ -7,27 +7,22 @@
  */
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configSchema } from '../../src/config/schema.js';
 import { startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
 import { startPebble, type Pebble } from '../helpers/pebble.js';
+import {
+  freeGatewayPorts,
+  writeGatewayConfig,
+  type GatewayPorts,
+} from '../helpers/gateway-instance.js';
 import { freePort } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const tmp = tempDir('recrypt-acme-');
 let pebble: Pebble;
 const gateways: Spawned[] = [];
-
-interface Ports {
-  smtp: number;
-  imap: number;
-  starttls: number;
-  admin: number;
-  operator: number;
-  storeImap: number;
-}
 
 /** The leaf certificate a TLS listener serves for `localhost`, and openssl's verdict on its chain. */
 function served(port: number): { leaf: X509Certificate; verify: string } {
@@ -59,33 +54,15 @@ async function startGateway(
   name: string,
   acme: string,
   waitReady = true,
-): Promise<{ gateway: Spawned; ports: Ports; dir: string }> {
+): Promise<{ gateway: Spawned; ports: GatewayPorts; dir: string }> {
   const dir = join(tmp.path, name);
   execFileSync('mkdir', ['-p', dir]);
-  const ports: Ports = {
-    smtp: await freePort(),
-    imap: await freePort(),
-    starttls: await freePort(),
-    admin: await freePort(),
-    operator: await freePort(),
-    storeImap: await freePort(),
-  };
-  const configFile = join(dir, 'recrypt.yaml');
-  writeFileSync(
-    configFile,
-    [
-      'dataDir: ./data',
-      'logLevel: info',
-      'hostname: localhost',
-      `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
-      `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
-      `admin: { port: ${ports.admin} }`,
-      // The operator listener exists in newer configs; give it a free port when it does.
-      ...('operator' in configSchema.shape ? [`operator: { port: ${ports.operator} }`] : []),
-      `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
-      `acme: { directoryUrl: "${pebble.directoryUrl}", email: postmaster@localhost, domains: [localhost], caFile: "${pebble.apiCaFile}", host: 127.0.0.1, ${acme} }`,
-    ].join('\n'),
-  );
+  const ports = await freeGatewayPorts();
+  const configFile = writeGatewayConfig(dir, ports, [
+    'logLevel: info',
+    'hostname: localhost',
+    `acme: { directoryUrl: "${pebble.directoryUrl}", email: postmaster@localhost, domains: [localhost], caFile: "${pebble.apiCaFile}", host: 127.0.0.1, ${acme} }`,
+  ]);
   const gateway = startRecrypt(['--config', configFile], dir);
   gateways.push(gateway);
   if (!waitReady) return { gateway, ports, dir };

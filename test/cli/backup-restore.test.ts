@@ -25,8 +25,13 @@ import type { Manifest } from '../../src/cli/operator/backup-manifest.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { parseDeviceAdd, type AddedDeviceOutput } from '../helpers/cli-flow.js';
 import { runCli } from '../helpers/cli-run.js';
-import { startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
-import { freePort } from '../helpers/ports.js';
+import { type Spawned } from '../helpers/gateway-process.js';
+import {
+  freeGatewayPorts,
+  startGatewayProcess,
+  writeGatewayConfig,
+  type GatewayPorts,
+} from '../helpers/gateway-instance.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const tmp = tempDir('recrypt-backup-');
@@ -39,14 +44,7 @@ const owner = join(tmp.path, 'owner');
 interface Site {
   configFile: string;
   dataDir: string;
-  ports: {
-    smtp: number;
-    imap: number;
-    starttls: number;
-    admin: number;
-    operator: number;
-    storeImap: number;
-  };
+  ports: GatewayPorts;
 }
 
 let original: Site;
@@ -56,27 +54,8 @@ let running: Spawned | undefined;
 async function site(name: string): Promise<Site> {
   const dir = join(tmp.path, name);
   mkdirSync(dir);
-  const ports = {
-    smtp: await freePort(),
-    imap: await freePort(),
-    starttls: await freePort(),
-    admin: await freePort(),
-    operator: await freePort(),
-    storeImap: await freePort(),
-  };
-  const configFile = join(dir, 'recrypt.yaml');
-  writeFileSync(
-    configFile,
-    [
-      'dataDir: ./data',
-      'logLevel: warn',
-      `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
-      `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
-      `admin: { port: ${ports.admin} }`,
-      `operator: { port: ${ports.operator} }`,
-      `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
-    ].join('\n'),
-  );
+  const ports = await freeGatewayPorts();
+  const configFile = writeGatewayConfig(dir, ports);
   return { configFile, dataDir: join(dir, 'data'), ports };
 }
 
@@ -84,36 +63,8 @@ function certOf(at: Site): string {
   return join(at.dataDir, 'tls', 'cert.pem');
 }
 
-async function start(at: Site): Promise<Spawned> {
-  const run = startRecrypt(['--config', at.configFile], join(at.configFile, '..'));
-  await waitFor(
-    'the gateway to be ready',
-    () => {
-      if (run.child.exitCode !== null) throw new Error(`gateway exited: ${run.output()}`);
-      try {
-        const status = execFileSync(
-          'curl',
-          [
-            '-s',
-            '-o',
-            '/dev/null',
-            '-w',
-            '%{http_code}',
-            '--cacert',
-            certOf(at),
-            `https://127.0.0.1:${at.ports.admin}/healthz`,
-          ],
-          { encoding: 'utf8' },
-        );
-        return Promise.resolve(status === '200');
-      } catch {
-        return Promise.resolve(false);
-      }
-      // Generous: the machine running the suite may be busy, and start-up is not measured here.
-    },
-    150_000,
-  );
-  return run;
+function start(at: Site): Promise<Spawned> {
+  return startGatewayProcess(at.configFile, at.ports);
 }
 
 function filesUnder(dir: string): string[] {
@@ -205,8 +156,11 @@ describe('recrypt backup and restore', () => {
     const messages = paths.filter((p) => /^data\/mail\/[^/]+\/Maildir\/(cur|new)\//.test(p));
     expect(messages).toHaveLength(1);
     expect(paths.some((p) => p.endsWith('/Maildir/dovecot-uidlist'))).toBe(true);
-    // The index is a cache, the socket is not state, the SQLite side files are folded in.
-    expect(paths.filter((p) => /recrypt-index|\.sock$|-wal$|-shm$/.test(p))).toEqual([]);
+    // The index and the point cache are caches, the socket is not state, the SQLite side
+    // files are folded in.
+    expect(paths.filter((p) => /recrypt-index|point-cache|\.sock$|-wal$|-shm$/.test(p))).toEqual(
+      [],
+    );
     expect(modesUnder(backupDir)).toEqual(new Set(['dir 700', 'file 600']));
     expect(statSync(backupDir).mode & 0o777).toBe(0o700);
     // Every file of the backup is in the manifest, and nothing else.

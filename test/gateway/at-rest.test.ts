@@ -30,8 +30,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
 import { runCli } from '../helpers/cli-run.js';
 import { RawImap } from '../helpers/gateway-imap-raw.js';
-import { startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
-import { freePort } from '../helpers/ports.js';
+import { waitFor, type Spawned } from '../helpers/gateway-process.js';
+import {
+  freeGatewayPorts,
+  startGatewayProcess,
+  writeGatewayConfig,
+  type GatewayPorts,
+} from '../helpers/gateway-instance.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const run = promisify(execFile);
@@ -41,7 +46,7 @@ const configFile = join(tmp.path, 'recrypt.yaml');
 const certFile = join(dataDir, 'tls', 'cert.pem');
 const outside = join(tmp.path, 'outside.txt');
 const ADDRESS = 'alice@example.org';
-const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, operator: 0, storeImap: 0 };
+let ports: GatewayPorts;
 let gateway: Spawned | undefined;
 let imapPassword = '';
 
@@ -112,7 +117,7 @@ async function swaksLmtp(target: string[], asUser?: string): Promise<string> {
 
 beforeAll(async () => {
   for (const name of ['curl', 'swaks', 'runuser', 'ss', 'python3']) requireBinary(name);
-  for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
+  ports = await freeGatewayPorts();
   // What an older version, a restored backup or a careless copy leaves behind.
   mkdirSync(join(dataDir, 'old'), { recursive: true });
   chmodSync(dataDir, 0o755);
@@ -124,27 +129,8 @@ beforeAll(async () => {
   writeFileSync(outside, 'not the gateway’s\n');
   chmodSync(outside, 0o644);
   symlinkSync(outside, join(dataDir, 'outside-link'));
-  writeFileSync(
-    configFile,
-    [
-      'dataDir: ./data',
-      'logLevel: warn',
-      `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
-      `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
-      `admin: { port: ${ports.admin} }`,
-      `operator: { port: ${ports.operator} }`,
-      `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
-    ].join('\n'),
-  );
-  gateway = startRecrypt(['--config', configFile], tmp.path);
-  await waitFor('the gateway to be ready', () => {
-    if (gateway!.child.exitCode !== null) throw new Error(`gateway exited: ${gateway!.output()}`);
-    try {
-      return curl('/readyz').status === 200;
-    } catch {
-      return false;
-    }
-  });
+  writeGatewayConfig(tmp.path, ports);
+  gateway = await startGatewayProcess(configFile, ports);
 
   const added = await runCli(['user', 'add', ADDRESS, '--config', configFile], { cwd: tmp.path });
   expect(added.stderr).toBe('');

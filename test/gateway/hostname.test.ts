@@ -4,22 +4,26 @@
  * self-signed certificate, and the URL `recrypt user add` prints for the owner.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
 import { runCli } from '../helpers/cli-run.js';
-import { startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
-import { freePort } from '../helpers/ports.js';
+import { type Spawned } from '../helpers/gateway-process.js';
+import {
+  freeGatewayPorts,
+  startGatewayProcess,
+  writeGatewayConfig,
+  type GatewayPorts,
+} from '../helpers/gateway-instance.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const NAME = 'mx.hostname-test.example';
 const tmp = tempDir('recrypt-hostname-');
 const configFile = join(tmp.path, 'recrypt.yaml');
 const certFile = join(tmp.path, 'data', 'tls', 'cert.pem');
-const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, operator: 0, storeImap: 0 };
+let ports: GatewayPorts;
 let gateway: Spawned | undefined;
 
 /** The greeting and the EHLO reply, read off a raw socket. */
@@ -46,35 +50,9 @@ function smtpHello(port: number): Promise<string> {
 beforeAll(async () => {
   requireBinary('openssl');
   requireBinary('curl');
-  for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
-  writeFileSync(
-    configFile,
-    [
-      'dataDir: ./data',
-      'logLevel: warn',
-      `hostname: ${NAME}`,
-      `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
-      `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
-      `admin: { port: ${ports.admin} }`,
-      `operator: { port: ${ports.operator} }`,
-      `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
-    ].join('\n'),
-  );
-  gateway = startRecrypt(['--config', configFile], tmp.path);
-  await waitFor('the gateway to be ready', () => {
-    if (gateway!.child.exitCode !== null) throw new Error(`gateway exited: ${gateway!.output()}`);
-    try {
-      execFileSync('curl', [
-        '-sf',
-        '--cacert',
-        certFile,
-        `https://127.0.0.1:${ports.operator}/readyz`,
-      ]);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  ports = await freeGatewayPorts();
+  writeGatewayConfig(tmp.path, ports, [`hostname: ${NAME}`]);
+  gateway = await startGatewayProcess(configFile, ports);
 }, 120_000);
 
 afterAll(async () => {

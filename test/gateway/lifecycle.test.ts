@@ -6,14 +6,7 @@
  * exits at once.
  */
 import { execFileSync } from 'node:child_process';
-import {
-  copyFileSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
@@ -21,15 +14,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
 import { runCli } from '../helpers/cli-run.js';
 import { RawImap } from '../helpers/gateway-imap-raw.js';
-import { sleep, startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
-import { freePort } from '../helpers/ports.js';
+import { sleep, waitFor, type Spawned } from '../helpers/gateway-process.js';
+import {
+  freeGatewayPorts,
+  startGatewayProcess,
+  writeGatewayConfig,
+  type GatewayPorts,
+} from '../helpers/gateway-instance.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const tmp = tempDir('recrypt-lifecycle-');
 const configFile = join(tmp.path, 'recrypt.yaml');
 const certFile = join(tmp.path, 'data', 'tls', 'cert.pem');
 const ADDRESS = 'alice@example.org';
-const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, operator: 0, storeImap: 0 };
+let ports: GatewayPorts;
 let gateway: Spawned | undefined;
 let imapPassword = '';
 
@@ -44,18 +42,7 @@ function curl(path: string, port = ports.operator): { status: number; body: stri
   return { status: Number(out.slice(cut + 1)), body: out.slice(0, cut) };
 }
 
-async function startGateway(): Promise<Spawned> {
-  const run = startRecrypt(['--config', configFile], tmp.path);
-  await waitFor('the gateway to be ready', async () => {
-    if (run.child.exitCode !== null) throw new Error(`gateway exited: ${run.output()}`);
-    try {
-      return curl('/readyz').status === 200;
-    } catch {
-      return false;
-    }
-  });
-  return run;
-}
+const startGateway = () => startGatewayProcess(configFile, ports);
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -96,19 +83,8 @@ function sender(port: number) {
 
 beforeAll(async () => {
   for (const name of ['curl', 'openssl', 'sh']) requireBinary(name);
-  for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
-  writeFileSync(
-    configFile,
-    [
-      'dataDir: ./data',
-      'logLevel: warn',
-      `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
-      `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
-      `admin: { port: ${ports.admin} }`,
-      `operator: { port: ${ports.operator} }`,
-      `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
-    ].join('\n'),
-  );
+  ports = await freeGatewayPorts();
+  writeGatewayConfig(tmp.path, ports);
   gateway = await startGateway();
   const added = await runCli(['user', 'add', ADDRESS, '--config', configFile], { cwd: tmp.path });
   expect(added.stderr).toBe('');

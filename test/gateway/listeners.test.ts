@@ -9,8 +9,13 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli-run.js';
-import { startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
-import { freePort } from '../helpers/ports.js';
+import { type Spawned } from '../helpers/gateway-process.js';
+import {
+  freeGatewayPorts,
+  startGatewayProcess,
+  writeGatewayConfig,
+  type GatewayPorts,
+} from '../helpers/gateway-instance.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const tmp = tempDir('recrypt-listeners-');
@@ -19,7 +24,7 @@ const certFile = join(tmp.path, 'data', 'tls', 'cert.pem');
 const metricsTokenFile = join(tmp.path, 'metrics.token');
 const METRICS_TOKEN = 'metrics-token-for-the-test';
 const BURST = 20;
-const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, operator: 0, storeImap: 0 };
+let ports: GatewayPorts;
 let gateway: Spawned | undefined;
 
 interface Reply {
@@ -66,30 +71,14 @@ const adminToken = () =>
   `Bearer ${readFileSync(join(tmp.path, 'data', 'admin.token'), 'utf8').trim()}`;
 
 beforeAll(async () => {
-  for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
+  ports = await freeGatewayPorts();
   writeFileSync(metricsTokenFile, `${METRICS_TOKEN}\n`, { mode: 0o600 });
-  writeFileSync(
-    configFile,
-    [
-      'dataDir: ./data',
-      'logLevel: warn',
-      `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
-      `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
-      // A minute per token after the burst: the last test runs the bucket dry.
-      `admin: { port: ${ports.admin}, rateLimit: { perMinute: 1, burst: ${BURST} } }`,
-      `operator: { port: ${ports.operator}, metricsTokenFile: ${metricsTokenFile} }`,
-      `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
-    ].join('\n'),
-  );
-  gateway = startRecrypt(['--config', configFile], tmp.path);
-  await waitFor('the gateway to be ready', async () => {
-    if (gateway!.child.exitCode !== null) throw new Error(`gateway exited: ${gateway!.output()}`);
-    try {
-      return (await call(ports.operator, 'GET', '/readyz')).status === 200;
-    } catch {
-      return false;
-    }
-  });
+  writeGatewayConfig(tmp.path, ports, [
+    // A minute per token after the burst: the last test runs the bucket dry.
+    `admin: { port: ${ports.admin}, rateLimit: { perMinute: 1, burst: ${BURST} } }`,
+    `operator: { port: ${ports.operator}, metricsTokenFile: ${metricsTokenFile} }`,
+  ]);
+  gateway = await startGatewayProcess(configFile, ports);
 }, 120_000);
 
 afterAll(async () => {

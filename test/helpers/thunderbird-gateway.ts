@@ -4,24 +4,15 @@
  * with the printed token, `device add` (its .p12, .p12 password and device password
  * parsed from what it prints), and mail delivered to the MX over SMTP.
  */
-import { spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import type Mail from 'nodemailer/lib/mailer/index.js';
 import { expect } from 'vitest';
 import { parseDeviceAdd, PASSPHRASE, type AddedDeviceOutput } from './cli-flow.js';
 import { runCli } from './cli-run.js';
-import { startRecrypt, waitFor, type Spawned } from './gateway-process.js';
-import { freePort } from './ports.js';
-import { requireBinary } from './binaries.js';
+import { startRecrypt, type Spawned } from './gateway-process.js';
+import { freeGatewayPorts, waitForGatewayReady, writeGatewayConfig } from './gateway-instance.js';
 
 /**
  * The owner's commands derive keys (scrypt, PKCS#12 PBKDF2): on two cores shared with other
@@ -54,48 +45,13 @@ export async function startThunderbirdGateway(
   dir: string,
   address: string,
 ): Promise<ThunderbirdGateway> {
-  const curl = requireBinary('curl');
-  const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, operator: 0, storeImap: 0 };
-  for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
-  const configFile = join(dir, 'recrypt.yaml');
+  const ports = await freeGatewayPorts();
+  const configFile = writeGatewayConfig(dir, ports);
   const certFile = join(dir, 'data', 'tls', 'cert.pem');
-  writeFileSync(
-    configFile,
-    [
-      'dataDir: ./data',
-      'logLevel: warn',
-      `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
-      `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
-      `admin: { port: ${ports.admin} }`,
-      `operator: { port: ${ports.operator} }`,
-      `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
-    ].join('\n'),
-  );
   const gateway: Spawned = startRecrypt(['--config', configFile], dir);
   try {
     const origin = `https://127.0.0.1:${ports.admin}`;
-    await waitFor(
-      'the gateway to be ready',
-      () => {
-        if (gateway.child.exitCode !== null) throw new Error(`gateway exited: ${gateway.output()}`);
-        const ready = spawnSync(
-          curl,
-          [
-            '-s',
-            '-o',
-            '/dev/null',
-            '-w',
-            '%{http_code}',
-            '--cacert',
-            certFile,
-            `https://127.0.0.1:${ports.operator}/readyz`,
-          ],
-          { encoding: 'utf8' },
-        );
-        return ready.stdout === '200';
-      },
-      STARTUP_TIMEOUT_MS,
-    );
+    await waitForGatewayReady(gateway, ports.operator, STARTUP_TIMEOUT_MS);
     const added = await runCli(['user', 'add', address, '--config', configFile], {
       cwd: dir,
       timeoutMs: CLI_TIMEOUT_MS,

@@ -10,7 +10,7 @@
  * owner's `recrypt list held` reads it and `recrypt list approve` releases it.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateGatewayKey, openKeyStore } from '../../src/keystore/index.js';
@@ -19,8 +19,13 @@ import { readListKeyFile } from '../../src/owner/list-key-file.js';
 import { certificatePublicPoint, multiplyPoint } from '../../src/recrypt/index.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { runCli } from '../helpers/cli-run.js';
-import { startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
-import { freePort } from '../helpers/ports.js';
+import { type Spawned } from '../helpers/gateway-process.js';
+import {
+  freeGatewayPorts,
+  startGatewayProcess,
+  writeGatewayConfig,
+  type GatewayPorts,
+} from '../helpers/gateway-instance.js';
 import { RemoteMx } from '../helpers/outbound-remote.js';
 import { decryptWith } from '../helpers/proxy-pki.js';
 import { makeRemoteIdentity, type RemoteIdentity } from '../helpers/remote-identity.js';
@@ -36,7 +41,7 @@ const LIST = 'team@example.org';
 const REMOTE = 'Carol@Elsewhere.example';
 const PASSPHRASE = 'correct horse battery staple';
 const P12_PASSWORD = 'carol p12 password';
-const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, operator: 0, storeImap: 0 };
+let ports: GatewayPorts;
 let gateway: Spawned | undefined;
 const ownerDir = join(tmp.path, 'owner');
 const remoteDir = join(tmp.path, 'carol');
@@ -45,28 +50,6 @@ let remoteMx: RemoteMx;
 
 const owner = (args: string[]) =>
   runCli(args, { cwd: ownerDir, env: { RECRYPT_PASSPHRASE: PASSPHRASE } });
-
-function ready(): boolean {
-  try {
-    const status = execFileSync(
-      'curl',
-      [
-        '-s',
-        '-o',
-        '/dev/null',
-        '-w',
-        '%{http_code}',
-        '--cacert',
-        certFile,
-        `https://127.0.0.1:${ports.operator}/readyz`,
-      ],
-      { encoding: 'utf8', input: '' },
-    );
-    return status === '200';
-  } catch {
-    return false;
-  }
-}
 
 /** Does the key the gateway holds for the remote member map D to the list group's key? */
 async function remoteKeyMapsTo(groupId: string, listCertificate: Uint8Array): Promise<boolean> {
@@ -86,28 +69,13 @@ async function remoteKeyMapsTo(groupId: string, listCertificate: Uint8Array): Pr
 
 beforeAll(async () => {
   for (const name of ['curl', 'openssl']) requireBinary(name);
-  for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
+  ports = await freeGatewayPorts();
   remoteMx = await RemoteMx.start();
-  writeFileSync(
-    configFile,
-    [
-      'dataDir: ./data',
-      'logLevel: warn',
-      `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
-      `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
-      `admin: { port: ${ports.admin} }`,
-      `operator: { port: ${ports.operator} }`,
-      `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
-      // Carol's provider: its MX is the test's SMTP server (there is no DNS here).
-      `outbound: { routes: { elsewhere.example: '127.0.0.1:${remoteMx.port}' }, retryInitial: 1s }`,
-    ].join('\n'),
-  );
-  gateway = startRecrypt(['--config', configFile], tmp.path);
-  const run = gateway;
-  await waitFor('the gateway to be ready', () => {
-    if (run.child.exitCode !== null) throw new Error(`gateway exited: ${run.output()}`);
-    return ready();
-  });
+  writeGatewayConfig(tmp.path, ports, [
+    // Carol's provider: its MX is the test's SMTP server (there is no DNS here).
+    `outbound: { routes: { elsewhere.example: '127.0.0.1:${remoteMx.port}' }, retryInitial: 1s }`,
+  ]);
+  gateway = await startGatewayProcess(configFile, ports);
   const added = await runCli(['user', 'add', OWNER, '--config', configFile], { cwd: tmp.path });
   expect(added.stderr).toBe('');
   const token = /enrolment token .*: (\S+)$/m.exec(added.stdout)![1]!;

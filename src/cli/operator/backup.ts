@@ -7,8 +7,8 @@
  * because a message file never changes once in cur/ or new/ (only its name, when flags
  * change), and each folder's dovecot-uidlist is copied after its messages, so every
  * copied message keeps its UID. The per-user index (recrypt-index.sqlite) is a cache
- * the store rebuilds when missing (src/store/README.md) and is left out, as is the LMTP
- * socket and every tmp/ folder's content.
+ * the store rebuilds when missing (src/store/README.md) and is left out, as are the proxy's
+ * point cache, the LMTP socket and every tmp/ folder's content.
  */
 import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
@@ -36,8 +36,11 @@ export interface BackupReport {
   manifest: Manifest;
 }
 
-/** Index caches of the embedded store: rebuilt from the Maildir when missing. */
-const INDEX_CACHE = /^recrypt-index\.sqlite(-wal|-shm|-journal)?$/;
+/**
+ * Caches, rebuilt when missing: the embedded store's per-user index (from the Maildir) and
+ * the proxy's point cache (recomputed at the next fetch).
+ */
+const CACHE_FILE = /^(recrypt-index|point-cache)\.sqlite(-wal|-shm|-journal)?$/;
 
 function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === 'ENOENT';
@@ -230,7 +233,7 @@ async function copyTree(
         await copyTree(writer, dataDir, relPath, handled);
       }
     } else if (info.isFile()) {
-      if (INDEX_CACHE.test(name) || /^\..*\.tmp$/.test(name)) continue;
+      if (CACHE_FILE.test(name) || /^\..*\.tmp$/.test(name)) continue;
       files.push(name);
     } else {
       writer.skipped.push(`${relPath} (not a regular file or directory)`);
