@@ -43,6 +43,8 @@ export interface PointCacheStats {
   corrupt: number;
   /** Entries made with other keys (ignored). */
   stale: number;
+  /** SQLite calls that failed (treated as misses; writes dropped). */
+  errors: number;
 }
 
 export const DEFAULT_MAX_ENTRIES = 2_000_000;
@@ -69,7 +71,7 @@ interface Pending {
 }
 
 export class PointCache {
-  readonly stats: PointCacheStats = { hits: 0, misses: 0, corrupt: 0, stale: 0 };
+  readonly stats: PointCacheStats = { hits: 0, misses: 0, corrupt: 0, stale: 0, errors: 0 };
   private readonly db: Database.Database;
   private readonly select: Database.Statement<unknown[], Row>;
   private readonly insert: Database.Statement;
@@ -136,7 +138,7 @@ export class PointCache {
     if (this.closed) return undefined;
     const fields = keyFields(scope, key);
     const id = fields.join('\u0000');
-    const entry = this.pending.get(id)?.entry ?? this.select.get(...fields)?.entry;
+    const entry = this.pending.get(id)?.entry ?? this.read(fields);
     if (entry === undefined) {
       this.stats.misses++;
       return undefined;
@@ -145,7 +147,7 @@ export class PointCache {
     if (plan === null) {
       this.stats.corrupt++;
       this.pending.delete(id);
-      this.remove.run(...fields);
+      this.guard(() => this.remove.run(...fields));
       return undefined;
     }
     if (!entry.subarray(0, FP_BYTES).equals(scope.fingerprint())) {
@@ -176,25 +178,29 @@ export class PointCache {
   forgetDevice(owner: string, device: string): void {
     this.dropPending((values) => values[0] === owner && values[1] === device);
     if (!this.closed)
-      this.db.prepare('DELETE FROM plans WHERE owner = ? AND device = ?').run(owner, device);
+      this.guard(() =>
+        this.db.prepare('DELETE FROM plans WHERE owner = ? AND device = ?').run(owner, device),
+      );
   }
 
   /** Drops every entry of every device of `owner` (removed, or its lists changed). */
   forgetOwner(owner: string): void {
     this.dropPending((values) => values[0] === owner);
-    if (!this.closed) this.db.prepare('DELETE FROM plans WHERE owner = ?').run(owner);
+    if (!this.closed)
+      this.guard(() => this.db.prepare('DELETE FROM plans WHERE owner = ?').run(owner));
   }
 
   /** Drops every entry read from `storeUser`'s mailboxes (a list archive whose list changed). */
   forgetStoreUser(storeUser: string): void {
     this.dropPending((values) => values[2] === storeUser);
-    if (!this.closed) this.db.prepare('DELETE FROM plans WHERE store_user = ?').run(storeUser);
+    if (!this.closed)
+      this.guard(() => this.db.prepare('DELETE FROM plans WHERE store_user = ?').run(storeUser));
   }
 
   /** Drops everything (after a gap in the key store's notifications). */
   clear(): void {
     this.pending.clear();
-    if (!this.closed) this.db.exec('DELETE FROM plans');
+    if (!this.closed) this.guard(() => this.db.exec('DELETE FROM plans'));
   }
 
   /** Entries stored (committed ones). */
@@ -210,13 +216,16 @@ export class PointCache {
     if (this.closed || this.pending.size === 0) return;
     const batch = [...this.pending.values()];
     this.pending.clear();
-    this.db.transaction(() => {
-      for (const { fields, entry } of batch) this.insert.run(...fields, entry);
-    })();
+    // A failed commit (disk full, the file locked too long) loses only these plans.
+    this.guard(() =>
+      this.db.transaction(() => {
+        for (const { fields, entry } of batch) this.insert.run(...fields, entry);
+      })(),
+    );
     this.writesSinceCheck += batch.length;
     if (this.writesSinceCheck >= EVICT_CHECK_EVERY) {
       this.writesSinceCheck = 0;
-      this.evict();
+      this.guard(() => this.evict());
     }
   }
 
@@ -225,6 +234,24 @@ export class PointCache {
     this.flush();
     this.closed = true;
     this.db.close();
+  }
+
+  /** A stored entry, or undefined; a failed read is a miss (the fetch multiplies). */
+  private read(fields: Fields): Buffer | undefined {
+    return this.guard(() => this.select.get(...fields)?.entry);
+  }
+
+  /**
+   * Runs one SQLite call; an error is counted and swallowed. The cache must never fail a
+   * fetch: without it the proxy only multiplies again.
+   */
+  private guard<T>(fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch {
+      this.stats.errors++;
+      return undefined;
+    }
   }
 
   private evict(): void {

@@ -74,6 +74,25 @@ describe('point cache', () => {
     again.close();
   });
 
+  it('a failing database is a miss, never an exception on the fetch path', () => {
+    const path = freshPath();
+    const cache = new PointCache(path);
+    cache.set(scope('dev-1'), key, plan);
+    cache.flush();
+    const raw = new Database(path);
+    raw.exec('DROP TABLE plans');
+    raw.close();
+    expect(cache.get(scope('dev-1'), key)).toBeUndefined();
+    expect(() => {
+      cache.set(scope('dev-1'), { ...key, uid: 2 }, plan);
+      cache.flush();
+      cache.forgetDevice('a@example.org', 'dev-1');
+      cache.clear();
+    }).not.toThrow();
+    expect(cache.stats.errors).toBeGreaterThanOrEqual(3);
+    cache.close();
+  });
+
   it('does not serve a plan made with other keys (rotation, re-key)', () => {
     const cache = new PointCache(freshPath());
     cache.set(scope('dev-1', Buffer.alloc(16, 1)), key, plan);
