@@ -181,8 +181,9 @@ describe('IMAP proxy with the PROXY protocol', () => {
     const tls = tlsConnect({
       host: '127.0.0.1',
       port: h.proxy.ports.tls!,
-      localAddress: '127.0.0.2',
       rejectUnauthorized: false,
+      // Typed on net's options, which tls.connect passes on.
+      ...{ localAddress: '127.0.0.2' },
     });
     const direct = client(tls);
     await direct.closed;
