@@ -1,21 +1,25 @@
 /**
- * The embedded store's IMAP server against a real Dovecot on the same 10,000 messages:
- * FETCH FLAGS+ENVELOPE for all, FETCH BODY[] of 1,000 × 20 KB, SEARCH by
- * header, and memory per idle IMAP connection. Both servers run as separate processes;
- * one client in this process drives both the same way. Each timing is the best of 3
- * after one untimed warm-up (which lets both build their indexes/caches).
+ * The embedded store's IMAP server against a real Dovecot on the same 10,000 messages
+ * (9,000 of 1.5 KB, 1,000 of 20 KB): FETCH FLAGS+ENVELOPE for all, FETCH BODY.PEEK[] of
+ * the whole mailbox, of a UID range and of the 1,000 large ones, SEARCH by header, SORT,
+ * THREAD, and memory per idle IMAP connection. Both servers run as separate processes;
+ * one client in this process drives both the same way. Each command runs once untimed on
+ * each server (both build their indexes and caches), then the two servers take turns
+ * over ROUNDS rounds (bench/harness.ts); best and median per server, and the ratio.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { startDovecot } from '../test/helpers/dovecot.js';
+import { compare, formatResults, median, ratio, timeMs } from './harness.js';
 import { tempDir } from '../test/helpers/tmp.js';
 
 const SMALL = 9_000;
 const LARGE = 1_000;
 const LARGE_SIZE = 20 * 1024;
 const IDLE_CONNECTIONS = 200;
+const ROUNDS = 5;
 const USER = 'bench';
 
 function message(i: number): Buffer {
@@ -108,23 +112,6 @@ class Client {
   }
 }
 
-async function timeIt(
-  client: Client,
-  command: string,
-): Promise<{ ms: number; bytes: number; firstMs: number }> {
-  const t = performance.now();
-  await client.run(command); // warm-up: first use builds indexes and caches on both servers
-  const firstMs = performance.now() - t;
-  let best = Number.POSITIVE_INFINITY;
-  let bytes = 0;
-  for (let i = 0; i < 3; i++) {
-    const t0 = performance.now();
-    bytes = await client.run(command);
-    best = Math.min(best, performance.now() - t0);
-  }
-  return { ms: best, bytes, firstMs };
-}
-
 function rssOf(pids: number[]): number {
   let total = 0;
   for (const pid of pids) {
@@ -136,6 +123,20 @@ function rssOf(pids: number[]): number {
     }
   }
   return total;
+}
+
+/** CPU time (ms, user + system, all threads) the processes have used so far; 10 ms resolution. */
+function cpuOf(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]?.split(' ') ?? [];
+      ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+    } catch {
+      // process ended between listing and reading
+    }
+  }
+  return ticks * 10;
 }
 
 function dovecotPids(): number[] {
@@ -221,40 +222,69 @@ export async function run(): Promise<void> {
     const started = await startOurs(ours.path, dovecot.masterPassword);
     child = started.child;
 
-    const servers = [
-      { name: 'ours', port: started.port, pids: () => [started.child.pid as number] },
-      { name: 'dovecot', port: dovecot.imapPort, pids: dovecotPids },
+    const ops: Array<[string, string]> = [
+      ['FETCH 1:* (FLAGS ENVELOPE), 10,000 msgs', 'FETCH 1:* (FLAGS ENVELOPE)'],
+      ['FETCH 1:* BODY.PEEK[], 10,000 msgs', 'FETCH 1:* BODY.PEEK[]'],
+      ['UID FETCH 2001:7000 BODY.PEEK[], 5,000 msgs', 'UID FETCH 2001:7000 BODY.PEEK[]'],
+      ['FETCH BODY.PEEK[] 1,000 x 20 KB', `FETCH ${SMALL + 1}:${SMALL + LARGE} BODY.PEEK[]`],
+      ['SEARCH HEADER X-Bench-Tag tag-42', 'SEARCH HEADER X-Bench-Tag tag-42'],
+      ['SEARCH RETURN (COUNT) FROM sender7', 'SEARCH RETURN (COUNT) FROM sender7'],
+      ['SORT (SUBJECT DATE), 10,000 msgs', 'SORT (SUBJECT DATE) UTF-8 ALL'],
+      ['THREAD REFERENCES, 10,000 msgs', 'THREAD REFERENCES UTF-8 ALL'],
+      ['THREAD ORDEREDSUBJECT, 10,000 msgs', 'THREAD ORDEREDSUBJECT UTF-8 ALL'],
     ];
-    const results: Record<
-      string,
-      Record<string, { ms: number; bytes: number; firstMs: number }>
-    > = {};
-    for (const s of servers) {
-      const c = await Client.open(s.port, USER, dovecot.masterUser, dovecot.masterPassword);
-      await c.run('SELECT INBOX');
-      results[s.name] = {
-        'FETCH 1:* (FLAGS ENVELOPE), 10,000 msgs': await timeIt(c, 'FETCH 1:* (FLAGS ENVELOPE)'),
-        'FETCH BODY.PEEK[] 1,000 x 20 KB': await timeIt(
-          c,
-          `FETCH ${SMALL + 1}:${SMALL + LARGE} BODY.PEEK[]`,
-        ),
-        'SEARCH HEADER X-Bench-Tag tag-42': await timeIt(c, 'SEARCH HEADER X-Bench-Tag tag-42'),
-        'SEARCH RETURN (COUNT) FROM sender7': await timeIt(c, 'SEARCH RETURN (COUNT) FROM sender7'),
-        'SORT (SUBJECT DATE), 10,000 msgs': await timeIt(c, 'SORT (SUBJECT DATE) UTF-8 ALL'),
-        'THREAD REFERENCES, 10,000 msgs': await timeIt(c, 'THREAD REFERENCES UTF-8 ALL'),
-      };
-      c.close();
-    }
+    const pids: Record<string, () => number[]> = {
+      ours: () => [started.child.pid as number],
+      dovecot: dovecotPids,
+    };
+    const clients = {
+      ours: await Client.open(started.port, USER, dovecot.masterUser, dovecot.masterPassword),
+      dovecot: await Client.open(
+        dovecot.imapPort,
+        USER,
+        dovecot.masterUser,
+        dovecot.masterPassword,
+      ),
+    };
+    for (const c of Object.values(clients)) await c.run('SELECT INBOX');
     console.log(
-      'operation (best of 3, warm)                ours ms   dovecot ms   ratio (ours/dovecot)   first run: ours / dovecot ms',
+      `each command: one untimed run per server, then ${ROUNDS} rounds taking turns; ms of wall time`,
     );
-    for (const op of Object.keys(results.ours ?? {})) {
-      const a = results.ours?.[op] as { ms: number; bytes: number; firstMs: number };
-      const b = results.dovecot?.[op] as { ms: number; bytes: number; firstMs: number };
+    // STORE_BENCH_ONLY=<regex> runs only the commands whose label matches (memory is always measured)
+    const only = new RegExp(process.env.STORE_BENCH_ONLY ?? '', 'i');
+    for (const [label, command] of ops.filter(([l]) => only.test(l))) {
+      const bytes: Record<string, number> = {};
+      const first: Record<string, number> = {};
+      for (const [name, c] of Object.entries(clients)) {
+        // the first run builds indexes and caches on both servers: reported, not compared
+        first[name] = await timeMs(async () => (bytes[name] = await c.run(command)));
+      }
+      // the servers' CPU time too: on a loaded machine it varies less than wall time
+      const cpu: Record<string, number[]> = { ours: [], dovecot: [] };
+      const results = await compare(
+        Object.entries(clients).map(([name, c]) => ({
+          name,
+          run: async () => {
+            const list = pids[name]?.() ?? [];
+            const before = cpuOf(list);
+            const ms = await timeMs(() => c.run(command));
+            cpu[name]?.push(cpuOf(list) - before);
+            return ms;
+          },
+        })),
+        { rounds: ROUNDS, warmup: 0 },
+      );
       console.log(
-        `${op.padEnd(42)} ${a.ms.toFixed(1).padStart(8)} ${b.ms.toFixed(1).padStart(12)}   ${(a.ms / b.ms).toFixed(2).padStart(6)}                 ${a.firstMs.toFixed(0)} / ${b.firstMs.toFixed(0)}   (reply bytes ${a.bytes} vs ${b.bytes})`,
+        `${label}: ours/dovecot ${ratio(results, 'ours', 'dovecot')} ` +
+          `(first run ${first.ours?.toFixed(0)} / ${first.dovecot?.toFixed(0)} ms; ` +
+          `reply bytes ${bytes.ours} / ${bytes.dovecot})`,
+      );
+      console.log(formatResults(results, 'ms', 1));
+      console.log(
+        `  server CPU ms, median: ours ${median(cpu.ours ?? [])}, dovecot ${median(cpu.dovecot ?? [])}`,
       );
     }
+    for (const c of Object.values(clients)) c.close();
     // a fresh process of ours for the memory figure, so the FETCH workload's heap does not blur it
     child.stdin?.end();
     await new Promise((r) => child?.once('exit', r));

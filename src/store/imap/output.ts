@@ -1,12 +1,18 @@
 import type { Duplex } from 'node:stream';
 
 const FLUSH_AT = 64 * 1024;
+/**
+ * Bytes the socket may hold before a writer waits for `drain`. Above the stream's own
+ * 16 KiB mark: waiting at that mark made a FETCH of a whole mailbox stop after every
+ * flush for the client to catch up; this still bounds a session's memory.
+ */
+const MAX_BUFFERED = 512 * 1024;
 
 /**
  * Writes responses to the socket. Text and small message bodies are batched up to
  * FLUSH_AT and written corked (one writev, not a syscall per message); bodies stay the
- * Buffers storage returned, never concatenated into strings or copied; every flush
- * waits for `drain` when the socket's buffer is full, so a slow client slows the session
+ * Buffers storage returned, never concatenated into strings or copied; a flush waits
+ * for `drain` when the socket holds MAX_BUFFERED, so a slow client slows the session
  * instead of growing its memory.
  */
 export class Output {
@@ -57,8 +63,8 @@ export class Output {
   }
 
   async flush(): Promise<void> {
-    const ok = this.writePending();
-    if (!ok) await this.drained();
+    this.writePending();
+    if (this.socket.writableLength >= MAX_BUFFERED) await this.drained();
   }
 
   private writePending(): boolean {
@@ -81,7 +87,8 @@ export class Output {
 
   private async write(bytes: Uint8Array): Promise<void> {
     if (this.isClosed) return;
-    if (!this.socket.write(bytes)) await this.drained();
+    this.socket.write(bytes);
+    if (this.socket.writableLength >= MAX_BUFFERED) await this.drained();
   }
 
   private drained(): Promise<void> {

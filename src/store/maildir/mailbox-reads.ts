@@ -4,6 +4,7 @@ import type { MessageStructure } from '../mime/types.js';
 import { toStoreError } from './disk.js';
 import type { UserIndex } from './index-db.js';
 import type { OpenFiles } from './open-files.js';
+import { quickRead, quickReadAllowed } from './quick-read.js';
 
 /**
  * Reading one mailbox's messages: byte ranges through the store-wide open-file cache
@@ -47,7 +48,19 @@ export class MailboxReads {
       const start = Math.min(Math.max(0, range?.start ?? 0), record.size);
       const length = Math.min(Math.max(0, range?.length ?? record.size), record.size - start);
       try {
-        const lease = await this.files.lease(this.owner, keyOf(uid, base), this.source.pathOf(uid));
+        const key = keyOf(uid, base);
+        // a read that ends the message keeps no descriptor: small ones need no thread pool
+        if (
+          attempt === 0 &&
+          start + length === record.size &&
+          quickReadAllowed(length) &&
+          !this.files.has(this.owner, key)
+        ) {
+          const bytes = quickRead(this.source.pathOf(uid), start, length);
+          if (bytes !== null) return bytes;
+          // no file at that path: the thread-pool path below looks again and reports it
+        }
+        const lease = await this.files.lease(this.owner, key, this.source.pathOf(uid));
         let offset = 0;
         const out = Buffer.alloc(length); // zeroed, as before: a short read leaves no uninitialised memory behind the view
         try {

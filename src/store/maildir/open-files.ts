@@ -50,6 +50,11 @@ export class OpenFiles {
     return this.slots.size;
   }
 
+  /** Whether a descriptor is cached (or being opened) for `owner`/`key`. */
+  has(owner: number, key: string): boolean {
+    return this.slots.has(`${owner}\u0000${key}`);
+  }
+
   /** Opens `path` (or reuses the descriptor cached under `owner`/`key`) for one read. */
   async lease(owner: number, key: string, path: string): Promise<OpenFileLease> {
     const id = `${owner}\u0000${key}`;

@@ -94,14 +94,18 @@ export async function handleFetch(s: Session, cmd: Cmd<'FETCH'>): Promise<OkRepl
   const cache = s.config.cache;
   const user = s.user?.user ?? '';
   let skipped = false;
+  const rendering = items.some(isRendered);
   const prepare = async (seq: number, uid: number): Promise<Array<string | Uint8Array> | null> => {
     const record = records.get(uid);
     if (record === undefined) {
       skipped = true;
       return null;
     }
-    const key = RenderCache.key(user, sel.handle.name, sel.handle.uidValidity, uid);
-    const cached = cache.get(key) ?? {};
+    // FETCH BODY[] of a whole mailbox renders nothing: no key to build, no LRU to touch
+    const key = rendering
+      ? RenderCache.key(user, sel.handle.name, sel.handle.uidValidity, uid)
+      : '';
+    const cached = (rendering ? cache.get(key) : undefined) ?? {};
     const wantStructure = items.some(
       (i) => needsStructure(i) && !(isRendered(i) && cached[i.type] !== undefined),
     );
