@@ -107,7 +107,9 @@ export function register(program: Command): void {
     .description('the messages waiting: id, recipient, attempts, next attempt, last reply')
     .option('--config <file>', CONFIG_HELP)
     .action(async (opts: { config?: string }) => {
-      const { jobs, unreadable } = await listQueue(resolveOperatorContext(opts.config));
+      const { where, jobs, unreadable } = await listQueue(resolveOperatorContext(opts.config));
+      if (where === 'redis')
+        print(`shared outbound queue (Redis, every gateway process): ${jobs.length} job(s)`);
       if (jobs.length === 0 && unreadable.length === 0) print('the outbound queue is empty');
       for (const job of jobs) {
         const from = job.mailFrom === '' ? '<>' : job.mailFrom;
@@ -123,8 +125,8 @@ export function register(program: Command): void {
     .command('flush')
     .description('ask the running gateway to retry every waiting message now (within a minute)')
     .option('--config <file>', CONFIG_HELP)
-    .action((opts: { config?: string }) => {
-      print(`flush requested (${requestFlush(resolveOperatorContext(opts.config))})`);
+    .action(async (opts: { config?: string }) => {
+      print(`flush requested (${await requestFlush(resolveOperatorContext(opts.config))})`);
     });
 
   program
