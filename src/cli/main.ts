@@ -6,23 +6,25 @@
  * usage). Subcommands live in ./commands/, each a module exporting `register(program)`.
  */
 import { Command } from 'commander';
-import { COMMANDS } from './commands/index.js';
+import { registerCommands } from './commands/index.js';
 import { reportError } from './errors.js';
 import { VERSION } from './version.js';
 
-export function buildProgram(): Command {
+/** The `recrypt` program with the commands `argv` needs (src/cli/commands/index.ts). */
+async function buildProgram(argv: readonly string[]): Promise<Command> {
   const program = new Command('recrypt')
     .description('recryption mail gateway: operator and owner tools')
     .version(VERSION)
     .exitOverride()
     .showSuggestionAfterError(true);
-  for (const register of COMMANDS) register(program);
+  await registerCommands(program, argv);
   return program;
 }
 
 async function main(argv: string[]): Promise<number> {
   try {
-    await buildProgram().parseAsync(argv);
+    const program = await buildProgram(argv);
+    await program.parseAsync(argv);
     return 0;
   } catch (error) {
     return reportError(error);
