@@ -5,12 +5,20 @@
  * encrypted copy is alive next to the original, whatever the number of recipients.
  *
  * Fail closed: a copy reaches the store only as the encryptor's output (checked to be
- * S/MIME) or, when the message already is an envelope for the group, byte-identical.
+ * S/MIME) or, when the message already is an envelope for the group, byte-identical. A
+ * streamed copy's header section is checked before anything is sent, and a failure
+ * while it is encrypted abandons it before the store's end of data (nothing stored).
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { MxMetrics } from './metrics.js';
-import type { DeliveryResult, DeliveryTarget, MessageEncryptor } from './ports.js';
+import type {
+  DeliveryResult,
+  DeliveryTarget,
+  MessageEncryptor,
+  OutgoingMessage,
+  StreamedMessage,
+} from './ports.js';
 import { SmtpReply, replies } from './reply.js';
 
 export interface LocalRecipient {
@@ -109,6 +117,82 @@ export async function encryptedCopy(
   return { payload, passThrough: false };
 }
 
+/** Thrown out of a stream's body() by `checkedStream`: the encryption failed, not the store. */
+class EncryptionFailed extends Error {
+  override readonly name = 'EncryptionFailed';
+}
+
+/**
+ * The encryptor's stream as the LMTP client pulls it: its pieces are counted against the
+ * announced length, and a failure while encrypting is logged as such and surfaces as
+ * EncryptionFailed (the LMTP client then abandons the copy before its end of data).
+ */
+function checkedStream(
+  stream: StreamedMessage,
+  logger: Logger,
+  logContext: Record<string, unknown>,
+): StreamedMessage {
+  const fail = (error: unknown): EncryptionFailed => {
+    const { name, message } = error as Error;
+    logger.error(
+      { err: { name, message: String(message).slice(0, 200) }, ...logContext },
+      'encryption failed while sending; answering 451',
+    );
+    return new EncryptionFailed();
+  };
+  return {
+    byteLength: stream.byteLength,
+    head: stream.head,
+    *body() {
+      let sent = stream.head.byteLength;
+      try {
+        for (const piece of stream.body()) {
+          sent += piece.byteLength;
+          if (sent > stream.byteLength) throw new Error('stream longer than announced');
+          yield piece;
+        }
+      } catch (error) {
+        throw fail(error);
+      }
+      if (sent !== stream.byteLength) throw fail(new Error('stream shorter than announced'));
+    },
+  };
+}
+
+/**
+ * The copy for one group of recipients: like `encryptedCopy`, but streamed when the
+ * encryptor can (the LMTP client encrypts as it sends; nothing is held twice).
+ */
+async function recipientCopy(
+  deps: Pick<GroupDeliveryDeps, 'encryptor' | 'logger'>,
+  input: Pick<GroupDeliveryInput, 'withTrace' | 'original'>,
+  certificate: Uint8Array,
+  logContext: Record<string, unknown>,
+): Promise<{ payload: OutgoingMessage; passThrough: boolean }> {
+  const { encryptor } = deps;
+  if (encryptor.streamForGroup === undefined)
+    return encryptedCopy(deps, input, certificate, logContext);
+  if (await isAlreadyForGroup(deps, input.original, certificate)) {
+    return { payload: input.original, passThrough: true };
+  }
+  let stream: StreamedMessage;
+  try {
+    stream = encryptor.streamForGroup(input.withTrace, certificate);
+  } catch (error) {
+    const { name, message } = error as Error;
+    deps.logger.error(
+      { err: { name, message: String(message).slice(0, 200) }, ...logContext },
+      'encryption failed; answering 451',
+    );
+    throw replies.localError();
+  }
+  if (!(stream.head instanceof Uint8Array) || !looksLikeSmime(stream.head)) {
+    deps.logger.error(logContext, 'encryptor returned something that is not S/MIME; answering 451');
+    throw replies.localError();
+  }
+  return { payload: checkedStream(stream, deps.logger, logContext), passThrough: false };
+}
+
 /** Resolves when every recipient's copy is stored; throws the SmtpReply to answer otherwise. */
 export async function deliverToGroups(
   deps: GroupDeliveryDeps,
@@ -118,7 +202,7 @@ export async function deliverToGroups(
   let encrypted = 0;
   let passedThrough = 0;
   for (const group of groupsOf(input.recipients)) {
-    const { payload, passThrough } = await encryptedCopy(deps, input, group.certificate, {
+    const { payload, passThrough } = await recipientCopy(deps, input, group.certificate, {
       mailboxes: group.mailboxes,
     });
     let groupResults: DeliveryResult[];
@@ -137,6 +221,7 @@ export async function deliverToGroups(
           },
       );
     } catch (error) {
+      if (error instanceof EncryptionFailed) throw replies.localError();
       deps.logger.warn(
         {
           err: { name: (error as Error).name, message: (error as Error).message },

@@ -4,13 +4,17 @@
  * reports one result per recipient. One connection per
  * delivery: no pooled socket can be half-dead when a message is waiting.
  *
+ * A streamed message (ports.ts `StreamedMessage`: the encryptor's output, made while it is
+ * sent) is pulled piece by piece and each piece written before the next is made, so the
+ * store's pace sets the encryption's and only a piece or two is queued at a time.
+ *
  * Hand-written (about a hundred lines) instead of nodemailer's SMTP client in LMTP mode:
  * that client dot-stuffs byte by byte in JavaScript, which dominated the MX benchmark for
  * large messages, and a small client shows plainly which reply belongs to which mailbox.
  */
 import { type Socket, connect } from 'node:net';
-import { dotStuff } from './dot-stuffing.js';
-import type { DeliveryResult, DeliveryTarget } from './ports.js';
+import { DotStuffer, dotStuff } from './dot-stuffing.js';
+import type { DeliveryResult, DeliveryTarget, OutgoingMessage } from './ports.js';
 
 /** Where the store listens: TCP, or a Unix socket (the embedded store's). */
 export type LmtpEndpoint = { host: string; port: number } | { path: string };
@@ -88,8 +92,56 @@ function failed(mailbox: string, reply: Reply): DeliveryResult {
   };
 }
 
-async function write(socket: Socket, data: Buffer | string): Promise<void> {
-  if (!socket.write(data)) await new Promise<void>((resolve) => socket.once('drain', resolve));
+/**
+ * Writes and, when the socket's buffer is full, waits until it drains: what is queued for
+ * the store stays small, and the event loop runs while the store reads. A socket that
+ * closes, fails or does not drain within `timeoutMs` rejects instead of waiting forever.
+ */
+async function write(socket: Socket, data: Buffer | string, timeoutMs: number): Promise<void> {
+  if (socket.write(data)) return;
+  if (socket.destroyed) throw new Error('LMTP connection closed');
+  await new Promise<void>((resolve, reject) => {
+    const done = (error?: Error): void => {
+      clearTimeout(timer);
+      socket.off('drain', drained);
+      socket.off('close', closed);
+      socket.off('error', done);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const drained = (): void => done();
+    const closed = (): void => done(new Error('LMTP connection closed'));
+    const timer = setTimeout(
+      () => done(new Error(`LMTP store read nothing for ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    socket.on('drain', drained);
+    socket.on('close', closed);
+    socket.on('error', done);
+  });
+}
+
+/**
+ * The message after DATA's 354, dot-stuffed, without the final ".". A streamed message is
+ * pulled one piece at a time, each written before the next is made (backpressure from the
+ * store back to the encryption). A whole one is written at once: it is already in memory.
+ */
+async function writeData(socket: Socket, message: OutgoingMessage, timeoutMs: number) {
+  if (message instanceof Uint8Array) {
+    socket.cork();
+    for (const part of dotStuff(message)) socket.write(part);
+    socket.uncork();
+    return;
+  }
+  const stuffer = new DotStuffer();
+  const send = async (piece: Uint8Array): Promise<void> => {
+    const parts = stuffer.push(piece);
+    for (let i = 0; i < parts.length - 1; i++) socket.write(parts[i]!);
+    if (parts.length > 0) await write(socket, parts[parts.length - 1]!, timeoutMs);
+  };
+  await send(message.head);
+  for (const piece of message.body()) await send(piece);
+  for (const part of stuffer.end()) await write(socket, part, timeoutMs);
 }
 
 export function lmtpDelivery(options: LmtpTargetOptions): DeliveryTarget {
@@ -113,33 +165,32 @@ export function lmtpDelivery(options: LmtpTargetOptions): DeliveryTarget {
       try {
         const greeting = await replies.next();
         if (greeting.code !== 220) throw new Error(`LMTP greeting: ${greeting.text}`);
-        await write(socket, `LHLO ${name}\r\n`);
+        await write(socket, `LHLO ${name}\r\n`, timeoutMs);
         const lhlo = await replies.next();
         if (lhlo.code !== 250) throw new Error(`LHLO: ${lhlo.text}`);
         const utf8 = /[^\x20-\x7e]/.test(mailFrom + mailboxes.join(''));
-        const params = `${/\b8BITMIME\b/i.test(lhlo.text) ? ' BODY=8BITMIME' : ''}${utf8 && /\bSMTPUTF8\b/i.test(lhlo.text) ? ' SMTPUTF8' : ''}`;
-        await write(socket, `MAIL FROM:<${mailFrom}>${params}\r\n`);
+        // SIZE (RFC 1870) lets the store take the message into one buffer as it arrives.
+        const params = `${/\b8BITMIME\b/i.test(lhlo.text) ? ' BODY=8BITMIME' : ''}${utf8 && /\bSMTPUTF8\b/i.test(lhlo.text) ? ' SMTPUTF8' : ''}${/\bSIZE\b/i.test(lhlo.text) ? ` SIZE=${message.byteLength}` : ''}`;
+        await write(socket, `MAIL FROM:<${mailFrom}>${params}\r\n`, timeoutMs);
         const mail = await replies.next();
         if (mail.code !== 250) return mailboxes.map((mailbox) => failed(mailbox, mail));
 
         const results = new Map<string, DeliveryResult>();
         const accepted: string[] = [];
         for (const mailbox of mailboxes) {
-          await write(socket, `RCPT TO:<${mailbox}>\r\n`);
+          await write(socket, `RCPT TO:<${mailbox}>\r\n`, timeoutMs);
           const rcpt = await replies.next();
           if (rcpt.code === 250 || rcpt.code === 251) accepted.push(mailbox);
           else results.set(mailbox, failed(mailbox, rcpt));
         }
         if (accepted.length > 0) {
-          await write(socket, 'DATA\r\n');
+          await write(socket, 'DATA\r\n', timeoutMs);
           const data = await replies.next();
           if (data.code !== 354) {
             for (const mailbox of accepted) results.set(mailbox, failed(mailbox, data));
           } else {
-            socket.cork();
-            for (const part of dotStuff(message)) socket.write(part);
-            socket.uncork();
-            await write(socket, '.\r\n');
+            await writeData(socket, message, timeoutMs);
+            await write(socket, '.\r\n', timeoutMs);
             // RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
             for (const mailbox of accepted) {
               const reply = await replies.next();
@@ -152,6 +203,11 @@ export function lmtpDelivery(options: LmtpTargetOptions): DeliveryTarget {
         }
         socket.end('QUIT\r\n');
         return mailboxes.map((mailbox) => results.get(mailbox)!);
+      } catch (error) {
+        // Cut off without the final ".": the store keeps nothing of a message that failed
+        // while it was sent (a streamed copy whose encryption failed, a store that hung).
+        socket.destroy();
+        throw error;
       } finally {
         socket.destroySoon();
         setTimeout(() => socket.destroy(), 1000).unref();

@@ -63,6 +63,23 @@ export class DirectoryUnavailableError extends Error {
   override readonly name = 'DirectoryUnavailableError';
 }
 
+/**
+ * A message made while it is sent (the encryptor's streaming output): its length and
+ * header section are known up front, the rest is produced piece by piece as the LMTP
+ * client pulls it, so a 50 MB message is never whole in memory a second time and the
+ * event loop runs between pieces.
+ */
+export interface StreamedMessage {
+  readonly byteLength: number;
+  /** The header section up to and including the empty line; checked before anything is sent. */
+  readonly head: Uint8Array;
+  /** The rest, in order, after `head`. Called once; a throw means "abandon this copy". */
+  body(): Iterable<Uint8Array>;
+}
+
+/** What is handed to the store: whole, or made while it is sent. */
+export type OutgoingMessage = Uint8Array | StreamedMessage;
+
 export interface MessageEncryptor {
   /**
    * The complete message (every header and body byte, trace headers included) → the
@@ -72,6 +89,13 @@ export interface MessageEncryptor {
     message: Uint8Array,
     groupCertificate: Uint8Array,
   ): Promise<Uint8Array> | Uint8Array;
+  /**
+   * The same S/MIME message, made while it is sent (optional; the MX uses it for
+   * recipients when offered, encryptForGroup otherwise). `message` does not change until
+   * the stream is consumed. Any throw, also from the stream's `body()`, means "do not
+   * store": the copy is abandoned before its end of data and the MX answers 451.
+   */
+  streamForGroup?(message: Uint8Array, groupCertificate: Uint8Array): StreamedMessage;
   /** True when the message already is an S/MIME envelope this group can read: stored as is. */
   isAlreadyForGroup(message: Uint8Array, groupCertificate: Uint8Array): Promise<boolean> | boolean;
 }
@@ -94,10 +118,12 @@ export interface DeliveryTarget {
    * Delivers one message to every mailbox in one transaction and reports each mailbox's
    * outcome. A mailbox reported `stored` is durable (the store said 250 for it). Throws
    * only when nothing can be said per mailbox; the MX treats that as temp-failed for all.
+   * A streamed message that fails while it is sent is abandoned before its end of data,
+   * so the store keeps nothing of it.
    */
   deliver(
     envelope: { mailFrom: string; mailboxes: string[] },
-    message: Uint8Array,
+    message: OutgoingMessage,
   ): Promise<DeliveryResult[]>;
 }
 

@@ -4,7 +4,7 @@
  * (LF-only, header-only, 0-byte). isEnvelopeForGroup for the MX's store-as-is rule.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { wrapMessage, isEnvelopeForGroup } from '../../src/recrypt/smime.js';
+import { wrapMessage, isEnvelopeForGroup, streamMessage } from '../../src/recrypt/smime.js';
 import { envelopeForGroup } from '../../src/recrypt/envelope.js';
 import { decryptMessage } from '../../src/recrypt/decrypt.js';
 import {
@@ -105,6 +105,41 @@ describe('wrapMessage', () => {
     expect(read.ok).toBe(true);
     expect(read.output.length).toBe(0);
     expect(decryptMessage(empty, group).length).toBe(0);
+  });
+});
+
+describe('streamMessage', () => {
+  const pulled = (original: Uint8Array, options = {}, encryptChunk?: number): Buffer => {
+    const stream = streamMessage(original, group.certPem, options);
+    const pieces = [Buffer.from(stream.head), ...stream.body(encryptChunk)];
+    const whole = Buffer.concat(pieces);
+    expect(whole.length).toBe(stream.byteLength);
+    return whole;
+  };
+
+  it('pulled piece by piece, it is what wrapMessage makes: same header, same length, openssl reads it', () => {
+    for (const name of ['plain.eml', 'lf-only.eml', 'header-only.eml']) {
+      const original = message(name);
+      for (const chunk of [16, 1000, undefined]) {
+        const streamed = pulled(original, {}, chunk);
+        const whole = wrapMessage(original, group.certPem);
+        expect(streamed.length).toBe(whole.length);
+        expect(split(streamed).head).toBe(split(whole).head);
+        expect(split(streamed).body).toMatch(/^([A-Za-z0-9+/]{76}\r\n)*[A-Za-z0-9+/=]{0,76}\r\n$/);
+        const read = opensslDecrypt(dir.path, streamed, group);
+        expect(read.output.equals(Buffer.from(original))).toBe(true);
+      }
+    }
+    const gcm = pulled(message('plain.eml'), { contentEncryption: 'aes-256-gcm' }, 100);
+    expect(split(gcm).head).toContain('smime-type=authEnveloped-data');
+    expect(Buffer.from(decryptMessage(gcm, group)).equals(Buffer.from(message('plain.eml')))).toBe(
+      true,
+    );
+    expect(opensslDecrypt(dir.path, pulled(new Uint8Array(0)), group).ok).toBe(true);
+  });
+
+  it('a bad certificate throws before anything is produced', () => {
+    expect(() => streamMessage(message('plain.eml'), new Uint8Array([1, 2, 3]))).toThrow();
   });
 });
 

@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { dotStuff } from '../../src/smtp/dot-stuffing.js';
+import { DotStuffer, dotStuff } from '../../src/smtp/dot-stuffing.js';
 
 const stuffed = (input: string): string =>
   Buffer.concat(dotStuff(Buffer.from(input, 'latin1'))).toString('latin1');
@@ -54,5 +54,31 @@ describe('dotStuff', () => {
     const parts = dotStuff(input);
     expect(parts).toHaveLength(1);
     expect(parts[0]!.buffer).toBe(input.buffer);
+  });
+});
+
+describe('DotStuffer', () => {
+  it('any cut of the message into pieces gives the same wire as the whole message', () => {
+    fc.assert(
+      fc.property(
+        bytes,
+        fc.array(fc.integer({ min: 0, max: 7 }), { minLength: 1, maxLength: 10 }),
+        (input, sizes) => {
+          const data = Buffer.from(input, 'latin1');
+          const stuffer = new DotStuffer();
+          const parts: Buffer[] = [];
+          // Empty pieces too; the 1 at the end keeps the cutting moving.
+          const cuts = [...sizes, 1];
+          for (let at = 0, i = 0; at < data.length; i++) {
+            const size = cuts[i % cuts.length]!;
+            parts.push(...stuffer.push(data.subarray(at, at + size)));
+            at += size;
+          }
+          parts.push(...stuffer.end());
+          expect(Buffer.concat(parts).toString('latin1')).toBe(stuffed(input));
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -1,12 +1,14 @@
 /**
  * MessageEncryptor over the recryption core: `wrapMessage` (CMS EnvelopedData to the group
- * certificate, ECDH P-256, as S/MIME) and `isEnvelopeForGroup` with the certificate's
- * RecipientId. The only file of the MX that imports src/recrypt.
+ * certificate, ECDH P-256, as S/MIME), `streamMessage` (the same, encrypted while it is
+ * sent) and `isEnvelopeForGroup` with the certificate's RecipientId. The only file of the
+ * MX that imports src/recrypt.
  */
 import { createHash } from 'node:crypto';
 import {
   isEnvelopeForGroup,
   recipientIdOf,
+  streamMessage,
   wrapMessage,
   type RecipientId,
   type WrapOptions,
@@ -41,6 +43,8 @@ export function recryptEncryptor(options: RecryptEncryptorOptions = {}): Message
   return {
     encryptForGroup: (message, groupCertificate) =>
       wrapMessage(message, groupCertificate, wrapOptions),
+    streamForGroup: (message, groupCertificate) =>
+      streamMessage(message, groupCertificate, wrapOptions),
     isAlreadyForGroup: (message, groupCertificate) =>
       isEnvelopeForGroup(message, recipientId(groupCertificate)),
   };
