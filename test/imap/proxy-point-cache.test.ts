@@ -44,15 +44,19 @@ describe('IMAP proxy with the point cache', () => {
     dir.remove();
   });
 
-  /** Device `index` logs in through `proxy` and fetches UID 1 whole. */
-  async function fetchBody(index: number, proxy: ImapProxy = world.proxy): Promise<Buffer> {
+  /** Device `index` logs in through `proxy` and fetches UID 1 (whole, or `partial`). */
+  async function fetchBody(
+    index: number,
+    proxy: ImapProxy = world.proxy,
+    partial = '',
+  ): Promise<Buffer> {
     const w = await openWire(proxy.ports.starttls!);
     try {
       await w.waitFor(/^\* OK .*\r\n/);
       const device = world.user.devices[index]!;
       w.send(`L LOGIN ${world.user.address} ${device.password}\r\n`);
       await w.waitFor(/\nL OK .*\r\n/);
-      w.send('S SELECT INBOX\r\nF UID FETCH 1 (UID BODY.PEEK[])\r\n');
+      w.send(`S SELECT INBOX\r\nF UID FETCH 1 (UID BODY.PEEK[]${partial})\r\n`);
       const text = await w.waitFor(/\nF OK .*\r\n/);
       const at = text.indexOf('* 1 FETCH');
       const match = /\{(\d+)\}\r\n/.exec(text.slice(at))!;
@@ -112,6 +116,15 @@ describe('IMAP proxy with the point cache', () => {
     expect(again[1]!.equals(first[0]!)).toBe(true);
     expect(await reads(again[0]!, 0)).toBe(false);
     expect(await reads(again[1]!, 1)).toBe(false);
+  });
+
+  it('a partial fetch past offset 0 takes its plan from the cache (new session)', async () => {
+    const hits = cache.stats.hits;
+    const part = await fetchBody(0, world.proxy, '<1.1999>');
+    expect(cache.stats.hits).toBe(hits + 1);
+    expect(part.equals(first[0]!.subarray(1, 2000))).toBe(true);
+    // The range holds the device's edits: the other device's copy differs in it.
+    expect(part.equals(first[1]!.subarray(1, 2000))).toBe(false);
   });
 
   it("a re-key (rotation) deletes the device's entries; the proxy follows the new key", async () => {
