@@ -9,8 +9,8 @@
  * for d, d⁻¹ and any value that decrypts the device's copy: nothing.
  */
 import Database from 'better-sqlite3';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join as joinPath } from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,8 +25,13 @@ import { requireBinary } from '../helpers/binaries.js';
 import { filesUnder, keysThatDecrypt, scalarCandidates } from '../helpers/cli-secret-scan.js';
 import { parseDeviceAdd } from '../helpers/cli-flow.js';
 import { runCli, type CliResult } from '../helpers/cli-run.js';
-import { startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
-import { freePort } from '../helpers/ports.js';
+import { waitFor, type Spawned } from '../helpers/gateway-process.js';
+import {
+  freeGatewayPorts,
+  startGatewayProcess,
+  writeGatewayConfig,
+  type GatewayPorts,
+} from '../helpers/gateway-instance.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const ADDRESS = 'dora@example.org';
@@ -37,7 +42,7 @@ const certFile = joinPath(tmp.path, 'data', 'tls', 'cert.pem');
 const ownerDir = joinPath(tmp.path, 'owner');
 const deviceDir = joinPath(tmp.path, 'device');
 const env = { RECRYPT_PASSPHRASE: 'correct horse battery staple' };
-const ports = { smtp: 0, imap: 0, starttls: 0, admin: 0, operator: 0, storeImap: 0 };
+let ports: GatewayPorts;
 let gateway: Spawned | undefined;
 
 const owner = (args: string[]) => runCli(args, { cwd: ownerDir, env });
@@ -49,34 +54,9 @@ const ok = (result: CliResult) => {
 
 beforeAll(async () => {
   for (const name of ['openssl', 'python3', 'curl']) requireBinary(name);
-  for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
-  writeFileSync(
-    configFile,
-    [
-      'dataDir: ./data',
-      'logLevel: info',
-      `smtp: { host: 127.0.0.1, port: ${ports.smtp} }`,
-      `imap: { host: 127.0.0.1, port: ${ports.imap}, starttlsPort: ${ports.starttls} }`,
-      `admin: { port: ${ports.admin} }`,
-      `operator: { port: ${ports.operator} }`,
-      `mailStore: { kind: embedded, imapPort: ${ports.storeImap} }`,
-    ].join('\n'),
-  );
-  gateway = startRecrypt(['--config', configFile], tmp.path);
-  await waitFor('the gateway to be ready', async () => {
-    if (gateway!.child.exitCode !== null) throw new Error(`gateway exited: ${gateway!.output()}`);
-    const status = spawnSync('curl', [
-      '-s',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      '--cacert',
-      certFile,
-      `https://127.0.0.1:${ports.operator}/readyz`,
-    ]).stdout?.toString();
-    return status === '200';
-  });
+  ports = await freeGatewayPorts();
+  writeGatewayConfig(tmp.path, ports, ['logLevel: info']);
+  gateway = await startGatewayProcess(configFile, ports);
   const added = ok(
     await runCli(['user', 'add', ADDRESS, '--config', configFile], { cwd: tmp.path }),
   );
