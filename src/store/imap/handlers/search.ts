@@ -305,6 +305,14 @@ export async function searchMessages(s: Session, searchKey: SearchKey): Promise<
   const records = new Map(sel.handle.records().map((r) => [r.uid, r]));
   const hits: SearchHit[] = [];
   const uids = sel.tracker.all;
+  if (searchKey.type === 'all') {
+    // SORT and THREAD of a whole mailbox: nothing to look at per message
+    uids.forEach((uid, i) => {
+      const record = records.get(uid);
+      if (record !== undefined) hits.push({ seq: i + 1, record });
+    });
+    return hits;
+  }
   const cache = s.config.cache;
   const user = s.user?.user ?? '';
   const structured = needsStructure(searchKey);

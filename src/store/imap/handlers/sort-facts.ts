@@ -84,8 +84,17 @@ export async function loadFacts(
   const pending: Array<{ f: SortFacts; record: MessageRecord; keys: boolean; refs: boolean }> = [];
   for (const { seq, record } of hits) {
     const entry = needs.envelope ? cache.get(keyOf(record.uid)) : undefined;
+    const k = entry?.sortKeys ?? sortKeys(NO_ENVELOPE, record);
+    // fields written out rather than spread: one object shape, built without a copy loop
     const f: SortFacts = {
-      ...(entry?.sortKeys ?? sortKeys(NO_ENVELOPE, record)),
+      sent: k.sent,
+      subject: k.subject,
+      subjectKey: k.subjectKey,
+      from: k.from,
+      to: k.to,
+      cc: k.cc,
+      messageId: k.messageId,
+      inReplyTo: k.inReplyTo,
       seq,
       uid: record.uid,
       arrival: record.internalDate.getTime(),
