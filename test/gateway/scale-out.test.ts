@@ -1,0 +1,210 @@
+/**
+ * Scale-out, end to end: two real `recrypt start` processes (A and B) on one redis-server
+ * and one Dovecot (test/helpers/scale-out-world.ts). What one process does, the other
+ * sees: an owner enrols and adds a device through A, mail arrives through B's MX and is
+ * fetched and decrypted (openssl cms) through A's proxy; a revocation through B ends A's
+ * open session and A refuses the next login; a moderated post held through B is listed and
+ * approved through A, delivered once; a notice queued through A while the remote MX is
+ * down is delivered exactly once by B after A is killed with SIGKILL; login failures
+ * spread over A and B are throttled as one.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseDeviceAdd, type AddedDeviceOutput, type EnrolledOwner } from '../helpers/cli-flow.js';
+import { waitFor } from '../helpers/gateway-process.js';
+import { RemoteMx } from '../helpers/outbound-remote.js';
+import {
+  decryptWith,
+  deviceKeyFiles,
+  enrolOwner,
+  fetchInbox,
+  openSessionWaitingForBye,
+  startScaleOutWorld,
+  tryLogin,
+  type ScaleOutWorld,
+} from '../helpers/scale-out-world.js';
+import { swaks, swaksReplies } from '../helpers/smtp-senders.js';
+
+const RITA = 'rita@example.org';
+const LIST = 'mods@example.org';
+const original = readFileSync(new URL('../fixtures/cli/message.eml', import.meta.url));
+
+let world: ScaleOutWorld;
+let owner: EnrolledOwner;
+let device: AddedDeviceOutput;
+let redis: Redis;
+
+function ok(result: { code: number | null; stdout: string; stderr: string }): string {
+  expect(result.stderr).toBe('');
+  expect(result.code).toBe(0);
+  return result.stdout;
+}
+
+async function send(port: number, from: string, to: string, data: Buffer): Promise<string[]> {
+  const { code, transcript } = await swaks(
+    ['--server', `127.0.0.1:${port}`, '--from', from, '--to', to, '--helo', 'remote.test'],
+    data,
+  );
+  expect(code, transcript).toBe(0);
+  return swaksReplies(transcript);
+}
+
+/** `/metrics` of a process's operator listener, as curl gets it. */
+function metric(port: number, name: string): number {
+  const text = execFileSync(
+    'curl',
+    ['-s', '--cacert', world.certFile, `https://127.0.0.1:${port}/metrics`],
+    { encoding: 'utf8' },
+  );
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? Number.NaN : Number(line.split(' ')[1]);
+}
+
+/** Messages in a Dovecot user's Maildir (new and cur). */
+function maildirCount(user: string): number {
+  const base = join(world.dovecot.mailDir, user, 'Maildir');
+  let count = 0;
+  for (const sub of ['new', 'cur']) {
+    try {
+      count += readdirSync(join(base, sub)).length;
+    } catch {
+      // not made yet
+    }
+  }
+  return count;
+}
+
+beforeAll(async () => {
+  world = await startScaleOutWorld();
+  redis = new Redis(world.redis.url);
+}, 240_000);
+
+afterAll(async () => {
+  redis?.disconnect();
+  await world?.close();
+});
+
+// Each step runs several CLI processes with scrypt-heavy steps: room for a loaded machine.
+describe('two gateway processes on one Redis and one Dovecot', { timeout: 300_000 }, () => {
+  it('enrols and adds a device through A; mail through B’s MX is read through A’s proxy', async () => {
+    owner = await enrolOwner(world, RITA);
+    device = parseDeviceAdd(ok(await owner.run(['device', 'add', 'laptop'])), owner.dir);
+    const replies = await send(world.b.ports.smtp, 'sender@remote.test', RITA, original);
+    expect(replies.at(-2)).toMatch(/^250 /);
+    const messages = fetchInbox(world.a.ports.imap, world.certFile, RITA, device.devicePassword);
+    expect(messages).toHaveLength(1);
+    const files = deviceKeyFiles(device.p12File, device.p12Password, owner.dir);
+    const plain = decryptWith(files, messages[0]!);
+    // The whole original is inside the envelope (line ends as delivered).
+    expect(plain.toString('utf8').replace(/\r\n/g, '\n')).toContain(
+      original.toString('utf8').replace(/\r\n/g, '\n').trim().split('\n').at(-1)!,
+    );
+  });
+
+  it('a revocation through B ends A’s open session and A refuses the next login', async () => {
+    const session = await openSessionWaitingForBye(
+      world.a.ports.imap,
+      world.certFile,
+      RITA,
+      device.devicePassword,
+    );
+    ok(await owner.run(['owner', 'gateway', world.b.adminUrl, '--ca', 'gateway-cert.pem']));
+    const revoked = ok(await owner.run(['device', 'revoke', device.id]));
+    expect(revoked).toContain('revoked');
+    // Armed once B has answered the revocation: the seconds it prints are from then (0
+    // when the BYE had already arrived).
+    session.armed();
+    const ended = await session.result;
+    expect(ended).toMatch(/^BYE \d+\.\d+ \* BYE /m);
+    // Printed for the report; the bound is the issue's (2 s), not asserted here.
+    console.log(`A's session ended after the revocation through B: ${ended.trim()}`);
+    expect(tryLogin(world.a.ports.imap, world.certFile, RITA, device.devicePassword)).toMatch(
+      /^NO .*AUTHENTICATIONFAILED|^NO .*Authentication failed/,
+    );
+    ok(await owner.run(['owner', 'gateway', world.a.adminUrl, '--ca', 'gateway-cert.pem']));
+  });
+
+  it('a moderated post held through B is listed and approved through A, delivered once', async () => {
+    ok(await owner.run(['list', 'create', LIST, '--policy', 'moderated']));
+    const post = Buffer.from(
+      'From: poster@remote.test\r\nTo: mods@example.org\r\nSubject: held via B\r\n\r\nplease approve\r\n',
+    );
+    const replies = await send(world.b.ports.smtp, 'poster@remote.test', LIST, post);
+    expect(replies.at(-2)).toMatch(/^250 /);
+    const held = ok(await owner.run(['list', 'held', LIST]));
+    expect(held).toContain(`1 post(s) held for ${LIST}:`);
+    expect(held).toContain('Subject: held via B');
+    const id = /\b([0-9a-f]{32})\b/.exec(held)![1]!;
+    const archiveBefore = maildirCount(LIST);
+    const approved = ok(await owner.run(['list', 'approve', LIST, id]));
+    expect(approved).toContain(`post ${id} approved`);
+    const again = await owner.run(['list', 'approve', LIST, id]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('held post not found (HTTP 404)');
+    expect(maildirCount(LIST)).toBe(archiveBefore + 1);
+    expect(ok(await owner.run(['list', 'held', LIST])).trim()).toBe(`no posts held for ${LIST}`);
+  });
+
+  it('login failures spread over A and B are throttled as one', async () => {
+    // freeFailures is 3: two wrong passwords through each process make four in all.
+    for (const port of [world.a.ports.imap, world.b.ports.imap, world.a.ports.imap]) {
+      expect(tryLogin(port, world.certFile, RITA, 'wrong password')).toMatch(/^NO /);
+    }
+    const delayed = () =>
+      world.b
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('login delayed after failed attempts'));
+    expect(delayed()).toEqual([]);
+    expect(tryLogin(world.b.ports.imap, world.certFile, RITA, 'wrong again')).toMatch(/^NO /);
+    // B saw one failure itself (free); the delay comes from the count A and B share.
+    await waitFor('B to log the delay', () => delayed().length === 1);
+    expect(JSON.parse(delayed()[0]!)).toMatchObject({ delayMs: expect.any(Number) });
+    expect(JSON.parse(delayed()[0]!).delayMs).toBeGreaterThan(0);
+  });
+
+  it('a notice queued through A, A killed before it is sent: B delivers it exactly once', async () => {
+    const post = Buffer.from(
+      'From: late@remote.test\r\nTo: mods@example.org\r\nSubject: to be rejected\r\n\r\nno\r\n',
+    );
+    await send(world.b.ports.smtp, 'late@remote.test', LIST, post);
+    const held = ok(await owner.run(['list', 'held', LIST]));
+    const id = /\b([0-9a-f]{32})\b/.exec(held)![1]!;
+    // The rejection notice to late@remote.test is queued by A (the owner's gateway); the
+    // remote MX is down, so A's first attempt fails and the job waits for a retry.
+    const rejected = ok(await owner.run(['list', 'reject', LIST, id, '--reason', 'off topic']));
+    expect(rejected).toContain('late@remote.test has been told');
+    await waitFor('A to try and defer the notice', () =>
+      world.a.output().includes('outbound message deferred'),
+    );
+    expect(await redis.zcard('recrypt:{q}:pending')).toBe(1);
+    expect(metric(world.b.ports.operator, 'recrypt_outbound_queue_size')).toBe(1);
+    const listed = ok(await world.operator(world.b, ['queue', 'list']));
+    expect(listed).toContain('shared outbound queue (Redis, every gateway process): 1 job(s)');
+    expect(listed).toMatch(/\tlate@remote\.test\tfrom <>\t\d+ attempt\(s\)\tnext .*ECONNREFUSED/);
+    await world.a.kill9();
+    const remote = await RemoteMx.start({ port: world.remotePort });
+    try {
+      await remote.waitFor(1, 90_000);
+      await waitFor(
+        'the shared queue to be empty',
+        async () => (await redis.zcard('recrypt:{q}:pending')) === 0,
+      );
+      // B's next passes find nothing more to send.
+      await waitFor(
+        'B to look at the queue again',
+        () => world.b.output().split('"outbound message delivered"').length === 2,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 7000));
+      expect(remote.to('late@remote.test')).toHaveLength(1);
+      expect(remote.received).toHaveLength(1);
+      expect(remote.received[0]!.bytes.toString('utf8')).toContain('off topic');
+      expect(metric(world.b.ports.operator, 'recrypt_outbound_queue_size')).toBe(0);
+    } finally {
+      await remote.close();
+    }
+  });
+});
