@@ -5,6 +5,7 @@
  *
  * * a recipient without a key gets the message as it is, over TLS, and the 250 says so;
  *   the sender's Sent copy is still encrypted to her group;
+ * * over `maxMessageBytes`: 552 5.3.4; past the per-user rate limit: 450 4.7.1 at MAIL;
  * * a message the client already encrypted (`openssl cms -encrypt` to carol's published
  *   group certificate) passes through byte for byte — to carol's mailbox and to the
  *   remote server — and carol's device reads it through the proxy.
@@ -66,6 +67,8 @@ beforeAll(async () => {
       port: ports.submission,
       tlsPort: ports.submissionTls,
       withoutKey: 'send',
+      maxMessageBytes: 64 * 1024,
+      rateLimit: { perMinute: 1, burst: 6 },
       // Nothing listens there: c.test publishes no profile.
       discovery: { origins: { 'c.test': `https://127.0.0.1:${nowhere}` }, timeout: '5s' },
     },
@@ -155,5 +158,29 @@ describe('submission without a key, and mail the client encrypted', () => {
     const messages = fetchThroughProxy(a, carol);
     const read = decryptWith(carol, messages[messages.length - 1]!);
     expect(read!.toString('utf8')).toContain('end to end, the gateway never sees this');
+  }, 240_000);
+  it('a message over maxMessageBytes gets 552 5.3.4; past the rate limit MAIL gets 450 4.7.1', async () => {
+    const big = await swaks([
+      '--from',
+      'alice@a.test',
+      '--to',
+      'carol@a.test',
+      '--body',
+      'y'.repeat(100 * 1024),
+    ]).catch((error: { stdout?: string }) => error.stdout ?? '');
+    expect(big).toMatch(/<~\* +552 5\.3\.4/);
+    let limited = '';
+    for (let i = 0; i < 10 && limited === ''; i++) {
+      const out = await swaks([
+        '--from',
+        'alice@a.test',
+        '--to',
+        'carol@a.test',
+        '--quit-after',
+        'MAIL',
+      ]).catch((error: { stdout?: string }) => error.stdout ?? '');
+      if (/<~\* +450 /.test(out)) limited = out;
+    }
+    expect(limited).toMatch(/<~\* +450 4\.7\.1 Sending rate limit reached, try again in \d+ s/);
   }, 240_000);
 });
