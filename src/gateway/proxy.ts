@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../config/logger.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { TlsMaterial } from '../config/tls.js';
@@ -40,6 +40,17 @@ export async function startProxy(options: {
       'point cache unusable: made anew (recryption works without it, only slower)',
     ),
   );
+  if (pointCache !== null) {
+    new Gauge({
+      name: 'imap_proxy_point_cache_lookups',
+      help: 'Point cache results since start (hits, misses, corrupt, stale, errors)',
+      labelNames: ['result'],
+      registers: [options.metrics],
+      collect() {
+        for (const [result, count] of Object.entries(pointCache.stats)) this.set({ result }, count);
+      },
+    });
+  }
   const stopInvalidating =
     pointCache === null
       ? () => undefined

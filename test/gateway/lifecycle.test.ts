@@ -172,6 +172,7 @@ describe('recrypt start, watched and signalled', () => {
         value('recrypt_admin_requests_total{method="GET",route="/readyz",status="200"}'),
       ).toBeGreaterThan(0);
       expect(body).toMatch(/^# TYPE recrypt_keystore_unavailable_total counter$/m);
+      expect(body).toMatch(/^imap_proxy_point_cache_lookups\{result="misses"\} \d+$/m);
       // Route patterns only: no address in any label.
       expect(body).not.toContain(ADDRESS);
       expect(body).not.toContain('alice%40');
