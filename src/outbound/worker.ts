@@ -186,17 +186,7 @@ export class OutboundWorker {
       return;
     }
     const renewal = store.shared
-      ? setInterval(
-          () => {
-            store.renew(id, leaseMs).catch((error: unknown) => {
-              this.options.logger.warn(
-                { job: id, err: errorSummary(error) },
-                'outbound job lease not renewed',
-              );
-            });
-          },
-          Math.max(1, Math.floor(leaseMs / 3)),
-        )
+      ? setInterval(() => this.renewLease(id), Math.max(1, Math.floor(leaseMs / 3)))
       : undefined;
     renewal?.unref();
     try {
@@ -205,6 +195,26 @@ export class OutboundWorker {
       clearInterval(renewal);
       await store.release(id).catch(() => undefined);
     }
+  }
+
+  /** Extends this process's claim while its attempt runs; says so when it was lost. */
+  private renewLease(id: string): void {
+    this.options.store
+      .renew(id, this.options.leaseMs)
+      .then((held) => {
+        // docs/outbound.md: the one way (besides a crash after the 2xx) to a duplicate.
+        if (!held)
+          this.options.logger.warn(
+            { job: id },
+            'outbound job lease lost during an attempt; another process may send it too',
+          );
+      })
+      .catch((error: unknown) =>
+        this.options.logger.warn(
+          { job: id, err: errorSummary(error) },
+          'outbound job lease not renewed',
+        ),
+      );
   }
 
   private async attempt(id: string): Promise<void> {
