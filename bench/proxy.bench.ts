@@ -176,10 +176,11 @@ export async function run(): Promise<void> {
       for (const path of paths.slice(1)) {
         console.log(`  ${path.name} / direct: ${ratio(results, path.name, 'direct (Dovecot)')}`);
       }
+      // The one ordering that cannot break: nothing through the proxy beats the store it
+      // relays. (The identity relay is no floor for a cached plan: it still collects each
+      // literal's first bytes to plan from, which a cache hit skips.)
       for (const path of paths.slice(1))
         checks.check(() => expectNotFaster(results, path.name, 'direct (Dovecot)'));
-      for (const path of paths.slice(2))
-        checks.check(() => expectNotFaster(results, path.name, 'relay (no recryption)'));
     }
     console.log(
       `  point cache (repeat): ${JSON.stringify(warmCache.stats)}; (first): ${JSON.stringify(firstCache.stats)}`,
