@@ -13,6 +13,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import nodemailer from 'nodemailer';
@@ -330,12 +331,32 @@ describe('bad input at submission', () => {
     expect(result.out).toMatch(/<~\* +535 5\.7\.8/);
   });
 
-  it('a revoked device cannot log in', async () => {
+  it('a revoked device cannot log in, and its open session is closed', async () => {
     const phone = await addDevice(a, alice.address, alice.ownerDir, alice.owner, 'phone');
     const before = await swaks([...auth(phone), '--quit-after', 'AUTH']);
     expect(before.out).toMatch(/<~ +235 /);
+    // A session logged in over implicit TLS, idle when the device is revoked.
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: a.ports.submissionTls,
+      ca: readFileSync(a.certFile, 'utf8'),
+      checkServerIdentity: () => undefined,
+    });
+    let seen = '';
+    socket.on('data', (chunk: Buffer) => (seen += chunk.toString('latin1')));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => undefined);
+    await waitFor('the greeting', () => /^220 /m.test(seen), 60_000);
+    socket.write('EHLO client.example\r\n');
+    await waitFor('the EHLO reply', () => /^250 /m.test(seen), 60_000);
+    socket.write(
+      `AUTH PLAIN ${Buffer.from(`\0${phone.address}\0${phone.password}`).toString('base64')}\r\n`,
+    );
+    await waitFor('the AUTH reply', () => /^235 /m.test(seen), 60_000);
     const revoked = await alice.owner(['device', 'revoke', 'phone']);
     expect(revoked.code).toBe(0);
+    await closed;
+    expect(seen).toMatch(/^421 4\.7\.0 Device access revoked/m);
     await waitFor(
       'the revocation to reach submission',
       async () => /<~\* +535 /.test((await swaks([...auth(phone), '--quit-after', 'AUTH'])).out),
