@@ -207,8 +207,9 @@ export async function startSubmissionServer(
     const message = clientEncrypted
       ? received
       : withSubmissionFixups(received, view, options.hostname, new Date());
-    const routes = session.envelope.rcptTo
-      .map((rcpt) => login.routes.get(rcpt.address.toLowerCase()))
+    // One route per address, however often RCPT named it (one copy, one queue job).
+    const routes = [...new Set(session.envelope.rcptTo.map((rcpt) => rcpt.address.toLowerCase()))]
+      .map((address) => login.routes.get(address))
       .filter((route): route is Route => route !== undefined);
     const outcome = await sendSubmitted(
       {
