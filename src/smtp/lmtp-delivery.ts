@@ -92,39 +92,50 @@ function failed(mailbox: string, reply: Reply): DeliveryResult {
   };
 }
 
-/**
- * Writes and, when the socket's buffer is full, waits until it drains: what is queued for
- * the store stays small, and the event loop runs while the store reads. A socket that
- * closes, fails or does not drain within `timeoutMs` rejects instead of waiting forever.
- */
+/** Writes, then waits for the socket to drain if its buffer is full (see `drained`). */
 async function write(socket: Socket, data: Buffer | string, timeoutMs: number): Promise<void> {
-  if (socket.write(data)) return;
+  socket.write(data);
+  await drained(socket, timeoutMs);
+}
+
+/**
+ * Waits, when the socket's buffer is full, until it drains: what is queued for the store
+ * stays small, and the event loop runs while the store reads. A socket that closes, fails
+ * or does not drain within `timeoutMs` rejects instead of waiting forever.
+ */
+async function drained(socket: Socket, timeoutMs: number): Promise<void> {
+  if (!socket.writableNeedDrain) return;
   if (socket.destroyed) throw new Error('LMTP connection closed');
   await new Promise<void>((resolve, reject) => {
     const done = (error?: Error): void => {
       clearTimeout(timer);
-      socket.off('drain', drained);
+      socket.off('drain', onDrain);
       socket.off('close', closed);
       socket.off('error', done);
       if (error === undefined) resolve();
       else reject(error);
     };
-    const drained = (): void => done();
+    const onDrain = (): void => done();
     const closed = (): void => done(new Error('LMTP connection closed'));
     const timer = setTimeout(
       () => done(new Error(`LMTP store read nothing for ${timeoutMs} ms`)),
       timeoutMs,
     );
-    socket.on('drain', drained);
+    socket.on('drain', onDrain);
     socket.on('close', closed);
     socket.on('error', done);
   });
 }
 
+/** A streamed copy is written in batches of about this size (one system call each). */
+const BATCH_BYTES = 64 * 1024;
+
 /**
  * The message after DATA's 354, dot-stuffed, without the final ".". A streamed message is
- * pulled one piece at a time, each written before the next is made (backpressure from the
- * store back to the encryption). A whole one is written at once: it is already in memory.
+ * pulled a piece at a time and written in batches, each before the next piece is made
+ * once the socket's buffer is full (backpressure from the store back to the encryption);
+ * a small message is one batch, one write. A whole one is written at once: it is
+ * already in memory.
  */
 async function writeData(socket: Socket, message: OutgoingMessage, timeoutMs: number) {
   if (message instanceof Uint8Array) {
@@ -134,14 +145,29 @@ async function writeData(socket: Socket, message: OutgoingMessage, timeoutMs: nu
     return;
   }
   const stuffer = new DotStuffer();
-  const send = async (piece: Uint8Array): Promise<void> => {
-    const parts = stuffer.push(piece);
-    for (let i = 0; i < parts.length - 1; i++) socket.write(parts[i]!);
-    if (parts.length > 0) await write(socket, parts[parts.length - 1]!, timeoutMs);
+  let batch: Buffer[] = [];
+  let batched = 0;
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    const parts = batch;
+    batch = [];
+    batched = 0;
+    socket.cork();
+    for (const part of parts) socket.write(part);
+    socket.uncork();
+    await drained(socket, timeoutMs);
   };
-  await send(message.head);
-  for (const piece of message.body()) await send(piece);
-  for (const part of stuffer.end()) await write(socket, part, timeoutMs);
+  const add = async (parts: Buffer[]): Promise<void> => {
+    for (const part of parts) {
+      batch.push(part);
+      batched += part.length;
+    }
+    if (batched >= BATCH_BYTES) await flush();
+  };
+  await add(stuffer.push(message.head));
+  for (const piece of message.body()) await add(stuffer.push(piece));
+  await add(stuffer.end());
+  await flush();
 }
 
 export function lmtpDelivery(options: LmtpTargetOptions): DeliveryTarget {
