@@ -1,7 +1,7 @@
 import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MessageRecord } from '../backend.js';
-import { parseMessageStructure } from '../mime/structure.js';
+import { parseStructureYielding } from './structure-parse.js';
 import type { MessageStructure } from '../mime/types.js';
 import { toStoreError } from './disk.js';
 import type { MailboxState } from './mailbox-state.js';
@@ -37,7 +37,7 @@ export async function copyMessages(
     for (const l of linked)
       prepared.push({
         ...l,
-        structure: l.structure ?? parseMessageStructure(await readFile(l.tmp)),
+        structure: l.structure ?? (await parseStructureYielding(await readFile(l.tmp))),
       });
   } catch (err) {
     for (const l of linked) await unlink(l.tmp).catch(() => undefined);

@@ -1,5 +1,5 @@
 import { StoreError, type MessageRecord } from '../backend.js';
-import { parseMessageStructure } from '../mime/structure.js';
+import { parseStructureYielding } from './structure-parse.js';
 import type { MessageStructure } from '../mime/types.js';
 import { toStoreError } from './disk.js';
 import type { UserIndex } from './index-db.js';
@@ -90,7 +90,7 @@ export class MailboxReads {
     const { base, record } = this.source.message(uid);
     const cached = this.index.structure(this.source.guid(), uid, base);
     if (cached !== null) return cached;
-    const structure = parseMessageStructure(await this.read(uid));
+    const structure = await parseStructureYielding(await this.read(uid));
     this.index.put(this.source.guid(), [
       {
         uid,

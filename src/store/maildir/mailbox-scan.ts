@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MessageRecord } from '../backend.js';
-import { parseMessageStructure } from '../mime/structure.js';
+import { parseStructureYielding } from './structure-parse.js';
 import {
   fileNameOf,
   flagsToLetters,
@@ -170,7 +170,7 @@ async function fillFromIndex(
         base: e.base,
         size: bytes.length,
         internalDate: info.mtime.getTime(),
-        structure: parseMessageStructure(bytes),
+        structure: await parseStructureYielding(bytes),
       });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

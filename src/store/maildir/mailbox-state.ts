@@ -8,7 +8,7 @@ import {
   type MailboxEvent,
   type MessageRecord,
 } from '../backend.js';
-import { parseMessageStructure } from '../mime/structure.js';
+import { parseStructureYielding } from './structure-parse.js';
 import { toStoreError, type Disk } from './disk.js';
 import { applyFlagOperation, normalizeFlags, MAX_KEYWORDS } from './flags.js';
 import type { UserIndex } from './index-db.js';
@@ -240,7 +240,7 @@ export class MailboxState {
     } catch (err) {
       throw toStoreError(err);
     }
-    const structure = parseMessageStructure(bytes);
+    const structure = await parseStructureYielding(bytes);
     return this.exclusive(async () => {
       try {
         await this.ensureKeywords(normalized);

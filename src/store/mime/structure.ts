@@ -1,7 +1,8 @@
 import { parseAddressList } from './address.js';
 import { firstField, lineEnd, parseHeaderFields, splitHeader, type HeaderField } from './header.js';
 import { paramValue, parseContentType, parseDisposition, parseLanguage } from './params.js';
-import type { BodyPart, ByteRange, Envelope, MessageStructure } from './types.js';
+import { directLineCounter, type LineCounter } from './line-count.js';
+import type { BodyPart, Envelope, MessageStructure } from './types.js';
 
 /**
  * The MIME tree of a message with byte offsets. Pure and total: any byte string gives
@@ -14,16 +15,6 @@ import type { BodyPart, ByteRange, Envelope, MessageStructure } from './types.js
 const MAX_DEPTH = 64;
 const LF = 0x0a;
 const CR = 0x0d;
-
-function countLines(bytes: Uint8Array, range: ByteRange): number {
-  let n = 0;
-  let i = bytes.indexOf(LF, range.start);
-  while (i !== -1 && i < range.end) {
-    n++;
-    i = bytes.indexOf(LF, i + 1);
-  }
-  return n;
-}
 
 function fieldValue(fields: HeaderField[], key: string): string | null {
   return firstField(fields, key)?.value ?? null;
@@ -127,6 +118,7 @@ function parsePart(
   slot: Slot,
   defaultType: 'text/plain' | 'message/rfc822',
   depth: number,
+  countLines: LineCounter,
 ): { part: BodyPart; fields: HeaderField[]; headerOnly: boolean } {
   const cut = slot.terminated ? stripDelimiterBreak(bytes, slot.start, slot.rawEnd) : slot.rawEnd;
   let { header, body } = splitHeader(bytes, slot.start, slot.rawEnd);
@@ -148,12 +140,20 @@ function parsePart(
     if (boundary !== null && boundary.length > 0) {
       const childDefault = contentType.subtype === 'digest' ? 'message/rfc822' : 'text/plain';
       const split = splitMultipart(bytes, slot, body.start, boundary);
-      parts = split.children.map((c) => parsePart(bytes, c, childDefault, depth + 1).part);
+      parts = split.children.map(
+        (c) => parsePart(bytes, c, childDefault, depth + 1, countLines).part,
+      );
       if (split.closeLineEnd === slot.rawEnd) end = slot.rawEnd;
     } else if (contentType.type === 'message' && contentType.subtype === 'rfc822') {
       // Dovecot parses the encapsulated message whatever its Content-Transfer-Encoding
       // (a base64 one then has an empty envelope); so do we, to report the same structure.
-      const inner = parsePart(bytes, { ...slot, start: body.start }, 'text/plain', depth + 1);
+      const inner = parsePart(
+        bytes,
+        { ...slot, start: body.start },
+        'text/plain',
+        depth + 1,
+        countLines,
+      );
       message = { envelope: buildEnvelope(inner.fields), root: inner.part };
       // a header-only inner message keeps the line break before the boundary (Dovecot)
       end = inner.headerOnly ? slot.rawEnd : inner.part.body.end;
@@ -168,7 +168,7 @@ function parsePart(
     description: fieldValue(fields, 'content-description'),
     encoding,
     size: body.end - body.start,
-    lines: countLines(bytes, body),
+    lines: countLines(body),
     md5: fieldValue(fields, 'content-md5'),
     disposition: parseDisposition(fieldValue(fields, 'content-disposition')),
     language: parseLanguage(fieldValue(fields, 'content-language')),
@@ -179,13 +179,20 @@ function parsePart(
   return { part, fields, headerOnly };
 }
 
-/** Parses a whole stored message. Never throws. */
-export function parseMessageStructure(bytes: Uint8Array): MessageStructure {
+/**
+ * Parses a whole stored message. Never throws. `countLines` may answer from counts made
+ * beforehand (line-count.ts: a large message counted a slice at a time).
+ */
+export function parseMessageStructure(
+  bytes: Uint8Array,
+  countLines: LineCounter = directLineCounter(bytes),
+): MessageStructure {
   const { part, fields } = parsePart(
     bytes,
     { start: 0, rawEnd: bytes.length, terminated: false },
     'text/plain',
     0,
+    countLines,
   );
   return { size: bytes.length, envelope: buildEnvelope(fields), root: part };
 }
