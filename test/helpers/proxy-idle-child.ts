@@ -39,6 +39,9 @@ const proxy = await startImapProxy({
   upstream: { host: '127.0.0.1', port: config.upstreamPort, tls: false },
   master: config.master,
   directory,
+  // The bench opens 1,000 connections from one address: above the default caps every
+  // one would be refused (and a refused one never answers the login that follows).
+  limits: { maxConnections: 5000, maxConnectionsPerIp: 5000, maxSessionsPerUserIp: 5000 },
 });
 process.stdout.write(`${JSON.stringify({ port: proxy.ports.tls })}\n`);
 
