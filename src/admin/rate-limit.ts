@@ -14,9 +14,16 @@ export interface RateLimitSettings {
   burst: number;
 }
 
+export type RateVerdict = { allowed: true } | { allowed: false; retryAfterSeconds: number };
+
 export interface RateLimiter {
   /** Takes one token for `key`; when none is left, the seconds until one is. */
-  take(key: string): { allowed: true } | { allowed: false; retryAfterSeconds: number };
+  take(key: string): RateVerdict | Promise<RateVerdict>;
+}
+
+/** This process's buckets (shared-rate-limit.ts shares them through Redis). */
+export interface LocalRateLimiter extends RateLimiter {
+  take(key: string): RateVerdict;
 }
 
 /** Past this many tracked clients the least recently seen ones are forgotten (a full bucket). */
@@ -25,7 +32,7 @@ const MAX_TRACKED = 10_000;
 export function createRateLimiter(
   settings: RateLimitSettings,
   clock: () => number = Date.now,
-): RateLimiter {
+): LocalRateLimiter {
   const perMs = settings.perMinute / 60_000;
   // Map order is insertion order: re-inserting on every take keeps the oldest first.
   const buckets = new Map<string, { tokens: number; at: number }>();

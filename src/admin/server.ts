@@ -30,7 +30,7 @@ import { adminRouteOf, handleAdminRequest, type AdminApiContext, type Audience }
 import { errorReply, sendJson } from './http.js';
 import { methodLabel, type AdminMetrics } from './metrics.js';
 import { auditRecord, isAuditedRequest, writeAudit } from './audit.js';
-import { createRateLimiter, type RateLimitSettings } from './rate-limit.js';
+import { createRateLimiter, type RateLimiter, type RateLimitSettings } from './rate-limit.js';
 import { requireProxyProtocol, type ProxyProtocolSettings } from '../net/proxy-listener.js';
 
 export interface AdminServerOptions {
@@ -46,6 +46,8 @@ export interface AdminServerOptions {
   audiences: readonly Audience[];
   /** Per client IP on the public, unauthenticated routes; none when omitted. */
   rateLimit?: RateLimitSettings;
+  /** The buckets for `rateLimit`, when they are shared (shared-rate-limit.ts); else this process's. */
+  rateLimiter?: RateLimiter;
   /** When set, /metrics needs `Authorization: Bearer <metricsToken>`. */
   metricsToken?: string;
   keyStore: KeyStore;
@@ -124,10 +126,12 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   };
   const servesPublic = options.audiences.includes('public');
   const servesOperator = options.audiences.includes('operator');
-  const limiter =
-    servesPublic && options.rateLimit !== undefined
-      ? createRateLimiter(options.rateLimit, options.clock)
-      : undefined;
+  const limiter = !servesPublic
+    ? undefined
+    : (options.rateLimiter ??
+      (options.rateLimit !== undefined
+        ? createRateLimiter(options.rateLimit, options.clock)
+        : undefined));
   const profiles = createProfileHandler(profileSourceOf(options.keyStore));
   const checks = { keyStore: () => options.keyStore.health(), ...options.readinessChecks };
 
@@ -165,7 +169,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (limiter !== undefined && isRateLimited(path)) {
-      const verdict = limiter.take(req.socket.remoteAddress ?? 'unknown');
+      const verdict = await limiter.take(req.socket.remoteAddress ?? 'unknown');
       if (!verdict.allowed) {
         res.setHeader('retry-after', String(verdict.retryAfterSeconds));
         return sendJson(res, 429, { error: 'too many requests, try again later' });

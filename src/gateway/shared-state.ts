@@ -1,11 +1,13 @@
 /**
  * What several gateway processes must share beyond the key store (docs/deployment.md
- * "Several gateway processes"): the outbound queue, moderated lists' held posts and the
- * login failure counts. With a Redis key store they live in that Redis, under the key
+ * "Several gateway processes"): the outbound queue, moderated lists' held posts, the
+ * login failure counts and the rate limits. With a Redis key store they live in that Redis, under the key
  * store's prefix, through one more connection of their own; with SQLite (one process)
  * the queue and held posts stay in the data directory and the counts in memory.
  */
 import { join } from 'node:path';
+import type { RateLimiter, RateLimitSettings } from '../admin/rate-limit.js';
+import { redisRateLimiter } from '../admin/shared-rate-limit.js';
 import type { Logger } from '../config/logger.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { SharedLoginFailures } from '../imap/throttle.js';
@@ -25,6 +27,8 @@ export interface SharedState {
   queuePollMs?: number;
   held: HeldPostStore;
   loginFailures?: SharedLoginFailures;
+  /** Rate limits every process takes from (undefined: each process its own). */
+  rateLimiter?(scope: string, settings: RateLimitSettings): RateLimiter;
   close(): Promise<void>;
 }
 
@@ -52,6 +56,17 @@ export async function openSharedState(config: GatewayConfig, logger: Logger): Pr
     queuePollMs: SHARED_QUEUE_POLL_MS,
     held: new RedisHeldPostStore({ client, prefix: DEFAULT_PREFIX, logger: listLogger }),
     loginFailures: redisLoginFailures(client, DEFAULT_PREFIX),
+    rateLimiter: (scope, rateSettings) =>
+      redisRateLimiter(client, {
+        prefix: DEFAULT_PREFIX,
+        scope,
+        settings: rateSettings,
+        onError: (error) =>
+          logger.warn(
+            { err: (error as Error).message, scope },
+            'shared rate limit unavailable: this process limits alone',
+          ),
+      }),
     async close() {
       await client.quit().catch(() => client.disconnect());
     },

@@ -272,6 +272,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
             store,
             hideSubject: config.smtp.hideSubject,
             logger: logger.child({ part: 'submission' }),
+            ...(shared.loginFailures === undefined ? {} : { loginFailures: shared.loginFailures }),
+            ...(shared.rateLimiter === undefined
+              ? {}
+              : { rateLimiter: shared.rateLimiter('submission', config.submission.rateLimit) }),
           });
     if (submission !== undefined) stops.push(() => submission.close());
 
@@ -297,6 +301,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       port: config.admin.port,
       audiences: ['public'],
       rateLimit: config.admin.rateLimit,
+      ...(shared.rateLimiter === undefined
+        ? {}
+        : { rateLimiter: shared.rateLimiter('admin', config.admin.rateLimit) }),
       ...withProxyProtocol(config.admin.proxyProtocol),
     });
     stops.push(() => admin.close());

@@ -5,7 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import type { RateLimiter } from '../admin/rate-limit.js';
 import type { SubmissionConfig } from '../config/schema.js';
+import type { SharedLoginFailures } from '../imap/throttle.js';
 import { keyStoreDirectory as deviceDirectory } from '../imap/adapters/keystore-directory.js';
 import type { UpstreamOptions } from '../imap/upstream.js';
 import type { KeyStore } from '../keystore/index.js';
@@ -31,6 +33,10 @@ export interface SubmissionParts {
   store: { imap: UpstreamOptions; master: { user: string; password: string } };
   hideSubject: boolean;
   logger: Logger;
+  /** Login failures counted with every process's (the proxy's counts: one backoff per account). */
+  loginFailures?: SharedLoginFailures;
+  /** The per-user sending rate, shared by every process. */
+  rateLimiter?: RateLimiter;
 }
 
 /** The discovery `recrypt lookup` and the server share: config → KeyDiscovery. */
@@ -71,5 +77,7 @@ export function startSubmission(parts: SubmissionParts): Promise<SubmissionServe
       ? sentCopies({ upstream: parts.store.imap, master: parts.store.master })
       : null,
     logger: parts.logger,
+    ...(parts.loginFailures === undefined ? {} : { loginFailures: parts.loginFailures }),
+    ...(parts.rateLimiter === undefined ? {} : { rateLimiter: parts.rateLimiter }),
   });
 }

@@ -10,9 +10,13 @@
  */
 import pino, { type Logger } from 'pino';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
-import { createRateLimiter, type RateLimitSettings } from '../admin/rate-limit.js';
+import {
+  createRateLimiter,
+  type RateLimiter,
+  type RateLimitSettings,
+} from '../admin/rate-limit.js';
 import type { DeviceDirectory } from '../imap/ports.js';
-import { LoginThrottle } from '../imap/throttle.js';
+import { LoginThrottle, type SharedLoginFailures } from '../imap/throttle.js';
 import { collectMessage } from '../smtp/collect.js';
 import { EnhancedCodeSmtpServer } from '../smtp/enhanced-server.js';
 import { DEFAULT_HEADER_LIMITS } from '../smtp/header-limits.js';
@@ -37,6 +41,10 @@ export interface SubmissionServerOptions {
   maxSize: number;
   maxRecipients: number;
   rateLimit: RateLimitSettings;
+  /** The buckets for `rateLimit` when they are shared; else this process's. */
+  rateLimiter?: RateLimiter;
+  /** Login failures counted with every process's (throttle.ts). */
+  loginFailures?: SharedLoginFailures;
   withoutKey: 'send' | 'refuse';
   hideSubject: boolean;
   /** Device login, as the IMAP proxy does it. */
@@ -85,8 +93,12 @@ export async function startSubmissionServer(
   options: SubmissionServerOptions,
 ): Promise<SubmissionServer> {
   const logger = options.logger ?? pino({ enabled: false });
-  const throttle = new LoginThrottle();
-  const limiter = createRateLimiter(options.rateLimit);
+  const throttle = new LoginThrottle({
+    ...(options.loginFailures === undefined ? {} : { shared: options.loginFailures }),
+    onSharedError: (error) =>
+      logger.warn({ err: (error as Error).message }, 'shared login failure counts unavailable'),
+  });
+  const limiter = options.rateLimiter ?? createRateLimiter(options.rateLimit);
   const logins = new Map<string, Login>();
   const commandTimeoutMs = options.commandTimeoutMs ?? 5 * 60_000;
   const dataTimeoutMs = options.dataTimeoutMs ?? 5 * 60_000;
@@ -101,7 +113,7 @@ export async function startSubmissionServer(
     const account = options.devices.accountOf?.(username) ?? username.trim().toLowerCase();
     const release = await throttle.acquire(session.remoteAddress);
     try {
-      const delay = throttle.delayMs(session.remoteAddress, account);
+      const delay = await throttle.delayFor(session.remoteAddress, account);
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       let device;
       try {
@@ -113,11 +125,11 @@ export async function startSubmissionServer(
         throw refusals.authUnavailable();
       }
       if (device === null) {
-        throttle.recordFailure(session.remoteAddress, account);
+        await throttle.recordFailureShared(session.remoteAddress, account);
         logger.info({ session: session.id }, 'submission login failed');
         throw refusals.authFailed();
       }
-      throttle.recordSuccess(account);
+      await throttle.recordSuccessShared(account);
       logins.set(session.id, {
         address: device.address,
         deviceId: device.deviceId,
@@ -148,7 +160,7 @@ export async function startSubmissionServer(
       logger.info({ session: session.id }, 'envelope sender is not the user');
       throw refusals.notYourAddress();
     }
-    const bucket = limiter.take(login.address);
+    const bucket = await limiter.take(login.address);
     if (!bucket.allowed) throw refusals.rateLimited(bucket.retryAfterSeconds);
     let self;
     try {

@@ -10,6 +10,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -166,6 +167,19 @@ describe('two gateway processes on one Redis and one Dovecot', { timeout: 300_00
     expect(JSON.parse(delayed()[0]!).delayMs).toBeGreaterThan(0);
   });
 
+  it('the public listener’s rate limit is one bucket for A and B', async () => {
+    // 20 unauthenticated requests to each at once: 40 fit in two per-process buckets of
+    // 30 (the default burst), not in one shared bucket.
+    const statuses = await Promise.all(
+      [world.a.ports.admin, world.b.ports.admin].flatMap((port) =>
+        Array.from({ length: 20 }, () => publicStatus(port, '/no-such-page')),
+      ),
+    );
+    expect(statuses.filter((s) => s !== 404 && s !== 429)).toEqual([]);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s === 404).length).toBeLessThanOrEqual(30 + 5);
+  });
+
   it('a notice queued through A, A killed before it is sent: B delivers it exactly once', async () => {
     const post = Buffer.from(
       'From: late@remote.test\r\nTo: mods@example.org\r\nSubject: to be rejected\r\n\r\nno\r\n',
@@ -208,3 +222,18 @@ describe('two gateway processes on one Redis and one Dovecot', { timeout: 300_00
     }
   });
 });
+
+/** The status of an unauthenticated GET on a public listener. */
+function publicStatus(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      { host: '127.0.0.1', port, path, ca: readFileSync(world.certFile), agent: false },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
