@@ -8,7 +8,7 @@
  * down is delivered exactly once by B after A is killed with SIGKILL; login failures
  * spread over A and B are throttled as one.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
@@ -31,6 +31,7 @@ import { swaks, swaksReplies } from '../helpers/smtp-senders.js';
 
 const RITA = 'rita@example.org';
 const LIST = 'mods@example.org';
+const SAM = 'sam@example.org';
 const original = readFileSync(new URL('../fixtures/cli/message.eml', import.meta.url));
 
 let world: ScaleOutWorld;
@@ -167,6 +168,61 @@ describe('two gateway processes on one Redis and one Dovecot', { timeout: 300_00
     expect(JSON.parse(delayed()[0]!).delayMs).toBeGreaterThan(0);
   });
 
+  it('a list rotation and a member removal through B reach A’s open archive session', async () => {
+    const sam = await enrolOwner(world, SAM);
+    const samDevice = parseDeviceAdd(ok(await sam.run(['device', 'add', 'phone'])), sam.dir);
+    const invite = ok(await owner.run(['list', 'invite', LIST, SAM]))
+      .trim()
+      .split('\n')
+      .at(-1)!;
+    const joinToken = ok(await sam.run(['list', 'accept', LIST, invite]))
+      .trim()
+      .split('\n')
+      .at(-1)!;
+    expect(ok(await owner.run(['list', 'admit', joinToken]))).toContain(`${SAM} joined ${LIST}`);
+    const reader = await openArchiveReader(world.a.ports.imap, `${LIST}*${SAM}`, samDevice);
+    const archive = await openSessionWaitingForBye(
+      world.a.ports.imap,
+      world.certFile,
+      `${LIST}*${SAM}`,
+      samDevice.devicePassword,
+    );
+    ok(await owner.run(['owner', 'gateway', world.b.adminUrl, '--ca', 'gateway-cert.pem']));
+    try {
+      // A rotation through B: a post made after it, to the new list key, reads in the
+      // archive session A opened before it.
+      ok(await owner.run(['list', 'policy', LIST, 'open']));
+      ok(await owner.run(['list', 'rotate', LIST]));
+      const before = maildirCount(LIST);
+      const post = Buffer.from(
+        `From: poster@remote.test\r\nTo: ${LIST}\r\nSubject: after the rotation\r\n\r\nnew key\r\n`,
+      );
+      expect((await send(world.b.ports.smtp, 'poster@remote.test', LIST, post)).at(-2)).toMatch(
+        /^250 /,
+      );
+      await waitFor('the post in the archive', () => maildirCount(LIST) === before + 1);
+      const newest = await reader.fetchNewest();
+      const samFiles = deviceKeyFiles(samDevice.p12File, samDevice.p12Password, sam.dir);
+      expect(decryptWith(samFiles, newest).toString('utf8')).toContain(
+        'Subject: after the rotation',
+      );
+      ok(await owner.run(['list', 'policy', LIST, 'moderated']));
+      ok(await owner.run(['list', 'remove', LIST, SAM]));
+      archive.armed();
+      expect(await archive.result).toMatch(/^BYE \d+\.\d+ \* BYE /m);
+      // Sam's own mailbox still opens through A; the archive no longer does (the earlier
+      // step's failures from this address delay these logins, they do not refuse them).
+      expect(tryLogin(world.a.ports.imap, world.certFile, SAM, samDevice.devicePassword)).toMatch(
+        /^OK/,
+      );
+      expect(
+        tryLogin(world.a.ports.imap, world.certFile, `${LIST}*${SAM}`, samDevice.devicePassword),
+      ).toMatch(/^NO /);
+    } finally {
+      ok(await owner.run(['owner', 'gateway', world.a.adminUrl, '--ca', 'gateway-cert.pem']));
+    }
+  });
+
   it('the public listener’s rate limit is one bucket for A and B', async () => {
     // 20 unauthenticated requests to each at once: 40 fit in two per-process buckets of
     // 30 (the default burst), not in one shared bucket.
@@ -236,4 +292,50 @@ function publicStatus(port: number, path: string): Promise<number> {
     req.on('error', reject);
     req.end();
   });
+}
+
+const PYTHON_READ_LATER = `
+import imaplib, ssl, sys, base64
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.check_hostname = False
+m = imaplib.IMAP4_SSL('127.0.0.1', int(sys.argv[1]), ssl_context=ctx, timeout=120)
+m.login(sys.argv[3], sys.argv[4])
+m.select('INBOX', readonly=True)
+print('READY', flush=True)
+sys.stdin.readline()
+m.noop()
+typ, data = m.search(None, 'ALL')
+typ, parts = m.fetch(data[0].split()[-1], '(BODY.PEEK[])')
+print('MESSAGE ' + base64.b64encode(parts[0][1]).decode(), flush=True)
+m.logout()
+`;
+
+/** An archive session opened now that fetches its newest message when asked, later. */
+async function openArchiveReader(
+  port: number,
+  user: string,
+  device: AddedDeviceOutput,
+): Promise<{ fetchNewest(): Promise<Buffer> }> {
+  const child = spawn(
+    'python3',
+    ['-c', PYTHON_READ_LATER, String(port), world.certFile, user, device.devicePassword],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  await waitFor('the archive session to be open', () => {
+    if (child.exitCode !== null) throw new Error(`archive session ended: ${out}`);
+    return out.includes('READY');
+  });
+  return {
+    async fetchNewest() {
+      child.stdin.write('go\n');
+      await exited;
+      const line = /^MESSAGE (\S+)$/m.exec(out);
+      if (line === null) throw new Error(`no message: ${out}`);
+      return Buffer.from(line[1]!, 'base64');
+    },
+  };
 }

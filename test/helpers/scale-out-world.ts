@@ -311,7 +311,7 @@ ctx = ssl.create_default_context(cafile=sys.argv[2])
 ctx.check_hostname = False
 m = imaplib.IMAP4_SSL('127.0.0.1', int(sys.argv[1]), ssl_context=ctx, timeout=120)
 m.login(sys.argv[3], sys.argv[4])
-m.select('INBOX')
+m.select('INBOX', readonly=True)  # EXAMINE: a list archive opens read-only
 print('READY', flush=True)
 sys.stdin.readline()
 start = time.monotonic()
@@ -326,7 +326,7 @@ while True:
 `;
 
 /**
- * An open IMAP session (logged in, INBOX selected) that, once `armed()` is called, waits
+ * An open IMAP session (logged in, INBOX examined) that, once `armed()` is called, waits
  * for the server's BYE and reports it with the seconds since arming.
  */
 export async function openSessionWaitingForBye(
