@@ -4,8 +4,9 @@
  * the installed `recrypt` — not the source tree's — prints the package's version and runs
  * the owner's commands against a running gateway.
  *
- * The install resolves every dependency from npm's cache (`--offline`: `npm ci` filled it,
- * and the registry's latency would cost minutes) and does not run better-sqlite3's native
+ * The install takes every package tarball from npm's cache, which `npm ci` filled
+ * (`--prefer-offline`; the registry is asked only for the package documents `npm ci` had
+ * no need of, as the lockfile named every version) and does not run better-sqlite3's native
  * build (`--ignore-scripts`; operators add `--allow-scripts=better-sqlite3`,
  * docs/deployment.md): the owner's commands never open SQLite, and compiling it would
  * cost CI minutes without testing anything of ours.
@@ -72,7 +73,7 @@ describe('the packed tarball installs and runs without the source tree', () => {
         '-g',
         '--prefix',
         prefix,
-        '--offline',
+        '--prefer-offline',
         '--ignore-scripts',
         '--no-audit',
         '--no-fund',
