@@ -47,13 +47,14 @@ export function listDirectoryName(list: string): string {
   return name.length <= 200 ? name : `=${createHash('sha256').update(address).digest('base64url')}`;
 }
 
-interface StoredRecord extends HeldPost {
+/** A held post's record as either store keeps it (JSON beside or with the message). */
+export interface StoredRecord extends HeldPost {
   sha256: string;
   /** Orders posts received in the same millisecond by this process. */
   sequence: number;
 }
 
-function parseRecord(text: string, id: string, list: string): StoredRecord | null {
+export function parseRecord(text: string, id: string, list: string): StoredRecord | null {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -74,7 +75,7 @@ function parseRecord(text: string, id: string, list: string): StoredRecord | nul
   return ok ? (r as StoredRecord) : null;
 }
 
-const publicPost = (r: StoredRecord): HeldPost => ({
+export const publicPost = (r: StoredRecord): HeldPost => ({
   id: r.id,
   list: r.list,
   mailFrom: r.mailFrom,

@@ -14,46 +14,18 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RedisClient } from '../keystore/redis/connect.js';
-import { HeldPostIdError, isHeldPostId } from './held-posts.js';
+import {
+  HeldPostIdError,
+  isHeldPostId,
+  parseRecord,
+  publicPost,
+  type StoredRecord,
+} from './held-posts.js';
 import type { HeldPost, HeldPostStore } from './ports.js';
-
-interface StoredRecord extends HeldPost {
-  sha256: string;
-  sequence: number;
-}
 
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
-
-function parseRecord(text: string, id: string, list: string): StoredRecord | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  const r = value as Partial<StoredRecord> | null;
-  const ok =
-    typeof r === 'object' &&
-    r !== null &&
-    r.id === id &&
-    r.list === list &&
-    typeof r.mailFrom === 'string' &&
-    Number.isSafeInteger(r.bytes) &&
-    Number.isSafeInteger(r.received) &&
-    Number.isSafeInteger(r.sequence) &&
-    typeof r.sha256 === 'string';
-  return ok ? (r as StoredRecord) : null;
-}
-
-const publicPost = (r: StoredRecord): HeldPost => ({
-  id: r.id,
-  list: r.list,
-  mailFrom: r.mailFrom,
-  bytes: r.bytes,
-  received: r.received,
-});
 
 export interface RedisHeldPostStoreOptions {
   /** A connected client; the caller closes it. */
