@@ -61,6 +61,21 @@ export function newJobId(now: number): string {
   return `${now.toString(36).padStart(9, '0')}-${randomBytes(8).toString('hex')}`;
 }
 
+/** The record of a job queued at `now`, before its first attempt (either store's). */
+export function newJobMeta(job: NewJob, now: number): JobMeta {
+  return {
+    version: 1,
+    id: newJobId(now),
+    mailFrom: job.mailFrom,
+    to: job.to,
+    ...(job.origin === undefined ? {} : { origin: job.origin }),
+    created: now,
+    attempts: 0,
+    nextAttempt: now,
+    messageBytes: job.message.byteLength,
+  };
+}
+
 /** The header block of the first bytes of a message (up to the blank line, or the last whole line). */
 export function headerBlock(head: Buffer): Buffer {
   const end = head.indexOf('\r\n\r\n');
@@ -157,17 +172,7 @@ export class QueueStore implements JobStore {
     const written: JobMeta[] = [];
     try {
       for (const job of jobs) {
-        const meta: JobMeta = {
-          version: 1,
-          id: newJobId(now),
-          mailFrom: job.mailFrom,
-          to: job.to,
-          ...(job.origin === undefined ? {} : { origin: job.origin }),
-          created: now,
-          attempts: 0,
-          nextAttempt: now,
-          messageBytes: job.message.byteLength,
-        };
+        const meta = newJobMeta(job, now);
         const dir = join(this.tmp, meta.id);
         await mkdir(dir, { mode: 0o700 });
         written.push(meta);

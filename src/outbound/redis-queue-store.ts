@@ -23,7 +23,7 @@ import {
   JOB_ID,
   headerBlock,
   jobMetaSchema,
-  newJobId,
+  newJobMeta,
   type JobMeta,
   type JobState,
   type NewJob,
@@ -135,17 +135,7 @@ export class RedisQueueStore implements JobStore {
   }
 
   async write(jobs: NewJob[], into: 'pending' | 'prepared', now: number): Promise<JobMeta[]> {
-    const written: JobMeta[] = jobs.map((job) => ({
-      version: 1,
-      id: newJobId(now),
-      mailFrom: job.mailFrom,
-      to: job.to,
-      ...(job.origin === undefined ? {} : { origin: job.origin }),
-      created: now,
-      attempts: 0,
-      nextAttempt: now,
-      messageBytes: job.message.byteLength,
-    }));
+    const written: JobMeta[] = jobs.map((job) => newJobMeta(job, now));
     if (written.length === 0) return written;
     const multi = this.client.multi();
     written.forEach((meta, i) => {
