@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   DuplicateError,
   KeyStoreArgumentError,
+  StaleStateError,
   KeyStoreUnavailableError,
   NotFoundError,
   TokenInvalidError,
@@ -76,6 +77,7 @@ export function errorReply(error: unknown): { status: number; reason: string; lo
   if (error instanceof NotFoundError)
     return { status: 404, reason: `${error.record} not found`, log: false };
   if (error instanceof DuplicateError) return { status: 409, reason: error.message, log: false };
+  if (error instanceof StaleStateError) return { status: 409, reason: error.message, log: false };
   if (error instanceof KeyStoreArgumentError)
     return { status: 400, reason: error.message, log: false };
   if (error instanceof KeyStoreUnavailableError) {

@@ -6,7 +6,13 @@
  */
 
 export type KeyStoreErrorCode =
-  'unavailable' | 'not-found' | 'duplicate' | 'token-invalid' | 'invalid-argument' | 'corrupt';
+  | 'unavailable'
+  | 'not-found'
+  | 'duplicate'
+  | 'token-invalid'
+  | 'invalid-argument'
+  | 'corrupt'
+  | 'stale';
 
 export class KeyStoreError extends Error {
   override readonly name: string = 'KeyStoreError';
@@ -68,5 +74,16 @@ export class KeyStoreArgumentError extends KeyStoreError {
   override readonly name = 'KeyStoreArgumentError';
   constructor(message: string) {
     super('invalid-argument', message);
+  }
+}
+
+/**
+ * A change made against a state that is no longer current (a mailbox rotated meanwhile,
+ * a device revoked or added since the caller read it): read again and retry (HTTP 409).
+ */
+export class StaleStateError extends KeyStoreError {
+  override readonly name = 'StaleStateError';
+  constructor(message: string) {
+    super('stale', message);
   }
 }

@@ -15,6 +15,12 @@ export {
   type PostingPolicy,
 } from './list-types.js';
 export {
+  MAX_FORMER_GROUPS,
+  type GroupRotation,
+  type GroupStore,
+  type MailboxGroup,
+} from './group-rotation.js';
+export {
   LimitError,
   type NewPairingRequest,
   type PairingRequest,
@@ -37,6 +43,7 @@ export {
   KeyStoreError,
   KeyStoreUnavailableError,
   NotFoundError,
+  StaleStateError,
   TokenInvalidError,
   type KeyStoreErrorCode,
   type TokenFailure,

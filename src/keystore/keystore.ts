@@ -15,6 +15,7 @@
  *   interface hands out and takes plain scalars.
  */
 import type { Scalar } from '../recrypt/types.js';
+import type { GroupStore } from './group-rotation.js';
 import type { ListStore } from './list-types.js';
 import type { PairingStore } from './pairing.js';
 import type {
@@ -26,8 +27,11 @@ import type {
   User,
 } from './types.js';
 
-/** Lists and device pairings are part of the same store: see list-types.ts and pairing.ts. */
-export interface KeyStore extends ListStore, PairingStore {
+/**
+ * Lists, device pairings and a mailbox's group history are part of the same store: see
+ * list-types.ts, pairing.ts and group-rotation.ts.
+ */
+export interface KeyStore extends ListStore, PairingStore, GroupStore {
   /** Which adapter ('sqlite' | 'redis'), for logs and health output. */
   readonly kind: 'sqlite' | 'redis';
 

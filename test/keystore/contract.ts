@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayKey, hashDeviceCredential, type NewDevice } from '../../src/keystore/index.js';
 import { type ContractContext, type ContractHarness } from './contract-context.js';
 import { devicesContract } from './contract-devices.js';
+import { groupsContract } from './contract-groups.js';
 import { listsContract } from './contract-lists.js';
 import { pairingContract } from './contract-pairing.js';
 import { plumbingContract } from './contract-plumbing.js';
@@ -73,5 +74,6 @@ export function describeKeyStoreContract(
     listsContract(ctx);
     remoteMembersContract(ctx);
     pairingContract(ctx);
+    groupsContract(ctx);
   });
 }

@@ -49,6 +49,8 @@ import type { ListGroup, ListUpdate, NewList } from '../list-types.js';
 import { defineListScripts, RedisLists } from './redis-lists.js';
 import { RedisDevices } from './redis-devices.js';
 import { RedisPairings } from './redis-pairing.js';
+import { RedisGroups } from './redis-groups.js';
+import type { GroupRotation } from '../group-rotation.js';
 import type { NewPairingRequest } from '../pairing.js';
 import { b64, mapError, toUser } from './codec.js';
 
@@ -75,6 +77,7 @@ export class RedisKeyStore implements KeyStore {
   readonly #lists: RedisLists;
   readonly #devices: RedisDevices;
   readonly #pairings: RedisPairings;
+  readonly #groups: RedisGroups;
 
   private constructor(options: RedisKeyStoreOptions) {
     const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
@@ -97,6 +100,16 @@ export class RedisKeyStore implements KeyStore {
       now: this.#now,
       run: (fn) => this.#run(fn),
       script: (name, address, args) => this.#script(name, address, args),
+    });
+    this.#groups = new RedisGroups({
+      client: this.#client,
+      key: this.#key,
+      prefix: this.#prefix,
+      channel: this.#channel,
+      run: (fn) => this.#run(fn),
+      script: (name, address, args) => this.#script(name, address, args),
+      getUser: (address) => this.getUser(address),
+      listActiveDevices: (address) => this.listActiveDevices(address),
     });
     this.#pairings = new RedisPairings({
       client: this.#client,
@@ -147,6 +160,11 @@ export class RedisKeyStore implements KeyStore {
     this.#pairings.approvePairingRequest(address, id, certificate);
   removePairingRequest = (address: string, id: string) =>
     this.#pairings.removePairingRequest(address, id);
+
+  // --- the mailbox's groups and their rotation (redis-groups.ts) ---
+  rotateGroup = (address: string, rotation: GroupRotation) =>
+    this.#groups.rotateGroup(address, rotation);
+  formerGroups = (address: string) => this.#groups.formerGroups(address);
 
   // --- devices and their recryption keys (redis-devices.ts) ---
   addDevice = (device: NewDevice) => this.#devices.addDevice(device);

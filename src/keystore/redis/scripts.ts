@@ -81,7 +81,7 @@ if active ~= #ARGV - 3 then return 'E_CHANGED' end
 for i = 4, #ARGV do redis.call('HSET', REVOKED, ARGV[i], ARGV[1]) end
 redis.call('DEL', NAMES, RK, PROFILE, ENROL)
 redis.call('HSET', USER, 'enrolment', 'pending')
-redis.call('HDEL', USER, 'ownerCa', 'groupCert', 'groupId', 'ownerKeySpki')
+redis.call('HDEL', USER, 'ownerCa', 'groupCert', 'groupId', 'ownerKeySpki', 'formerGroups')
 if #ARGV > 3 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return 'OK'`,
 
@@ -130,6 +130,42 @@ if redis.call('HEXISTS', DEVICES, ARGV[1]) == 0 or redis.call('HEXISTS', REVOKED
 end
 redis.call('HSET', RK, ARGV[2], ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 'OK'`,
+
+  /**
+   * A mailbox group rotation (group-rotation.ts). ARGV: fromGroupId, newGroupId,
+   * newGroupCert (base64), formerGroups as read ('' for none), formerGroups to write,
+   * profile, channel, message, the active device ids as read (JSON array), then
+   * (device id, wrapped rk) pairs. 'E_CHANGED' when the group, the history or the
+   * active devices are not what the adapter read, or an active device would be left
+   * without a key for the new group.
+   */
+  rgRotateGroup: `${PRELUDE}
+if redis.call('EXISTS', USER) == 0 or redis.call('HGET', USER, 'enrolment') ~= 'enrolled' then
+  return 'E_NOT_FOUND'
+end
+if redis.call('HGET', USER, 'groupId') ~= ARGV[1] then return 'E_CHANGED' end
+if (redis.call('HGET', USER, 'formerGroups') or '') ~= ARGV[4] then return 'E_CHANGED' end
+local expected = {}
+local count = 0
+for _, id in ipairs(cjson.decode(ARGV[9])) do expected[id] = true; count = count + 1 end
+local active = 0
+for _, id in ipairs(redis.call('HKEYS', DEVICES)) do
+  if redis.call('HEXISTS', REVOKED, id) == 0 then
+    if not expected[id] then return 'E_CHANGED' end
+    active = active + 1
+  end
+end
+if active ~= count then return 'E_CHANGED' end
+local given = {}
+for i = 10, #ARGV, 2 do given[ARGV[i]] = true end
+for id, _ in pairs(expected) do
+  if not given[id] and redis.call('HEXISTS', RK, ARGV[2] .. '|' .. id) == 0 then return 'E_CHANGED' end
+end
+for i = 10, #ARGV, 2 do redis.call('HSET', RK, ARGV[2] .. '|' .. ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', USER, 'groupCert', ARGV[3], 'groupId', ARGV[2], 'formerGroups', ARGV[5])
+redis.call('SET', PROFILE, ARGV[6])
+if #ARGV > 9 then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
 return 'OK'`,
 
   /** ARGV: id, at */

@@ -140,6 +140,17 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (owner, id)
   );
   `,
+  // A mailbox's former groups (keystore/group-rotation.ts): kept so that a device paired
+  // later can be keyed for old mail too; the current group stays in users.
+  `
+  CREATE TABLE user_groups (
+    owner       TEXT NOT NULL REFERENCES users(address) ON DELETE CASCADE,
+    group_id    TEXT NOT NULL,
+    certificate BLOB NOT NULL,
+    retired     INTEGER NOT NULL,
+    PRIMARY KEY (owner, group_id)
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -35,9 +35,11 @@ import type { ListGroup, ListUpdate, NewList } from '../list-types.js';
 import { SqliteIntegrityCheck } from './integrity-check.js';
 import { migrate } from './schema.js';
 import { SqliteDevices } from './sqlite-devices.js';
+import { SqliteGroups } from './sqlite-groups.js';
 import { SqliteLists } from './sqlite-lists.js';
 import { SqlitePairings } from './sqlite-pairing.js';
 import type { NewPairingRequest } from '../pairing.js';
+import type { GroupRotation } from '../group-rotation.js';
 import { mapSqliteError, toDevice, toUser, type DeviceRow, type UserRow } from './rows.js';
 
 // Every store on one file in this process shares a hub set, so events reach them all.
@@ -61,6 +63,7 @@ export class SqliteKeyStore implements KeyStore {
   readonly #lists: SqliteLists;
   readonly #devices: SqliteDevices;
   readonly #pairings: SqlitePairings;
+  readonly #groups: SqliteGroups;
 
   constructor(options: SqliteKeyStoreOptions) {
     // 0600 from the start (SQLite would make it 0644 less the umask); -wal and -shm
@@ -94,6 +97,13 @@ export class SqliteKeyStore implements KeyStore {
       now: this.#now,
       publish: (event) => this.#publish(event),
     });
+    this.#groups = new SqliteGroups({
+      db: () => this.#open(),
+      tx: (fn) => this.#tx(fn),
+      key: this.#key,
+      now: this.#now,
+      publish: (event) => this.#publish(event),
+    });
     this.#pairings = new SqlitePairings({
       db: () => this.#open(),
       tx: (fn) => this.#tx(fn),
@@ -113,6 +123,11 @@ export class SqliteKeyStore implements KeyStore {
     this.#pairings.approvePairingRequest(address, id, certificate);
   removePairingRequest = (address: string, id: string) =>
     this.#pairings.removePairingRequest(address, id);
+
+  // --- the mailbox's groups and their rotation (sqlite-groups.ts) ---
+  rotateGroup = (address: string, rotation: GroupRotation) =>
+    this.#groups.rotateGroup(address, rotation);
+  formerGroups = (address: string) => this.#groups.formerGroups(address);
 
   // --- devices and their recryption keys (sqlite-devices.ts) ---
   addDevice = (device: NewDevice) => this.#devices.addDevice(device);
@@ -269,6 +284,7 @@ export class SqliteKeyStore implements KeyStore {
       db.prepare('DELETE FROM device_keys WHERE owner = ?').run(normal);
       db.prepare('DELETE FROM profiles WHERE address = ?').run(normal);
       db.prepare('DELETE FROM enrolment_tokens WHERE address = ?').run(normal);
+      db.prepare('DELETE FROM user_groups WHERE owner = ?').run(normal);
       db.prepare(
         `UPDATE users SET enrolment = 'pending', owner_ca = NULL, group_cert = NULL, group_id = NULL,
            owner_key_spki = NULL WHERE address = ?`,
