@@ -95,6 +95,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     (await ensureTlsMaterial(dataDir, config.tls, new Date(), publicName));
   if (tls.generated)
     logger.info({ certFile: tls.certFile }, 'generated a self-signed TLS certificate');
+  // The operator listener is reached by address from this machine (the operator's
+  // commands, health checks), not by a public name: it always serves the gateway's own
+  // self-signed certificate in <dataDir>/tls, which those tools trust by its key, also
+  // when the public listeners serve a CA-issued one (tls files, acme).
+  const ownTls = (): Promise<TlsMaterial> =>
+    ensureTlsMaterial(dataDir, undefined, new Date(), publicName);
+  let operatorTls: TlsMaterial =
+    config.tls === undefined && config.acme === undefined ? tls : await ownTls();
 
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
@@ -309,6 +317,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     stops.push(() => admin.close());
     const operatorServer: AdminServer = await startAdminServer({
       ...httpShared,
+      tls: { key: operatorTls.key, cert: operatorTls.cert },
       host: config.operator.host,
       port: config.operator.port,
       audiences: ['operator'],
@@ -361,8 +370,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         tls =
           acmeCertificates?.material() ??
           (await ensureTlsMaterial(dataDir, config.tls, new Date(), publicName));
+        operatorTls = config.tls === undefined && config.acme === undefined ? tls : await ownTls();
         admin.setTls(tls);
-        operatorServer.setTls(tls);
+        operatorServer.setTls(operatorTls);
         proxy.setTls(tls);
         mx.setTls(tls);
         submission?.setTls(tls);

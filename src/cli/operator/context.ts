@@ -2,8 +2,10 @@
  * The operator's commands run on the gateway machine and find everything through the
  * gateway's config: `--config FILE`, else ./recrypt.yaml when present, else the defaults.
  * From it: the operator listener's address (docs/admin-api.md), the admin token file,
- * and the TLS certificate to trust (the generated self-signed one in <dataDir>/tls unless `tls` is configured).
+ * and the TLS certificate to trust (the operator listener always serves the gateway's own,
+ * self-signed, in <dataDir>/tls).
  */
+import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -19,10 +21,17 @@ export interface OperatorContext {
   configFile: string | undefined;
   dataDir: string;
   tokenFile: string;
-  /** PEM file of the gateway's TLS certificate (what owners need to trust). */
-  certFile: string;
-  /** Whether certFile is the generated self-signed one (owners then need `--ca`). */
-  selfSigned: boolean;
+  /**
+   * The operator listener's certificate: always the gateway's own self-signed one in
+   * <dataDir>/tls, whatever certificate the public listeners serve (src/gateway/start.ts).
+   */
+  operatorCertFile: string;
+  /**
+   * The certificate owners pass to `owner init --ca` when the public listeners serve a
+   * self-signed one (the generated one, or a configured self-signed file); null for a
+   * CA-issued certificate (configured files, acme), which owners verify by host name.
+   */
+  ownerCaFile: string | null;
   /** Where the operator reaches the operator listener from this machine. */
   adminUrl: string;
 }
@@ -51,11 +60,28 @@ export function resolveOperatorContext(configOption: string | undefined): Operat
     configFile: file,
     dataDir,
     tokenFile: inData(config.admin.tokenFile),
-    certFile:
-      config.tls === undefined ? join(dataDir, 'tls', 'cert.pem') : resolve(config.tls.cert),
-    selfSigned: config.tls === undefined,
+    operatorCertFile: join(dataDir, 'tls', 'cert.pem'),
+    ownerCaFile: ownerCaFile(config, dataDir),
     adminUrl: origin(host, config.operator.port),
   };
+}
+
+function ownerCaFile(config: GatewayConfig, dataDir: string): string | null {
+  if (config.acme !== undefined) return null;
+  if (config.tls === undefined) return join(dataDir, 'tls', 'cert.pem');
+  const file = resolve(config.tls.cert);
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch {
+    return null; // named by `recrypt start` and `config check`; a CA-issued file is the usual case
+  }
+  try {
+    const first = new X509Certificate(pem);
+    return first.subject === first.issuer && first.verify(first.publicKey) ? file : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -88,7 +114,7 @@ export function adminClient(context: OperatorContext): GatewayClientOptions {
   if (token.length === 0) throw new CliError(`the admin token file ${context.tokenFile} is empty`);
   return {
     gateway: context.adminUrl,
-    ca: readRequired(context.certFile, 'TLS certificate'),
+    ca: readRequired(context.operatorCertFile, "the operator listener's TLS certificate"),
     auth: { kind: 'admin', token },
   };
 }

@@ -72,14 +72,15 @@ export async function initGateway(options: InitOptions): Promise<InitReport> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   lines.push(`${hadDataDir ? 'kept   ' : 'created'} ${dataDir}/`);
 
-  const tls = await ensureTlsMaterial(
-    dataDir,
-    context.config.tls,
-    new Date(),
-    context.config.hostname,
-  );
+  // The gateway's own certificate: every listener's without `tls` or `acme`, and always
+  // the operator listener's (src/gateway/start.ts), so it is made whatever the config says.
+  const tls = await ensureTlsMaterial(dataDir, undefined, new Date(), context.config.hostname);
+  const servedBy =
+    context.config.tls === undefined && context.config.acme === undefined
+      ? 'every listener'
+      : 'the operator listener';
   lines.push(
-    `${tls.generated ? 'created' : 'kept   '} ${tls.certFile} (TLS certificate${tls.generated ? ', self-signed' : ''})`,
+    `${tls.generated ? 'created' : 'kept   '} ${tls.certFile} (TLS certificate${tls.generated ? ', self-signed' : ''}, ${servedBy})`,
   );
 
   const tokenCreated = createOnce(

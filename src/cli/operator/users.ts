@@ -42,7 +42,7 @@ export async function addUser(
   return {
     ...reply,
     ownerCommand: ownerCommand(context, reply.address, reply.enrolmentToken, options.publicUrl),
-    certFile: context.selfSigned ? context.certFile : null,
+    certFile: context.ownerCaFile,
   };
 }
 
@@ -59,7 +59,7 @@ function ownerCommand(
     token,
     '--gateway',
     shellQuote(publicUrl ?? publicAdminUrl(context)),
-    ...(context.selfSigned ? ['--ca', 'gateway-cert.pem'] : []),
+    ...(context.ownerCaFile !== null ? ['--ca', 'gateway-cert.pem'] : []),
   ].join(' ');
 }
 
@@ -106,7 +106,7 @@ export async function newToken(
     tokenExpires: reply.tokenExpires,
     revokedDevices: reply.revokedDevices ?? 0,
     ownerCommand: ownerCommand(context, reply.address, reply.enrolmentToken, options.publicUrl),
-    certFile: context.selfSigned ? context.certFile : null,
+    certFile: context.ownerCaFile,
   };
 }
 
