@@ -25,7 +25,7 @@ import {
   publicPoint,
   randomScalar,
 } from '../src/recrypt/index.js';
-import type { Discovered, KeyDiscovery } from '../src/submission/discovery.js';
+import type { KeyAnswer, KeyDiscovery } from '../src/submission/key-sources.js';
 import { startSubmissionServer } from '../src/submission/server.js';
 import { compare, expectNotFaster, formatResults, ratio, SanityChecks, timeMs } from './harness.js';
 
@@ -80,14 +80,14 @@ export async function run(): Promise<void> {
     onDeviceRevoked: () => () => undefined,
   };
   const discoveries = (withKeys: boolean): KeyDiscovery => ({
-    lookup: (address): Promise<Discovered> =>
+    lookup: (address): Promise<KeyAnswer> =>
       Promise.resolve(
         withKeys
           ? {
               kind: 'key',
               source: 'profile',
               certificate: certificates.get(address)!,
-              url: 'https://b.example/',
+              provenance: 'https://b.example/',
               udf: 'BENCH',
               validUntil: new Date(Date.now() + 3_600_000),
               requireEncryption: false,

@@ -207,6 +207,35 @@ const submission = z.strictObject({
       timeout: duration.prefault('10s'),
     })
     .prefault({}),
+  /**
+   * Signer certificates the MX harvests from S/MIME-signed mail for submission to encrypt
+   * to (src/keydir, docs/sending.md "Harvested certificates").
+   */
+  harvest: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Certificates kept per address (the most recently seen). */
+      maxPerAddress: z.number().int().min(1).max(20).default(3),
+      /** Larger signed messages are not looked at. */
+      maxMessageBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(4 * 1024 * 1024),
+      /** Larger signatures (CMS, decoded) are not looked at. */
+      maxSignatureBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(64 * 1024),
+      /** A verification still running after this is abandoned. */
+      timeout: duration.prefault('5s'),
+      /** Signed messages waiting to be looked at; more are skipped. */
+      maxPending: z.number().int().positive().default(16),
+      /** Only when the MX's DMARC check passed for the From domain (a stranger cannot plant a key). */
+      requireDmarcPass: z.boolean().default(true),
+    })
+    .prefault({}),
 });
 
 /**

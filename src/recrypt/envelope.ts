@@ -23,6 +23,7 @@ import {
   tlvBytes,
   type DerNode,
 } from './der.js';
+import { keyTransRecipientInfo, type KeyTransportRecipient } from './key-transport.js';
 import { validatePoint } from './scalar.js';
 import { OID } from './transform-prefix.js';
 import type { RecipientId, WrapEncoding } from './types.js';
@@ -33,6 +34,11 @@ export interface EnvelopeOptions {
   contentEncryption?: ContentEncryption;
   /** Which recipient infos to write, in order (default both: ['absent', 'null']). */
   wrapEncodings?: readonly WrapEncoding[];
+  /**
+   * RSA recipients besides the group certificates (submission, docs/sending.md): one
+   * KeyTransRecipientInfo each (key-transport.ts), wrapping the same content key.
+   */
+  keyTransport?: readonly KeyTransportRecipient[];
 }
 
 /** What an envelope needs from a recipient certificate. */
@@ -219,9 +225,14 @@ export function prepareEnvelope(
   const contentKey = randomBytes(32);
   const recipientInfos: DerNode = {
     tag: TAG.SET,
-    children: recipients.flatMap((recipient) =>
-      encodings.map((encoding) => keyAgreeRecipientInfo(recipient, contentKey, encoding)),
-    ),
+    children: [
+      ...recipients.flatMap((recipient) =>
+        encodings.map((encoding) => keyAgreeRecipientInfo(recipient, contentKey, encoding)),
+      ),
+      ...(options.keyTransport ?? []).map((recipient) =>
+        keyTransRecipientInfo(recipient, contentKey),
+      ),
+    ],
   };
   const dataOid = encodeOid(OID.data);
   const gcm = mode === 'aes-256-gcm';

@@ -30,6 +30,12 @@ export {
   type RecipientCertificate,
 } from './envelope.js';
 export {
+  keyTransRecipientInfo,
+  issuerAndSerialNumber,
+  type KeyTransportRecipient,
+  type RsaKeyTransportScheme,
+} from './key-transport.js';
+export {
   wrapMessage,
   streamMessage,
   isEnvelopeForGroup,

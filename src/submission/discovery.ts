@@ -16,28 +16,10 @@ import {
   ProfileFetchError,
   type FetchedProfile,
 } from '../profiles/index.js';
+import type { KeyAnswer, KeySource } from './key-sources.js';
 
-export type Discovered =
-  | {
-      kind: 'key';
-      source: 'profile';
-      /** DER of the recipient's group certificate. */
-      certificate: Uint8Array;
-      /** Where it came from. */
-      url: string;
-      /** The owner's UDF fingerprint, as the profile gives it. */
-      udf: string;
-      /** Used until then (cache, profile and certificate expiry, whichever is first). */
-      validUntil: Date;
-      /** The profile asks senders to encrypt (its `require`). */
-      requireEncryption: boolean;
-    }
-  | {
-      kind: 'none';
-      /** Why no key: for logs, `recrypt lookup` and the refusal text. Never a secret. */
-      reason: string;
-      validUntil: Date;
-    };
+/** What the profile source answers (key-sources.ts): `provenance` is the profile's URL. */
+export type Discovered = KeyAnswer;
 
 const MISS_TTL_MS = 5 * 60_000;
 
@@ -54,12 +36,8 @@ export interface KeyDiscoveryOptions {
   maxEntries?: number;
 }
 
-export interface KeyDiscovery {
-  /** The key for `address`, or why there is none. Never throws. */
-  lookup(address: string): Promise<Discovered>;
-}
-
-export function keyDiscovery(options: KeyDiscoveryOptions): KeyDiscovery {
+/** The published-profile key source (the first remote one, key-sources.ts). */
+export function keyDiscovery(options: KeyDiscoveryOptions): KeySource {
   const now = options.now ?? Date.now;
   const maxEntries = options.maxEntries ?? 10_000;
   const cache = new Map<string, Discovered>();
@@ -113,20 +91,28 @@ export function keyDiscovery(options: KeyDiscoveryOptions): KeyDiscovery {
         validUntil: miss(),
       };
     }
+    const requireEncryption = connection.require.includes('encrypt');
+    // The profile itself verified: its wish stands even though its key cannot be used.
     if (certificateExpires <= now())
-      return { kind: 'none', reason: 'profile rejected: certificate expired', validUntil: miss() };
+      return {
+        kind: 'none',
+        reason: 'profile rejected: certificate expired',
+        validUntil: miss(),
+        ...(requireEncryption ? { requireEncryption } : {}),
+      };
     return {
       kind: 'key',
       source: 'profile',
       certificate: fetched.groupCertificate,
-      url: fetched.url,
+      provenance: fetched.url,
       udf: fetched.profile.udf,
       validUntil: until(Math.min(profileExpires, certificateExpires)),
-      requireEncryption: connection.require.includes('encrypt'),
+      requireEncryption,
     };
   };
 
   return {
+    name: 'profile',
     async lookup(raw) {
       const address = raw.trim().toLowerCase();
       const cached = cache.get(address);

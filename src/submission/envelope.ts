@@ -5,7 +5,11 @@
  * repeats the fields a client needs to list and thread it (OUTER_HEADER_FIELDS, folding
  * kept, CRLF line ends), as the MX's envelope does.
  */
-import { OUTER_HEADER_FIELDS, envelopeForGroup } from '../recrypt/index.js';
+import {
+  OUTER_HEADER_FIELDS,
+  envelopeForGroup,
+  type KeyTransportRecipient,
+} from '../recrypt/index.js';
 
 const LINE = 76;
 
@@ -36,12 +40,17 @@ function outerHeaders(message: Uint8Array, hideSubject: boolean): string {
   return fields.map((lines) => lines.join('\r\n')).join('\r\n');
 }
 
+/**
+ * `certificates` are P-256 (group or S/MIME) certificates, two KeyAgreeRecipientInfos
+ * each; `keyTransport` RSA recipients, one KeyTransRecipientInfo each.
+ */
 export function wrapForGroups(
   message: Uint8Array,
   certificates: readonly Uint8Array[],
   hideSubject: boolean,
+  keyTransport: readonly KeyTransportRecipient[] = [],
 ): Uint8Array {
-  const der = envelopeForGroup(message, certificates);
+  const der = envelopeForGroup(message, certificates, { keyTransport });
   const base64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
   const lines: string[] = [];
   for (let at = 0; at < base64.length; at += LINE) lines.push(base64.slice(at, at + LINE));

@@ -13,11 +13,22 @@ import type { UpstreamOptions } from '../imap/upstream.js';
 import type { KeyStore } from '../keystore/index.js';
 import type { OutboundQueue } from '../outbound/index.js';
 import type { DeliveryTarget, RecipientDirectory } from '../smtp/ports.js';
+import type { KeyDirectory } from '../keydir/types.js';
 import { keyDiscovery } from './discovery.js';
+import { harvestedKeySource } from './harvested-source.js';
+import { keySources, type KeyDiscovery, type KeySource } from './key-sources.js';
 import { sentCopies } from './sent-copy.js';
 import { startSubmissionServer, type SubmissionServer } from './server.js';
 
-export { keyDiscovery, type Discovered, type KeyDiscovery } from './discovery.js';
+export { keyDiscovery, type Discovered } from './discovery.js';
+export {
+  keySources,
+  type FoundKey,
+  type KeyAnswer,
+  type KeyDiscovery,
+  type KeySource,
+  type NoKey,
+} from './key-sources.js';
 export { startSubmissionServer, type SubmissionServer } from './server.js';
 
 export interface SubmissionParts {
@@ -37,22 +48,35 @@ export interface SubmissionParts {
   loginFailures?: SharedLoginFailures;
   /** The per-user sending rate, shared by every process. */
   rateLimiter?: RateLimiter;
+  /** Certificates harvested from signed mail (src/keydir); without it that source is off. */
+  keyDirectory?: KeyDirectory;
 }
 
-/** The discovery `recrypt lookup` and the server share: config → KeyDiscovery. */
+/**
+ * The key sources `recrypt lookup` and the server share, in routing order (routing.ts):
+ * the published profile, then certificates harvested from signed mail. Another source
+ * (an SMIMEA lookup) goes into `extra`, between the two.
+ */
 export function discoveryFromConfig(
   config: SubmissionConfig,
   inData: (path: string) => string,
-  logger?: Logger,
-) {
+  options: { logger?: Logger; keyDirectory?: KeyDirectory; extra?: KeySource[] } = {},
+): KeyDiscovery {
   const caFile = config.discovery.caFile;
-  return keyDiscovery({
+  const profile = keyDiscovery({
     origins: config.discovery.origins,
     ...(caFile === undefined ? {} : { ca: readFileSync(inData(caFile), 'utf8') }),
     cacheTtlMs: config.discovery.cacheTtl,
     timeoutMs: config.discovery.timeout,
-    ...(logger === undefined ? {} : { logger }),
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
   });
+  return keySources([
+    profile,
+    ...(options.extra ?? []),
+    ...(options.keyDirectory === undefined || !config.harvest.enabled
+      ? []
+      : [harvestedKeySource(options.keyDirectory)]),
+  ]);
 }
 
 export function startSubmission(parts: SubmissionParts): Promise<SubmissionServer> {
@@ -70,7 +94,10 @@ export function startSubmission(parts: SubmissionParts): Promise<SubmissionServe
     hideSubject: parts.hideSubject,
     devices: deviceDirectory(parts.keyStore),
     directory: parts.directory,
-    discovery: discoveryFromConfig(config, parts.inData, parts.logger),
+    discovery: discoveryFromConfig(config, parts.inData, {
+      logger: parts.logger,
+      ...(parts.keyDirectory === undefined ? {} : { keyDirectory: parts.keyDirectory }),
+    }),
     delivery: parts.delivery,
     queue: parts.queue,
     sentCopies: config.sentCopy

@@ -7,17 +7,19 @@
 import { X509Certificate } from 'node:crypto';
 import type { KeyStore } from '../keystore/index.js';
 import { keyStoreDirectory } from '../smtp/adapters/index.js';
-import type { KeyDiscovery } from './discovery.js';
+import type { KeyDiscovery, KeySourceName } from './key-sources.js';
 
 export interface LookupAnswer {
   address: string;
   /** What happens: encrypted to a key, sent as is, or refused. */
   action: 'encrypt' | 'send-plain' | 'refuse';
-  source: 'local-user' | 'local-list' | 'profile' | 'none';
-  /** Where the key came from (key store, profile URL), or why there is none. */
+  source: 'local-user' | 'local-list' | KeySourceName | 'none';
+  /** Where the key came from (key store, profile URL, signed mail), or why there is none. */
   detail: string;
   validUntil?: Date;
   udf?: string;
+  /** RSA recipients: the key transport used (docs/sending.md "RSA recipients"). */
+  rsaKeyTransport?: string;
 }
 
 export async function lookupRecipient(
@@ -58,14 +60,16 @@ export async function lookupRecipient(
     return {
       address,
       action: 'encrypt',
-      source: 'profile',
-      detail: found.url,
+      source: found.source,
+      detail: found.provenance,
       validUntil: found.validUntil,
-      udf: found.udf,
+      ...(found.udf === undefined ? {} : { udf: found.udf }),
+      ...(found.rsaKeyTransport === undefined ? {} : { rsaKeyTransport: found.rsaKeyTransport }),
     };
   return {
     address,
-    action: options.withoutKey === 'refuse' ? 'refuse' : 'send-plain',
+    action:
+      options.withoutKey === 'refuse' || found.requireEncryption === true ? 'refuse' : 'send-plain',
     source: 'none',
     detail: found.reason,
   };

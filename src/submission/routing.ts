@@ -4,15 +4,16 @@
  *
  * 1. a user or list of this gateway (the MX's own directory): encrypted to their group
  *    key and delivered locally, as the MX does;
- * 2. a recipient with a verified published profile: encrypted to the group certificate
- *    in it, sent through the outbound queue;
- * 3. otherwise the policy: sent as it is (the queue uses TLS when the MX offers it), or
- *    refused with 550 5.7.1 "no key for …; not sent" when `withoutKey` is `refuse` or the
- *    recipient's profile requires encryption.
+ * 2.–4. a key found by the key sources, in their order (key-sources.ts: the verified
+ *    published profile, an SMIMEA record, a certificate harvested from signed mail):
+ *    encrypted to it, sent through the outbound queue;
+ * 5. otherwise the policy: sent as it is (the queue uses TLS when the MX offers it), or
+ *    refused with 550 5.7.1 "no key for …; not sent" when `withoutKey` is `refuse` or a
+ *    source verified that the recipient requires encryption.
  */
 import type { RecipientDirectory, RecipientLookup } from '../smtp/ports.js';
 import { SmtpReply } from '../smtp/reply.js';
-import type { Discovered, KeyDiscovery } from './discovery.js';
+import type { FoundKey, KeyDiscovery } from './key-sources.js';
 
 export type ListLookup = Extract<RecipientLookup, { kind: 'list' | 'list-command' }>;
 
@@ -23,7 +24,7 @@ export type Route =
       kind: 'remote-key';
       address: string;
       certificate: Uint8Array;
-      found: Extract<Discovered, { kind: 'key' }>;
+      found: FoundKey;
     }
   | { kind: 'remote-plain'; address: string; reason: string };
 
@@ -80,6 +81,7 @@ export async function routeRecipient(
   if (found.kind === 'key') {
     return { kind: 'remote-key', address, certificate: found.certificate, found };
   }
-  if (options.withoutKey === 'refuse') throw submissionReplies.noKey(address);
+  if (options.withoutKey === 'refuse' || found.requireEncryption === true)
+    throw submissionReplies.noKey(address);
   return { kind: 'remote-plain', address, reason: found.reason };
 }

@@ -3,7 +3,8 @@
  *
  * * One envelope for everyone with a key: the content is encrypted once and the
  *   envelope gets recipient infos for every local user's group, every remote recipient's
- *   published group certificate and always the sender's own group (their Sent copy and
+ *   certificate (a published group certificate, or an S/MIME one: RSA recipients get a
+ *   KeyTransRecipientInfo) and always the sender's own group (their Sent copy and
  *   their other devices). Mail the client already encrypted is that envelope, untouched.
  * * Remote recipients: that envelope, or for a recipient without a key (policy `send`)
  *   the message as it is, one outbound queue job each. The jobs are prepared first and
@@ -16,9 +17,10 @@
  *
  * Plaintext reaches no queue and no disk for a recipient whose key is known.
  */
+import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { OutboundMessage, OutboundQueue } from '../outbound/index.js';
-import { wrapMessage } from '../recrypt/index.js';
+import { wrapMessage, type KeyTransportRecipient } from '../recrypt/index.js';
 import { wrapForGroups } from './envelope.js';
 import type { DeliveryTarget } from '../smtp/ports.js';
 import { SmtpReply } from '../smtp/reply.js';
@@ -58,19 +60,35 @@ export interface SendOutcome {
 const tempFailure = () =>
   new SmtpReply(451, '4.3.0', 'Temporary failure storing the message, try again later');
 
-/** The one envelope for the sender and every recipient with a key (certificates deduplicated). */
+function isRsa(certificate: Uint8Array): boolean {
+  return new X509Certificate(certificate).publicKey.asymmetricKeyType === 'rsa';
+}
+
+/**
+ * The one envelope for the sender and every recipient with a key (certificates
+ * deduplicated): key agreement for P-256 certificates, key transport for RSA ones with
+ * the scheme their source found (PKCS#1 v1.5 unless the recipient announced OAEP).
+ */
 export function envelopeFor(
   input: Pick<SendInput, 'message' | 'clientEncrypted' | 'senderCertificate' | 'routes'>,
   hideSubject: boolean,
 ): Uint8Array {
   if (input.clientEncrypted) return input.message;
   const certificates = new Map<string, Uint8Array>();
-  const add = (certificate: Uint8Array) =>
-    certificates.set(Buffer.from(certificate).toString('base64'), certificate);
-  add(input.senderCertificate);
-  for (const route of input.routes)
-    if (route.kind === 'local' || route.kind === 'remote-key') add(route.certificate);
-  return wrapForGroups(input.message, [...certificates.values()], hideSubject);
+  const rsa = new Map<string, KeyTransportRecipient>();
+  const key = (certificate: Uint8Array) => Buffer.from(certificate).toString('base64');
+  certificates.set(key(input.senderCertificate), input.senderCertificate);
+  for (const route of input.routes) {
+    if (route.kind === 'local') certificates.set(key(route.certificate), route.certificate);
+    if (route.kind !== 'remote-key') continue;
+    if (isRsa(route.certificate))
+      rsa.set(key(route.certificate), {
+        certificate: route.certificate,
+        scheme: route.found.rsaKeyTransport ?? 'rsa-pkcs1',
+      });
+    else certificates.set(key(route.certificate), route.certificate);
+  }
+  return wrapForGroups(input.message, [...certificates.values()], hideSubject, [...rsa.values()]);
 }
 
 export async function sendSubmitted(deps: SendDeps, input: SendInput): Promise<SendOutcome> {

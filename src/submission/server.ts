@@ -24,7 +24,7 @@ import { headerReply, settle } from '../smtp/hook-support.js';
 import type { DeliveryTarget, RecipientDirectory } from '../smtp/ports.js';
 import { SmtpReply, replies } from '../smtp/reply.js';
 import type { OutboundQueue } from '../outbound/index.js';
-import type { KeyDiscovery } from './discovery.js';
+import type { KeyDiscovery } from './key-sources.js';
 import { fromRefusal, isClientEncrypted, readHeader, withSubmissionFixups } from './message.js';
 import { routeRecipient, type Route } from './routing.js';
 import { sendSubmitted } from './send.js';
