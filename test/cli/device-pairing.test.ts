@@ -32,6 +32,7 @@ import {
   writeGatewayConfig,
   type GatewayPorts,
 } from '../helpers/gateway-instance.js';
+import { expectWithinImporterLimits } from '../helpers/pkcs12-limits.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const ADDRESS = 'dora@example.org';
@@ -115,7 +116,9 @@ describe('device join / approve through a running gateway', () => {
     expect(joinOutput).toContain(`pairing code: ${code}`);
     joined = parseDeviceAdd(joinOutput, deviceDir);
     expect(joined.p12File).toBe(joinPath(deviceDir, 'phone.p12'));
-    const p12 = await readPkcs12(new Uint8Array(readFileSync(joined.p12File)), joined.p12Password);
+    const written = new Uint8Array(readFileSync(joined.p12File));
+    expectWithinImporterLimits(written, 'device join .p12');
+    const p12 = await readPkcs12(written, joined.p12Password);
     deviceSecret = p12.deviceSecret;
     expect(ok(await owner(['device', 'list']))).toMatch(
       new RegExp(`^${joined.id}\\tphone\\tstandard\\tactive`, 'm'),

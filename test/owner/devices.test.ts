@@ -23,6 +23,7 @@ import {
   startApiGateway,
   type ApiGateway,
 } from '../helpers/cli-api.js';
+import { expectWithinImporterLimits } from '../helpers/pkcs12-limits.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const ADDRESS = 'olga@example.org';
@@ -65,7 +66,9 @@ describe('owner device functions', () => {
     const added = await addDevice(key, { name: 'desk', outDir: out.path });
     expect(added.warning).toBeNull();
     expect(added.p12File).toBe(join(out.path, 'desk.p12'));
-    const p12 = await readPkcs12(new Uint8Array(readFileSync(added.p12File)), added.p12Password);
+    const written = new Uint8Array(readFileSync(added.p12File));
+    expectWithinImporterLimits(written, 'device add .p12');
+    const p12 = await readPkcs12(written, added.p12Password);
     const stored = (await gw.keyStore.getDevice(ADDRESS, added.device.id))!;
     expect(stored.deviceId).toBe(Buffer.from(recipientIdOf(p12.certificate)).toString('hex'));
     expect((await listDevices(key)).map((d) => d.name)).toEqual(['desk']);

@@ -14,74 +14,16 @@ import { issueDeviceCertificate, issueOwnerCa } from '../../src/recrypt/certific
 import { buildDevicePkcs12 } from '../../src/recrypt/pkcs12.js';
 import { publicPoint, randomScalar } from '../../src/recrypt/scalar.js';
 import { requireBinary } from '../helpers/binaries.js';
+import { expectWithinImporterLimits } from '../helpers/pkcs12-limits.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const gpgsm = requireBinary('gpgsm');
 const gpgconf = requireBinary('gpgconf');
 
-const OID_PBES2 = '1.2.840.113549.1.5.13';
-const OID_PBKDF2 = '1.2.840.113549.1.5.12';
-const AES_CBC = new Set([
-  '2.16.840.1.101.3.4.1.2', // aes128-CBC
-  '2.16.840.1.101.3.4.1.22', // aes192-CBC
-  '2.16.840.1.101.3.4.1.42', // aes256-CBC
-]);
-const INT_MAX = 2 ** 31 - 1;
 const password = 'pässword 1';
 
 const tmp = tempDir('recrypt-p12-engines-');
 afterAll(() => tmp.remove());
-
-interface Pbes2Facts {
-  where: string;
-  salt: number;
-  iterations: number;
-  prf: string | undefined;
-  cipher: string;
-}
-
-function pbes2Facts(where: string, algorithm: pkijs.AlgorithmIdentifier): Pbes2Facts {
-  expect(algorithm.algorithmId, where).toBe(OID_PBES2);
-  const pbes2 = new pkijs.PBES2Params({ schema: algorithm.algorithmParams });
-  expect(pbes2.keyDerivationFunc.algorithmId, where).toBe(OID_PBKDF2);
-  const pbkdf2 = new pkijs.PBKDF2Params({ schema: pbes2.keyDerivationFunc.algorithmParams });
-  const salt = pbkdf2.salt as asn1js.OctetString;
-  return {
-    where,
-    salt: salt.valueBlock.valueHexView.length,
-    iterations: pbkdf2.iterationCount,
-    prf: pbkdf2.prf?.algorithmId,
-    cipher: pbes2.encryptionScheme.algorithmId,
-  };
-}
-
-/** Every password-based parameter set in a PFX: each PBES2 use, and the MAC. */
-function passwordParameters(der: Uint8Array): { pbes2: Pbes2Facts[]; macSalt: number } {
-  const pfx = pkijs.PFX.fromBER(der);
-  const safe = pkijs.AuthenticatedSafe.fromBER(
-    (pfx.authSafe.content as asn1js.OctetString).getValue(),
-  );
-  const pbes2: Pbes2Facts[] = [];
-  for (const [index, info] of safe.safeContents.entries()) {
-    if (info.contentType === pkijs.id_ContentType_EncryptedData) {
-      const encrypted = new pkijs.EncryptedData({ schema: info.content });
-      pbes2.push(
-        pbes2Facts(
-          `EncryptedData ${index}`,
-          encrypted.encryptedContentInfo.contentEncryptionAlgorithm,
-        ),
-      );
-    } else {
-      const contents = pkijs.SafeContents.fromBER((info.content as asn1js.OctetString).getValue());
-      for (const bag of contents.safeBags) {
-        if (bag.bagValue instanceof pkijs.PKCS8ShroudedKeyBag) {
-          pbes2.push(pbes2Facts(`key bag in ${index}`, bag.bagValue.encryptionAlgorithm));
-        }
-      }
-    }
-  }
-  return { pbes2, macSalt: pfx.macData!.macSalt.valueBlock.valueHexView.length };
-}
 
 describe('device .p12 within every importer’s limits', () => {
   let p12: Uint8Array;
@@ -106,20 +48,8 @@ describe('device .p12 within every importer’s limits', () => {
     });
   });
 
-  it('every PBES2 use: PBKDF2-HMAC-SHA256, salt 8..32 bytes, int iterations, AES-CBC', () => {
-    const { pbes2, macSalt } = passwordParameters(p12);
-    // The certificate safe and the key bag: both must be encrypted.
-    expect(pbes2.map((p) => p.where)).toEqual(['EncryptedData 0', 'key bag in 1']);
-    for (const facts of pbes2) {
-      expect(facts.salt, facts.where).toBeGreaterThanOrEqual(8);
-      expect(facts.salt, facts.where).toBeLessThanOrEqual(32);
-      expect(facts.iterations, facts.where).toBeGreaterThanOrEqual(1);
-      expect(facts.iterations, facts.where).toBeLessThanOrEqual(INT_MAX);
-      expect(facts.prf, facts.where).toBe('1.2.840.113549.2.9');
-      expect(AES_CBC.has(facts.cipher), facts.where).toBe(true);
-    }
-    expect(macSalt).toBeGreaterThanOrEqual(8);
-    expect(macSalt).toBeLessThanOrEqual(32);
+  it('every PBES2 use: PBKDF2-HMAC-SHA256, 16-byte salt (gpgsm: 8..32), int iterations, AES-256-CBC', () => {
+    expectWithinImporterLimits(p12);
   });
 
   /** Our file with its certificate safe's PBKDF2 salt swapped for 64 bytes (pkijs' default). */
@@ -179,17 +109,33 @@ describe('device .p12 within every importer’s limits', () => {
     expect(Number(stoppedOurs![1])).toBeGreaterThan(Number(stoppedControl![1]));
   });
 
-  it('the .p12 writer is the only place that builds a PFX', () => {
-    const writers: string[] = [];
+  /** The files under src/ whose text matches `pattern`. */
+  function sourcesMatching(pattern: RegExp): string[] {
+    const found: string[] = [];
     const walk = (dir: string): void => {
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
         const path = join(dir, entry.name);
         if (entry.isDirectory()) walk(path);
-        else if (path.endsWith('.ts') && /new pkijs\.PFX\(/.test(readFileSync(path, 'utf8')))
-          writers.push(path);
+        else if (path.endsWith('.ts') && pattern.test(readFileSync(path, 'utf8'))) found.push(path);
       }
     };
     walk('src');
-    expect(writers).toEqual([join('src', 'recrypt', 'pkcs12.ts')]);
+    return found.sort();
+  }
+
+  it('the .p12 writer is the only place that builds a PFX or has OpenSSL write one', () => {
+    expect(sourcesMatching(/new pkijs\.PFX\(/)).toEqual([join('src', 'recrypt', 'pkcs12.ts')]);
+    expect(sourcesMatching(/['"]pkcs12['"]|pkcs12 -export/)).toEqual([]);
+  });
+
+  it('every caller of the writer has its written file checked against these limits', () => {
+    // `device add` (test/owner/devices.test.ts) and `device join` after approval
+    // (test/cli/device-pairing.test.ts) run expectWithinImporterLimits on the file they
+    // wrote; a new caller must get the same check before it joins this list.
+    expect(sourcesMatching(/\bbuildDevicePkcs12\(/)).toEqual([
+      join('src', 'owner', 'devices.ts'),
+      join('src', 'owner', 'pairing-device.ts'),
+      join('src', 'recrypt', 'pkcs12.ts'),
+    ]);
   });
 });
