@@ -92,6 +92,12 @@ export interface MxServerOptions {
    * client address the session sees (src/net/proxy-listener.ts); off when absent.
    */
   proxyProtocol?: ProxyProtocolSettings;
+  /**
+   * Called once every copy of a message is stored, with the message as received and the
+   * trace headers the MX made (its Authentication-Results). Must not keep `message` (its
+   * buffer is reused) nor wait: the reply is not held for it.
+   */
+  onStored?(message: Uint8Array, traceHeaders: string): void;
 }
 
 export interface MxServer {
@@ -305,6 +311,12 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
         if (command.kind === 'list-command') texts.push(await command.run(mailFrom));
       metrics.messages.inc({ outcome: 'accepted' });
       logger.info({ ...log, ...outcome, ms: Date.now() - started }, 'message accepted');
+      try {
+        // Stored: harvesting (src/keydir) copies what it needs now and looks later.
+        options.onStored?.(original, traceHeaders.toString('latin1'));
+      } catch (error) {
+        logger.warn({ err: { name: (error as Error).name } }, 'after-delivery hook failed');
+      }
       return `OK: ${texts.join('; ')} (${session.id})`;
     } catch (error) {
       const reply = error instanceof SmtpReply ? error : replies.storeUnavailable();
