@@ -221,6 +221,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       logger: listLogger,
     });
 
+    // Every listener stops accepting at once and drains in parallel, so a stop takes the
+    // longest drain (the MX's 60 s), not their sum, and no listener takes new work while
+    // another drains; the stores they deliver to close after them.
+    const listenerStops: Array<() => Promise<void>> = [];
+    stops.push(async () => {
+      await Promise.all(listenerStops.map((stop) => stop().catch(() => undefined)));
+    });
+
     const mx: MxServer = await startMxServer({
       hostname: publicName,
       host: config.smtp.host,
@@ -249,7 +257,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       metrics,
       ...withProxyProtocol(config.smtp.proxyProtocol),
     });
-    stops.push(() => mx.close());
+    listenerStops.push(() => mx.close());
     mxPort = mx.port;
     queue.start();
 
@@ -263,7 +271,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       metrics,
       ...(shared.loginFailures === undefined ? {} : { loginFailures: shared.loginFailures }),
     });
-    stops.push(() => proxy.close());
+    listenerStops.push(() => proxy.close());
 
     const submission: SubmissionServer | undefined =
       config.submission === undefined
@@ -285,7 +293,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
               ? {}
               : { rateLimiter: shared.rateLimiter('submission', config.submission.rateLimit) }),
           });
-    if (submission !== undefined) stops.push(() => submission.close());
+    if (submission !== undefined) listenerStops.push(() => submission.close());
 
     // Two listeners (docs/admin-api.md): the public one owners and senders reach, and
     // the operator's, on loopback unless configured otherwise.
@@ -314,7 +322,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         : { rateLimiter: shared.rateLimiter('admin', config.admin.rateLimit) }),
       ...withProxyProtocol(config.admin.proxyProtocol),
     });
-    stops.push(() => admin.close());
+    listenerStops.push(() => admin.close());
     const operatorServer: AdminServer = await startAdminServer({
       ...httpShared,
       tls: { key: operatorTls.key, cert: operatorTls.cert },
@@ -335,7 +343,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
           Promise.all(mailStoreProbes.map((t) => probeGreeting(t))).then(() => undefined),
       },
     });
-    stops.push(() => operatorServer.close());
+    listenerStops.push(() => operatorServer.close());
 
     logger.info(
       {

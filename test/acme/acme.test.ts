@@ -10,6 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli-run.js';
 import { startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
 import { startPebble, type Pebble } from '../helpers/pebble.js';
 import {
@@ -128,6 +129,15 @@ describe('ACME certificates from pebble', () => {
     await logged(gateway, /ACME: certificate installed/);
     // Pebble fetched the key authorization from the challenge listener.
     await logged(gateway, /ACME: answered an http-01 validation/);
+    // The operator's commands still reach the operator listener (its own certificate), and
+    // owners are told to verify the CA-issued one by name, without --ca.
+    const added = await runCli(['user', 'add', 'olga@example.org', '--config', 'recrypt.yaml'], {
+      cwd: dir,
+    });
+    expect(added.stderr).toBe('');
+    expect(added.code).toBe(0);
+    expect(added.stdout).toContain(`--gateway https://localhost:${ports.admin}`);
+    expect(added.stdout).not.toContain('--ca');
   }, 120_000);
 
   it('tls-alpn-01: obtained by a real TLS-ALPN-01 validation on the challenge listener', async () => {

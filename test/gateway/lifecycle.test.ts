@@ -44,6 +44,18 @@ function curl(path: string, port = ports.operator): { status: number; body: stri
 
 const startGateway = () => startGatewayProcess(configFile, ports);
 
+/** The error code of a TCP connection to `port` on loopback, or 'connected'. */
+function connectError(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
+}
+
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
@@ -320,6 +332,9 @@ describe('recrypt start, watched and signalled', () => {
     await sleep(1500);
     // Still waiting for the DATA in flight to finish.
     expect(gateway!.child.exitCode).toBeNull();
+    // Meanwhile every listener has stopped accepting, not only the MX.
+    for (const port of [ports.smtp, ports.imap, ports.starttls, ports.admin, ports.operator])
+      expect(await connectError(port)).toBe('ECONNREFUSED');
     gateway!.child.kill('SIGTERM');
     const code = await gateway!.exited;
     socket.destroy();
