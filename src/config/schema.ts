@@ -208,6 +208,20 @@ const submission = z.strictObject({
     })
     .prefault({}),
   /**
+   * SMIMEA records (RFC 8162) as a key source, used only when DNSSEC-validated
+   * (src/submission/smimea-source.ts, docs/sending.md "SMIMEA").
+   */
+  smimea: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** A validating resolver whose AD bit is believed; default the system's, if on loopback. */
+      resolver: hostAndPort.optional(),
+      timeout: duration.prefault('5s'),
+      /** Longest an answer is used (a record's shorter TTL wins). */
+      cacheTtl: duration.prefault('1h'),
+    })
+    .prefault({}),
+  /**
    * Signer certificates the MX harvests from S/MIME-signed mail for submission to encrypt
    * to (src/keydir, docs/sending.md "Harvested certificates").
    */

@@ -10,6 +10,7 @@ import type { SubmissionConfig } from '../config/schema.js';
 import type { SharedLoginFailures } from '../imap/throttle.js';
 import { keyStoreDirectory as deviceDirectory } from '../imap/adapters/keystore-directory.js';
 import type { UpstreamOptions } from '../imap/upstream.js';
+import { validatingResolver } from '../dns/index.js';
 import type { KeyStore } from '../keystore/index.js';
 import type { OutboundQueue } from '../outbound/index.js';
 import type { DeliveryTarget, RecipientDirectory } from '../smtp/ports.js';
@@ -18,6 +19,7 @@ import { keyDiscovery } from './discovery.js';
 import { harvestedKeySource } from './harvested-source.js';
 import { keySources, type KeyDiscovery, type KeySource } from './key-sources.js';
 import { sentCopies } from './sent-copy.js';
+import { smimeaSource } from './smimea-source.js';
 import { startSubmissionServer, type SubmissionServer } from './server.js';
 
 export { keyDiscovery, type Discovered } from './discovery.js';
@@ -54,8 +56,9 @@ export interface SubmissionParts {
 
 /**
  * The key sources `recrypt lookup` and the server share, in routing order (routing.ts):
- * the published profile, then certificates harvested from signed mail. Another source
- * (an SMIMEA lookup) goes into `extra`, between the two.
+ * the published profile, a DNSSEC-validated SMIMEA record (`submission.smimea`), then
+ * certificates harvested from signed mail. Another source goes into `extra`, before the
+ * harvested one.
  */
 export function discoveryFromConfig(
   config: SubmissionConfig,
@@ -70,8 +73,18 @@ export function discoveryFromConfig(
     timeoutMs: config.discovery.timeout,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
   });
+  const smimea = config.smimea;
   return keySources([
     profile,
+    ...(smimea.enabled
+      ? [
+          smimeaSource({
+            resolver: validatingResolver({ resolver: smimea.resolver, timeoutMs: smimea.timeout }),
+            cacheTtlMs: smimea.cacheTtl,
+            ...(options.logger === undefined ? {} : { logger: options.logger }),
+          }),
+        ]
+      : []),
     ...(options.extra ?? []),
     ...(options.keyDirectory === undefined || !config.harvest.enabled
       ? []
