@@ -141,8 +141,11 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
     session: SMTPServerSession,
   ): Promise<undefined> => {
     const domain = domainOf(address.address);
-    if (domain === undefined) throw replies.badAddress();
-    if (localDomains.size > 0 && !localDomains.has(domain)) {
+    // `RCPT TO:<Postmaster>` without a domain MUST be accepted (RFC 5321 §4.1.1.3, §4.5.1):
+    // the directory resolves it like postmaster@ of a served domain.
+    const barePostmaster = address.address.toLowerCase() === 'postmaster';
+    if (domain === undefined && !barePostmaster) throw replies.badAddress();
+    if (domain !== undefined && localDomains.size > 0 && !localDomains.has(domain)) {
       metrics.recipientsRejected.inc({ reason: 'relay' });
       logger.info({ session: session.id, rcpt: address.address }, 'relay denied');
       throw replies.relayDenied();
@@ -161,6 +164,8 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
       );
       throw replies.directoryUnavailable();
     }
+    // A directory that knows no postmaster: unknown here, no relay attempt.
+    if (barePostmaster && lookup.kind === 'not-local') lookup = { kind: 'unknown' };
     if (lookup.kind === 'not-local') {
       metrics.recipientsRejected.inc({ reason: 'relay' });
       throw replies.relayDenied();

@@ -169,6 +169,7 @@ describe('MX with the key store and the recryption core', () => {
   it('postmaster@ and abuse@ of every served domain, and aliases, reach their target user', async () => {
     const unset = await mxFor(sqliteStore!, ['gateway.test', 'other.test']);
     expect(await rcpt(unset, 'postmaster@gateway.test')).toMatch(/^550 5\.1\.1 /);
+    expect(await rcpt(unset, 'Postmaster')).toMatch(/^550 5\.1\.1 /);
     const mx = await mxFor(sqliteStore!, ['gateway.test', 'other.test'], {
       postmaster: dana,
       aliases: { 'Info@gateway.test': dana, 'away@gateway.test': 'someone@elsewhere.example' },
@@ -178,6 +179,9 @@ describe('MX with the key store and the recryption core', () => {
       'PostMaster@other.test',
       'abuse@other.test',
       'info@GATEWAY.test',
+      // Without a domain (RFC 5321 §4.1.1.3).
+      'Postmaster',
+      'postmaster',
     ]) {
       expect(await rcpt(mx, address), address).toMatch(/^250 2\.1\.5 /);
     }
@@ -193,9 +197,11 @@ describe('MX with the key store and the recryption core', () => {
 
   it('mail to postmaster@ is stored for the postmaster user, encrypted to their group', async () => {
     const mx = await mxFor(sqliteStore!, ['gateway.test'], { postmaster: dana });
-    const { original, stored } = await sendAndFetch(mx, 'postmaster@gateway.test', 'postmaster');
-    const content = await opensslDecrypt(stored[0]!, group);
-    expect(content.subarray(content.length - original.length).equals(original)).toBe(true);
+    for (const address of ['postmaster@gateway.test', 'Postmaster']) {
+      const { original, stored } = await sendAndFetch(mx, address, 'postmaster');
+      const content = await opensslDecrypt(stored[0]!, group);
+      expect(content.subarray(content.length - original.length).equals(original)).toBe(true);
+    }
   });
 
   it('wrapMessage output stored in Dovecot decrypts with openssl to the original; outer Subject hidden', async () => {

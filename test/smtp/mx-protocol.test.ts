@@ -70,7 +70,8 @@ describe('MX protocol surface', () => {
       expect(await wire.command(`RCPT TO:<nobody@${LOCAL_DOMAIN}>`)).toMatch(/^550 5\.1\.1 /);
       expect(await wire.command('RCPT TO:<victim@elsewhere.example>')).toMatch(/^550 5\.7\.1 /);
       expect(await wire.command(`RCPT TO:<alice@sub.${LOCAL_DOMAIN}>`)).toMatch(/^550 5\.7\.1 /);
-      expect(await wire.command('RCPT TO:<postmaster>')).toMatch(/^5\d\d /);
+      // No postmaster configured here (with one, test/smtp/adapters.test.ts): unknown.
+      expect(await wire.command('RCPT TO:<postmaster>')).toMatch(/^550 5\.1\.1 /);
     } finally {
       wire.close();
     }

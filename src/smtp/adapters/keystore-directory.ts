@@ -12,8 +12,8 @@
  * An address that is no user but a mailing list, or one of a list's control addresses,
  * resolves to the list (list-lookup.ts and src/lists). One that is neither but a
  * configured alias, or postmaster@/abuse@ of a served domain (RFC 5321 §4.5.1, RFC 2142),
- * resolves to its target: a user (encrypted to that user's group) or a list. Aliases do
- * not chain.
+ * resolves to its target: a user (encrypted to that user's group) or a list; so does
+ * `Postmaster` without a domain (RFC 5321 §4.1.1.3). Aliases do not chain.
  */
 import { domainToASCII } from 'node:url';
 import {
@@ -129,6 +129,12 @@ export function keyStoreDirectory(options: KeyStoreDirectoryOptions): RecipientD
   return {
     async resolve(address): Promise<RecipientLookup> {
       try {
+        // `<Postmaster>` without a domain (RFC 5321 §4.1.1.3): the postmaster's target.
+        if (address.toLowerCase() === 'postmaster') {
+          if (options.postmaster === undefined) return { kind: 'unknown' };
+          const resolved = await resolveAddress(options.postmaster, true);
+          return resolved.kind === 'not-local' ? { kind: 'unknown' } : resolved;
+        }
         return await resolveAddress(address, false);
       } catch (error) {
         if (error instanceof DirectoryUnavailableError) throw error;
