@@ -35,6 +35,7 @@ import { loadOrCreateSecretFile, readSecretFile, MASTER_SECRET_FILE } from './se
 import { StartupError, causeChain, describeKeyStore } from './startup-errors.js';
 import { probeGreeting, type ProbeTarget } from './upstream-probe.js';
 import { withProxyProtocol } from '../net/proxy-listener.js';
+import { startHarvesting } from '../keydir/gateway.js';
 
 export interface RunningGateway {
   ports: {
@@ -221,6 +222,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       logger: listLogger,
     });
 
+    // Certificates harvested from signed mail (src/keydir): the MX adds, submission reads;
+    // closed after the listeners, once the verifications in flight are done.
+    const harvesting = await startHarvesting(config, logger.child({ part: 'harvest' }));
+    stops.push(() => harvesting.close());
+
     // Every listener stops accepting at once and drains in parallel, so a stop takes the
     // longest drain (the MX's 60 s), not their sum, and no listener takes new work while
     // another drains; the stores they deliver to close after them.
@@ -256,6 +262,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       logger: logger.child({ part: 'smtp' }),
       metrics,
       ...withProxyProtocol(config.smtp.proxyProtocol),
+      ...(harvesting.onStored === undefined ? {} : { onStored: harvesting.onStored }),
     });
     listenerStops.push(() => mx.close());
     mxPort = mx.port;
@@ -288,6 +295,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
             store,
             hideSubject: config.smtp.hideSubject,
             logger: logger.child({ part: 'submission' }),
+            ...(harvesting.directory === undefined ? {} : { keyDirectory: harvesting.directory }),
             ...(shared.loginFailures === undefined ? {} : { loginFailures: shared.loginFailures }),
             ...(shared.rateLimiter === undefined
               ? {}

@@ -26,12 +26,14 @@ export const COMMAND_MODULES: Readonly<Record<string, () => Promise<CommandModul
   restore: backup,
   list: () => import('./list.js'),
   lookup: () => import('./lookup.js'),
+  keys: () => import('./keys.js'),
   owner,
   device: owner,
   profile: owner,
   smimea: owner,
   read: owner,
   start: () => import('./start.js'),
+  bridge: () => import('./bridge.js'),
 };
 
 /** Registers the module of `argv`'s command, or every module when it names none. */

@@ -1,13 +1,14 @@
 /**
  * `recrypt lookup <address>` (operator, on the gateway machine): which key submission
  * would encrypt to for this recipient, where it came from and until when it is used
- * (docs/sending.md). Reads the key store and fetches published profiles the way the
- * running gateway does; needs a `submission` section for the discovery settings (the
+ * (docs/sending.md). Reads the key store and the harvested key directory and fetches
+ * published profiles the way the running gateway does; needs a `submission` section for the discovery settings (the
  * defaults otherwise).
  */
 import type { Command } from 'commander';
 import { isAbsolute, resolve } from 'node:path';
 import { configSchema } from '../../config/schema.js';
+import { openKeyDirectory } from '../../keydir/open.js';
 import { loadOrCreateGatewayKey, openKeyStore } from '../../keystore/index.js';
 import { discoveryFromConfig } from '../../submission/index.js';
 import { lookupRecipient } from '../../submission/lookup.js';
@@ -28,12 +29,18 @@ export function register(program: Command): void {
         gatewayKey: loadOrCreateGatewayKey(context.dataDir),
         dataDir: context.dataDir,
       });
+      const keyDirectory = await openKeyDirectory(config.keyStore, context.dataDir).catch(
+        async (error: unknown) => {
+          await keyStore.close();
+          throw error;
+        },
+      );
       try {
         const answer = await lookupRecipient(
           {
             keyStore,
             localDomains: config.smtp.localDomains,
-            discovery: discoveryFromConfig(submission, inData),
+            discovery: discoveryFromConfig(submission, inData, { keyDirectory }),
             withoutKey: submission.withoutKey,
           },
           address,
@@ -48,9 +55,12 @@ export function register(program: Command): void {
         print(`  key: ${answer.source === 'none' ? 'none' : answer.source}`);
         print(`  from: ${answer.detail}`);
         if (answer.udf !== undefined) print(`  owner udf: ${answer.udf}`);
+        if (answer.rsaKeyTransport !== undefined)
+          print(`  key transport: ${answer.rsaKeyTransport}`);
         if (answer.validUntil !== undefined)
           print(`  valid until: ${answer.validUntil.toISOString()}`);
       } finally {
+        await keyDirectory.close();
         await keyStore.close();
       }
     });
