@@ -230,7 +230,32 @@ export async function openMessage(
   );
 }
 
-/** Polls the INBOX (asking for an update every few seconds) until it lists `count` messages. */
+/**
+ * Has Thunderbird's folder discovery seen the INBOX on the server (LIST answered, so its
+ * hierarchy delimiter is known)? Until then it names the folder with the placeholder
+ * delimiter "^" (fetch>UID>^INBOX>1), and a message opened then is displayed without its
+ * header pane ever loading: no S/MIME status, no attachments.
+ */
+async function inboxDiscovered(tb: Marionette, address: string): Promise<boolean> {
+  return tb.execute<boolean>(
+    `
+    const [address] = arguments;
+    const account = MailServices.accounts.accounts.find(
+      a => a.incomingServer.type === "imap" && a.incomingServer.username === address);
+    const inbox = account?.incomingServer.rootFolder.getFolderWithFlags(Ci.nsMsgFolderFlags.Inbox);
+    if (!inbox) return false;
+    const imap = inbox.QueryInterface(Ci.nsIMsgImapMailFolder);
+    return imap.verifiedAsOnlineFolder && imap.hierarchyDelimiter !== "^";
+    `,
+    [address],
+  );
+}
+
+/**
+ * Polls the INBOX (asking for an update every few seconds) until it lists `count` messages
+ * and Thunderbird's folder discovery has seen it, so that opening a message is the same
+ * every run.
+ */
 export async function waitForInbox(
   tb: Marionette,
   address: string,
@@ -238,9 +263,9 @@ export async function waitForInbox(
 ): Promise<ListedMessage[]> {
   let listed: ListedMessage[] = [];
   let polls = 0;
-  await waitFor(`${count} messages in Thunderbird's INBOX`, async () => {
+  await waitFor(`${count} messages in Thunderbird's INBOX, its folder discovered`, async () => {
     listed = await listInbox(tb, address, polls++ % 25 === 0);
-    return listed.length >= count;
+    return listed.length >= count && (await inboxDiscovered(tb, address));
   });
   return listed;
 }
