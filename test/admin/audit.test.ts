@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../src/admin/audit.js';
 import {
   addDeviceViaCli,
+  addUserViaCli,
   enrolViaCli,
   startCliWorld,
   type AddedDeviceOutput,
@@ -114,6 +115,44 @@ describe('audit log', () => {
         outcome: 'refused',
       },
     ]);
+  });
+
+  it('records token issue, user removal, list changes and moderation', async () => {
+    const temp = await addUserViaCli(world, 'temp@example.org');
+    expect((await world.operator(['user', 'token', 'temp@example.org'])).code).toBe(0);
+    expect((await world.operator(['user', 'remove', 'temp@example.org'])).code).toBe(0);
+    const list = 'audit-team@example.org';
+    const created = await owner.run(['list', 'create', list, '--policy', 'members']);
+    expect(created.stderr).toBe('');
+    expect(created.code).toBe(0);
+    expect((await owner.run(['list', 'policy', list, 'moderated'])).code).toBe(0);
+    // Moderation of a post that is not held: refused, and recorded as such.
+    const rejected = await owner.run(['list', 'reject', list, 'ffffffffffffffff']);
+    expect(rejected.code).toBe(1);
+
+    const records = auditRecords();
+    const operatorOn = (target: string) =>
+      records.filter((r) => r.actor === 'operator' && r.target === target).map((r) => r.action);
+    expect(operatorOn('temp@example.org')).toEqual([
+      'POST /v1/users',
+      'POST /v1/users/:param/token',
+      'DELETE /v1/users/:param',
+    ]);
+    const listActions = records.filter(
+      (r) => r.actor === 'owner:audited@example.org' && r.target === list,
+    );
+    expect(listActions.map((r) => r.action)).toEqual([
+      'POST /v1/owner/lists',
+      'PATCH /v1/owner/lists/:param',
+      'POST /v1/owner/lists/:param/held/:param/reject',
+    ]);
+    // The first two succeeded; the moderation attempt did not (no such post; this world
+    // has no moderation services at all, 503): recorded all the same, as not done.
+    expect(listActions.map((r) => r.outcome).slice(0, 2)).toEqual(['ok', 'ok']);
+    const moderation = listActions[2]!;
+    expect(moderation.status).toBeGreaterThanOrEqual(400);
+    expect(moderation.outcome).toBe(moderation.status >= 500 ? 'failed' : 'refused');
+    expect(lines.join('\n')).not.toContain(temp.token);
   });
 
   it('holds no token, password or body in any line', () => {
