@@ -5,12 +5,15 @@
  * derived code is left out. Patched per connection, not on the shared prototype, so no
  * other smtp-server in the process (the embedded store's LMTP) is affected.
  *
+ * DATA is parsed by data-stream.ts (FastDataSmtpServer) instead of smtp-server's per-byte loop.
+ *
  * It also gives the MX what smtp-server has no option for: the number of connections
  * from one address (the per-address limit) and a per-connection idle timeout, so that
  * the wait for commands can be shorter than the wait inside DATA.
  */
 import type { Socket } from 'node:net';
-import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+import type { SMTPServer, SMTPServerSession } from 'smtp-server';
+import { FastDataSmtpServer } from './data-stream.js';
 import { ENHANCED_PREFIX } from './reply.js';
 
 type ConnectArgs = Parameters<SMTPServer['connect']>;
@@ -22,7 +25,7 @@ interface Connection {
   _socket: Socket;
 }
 
-export class EnhancedCodeSmtpServer extends SMTPServer {
+export class EnhancedCodeSmtpServer extends FastDataSmtpServer {
   override connect(socket: ConnectArgs[0] | Socket, socketOptions?: ConnectArgs[1]): void {
     super.connect(socket, socketOptions);
     let newest: (typeof this.connections extends Set<infer C> ? C : never) | undefined;
