@@ -29,6 +29,7 @@ import { checkDeviceUpload, checkOwnerUpload } from './uploads.js';
 import { listRoutes } from './lists.js';
 import { moderationRoutes, type ListModeration } from './list-moderation.js';
 import { pairingRoutes } from './pairing.js';
+import { formerGroupKeys, rotationRoutes } from './rotation.js';
 import { patternLabel } from './metrics.js';
 import { noteAuditActor, noteAuditTarget } from './audit.js';
 
@@ -79,6 +80,7 @@ const routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = [
   ...listRoutes<AdminApiContext>({ owner, ownerOf }),
   ...moderationRoutes<AdminApiContext>({ owner, ownerOf }),
   ...pairingRoutes<AdminApiContext>({ owner, ownerOf, deviceView }),
+  ...rotationRoutes<AdminApiContext>({ owner, ownerOf }),
 ];
 
 /** The pattern of the route a `/v1/…` path matches (for metrics labels), or undefined. */
@@ -367,7 +369,10 @@ async function addDevice(
     deviceId: upload.deviceId,
     client,
     credentialHash,
-    keys: new Map([[user.owner.groupId, upload.rk]]),
+    keys: new Map([
+      ...(await formerGroupKeys(ctx.keyStore, user, body, upload.certificate)),
+      [user.owner.groupId, upload.rk],
+    ]),
   });
   sendJson(res, 201, { device: deviceView(device), imap: ctx.imapSettings });
 }

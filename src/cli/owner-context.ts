@@ -22,6 +22,13 @@ export interface KeyFileOptions {
 }
 
 export async function openOwnerKey(opts: KeyFileOptions): Promise<OwnerKey> {
+  return (await openOwnerKeyWithPassphrase(opts)).key;
+}
+
+/** The key and its passphrase, for commands that write the key file again (`owner rotate`). */
+export async function openOwnerKeyWithPassphrase(
+  opts: KeyFileOptions,
+): Promise<{ key: OwnerKey; passphrase: string }> {
   // Check the file first so that a missing file is reported before asking for a passphrase.
   readOwnerPublicInfo(opts.keyFile);
   const passphrase = await readSecret({
@@ -29,7 +36,7 @@ export async function openOwnerKey(opts: KeyFileOptions): Promise<OwnerKey> {
     envName: PASSPHRASE_ENV,
     file: opts.passphraseFile,
   });
-  return readOwnerKeyFile(opts.keyFile, passphrase);
+  return { key: await readOwnerKeyFile(opts.keyFile, passphrase), passphrase };
 }
 
 export function readPemFile(path: string, what: string): string {

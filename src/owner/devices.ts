@@ -13,6 +13,7 @@ import {
   issueDeviceCertificate,
   publicPoint,
   randomScalar,
+  recipientIdOf,
   recryptionKey,
   scalarToBytes,
   type ClientKind,
@@ -108,6 +109,17 @@ export async function addDevice(key: OwnerKey, options: AddDeviceOptions): Promi
       client,
       certificate: Buffer.from(certificate).toString('base64'),
       rk: Buffer.from(scalarToBytes(rk)).toString('base64'),
+      // Keys for the groups the mailbox had before a rotation: old mail reads too.
+      ...((key.formerGroups ?? []).length > 0
+        ? {
+            formerKeys: key.formerGroups!.map((group) => ({
+              groupId: Buffer.from(recipientIdOf(group.groupCertificate)).toString('hex'),
+              rk: Buffer.from(
+                scalarToBytes(recryptionKey(group.groupSecret, deviceSecret)),
+              ).toString('base64'),
+            })),
+          }
+        : {}),
       credentialHash,
     });
   } catch (error) {

@@ -12,6 +12,9 @@
  *   "cipher": "aes-256-gcm", "salt": b64, "iv": b64, "tag": b64, "ciphertext": b64
  * }
  * ciphertext = AES-256-GCM(JSON of OwnerSecrets) under scrypt(passphrase, salt).
+ * After a rotation (`owner rotate`) the secrets also hold every former group, oldest
+ * first (`formerGroups`): old mail stays readable, and a device added later is keyed
+ * for the old groups too.
  */
 import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -22,7 +25,9 @@ import { OwnerError } from './errors.js';
 export const KEY_FILE_FORMAT = 'recrypt-owner-key' as const;
 // 2^17 × 8 × 128 B = 128 MiB, ~0.3 s: the passphrase is human-chosen, so make guessing dear.
 const DEFAULT_KDF = { name: 'scrypt' as const, logN: 17, r: 8, p: 1 };
-const MAX_KEY_FILE_BYTES = 64 * 1024;
+// Each former group adds about 1.3 KiB (its secret and certificate, encrypted, base64).
+const MAX_KEY_FILE_BYTES = 512 * 1024;
+const MAX_FORMER_GROUPS = 256;
 
 export interface OwnerPublicInfo {
   address: string;
@@ -32,11 +37,19 @@ export interface OwnerPublicInfo {
   gatewayCa: string | null;
 }
 
+/** A group the mailbox had before its current one (replaced by `owner rotate`). */
+export interface FormerGroup {
+  groupSecret: Scalar;
+  groupCertificate: Uint8Array;
+}
+
 export interface OwnerSecrets {
   ownerCaSecret: Scalar;
   groupSecret: Scalar;
   ownerCaCertificate: Uint8Array;
   groupCertificate: Uint8Array;
+  /** Oldest first; absent or empty before the first rotation. */
+  formerGroups?: FormerGroup[];
 }
 
 export interface OwnerKey extends OwnerPublicInfo, OwnerSecrets {}
@@ -72,6 +85,10 @@ const secretsSchema = z.strictObject({
   groupSecret: scalarHex,
   ownerCaCertificate: b64,
   groupCertificate: b64,
+  formerGroups: z
+    .array(z.strictObject({ groupSecret: scalarHex, groupCertificate: b64 }))
+    .max(MAX_FORMER_GROUPS)
+    .optional(),
 });
 
 function deriveKey(passphrase: string, salt: Buffer, kdf: KeyFileJson['kdf']): Promise<Buffer> {
@@ -130,6 +147,14 @@ export async function encodeOwnerKeyFile(key: OwnerKey, passphrase: string): Pro
     groupSecret: key.groupSecret.toString(16).padStart(64, '0'),
     ownerCaCertificate: Buffer.from(key.ownerCaCertificate).toString('base64'),
     groupCertificate: Buffer.from(key.groupCertificate).toString('base64'),
+    ...((key.formerGroups ?? []).length > 0
+      ? {
+          formerGroups: key.formerGroups!.map((g) => ({
+            groupSecret: g.groupSecret.toString(16).padStart(64, '0'),
+            groupCertificate: Buffer.from(g.groupCertificate).toString('base64'),
+          })),
+        }
+      : {}),
   };
   const cipher = createCipheriv('aes-256-gcm', await deriveKey(passphrase, salt, DEFAULT_KDF), iv);
   cipher.setAAD(additionalData(head));
@@ -233,6 +258,14 @@ export async function decodeOwnerKeyFile(
     groupSecret: BigInt(`0x${secrets.data.groupSecret}`),
     ownerCaCertificate: new Uint8Array(Buffer.from(secrets.data.ownerCaCertificate, 'base64')),
     groupCertificate: new Uint8Array(Buffer.from(secrets.data.groupCertificate, 'base64')),
+    ...(secrets.data.formerGroups !== undefined && secrets.data.formerGroups.length > 0
+      ? {
+          formerGroups: secrets.data.formerGroups.map((g) => ({
+            groupSecret: BigInt(`0x${g.groupSecret}`),
+            groupCertificate: new Uint8Array(Buffer.from(g.groupCertificate, 'base64')),
+          })),
+        }
+      : {}),
   };
 }
 

@@ -15,11 +15,19 @@ import type { ListSecrets } from './lists.js';
 
 const FORMAT = 'recrypt-list-key';
 
+/**
+ * The mailbox's first group secret: it stays in the owner key file through every
+ * rotation (`formerGroups`), so list key files written before a rotation still open.
+ */
+function firstGroupSecret(owner: OwnerKey) {
+  return owner.formerGroups?.[0]?.groupSecret ?? owner.groupSecret;
+}
+
 function fileKey(owner: OwnerKey, list: string): Buffer {
   return Buffer.from(
     hkdfSync(
       'sha256',
-      scalarToBytes(owner.groupSecret),
+      scalarToBytes(firstGroupSecret(owner)),
       Buffer.from(list),
       'recrypt list key file v1',
       32,

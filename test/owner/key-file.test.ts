@@ -64,6 +64,19 @@ describe('owner key file', async () => {
   const text = await encodeOwnerKeyFile(key, 'pass phrase');
   const json = JSON.parse(text) as Record<string, unknown>;
 
+  it('round-trips the former groups a rotation keeps, and holds none of them in the clear', async () => {
+    const older = await makeKey();
+    const rotated = {
+      ...key,
+      formerGroups: [{ groupSecret: older.groupSecret, groupCertificate: older.groupCertificate }],
+    };
+    const rotatedText = await encodeOwnerKeyFile(rotated, 'pass phrase');
+    expect(await decodeOwnerKeyFile(rotatedText, 'pass phrase')).toEqual(rotated);
+    const hex = older.groupSecret.toString(16).padStart(64, '0');
+    expect(rotatedText).not.toContain(hex);
+    expect(rotatedText).not.toContain(Buffer.from(hex, 'hex').toString('base64'));
+  });
+
   it('round-trips every secret and holds none of them in the clear', async () => {
     expect(await decodeOwnerKeyFile(text, 'pass phrase')).toEqual(key);
     for (const secret of [key.ownerCaSecret, key.groupSecret]) {

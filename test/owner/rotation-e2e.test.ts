@@ -1,0 +1,130 @@
+/**
+ * `recrypt owner rotate --fast` end to end through the real processes: `recrypt start`
+ * (embedded store, SQLite key store), the owner's CLI, mail over SMTP and fetched through
+ * the proxy with Python's imaplib as each device, read with `openssl cms -decrypt` and the
+ * device's own key. Mail from before the rotation stays readable (the proxy picks the key
+ * for the group a stored message names), mail after it is encrypted to the new group only,
+ * and the profile and SMIMEA record switch with the MX.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readOwnerKeyFile, type OwnerKey } from '../../src/owner/index.js';
+import { privateKeyObject, toPem, type Scalar } from '../../src/recrypt/index.js';
+import { requireBinary } from '../helpers/binaries.js';
+import {
+  ok,
+  PASSPHRASE,
+  startRotationWorld,
+  type RotationWorld,
+  type WorldDevice,
+} from '../helpers/rotation-world.js';
+
+const ADDRESS = 'rita@example.org';
+
+/** A PEM file holding a group's certificate and secret, as `openssl cms -decrypt` takes it. */
+function groupPem(dir: string, name: string, secret: Scalar, certificate: Uint8Array): string {
+  const file = join(dir, `${name}.pem`);
+  const key = privateKeyObject(secret).export({ format: 'pem', type: 'pkcs8' }) as string;
+  writeFileSync(file, `${toPem(certificate)}${key}`, { mode: 0o600 });
+  return file;
+}
+
+describe('owner rotate --fast through a running gateway', () => {
+  let world: RotationWorld;
+  let laptop: WorldDevice;
+  let phone: WorldDevice;
+  let keyBefore: OwnerKey;
+
+  beforeAll(async () => {
+    for (const name of ['openssl', 'python3']) requireBinary(name);
+    world = await startRotationWorld(ADDRESS);
+    laptop = await world.addDevice('laptop');
+    phone = await world.addDevice('phone');
+    keyBefore = await readOwnerKeyFile(join(world.ownerDir, 'owner.key'), PASSPHRASE);
+  }, 180_000);
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  const smimea = async () =>
+    ok(
+      await world.owner([
+        'smimea',
+        ADDRESS,
+        '--gateway',
+        `https://127.0.0.1:${world.ports.admin}`,
+        '--ca',
+        'gateway-cert.pem',
+      ]),
+    );
+
+  it('a wrong passphrase is refused and nothing changes', async () => {
+    const keyFile = join(world.ownerDir, 'owner.key');
+    const bytes = readFileSync(keyFile);
+    const record = await smimea();
+    const refused = await world.owner(['owner', 'rotate', '--fast'], {
+      RECRYPT_PASSPHRASE: 'not the passphrase',
+    });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/wrong passphrase/);
+    expect(readFileSync(keyFile)).toEqual(bytes);
+    expect(existsSync(`${keyFile}.next`)).toBe(false);
+    expect(await smimea()).toBe(record);
+  }, 120_000);
+
+  it('re-keys every device: old mail still reads, new mail is for the new group only', async () => {
+    await world.send('before', 'Written before the rotation.\r\n');
+    const recordBefore = await smimea();
+    const out = ok(await world.owner(['owner', 'rotate', '--fast']));
+    expect(out).toMatch(/^rotated rita@example\.org \(fast\): 2 device\(s\) re-keyed$/m);
+    const key = await readOwnerKeyFile(join(world.ownerDir, 'owner.key'), PASSPHRASE);
+    expect(key.groupSecret).not.toBe(keyBefore.groupSecret);
+    expect(key.formerGroups).toEqual([
+      { groupSecret: keyBefore.groupSecret, groupCertificate: keyBefore.groupCertificate },
+    ]);
+    expect(existsSync(join(world.ownerDir, 'owner.key.next'))).toBe(false);
+    // The published profile and the SMIMEA record name the new group certificate.
+    const recordAfter = await smimea();
+    expect(recordAfter).not.toBe(recordBefore);
+    const profile = JSON.parse(
+      ok(
+        await world.owner([
+          'profile',
+          'show',
+          '--gateway',
+          `https://127.0.0.1:${world.ports.admin}`,
+          '--ca',
+          'gateway-cert.pem',
+        ]),
+      ),
+    ) as Record<string, unknown>;
+    expect(JSON.stringify(profile)).toContain(Buffer.from(key.groupCertificate).toString('base64'));
+
+    await world.send('after', 'Written after the rotation.\r\n');
+    const oldGroup = groupPem(
+      world.root,
+      'old-group',
+      keyBefore.groupSecret,
+      keyBefore.groupCertificate,
+    );
+    const newGroup = groupPem(world.root, 'new-group', key.groupSecret, key.groupCertificate);
+    for (const device of [laptop, phone]) {
+      const [before, after] = await world.fetchAll(device);
+      expect(await world.decrypt(device, before!)).toContain('Written before the rotation.');
+      expect(await world.decrypt(device, after!)).toContain('Written after the rotation.');
+      // What the MX stored: the old message for the old group, the new one for the new.
+      expect(await world.decrypt({ pem: oldGroup }, before!)).toContain('before the rotation');
+      expect(await world.decrypt({ pem: newGroup }, after!)).toContain('after the rotation');
+      expect(await world.decrypt({ pem: oldGroup }, after!)).toBeNull();
+    }
+  }, 180_000);
+
+  it('a device added after the rotation reads the mail from before it too', async () => {
+    const tablet = await world.addDevice('tablet');
+    const messages = await world.fetchAll(tablet);
+    expect(messages).toHaveLength(2);
+    expect(await world.decrypt(tablet, messages[0]!)).toContain('Written before the rotation.');
+    expect(await world.decrypt(tablet, messages[1]!)).toContain('Written after the rotation.');
+  }, 120_000);
+});
