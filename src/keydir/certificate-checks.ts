@@ -8,6 +8,7 @@
  * emailProtection.
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import type { HarvestedKeyType } from './types.js';
 

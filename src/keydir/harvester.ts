@@ -28,8 +28,7 @@ export interface HarvestSettings extends SignatureLimits {
 }
 
 export type HarvestOutcome =
-  | { harvested: true; address: string; fingerprint: string }
-  | { harvested: false; reason: string };
+  { harvested: true; address: string; fingerprint: string } | { harvested: false; reason: string };
 
 export interface Harvester {
   /** Looks at a stored message later; copies what it needs now, never throws or waits. */
@@ -83,19 +82,17 @@ export function createHarvester(options: HarvesterOptions): Harvester {
   /** The synchronous part: everything needed is copied out of `message` before it returns. */
   const prepare = (message: Uint8Array, authenticationResults: string): Prepared | Skipped => {
     const signed = findSignature(message, settings);
-    if (signed === null) return { reason: 'no S/MIME signature' }
-    if (signed.from.length !== 1) return { reason: 'not exactly one From address' }
+    if (signed === null) return { reason: 'no S/MIME signature' };
+    if (signed.from.length !== 1) return { reason: 'not exactly one From address' };
     const address = signed.from[0]!;
     const domain = domainOfAddress(address);
-    if (options.isLocalDomain(domain)) return { reason: 'a local address' }
+    if (options.isLocalDomain(domain)) return { reason: 'a local address' };
     if (settings.requireDmarcPass && !dmarcPassed(authenticationResults, domain))
-      return { reason: 'DMARC did not pass for the From domain' }
+      return { reason: 'DMARC did not pass for the From domain' };
     return { signed, address, domain };
   };
 
-  const verifyAndStore = async (
-    prepared: Prepared,
-  ): Promise<HarvestOutcome> => {
+  const verifyAndStore = async (prepared: Prepared): Promise<HarvestOutcome> => {
     const { signed, address, domain } = prepared;
     const verified = await withTimeout(
       verifySignedData(signed.signature, signed.kind === 'detached' ? signed.content : undefined),

@@ -57,7 +57,11 @@ export class RedisKeyDirectory implements KeyDirectory {
   async remember(certificate: HarvestedCertificate, maxPerAddress: number): Promise<void> {
     await this.#client
       .multi()
-      .hset(this.#addressKey(certificate.address), certificate.fingerprint, encodeRecord(certificate))
+      .hset(
+        this.#addressKey(certificate.address),
+        certificate.fingerprint,
+        encodeRecord(certificate),
+      )
       .sadd(this.#domainKey(certificate.domain), certificate.address)
       .sadd(`${this.#base}domains`, certificate.domain)
       .exec();

@@ -44,9 +44,16 @@ export class SqliteKeyDirectory implements KeyDirectory {
           'INSERT INTO harvested (address, fingerprint, domain, record) VALUES (?, ?, ?, ?) ' +
             'ON CONFLICT (address, fingerprint) DO UPDATE SET record = excluded.record',
         )
-        .run(certificate.address, certificate.fingerprint, certificate.domain, encodeRecord(certificate));
+        .run(
+          certificate.address,
+          certificate.fingerprint,
+          certificate.domain,
+          encodeRecord(certificate),
+        );
       const all = this.#rows('SELECT record FROM harvested WHERE address = ?', certificate.address);
-      const remove = this.#db.prepare('DELETE FROM harvested WHERE address = ? AND fingerprint = ?');
+      const remove = this.#db.prepare(
+        'DELETE FROM harvested WHERE address = ? AND fingerprint = ?',
+      );
       for (const dropped of keptAfterAdding(all, maxPerAddress, this.#now()).drop)
         remove.run(dropped.address, dropped.fingerprint);
     })();
