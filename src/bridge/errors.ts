@@ -1,0 +1,29 @@
+/**
+ * The bridge's one error type: every failure a person can meet (wrong cache passphrase,
+ * no account yet, gateway unreachable or refusing the device login) becomes a one-line
+ * message fit to print; it never carries a secret.
+ */
+import { StoreError } from '../store/backend.js';
+
+export type BridgeErrorCode =
+  'bad-passphrase' | 'corrupt-cache' | 'no-account' | 'invalid-argument' | 'upstream';
+
+export class BridgeError extends Error {
+  override readonly name = 'BridgeError';
+  constructor(
+    readonly code: BridgeErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A failure on the gateway side, as the IMAP layer can answer it (NO [SERVERBUG]); the detail is logged. */
+export async function onGateway<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (error instanceof StoreError) throw error;
+    throw new StoreError('io-error', `gateway: ${(error as Error).message}`);
+  }
+}

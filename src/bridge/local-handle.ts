@@ -1,0 +1,166 @@
+/** One session's open mailbox of the local view (the `MailboxHandle` of src/store/backend.ts). */
+import {
+  StoreError,
+  type Flag,
+  type FlagOperation,
+  type MailboxEvent,
+  type MailboxHandle,
+  type MessageRecord,
+  type MessageStructure,
+} from '../store/backend.js';
+import { parseMessageStructure } from '../store/mime/index.js';
+import type { LocalMailbox, MailboxListener } from './local-mailbox.js';
+
+/** Parsed structures kept per process: re-parsing means decrypting the cached file again. */
+const STRUCTURE_CACHE_ENTRIES = 4096;
+const structures = new Map<string, MessageStructure>();
+
+function remember(key: string, structure: MessageStructure): void {
+  structures.set(key, structure);
+  if (structures.size > STRUCTURE_CACHE_ENTRIES) {
+    const oldest = structures.keys().next().value;
+    if (oldest !== undefined) structures.delete(oldest);
+  }
+}
+
+export class LocalMailboxHandle implements MailboxHandle, MailboxListener {
+  readonly name: string;
+  readonly uidValidity: number;
+  private readonly listeners: Array<(event: MailboxEvent) => void> = [];
+  private readonly recent = new Set<number>();
+  private initialRecent = -1;
+  private closed = false;
+
+  constructor(
+    private readonly mailbox: LocalMailbox,
+    readonly readOnly: boolean,
+    private readonly resolve: (name: string) => LocalMailbox,
+  ) {
+    this.name = mailbox.name;
+    this.uidValidity = mailbox.state.uidValidity;
+    mailbox.attach(this);
+  }
+
+  // MailboxListener
+  event(event: MailboxEvent): void {
+    if (event.type === 'expunge') for (const uid of event.uids) this.recent.delete(uid);
+    if (!this.closed) for (const listener of this.listeners) listener(event);
+  }
+
+  claimRecent(uids: number[]): void {
+    for (const uid of uids) this.recent.add(uid);
+    if (this.initialRecent === -1) this.initialRecent = this.recent.size;
+  }
+
+  // MailboxHandle
+  uidNext(): number {
+    return this.mailbox.state.uidNext;
+  }
+
+  records(): MessageRecord[] {
+    return this.mailbox.records();
+  }
+
+  recentCount(): number {
+    return Math.max(0, this.initialRecent);
+  }
+
+  isRecent(uid: number): boolean {
+    return this.recent.has(uid);
+  }
+
+  keywords(): string[] {
+    return this.mailbox.keywords();
+  }
+
+  async structure(uid: number): Promise<MessageStructure> {
+    const key = `${this.mailbox.name}\u0000${this.uidValidity}\u0000${uid}`;
+    const known = structures.get(key);
+    if (known !== undefined) return known;
+    const structure = parseMessageStructure(this.mailbox.read(uid));
+    remember(key, structure);
+    return structure;
+  }
+
+  async structures(uids: number[]): Promise<Map<number, MessageStructure>> {
+    const out = new Map<number, MessageStructure>();
+    for (const uid of uids) {
+      try {
+        out.set(uid, await this.structure(uid));
+      } catch (error) {
+        if (!(error instanceof StoreError && error.code === 'no-such-message')) throw error;
+      }
+    }
+    return out;
+  }
+
+  async read(uid: number, range?: { start: number; length: number }): Promise<Uint8Array> {
+    const bytes = this.mailbox.read(uid);
+    if (range === undefined) return bytes;
+    return bytes.subarray(range.start, Math.min(bytes.length, range.start + range.length));
+  }
+
+  async setFlags(
+    uids: number[],
+    operation: FlagOperation,
+    flags: Flag[],
+  ): Promise<MessageRecord[]> {
+    this.writable();
+    return (await this.mailbox.setFlags(uids, operation, flags, this)).records;
+  }
+
+  async setFlagsUnchangedSince(
+    uids: number[],
+    operation: FlagOperation,
+    flags: Flag[],
+    unchangedSince: number,
+  ): Promise<{ records: MessageRecord[]; modified: number[] }> {
+    this.writable();
+    return this.mailbox.setFlags(uids, operation, flags, this, unchangedSince);
+  }
+
+  highestModseq(): number {
+    return this.mailbox.state.highestModseq;
+  }
+
+  vanished(since: number): Array<[number, number]> {
+    return this.mailbox.vanished(since);
+  }
+
+  async expunge(uids?: number[]): Promise<number[]> {
+    this.writable();
+    return this.mailbox.expunge(uids, this);
+  }
+
+  async copy(
+    uids: number[],
+    destination: string,
+  ): Promise<{ uidValidity: number; pairs: Array<[number, number]> }> {
+    const target = this.resolve(destination);
+    const pairs = await this.mailbox.copyTo(uids, target, false, this);
+    return { uidValidity: target.state.uidValidity, pairs };
+  }
+
+  async move(
+    uids: number[],
+    destination: string,
+  ): Promise<{ uidValidity: number; pairs: Array<[number, number]> }> {
+    this.writable();
+    const target = this.resolve(destination);
+    const pairs = await this.mailbox.copyTo(uids, target, true, this);
+    return { uidValidity: target.state.uidValidity, pairs };
+  }
+
+  onEvent(listener: (event: MailboxEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.mailbox.detach(this);
+  }
+
+  private writable(): void {
+    if (this.readOnly) throw new StoreError('io-error', 'mailbox is open read-only');
+  }
+}

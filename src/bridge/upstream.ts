@@ -1,0 +1,214 @@
+/**
+ * The bridge's one IMAP connection to the gateway's recrypting proxy, logged in as the
+ * device (imapflow). Everything that talks to the gateway (the sync, and a client's
+ * STORE/EXPUNGE/COPY/MOVE and folder changes) runs through `run`, one operation at a
+ * time: the sync and a client's change never interleave on the connection, and a change
+ * is never half-applied locally while a sync of the same mailbox is running. A dropped
+ * connection is opened again by the next operation.
+ */
+import { isIP } from 'node:net';
+import { ImapFlow, type FetchMessageObject, type ListResponse } from 'imapflow';
+import type { Flag, FlagOperation } from '../store/backend.js';
+import { BridgeError } from './errors.js';
+import type { UpstreamWrites } from './local-mailbox.js';
+
+export interface UpstreamSettings {
+  host: string;
+  port: number;
+  /** `implicit`: TLS from the first byte (993); `starttls`: STARTTLS required (143). */
+  tls: 'implicit' | 'starttls';
+  /** PEM of the CA (or self-signed certificate) to trust for the gateway; default: the system's. */
+  ca?: string;
+  /** The name to check in the gateway's certificate; default `host`. */
+  servername?: string;
+  user: string;
+  password: string;
+}
+
+/** What the sync learns about a mailbox when it selects it. */
+export interface SelectedMailbox {
+  uidValidity: number;
+  uidNext: number;
+  exists: number;
+  highestModseq?: number;
+}
+
+export interface FetchedMessage {
+  uid: number;
+  flags: Flag[];
+  internalDate: Date;
+  source: Buffer;
+}
+
+/** The gateway's messages are fetched this many at a time (bounds memory per batch). */
+const FETCH_BATCH = 50;
+
+function uidSet(uids: number[]): string {
+  return uids.join(',');
+}
+
+export class Upstream implements UpstreamWrites {
+  private client: ImapFlow | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly settings: UpstreamSettings) {}
+
+  /** Runs `operation` after every earlier one has finished. */
+  run<T>(operation: (client: ImapFlow) => Promise<T>): Promise<T> {
+    const result = this.queue.then(async () => operation(await this.connected()));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async connected(): Promise<ImapFlow> {
+    if (this.client?.usable === true) return this.client;
+    const s = this.settings;
+    // SNI carries names only; an address is checked against the certificate's IP entries.
+    const servername = s.servername ?? (isIP(s.host) === 0 ? s.host : undefined);
+    const client = new ImapFlow({
+      host: s.host,
+      port: s.port,
+      secure: s.tls === 'implicit',
+      ...(s.tls === 'starttls' ? { doSTARTTLS: true } : {}),
+      ...(servername !== undefined ? { servername } : {}),
+      tls: {
+        ...(s.ca !== undefined ? { ca: s.ca } : {}),
+        ...(servername !== undefined ? { servername } : {}),
+      },
+      auth: { user: s.user, pass: s.password },
+      logger: false,
+      disableAutoIdle: true,
+      clientInfo: { name: 'recrypt bridge' },
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } catch (error) {
+      const text = (error as { responseText?: string }).responseText ?? (error as Error).message;
+      throw new BridgeError(
+        'upstream',
+        `cannot log in to the gateway at ${s.host}:${s.port} as ${s.user}: ${text}`,
+      );
+    }
+    this.client = client;
+    return client;
+  }
+
+  async listMailboxes(): Promise<ListResponse[]> {
+    return this.run((client) => client.list());
+  }
+
+  /** Selects `path` and runs `body` with it selected, inside one queued operation. */
+  withMailbox<T>(
+    path: string,
+    body: (client: ImapFlow, selected: SelectedMailbox) => Promise<T>,
+  ): Promise<T> {
+    return this.run(async (client) => {
+      const lock = await client.getMailboxLock(path);
+      try {
+        const mailbox = client.mailbox;
+        if (mailbox === false)
+          throw new BridgeError('upstream', `cannot select ${path} on the gateway`);
+        const selected: SelectedMailbox = {
+          uidValidity: Number(mailbox.uidValidity),
+          uidNext: mailbox.uidNext,
+          exists: mailbox.exists,
+          ...(mailbox.highestModseq !== undefined && mailbox.noModseq !== true
+            ? { highestModseq: Number(mailbox.highestModseq) }
+            : {}),
+        };
+        return await body(client, selected);
+      } finally {
+        lock.release();
+      }
+    });
+  }
+
+  /** Every UID of the selected mailbox with its flags (`changedSince`: only those changed after it). */
+  static async flagsOf(client: ImapFlow, changedSince?: number): Promise<Map<number, Flag[]>> {
+    const out = new Map<number, Flag[]>();
+    const messages = await client.fetchAll(
+      '1:*',
+      { uid: true, flags: true },
+      changedSince !== undefined ? { changedSince: BigInt(changedSince) } : {},
+    );
+    for (const m of messages) out.set(m.uid, [...(m.flags ?? [])]);
+    return out;
+  }
+
+  /** The whole messages of `uids` (as the proxy recrypted them for this device), in batches. */
+  static async *messagesOf(client: ImapFlow, uids: number[]): AsyncGenerator<FetchedMessage> {
+    for (let i = 0; i < uids.length; i += FETCH_BATCH) {
+      const batch: FetchMessageObject[] = await client.fetchAll(
+        uidSet(uids.slice(i, i + FETCH_BATCH)),
+        { uid: true, flags: true, internalDate: true, source: true },
+        { uid: true },
+      );
+      batch.sort((a, b) => a.uid - b.uid);
+      for (const m of batch) {
+        if (m.source === undefined) continue;
+        const date =
+          m.internalDate instanceof Date ? m.internalDate : new Date(m.internalDate ?? Date.now());
+        yield { uid: m.uid, flags: [...(m.flags ?? [])], internalDate: date, source: m.source };
+      }
+    }
+  }
+
+  // UpstreamWrites
+
+  async setFlags(
+    path: string,
+    uids: number[],
+    operation: FlagOperation,
+    flags: Flag[],
+  ): Promise<void> {
+    await this.withMailbox(path, async (client) => {
+      const range = uidSet(uids);
+      const ok =
+        operation === 'add'
+          ? await client.messageFlagsAdd(range, flags, { uid: true })
+          : operation === 'remove'
+            ? await client.messageFlagsRemove(range, flags, { uid: true })
+            : await client.messageFlagsSet(range, flags, { uid: true });
+      if (!ok) throw new BridgeError('upstream', `the gateway refused STORE in ${path}`);
+    });
+  }
+
+  async expunge(path: string, uids: number[]): Promise<void> {
+    await this.withMailbox(path, async (client) => {
+      const ok = await client.messageDelete(uidSet(uids), { uid: true });
+      if (!ok) throw new BridgeError('upstream', `the gateway refused EXPUNGE in ${path}`);
+    });
+  }
+
+  async copy(
+    path: string,
+    uids: number[],
+    destination: string,
+    move: boolean,
+  ): Promise<Map<number, number>> {
+    return this.withMailbox(path, async (client) => {
+      const result = move
+        ? await client.messageMove(uidSet(uids), destination, { uid: true })
+        : await client.messageCopy(uidSet(uids), destination, { uid: true });
+      if (result === false)
+        throw new BridgeError(
+          'upstream',
+          `the gateway refused ${move ? 'MOVE' : 'COPY'} from ${path}`,
+        );
+      return result.uidMap ?? new Map<number, number>();
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.queue;
+    const client = this.client;
+    this.client = null;
+    if (client === null) return;
+    try {
+      await client.logout();
+    } catch {
+      client.close();
+    }
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * `recrypt bridge` (docs/bridge.md): on the person's computer, runs the device bridge
+ * until SIGTERM/SIGINT. The first start takes the device's .p12 (from `device add` or
+ * `device join`), the gateway's IMAP address and CA and the device's IMAP password, and
+ * prints the local account's settings with its password, once; later starts need only
+ * the bridge passphrase.
+ */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { readP12File } from '../../bridge/account.js';
+import { runBridge, type BridgeOptions } from '../../bridge/bridge.js';
+import { clientSettings } from '../../bridge/settings.js';
+import { CliError } from '../errors.js';
+import { P12_PASSWORD_ENV } from '../owner-context.js';
+import { readSecret } from '../secrets.js';
+
+const BRIDGE_PASSPHRASE_ENV = 'RECRYPT_BRIDGE_PASSPHRASE';
+const DEVICE_PASSWORD_ENV = 'RECRYPT_DEVICE_PASSWORD';
+
+interface BridgeCommandOptions {
+  dataDir: string;
+  passphraseFile?: string;
+  p12?: string;
+  p12PasswordFile?: string;
+  address?: string;
+  gateway?: string;
+  gatewayStarttls?: boolean;
+  ca?: string;
+  devicePasswordFile?: string;
+  imapPort: string;
+  imapsPort: string;
+  plain?: boolean;
+  poll: string;
+}
+
+function port(value: string, option: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError(`${option}: a port number`, 2);
+  return n;
+}
+
+/** `host:port` (IPv6 in brackets); the port defaults to 993 (or 143 with STARTTLS). */
+function hostPort(value: string, starttls: boolean): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(value);
+  if (match === null) throw new CliError('--gateway: host or host:port', 2);
+  return {
+    host: match[1] ?? match[2]!,
+    port: match[3] !== undefined ? port(match[3], '--gateway') : starttls ? 143 : 993,
+  };
+}
+
+async function setupFrom(opts: BridgeCommandOptions): Promise<BridgeOptions['setup']> {
+  if (opts.p12 === undefined) return undefined;
+  if (opts.address === undefined || opts.gateway === undefined)
+    throw new CliError('the first start needs --p12, --address and --gateway', 2);
+  const { host, port: gatewayPort } = hostPort(opts.gateway, opts.gatewayStarttls === true);
+  let ca: string | undefined;
+  if (opts.ca !== undefined) {
+    try {
+      ca = readFileSync(opts.ca, 'utf8');
+    } catch (error) {
+      throw new CliError(
+        `cannot read --ca ${opts.ca}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      );
+    }
+  }
+  const p12 = readP12File(opts.p12);
+  const p12Password = await readSecret({
+    what: '.p12 password',
+    envName: P12_PASSWORD_ENV,
+    file: opts.p12PasswordFile,
+  });
+  const password = await readSecret({
+    what: 'device IMAP password',
+    envName: DEVICE_PASSWORD_ENV,
+    file: opts.devicePasswordFile,
+  });
+  return {
+    p12,
+    p12Password,
+    address: opts.address,
+    upstream: {
+      host,
+      port: gatewayPort,
+      tls: opts.gatewayStarttls === true ? 'starttls' : 'implicit',
+      ...(ca !== undefined ? { ca } : {}),
+      user: opts.address,
+      password,
+    },
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command('bridge')
+    .description(
+      'on your computer: serve the gateway mailbox decrypted over IMAP on 127.0.0.1, for any mail client',
+    )
+    .option(
+      '--data-dir <dir>',
+      'the bridge account and its encrypted cache',
+      join(homedir(), '.recrypt', 'bridge'),
+    )
+    .option(
+      '--passphrase-file <file>',
+      `read the bridge passphrase from this file (or set ${BRIDGE_PASSPHRASE_ENV}; default: prompt)`,
+    )
+    .option('--p12 <file>', "first start: the device's .p12 (from `device add` or `device join`)")
+    .option(
+      '--p12-password-file <file>',
+      `first start: the .p12 password (or set ${P12_PASSWORD_ENV}; default: prompt)`,
+    )
+    .option('--address <address>', 'first start: the mailbox address (the IMAP user name)')
+    .option(
+      '--gateway <host[:port]>',
+      "first start: the gateway's IMAP proxy (port 993 by default)",
+    )
+    .option(
+      '--gateway-starttls',
+      'first start: the gateway port speaks STARTTLS (143) rather than TLS',
+    )
+    .option(
+      '--ca <file>',
+      "first start: the gateway's certificate or CA (PEM) when it is not publicly trusted",
+    )
+    .option(
+      '--device-password-file <file>',
+      `first start: the device's IMAP password (or set ${DEVICE_PASSWORD_ENV}; default: prompt)`,
+    )
+    .option('--imap-port <port>', 'local IMAP with STARTTLS (0: any free port)', '11143')
+    .option('--imaps-port <port>', 'local IMAP over TLS (0: any free port)', '11993')
+    .option(
+      '--plain',
+      'local IMAP without TLS, on --imap-port only (loopback only; see docs/bridge.md)',
+    )
+    .option('--poll <seconds>', 'how often to look for changes on the gateway', '5')
+    .action(async (opts: BridgeCommandOptions) => {
+      const poll = Number(opts.poll);
+      if (!Number.isFinite(poll) || poll < 1 || poll > 3600)
+        throw new CliError('--poll: seconds between 1 and 3600', 2);
+      const setup = await setupFrom(opts);
+      const passphrase = await readSecret({
+        what: 'bridge passphrase',
+        envName: BRIDGE_PASSPHRASE_ENV,
+        file: opts.passphraseFile,
+        confirm: setup !== undefined,
+      });
+      const bridge = await runBridge({
+        dataDir: opts.dataDir,
+        passphrase,
+        ...(setup !== undefined ? { setup } : {}),
+        imapPort: port(opts.imapPort, '--imap-port'),
+        imapsPort: opts.plain === true ? null : port(opts.imapsPort, '--imaps-port'),
+        plainOnly: opts.plain === true,
+        pollMs: poll * 1000,
+        logger: {
+          info: () => undefined,
+          warn: (details, message) =>
+            process.stderr.write(`${message} ${JSON.stringify(details)}\n`),
+          error: (details, message) =>
+            process.stderr.write(`${message} ${JSON.stringify(details)}\n`),
+        },
+      });
+      process.stdout.write(clientSettings(bridge));
+      let stopping = false;
+      const stop = (): void => {
+        if (stopping) process.exit(1);
+        stopping = true;
+        bridge.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+    });
+}

@@ -1,0 +1,395 @@
+/**
+ * The device bridge end to end with real parts (docs/bridge.md): a real gateway
+ * (`recrypt init` + `recrypt start`), a user with a device made by `recrypt device add`,
+ * mail delivered over SMTP to its MX, and the bridge logged in to the gateway's proxy as
+ * that device. Clients read through the bridge with Python's imaplib and imapflow and see
+ * the decrypted messages; flags and new mail cross both ways; an undecryptable message is
+ * a placeholder; UIDs survive a restart; the data directory holds no plaintext.
+ */
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ImapFlow } from 'imapflow';
+import { createTransport } from 'nodemailer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runBridge, type BridgeOptions, type RunningBridge } from '../../src/bridge/bridge.js';
+import { BridgeError } from '../../src/bridge/errors.js';
+import { cliCommand } from '../helpers/cli-command.js';
+import { cleanEnv, waitFor } from '../helpers/gateway-process.js';
+import {
+  decryptWith,
+  enrolWithDevice,
+  makeGateway,
+  type Device,
+  type RunningTestGateway,
+} from '../helpers/submission-world.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const ADDRESS = 'alice@example.org';
+const PASSPHRASE = 'bridge passphrase for the test';
+const P12_PASSWORD = 'p12-password-for-the-test';
+/** Words that appear only inside the encrypted content of the messages. */
+const BODY_MARKER = 'Zebracrossingplaintextmarker';
+const LATE_MARKER = 'Latearrivalplaintextmarker';
+const DRAFT_MARKER = 'Draftsavedplaintextmarker';
+/** A fast scrypt for the test's cache key (the real default costs ~0.5 s per start). */
+const TEST_SCRYPT = { N: 1 << 14, r: 8, p: 1 };
+
+const dir = tempDir('recrypt-bridge-');
+let gateway: RunningTestGateway;
+let device: Device;
+let bridge: RunningBridge;
+const dataDir = join(dir.path, 'bridge-data');
+
+function bridgeOptions(withSetup: boolean): BridgeOptions {
+  return {
+    dataDir,
+    passphrase: PASSPHRASE,
+    imapPort: 0,
+    imapsPort: 0,
+    pollMs: 300,
+    scryptCost: TEST_SCRYPT,
+    ...(withSetup
+      ? {
+          setup: {
+            p12: new Uint8Array(readFileSync(join(dir.path, 'device.p12'))),
+            p12Password: P12_PASSWORD,
+            address: ADDRESS,
+            upstream: {
+              host: '127.0.0.1',
+              port: gateway.ports.imap,
+              tls: 'implicit',
+              ca: readFileSync(gateway.certFile, 'utf8'),
+              user: ADDRESS,
+              password: device.password,
+            },
+          },
+        }
+      : {}),
+  };
+}
+
+async function deliver(subject: string, text: string): Promise<void> {
+  const transport = createTransport({
+    host: '127.0.0.1',
+    port: gateway.ports.smtp,
+    secure: false,
+    ignoreTLS: true,
+  });
+  await transport.sendMail({ from: 'bob@sender.example', to: ADDRESS, subject, text });
+  transport.close();
+}
+
+/** A client of the gateway's proxy as the same device (another device's view of the mailbox). */
+async function proxyClient(): Promise<ImapFlow> {
+  const client = new ImapFlow({
+    host: '127.0.0.1',
+    port: gateway.ports.imap,
+    secure: true,
+    tls: { ca: readFileSync(gateway.certFile, 'utf8') },
+    auth: { user: ADDRESS, pass: device.password },
+    logger: false,
+  });
+  await client.connect();
+  return client;
+}
+
+/** A client of the bridge (STARTTLS port, the bridge's own certificate). */
+async function bridgeClient(): Promise<ImapFlow> {
+  const client = new ImapFlow({
+    host: '127.0.0.1',
+    port: bridge.imapPort,
+    secure: false,
+    doSTARTTLS: true,
+    tls: { ca: readFileSync(bridge.certFile!, 'utf8') },
+    auth: { user: ADDRESS, pass: bridge.account.localPassword },
+    logger: false,
+  });
+  await client.connect();
+  return client;
+}
+
+async function withMailbox<T>(client: ImapFlow, path: string, body: () => Promise<T>): Promise<T> {
+  const lock = await client.getMailboxLock(path);
+  try {
+    return await body();
+  } finally {
+    lock.release();
+  }
+}
+
+/**
+ * Python's imaplib over the bridge's TLS port: what a plain IMAP client without S/MIME sees.
+ * Run without blocking: the bridge answers from this process's event loop.
+ */
+async function readWithImaplib(): Promise<{
+  uidvalidity: string;
+  uids: string;
+  size: number;
+  body: string;
+  structure: string;
+  search: string;
+}> {
+  const script = `
+import imaplib, ssl, sys, json, re
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+m = imaplib.IMAP4_SSL('127.0.0.1', int(sys.argv[1]), ssl_context=ctx, timeout=30)
+m.login(sys.argv[3], sys.argv[4])
+typ, _ = m.select('INBOX')
+assert typ == 'OK', typ
+uidvalidity = m.response('UIDVALIDITY')[1][0].decode()
+typ, uids = m.uid('SEARCH', None, 'ALL')
+typ, data = m.fetch('1', '(RFC822.SIZE BODYSTRUCTURE BODY.PEEK[])')
+meta = data[0][0].decode()
+body = data[0][1]
+size = int(re.search(r'RFC822\\.SIZE (\\d+)', meta).group(1))
+typ, search = m.search(None, 'BODY', sys.argv[5])
+typ, _ = m.store('1', '+FLAGS', '(\\\\Flagged)')
+assert typ == 'OK', typ
+m.logout()
+print(json.dumps({'uidvalidity': uidvalidity, 'uids': uids[0].decode(), 'size': size,
+  'body': body.decode('utf-8', 'replace'), 'structure': meta + ' ' + data[0][0].decode(),
+  'search': search[0].decode()}))
+`;
+  const { stdout } = await promisify(execFile)(
+    'python3',
+    [
+      '-c',
+      script,
+      String(bridge.imapsPort),
+      bridge.certFile!,
+      ADDRESS,
+      bridge.account.localPassword,
+      BODY_MARKER,
+    ],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
+  return JSON.parse(stdout) as Awaited<ReturnType<typeof readWithImaplib>>;
+}
+
+function filesUnder(root: string): string[] {
+  return readdirSync(root).flatMap((name) => {
+    const path = join(root, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+beforeAll(async () => {
+  gateway = await makeGateway(dir.path, 'gateway', () => ({}));
+  device = await enrolWithDevice(gateway, ADDRESS);
+  execFileSync('openssl', [
+    'pkcs12',
+    '-export',
+    '-inkey',
+    device.keyFile,
+    '-in',
+    device.certFile,
+    '-out',
+    join(dir.path, 'device.p12'),
+    '-passout',
+    `pass:${P12_PASSWORD}`,
+  ]);
+  await deliver('first message', `Hello Alice. ${BODY_MARKER} is in the body.\n`);
+  bridge = await runBridge(bridgeOptions(true));
+}, 120_000);
+
+afterAll(async () => {
+  await bridge?.close();
+  await gateway?.process.stop(10_000);
+  dir.remove();
+});
+
+describe('recrypt bridge', () => {
+  it('serves the decrypted message to imaplib: size, structure and SEARCH BODY of the plaintext; a flag goes upstream', async () => {
+    const seen = await readWithImaplib();
+    expect(seen.body).toContain(BODY_MARKER);
+    expect(seen.body).toMatch(/^Subject: first message\r$/m);
+    expect(seen.size).toBe(Buffer.byteLength(seen.body, 'utf8'));
+    expect(seen.structure).toMatch(/BODYSTRUCTURE \("TEXT" "PLAIN"/i);
+    expect(seen.structure).not.toMatch(/pkcs7/i);
+    expect(seen.search).toBe('1');
+
+    const upstream = await proxyClient();
+    try {
+      const flags = await withMailbox(upstream, 'INBOX', async () => {
+        const message = await upstream.fetchOne('1', { uid: true, flags: true });
+        return message === false ? [] : [...(message.flags ?? [])];
+      });
+      expect(flags).toContain('\\Flagged');
+      const uidValidity = await withMailbox(upstream, 'INBOX', async () =>
+        upstream.mailbox === false ? 0n : upstream.mailbox.uidValidity,
+      );
+      // Local UIDs are the gateway's (src/bridge/README.md, "UIDs").
+      expect(seen.uidvalidity).toBe(String(uidValidity));
+    } finally {
+      await upstream.logout();
+    }
+  });
+
+  it('brings down new mail and flags set by another device', async () => {
+    await deliver('second message', `Arrived later: ${LATE_MARKER}\n`);
+    const client = await bridgeClient();
+    try {
+      await waitFor('the new message through the bridge', async () =>
+        withMailbox(client, 'INBOX', async () => {
+          await client.noop();
+          return client.mailbox !== false && client.mailbox.exists >= 2;
+        }),
+      );
+      const upstream = await proxyClient();
+      try {
+        await withMailbox(upstream, 'INBOX', () =>
+          upstream.messageFlagsAdd('2', ['\\Seen', 'Important']),
+        );
+      } finally {
+        await upstream.logout();
+      }
+      await waitFor('the other device’s flags through the bridge', async () =>
+        withMailbox(client, 'INBOX', async () => {
+          const message = await client.fetchOne('2', { flags: true, source: true });
+          if (message === false) return false;
+          expect(message.source?.toString('utf8')).toContain(LATE_MARKER);
+          return message.flags?.has('\\Seen') === true && message.flags.has('Important');
+        }),
+      );
+    } finally {
+      await client.logout();
+    }
+  });
+
+  it('shows a message it cannot decrypt as a placeholder', async () => {
+    const garbage = Buffer.from(
+      'From: mallory@sender.example\r\nTo: alice@example.org\r\nSubject: broken envelope\r\n' +
+        'MIME-Version: 1.0\r\n' +
+        'Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n' +
+        'Content-Transfer-Encoding: base64\r\n\r\n' +
+        Buffer.from('not a CMS structure at all').toString('base64') +
+        '\r\n',
+    );
+    const upstream = await proxyClient();
+    let uid: number | undefined;
+    try {
+      const appended = await upstream.append('INBOX', garbage);
+      uid = appended === false ? undefined : appended.uid;
+    } finally {
+      await upstream.logout();
+    }
+    expect(uid).toBeDefined();
+    const client = await bridgeClient();
+    try {
+      await waitFor('the placeholder through the bridge', async () =>
+        withMailbox(client, 'INBOX', async () => {
+          await client.noop();
+          const message = await client.fetchOne(String(uid), { source: true }, { uid: true });
+          if (message === false) return false;
+          const text = message.source!.toString('utf8');
+          expect(text).toMatch(/^Subject: broken envelope\r$/m);
+          expect(text).toContain('could not be decrypted');
+          expect(text).toMatch(/^Content-Type: text\/plain/m);
+          return true;
+        }),
+      );
+    } finally {
+      await client.logout();
+    }
+  });
+
+  it('APPENDs through the gateway, which stores it encrypted; the bridge shows the plaintext', async () => {
+    const client = await bridgeClient();
+    const draft = `From: alice@example.org\r\nTo: bob@sender.example\r\nSubject: a draft\r\n\r\n${DRAFT_MARKER}\r\n`;
+    let uid: number | undefined;
+    try {
+      const appended = await client.append('Drafts', Buffer.from(draft), ['\\Draft']);
+      uid = appended === false ? undefined : appended.uid;
+      expect(uid).toBeDefined();
+      const local = await withMailbox(client, 'Drafts', () =>
+        client.fetchOne(String(uid), { source: true }, { uid: true }),
+      );
+      expect(local === false ? '' : local.source!.toString('utf8')).toBe(draft);
+    } finally {
+      await client.logout();
+    }
+    const upstream = await proxyClient();
+    try {
+      const stored = await withMailbox(upstream, 'Drafts', () =>
+        upstream.fetchOne(String(uid), { source: true }, { uid: true }),
+      );
+      const raw = stored === false ? Buffer.alloc(0) : stored.source!;
+      expect(raw.toString('latin1')).toMatch(/application\/pkcs7-mime/);
+      expect(raw.toString('latin1')).not.toContain(DRAFT_MARKER);
+      expect(decryptWith(device, raw)?.toString('utf8')).toContain(DRAFT_MARKER);
+    } finally {
+      await upstream.logout();
+    }
+  });
+
+  it('keeps UIDVALIDITY and UIDs across a restart, and opens nothing with a wrong passphrase', async () => {
+    const before = await bridge.sync.mailboxes
+      .get('INBOX')!
+      .records()
+      .map((r) => r.uid);
+    const validity = bridge.sync.mailboxes.get('INBOX')!.state.uidValidity;
+    await bridge.close();
+    await expect(
+      runBridge({ ...bridgeOptions(false), passphrase: 'not the passphrase' }),
+    ).rejects.toSatisfy((error) => error instanceof BridgeError && error.code === 'bad-passphrase');
+    bridge = await runBridge(bridgeOptions(false));
+    expect(bridge.newAccount).toBe(false);
+    const inbox = bridge.sync.mailboxes.get('INBOX')!;
+    expect(inbox.state.uidValidity).toBe(validity);
+    expect(inbox.records().map((r) => r.uid)).toEqual(before);
+    const seen = await readWithImaplib();
+    expect(seen.uids).toBe(before.join(' '));
+    expect(seen.body).toContain(BODY_MARKER);
+  });
+
+  it('keeps no plaintext in its data directory', async () => {
+    await bridge.close();
+    for (const file of filesUnder(dataDir)) {
+      const bytes = readFileSync(file);
+      for (const marker of [
+        BODY_MARKER,
+        LATE_MARKER,
+        DRAFT_MARKER,
+        'first message',
+        'bob@sender.example',
+      ])
+        expect(bytes.includes(marker), `${marker} in ${file}`).toBe(false);
+    }
+  });
+
+  it('`recrypt bridge` starts from the saved account and prints the client settings', async () => {
+    const [node, ...prefix] = cliCommand();
+    const child = spawn(
+      node!,
+      [...prefix, 'bridge', '--data-dir', dataDir, '--imap-port', '0', '--imaps-port', '0'],
+      {
+        env: cleanEnv({ RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE }),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => resolve(code)),
+    );
+    try {
+      await waitFor(
+        'the bridge settings',
+        () => out.includes('stop with Ctrl-C') || child.exitCode !== null,
+        30_000,
+      );
+      expect(out).toContain(`bridge running for ${ADDRESS}`);
+      expect(out).toMatch(/^ {2}server: 127\.0\.0\.1$/m);
+      expect(out).toMatch(/^ {2}port: \d+ with STARTTLS, or \d+ with SSL\/TLS$/m);
+      expect(out).toMatch(new RegExp(`^ {2}username: ${ADDRESS}$`, 'm'));
+      expect(out).toContain('password: the one shown at the first start');
+      expect(out).not.toContain(bridge.account.localPassword);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  });
+});
