@@ -9,8 +9,10 @@
  */
 
 import type { MessageStructure } from './mime/types.js';
+import type { SearchFields } from './mime/search-fields.js';
 
 export type { MessageStructure } from './mime/types.js';
+export type { SearchFields } from './mime/search-fields.js';
 
 /** A system flag (`\Seen`, `\Answered`, `\Flagged`, `\Deleted`, `\Draft`) or a keyword. */
 export type Flag = string;
@@ -133,6 +135,16 @@ export interface MailboxHandle {
    * the index in one go; messages already gone are missing from the map.
    */
   structures(uids: number[]): Promise<Map<number, MessageStructure>>;
+  /**
+   * What SEARCH compares of the headers of many messages, from the index (a message
+   * lacking them is read once and indexed); messages already gone are missing from the
+   * map. Only the fields named in `wanted` are sure to be filled. Optional: a handle
+   * without it is searched message by message from structures and headers.
+   */
+  searchFields?(
+    uids: number[],
+    wanted: ReadonlyArray<keyof SearchFields>,
+  ): Promise<Map<number, SearchFields>>;
   /** Keywords defined in this mailbox (for PERMANENTFLAGS / FLAGS); at most 26 can exist. */
   keywords(): string[];
   /** The stored bytes, or a byte range of them (for BODY[]<partial> without reading all). */

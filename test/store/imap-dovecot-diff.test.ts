@@ -233,6 +233,13 @@ function randomCommand(r: () => number, s: Session, k: number): string {
       seqSet(),
       'NOT SEEN',
       'OR FLAGGED KEYWORD kw1',
+      // decided from the index's search fields, alone or mixed with keys that read the file
+      'CC nobody',
+      'HEADER Subject report',
+      'HEADER From s1@example.org',
+      'NOT FROM "Sender 2"',
+      'NOT HEADER X-Tag t2',
+      'OR SUBJECT meeting BODY word1',
     ];
     return `${prefix}SEARCH ${pick(keys)}${r() < 0.3 ? ` ${pick(keys)}` : ''}`;
   }

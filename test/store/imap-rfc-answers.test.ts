@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sentDayOf } from '../../src/store/imap/handlers/search.js';
+import { sentDayOf } from '../../src/store/mime/search-fields.js';
 import { plain, startStoreServer, Wire, type StoreServer } from '../helpers/store-imap.js';
 
 /**

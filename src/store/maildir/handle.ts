@@ -5,6 +5,7 @@ import {
   type MailboxEvent,
   type MailboxHandle,
   type MessageRecord,
+  type SearchFields,
 } from '../backend.js';
 import type { MessageStructure } from '../mime/types.js';
 import { copyMessages } from './mailbox-copy.js';
@@ -78,6 +79,13 @@ export class MaildirMailboxHandle implements MailboxHandle, StateSubscriber {
 
   async structures(uids: number[]): Promise<Map<number, MessageStructure>> {
     return this.state.reads.structures(uids);
+  }
+
+  async searchFields(
+    uids: number[],
+    wanted: ReadonlyArray<keyof SearchFields>,
+  ): Promise<Map<number, SearchFields>> {
+    return this.state.reads.searchFields(uids, wanted);
   }
 
   async setFlags(

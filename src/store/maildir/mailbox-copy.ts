@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { MessageRecord } from '../backend.js';
 import { parseStructureYielding } from './structure-parse.js';
 import type { MessageStructure } from '../mime/types.js';
+import { headerOf, searchFieldsOf, type SearchFields } from '../mime/search-fields.js';
 import { toStoreError } from './disk.js';
 import type { MailboxState } from './mailbox-state.js';
 
@@ -20,6 +21,8 @@ export interface LinkedFile {
   tmp: string;
   record: MessageRecord;
   structure: MessageStructure | null;
+  /** The source's search fields (index row), null when it has none. */
+  fields: SearchFields | null;
 }
 
 export interface CopiedFile extends LinkedFile {
@@ -34,11 +37,17 @@ export async function copyMessages(
   const linked = await source.linkOut(uids, join(dest.dir, 'tmp'));
   const prepared: CopiedFile[] = [];
   try {
-    for (const l of linked)
-      prepared.push({
-        ...l,
-        structure: l.structure ?? (await parseStructureYielding(await readFile(l.tmp))),
-      });
+    for (const l of linked) {
+      if (l.structure !== null) {
+        prepared.push({ ...l, structure: l.structure });
+        continue;
+      }
+      // not indexed in the source: parse the copy, and take its search fields meanwhile
+      const bytes = await readFile(l.tmp);
+      const structure = await parseStructureYielding(bytes);
+      const fields = searchFieldsOf(structure, headerOf(structure, bytes));
+      prepared.push({ ...l, structure, fields });
+    }
   } catch (err) {
     for (const l of linked) await unlink(l.tmp).catch(() => undefined);
     throw toStoreError(err);

@@ -1,6 +1,12 @@
 import { StoreError, type MessageRecord } from '../backend.js';
 import { parseStructureYielding } from './structure-parse.js';
 import type { MessageStructure } from '../mime/types.js';
+import {
+  headerOf,
+  searchFieldsOf,
+  type SearchField,
+  type SearchFields,
+} from '../mime/search-fields.js';
 import { toStoreError } from './disk.js';
 import type { UserIndex } from './index-db.js';
 import type { OpenFiles } from './open-files.js';
@@ -90,7 +96,8 @@ export class MailboxReads {
     const { base, record } = this.source.message(uid);
     const cached = this.index.structure(this.source.guid(), uid, base);
     if (cached !== null) return cached;
-    const structure = await parseStructureYielding(await this.read(uid));
+    const bytes = await this.read(uid);
+    const structure = await parseStructureYielding(bytes);
     this.index.put(this.source.guid(), [
       {
         uid,
@@ -98,17 +105,47 @@ export class MailboxReads {
         size: record.size,
         internalDate: record.internalDate.getTime(),
         structure,
+        fields: searchFieldsOf(structure, headerOf(structure, bytes)),
       },
     ]);
     return structure;
   }
 
   /**
-   * The structures of many messages (SEARCH, SORT, THREAD): the indexed ones in one
-   * query, the rest parsed one by one as `structure` does. Messages already gone are
-   * left out of the map.
+   * What SEARCH compares of many messages' headers (see ../mime/search-fields.ts): the
+   * indexed ones in one query; a message without them (indexed before they existed, or
+   * its row lost) has its header read once and its fields stored. Messages already gone
+   * are left out. Only the fields named in `wanted` are sure to be filled.
    */
-  async structures(uids: number[]): Promise<Map<number, MessageStructure>> {
+  async searchFields(
+    uids: number[],
+    wanted: ReadonlyArray<SearchField>,
+  ): Promise<Map<number, SearchFields>> {
+    const bases = this.bases(uids);
+    const sorted = [...bases.keys()].sort((a, b) => a - b);
+    const out = this.index.searchFields(this.source.guid(), sorted, bases, wanted);
+    const filled: Array<{ uid: number; base: string; fields: SearchFields }> = [];
+    for (const uid of sorted) {
+      if (out.has(uid)) continue;
+      try {
+        const structure = await this.structure(uid);
+        const header = await this.read(uid, {
+          start: structure.root.header.start,
+          length: structure.root.header.end - structure.root.header.start,
+        });
+        const fields = searchFieldsOf(structure, header);
+        filled.push({ uid, base: bases.get(uid) as string, fields });
+        out.set(uid, fields);
+      } catch (err) {
+        if (!(err instanceof StoreError && err.code === 'no-such-message')) throw err;
+      }
+    }
+    if (filled.length > 0) this.index.putSearchFields(this.source.guid(), filled);
+    return out;
+  }
+
+  /** The current base names of those of `uids` that still exist. */
+  private bases(uids: number[]): Map<number, string> {
     const bases = new Map<number, string>();
     for (const uid of uids) {
       try {
@@ -117,6 +154,16 @@ export class MailboxReads {
         if (!(err instanceof StoreError && err.code === 'no-such-message')) throw err;
       }
     }
+    return bases;
+  }
+
+  /**
+   * The structures of many messages (SEARCH, SORT, THREAD): the indexed ones in one
+   * query, the rest parsed one by one as `structure` does. Messages already gone are
+   * left out of the map.
+   */
+  async structures(uids: number[]): Promise<Map<number, MessageStructure>> {
+    const bases = this.bases(uids);
     const wanted = [...bases.keys()].sort((a, b) => a - b);
     const out = this.index.structures(this.source.guid(), wanted, bases);
     for (const uid of wanted) {

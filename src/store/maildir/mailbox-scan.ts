@@ -3,6 +3,7 @@ import { readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MessageRecord } from '../backend.js';
 import { parseStructureYielding } from './structure-parse.js';
+import { headerOf, searchFieldsOf } from '../mime/search-fields.js';
 import {
   fileNameOf,
   flagsToLetters,
@@ -165,12 +166,14 @@ async function fillFromIndex(
       const [bytes, info] = await Promise.all([readFile(path), stat(path)]);
       e.record.size = bytes.length;
       e.record.internalDate = info.mtime;
+      const structure = await parseStructureYielding(bytes);
       parsed.push({
         uid: e.uid,
         base: e.base,
         size: bytes.length,
         internalDate: info.mtime.getTime(),
-        structure: await parseStructureYielding(bytes),
+        structure,
+        fields: searchFieldsOf(structure, headerOf(structure, bytes)),
       });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

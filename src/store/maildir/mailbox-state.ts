@@ -9,6 +9,7 @@ import {
   type MessageRecord,
 } from '../backend.js';
 import { parseStructureYielding } from './structure-parse.js';
+import { headerOf, searchFieldsOf } from '../mime/search-fields.js';
 import { toStoreError, type Disk } from './disk.js';
 import { applyFlagOperation, normalizeFlags, MAX_KEYWORDS } from './flags.js';
 import type { UserIndex } from './index-db.js';
@@ -261,7 +262,14 @@ export class MailboxState {
         this.changed();
         await this.appendUidList([{ uid, base }]);
         this.ctx.index.put(this.guid, [
-          { uid, base, size: bytes.length, internalDate: date.getTime(), structure },
+          {
+            uid,
+            base,
+            size: bytes.length,
+            internalDate: date.getTime(),
+            structure,
+            fields: searchFieldsOf(structure, headerOf(structure, bytes)),
+          },
         ]);
         if (claimer !== undefined) claimer.claimRecent([uid]);
         else this.pendingRecent.add(uid);
@@ -394,7 +402,8 @@ export class MailboxState {
           const tmp = join(tmpDir, base);
           await this.ctx.disk.linkOrCopy(this.path(e), tmp);
           const structure = this.ctx.index.structure(this.guid, uid, e.base);
-          linked.push({ src: uid, base, tmp, record: e.record, structure });
+          const fields = this.ctx.index.searchFieldsOf(this.guid, uid, e.base);
+          linked.push({ src: uid, base, tmp, record: e.record, structure, fields });
         }
         return linked;
       } catch (err) {
@@ -439,6 +448,7 @@ export class MailboxState {
             size: item.record.size,
             internalDate: item.record.internalDate.getTime(),
             structure: item.structure,
+            fields: item.fields,
           });
         }
         this.changed();

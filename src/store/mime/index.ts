@@ -18,3 +18,14 @@ export { parseMessageStructure, partByPath, messageAt, buildEnvelope } from './s
 export { headerFields, parseHeaderFields, splitHeader, type HeaderField } from './header.js';
 export { parseAddressList } from './address.js';
 export { paramValue } from './params.js';
+export {
+  searchFieldsOf,
+  headerOf,
+  sentDayOf,
+  dayOf,
+  ADDRESS_FIELDS,
+  MAX_INDEXED_HEADER,
+  type SearchFields,
+  type SearchField,
+  type AddressField,
+} from './search-fields.js';

@@ -1,4 +1,4 @@
-import { decodeWords } from './decode.js';
+import { decodeWords } from '../../mime/decode.js';
 
 /** subj-leader = (*subj-blob subj-refwd) ; subj-refwd = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":" */
 const REFWD = /^(?:\[[^[\]]*\] *)*(?:re|fwd?) *(?:\[[^[\]]*\] *)?:/i;

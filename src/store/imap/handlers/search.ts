@@ -4,7 +4,21 @@ import type { BodyPart, MessageStructure } from '../../mime/types.js';
 import { matchSet } from '../commands/sequence.js';
 import type { SearchKey } from '../commands/types.js';
 import type { Selected, Session } from '../session.js';
-import { decodeQuotedPrintable, decodeWords } from './decode.js';
+import { decodeQuotedPrintable, decodeWords } from '../../mime/decode.js';
+import {
+  addressText,
+  dayOf,
+  sentDayOf,
+  subjectText,
+  type AddressField,
+} from '../../mime/search-fields.js';
+import {
+  compileQuick,
+  fieldsNeeded,
+  headerPrefilter,
+  isEnvelopeField,
+  type QuickMessage,
+} from './search-quick.js';
 import { writeEsearch } from './esearch.js';
 import { selectedOf } from './select.js';
 import { MAX_CACHED_HEADER, RenderCache, type CacheEntry } from '../render/cache.js';
@@ -105,32 +119,6 @@ function leafTexts(part: BodyPart, bytes: Buffer): string[] {
 const includes = (hay: string, needle: string): boolean =>
   hay.toLowerCase().includes(needle.toLowerCase());
 
-function dayOf(d: Date): number {
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
-}
-
-const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
-
-/**
- * The day of the Date header as written, its zone ignored: RFC 3501 §6.4.4 compares
- * "the date of the Date: header (disregarding time and timezone)" (Dovecot does the
- * same). A date-time that does not read as RFC 5322's `day month year` falls back to
- * Date.parse in UTC.
- */
-export function sentDayOf(date: string): number | null {
-  const m = /(\d{1,2})\s+([a-z]{3})[a-z]*\s+(\d{2,4})\b/i.exec(date.replace(/\([^)]*\)/g, ' '));
-  const month = m === null ? -1 : MONTHS.indexOf((m[2] as string).toLowerCase());
-  if (m !== null && month >= 0) {
-    let year = Number(m[3]);
-    // RFC 5322 §4.3: two-digit years below 50 are 20xx, three-digit ones add 1900
-    if (year < 50) year += 2000;
-    else if (year < 1000) year += 1900;
-    return Date.UTC(year, month, Number(m[1]));
-  }
-  const t = Date.parse(date.replace(/\([^)]*\)/g, ''));
-  return Number.isNaN(t) ? null : dayOf(new Date(t));
-}
-
 async function sentDay(c: Candidate): Promise<number | null> {
   const date = (await c.getStructure()).envelope.date;
   return date === null ? null : sentDayOf(date);
@@ -140,45 +128,21 @@ function has(c: Candidate, flag: string): boolean {
   return c.record.flags.some((f) => f.toLowerCase() === flag.toLowerCase());
 }
 
-const ENVELOPE_FIELDS = new Set(['from', 'to', 'cc', 'bcc', 'subject']);
-
 /**
  * FROM / TO / CC / BCC / SUBJECT from the indexed envelope, so the common searches read
  * no message file; other header names fall back to reading the header.
  */
 async function envelopeText(field: string, c: Candidate): Promise<string | null> {
-  if (!ENVELOPE_FIELDS.has(field)) return null;
-  const env = (await c.getStructure()).envelope;
-  if (field === 'subject') return env.subject === null ? '' : decodeWords(env.subject);
-  const list = env[field as 'from' | 'to' | 'cc' | 'bcc'];
-  return list
-    .map(
-      (a) =>
-        `${a.name === null ? '' : `${decodeWords(a.name)} `}<${a.mailbox ?? ''}@${a.host ?? ''}>`,
-    )
-    .join(', ');
+  if (!isEnvelopeField(field)) return null;
+  const st = await c.getStructure();
+  if (field === 'subject') return subjectText(st);
+  return addressText(st.envelope[field as AddressField]);
 }
 
-/**
- * False only when no field `field` of the message can contain `value`: the value is
- * plain ASCII without spaces (so folding cannot split it and decoding cannot create it)
- * and neither it nor an encoded word (`=?`) occurs anywhere in the raw header, or the
- * field name never starts a line. Most messages of a SEARCH HEADER are ruled out by
- * this one scan, without parsing their header into fields.
- */
+/** headerPrefilter on the message's header block (see search-quick.ts). */
 async function mayHaveHeader(c: Candidate, field: string, value: string): Promise<boolean> {
-  if (!/^[\x21-\x7e]+$/.test(field)) return true;
-  const text = await c.getHeaderText();
-  if (!text.includes(field)) return false;
-  if (!text.startsWith(`${field}:`) && !text.includes(`\n${field}:`)) {
-    // the name may be followed by spaces before the colon (RFC 5322 §4.5.3, obsolete syntax)
-    if (!new RegExp(`(^|\\n)${escapeRegExp(field)}[ \\t]*:`).test(text)) return false;
-  }
-  if (!/^[\x21-\x7e]+$/.test(value)) return true;
-  return text.includes(value.toLowerCase()) || text.includes('=?');
+  return headerPrefilter(field, value)(await c.getHeaderText());
 }
-
-const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 async function matches(key: SearchKey, c: Candidate): Promise<boolean> {
   switch (key.type) {
@@ -269,13 +233,15 @@ async function matches(key: SearchKey, c: Candidate): Promise<boolean> {
 const SEARCH_BATCH = 32;
 /** Messages whose structures one index query fetches, when a key needs them. */
 const STRUCTURE_BATCH = 512;
+/** Messages whose search fields one index query fetches. */
+const FIELDS_BATCH = 512;
 
 /** Whether matching `key` may need a message's structure (envelope, header or body offsets). */
 function needsStructure(key: SearchKey): boolean {
   switch (key.type) {
     case 'header':
       // other fields are read from the header block, which the render cache often holds
-      return ENVELOPE_FIELDS.has(key.field) && key.value !== '';
+      return isEnvelopeField(key.field) && key.value !== '';
     case 'body':
     case 'text':
     case 'sentbefore':
@@ -313,32 +279,81 @@ export async function searchMessages(s: Session, searchKey: SearchKey): Promise<
     });
     return hits;
   }
+  const need = [...fieldsNeeded(searchKey)];
+  const quick = compileQuick(searchKey);
+  const m: QuickMessage = {
+    record: undefined as unknown as MessageRecord,
+    seq: 0,
+    fields: undefined,
+    isRecent: (uid) => sel.handle.isRecent(uid),
+    count: uids.length,
+    maxUid: sel.tracker.maxUid,
+  };
+  // Most keys are decided from the record and the indexed search fields, in one index
+  // query per FIELDS_BATCH and no await per message; the rest are checked one by one.
+  for (let start = 0; start < uids.length; start += FIELDS_BATCH) {
+    const slice = uids.slice(start, start + FIELDS_BATCH);
+    const fields =
+      need.length > 0 && sel.handle.searchFields !== undefined
+        ? await sel.handle.searchFields(slice, need)
+        : undefined;
+    const verdicts: Array<SearchHit | null | undefined> = [];
+    const open: Array<{ at: number; seq: number; record: MessageRecord }> = [];
+    slice.forEach((uid, j) => {
+      const record = records.get(uid);
+      if (record === undefined) return verdicts.push(null);
+      m.record = record;
+      m.seq = start + j + 1;
+      m.fields = fields?.get(uid);
+      const v = quick(m);
+      if (v === undefined) open.push({ at: j, seq: m.seq, record });
+      return verdicts.push(v ? { seq: m.seq, record } : null);
+    });
+    for (const found of await slowMatches(s, searchKey, open, uids.length))
+      verdicts[found.at] = found.hit;
+    for (const v of verdicts) if (v) hits.push(v);
+  }
+  return hits;
+}
+
+/**
+ * The messages the index could not decide, checked by reading what the key needs
+ * (structure, header, body) in batches so that the file reads overlap; the structures
+ * come from the index in one query per STRUCTURE_BATCH.
+ */
+async function slowMatches(
+  s: Session,
+  searchKey: SearchKey,
+  open: Array<{ at: number; seq: number; record: MessageRecord }>,
+  count: number,
+): Promise<Array<{ at: number; hit: SearchHit | null }>> {
+  const sel = selectedOf(s);
   const cache = s.config.cache;
   const user = s.user?.user ?? '';
   const structured = needsStructure(searchKey);
   let structures = new Map<number, MessageStructure>();
-  // Candidates are checked in batches so that the file reads some keys need overlap;
-  // the structures they need come from the index in one query per STRUCTURE_BATCH.
-  for (let start = 0; start < uids.length; start += SEARCH_BATCH) {
+  const out: Array<{ at: number; hit: SearchHit | null }> = [];
+  for (let start = 0; start < open.length; start += SEARCH_BATCH) {
     if (structured && start % STRUCTURE_BATCH === 0)
-      structures = await sel.handle.structures(uids.slice(start, start + STRUCTURE_BATCH));
-    const batch = uids.slice(start, start + SEARCH_BATCH).map(async (uid, j) => {
-      const record = records.get(uid);
-      if (record === undefined) return null;
-      const seq = start + j + 1;
+      structures = await sel.handle.structures(
+        open.slice(start, start + STRUCTURE_BATCH).map((o) => o.record.uid),
+      );
+    const batch = open.slice(start, start + SEARCH_BATCH).map(async ({ at, seq, record }) => {
+      const uid = record.uid;
       const key = RenderCache.key(user, sel.handle.name, sel.handle.uidValidity, uid);
       const cached = {
         entry: cache.get(key) ?? {},
         remember: (h: Uint8Array) => cache.set(key, 'header', h),
       };
-      const c = new Candidate(cached, sel, seq, record, uids.length, sel.tracker.maxUid).preload(
+      const c = new Candidate(cached, sel, seq, record, count, sel.tracker.maxUid).preload(
         structures.get(uid),
       );
-      return (await matches(searchKey, c).catch(() => false)) ? { seq, record } : null;
+      const hit = (await matches(searchKey, c).catch(() => false)) ? { seq, record } : null;
+      return { at, hit };
     });
-    for (const hit of await Promise.all(batch)) if (hit !== null) hits.push(hit);
+    out.push(...(await Promise.all(batch)));
   }
-  return hits;
+  return out;
 }
 
 /** SEARCH / UID SEARCH (§6.4.4); with RETURN, ESEARCH (RFC 4731). */
