@@ -4,7 +4,7 @@
  * speaks TLS with nothing installed. Operators replace it with a real certificate by
  * setting `tls.key` and `tls.cert`.
  */
-import { webcrypto } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,54 @@ export interface TlsMaterial {
   keyFile: string;
   certFile: string;
   generated: boolean;
+  /** The generated certificate was re-issued for its own key (near its expiry). */
+  renewed?: boolean;
+}
+
+/**
+ * A certificate in <dataDir>/tls this close to its expiry is re-issued (for its key) at
+ * start, on SIGHUP and at the gateway's daily check; the generated one lasts 825 days.
+ */
+export const RENEW_BEFORE_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * A new certificate for the same key when the generated one expires within RENEW_BEFORE_MS;
+ * undefined when it does not, or when the key is not one this module can sign with (a
+ * P-256 key an operator put there keeps its certificate). Owners trust the gateway by
+ * this key (src/owner/gateway-trust.ts), so they keep working across the renewal.
+ */
+async function renewedIfExpiring(
+  existing: { key: string; cert: string },
+  now: Date,
+  name: string,
+): Promise<string | undefined> {
+  let notAfter: number;
+  try {
+    notAfter = Date.parse(new X509Certificate(existing.cert).validTo);
+  } catch {
+    return undefined;
+  }
+  if (notAfter - now.getTime() > RENEW_BEFORE_MS) return undefined;
+  try {
+    const algorithm = { name: 'ECDSA', namedCurve: 'P-256' };
+    const privateKey = await webcrypto.subtle.importKey(
+      'pkcs8',
+      createPrivateKey(existing.key).export({ type: 'pkcs8', format: 'der' }),
+      algorithm,
+      true,
+      ['sign'],
+    );
+    const publicKey = await webcrypto.subtle.importKey(
+      'spki',
+      createPublicKey(existing.key).export({ type: 'spki', format: 'der' }),
+      algorithm,
+      true,
+      ['verify'],
+    );
+    return (await selfSignedCertificate(now, name, { privateKey, publicKey })).cert;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function ensureTlsMaterial(
@@ -47,10 +95,17 @@ export async function ensureTlsMaterial(
   const dir = join(dataDir, 'tls');
   const keyFile = join(dir, 'key.pem');
   const certFile = join(dir, 'cert.pem');
+  let existing: Omit<TlsMaterial, 'generated'> | undefined;
   try {
-    return { ...readTls(keyFile, certFile), generated: false };
+    existing = readTls(keyFile, certFile);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  if (existing !== undefined) {
+    const cert = await renewedIfExpiring(existing, now, name);
+    if (cert === undefined) return { ...existing, generated: false };
+    writeFileAtomic(certFile, cert, 0o600);
+    return { ...existing, cert, generated: false, renewed: true };
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const { key, cert } = await selfSignedCertificate(now, name);
@@ -78,12 +133,16 @@ type CryptoKeyPairForX509 = Parameters<
 async function selfSignedCertificate(
   now: Date,
   host: string,
+  /** The key pair to certify; a new one when absent. */
+  existing?: webcrypto.CryptoKeyPair,
 ): Promise<{ key: string; cert: string }> {
   const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = (await webcrypto.subtle.generateKey(algorithm, true, [
-    'sign',
-    'verify',
-  ])) as webcrypto.CryptoKeyPair;
+  const keys =
+    existing ??
+    ((await webcrypto.subtle.generateKey(algorithm, true, [
+      'sign',
+      'verify',
+    ])) as webcrypto.CryptoKeyPair);
   const notAfter = new Date(now.getTime() + 825 * 24 * 3600 * 1000);
   const certificate = await x509.X509CertificateGenerator.createSelfSigned(
     {

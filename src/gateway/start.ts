@@ -64,6 +64,9 @@ interface MailStoreEndpoints {
   close(): Promise<void>;
 }
 
+/** How often the gateway's own certificate is checked for its expiry. */
+const OWN_CERTIFICATE_CHECK_MS = 24 * 3600 * 1000;
+
 /** The embedded store's master user; Dovecot's is configured. */
 const EMBEDDED_MASTER_USER = 'recrypt-gateway';
 
@@ -96,6 +99,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     (await ensureTlsMaterial(dataDir, config.tls, new Date(), publicName));
   if (tls.generated)
     logger.info({ certFile: tls.certFile }, 'generated a self-signed TLS certificate');
+  if (tls.renewed === true)
+    logger.info(
+      { certFile: tls.certFile },
+      're-issued the self-signed TLS certificate for its key',
+    );
   // The operator listener is reached by address from this machine (the operator's
   // commands, health checks), not by a public name: it always serves the gateway's own
   // self-signed certificate in <dataDir>/tls, which those tools trust by its key, also
@@ -399,6 +407,17 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     // Renewed certificates are hot-reloaded as SIGHUP does (docs/deployment.md "ACME").
     if (acmeCertificates !== undefined)
       stops.push(acmeCertificates.schedule(() => gateway.reloadTls()));
+    // The gateway's own certificate is re-issued for its key before it expires
+    // (src/config/tls.ts), also in a process that runs for years without a SIGHUP.
+    const ownCheck = setInterval(() => {
+      ownTls()
+        .then((own) => (own.renewed === true ? gateway.reloadTls() : undefined))
+        .catch((error: unknown) =>
+          logger.warn({ err: causeChain(error) }, 'TLS: the own certificate check failed'),
+        );
+    }, OWN_CERTIFICATE_CHECK_MS);
+    ownCheck.unref();
+    stops.push(async () => clearInterval(ownCheck));
     return gateway;
   } catch (error) {
     await stopAll();

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { connect, createServer } from 'node:tls';
 import { ensureTlsMaterial } from '../../src/config/tls.js';
@@ -43,6 +44,38 @@ describe('ensureTlsMaterial', () => {
       expect(reply).toBe('hello');
     } finally {
       server.close();
+    }
+  });
+
+  it('re-issues the generated certificate for the same key shortly before it expires', async () => {
+    const own = tempDir();
+    try {
+      const day = 24 * 3600 * 1000;
+      const start = new Date('2026-01-01T00:00:00Z');
+      const first = await ensureTlsMaterial(own.path, undefined, start, 'mx.renew.example');
+      const pin = (pem: string) =>
+        new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' }).toString('hex');
+      // Months before its expiry (825 days): kept as it is.
+      const early = await ensureTlsMaterial(own.path, undefined, new Date(+start + 800 * day));
+      expect(early.renewed).toBeUndefined();
+      expect(early.cert).toBe(first.cert);
+      // Within the last week: a new certificate, the same key, valid from then on.
+      const late = new Date(+start + 820 * day);
+      const renewed = await ensureTlsMaterial(own.path, undefined, late, 'mx.renew.example');
+      expect(renewed.renewed).toBe(true);
+      expect(renewed.cert).not.toBe(first.cert);
+      expect(renewed.key).toBe(first.key);
+      expect(pin(renewed.cert)).toBe(pin(first.cert));
+      const certificate = new X509Certificate(renewed.cert);
+      expect(Date.parse(certificate.validTo)).toBeGreaterThan(+late + 800 * day);
+      expect(certificate.checkPrivateKey(createPrivateKey(renewed.key))).toBe(true);
+      expect(certificate.subjectAltName).toContain('DNS:mx.renew.example');
+      // Written: the next start reads the renewed one and keeps it.
+      const again = await ensureTlsMaterial(own.path, undefined, late);
+      expect(again.cert).toBe(renewed.cert);
+      expect(again.renewed).toBeUndefined();
+    } finally {
+      own.remove();
     }
   });
 
