@@ -14,6 +14,7 @@
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { buildProfile, signProfile } from '../profiles/index.js';
 import {
+  certificatePublicPoint,
   invertScalar,
   issueGroupCertificate,
   multiplyScalars,
@@ -64,6 +65,12 @@ async function settlePending(
   const next = pendingKeyFile(options.keyFile);
   if (!existsSync(next)) return { key, recovered: null };
   const pending = await decodeOwnerKeyFile(readFileSync(next, 'utf8'), options.passphrase, next);
+  if (
+    !Buffer.from(publicPoint(pending.groupSecret)).equals(
+      Buffer.from(certificatePublicPoint(pending.groupCertificate)),
+    )
+  )
+    throw new OwnerError('corrupt-key-file', `${next}: its group secret is not its certificate's`);
   const current = await callGateway<{ groupId: string }>(ownerClient(key), 'GET', '/v1/owner');
   if (current.groupId === groupIdOf(pending.groupCertificate)) {
     renameSync(next, options.keyFile);
