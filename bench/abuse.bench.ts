@@ -6,7 +6,9 @@
  * smtp.maxMessageBytes, smtp.maxRecipients). The table puts the worst /healthz latency
  * during each shape next to the idle worst, measured in the same run; goal: < 100 ms
  * (docs/threat-model.md "Limits"). A second table measures what running mailauth in a
- * worker thread (src/smtp/auth-pool.ts) costs on a normal 1 MB DKIM-signed message.
+ * worker thread (src/smtp/auth-pool.ts) costs on a normal 1 MB DKIM-signed message, and
+ * a third what the DATA parser costs the event loop per message (src/smtp/data-stream.ts
+ * against the smtp-server parser it replaces).
  *
  * The IMAP shapes (a huge pre-login SASL PLAIN continuation, a 31.8 KB RFC 2971 ID) only
  * measure: their limits belong to the IMAP proxy.
@@ -19,7 +21,10 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { authenticate } from 'mailauth';
+import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { AuthPool } from '../src/smtp/auth-pool.js';
+import { type DataParser, feedDataStream } from '../src/smtp/data-stream.js';
+import { compare, formatResults } from './harness.js';
 import { runCli } from '../test/helpers/cli-run.js';
 import { cliCommand } from '../test/helpers/cli-command.js';
 import {
@@ -289,6 +294,68 @@ async function workerOverhead(): Promise<void> {
   );
 }
 
+interface Parser extends DataParser, NodeJS.WritableStream {
+  oncommand(command: Buffer, callback: () => void): void;
+  startDataMode(): NodeJS.ReadableStream;
+}
+
+/**
+ * The DATA parser the MX and the store's LMTP run on the event loop for every byte of a
+ * message: smtp-server's (every byte looked at in JavaScript, every chunk copied) against
+ * src/smtp/data-stream.ts, on the largest message in 64 KiB socket-sized chunks, interleaved.
+ * CPU ms for the whole message, and the longest single chunk's synchronous step.
+ */
+async function parserCost(): Promise<void> {
+  const message = withBody(base('parser'), MAX_MESSAGE - 64);
+  const chunks: Buffer[] = [];
+  const wire = Buffer.concat([Buffer.from('DATA\r\n'), message, Buffer.from('.\r\n')]);
+  for (let at = 0; at < wire.length; at += 65536) chunks.push(wire.subarray(at, at + 65536));
+  const longest = new Map<string, number>();
+  const parse = async (name: string, fast: boolean): Promise<number> => {
+    const parser = new (SMTPStream as new () => Parser)();
+    if (fast) parser._feedDataStream = feedDataStream;
+    let received = 0;
+    const ended = new Promise<void>((resolve) => {
+      parser.oncommand = (_command, callback) => {
+        const stream = parser.startDataMode();
+        stream.on('data', (chunk: Buffer) => (received += chunk.length));
+        stream.on('end', () => {
+          resolve();
+          parser.continue();
+        });
+        callback();
+      };
+    });
+    const cpu = process.cpuUsage();
+    let worstStep = 0;
+    for (const chunk of chunks) {
+      const started = process.hrtime.bigint();
+      await new Promise<void>((resolve) => parser.write(chunk, () => resolve()));
+      worstStep = Math.max(worstStep, Number(process.hrtime.bigint() - started) / 1e6);
+    }
+    await ended;
+    if (received !== message.length)
+      throw new Error(`${name}: ${received} of ${message.length} bytes`);
+    const used = process.cpuUsage(cpu);
+    longest.set(name, Math.max(longest.get(name) ?? 0, worstStep));
+    return (used.user + used.system) / 1000;
+  };
+  const results = await compare(
+    [
+      {
+        name: 'smtp-server DATA parser (before)',
+        run: () => parse('smtp-server DATA parser (before)', false),
+      },
+      { name: 'data-stream.ts (now)', run: () => parse('data-stream.ts (now)', true) },
+    ],
+    { rounds: 5 },
+  );
+  console.log(`\nDATA parsing of one ${MAX_MESSAGE} byte message, CPU ms (5 rounds interleaved):`);
+  console.log(formatResults(results, 'ms', 1));
+  for (const [name, ms] of longest)
+    console.log(`  ${name}: longest step for one 64 KiB chunk ${ms.toFixed(2)} ms (wall)`);
+}
+
 export async function run(): Promise<void> {
   const tmp = tempDir('recrypt-abuse-');
   const configFile = join(tmp.path, 'recrypt.yaml');
@@ -437,4 +504,5 @@ export async function run(): Promise<void> {
     tmp.remove();
   }
   await workerOverhead();
+  await parserCost();
 }
