@@ -127,4 +127,49 @@ describe('owner rotate --fast through a running gateway', () => {
     expect(await world.decrypt(tablet, messages[0]!)).toContain('Written before the rotation.');
     expect(await world.decrypt(tablet, messages[1]!)).toContain('Written after the rotation.');
   }, 120_000);
+
+  it('under load: mail arriving and devices fetching during a rotation, nothing lost, all readable', async () => {
+    const devices = [laptop, phone];
+    const already = (await world.fetchAll(laptop)).length;
+    // Mail keeps arriving from before the rotation starts until after it ended (at most 200).
+    let sent = 0;
+    let sending = true;
+    let rotated = false;
+    let sentAfter = 0;
+    const sender = (async () => {
+      try {
+        while (sent < 200 && (!rotated || sentAfter < 4)) {
+          await world.send(`load ${sent}`, `Load message ${sent}.\r\n`);
+          sent++;
+          if (rotated) sentAfter++;
+        }
+      } finally {
+        sending = false;
+      }
+    })();
+    const unreadable: string[] = [];
+    const fetcher = (async () => {
+      while (sending) {
+        for (const device of devices)
+          for (const message of await world.fetchAll(device))
+            if ((await world.decrypt(device, message)) === null) unreadable.push(device.name);
+      }
+    })();
+    while (sent < 4) await new Promise((resolve) => setTimeout(resolve, 50));
+    const rotation = ok(await world.owner(['owner', 'rotate', '--fast']));
+    expect(rotation).toMatch(/\(fast\): 3 device\(s\) re-keyed/);
+    rotated = true;
+    await sender;
+    await fetcher;
+    expect(sentAfter).toBe(4);
+    const total = sent;
+    expect(unreadable).toEqual([]);
+    for (const device of devices) {
+      const messages = (await world.fetchAll(device)).slice(already);
+      expect(messages).toHaveLength(total);
+      const texts = await Promise.all(messages.map((m) => world.decrypt(device, m)));
+      for (let i = 0; i < total; i++)
+        expect(texts).toContainEqual(expect.stringContaining(`Load message ${i}.`));
+    }
+  }, 120_000);
 });
