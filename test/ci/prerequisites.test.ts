@@ -8,7 +8,15 @@
  * with requireBinary must be named in the list.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
@@ -115,6 +123,23 @@ function testSources(dir: string): string[] {
   return files;
 }
 
+/**
+ * A directory standing in for this machine's PATH without `hidden`: a link to every
+ * program on PATH (the first of each name, as the shell finds it) but those.
+ */
+function pathWithout(hidden: string[]): string {
+  const dir = join(tmp.path, `path-without-${hidden.join('-')}`);
+  mkdirSync(dir);
+  for (const entry of (process.env.PATH ?? '').split(':')) {
+    if (entry === '' || !existsSync(entry)) continue;
+    for (const name of readdirSync(entry)) {
+      const link = join(dir, name);
+      if (!hidden.includes(name) && !existsSync(link)) symlinkSync(join(entry, name), link);
+    }
+  }
+  return dir;
+}
+
 describe('test prerequisites (.ci/prerequisites)', () => {
   const list = readPrerequisites();
   let closure: Set<string>;
@@ -202,5 +227,23 @@ describe('test prerequisites (.ci/prerequisites)', () => {
       scripts: Record<string, string>;
     };
     expect(pkg.scripts.pretest).toContain('test/prerequisites-check.ts');
+  });
+
+  it('on this machine with swaks and pk12util off PATH, the real list names just their packages', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'test/prerequisites-check.ts'], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: pathWithout(['swaks', 'pk12util']) },
+    });
+    expect(result.status, result.stderr).toBe(1);
+    expect(result.stderr).toBe(
+      [
+        'The tests need programs and modules that are not installed here:',
+        '  libnss3-tools: pk12util',
+        '  swaks: swaks',
+        'Install them with:',
+        '  apt-get install -y libnss3-tools swaks',
+        '',
+      ].join('\n'),
+    );
   });
 });
