@@ -95,6 +95,17 @@ describe('harvesting signed mail', () => {
   });
 });
 
+it('past maxPending waiting messages, offer() skips (the MX is never held up)', async () => {
+  const first = makeSigner(tmp.path, 'busy1@c.test', { key: 'ec' });
+  const second = makeSigner(tmp.path, 'busy2@c.test', { key: 'ec' });
+  const h = harvester({ maxPending: 1 });
+  h.offer(signedMail(tmp.path, first, 'alice@a.test', 'one\n'), PASS);
+  h.offer(signedMail(tmp.path, second, 'alice@a.test', 'two\n'), PASS);
+  await h.idle();
+  expect(await directory.forAddress('busy1@c.test')).toHaveLength(1);
+  expect(await directory.forAddress('busy2@c.test')).toEqual([]);
+});
+
 describe('signed mail that gives nothing', () => {
   const notHarvested = async (mail: Buffer, reason: RegExp, results = PASS) => {
     const outcome = await harvester().harvest(mail, results);
