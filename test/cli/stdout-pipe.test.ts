@@ -1,7 +1,8 @@
 /**
  * `recrypt user add … | head -1`: the reader goes away before the CLI has written
  * everything. The CLI must finish its work (the user exists), exit with its own status,
- * and print no EPIPE stack trace. Through a real shell pipe to the real CLI.
+ * and print no EPIPE stack trace; so must the other printing commands (lists, tokens,
+ * help). Through a real shell pipe to the real CLI.
  */
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,6 +66,19 @@ describe('CLI output into a pipe that closes early', () => {
     expect(run.code).toBe(0);
     const list = await world.operator(['user', 'list']);
     expect(list.stdout).toContain('pipe-two@example.org');
+  });
+
+  it.each([
+    { args: ['user', 'list'], reader: 'head -1' },
+    { args: ['user', 'list'], reader: 'true' },
+    { args: ['user', 'token', 'pipe-one@example.org'], reader: 'head -1' },
+    { args: ['user', '--help'], reader: 'head -1' },
+    { args: ['device', '--help'], reader: 'true' },
+  ])('$args.0 $args.1 | $reader: no EPIPE trace, exit 0', async ({ args, reader }) => {
+    const run = await piped(args, reader);
+    expect(run.stderr).not.toMatch(/EPIPE|\n\s+at /);
+    expect(run.code, run.stderr).toBe(0);
+    if (reader === 'head -1') expect(run.out.split('\n').filter((l) => l !== '')).toHaveLength(1);
   });
 
   it('a real failure still reports and exits non-zero when stdout is closed', async () => {
