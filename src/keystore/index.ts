@@ -20,6 +20,7 @@ export {
   type GroupStore,
   type MailboxGroup,
 } from './group-rotation.js';
+export { type PendingRotation, type RekeyRequest, type RekeyStore } from './rekey.js';
 export {
   LimitError,
   type NewPairingRequest,

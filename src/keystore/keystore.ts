@@ -18,6 +18,7 @@ import type { Scalar } from '../recrypt/types.js';
 import type { GroupStore } from './group-rotation.js';
 import type { ListStore } from './list-types.js';
 import type { PairingStore } from './pairing.js';
+import type { RekeyStore } from './rekey.js';
 import type {
   Device,
   KeyStoreListener,
@@ -29,9 +30,9 @@ import type {
 
 /**
  * Lists, device pairings and a mailbox's group history are part of the same store: see
- * list-types.ts, pairing.ts and group-rotation.ts.
+ * list-types.ts, pairing.ts, group-rotation.ts and rekey.ts.
  */
-export interface KeyStore extends ListStore, PairingStore, GroupStore {
+export interface KeyStore extends ListStore, PairingStore, GroupStore, RekeyStore {
   /** Which adapter ('sqlite' | 'redis'), for logs and health output. */
   readonly kind: 'sqlite' | 'redis';
 

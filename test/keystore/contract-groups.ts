@@ -172,5 +172,80 @@ export function groupsContract(ctx: ContractContext): void {
       await store.resetEnrolment(address);
       expect(await store.formerGroups(address)).toEqual([]);
     });
+
+    it('keeps a full rotation pending until every device holds a key; then it commits and is gone', async () => {
+      const { address, a, b, gone } = await world();
+      const pendingInput = {
+        fromGroupId: oldGroupId,
+        group: { groupId: newGroupId, certificate: newCertificate },
+        profile: 'new.profile.document',
+      };
+      await expectError(
+        store.startRotation(
+          address,
+          { ...pendingInput, fromGroupId: randomRecipientIdHex() },
+          60_000,
+        ),
+        StaleStateError,
+      );
+      const request = (id: string, groupId = newGroupId) => ({
+        id,
+        groupId,
+        sealedAlpha: 'sealed-alpha',
+        mac: 'mac',
+        tau: randomScalar(),
+      });
+      await expectError(store.putRekeyRequest(address, request(a.id)), StaleStateError);
+      await store.startRotation(address, pendingInput, 60_000);
+      const pending = (await other.pendingRotation(address))!;
+      expect(pending).toMatchObject({ fromGroupId: oldGroupId, profile: 'new.profile.document' });
+      expect(pending.group).toEqual({ groupId: newGroupId, certificate: newCertificate });
+      // The MX still encrypts to the current group.
+      expect((await other.getUser(address))!.owner!.groupId).toBe(oldGroupId);
+      const ra = request(a.id);
+      await store.putRekeyRequest(address, ra);
+      await expectError(
+        store.putRekeyRequest(address, request(b.id, randomRecipientIdHex())),
+        StaleStateError,
+      );
+      await expectError(store.putRekeyRequest(address, request(gone.id)), NotFoundError);
+      const listed = await other.rekeyRequests(address);
+      expect(listed).toHaveLength(1);
+      expect(listed[0]).toMatchObject({
+        id: a.id,
+        sealedAlpha: 'sealed-alpha',
+        mac: 'mac',
+        tau: ra.tau,
+      });
+      await store.removeRekeyRequest(address, a.id);
+      expect(await other.rekeyRequests(address)).toEqual([]);
+      // Commit refused while a device has no key for the new group.
+      await store.putRecryptionKey(address, a.id, newGroupId, randomScalar());
+      await expectError(
+        store.rotateGroup(address, { ...pendingInput, keys: new Map() }),
+        StaleStateError,
+      );
+      await store.putRecryptionKey(address, b.id, newGroupId, randomScalar());
+      await store.putRekeyRequest(address, request(b.id));
+      const user = await store.rotateGroup(address, { ...pendingInput, keys: new Map() });
+      expect(user.owner!.groupId).toBe(newGroupId);
+      expect(await other.pendingRotation(address)).toBeNull();
+      expect(await other.rekeyRequests(address)).toEqual([]);
+    });
+
+    it('forgets a cancelled or expired pending rotation', async () => {
+      const { address } = await world();
+      const pendingInput = {
+        fromGroupId: oldGroupId,
+        group: { groupId: newGroupId, certificate: newCertificate },
+        profile: 'p',
+      };
+      await store.startRotation(address, pendingInput, 60_000);
+      await store.cancelRotation(address);
+      expect(await other.pendingRotation(address)).toBeNull();
+      await store.startRotation(address, pendingInput, 1);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await other.pendingRotation(address)).toBeNull();
+    });
   });
 }

@@ -53,7 +53,7 @@ describe('SQLite schema', () => {
     // Take the file back to what migration 1 alone made.
     const raw = new Database(path);
     raw.exec(
-      'DROP TABLE user_groups; DROP TABLE pairing_requests; DROP TRIGGER users_leave_lists; DROP TABLE list_keys; DROP TABLE list_members; DROP TABLE list_groups; DROP TABLE lists; UPDATE schema_version SET version = 1',
+      'DROP TABLE rekey_requests; DROP TABLE pending_rotations; DROP TABLE user_groups; DROP TABLE pairing_requests; DROP TRIGGER users_leave_lists; DROP TABLE list_keys; DROP TABLE list_members; DROP TABLE list_groups; DROP TABLE lists; UPDATE schema_version SET version = 1',
     );
     raw.close();
 

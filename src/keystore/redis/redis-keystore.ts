@@ -49,7 +49,7 @@ import type { ListGroup, ListUpdate, NewList } from '../list-types.js';
 import { defineListScripts, RedisLists } from './redis-lists.js';
 import { RedisDevices } from './redis-devices.js';
 import { RedisPairings } from './redis-pairing.js';
-import { RedisGroups } from './redis-groups.js';
+import { defineRekeyScripts, RedisGroups } from './redis-groups.js';
 import type { GroupRotation } from '../group-rotation.js';
 import type { NewPairingRequest } from '../pairing.js';
 import { b64, mapError, toUser } from './codec.js';
@@ -110,7 +110,9 @@ export class RedisKeyStore implements KeyStore {
       script: (name, address, args) => this.#script(name, address, args),
       getUser: (address) => this.getUser(address),
       listActiveDevices: (address) => this.listActiveDevices(address),
+      now: this.#now,
     });
+    defineRekeyScripts(this.#client);
     this.#pairings = new RedisPairings({
       client: this.#client,
       key: this.#key,
@@ -165,6 +167,15 @@ export class RedisKeyStore implements KeyStore {
   rotateGroup = (address: string, rotation: GroupRotation) =>
     this.#groups.rotateGroup(address, rotation);
   formerGroups = (address: string) => this.#groups.formerGroups(address);
+  startRotation = (...a: Parameters<RedisGroups['startRotation']>) =>
+    this.#groups.startRotation(...a);
+  pendingRotation = (address: string) => this.#groups.pendingRotation(address);
+  cancelRotation = (address: string) => this.#groups.cancelRotation(address);
+  putRekeyRequest = (...a: Parameters<RedisGroups['putRekeyRequest']>) =>
+    this.#groups.putRekeyRequest(...a);
+  rekeyRequests = (address: string) => this.#groups.rekeyRequests(address);
+  removeRekeyRequest = (address: string, id: string) =>
+    this.#groups.removeRekeyRequest(address, id);
 
   // --- devices and their recryption keys (redis-devices.ts) ---
   addDevice = (device: NewDevice) => this.#devices.addDevice(device);

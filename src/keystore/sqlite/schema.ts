@@ -151,6 +151,21 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (owner, group_id)
   );
   `,
+  // A full rotation waiting for the devices (keystore/rekey.ts): the pending group and
+  // each device's blinded-issue request for it.
+  `
+  CREATE TABLE pending_rotations (
+    owner  TEXT PRIMARY KEY REFERENCES users(address) ON DELETE CASCADE,
+    record TEXT NOT NULL
+  );
+  CREATE TABLE rekey_requests (
+    owner  TEXT NOT NULL,
+    device TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (owner, device),
+    FOREIGN KEY (owner, device) REFERENCES devices(owner, id) ON DELETE CASCADE
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

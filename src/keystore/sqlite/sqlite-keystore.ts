@@ -128,6 +128,15 @@ export class SqliteKeyStore implements KeyStore {
   rotateGroup = (address: string, rotation: GroupRotation) =>
     this.#groups.rotateGroup(address, rotation);
   formerGroups = (address: string) => this.#groups.formerGroups(address);
+  startRotation = (...a: Parameters<SqliteGroups['startRotation']>) =>
+    this.#groups.startRotation(...a);
+  pendingRotation = (address: string) => this.#groups.pendingRotation(address);
+  cancelRotation = (address: string) => this.#groups.cancelRotation(address);
+  putRekeyRequest = (...a: Parameters<SqliteGroups['putRekeyRequest']>) =>
+    this.#groups.putRekeyRequest(...a);
+  rekeyRequests = (address: string) => this.#groups.rekeyRequests(address);
+  removeRekeyRequest = (address: string, id: string) =>
+    this.#groups.removeRekeyRequest(address, id);
 
   // --- devices and their recryption keys (sqlite-devices.ts) ---
   addDevice = (device: NewDevice) => this.#devices.addDevice(device);
