@@ -19,7 +19,8 @@ const SMALL = 9_000;
 const LARGE = 1_000;
 const LARGE_SIZE = 20 * 1024;
 const IDLE_CONNECTIONS = 200;
-const ROUNDS = 5;
+// STORE_BENCH_ROUNDS=<n> for more rounds (CPU means steadier than the 10 ms ticks of one run)
+const ROUNDS = Number(process.env.STORE_BENCH_ROUNDS ?? 5);
 const USER = 'bench';
 
 function message(i: number): Buffer {
@@ -112,6 +113,8 @@ class Client {
   }
 }
 
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+
 function rssOf(pids: number[]): number {
   let total = 0;
   for (const pid of pids) {
@@ -139,20 +142,31 @@ function cpuOf(pids: number[]): number {
   return ticks * 10;
 }
 
-function dovecotPids(): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .map(Number)
-    .filter((pid) => {
-      try {
-        return (
-          readFileSync(`/proc/${pid}/cmdline`, 'latin1').startsWith('dovecot') ||
-          /^(imap|imap-login)\b/.test(readFileSync(`/proc/${pid}/comm`, 'latin1'))
-        );
-      } catch {
-        return false;
-      }
-    });
+/**
+ * The processes of this bench's Dovecot: its master (whose command line names the
+ * bench's config under `baseDir`) and every process below it. Not every `dovecot` or
+ * `imap` on the machine: other test runs' Dovecots would count in the CPU figures.
+ */
+function dovecotPids(baseDir: string): number[] {
+  const parent = new Map<number, number>();
+  let master = -1;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      parent.set(pid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      if (readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(baseDir)) master = pid;
+    } catch {
+      // process ended between listing and reading
+    }
+  }
+  const below = (pid: number): boolean => {
+    for (let p = pid, depth = 0; p > 1 && depth < 16; p = parent.get(p) ?? 0, depth++)
+      if (p === master) return true;
+    return false;
+  };
+  return [...parent.keys()].filter(below);
 }
 
 async function idleMemory(
@@ -235,7 +249,7 @@ export async function run(): Promise<void> {
     ];
     const pids: Record<string, () => number[]> = {
       ours: () => [started.child.pid as number],
-      dovecot: dovecotPids,
+      dovecot: () => dovecotPids(dovecot.baseDir),
     };
     const clients = {
       ours: await Client.open(started.port, USER, dovecot.masterUser, dovecot.masterPassword),
@@ -281,7 +295,8 @@ export async function run(): Promise<void> {
       );
       console.log(formatResults(results, 'ms', 1));
       console.log(
-        `  server CPU ms, median: ours ${median(cpu.ours ?? [])}, dovecot ${median(cpu.dovecot ?? [])}`,
+        `  server CPU ms, median: ours ${median(cpu.ours ?? [])}, dovecot ${median(cpu.dovecot ?? [])}; ` +
+          `mean: ours ${mean(cpu.ours ?? []).toFixed(1)}, dovecot ${mean(cpu.dovecot ?? []).toFixed(1)}`,
       );
     }
     for (const c of Object.values(clients)) c.close();
@@ -303,7 +318,7 @@ export async function run(): Promise<void> {
     );
     const memDovecot = await idleMemory(
       dovecot.imapPort,
-      dovecotPids,
+      () => dovecotPids(dovecot.baseDir),
       dovecot.masterUser,
       dovecot.masterPassword,
       () => new Promise((r) => setTimeout(r, 500)),

@@ -240,6 +240,12 @@ function randomCommand(r: () => number, s: Session, k: number): string {
       'NOT FROM "Sender 2"',
       'NOT HEADER X-Tag t2',
       'OR SUBJECT meeting BODY word1',
+      'BCC u@example.com',
+      'ON 1-Mar-2026',
+      'SINCE 2-Mar-2026',
+      'UNANSWERED',
+      'UNDRAFT',
+      'UNFLAGGED',
     ];
     return `${prefix}SEARCH ${pick(keys)}${r() < 0.3 ? ` ${pick(keys)}` : ''}`;
   }
@@ -253,6 +259,10 @@ function randomCommand(r: () => number, s: Session, k: number): string {
       '(BODYSTRUCTURE)',
       'BODY.PEEK[]',
       '(UID BODY[TEXT])',
+      '(RFC822.HEADER)',
+      '(BODY)',
+      '(BODY.PEEK[1] BODY.PEEK[1.MIME])',
+      '(BODY.PEEK[]<0.20>)',
     ]);
     return `${prefix}FETCH ${set} ${items}`;
   }
