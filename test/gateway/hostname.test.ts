@@ -85,5 +85,23 @@ describe('the configured hostname', () => {
     });
     expect(added.stderr).toBe('');
     expect(added.stdout).toContain(`--gateway https://${NAME}:${ports.admin}`);
+    expect(added.stdout).not.toContain('reaches this machine only');
+  });
+
+  it('user add says so when the URL it prints names loopback', async () => {
+    const url = `https://127.0.0.1:${ports.admin}`;
+    const added = await runCli(
+      ['user', 'add', 'bob@example.org', '--public-url', url, '--config', configFile],
+      { cwd: tmp.path },
+    );
+    expect(added.stderr).toBe('');
+    expect(added.code).toBe(0);
+    expect(added.stdout).toContain(`--gateway ${url}`);
+    expect(added.stdout).toMatch(
+      new RegExp(
+        `^note: ${url.replace(/\./g, '\\.')} reaches this machine only; .*\\bhostname\\b`,
+        'm',
+      ),
+    );
   });
 });

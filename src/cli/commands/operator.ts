@@ -49,6 +49,7 @@ export function register(program: Command): void {
         print('the owner runs, on their own machine:');
         print(`  ${added.ownerCommand}`);
         if (added.certFile !== null) print(`with gateway-cert.pem a copy of ${added.certFile}`);
+        if (added.loopbackNote !== null) print(added.loopbackNote);
       },
     );
   user
@@ -88,6 +89,7 @@ export function register(program: Command): void {
         print('the owner runs, on their own machine:');
         print(`  ${issued.ownerCommand}`);
         if (issued.certFile !== null) print(`with gateway-cert.pem a copy of ${issued.certFile}`);
+        if (issued.loopbackNote !== null) print(issued.loopbackNote);
       },
     );
   user

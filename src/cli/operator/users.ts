@@ -11,6 +11,8 @@ export interface AddedUser {
   ownerCommand: string;
   /** The certificate file to hand the owner (self-signed gateway), or null. */
   certFile: string | null;
+  /** Set when the owner's URL names this machine's loopback: a hint what to configure. */
+  loopbackNote: string | null;
 }
 
 export interface UserView {
@@ -43,7 +45,28 @@ export async function addUser(
     ...reply,
     ownerCommand: ownerCommand(context, reply.address, reply.enrolmentToken, options.publicUrl),
     certFile: context.ownerCaFile,
+    loopbackNote: loopbackNote(context, options.publicUrl),
   };
+}
+
+/**
+ * The owner's URL is useless from another machine when it names loopback (no `hostname`
+ * configured and the public listener on 127.0.0.1, the embedded default).
+ */
+function loopbackNote(context: OperatorContext, publicUrl: string | undefined): string | null {
+  const url = publicUrl ?? publicAdminUrl(context);
+  let host: string;
+  try {
+    host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return null;
+  }
+  if (!/^(127\.|::1$|localhost$)/i.test(host)) return null;
+  return (
+    `note: ${url} reaches this machine only; for owners elsewhere set \`hostname\` ` +
+    `(the public name) and \`admin.host\` (where the public listener listens) in the config, ` +
+    `or pass --public-url`
+  );
 }
 
 function ownerCommand(
@@ -107,6 +130,7 @@ export async function newToken(
     revokedDevices: reply.revokedDevices ?? 0,
     ownerCommand: ownerCommand(context, reply.address, reply.enrolmentToken, options.publicUrl),
     certFile: context.ownerCaFile,
+    loopbackNote: loopbackNote(context, options.publicUrl),
   };
 }
 
