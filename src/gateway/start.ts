@@ -232,7 +232,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
 
     // Certificates harvested from signed mail (src/keydir): the MX adds, submission reads;
     // closed after the listeners, once the verifications in flight are done.
-    const harvesting = await startHarvesting(config, logger.child({ part: 'harvest' }));
+    const harvesting = await startHarvesting(config, logger.child({ part: 'harvest' }), metrics);
     stops.push(() => harvesting.close());
 
     // Every listener stops accepting at once and drains in parallel, so a stop takes the

@@ -6,6 +6,7 @@
  */
 import { domainToASCII } from 'node:url';
 import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
 import type { GatewayConfig } from '../config/schema.js';
 import { createHarvester } from './harvester.js';
 import { openKeyDirectory } from './open.js';
@@ -20,12 +21,22 @@ export interface Harvesting {
   close(): Promise<void>;
 }
 
-export async function startHarvesting(config: GatewayConfig, logger: Logger): Promise<Harvesting> {
+export async function startHarvesting(
+  config: GatewayConfig,
+  logger: Logger,
+  metrics?: Registry,
+): Promise<Harvesting> {
   const settings = config.submission?.harvest;
   if (settings === undefined || !settings.enabled) return { close: () => Promise.resolve() };
   const directory = await openKeyDirectory(config.keyStore, config.dataDir, (error) =>
     logger.warn({ err: error.message }, 'key directory connection problem'),
   );
+  const results = new Counter({
+    name: 'recrypt_harvest_messages_total',
+    help: 'Stored messages offered for harvesting, by result (harvested, not_harvested: signed but a check failed, unsigned, skipped_busy)',
+    labelNames: ['result'],
+    registers: metrics === undefined ? [] : [metrics],
+  });
   const local = new Set(config.smtp.localDomains.map((d) => domainToASCII(d.toLowerCase())));
   const harvester = createHarvester({
     directory,
@@ -38,6 +49,7 @@ export async function startHarvesting(config: GatewayConfig, logger: Logger): Pr
       requireDmarcPass: settings.requireDmarcPass,
     },
     isLocalDomain: (domain) => local.has(domainToASCII(domain)),
+    onResult: (result) => results.inc({ result }),
     logger,
   });
   return {

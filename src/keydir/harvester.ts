@@ -39,8 +39,13 @@ export interface Harvester {
   idle(): Promise<void>;
 }
 
+/** What happened to one offered message, for the metrics (gateway.ts). */
+export type HarvestResult = 'harvested' | 'not_harvested' | 'unsigned' | 'skipped_busy';
+
 export interface HarvesterOptions {
   directory: KeyDirectory;
+  /** Called once per offered message with what came of it. */
+  onResult?(result: HarvestResult): void;
   settings: HarvestSettings;
   /** Domains served here: their users' keys are group keys, never harvested. */
   isLocalDomain(domain: string): boolean;
@@ -123,6 +128,13 @@ export function createHarvester(options: HarvesterOptions): Harvester {
   };
 
   const logged = (outcome: HarvestOutcome, domain?: string): HarvestOutcome => {
+    options.onResult?.(
+      outcome.harvested
+        ? 'harvested'
+        : outcome.reason === 'no S/MIME signature'
+          ? 'unsigned'
+          : 'not_harvested',
+    );
     if (outcome.harvested)
       options.logger?.info({ domain, fingerprint: outcome.fingerprint }, 'certificate harvested');
     else if (outcome.reason !== 'no S/MIME signature')
@@ -156,6 +168,7 @@ export function createHarvester(options: HarvesterOptions): Harvester {
   return {
     offer(message, authenticationResults) {
       if (pending.size >= settings.maxPending) {
+        options.onResult?.('skipped_busy');
         options.logger?.warn('harvesting busy: a signed message was not looked at');
         return;
       }

@@ -8,6 +8,7 @@ export {
   dmarcPassed,
   type Harvester,
   type HarvestOutcome,
+  type HarvestResult,
   type HarvestSettings,
 } from './harvester.js';
 export { openKeyDirectory, KEY_DIRECTORY_FILE } from './open.js';

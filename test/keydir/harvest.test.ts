@@ -12,6 +12,7 @@ import {
   createHarvester,
   dmarcPassed,
   SqliteKeyDirectory,
+  type HarvestResult,
   type HarvestSettings,
   type KeyDirectory,
 } from '../../src/keydir/index.js';
@@ -41,10 +42,11 @@ let directory: KeyDirectory;
 let rsa: Signer;
 let ec: Signer;
 
-function harvester(overrides: Partial<HarvestSettings> = {}) {
+function harvester(overrides: Partial<HarvestSettings> = {}, results: HarvestResult[] = []) {
   return createHarvester({
     directory,
     settings: { ...settings, ...overrides },
+    onResult: (result) => results.push(result),
     isLocalDomain: (domain) => domain === 'a.test',
   });
 }
@@ -98,10 +100,14 @@ describe('harvesting signed mail', () => {
 it('past maxPending waiting messages, offer() skips (the MX is never held up)', async () => {
   const first = makeSigner(tmp.path, 'busy1@c.test', { key: 'ec' });
   const second = makeSigner(tmp.path, 'busy2@c.test', { key: 'ec' });
-  const h = harvester({ maxPending: 1 });
+  const results: HarvestResult[] = [];
+  const h = harvester({ maxPending: 1 }, results);
   h.offer(signedMail(tmp.path, first, 'alice@a.test', 'one\n'), PASS);
   h.offer(signedMail(tmp.path, second, 'alice@a.test', 'two\n'), PASS);
   await h.idle();
+  h.offer(Buffer.from('From: x@c.test\r\n\r\nplain\r\n'), PASS);
+  await h.idle();
+  expect(results).toEqual(['skipped_busy', 'harvested', 'unsigned']);
   expect(await directory.forAddress('busy1@c.test')).toHaveLength(1);
   expect(await directory.forAddress('busy2@c.test')).toEqual([]);
 });
