@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { RecryptError, readPkcs12, recipientIdOf, type DecryptKey } from '../recrypt/index.js';
 import { BridgeError } from './errors.js';
 import { readSealed, writeSealed } from './sealed-file.js';
+import type { SubmissionSettings } from './smtp-relay.js';
 import type { UpstreamSettings } from './upstream.js';
 
 export interface BridgeAccount {
@@ -17,6 +18,8 @@ export interface BridgeAccount {
   /** The mailbox address; also the local IMAP user name. */
   address: string;
   upstream: UpstreamSettings;
+  /** The gateway's submission service, when the bridge also relays sending (smtp-relay.ts). */
+  submission?: SubmissionSettings;
   /** The device secret d, hex. */
   deviceSecret: string;
   /** DER of the device certificate, base64 (its recipient id names the device in envelopes). */
@@ -30,6 +33,7 @@ export interface AccountSetup {
   p12Password: string;
   address: string;
   upstream: UpstreamSettings;
+  submission?: SubmissionSettings;
 }
 
 const ACCOUNT_NAME = 'account';
@@ -60,6 +64,7 @@ export async function createAccount(setup: AccountSetup): Promise<BridgeAccount>
     version: 1,
     address: setup.address,
     upstream: setup.upstream,
+    ...(setup.submission !== undefined ? { submission: setup.submission } : {}),
     deviceSecret: device.deviceSecret.toString(16),
     certificate: Buffer.from(device.certificate).toString('base64'),
     localPassword: localPassword(),

@@ -2,7 +2,7 @@
  * `runBridge`: the whole bridge in one process (README.md): open the cache with the
  * passphrase, the account (made from the .p12 on first start), the gateway connection,
  * the first sync, then the local IMAP listeners on 127.0.0.1 (the embedded store's IMAP
- * server over the local view), and the periodic sync.
+ * server over the local view), the local SMTP relay, and the periodic sync.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { BridgeCache } from './cache.js';
 import { openCacheKey } from './cache-key.js';
 import { BridgeError } from './errors.js';
 import { createBridgeStore } from './local-store.js';
+import { startSmtpRelay, type SmtpRelay } from './smtp-relay.js';
 import { Sync, type SyncLogger } from './sync.js';
 import { Upstream } from './upstream.js';
 
@@ -34,7 +35,9 @@ export interface BridgeOptions {
   imapPort: number;
   /** Implicit-TLS IMAP; 0 = any free port; null = none. */
   imapsPort: number | null;
-  /** No TLS at all on `imapPort` (README.md, "Plain loopback"). */
+  /** Local SMTP submission (when the account has the gateway's submission); 0 = any free port. */
+  smtpPort?: number;
+  /** No TLS at all on `imapPort` and `smtpPort` (README.md, "Plain loopback"). */
   plainOnly?: boolean;
   /** Between two syncs. */
   pollMs?: number;
@@ -50,6 +53,8 @@ export interface RunningBridge {
   host: string;
   imapPort: number;
   imapsPort: number | null;
+  /** Null when the account has no submission service. */
+  smtpPort: number | null;
   /** The locally generated certificate clients are asked to trust; null with `plainOnly`. */
   certFile: string | null;
   sync: Sync;
@@ -79,7 +84,7 @@ export async function runBridge(options: BridgeOptions): Promise<RunningBridge> 
   const cache = BridgeCache.open(join(options.dataDir, 'cache'), key);
   const upstream = new Upstream(account.upstream);
   const sync = new Sync(cache, upstream, decryptKeyOf(account), logger);
-  const servers: ImapServerHandle[] = [];
+  const servers: Array<ImapServerHandle | SmtpRelay> = [];
   const close = async (): Promise<void> => {
     for (const server of servers) await server.close();
     await sync.stop();
@@ -115,12 +120,26 @@ export async function runBridge(options: BridgeOptions): Promise<RunningBridge> 
       servers.push(imaps);
       imapsPort = imaps.port;
     }
+    let smtpPort: number | null = null;
+    if (account.submission !== undefined) {
+      const relay = await startSmtpRelay({
+        host,
+        port: options.smtpPort ?? 0,
+        tls: tls === null ? null : { key: tls.key, cert: tls.cert },
+        user: account.address,
+        localPassword: account.localPassword,
+        upstream: { ...account.submission, password: account.upstream.password },
+      });
+      servers.push(relay);
+      smtpPort = relay.port;
+    }
     return {
       account,
       newAccount,
       host: imap.host,
       imapPort: imap.port,
       imapsPort,
+      smtpPort,
       certFile: tls?.certFile ?? null,
       sync,
       close,

@@ -8,20 +8,7 @@ import {
   type MessageRecord,
   type MessageStructure,
 } from '../store/backend.js';
-import { parseMessageStructure } from '../store/mime/index.js';
 import type { LocalMailbox, MailboxListener } from './local-mailbox.js';
-
-/** Parsed structures kept per process: re-parsing means decrypting the cached file again. */
-const STRUCTURE_CACHE_ENTRIES = 4096;
-const structures = new Map<string, MessageStructure>();
-
-function remember(key: string, structure: MessageStructure): void {
-  structures.set(key, structure);
-  if (structures.size > STRUCTURE_CACHE_ENTRIES) {
-    const oldest = structures.keys().next().value;
-    if (oldest !== undefined) structures.delete(oldest);
-  }
-}
 
 export class LocalMailboxHandle implements MailboxHandle, MailboxListener {
   readonly name: string;
@@ -74,12 +61,7 @@ export class LocalMailboxHandle implements MailboxHandle, MailboxListener {
   }
 
   async structure(uid: number): Promise<MessageStructure> {
-    const key = `${this.mailbox.name}\u0000${this.uidValidity}\u0000${uid}`;
-    const known = structures.get(key);
-    if (known !== undefined) return known;
-    const structure = parseMessageStructure(this.mailbox.read(uid));
-    remember(key, structure);
-    return structure;
+    return this.mailbox.structure(uid);
   }
 
   async structures(uids: number[]): Promise<Map<number, MessageStructure>> {

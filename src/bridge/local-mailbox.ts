@@ -12,7 +12,9 @@ import {
   type FlagOperation,
   type MailboxEvent,
   type MessageRecord,
+  type MessageStructure,
 } from '../store/backend.js';
+import { parseMessageStructure } from '../store/mime/index.js';
 import type { BridgeCache, CachedMailbox, CachedMessage } from './cache.js';
 import { onGateway } from './errors.js';
 
@@ -35,6 +37,12 @@ export interface MailboxListener {
   event(event: MailboxEvent): void;
   claimRecent(uids: number[]): void;
 }
+
+/**
+ * Parsed structures kept per mailbox: parsing again means reading and decrypting the
+ * cached file. Bounded, so a 50,000-message mailbox does not hold all of them.
+ */
+const STRUCTURE_CACHE_ENTRIES = 2048;
 
 const SYSTEM_FLAGS = new Map(
   ['\\Seen', '\\Answered', '\\Flagged', '\\Deleted', '\\Draft'].map((f) => [f.toLowerCase(), f]),
@@ -84,6 +92,7 @@ export class LocalMailbox {
   private unclaimedRecent: number[] = [];
   /** Expunged UIDs with their mod-sequence, since this process started (QRESYNC VANISHED). */
   private readonly expunged: Array<{ uid: number; modseq: number }> = [];
+  private readonly structures = new Map<number, MessageStructure>();
 
   constructor(
     readonly state: CachedMailbox,
@@ -115,6 +124,18 @@ export class LocalMailbox {
     const bytes = this.message(uid) ? this.cache.readMessage(this.state, uid) : null;
     if (bytes === null) throw new StoreError('no-such-message', `no message ${uid}`);
     return bytes;
+  }
+
+  structure(uid: number): MessageStructure {
+    const known = this.structures.get(uid);
+    if (known !== undefined) return known;
+    const structure = parseMessageStructure(this.read(uid));
+    this.structures.set(uid, structure);
+    if (this.structures.size > STRUCTURE_CACHE_ENTRIES) {
+      const oldest = this.structures.keys().next().value;
+      if (oldest !== undefined) this.structures.delete(oldest);
+    }
+    return structure;
   }
 
   attach(listener: MailboxListener): void {
@@ -263,6 +284,7 @@ export class LocalMailbox {
     const modseq = this.nextModseq();
     for (const uid of removed) {
       this.cache.removeMessage(this.state, uid);
+      this.structures.delete(uid);
       this.expunged.push({ uid, modseq });
     }
     this.changed();

@@ -14,6 +14,13 @@ export function clientSettings(bridge: RunningBridge): string {
       ? `  password (shown once): ${bridge.account.localPassword}`
       : '  password: the one shown at the first start',
   ];
+  if (bridge.smtpPort !== null)
+    lines.push(
+      'outgoing (SMTP):',
+      `  server: ${bridge.host}`,
+      `  port: ${bridge.smtpPort}${bridge.certFile === null ? ' (no TLS; loopback only)' : ' with STARTTLS'}`,
+      '  username and password: as for incoming',
+    );
   if (bridge.certFile !== null) lines.push(`  certificate to trust: ${bridge.certFile}`);
   lines.push('stop with Ctrl-C');
   return lines.join('\n') + '\n';

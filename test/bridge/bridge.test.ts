@@ -33,6 +33,7 @@ const P12_PASSWORD = 'p12-password-for-the-test';
 const BODY_MARKER = 'Zebracrossingplaintextmarker';
 const LATE_MARKER = 'Latearrivalplaintextmarker';
 const DRAFT_MARKER = 'Draftsavedplaintextmarker';
+const SENT_MARKER = 'Sentthroughthebridgemarker';
 /** A fast scrypt for the test's cache key (the real default costs ~0.5 s per start). */
 const TEST_SCRYPT = { N: 1 << 14, r: 8, p: 1 };
 
@@ -56,6 +57,12 @@ function bridgeOptions(withSetup: boolean): BridgeOptions {
             p12: new Uint8Array(readFileSync(join(dir.path, 'device.p12'))),
             p12Password: P12_PASSWORD,
             address: ADDRESS,
+            submission: {
+              host: '127.0.0.1',
+              port: gateway.ports.submissionTls,
+              tls: 'implicit',
+              ca: readFileSync(gateway.certFile, 'utf8'),
+            },
             upstream: {
               host: '127.0.0.1',
               port: gateway.ports.imap,
@@ -176,7 +183,9 @@ function filesUnder(root: string): string[] {
 }
 
 beforeAll(async () => {
-  gateway = await makeGateway(dir.path, 'gateway', () => ({}));
+  gateway = await makeGateway(dir.path, 'gateway', (ports) => ({
+    submission: { host: '127.0.0.1', port: ports.submission, tlsPort: ports.submissionTls },
+  }));
   device = await enrolWithDevice(gateway, ADDRESS);
   execFileSync('openssl', [
     'pkcs12',
@@ -324,6 +333,66 @@ describe('recrypt bridge', () => {
     }
   });
 
+  it('moves and expunges on the gateway', async () => {
+    const client = await bridgeClient();
+    try {
+      const moved = await withMailbox(client, 'INBOX', async () => {
+        const result = await client.messageMove('2', 'Archive', { uid: true });
+        return result === false ? undefined : result.uidMap?.get(2);
+      });
+      expect(moved).toBeDefined();
+      await withMailbox(client, 'Archive', async () => {
+        const message = await client.fetchOne(String(moved), { source: true }, { uid: true });
+        expect(message === false ? '' : message.source!.toString('utf8')).toContain(LATE_MARKER);
+        expect(await client.messageDelete(String(moved), { uid: true })).toBe(true);
+      });
+    } finally {
+      await client.logout();
+    }
+    const upstream = await proxyClient();
+    try {
+      const inbox = await withMailbox(upstream, 'INBOX', () =>
+        upstream.search({ all: true }, { uid: true }),
+      );
+      expect(inbox).not.toContain(2);
+      const archive = await upstream.status('Archive', { messages: true });
+      expect(archive === false ? -1 : archive.messages).toBe(0);
+    } finally {
+      await upstream.logout();
+    }
+  });
+
+  it('relays sending to the gateway’s submission with the device’s credentials', async () => {
+    const send = (pass: string) =>
+      createTransport({
+        host: '127.0.0.1',
+        port: bridge.smtpPort!,
+        secure: false,
+        requireTLS: true,
+        tls: { ca: readFileSync(bridge.certFile!, 'utf8') },
+        auth: { user: ADDRESS, pass },
+      }).sendMail({
+        from: ADDRESS,
+        to: ADDRESS,
+        subject: 'note to self',
+        text: `Sent through the bridge: ${SENT_MARKER}\n`,
+      });
+    await expect(send('not the local password')).rejects.toMatchObject({ responseCode: 535 });
+    await send(bridge.account.localPassword);
+    const client = await bridgeClient();
+    try {
+      await waitFor('the sent message in INBOX through the bridge', async () =>
+        withMailbox(client, 'INBOX', async () => {
+          await client.noop();
+          const all = await client.fetchAll('1:*', { source: true });
+          return all.some((m) => m.source?.toString('utf8').includes(SENT_MARKER) === true);
+        }),
+      );
+    } finally {
+      await client.logout();
+    }
+  });
+
   it('keeps UIDVALIDITY and UIDs across a restart, and opens nothing with a wrong passphrase', async () => {
     const before = await bridge.sync.mailboxes
       .get('INBOX')!
@@ -363,7 +432,18 @@ describe('recrypt bridge', () => {
     const [node, ...prefix] = cliCommand();
     const child = spawn(
       node!,
-      [...prefix, 'bridge', '--data-dir', dataDir, '--imap-port', '0', '--imaps-port', '0'],
+      [
+        ...prefix,
+        'bridge',
+        '--data-dir',
+        dataDir,
+        '--imap-port',
+        '0',
+        '--imaps-port',
+        '0',
+        '--smtp-port',
+        '0',
+      ],
       {
         env: cleanEnv({ RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE }),
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -385,6 +465,9 @@ describe('recrypt bridge', () => {
       expect(out).toMatch(/^ {2}server: 127\.0\.0\.1$/m);
       expect(out).toMatch(/^ {2}port: \d+ with STARTTLS, or \d+ with SSL\/TLS$/m);
       expect(out).toMatch(new RegExp(`^ {2}username: ${ADDRESS}$`, 'm'));
+      expect(out).toMatch(
+        /^outgoing \(SMTP\):\n {2}server: 127\.0\.0\.1\n {2}port: \d+ with STARTTLS$/m,
+      );
       expect(out).toContain('password: the one shown at the first start');
       expect(out).not.toContain(bridge.account.localPassword);
     } finally {

@@ -29,7 +29,10 @@ interface BridgeCommandOptions {
   gatewayStarttls?: boolean;
   ca?: string;
   devicePasswordFile?: string;
+  submission?: string;
+  submissionStarttls?: boolean;
   imapPort: string;
+  smtpPort: string;
   imapsPort: string;
   plain?: boolean;
   poll: string;
@@ -41,13 +44,17 @@ function port(value: string, option: string): number {
   return n;
 }
 
-/** `host:port` (IPv6 in brackets); the port defaults to 993 (or 143 with STARTTLS). */
-function hostPort(value: string, starttls: boolean): { host: string; port: number } {
+/** `host:port` (IPv6 in brackets), or `host` and the default port. */
+function hostPort(
+  value: string,
+  option: string,
+  defaultPort: number,
+): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(value);
-  if (match === null) throw new CliError('--gateway: host or host:port', 2);
+  if (match === null) throw new CliError(`${option}: host or host:port`, 2);
   return {
     host: match[1] ?? match[2]!,
-    port: match[3] !== undefined ? port(match[3], '--gateway') : starttls ? 143 : 993,
+    port: match[3] !== undefined ? port(match[3], option) : defaultPort,
   };
 }
 
@@ -55,7 +62,13 @@ async function setupFrom(opts: BridgeCommandOptions): Promise<BridgeOptions['set
   if (opts.p12 === undefined) return undefined;
   if (opts.address === undefined || opts.gateway === undefined)
     throw new CliError('the first start needs --p12, --address and --gateway', 2);
-  const { host, port: gatewayPort } = hostPort(opts.gateway, opts.gatewayStarttls === true);
+  const starttls = opts.gatewayStarttls === true;
+  const { host, port: gatewayPort } = hostPort(opts.gateway, '--gateway', starttls ? 143 : 993);
+  const submissionStarttls = opts.submissionStarttls === true;
+  const submission =
+    opts.submission === undefined
+      ? undefined
+      : hostPort(opts.submission, '--submission', submissionStarttls ? 587 : 465);
   let ca: string | undefined;
   if (opts.ca !== undefined) {
     try {
@@ -81,10 +94,19 @@ async function setupFrom(opts: BridgeCommandOptions): Promise<BridgeOptions['set
     p12,
     p12Password,
     address: opts.address,
+    ...(submission !== undefined
+      ? {
+          submission: {
+            ...submission,
+            tls: submissionStarttls ? ('starttls' as const) : ('implicit' as const),
+            ...(ca !== undefined ? { ca } : {}),
+          },
+        }
+      : {}),
     upstream: {
       host,
       port: gatewayPort,
-      tls: opts.gatewayStarttls === true ? 'starttls' : 'implicit',
+      tls: starttls ? 'starttls' : 'implicit',
       ...(ca !== undefined ? { ca } : {}),
       user: opts.address,
       password,
@@ -129,11 +151,24 @@ export function register(program: Command): void {
       '--device-password-file <file>',
       `first start: the device's IMAP password (or set ${DEVICE_PASSWORD_ENV}; default: prompt)`,
     )
+    .option(
+      '--submission <host[:port]>',
+      "first start: the gateway's submission service, for sending (port 465 by default)",
+    )
+    .option(
+      '--submission-starttls',
+      'first start: the submission port speaks STARTTLS (587) rather than TLS',
+    )
     .option('--imap-port <port>', 'local IMAP with STARTTLS (0: any free port)', '11143')
     .option('--imaps-port <port>', 'local IMAP over TLS (0: any free port)', '11993')
     .option(
+      '--smtp-port <port>',
+      'local SMTP submission with STARTTLS, when --submission was given (0: any free port)',
+      '11587',
+    )
+    .option(
       '--plain',
-      'local IMAP without TLS, on --imap-port only (loopback only; see docs/bridge.md)',
+      'local IMAP and SMTP without TLS (no --imaps-port; loopback only; see docs/bridge.md)',
     )
     .option('--poll <seconds>', 'how often to look for changes on the gateway', '5')
     .action(async (opts: BridgeCommandOptions) => {
@@ -153,6 +188,7 @@ export function register(program: Command): void {
         ...(setup !== undefined ? { setup } : {}),
         imapPort: port(opts.imapPort, '--imap-port'),
         imapsPort: opts.plain === true ? null : port(opts.imapsPort, '--imaps-port'),
+        smtpPort: port(opts.smtpPort, '--smtp-port'),
         plainOnly: opts.plain === true,
         pollMs: poll * 1000,
         logger: {
