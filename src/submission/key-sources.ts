@@ -75,7 +75,8 @@ export function keySources(sources: readonly KeySource[], now: () => number = Da
           answer = { kind: 'none', reason: 'lookup failed', validUntil: new Date(now()) };
         }
         if (answer.kind === 'key') return answer;
-        misses.push({ ...answer, reason: `${source.name}: ${answer.reason}` });
+        // Each source's reasons name it ("profile rejected: …", "no certificate seen on signed mail").
+        misses.push(answer);
       }
       return {
         kind: 'none',
