@@ -21,6 +21,20 @@ describe('IMAP render cache', () => {
     expect(cache.get(RenderCache.key('alice', 'INBOX', 7, 1))?.BODY).toBe('("text" "plain")');
   });
 
+  it('keeps a header given as a slice of a larger buffer (a read slab, a whole message) in a copy of its own', () => {
+    const cache = new RenderCache(1 << 20);
+    const slab = Buffer.alloc(512 * 1024, 0x41);
+    const header = slab.subarray(1000, 1100);
+    cache.set(RenderCache.key('alice', 'INBOX', 7, 1), 'header', header);
+    const kept = cache.get(RenderCache.key('alice', 'INBOX', 7, 1))?.header;
+    expect(kept && Buffer.from(kept).equals(header)).toBe(true);
+    expect(kept?.buffer.byteLength).toBe(100);
+    // a buffer of its own is kept as it is
+    const own = new Uint8Array(50);
+    cache.set(RenderCache.key('alice', 'INBOX', 7, 2), 'header', own);
+    expect(cache.get(RenderCache.key('alice', 'INBOX', 7, 2))?.header).toBe(own);
+  });
+
   it('stores nothing when disabled', () => {
     const cache = new RenderCache(0);
     cache.set(RenderCache.key('alice', 'INBOX', 7, 1), 'header', new Uint8Array(10));

@@ -89,7 +89,11 @@ export class RenderCache {
     if (this.maxBytes <= 0) return;
     const entry = this.map.get(key) ?? {};
     if (this.map.has(key)) this.bytes -= sizeOf(key, entry);
-    entry[item] = value;
+    // a view into a larger buffer (a slab of reads, a whole message) would keep all of it alive
+    entry[item] =
+      value instanceof Uint8Array && value.byteLength !== value.buffer.byteLength
+        ? (new Uint8Array(value) as unknown as NonNullable<CacheEntry[K]>)
+        : value;
     this.map.delete(key);
     this.map.set(key, entry);
     this.bytes += sizeOf(key, entry);
