@@ -17,6 +17,12 @@
  * Writes are queued and committed together (one transaction per 100 ms or 512 plans),
  * off the response path: a commit per message would cost more than the multiply saved.
  * The table is bounded: past `maxEntries` the oldest writes are dropped.
+ *
+ * Reads: the plans read or made lately are also kept decoded in memory (`recent`, at most
+ * RECENT_ENTRIES, oldest dropped first), under the same key and with the same fingerprint
+ * check on every read, so a repeat fetch costs a map lookup instead of a SQLite read, a
+ * checksum and a decode per message (the largest proxy items of a repeat FETCH of small
+ * messages, bench/proxy.bench.ts). The forget* calls drop them too.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
@@ -57,6 +63,8 @@ const FLUSH_DELAY_MS = 100;
 const FLUSH_AT = 512;
 const FP_BYTES = 16;
 const SUM_BYTES = 16;
+/** Decoded plans kept in memory: a few hundred bytes each, so a few tens of MB at most. */
+export const RECENT_ENTRIES = 65_536;
 
 type Fields = [string, string, string, string, number, number, string];
 
@@ -70,6 +78,12 @@ interface Pending {
   entry: Buffer;
 }
 
+interface Recent {
+  fields: Fields;
+  fingerprint: Buffer;
+  plan: SettledPlan;
+}
+
 export class PointCache {
   readonly stats: PointCacheStats = { hits: 0, misses: 0, corrupt: 0, stale: 0, errors: 0 };
   private readonly db: Database.Database;
@@ -77,6 +91,7 @@ export class PointCache {
   private readonly insert: Database.Statement;
   private readonly remove: Database.Statement;
   private readonly pending = new Map<string, Pending>();
+  private readonly recent = new Map<string, Recent>();
   private timer: NodeJS.Timeout | undefined;
   private writesSinceCheck = 0;
   private closed = false;
@@ -84,6 +99,7 @@ export class PointCache {
   constructor(
     path: string,
     private readonly maxEntries = DEFAULT_MAX_ENTRIES,
+    private readonly recentEntries = RECENT_ENTRIES,
   ) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.db = new Database(path);
@@ -138,6 +154,14 @@ export class PointCache {
     if (this.closed) return undefined;
     const fields = keyFields(scope, key);
     const id = fields.join('\u0000');
+    const recent = this.recent.get(id);
+    if (recent !== undefined) {
+      if (recent.fingerprint.equals(scope.fingerprint())) {
+        this.stats.hits++;
+        return recent.plan;
+      }
+      this.recent.delete(id);
+    }
     const entry = this.pending.get(id)?.entry ?? this.read(fields);
     if (entry === undefined) {
       this.stats.misses++;
@@ -150,11 +174,13 @@ export class PointCache {
       this.guard(() => this.remove.run(...fields));
       return undefined;
     }
-    if (!entry.subarray(0, FP_BYTES).equals(scope.fingerprint())) {
+    const fingerprint = entry.subarray(0, FP_BYTES);
+    if (!fingerprint.equals(scope.fingerprint())) {
       this.stats.stale++;
       return undefined;
     }
     this.stats.hits++;
+    this.remember(id, { fields, fingerprint: Buffer.from(fingerprint), plan });
     return plan;
   }
 
@@ -166,7 +192,9 @@ export class PointCache {
     const fp = scope.fingerprint();
     const encoded = encodePlan(plan);
     const entry = Buffer.concat([fp, checksum(fields, fp, encoded), encoded]);
-    this.pending.set(fields.join('\u0000'), { fields, entry });
+    const id = fields.join('\u0000');
+    this.pending.set(id, { fields, entry });
+    this.remember(id, { fields, fingerprint: Buffer.from(fp), plan });
     if (this.pending.size >= FLUSH_AT) this.flush();
     else if (this.timer === undefined) {
       this.timer = setTimeout(() => this.flush(), FLUSH_DELAY_MS);
@@ -200,6 +228,7 @@ export class PointCache {
   /** Drops everything (after a gap in the key store's notifications). */
   clear(): void {
     this.pending.clear();
+    this.recent.clear();
     if (!this.closed) this.guard(() => this.db.exec('DELETE FROM plans'));
   }
 
@@ -233,6 +262,7 @@ export class PointCache {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+    this.recent.clear();
     this.db.close();
   }
 
@@ -262,8 +292,19 @@ export class PointCache {
       .run(n - this.maxEntries);
   }
 
+  /** Drops queued writes and in-memory plans whose key matches. */
   private dropPending(match: (fields: Fields) => boolean): void {
     for (const [id, entry] of this.pending) if (match(entry.fields)) this.pending.delete(id);
+    for (const [id, entry] of this.recent) if (match(entry.fields)) this.recent.delete(id);
+  }
+
+  private remember(id: string, recent: Recent): void {
+    this.recent.delete(id);
+    this.recent.set(id, recent);
+    if (this.recent.size > this.recentEntries) {
+      const oldest = this.recent.keys().next().value;
+      if (oldest !== undefined) this.recent.delete(oldest);
+    }
   }
 }
 

@@ -2,7 +2,8 @@
  * The persistent point cache on a real SQLite file: plans survive a restart, a damaged
  * entry is ignored (and deleted) rather than served, an entry made with other keys or for
  * another device is never served, and forgetting a device or an account drops exactly
- * its entries.
+ * its entries. The plans kept decoded in memory obey the same rules; the tests of the
+ * file itself turn them off (`fileOnly`).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { PlanKey, SettledPlan } from '../../src/imap/plan-cache.js';
 import { decodePlan, encodePlan, keysFingerprint } from '../../src/imap/plan-codec.js';
-import { PointCache, type PlanScope } from '../../src/imap/point-cache.js';
+import { DEFAULT_MAX_ENTRIES, PointCache, type PlanScope } from '../../src/imap/point-cache.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir('point-cache-');
@@ -29,12 +30,46 @@ function scope(device: string, fp = Buffer.alloc(16, 1), owner = 'a@example.org'
   return { owner, device, storeUser: owner, fingerprint: () => fp };
 }
 
+/** A cache without the in-memory plans: every read goes to the file. */
+const fileOnly = (path: string): PointCache => new PointCache(path, DEFAULT_MAX_ENTRIES, 0);
+
 let counter = 0;
 function freshPath(): string {
   return join(dir.path, `points-${++counter}.sqlite`);
 }
 
 describe('point cache', () => {
+  it('serves recent plans from memory, with the same key and key checks, and forgets them', () => {
+    const path = freshPath();
+    const cache = new PointCache(path, DEFAULT_MAX_ENTRIES, 2);
+    cache.set(scope('dev-1'), key, plan);
+    cache.set(scope('dev-2'), key, plan);
+    cache.set(scope('dev-1', undefined, 'b@example.org'), key, plan);
+    cache.flush();
+    // With the file gone, only what is in memory can answer: the two latest plans.
+    const raw = new Database(path);
+    raw.exec('DROP TABLE plans');
+    raw.close();
+    const errorsBefore = cache.stats.errors;
+    expect(cache.get(scope('dev-2'), key)).toEqual(plan);
+    expect(cache.get(scope('dev-1', undefined, 'b@example.org'), key)).toEqual(plan);
+    expect(cache.stats.errors).toBe(errorsBefore);
+    // The oldest was dropped from memory (bounded): a file read, which fails: a miss.
+    expect(cache.get(scope('dev-1'), key)).toBeUndefined();
+    expect(cache.stats.errors).toBe(errorsBefore + 1);
+    // Another device, another key, other keys (rotation) are never served from memory.
+    expect(cache.get(scope('dev-3'), key)).toBeUndefined();
+    expect(cache.get(scope('dev-2'), { ...key, uid: 43 })).toBeUndefined();
+    // A revoked device, a removed account: gone from memory as well.
+    cache.forgetDevice('a@example.org', 'dev-2');
+    cache.forgetOwner('b@example.org');
+    expect(cache.get(scope('dev-2'), key)).toBeUndefined();
+    expect(cache.get(scope('dev-1', undefined, 'b@example.org'), key)).toBeUndefined();
+    cache.set(scope('dev-4'), key, plan);
+    expect(cache.get(scope('dev-4', Buffer.alloc(16, 9)), key)).toBeUndefined();
+    cache.close();
+  });
+
   it('encodes and decodes plans exactly, and rejects damaged encodings', () => {
     expect(decodePlan(encodePlan(plan))).toEqual(plan);
     const unchanged: SettledPlan = { kind: 'unchanged', reason: 'not-envelope' };
@@ -76,7 +111,7 @@ describe('point cache', () => {
 
   it('a failing database is a miss, never an exception on the fetch path', () => {
     const path = freshPath();
-    const cache = new PointCache(path);
+    const cache = fileOnly(path);
     cache.set(scope('dev-1'), key, plan);
     cache.flush();
     const raw = new Database(path);
@@ -103,7 +138,7 @@ describe('point cache', () => {
 
   it('ignores and deletes a damaged entry instead of serving it', () => {
     const path = freshPath();
-    const cache = new PointCache(path);
+    const cache = fileOnly(path);
     cache.set(scope('dev-1'), key, plan);
     cache.set(scope('dev-1'), { ...key, uid: 43 }, plan);
     cache.set(scope('dev-1'), { ...key, uid: 44 }, plan);
