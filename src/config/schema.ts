@@ -117,6 +117,24 @@ const outbound = z.strictObject({
       }),
     )
     .default({}),
+  /** DNS server (`host:port`) for MX, address, MTA-STS and DANE lookups; default the system's. */
+  resolver: hostAndPort.optional(),
+  /** MTA-STS (RFC 8461) for the recipients' MX hosts (src/outbound/mta-sts.ts). */
+  mtaSts: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Per-domain `host:port` to fetch the policy from; its certificate is still checked for mta-sts.<domain>. */
+      origins: z.record(z.string().min(1), hostAndPort).default({}),
+      /** Extra trust anchors (PEM file) for policy servers and MX hosts, besides the system's. */
+      caFile: z.string().min(1).optional(),
+      timeout: duration.prefault('10s'),
+    })
+    .prefault({}),
+  /**
+   * DANE (RFC 7672) for the recipients' MX hosts: needs a validating resolver, `resolver`
+   * above or else the system's, which must then be on loopback.
+   */
+  dane: z.strictObject({ enabled: z.boolean().default(false) }).prefault({}),
   /** Send only over STARTTLS with a verified certificate (else opportunistic). */
   requireTls: z.boolean().default(false),
   /** Verify the certificate whenever TLS is used. */

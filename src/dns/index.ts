@@ -19,3 +19,4 @@ export {
   type ResolverOptions,
   type ValidatingResolver,
 } from './resolver.js';
+export { plainResolver, type PlainResolver } from './plain.js';

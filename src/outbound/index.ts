@@ -18,6 +18,8 @@ import { type NewJob, QueueStore } from './queue-store.js';
 import { type MxResolver, type RoutingOptions, systemResolver } from './routing.js';
 import type { OutboundMessage, OutboundQueue, PreparedBatch } from './types.js';
 import { OutboundWorker } from './worker.js';
+import { transportSecurityFromConfig } from './transport-security.js';
+import { plainResolver } from '../dns/index.js';
 
 export type { OutboundMessage, OutboundQueue, PreparedBatch } from './types.js';
 export type { JobStore } from './job-store.js';
@@ -129,6 +131,11 @@ export async function openOutboundQueue(
     return written.map((job) => job.id);
   };
 
+  const dns = plainResolver(config.resolver);
+  const extraCa =
+    config.mtaSts.caFile === undefined ? undefined : readFileSync(config.mtaSts.caFile, 'utf8');
+  const security = transportSecurityFromConfig(config, dns, extraCa, logger);
+
   const worker: OutboundWorker = new OutboundWorker({
     store,
     leaseMs: config.lease,
@@ -144,10 +151,12 @@ export async function openOutboundQueue(
       connectTimeout: config.connectTimeout,
       greetingTimeout: config.greetingTimeout,
       socketTimeout: config.socketTimeout,
+      ...(extraCa === undefined ? {} : { extraCa }),
     },
+    ...(security === undefined ? {} : { transportSecurity: security }),
     routing: {
       config,
-      resolver: options.resolver ?? systemResolver,
+      resolver: options.resolver ?? (config.resolver === undefined ? systemResolver : dns),
       ...(relayPassword === undefined ? {} : { relayPassword }),
       ...(options.localHop === undefined ? {} : { localHop: options.localHop }),
     },

@@ -8,6 +8,7 @@
 import { promises as dns } from 'node:dns';
 import { domainToASCII } from 'node:url';
 import type { OutboundConfig } from '../config/schema.js';
+import type { CertificateAssociation } from '../dns/index.js';
 
 export interface Hop {
   host: string;
@@ -17,7 +18,17 @@ export interface Hop {
   auth?: { user: string; pass: string };
   /** True for the smarthost: it sees every message and, with auth, a password. */
   relay: boolean;
+  /** One of the recipient domain's MX hosts from DNS (MTA-STS and DANE apply only to these). */
+  mx?: boolean;
+  /** Connect to this address rather than resolving `host` (found via `outbound.resolver`). */
+  address?: string;
+  /** The TLS this hop must have (transport-security.ts); absent: as `requireTls`/`verifyTls` say. */
+  require?: HopTls;
 }
+
+/** MTA-STS enforce: TLS, certificate valid for the MX name. DANE: TLS, matching a TLSA record. */
+export type HopTls =
+  { kind: 'pkix'; why: string } | { kind: 'dane'; tlsa: CertificateAssociation[] };
 
 /** The part of node:dns the routing uses; tests pass their own. */
 export interface MxResolver {
@@ -152,7 +163,7 @@ async function mxHops(domain: string, resolver: MxResolver): Promise<RoutePlan> 
   const hosts = [...new Set(shuffled.map((record) => record.host))].slice(0, MAX_HOPS);
   return {
     kind: 'hops',
-    hops: hosts.map((host) => ({ host, port: SMTP_PORT, secure: false, relay: false })),
+    hops: hosts.map((host) => ({ host, port: SMTP_PORT, secure: false, relay: false, mx: true })),
   };
 }
 

@@ -9,11 +9,15 @@
  * without authentication beats refusing and falling back to plaintext. A TLS handshake
  * that fails is retried once on the same hop in plaintext, as other MTAs do. A relay with
  * credentials always needs TLS with a verified certificate: a password is never sent to a
- * server we cannot name.
+ * server we cannot name. A hop that MTA-STS or DANE requires TLS for (transport-security.ts)
+ * never falls back: MTA-STS checks the certificate against the CAs for the MX name, DANE
+ * against the host's TLSA records (dane.ts).
  */
 import { isIP } from 'node:net';
+import { rootCertificates } from 'node:tls';
 import nodemailer from 'nodemailer';
 import type { OutboundConfig } from '../config/schema.js';
+import { DaneMismatch, sendWithDane, type DaneAttempt } from './dane.js';
 import type { Hop } from './routing.js';
 
 export type AttemptOutcome =
@@ -33,7 +37,11 @@ export type AttemptOutcome =
 export type TlsSettings = Pick<
   OutboundConfig,
   'requireTls' | 'verifyTls' | 'connectTimeout' | 'greetingTimeout' | 'socketTimeout'
-> & { heloName: string };
+> & {
+  heloName: string;
+  /** Extra trust anchors (PEM) for MTA-STS hosts, besides the system's (`outbound.mtaSts.caFile`). */
+  extraCa?: string;
+};
 
 export interface DkimKey {
   domainName: string;
@@ -93,6 +101,17 @@ export async function attemptDelivery(
 ): Promise<AttemptOutcome> {
   let last: AttemptOutcome | undefined;
   for (const hop of hops) {
+    if (hop.require?.kind === 'dane') {
+      const outcome = await sendViaDane(
+        { ...hop, require: hop.require },
+        envelope,
+        settings,
+        connections,
+      );
+      if (outcome.kind === 'sent' || outcome.permanent) return outcome;
+      last = outcome;
+      continue;
+    }
     const first = await sendVia(hop, envelope, settings, connections, false);
     const outcome =
       first.tlsFailed && mayFallBackToPlaintext(hop, settings)
@@ -113,7 +132,13 @@ export async function attemptDelivery(
 }
 
 function mayFallBackToPlaintext(hop: Hop, settings: TlsSettings): boolean {
-  return !settings.requireTls && !settings.verifyTls && !hop.secure && hop.auth === undefined;
+  return (
+    !settings.requireTls &&
+    !settings.verifyTls &&
+    !hop.secure &&
+    hop.auth === undefined &&
+    hop.require === undefined
+  );
 }
 
 async function sendVia(
@@ -124,18 +149,22 @@ async function sendVia(
   plaintext: boolean,
 ): Promise<{ outcome: AttemptOutcome; tlsFailed: boolean }> {
   const credentials = hop.auth !== undefined;
-  const verify = settings.requireTls || settings.verifyTls || credentials;
+  // MTA-STS enforce (transport-security.ts): TLS with a certificate valid for the MX name.
+  const mustTls = settings.requireTls || credentials || hop.require !== undefined;
+  const verify =
+    settings.requireTls || settings.verifyTls || credentials || hop.require?.kind === 'pkix';
   const transport = connections.track(
     nodemailer.createTransport({
-      host: hop.host,
+      host: hop.address ?? hop.host,
       port: hop.port,
       secure: hop.secure,
       name: settings.heloName,
       ignoreTLS: plaintext,
-      requireTLS: !hop.secure && (settings.requireTls || credentials),
-      opportunisticTLS: !(settings.requireTls || credentials),
+      requireTLS: !hop.secure && mustTls,
+      opportunisticTLS: !mustTls,
       tls: {
         rejectUnauthorized: verify,
+        ...(settings.extraCa === undefined ? {} : { ca: [...rootCertificates, settings.extraCa] }),
         ...(isIP(hop.host) === 0 ? { servername: hop.host } : {}),
       },
       ...(hop.auth === undefined ? {} : { auth: hop.auth }),
@@ -163,6 +192,49 @@ async function sendVia(
     return { outcome: classify(failure, hop.host, tlsFailed), tlsFailed };
   } finally {
     connections.release(transport);
+  }
+}
+
+async function sendViaDane(
+  hop: DaneAttempt['hop'],
+  envelope: Envelope,
+  settings: TlsSettings,
+  connections: ConnectionTracker,
+): Promise<AttemptOutcome> {
+  let connection: { close(): void } | undefined;
+  try {
+    const reply = await sendWithDane(
+      {
+        hop,
+        heloName: settings.heloName,
+        connectTimeout: settings.connectTimeout,
+        greetingTimeout: settings.greetingTimeout,
+        socketTimeout: settings.socketTimeout,
+        mailFrom: envelope.mailFrom,
+        to: envelope.to,
+        message: envelope.message,
+        ...(envelope.dkim === undefined ? {} : { dkim: envelope.dkim }),
+      },
+      (opened) => (connection = connections.track(opened)),
+    );
+    return { kind: 'sent', reply: oneLine(reply), host: hop.host };
+  } catch (error) {
+    if (error instanceof DaneMismatch)
+      return {
+        kind: 'failed',
+        permanent: false,
+        status: '4.7.5',
+        reason: oneLine(error.message),
+        smtpReply: false,
+        host: hop.host,
+      };
+    const failure = error as SmtpError;
+    const tlsFailed =
+      failure.responseCode === undefined &&
+      (failure.code === 'ETLS' || /certificate|SSL|TLS/i.test(failure.message));
+    return classify(failure, hop.host, tlsFailed);
+  } finally {
+    if (connection !== undefined) connections.release(connection);
   }
 }
 

@@ -24,6 +24,7 @@ import {
   type TlsSettings,
   attemptDelivery,
 } from './smtp-client.js';
+import type { TransportSecurity } from './transport-security.js';
 import type { OutboundMessage } from './types.js';
 
 type Failure = Extract<AttemptOutcome, { kind: 'failed' }>;
@@ -40,6 +41,8 @@ export interface WorkerOptions {
   /** DKIM keys by envelope sender domain (lower-case ASCII). */
   dkimKeys?: ReadonlyMap<string, DkimKey>;
   routing: RoutingOptions;
+  /** MTA-STS and DANE for MX hosts (transport-security.ts); absent: opportunistic TLS only. */
+  transportSecurity?: TransportSecurity;
   logger: Logger;
   metrics: OutboundMetrics;
   now: () => number;
@@ -234,7 +237,12 @@ export class OutboundWorker {
       this.schedule.set(id, job.nextAttempt);
       return;
     }
-    const plan = await planRoute(job.to, this.options.routing);
+    const routed = await planRoute(job.to, this.options.routing);
+    const security = this.options.transportSecurity;
+    const plan =
+      routed.kind === 'hops' && security !== undefined
+        ? await security.secure(domainOf(job.to), routed.hops)
+        : routed;
     const outcome: AttemptOutcome =
       plan.kind === 'failed'
         ? {

@@ -60,6 +60,7 @@ describe('MX routing', () => {
         port: 25,
         secure: false,
         relay: false,
+        mx: true,
       })),
     });
     const idn = await planRoute('leser@bücher.example', { config: noRouting, resolver });
@@ -197,6 +198,8 @@ describe('outbound config', () => {
       retryMax: 3_600_000,
       bounceAfter: 5 * 86_400_000,
       lease: 60_000,
+      mtaSts: { enabled: true, origins: {}, timeout: 10_000 },
+      dane: { enabled: false },
     });
   });
 
