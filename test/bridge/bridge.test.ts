@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBridge, type BridgeOptions, type RunningBridge } from '../../src/bridge/bridge.js';
 import { BridgeError } from '../../src/bridge/errors.js';
 import { cliCommand } from '../helpers/cli-command.js';
+import { runCli } from '../helpers/cli-run.js';
 import { cleanEnv, waitFor } from '../helpers/gateway-process.js';
 import {
   decryptWith,
@@ -428,27 +429,19 @@ describe('recrypt bridge', () => {
     }
   });
 
-  it('`recrypt bridge` starts from the saved account and prints the client settings', async () => {
+  it('`recrypt bridge` starts from the saved account, prints the client settings, and serves plain loopback with --plain', async () => {
+    const wrong = await runCli(['bridge', '--data-dir', dataDir], {
+      env: { RECRYPT_BRIDGE_PASSPHRASE: 'not the passphrase' },
+    });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toBe('recrypt: wrong bridge passphrase (the cache does not open)\n');
+
     const [node, ...prefix] = cliCommand();
-    const child = spawn(
-      node!,
-      [
-        ...prefix,
-        'bridge',
-        '--data-dir',
-        dataDir,
-        '--imap-port',
-        '0',
-        '--imaps-port',
-        '0',
-        '--smtp-port',
-        '0',
-      ],
-      {
-        env: cleanEnv({ RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE }),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const args = ['bridge', '--data-dir', dataDir, '--imap-port', '0', '--smtp-port', '0'];
+    const child = spawn(node!, [...prefix, ...args, '--plain'], {
+      env: cleanEnv({ RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
     child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
@@ -463,13 +456,30 @@ describe('recrypt bridge', () => {
       );
       expect(out).toContain(`bridge running for ${ADDRESS}`);
       expect(out).toMatch(/^ {2}server: 127\.0\.0\.1$/m);
-      expect(out).toMatch(/^ {2}port: \d+ with STARTTLS, or \d+ with SSL\/TLS$/m);
       expect(out).toMatch(new RegExp(`^ {2}username: ${ADDRESS}$`, 'm'));
       expect(out).toMatch(
-        /^outgoing \(SMTP\):\n {2}server: 127\.0\.0\.1\n {2}port: \d+ with STARTTLS$/m,
+        /^outgoing \(SMTP\):\n {2}server: 127\.0\.0\.1\n {2}port: \d+ \(no TLS; loopback only\)$/m,
       );
       expect(out).toContain('password: the one shown at the first start');
       expect(out).not.toContain(bridge.account.localPassword);
+      const imapPort = Number(/^ {2}port: (\d+) \(no TLS; loopback only\)$/m.exec(out)?.[1]);
+      const client = new ImapFlow({
+        host: '127.0.0.1',
+        port: imapPort,
+        secure: false,
+        doSTARTTLS: false,
+        auth: { user: ADDRESS, pass: bridge.account.localPassword },
+        logger: false,
+      });
+      await client.connect();
+      try {
+        const message = await withMailbox(client, 'INBOX', () =>
+          client.fetchOne('1', { source: true }),
+        );
+        expect(message === false ? '' : message.source!.toString('utf8')).toContain(BODY_MARKER);
+      } finally {
+        await client.logout();
+      }
     } finally {
       child.kill('SIGTERM');
     }

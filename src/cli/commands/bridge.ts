@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { readP12File } from '../../bridge/account.js';
 import { runBridge, type BridgeOptions } from '../../bridge/bridge.js';
+import { BridgeError } from '../../bridge/errors.js';
 import { clientSettings } from '../../bridge/settings.js';
 import { CliError } from '../errors.js';
 import { P12_PASSWORD_ENV } from '../owner-context.js';
@@ -79,7 +80,7 @@ async function setupFrom(opts: BridgeCommandOptions): Promise<BridgeOptions['set
       );
     }
   }
-  const p12 = readP12File(opts.p12);
+  const p12 = await asCliError(async () => readP12File(opts.p12!));
   const p12Password = await readSecret({
     what: '.p12 password',
     envName: P12_PASSWORD_ENV,
@@ -112,6 +113,16 @@ async function setupFrom(opts: BridgeCommandOptions): Promise<BridgeOptions['set
       password,
     },
   };
+}
+
+/** A BridgeError's message is written for people: shown as the CLI's own one-line error. */
+async function asCliError<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof BridgeError) throw new CliError(error.message);
+    throw error;
+  }
 }
 
 export function register(program: Command): void {
@@ -182,23 +193,25 @@ export function register(program: Command): void {
         file: opts.passphraseFile,
         confirm: setup !== undefined,
       });
-      const bridge = await runBridge({
-        dataDir: opts.dataDir,
-        passphrase,
-        ...(setup !== undefined ? { setup } : {}),
-        imapPort: port(opts.imapPort, '--imap-port'),
-        imapsPort: opts.plain === true ? null : port(opts.imapsPort, '--imaps-port'),
-        smtpPort: port(opts.smtpPort, '--smtp-port'),
-        plainOnly: opts.plain === true,
-        pollMs: poll * 1000,
-        logger: {
-          info: () => undefined,
-          warn: (details, message) =>
-            process.stderr.write(`${message} ${JSON.stringify(details)}\n`),
-          error: (details, message) =>
-            process.stderr.write(`${message} ${JSON.stringify(details)}\n`),
-        },
-      });
+      const bridge = await asCliError(() =>
+        runBridge({
+          dataDir: opts.dataDir,
+          passphrase,
+          ...(setup !== undefined ? { setup } : {}),
+          imapPort: port(opts.imapPort, '--imap-port'),
+          imapsPort: opts.plain === true ? null : port(opts.imapsPort, '--imaps-port'),
+          smtpPort: port(opts.smtpPort, '--smtp-port'),
+          plainOnly: opts.plain === true,
+          pollMs: poll * 1000,
+          logger: {
+            info: () => undefined,
+            warn: (details, message) =>
+              process.stderr.write(`${message} ${JSON.stringify(details)}\n`),
+            error: (details, message) =>
+              process.stderr.write(`${message} ${JSON.stringify(details)}\n`),
+          },
+        }),
+      );
       process.stdout.write(clientSettings(bridge));
       let stopping = false;
       const stop = (): void => {
