@@ -3,8 +3,9 @@
  * test"). Debian's thunderbird package bundles its own NSS, new enough for ECDH
  * KeyAgreeRecipientInfo (docs/design.md §3). The gateway runs as `recrypt start` with
  * a user and a `standard` device made by the CLI; Thunderbird runs under Xvfb with a fresh
- * profile, imports the device .p12, accepts the gateway's self-signed certificate and reads
- * INBOX over IMAPS through the proxy. Each message must show its text, with Thunderbird's
+ * profile, imports the device .p12 (its issuer unknown until the owner CA is trusted
+ * for mail, the one step docs/clients.md gives), accepts the gateway's self-signed
+ * certificate and reads INBOX over IMAPS through the proxy. Each message must show its text, with Thunderbird's
  * own S/MIME status "encrypted, ok"; the stored copy, opened in the same Thunderbird with
  * the same key, must not decrypt. Screenshots go to test-artifacts/thunderbird/.
  */
@@ -23,7 +24,9 @@ import {
   closeMessageTabs,
   importP12,
   openMessage,
+  trustIssuerForMail,
   trustServerCertificate,
+  verifyForMail,
   waitForInbox,
   type ListedMessage,
 } from '../helpers/thunderbird-mail.js';
@@ -156,6 +159,11 @@ describe('Thunderbird reads recrypted mail over IMAPS', () => {
     const marionette = tb!.marionette;
     const key = await importP12(marionette, gateway!.device.p12File, gateway!.device.p12Password);
     expect(key.subject).toContain('CN=');
+    // What Account Settings calls "unknown issuer" until the owner CA is trusted for mail,
+    // the one step docs/clients.md and the README describe; then the certificate verifies.
+    expect(await verifyForMail(marionette, key)).toBe('SEC_ERROR_UNKNOWN_ISSUER');
+    expect(await trustIssuerForMail(marionette, key)).toBe(gateway!.ownerFingerprint);
+    expect(await verifyForMail(marionette, key), 'verifies as a mail recipient').toBe('');
     await trustServerCertificate(marionette, gateway!.certPem, '127.0.0.1', gateway!.imapPort);
     await addImapAccount(marionette, {
       address: ADDRESS,

@@ -27,6 +27,8 @@ export interface ThunderbirdGateway {
   /** The generated self-signed TLS certificate (PEM) every listener serves. */
   certPem: string;
   device: AddedDeviceOutput;
+  /** What `owner init` printed as the owner fingerprint (UDF): the owner CA's name. */
+  ownerFingerprint: string;
   /** Delivers one message to the MX; resolves when the MX said 250. */
   deliver(message: Mail.Options): Promise<void>;
   /** The stored (never recrypted) copies in the embedded store's Maildir. */
@@ -70,6 +72,8 @@ export async function startThunderbirdGateway(
     });
     expect(init.stderr).toBe('');
     expect(init.code).toBe(0);
+    const ownerFingerprint = /^owner fingerprint \(UDF\): (\S+)$/m.exec(init.stdout)?.[1];
+    expect(ownerFingerprint, init.stdout).toBeDefined();
     const added2 = await runCli(['device', 'add', 'thunderbird', '--client', 'standard'], {
       cwd: owner,
       env,
@@ -90,6 +94,7 @@ export async function startThunderbirdGateway(
       imapPort: ports.imap,
       certPem: readFileSync(certFile, 'utf8'),
       device,
+      ownerFingerprint: ownerFingerprint!,
       async deliver(message) {
         const info = await transport.sendMail(message);
         expect(info.response).toMatch(/^250 /);

@@ -36,6 +36,52 @@ export async function importP12(
   );
 }
 
+/**
+ * NSS's verdict on the imported certificate as a mail recipient's, now, checked the way
+ * Account Settings → End-To-End Encryption checks the certificate chosen there
+ * (am-e2e.js): '' when it verifies, else NSS's error name (SEC_ERROR_UNKNOWN_ISSUER is
+ * the "unknown issuer" it shows).
+ */
+export async function verifyForMail(tb: Marionette, key: ImportedKey): Promise<string> {
+  return tb.execute<string>(
+    `
+    const [dbKey] = arguments;
+    const certdb = Cc["@mozilla.org/security/x509certdb;1"].getService(Ci.nsIX509CertDB);
+    const cert = certdb.findCertByDBKey(dbKey);
+    const code = await new Promise(resolve =>
+      certdb.asyncVerifyCertAtTime(cert, Ci.nsIX509CertDB.verifyUsageEmailRecipient, 0, "",
+        Math.floor(Date.now() / 1000), [], { verifyCertFinished: resolve }));
+    if (code === 0) return "";
+    const errors = Cc["@mozilla.org/nss_errors_service;1"].getService(Ci.nsINSSErrorsService);
+    return errors.isNSSErrorCode(code)
+      ? errors.getErrorName(errors.getXPCOMFromNSSError(code))
+      : "PR error " + code;
+    `,
+    [key.dbKey],
+  );
+}
+
+/**
+ * The one step docs/clients.md gives: the issuer of the imported certificate (the owner CA
+ * the .p12 carried) → Edit Trust → "This certificate can identify mail users" (NSS's
+ * email trust, nothing else). Returns the CA's common name (the owner fingerprint).
+ */
+export async function trustIssuerForMail(tb: Marionette, key: ImportedKey): Promise<string> {
+  return tb.execute<string>(
+    `
+    const [dbKey] = arguments;
+    const certdb = Cc["@mozilla.org/security/x509certdb;1"].getService(Ci.nsIX509CertDB);
+    const cert = certdb.findCertByDBKey(dbKey);
+    const issuers = certdb.getCerts().filter(
+      c => c.subjectName === cert.issuerName && c.certType === Ci.nsIX509Cert.CA_CERT);
+    if (issuers.length !== 1) throw new Error("expected the owner CA from the .p12, found " + issuers.length);
+    certdb.setCertTrust(issuers[0], Ci.nsIX509Cert.CA_CERT, Ci.nsIX509CertDB.TRUSTED_EMAIL);
+    return issuers[0].commonName;
+    `,
+    [key.dbKey],
+  );
+}
+
 /** Remembers a permanent override for the gateway's self-signed certificate on host:port. */
 export async function trustServerCertificate(
   tb: Marionette,
