@@ -106,7 +106,7 @@ export function createHarvester(options: HarvesterOptions): Harvester {
     );
     if ('reason' in verified) return { harvested: false, reason: verified.reason };
     const at = now();
-    const usable = checkSignerCertificate(verified.certificate, address, at);
+    const usable = checkSignerCertificate(verified.parsed, verified.certificate, address, at);
     if ('reason' in usable) return { harvested: false, reason: usable.reason };
     await options.directory.remember(
       {

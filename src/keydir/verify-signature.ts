@@ -28,6 +28,8 @@ const engine = new pkijs.CryptoEngine({
 export interface VerifiedSigner {
   /** DER of the certificate whose key made a valid signature. */
   certificate: Uint8Array;
+  /** The same, as pkijs parsed it (certificate-checks.ts reads it without parsing again). */
+  parsed: pkijs.Certificate;
   /** The RSA key transport the signer's client announced (undefined: none announced). */
   rsaKeyTransport?: RsaKeyTransport;
 }
@@ -108,6 +110,7 @@ export async function verifySignedData(
       const transport = announcedKeyTransport(signed.signerInfos[index]!);
       return {
         certificate: new Uint8Array(result.signerCertificate.toSchema().toBER(false)),
+        parsed: result.signerCertificate,
         ...(transport === undefined ? {} : { rsaKeyTransport: transport }),
       };
     } catch {

@@ -26,6 +26,8 @@ export interface SignerOptions {
   keyUsage?: string;
   /** subjectAltName; default `email:<address>`. */
   subjectAltName?: string;
+  /** Subject DN; default `/CN=<address>`. */
+  subject?: string;
 }
 
 function derOfPem(file: string): Uint8Array {
@@ -57,7 +59,7 @@ export function makeSigner(dir: string, address: string, options: SignerOptions)
       '-days',
       '30',
       '-subj',
-      `/CN=${address}`,
+      options.subject ?? `/CN=${address}`,
       '-addext',
       `subjectAltName=${options.subjectAltName ?? `email:${address}`}`,
       '-addext',

@@ -84,6 +84,19 @@ describe('harvesting signed mail', () => {
     expect((await directory.forAddress('erin@c.test'))[0]?.keyType).toBe('ec-p256');
   });
 
+  it('an address given only as emailAddress in the subject counts too', async () => {
+    const legacy = makeSigner(tmp.path, 'legacy@c.test', {
+      key: 'rsa',
+      subject: '/CN=Legacy/emailAddress=Legacy@c.test',
+      subjectAltName: 'DNS:legacy.c.test',
+    });
+    const outcome = await harvester().harvest(
+      signedMail(tmp.path, legacy, 'alice@a.test', 'hi\n'),
+      PASS,
+    );
+    expect(outcome).toMatchObject({ harvested: true, address: 'legacy@c.test' });
+  });
+
   it('offer() returns at once and harvests afterwards', async () => {
     const before = (await directory.forAddress('bob@c.test'))[0]!.seenAt.getTime();
     const mail = signedMail(tmp.path, rsa, 'alice@a.test', 'again\n');
