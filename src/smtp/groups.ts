@@ -143,10 +143,11 @@ function checkedStream(
   return {
     byteLength: stream.byteLength,
     head: stream.head,
-    *body() {
+    ...(stream.abandon === undefined ? {} : { abandon: () => stream.abandon?.() }),
+    async *body() {
       let sent = stream.head.byteLength;
       try {
-        for (const piece of stream.body()) {
+        for await (const piece of stream.body()) {
           sent += piece.byteLength;
           if (sent > stream.byteLength) throw new Error('stream longer than announced');
           yield piece;
@@ -177,7 +178,7 @@ async function recipientCopy(
   }
   let stream: StreamedMessage;
   try {
-    stream = encryptor.streamForGroup(input.withTrace, certificate);
+    stream = await encryptor.streamForGroup(input.withTrace, certificate);
   } catch (error) {
     const { name, message } = error as Error;
     deps.logger.error(
@@ -234,6 +235,9 @@ export async function deliverToGroups(
         status: 'temp-failed',
         response: 'no answer',
       }));
+    } finally {
+      // A copy the store never took whole (refused at RCPT or DATA, failed): stop making it.
+      if (!(payload instanceof Uint8Array)) payload.abandon?.();
     }
     for (const result of groupResults) {
       if (result.status === 'stored')

@@ -165,7 +165,7 @@ async function writeData(socket: Socket, message: OutgoingMessage, timeoutMs: nu
     if (batched >= BATCH_BYTES) await flush();
   };
   await add(stuffer.push(message.head));
-  for (const piece of message.body()) await add(stuffer.push(piece));
+  for await (const piece of message.body()) await add(stuffer.push(piece));
   await add(stuffer.end());
   await flush();
 }

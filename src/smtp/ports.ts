@@ -74,7 +74,9 @@ export interface StreamedMessage {
   /** The header section up to and including the empty line; checked before anything is sent. */
   readonly head: Uint8Array;
   /** The rest, in order, after `head`. Called once; a throw means "abandon this copy". */
-  body(): Iterable<Uint8Array>;
+  body(): Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
+  /** Called when the copy will not be (further) sent: what makes it may stop. */
+  abandon?(): void;
 }
 
 /** What is handed to the store: whole, or made while it is sent. */
@@ -95,7 +97,10 @@ export interface MessageEncryptor {
    * the stream is consumed. Any throw, also from the stream's `body()`, means "do not
    * store": the copy is abandoned before its end of data and the MX answers 451.
    */
-  streamForGroup?(message: Uint8Array, groupCertificate: Uint8Array): StreamedMessage;
+  streamForGroup?(
+    message: Uint8Array,
+    groupCertificate: Uint8Array,
+  ): StreamedMessage | Promise<StreamedMessage>;
   /** True when the message already is an S/MIME envelope this group can read: stored as is. */
   isAlreadyForGroup(message: Uint8Array, groupCertificate: Uint8Array): Promise<boolean> | boolean;
 }

@@ -15,10 +15,11 @@ import type { MailStore } from '../../src/store/backend.js';
 import { type LmtpServerHandle, startLmtpServer } from '../../src/store/lmtp/index.js';
 import { createMaildirStore } from '../../src/store/maildir/index.js';
 import { keyStoreDirectory } from '../../src/smtp/adapters/keystore-directory.js';
+import { EncryptPool, pooledEncryptor } from '../../src/smtp/adapters/encrypt-pool.js';
 import { recryptEncryptor } from '../../src/smtp/adapters/recrypt-encryptor.js';
 import { lmtpDelivery } from '../../src/smtp/lmtp-delivery.js';
 import { type MxServer, type MxServerOptions, startMxServer } from '../../src/smtp/mx-server.js';
-import type { MessageEncryptor } from '../../src/smtp/ports.js';
+import type { MessageEncryptor, StreamedMessage } from '../../src/smtp/ports.js';
 import { storedSizeBound } from '../../src/smtp/stored-size.js';
 import { fixtureDnsResolver } from '../helpers/smtp-fixture-dns.js';
 import {
@@ -155,12 +156,12 @@ describe('a message near the size limit, encrypted while it is sent', () => {
       encryptForGroup: real.encryptForGroup,
       isAlreadyForGroup: real.isAlreadyForGroup,
       streamForGroup(message, certificate) {
-        const stream = real.streamForGroup!(message, certificate);
+        const stream = real.streamForGroup!(message, certificate) as StreamedMessage;
         return {
           byteLength: stream.byteLength,
           head: stream.head,
           *body() {
-            for (const piece of stream.body()) {
+            for (const piece of stream.body() as Iterable<Uint8Array>) {
               pulled += piece.byteLength;
               // Well past the first pieces, so that the store has had part of the copy.
               if (pulled > 8 * 1024 * 1024) throw new Error('cipher failed');
@@ -206,6 +207,86 @@ describe('a message near the size limit, encrypted while it is sent', () => {
       expect(await inbox(erin)).toHaveLength(before);
     } finally {
       await mx.close();
+    }
+  });
+});
+
+describe('encryption on arrival in worker threads (config workers)', () => {
+  it('4 messages at once through 2 workers: each stored once and decrypting to what was sent', async () => {
+    const pool = new EncryptPool({ size: 2, wrap: { hideSubject: true } });
+    const mx = await startMx(pooledEncryptor(recryptEncryptor({ hideSubject: true }), pool));
+    try {
+      const before = (await inbox(erin)).length;
+      const originals = [3, 5, 1, 4].map((mib, i) =>
+        bigMessage(mib * 1024 * 1024 + i, `pool.${i}.${randomBytes(4).toString('hex')}@x`),
+      );
+      const replies = await Promise.all(originals.map((original) => send(mx.port, original)));
+      for (const reply of replies) expect(reply).toMatch(/^250 2\.6\.0 /);
+      const stored = (await inbox(erin)).slice(before);
+      expect(stored).toHaveLength(4);
+      const contents = await Promise.all(
+        stored.map((message) => opensslDecrypt(Buffer.from(message), group)),
+      );
+      for (const original of originals) {
+        const match = contents.filter((content) =>
+          content.subarray(content.length - original.length).equals(original),
+        );
+        expect(match).toHaveLength(1);
+      }
+    } finally {
+      await mx.close();
+      await pool.close();
+    }
+  });
+
+  it('a worker that dies mid-copy, and a certificate it cannot use: 451, nothing stored, the pool goes on', async () => {
+    const pool = new EncryptPool({ size: 1 });
+    const real = recryptEncryptor();
+    let killed = false;
+    const pooled = pooledEncryptor(real, pool);
+    const dying: MessageEncryptor = {
+      ...pooled,
+      async streamForGroup(message, certificate) {
+        const stream = await pooled.streamForGroup!(message, certificate);
+        return {
+          ...stream,
+          async *body() {
+            let pulled = 0;
+            for await (const piece of stream.body()) {
+              pulled += piece.byteLength;
+              if (!killed && pulled > 2 * 1024 * 1024) {
+                killed = true;
+                // The worker thread itself goes away, as on a crash.
+                const slots = (
+                  pool as unknown as { busy: Set<{ worker: { terminate(): Promise<number> } }> }
+                ).busy;
+                await Promise.all([...slots].map((slot) => slot.worker.terminate()));
+              }
+              yield piece;
+            }
+          },
+        };
+      },
+    };
+    const mx = await startMx(dying);
+    try {
+      const before = (await inbox(erin)).length;
+      const message = bigMessage(8 * 1024 * 1024, `dies.${randomBytes(4).toString('hex')}@x`);
+      expect(await send(mx.port, message)).toMatch(/^451 4\.3\.0 /);
+      expect(killed).toBe(true);
+      expect((await inbox(erin)).length).toBe(before);
+      // A certificate the worker cannot read: refused before anything is sent.
+      await expect(
+        pool.stream(Buffer.from('Subject: x\r\n\r\nx\r\n'), Buffer.from('not a certificate')),
+      ).rejects.toThrow();
+      // The pool starts a new worker for the next message.
+      expect(
+        await send(mx.port, bigMessage(1024 * 1024, `after.${randomBytes(4).toString('hex')}@x`)),
+      ).toMatch(/^250 2\.6\.0 /);
+      expect((await inbox(erin)).length).toBe(before + 1);
+    } finally {
+      await mx.close();
+      await pool.close();
     }
   });
 });

@@ -1,0 +1,218 @@
+/**
+ * Encryption on arrival in worker threads, so that one gateway uses more than one core
+ * for its largest CPU item on the MX (AES and base64 of every message, per recipient
+ * group) and a 50 MB message is not encrypted on the event loop that serves SMTP, IMAP
+ * and HTTPS (config `workers`, docs/configuration.md). The MX keeps its order of work:
+ * a streamed copy is still pulled by the LMTP client a batch at a time, and the worker
+ * encrypts ahead by at most INITIAL_CREDIT batches (encrypt-worker.ts), so the store's
+ * pace sets the encryption's and the message is held once (the collector's
+ * SharedArrayBuffer, which the worker reads without a copy).
+ *
+ * Fail closed as before: a worker that fails or exits mid-copy makes the copy's body
+ * throw, the LMTP client abandons it before its end of data, and the MX answers 451.
+ * At most `size` copies are encrypted at once; more wait their turn. Whole-message
+ * encryption (list posts) and the envelope check stay with the inner encryptor.
+ */
+import { Worker, type WorkerOptions } from 'node:worker_threads';
+import type { WrapOptions } from '../../recrypt/index.js';
+import type { MessageEncryptor, StreamedMessage } from '../ports.js';
+import type { EncryptJob, MainMessage, WorkerMessage } from './encrypt-worker.js';
+
+export interface EncryptPoolOptions {
+  /** Copies encrypted at once, one worker thread each. */
+  size: number;
+  wrap?: WrapOptions;
+}
+
+interface Job {
+  job: EncryptJob;
+  slot?: Slot;
+  started: (stream: StreamedMessage) => void;
+  refused: (error: Error) => void;
+  pieces: Uint8Array[];
+  /** The header section came: the copy belongs to its consumer, who releases it. */
+  headed: boolean;
+  ended: boolean;
+  failure?: Error;
+  wake?: () => void;
+  /** The copy's consumer is gone (done, failed or never started): the slot is free. */
+  released: boolean;
+}
+
+interface Slot {
+  worker: Worker;
+  job?: Job;
+}
+
+/** encrypt-worker.js next to this file when built; from the sources, the .ts through tsx. */
+function newWorker(options: WorkerOptions): Worker {
+  if (!import.meta.url.endsWith('.ts'))
+    return new Worker(new URL('./encrypt-worker.js', import.meta.url), options);
+  const api = new URL('../../../node_modules/tsx/dist/esm/api/index.mjs', import.meta.url).href;
+  const entry = new URL('./encrypt-worker.ts', import.meta.url).href;
+  const code = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(code, { ...options, eval: true });
+}
+
+export class EncryptPool {
+  private readonly idle: Slot[] = [];
+  private readonly busy = new Set<Slot>();
+  private readonly queue: Job[] = [];
+  private nextId = 0;
+  private closed = false;
+
+  constructor(private readonly options: EncryptPoolOptions) {
+    if (!Number.isSafeInteger(options.size) || options.size < 1)
+      throw new Error(`encryption pool size must be a positive integer, not ${options.size}`);
+  }
+
+  get size(): number {
+    return this.options.size;
+  }
+
+  /** Starts one worker ahead of the first message. */
+  warm(): void {
+    if (!this.closed && this.idle.length + this.busy.size === 0) this.idle.push(this.spawn());
+  }
+
+  /** The copy of `message` for the group of `certificate`, encrypted in a worker as it is pulled. */
+  stream(message: Uint8Array, certificate: Uint8Array): Promise<StreamedMessage> {
+    if (this.closed) return Promise.reject(new Error('encryption pool closed'));
+    return new Promise<StreamedMessage>((started, refused) => {
+      this.queue.push({
+        job: { id: this.nextId++, message, certificate, options: this.options.wrap ?? {} },
+        started,
+        refused,
+        pieces: [],
+        headed: false,
+        ended: false,
+        released: false,
+      });
+      this.dispatch();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.queue.splice(0)) job.refused(new Error('encryption pool closed'));
+    const slots = [...this.idle.splice(0), ...this.busy];
+    this.busy.clear();
+    for (const slot of slots)
+      if (slot.job) this.fail(slot.job, new Error('encryption pool closed'));
+    await Promise.all(slots.map((slot) => slot.worker.terminate()));
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0 && !this.closed) {
+      const slot = this.idle.pop() ?? (this.busy.size < this.size ? this.spawn() : undefined);
+      if (slot === undefined) return;
+      const job = this.queue.shift()!;
+      slot.job = job;
+      job.slot = slot;
+      this.busy.add(slot);
+      slot.worker.postMessage({ kind: 'job', job: job.job } satisfies MainMessage);
+    }
+  }
+
+  private spawn(): Slot {
+    const worker = newWorker({});
+    worker.unref();
+    const slot: Slot = { worker };
+    worker.on('message', (message: WorkerMessage) => this.onMessage(slot, message));
+    worker.on('error', (error) => this.retire(slot, error));
+    worker.on('exit', () => this.retire(slot, new Error('encryption worker exited')));
+    return slot;
+  }
+
+  private onMessage(slot: Slot, message: WorkerMessage): void {
+    const job = slot.job;
+    if (job === undefined || job.job.id !== message.id) return;
+    switch (message.kind) {
+      case 'head':
+        job.headed = true;
+        job.started(this.streamOf(job, message.byteLength, message.head));
+        return;
+      case 'piece':
+        job.pieces.push(message.bytes);
+        break;
+      case 'end':
+        job.ended = true;
+        break;
+      case 'failed':
+        this.fail(job, new Error(message.error));
+        // Before its header section nobody holds the copy to release it.
+        if (!job.headed) this.release(job);
+        return;
+    }
+    job.wake?.();
+  }
+
+  /** What the LMTP client pulls: the batches as they come, asking the worker for the next. */
+  private streamOf(job: Job, byteLength: number, head: Uint8Array): StreamedMessage {
+    const next = async (): Promise<Uint8Array | null> => {
+      for (;;) {
+        if (job.failure !== undefined) throw job.failure;
+        const piece = job.pieces.shift();
+        if (piece !== undefined) {
+          if (!job.ended && job.slot !== undefined)
+            job.slot.worker.postMessage({ kind: 'more', id: job.job.id } satisfies MainMessage);
+          return piece;
+        }
+        if (job.ended) return null;
+        await new Promise<void>((resolve) => (job.wake = resolve));
+        job.wake = undefined;
+      }
+    };
+    const release = (): void => this.release(job);
+    async function* body(): AsyncGenerator<Uint8Array> {
+      try {
+        for (let piece = await next(); piece !== null; piece = await next()) yield piece;
+      } finally {
+        release();
+      }
+    }
+    return { byteLength, head, body, abandon: release };
+  }
+
+  /** The copy is done with (sent, failed, or never sent): its worker takes the next. */
+  private release(job: Job): void {
+    if (job.released) return;
+    job.released = true;
+    const slot = job.slot;
+    if (slot === undefined || slot.job !== job) return;
+    if (!job.ended && job.failure === undefined)
+      slot.worker.postMessage({ kind: 'cancel', id: job.job.id } satisfies MainMessage);
+    slot.job = undefined;
+    this.busy.delete(slot);
+    if (!this.closed) this.idle.push(slot);
+    this.dispatch();
+  }
+
+  private fail(job: Job, error: Error): void {
+    job.failure ??= error;
+    job.refused(error);
+    job.wake?.();
+  }
+
+  private retire(slot: Slot, error: Error): void {
+    const at = this.idle.indexOf(slot);
+    if (at !== -1) this.idle.splice(at, 1);
+    this.busy.delete(slot);
+    const job = slot.job;
+    slot.job = undefined;
+    if (job !== undefined) {
+      job.slot = undefined;
+      this.fail(job, error);
+    }
+    this.dispatch();
+  }
+}
+
+/** `inner` with its streamed copies made by `pool`. */
+export function pooledEncryptor(inner: MessageEncryptor, pool: EncryptPool): MessageEncryptor {
+  return {
+    encryptForGroup: (message, certificate) => inner.encryptForGroup(message, certificate),
+    isAlreadyForGroup: (message, certificate) => inner.isAlreadyForGroup(message, certificate),
+    streamForGroup: (message, certificate) => pool.stream(message, certificate),
+  };
+}
