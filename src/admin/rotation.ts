@@ -1,5 +1,5 @@
 /**
- * Mailbox key rotation, fast mode (docs/design.md §6, docs/threat-model.md "Rotating a
+ * Mailbox key rotation (full mode's routes: rotation-full.ts). Fast mode (docs/design.md §6, docs/threat-model.md "Rotating a
  * mailbox's group key"): the owner's CLI makes a new group g′ and its certificate, signs
  * the profile for it and sends δ = g′·g⁻¹ once.
  *
@@ -25,6 +25,7 @@ import {
 } from '../recrypt/index.js';
 import { HttpError, parseJson, requireBase64, requireString, sendJson } from './http.js';
 import { checkDeviceUpload, checkOwnerUpload } from './uploads.js';
+import { fullRotationRoutes, startFull } from './rotation-full.js';
 
 interface RotationContext {
   keyStore: KeyStore;
@@ -51,10 +52,14 @@ export function rotationRoutes<C extends RotationContext>(
     {
       method: 'POST',
       pattern: /^\/v1\/owner\/rotation$/,
-      handler: deps.owner(async (ctx, req, res, _params, body) => {
-        sendJson(res, 200, await rotateFast(ctx, deps.ownerOf(req), body));
+      handler: deps.owner(async (ctx, req, res, _params, raw) => {
+        const body = parseJson(raw);
+        const owner = deps.ownerOf(req);
+        if (body.mode === 'full') sendJson(res, 202, await startFull(ctx, owner, body));
+        else sendJson(res, 200, await rotateFast(ctx, owner, body));
       }),
     },
+    ...fullRotationRoutes(deps),
   ];
 }
 
@@ -99,10 +104,9 @@ export function checkNewGroup(
 async function rotateFast(
   ctx: RotationContext,
   owner: Owner,
-  raw: Buffer,
+  body: Record<string, unknown>,
 ): Promise<Record<string, unknown>> {
-  const body = parseJson(raw);
-  if (body.mode !== 'fast') throw new HttpError(400, "mode: expected 'fast'");
+  if (body.mode !== 'fast') throw new HttpError(400, "mode: expected 'fast' or 'full'");
   const group = checkNewGroup(owner, body, ctx.clock());
   const delta = scalarField(body, 'delta');
   const mapsToNew = Buffer.from(

@@ -23,7 +23,7 @@ import { OwnerError } from './errors.js';
  * sealed to the owner's own group key). The purpose goes into the key derivation, so an
  * α sealed for one cannot be opened as the other.
  */
-export type AlphaPurpose = 'list-join' | 'device-pairing';
+export type AlphaPurpose = 'list-join' | 'device-pairing' | 'device-rekey';
 
 function kek(
   shared: Uint8Array,

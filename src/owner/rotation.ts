@@ -1,8 +1,10 @@
 /**
- * `owner rotate`, fast mode (docs/design.md §6, docs/threat-model.md "Rotating a
- * mailbox's group key"): a new group g′ and group certificate made here, the profile for
- * it signed here, and δ = g′·g⁻¹ sent once; the gateway re-keys every active device
- * (rk′ = δ·rk) and switches group, profile and keys in one change.
+ * `owner rotate` (docs/design.md §6, docs/threat-model.md "Rotating a mailbox's group
+ * key"): a new group g′ and group certificate made here, the profile for it signed here.
+ * Fast mode sends δ = g′·g⁻¹ once; the gateway re-keys every active device (rk′ = δ·rk)
+ * and switches group, profile and keys in one change. Full mode sends no δ: the rotation
+ * waits at the gateway until every device re-ran the blinded issue for g′ and the owner
+ * answered (rotation-full.ts); the switch is the same one change.
  *
  * The owner key file must never lose g′ once the gateway uses it, nor g (old mail). So:
  * the rotated key file (g′ current, g appended to its former groups) is written first,
@@ -32,14 +34,18 @@ import { decodeOwnerKeyFile, encodeOwnerKeyFile, type OwnerKey } from './key-fil
 export interface RotateOptions {
   keyFile: string;
   passphrase: string;
+  /** fast: δ re-keys every device now; full (default): every device re-runs the blinded issue. */
+  mode?: 'fast' | 'full';
   now?: Date;
 }
 
 export interface RotateResult {
-  mode: 'fast';
+  mode: 'fast' | 'full';
+  /** Full mode: the new group waits for the devices (`owner rotate --continue`). */
+  pending: boolean;
   groupId: string;
   formerGroupId: string;
-  /** Active devices re-keyed for the new group. */
+  /** Fast: active devices re-keyed; full: active devices that must re-key. */
   devices: number;
   /** The key as it now is (also written to the key file). */
   key: OwnerKey;
@@ -47,7 +53,7 @@ export interface RotateResult {
   recovered: 'completed' | 'discarded' | null;
 }
 
-const groupIdOf = (certificate: Uint8Array) =>
+export const groupIdOf = (certificate: Uint8Array) =>
   Buffer.from(recipientIdOf(certificate)).toString('hex');
 
 export function pendingKeyFile(keyFile: string): string {
@@ -76,6 +82,16 @@ async function settlePending(
     renameSync(next, options.keyFile);
     return { key: pending, recovered: 'completed' };
   }
+  const full = await callGateway<{ pending: { groupId: string } | null }>(
+    ownerClient(key),
+    'GET',
+    '/v1/owner/rotation',
+  );
+  if (full.pending?.groupId === groupIdOf(pending.groupCertificate))
+    throw new OwnerError(
+      'exists',
+      'a full rotation is waiting for the devices: `recrypt owner rotate --continue` (or --cancel)',
+    );
   discardTemp(next);
   return { key, recovered: 'discarded' };
 }
@@ -117,6 +133,7 @@ export async function rotateMailbox(
       `the gateway's group (${owner.groupId.slice(0, 16)}…) is not this key file's: is ${options.keyFile} the current owner key file?`,
     );
   }
+  const mode = options.mode ?? 'full';
   const next = await nextGroup(key, now);
   const delta = multiplyScalars(next.groupSecret, invertScalar(key.groupSecret));
   const name = owner.name !== undefined && owner.name.trim() !== '' ? owner.name : key.address;
@@ -141,10 +158,11 @@ export async function rotateMailbox(
   let reply: { devices?: number };
   try {
     reply = await callGateway(client, 'POST', '/v1/owner/rotation', {
-      mode: 'fast',
+      mode,
       expectedGroupId: formerGroupId,
       groupCertificate: Buffer.from(next.groupCertificate).toString('base64'),
-      delta: Buffer.from(scalarToBytes(delta)).toString('base64'),
+      // Full mode sends no δ: the gateway must learn nothing that links g′ to g.
+      ...(mode === 'fast' ? { delta: Buffer.from(scalarToBytes(delta)).toString('base64') } : {}),
       profile,
     });
   } catch (error) {
@@ -153,6 +171,18 @@ export async function rotateMailbox(
     if (error instanceof OwnerError && error.status !== undefined && error.status < 500)
       discardTemp(nextFile);
     throw error;
+  }
+  if (mode === 'full') {
+    // g′ stays in `.next` until the commit: the gateway still uses g.
+    return {
+      mode,
+      pending: true,
+      groupId: groupIdOf(next.groupCertificate),
+      formerGroupId,
+      devices: reply.devices ?? 0,
+      key,
+      recovered,
+    };
   }
   try {
     renameSync(nextFile, options.keyFile);
@@ -163,7 +193,8 @@ export async function rotateMailbox(
     );
   }
   return {
-    mode: 'fast',
+    mode,
+    pending: false,
     groupId: groupIdOf(next.groupCertificate),
     formerGroupId,
     devices: reply.devices ?? 0,

@@ -30,6 +30,8 @@ export interface WorldDevice {
   name: string;
   id: string;
   devicePassword: string;
+  p12File: string;
+  p12Password: string;
   /** The device's certificate and key, PEM (from its .p12). */
   pem: string;
 }
@@ -128,7 +130,14 @@ export async function startRotationWorld(address: string): Promise<RotationWorld
         '-out',
         pem,
       ]);
-      return { name, id: out.id, devicePassword: out.devicePassword, pem };
+      return {
+        name,
+        id: out.id,
+        devicePassword: out.devicePassword,
+        p12File: out.p12File,
+        p12Password: out.p12Password,
+        pem,
+      };
     },
     async send(subject, body) {
       await transport.sendMail({ from: 'eve@sender.example', to: address, subject, text: body });

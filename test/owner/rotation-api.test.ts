@@ -151,15 +151,20 @@ describe('mailbox rotation through the admin API', () => {
     const first = await rotateMailbox(await readOwnerKeyFile(keyFile, PASSPHRASE), {
       keyFile,
       passphrase: PASSPHRASE,
+      mode: 'fast',
     });
     expect(first).toMatchObject({ mode: 'fast', devices: 2, recovered: null });
     const afterFirst = readFileSync(keyFile);
-    const second = await rotateMailbox(first.key, { keyFile, passphrase: PASSPHRASE });
+    const second = await rotateMailbox(first.key, {
+      keyFile,
+      passphrase: PASSPHRASE,
+      mode: 'fast',
+    });
     expect((await gw.keyStore.getUser(ADDRESS))!.owner!.groupId).toBe(second.groupId);
     // As if the second run had died between the gateway's answer and the rename.
     renameSync(keyFile, `${keyFile}.next`);
     writeFileSync(keyFile, afterFirst, { mode: 0o600 });
-    const third = await rotateMailbox(first.key, { keyFile, passphrase: PASSPHRASE });
+    const third = await rotateMailbox(first.key, { keyFile, passphrase: PASSPHRASE, mode: 'fast' });
     expect(third.recovered).toBe('completed');
     expect(third.formerGroupId).toBe(second.groupId);
     const now = await readOwnerKeyFile(keyFile, PASSPHRASE);
@@ -192,7 +197,7 @@ describe('mailbox rotation through the admin API', () => {
     writeFileSync(`${keyFile}.next`, await encodeOwnerKeyFile(orphan, PASSPHRASE), {
       mode: 0o600,
     });
-    const rotated = await rotateMailbox(stale, { keyFile, passphrase: PASSPHRASE });
+    const rotated = await rotateMailbox(stale, { keyFile, passphrase: PASSPHRASE, mode: 'fast' });
     expect(rotated.recovered).toBe('discarded');
     expect(existsSync(`${keyFile}.next`)).toBe(false);
     // `current` now holds a group the gateway replaced.

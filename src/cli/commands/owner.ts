@@ -13,7 +13,7 @@ import {
 } from '../../owner/index.js';
 import { CliError } from '../errors.js';
 import { printPendingPairings, registerPairing } from './device-pairing.js';
-import { registerRotate } from './owner-rotate.js';
+import { registerRekey, registerRotate, revokeCompromised } from './owner-rotate.js';
 import { print } from '../output.js';
 import {
   DEFAULT_KEY_FILE,
@@ -156,9 +156,17 @@ export function register(program: Command): void {
     }
   });
   registerPairing(device, keyOptions, openOwnerKey);
+  registerRekey(device);
   keyOptions(
-    device.command('revoke <nameOrId>').description('revoke a device at once (by name or id)'),
-  ).action(async (nameOrId: string, opts: KeyOpts) => {
+    device
+      .command('revoke <nameOrId>')
+      .description('revoke a device at once (by name or id)')
+      .option(
+        '--compromised',
+        'its key may have leaked: also start a full rotation of the mailbox key (owner rotate)',
+      ),
+  ).action(async (nameOrId: string, opts: KeyOpts & { compromised?: boolean }) => {
+    if (opts.compromised === true) return revokeCompromised(nameOrId, opts);
     const revoked = await revokeDevice(await openOwnerKey(opts), nameOrId);
     print(`device ${revoked.name} (id ${revoked.id}) revoked`);
   });
