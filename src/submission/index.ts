@@ -11,6 +11,7 @@ import type { SharedLoginFailures } from '../imap/throttle.js';
 import { keyStoreDirectory as deviceDirectory } from '../imap/adapters/keystore-directory.js';
 import type { UpstreamOptions } from '../imap/upstream.js';
 import { validatingResolver } from '../dns/index.js';
+import { StartupError } from '../gateway/startup-errors.js';
 import type { KeyStore } from '../keystore/index.js';
 import type { OutboundQueue } from '../outbound/index.js';
 import type { DeliveryTarget, RecipientDirectory } from '../smtp/ports.js';
@@ -79,7 +80,7 @@ export function discoveryFromConfig(
     ...(smimea.enabled
       ? [
           smimeaSource({
-            resolver: validatingResolver({ resolver: smimea.resolver, timeoutMs: smimea.timeout }),
+            resolver: smimeaResolver(smimea),
             cacheTtlMs: smimea.cacheTtl,
             ...(options.logger === undefined ? {} : { logger: options.logger }),
           }),
@@ -90,6 +91,15 @@ export function discoveryFromConfig(
       ? []
       : [harvestedKeySource(options.keyDirectory)]),
   ]);
+}
+
+/** The validating resolver SMIMEA answers come from; a start-up error names the option. */
+function smimeaResolver(smimea: SubmissionConfig['smimea']) {
+  try {
+    return validatingResolver({ resolver: smimea.resolver, timeoutMs: smimea.timeout });
+  } catch (error) {
+    throw new StartupError(`submission.smimea: ${(error as Error).message}`);
+  }
 }
 
 export function startSubmission(parts: SubmissionParts): Promise<SubmissionServer> {
