@@ -3,9 +3,9 @@
  * message, the signer certificate of an S/MIME signature on it is verified and, when it
  * passes, kept in the key directory for submission to encrypt to later.
  *
- * The MX path never waits for it: `offer` copies the signature and the signed part (in
- * memory only; the MX has already encrypted and stored the message) and returns; the
- * verification runs afterwards, at most `maxPending` at a time (more are dropped), each
+ * The MX path never waits for it: `offer` reads the header, copies a signed message (in
+ * memory only; the MX has already encrypted and stored it) and returns; the signature is
+ * found and verified afterwards, at most `maxPending` at a time (more are dropped), each
  * abandoned after `timeoutMs`. What is harvested, and only if everything holds:
  *
  * * the signature verifies (signature-verify.ts) over the content that came;
@@ -16,7 +16,12 @@
  */
 import type { Logger } from 'pino';
 import { checkSignerCertificate } from './certificate-checks.js';
-import { findSignature, type SignatureLimits, type SignedMessage } from './signed-mail.js';
+import {
+  findSignature,
+  looksSigned,
+  type SignatureLimits,
+  type SignedMessage,
+} from './signed-mail.js';
 import { domainOfAddress, type KeyDirectory } from './types.js';
 import { verifySignedData } from './verify-signature.js';
 
@@ -167,12 +172,21 @@ export function createHarvester(options: HarvesterOptions): Harvester {
 
   return {
     offer(message, authenticationResults) {
+      // Only the header is read before the MX replies; a signed message is copied (memory
+      // only: the MX reuses its buffer) and looked at on a later turn of the event loop.
+      if (!looksSigned(message, settings)) {
+        options.onResult?.('unsigned');
+        return;
+      }
       if (pending.size >= settings.maxPending) {
         options.onResult?.('skipped_busy');
         options.logger?.warn('harvesting busy: a signed message was not looked at');
         return;
       }
-      const task = run(message, authenticationResults);
+      const copy = Buffer.from(message);
+      const task = new Promise((resolve) => setImmediate(resolve)).then(() =>
+        run(copy, authenticationResults),
+      );
       pending.add(task);
       void task.finally(() => pending.delete(task));
     },

@@ -59,6 +59,17 @@ function firstTwoParts(body: string, boundary: string): [string, string] | null 
   return first === null || second === null ? null : [first, second];
 }
 
+/** A top-level Content-Type of a signed message (the header alone is read): worth a look. */
+export function looksSigned(message: Uint8Array, limits: SignatureLimits): boolean {
+  if (message.byteLength > limits.maxMessageBytes) return false;
+  const type = contentType(readHeader(message))?.trim().toLowerCase();
+  return (
+    type !== undefined &&
+    (/^multipart\/signed\b/.test(type) ||
+      (/^application\/(x-)?pkcs7-mime\b/.test(type) && /signed-data/.test(type)))
+  );
+}
+
 /** The message's S/MIME signature, or null when it has none (or one past the limits). */
 export function findSignature(message: Uint8Array, limits: SignatureLimits): SignedMessage | null {
   if (message.byteLength > limits.maxMessageBytes) return null;
