@@ -314,6 +314,11 @@ const configObject = z.strictObject({
     )
     .optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /**
+   * Worker threads that encrypt arriving mail, so that more than one core does it and the
+   * event loop does not (src/smtp/adapters/encrypt-pool.ts): `auto` is one per core.
+   */
+  workers: z.union([z.literal('auto'), z.number().int().positive().max(64)]).default('auto'),
   /** TLS for every listener; generated self-signed into dataDir/tls when absent. */
   tls: tlsFiles.optional(),
   /** Certificates from an ACME CA, stored in dataDir/acme and renewed; not with `tls`. */

@@ -4,7 +4,7 @@
  * validated config. Every part is started through its own factory and talks to the others
  * only through the narrow ports it declares; this file is where those ports are wired.
  */
-import { hostname as osHostname } from 'node:os';
+import { availableParallelism, hostname as osHostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { openAcmeCertificates } from '../acme/index.js';
@@ -18,6 +18,7 @@ import { noticeSender } from '../lists/notices.js';
 import { listPostDelivery } from '../lists/post-delivery.js';
 import { createOutboundMetrics, openOutboundQueue } from '../outbound/index.js';
 import { keyStoreDirectory, recryptEncryptor } from '../smtp/adapters/index.js';
+import { EncryptPool, pooledEncryptor } from '../smtp/adapters/encrypt-pool.js';
 import { lmtpDelivery, type LmtpEndpoint } from '../smtp/lmtp-delivery.js';
 import { startMxServer, type MxServer } from '../smtp/mx-server.js';
 import { startSubmission, type SubmissionServer } from '../submission/index.js';
@@ -243,6 +244,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       await Promise.all(listenerStops.map((stop) => stop().catch(() => undefined)));
     });
 
+    // Encryption on arrival in worker threads (config `workers`).
+    const encryptPool = new EncryptPool({
+      size: config.workers === 'auto' ? availableParallelism() : config.workers,
+      wrap: { hideSubject: config.smtp.hideSubject },
+    });
+    encryptPool.warm();
     const mx: MxServer = await startMxServer({
       hostname: publicName,
       host: config.smtp.host,
@@ -265,14 +272,20 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       localDomains: config.smtp.localDomains,
       pendingRecipientGraceMs: config.smtp.pendingRecipientGrace,
       directory: recipientDirectory,
-      encryptor: recryptEncryptor({ hideSubject: config.smtp.hideSubject }),
+      encryptor: pooledEncryptor(
+        recryptEncryptor({ hideSubject: config.smtp.hideSubject }),
+        encryptPool,
+      ),
       delivery: storeDelivery,
       logger: logger.child({ part: 'smtp' }),
       metrics,
       ...withProxyProtocol(config.smtp.proxyProtocol),
       ...(harvesting.onStored === undefined ? {} : { onStored: harvesting.onStored }),
     });
-    listenerStops.push(() => mx.close());
+    listenerStops.push(async () => {
+      await mx.close();
+      await encryptPool.close();
+    });
     mxPort = mx.port;
     queue.start();
 
