@@ -205,6 +205,15 @@ describe('signed mail that gives nothing', () => {
       Buffer.from(garbled, 'latin1'),
       /malformed|not CMS|does not verify|no certificate/,
     );
+    // A signature of 8,000 nested indefinite-length SEQUENCEs: refused, no crash.
+    const nested = Buffer.alloc(16_000);
+    for (let i = 0; i < nested.length; i += 2) nested.set([0x30, 0x80], i);
+    const deep = mail.replace(
+      /(smime\.p7s"\r?\n\r?\n)[A-Za-z0-9+/=\r\n]+?(\r?\n\r?\n-)/,
+      `$1${nested.toString('base64').replace(/.{64}/g, '$&\r\n')}$2`,
+    );
+    expect(deep).not.toBe(mail);
+    await notHarvested(Buffer.from(deep, 'latin1'), /malformed|not CMS/);
     await notHarvested(
       Buffer.from('From: big@c.test\r\nSubject: plain\r\n\r\nhello\r\n'),
       /no S\/MIME signature/,
