@@ -21,7 +21,7 @@ import { openCacheKey } from './cache-key.js';
 import { BridgeError } from './errors.js';
 import { createBridgeStore } from './local-store.js';
 import { startSmtpRelay, type SmtpRelay } from './smtp-relay.js';
-import { Sync, type SyncLogger } from './sync.js';
+import { Sync, type SyncLogger, type SyncProgress } from './sync.js';
 import { Upstream } from './upstream.js';
 
 export interface BridgeOptions {
@@ -44,6 +44,8 @@ export interface BridgeOptions {
   /** scrypt cost of a new cache key: tests only. */
   scryptCost?: { N: number; r: number; p: number };
   logger?: SyncLogger & { error(details: object, message: string): void };
+  /** New messages fetched so far per mailbox (a first sync of a large mailbox takes a while). */
+  onProgress?: SyncProgress;
 }
 
 export interface RunningBridge {
@@ -83,7 +85,7 @@ export async function runBridge(options: BridgeOptions): Promise<RunningBridge> 
   }
   const cache = BridgeCache.open(join(options.dataDir, 'cache'), key);
   const upstream = new Upstream(account.upstream);
-  const sync = new Sync(cache, upstream, decryptKeyOf(account), logger);
+  const sync = new Sync(cache, upstream, decryptKeyOf(account), logger, options.onProgress);
   const servers: Array<ImapServerHandle | SmtpRelay> = [];
   const close = async (): Promise<void> => {
     for (const server of servers) await server.close();

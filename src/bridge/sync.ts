@@ -18,6 +18,11 @@ export interface SyncLogger {
   warn(details: object, message: string): void;
 }
 
+/** Told after every batch of new messages fetched into a mailbox (the first sync's progress). */
+export type SyncProgress = (progress: { mailbox: string; done: number; total: number }) => void;
+
+const PROGRESS_EVERY = 50;
+
 const SPECIAL_USES = new Set(['\\Sent', '\\Drafts', '\\Trash', '\\Junk', '\\Archive']);
 
 export class Sync {
@@ -32,6 +37,7 @@ export class Sync {
     private readonly upstream: Upstream,
     private readonly key: DecryptKey,
     private readonly logger: SyncLogger,
+    private readonly progress: SyncProgress = () => undefined,
   ) {
     for (const state of cache.mailboxes) this.mailboxes.set(state.name, this.localOf(state));
   }
@@ -155,6 +161,7 @@ export class Sync {
         .sort((a, b) => a - b);
       if (fresh.length > 0)
         this.logger.info({ mailbox: state.name, messages: fresh.length }, 'bridge fetching');
+      let done = 0;
       for await (const fetched of Upstream.messagesOf(client, fresh)) {
         const plaintext = toPlaintext(fetched.source, this.key);
         if (plaintext.kind === 'placeholder')
@@ -173,6 +180,9 @@ export class Sync {
           },
           plaintext.bytes,
         );
+        done += 1;
+        if (done % PROGRESS_EVERY === 0 || done === fresh.length)
+          this.progress({ mailbox: state.name, done, total: fresh.length });
       }
       state.uidNext = Math.max(state.uidNext, selected.uidNext);
       if (selected.highestModseq !== undefined) state.upstreamModseq = selected.highestModseq;

@@ -8,7 +8,7 @@
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { createTransport } from 'nodemailer';
@@ -484,5 +484,103 @@ describe('recrypt bridge', () => {
       child.kill('SIGTERM');
     }
     expect(await exited).toBe(0);
+  });
+});
+
+describe('recrypt bridge killed during its first sync', () => {
+  const BULK = 150;
+
+  it('resumes after kill -9: no duplicates, no lost flags, progress shown', async () => {
+    const upstream = await proxyClient();
+    try {
+      await upstream.mailboxCreate('Bulk');
+      for (let i = 1; i <= BULK; i++)
+        await upstream.append(
+          'Bulk',
+          Buffer.from(`From: bob@sender.example\r\nSubject: bulk ${i}\r\n\r\nBulk body ${i}\r\n`),
+        );
+    } finally {
+      await upstream.logout();
+    }
+    const killedDir = join(dir.path, 'bridge-killed');
+    const [node, ...prefix] = cliCommand();
+    const child = spawn(
+      node!,
+      [
+        ...prefix,
+        'bridge',
+        '--data-dir',
+        killedDir,
+        '--p12',
+        join(dir.path, 'device.p12'),
+        '--address',
+        ADDRESS,
+        '--gateway',
+        `127.0.0.1:${gateway.ports.imap}`,
+        '--ca',
+        gateway.certFile,
+        '--imap-port',
+        '0',
+        '--imaps-port',
+        '0',
+      ],
+      {
+        env: cleanEnv({
+          RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE,
+          RECRYPT_P12_PASSWORD: P12_PASSWORD,
+          RECRYPT_DEVICE_PASSWORD: device.password,
+        }),
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      },
+    );
+    // Killed the moment the first progress line shows: 100 messages of the first sync to go.
+    let out = '';
+    const collect = (chunk: Buffer): void => {
+      out += chunk.toString('utf8');
+      if (/syncing Bulk: 50\/150 messages/.test(out)) child.kill('SIGKILL');
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    const exited = new Promise<string | null>((resolve) =>
+      child.on('exit', (_code, signal) => resolve(signal)),
+    );
+    expect(await exited, out).toBe('SIGKILL');
+    // The account is saved after the first sync: none yet, so the kill came during it.
+    expect(existsSync(join(killedDir, 'account.bin'))).toBe(false);
+
+    const flagged = await proxyClient();
+    try {
+      await withMailbox(flagged, 'Bulk', () => flagged.messageFlagsAdd('1:3', ['\\Flagged']));
+    } finally {
+      await flagged.logout();
+    }
+    const upstreamUids: number[] = await (async () => {
+      const client = await proxyClient();
+      try {
+        const found = await withMailbox(client, 'Bulk', () =>
+          client.search({ all: true }, { uid: true }),
+        );
+        return found === false ? [] : (found ?? []);
+      } finally {
+        await client.logout();
+      }
+    })();
+    expect(upstreamUids).toHaveLength(BULK);
+
+    const resumed = await runBridge({ ...bridgeOptions(true), dataDir: killedDir });
+    try {
+      const bulk = resumed.sync.mailboxes.get('Bulk')!;
+      const uids = bulk.records().map((r) => r.uid);
+      expect(uids).toEqual([...upstreamUids].sort((a, b) => a - b));
+      const flaggedUids = bulk
+        .records()
+        .filter((r) => r.flags.includes('\\Flagged'))
+        .map((r) => r.uid);
+      expect(flaggedUids).toEqual(uids.slice(0, 3));
+      expect(bulk.read(uids[BULK - 1]!).toString('utf8')).toContain(`Bulk body ${BULK}`);
+    } finally {
+      await resumed.close();
+    }
   });
 });

@@ -203,6 +203,9 @@ export function register(program: Command): void {
           smtpPort: port(opts.smtpPort, '--smtp-port'),
           plainOnly: opts.plain === true,
           pollMs: poll * 1000,
+          // On stderr, so stdout stays the settings alone (scripts read them).
+          onProgress: ({ mailbox, done, total }) =>
+            process.stderr.write(`syncing ${mailbox}: ${done}/${total} messages\n`),
           logger: {
             info: () => undefined,
             warn: (details, message) =>
