@@ -297,6 +297,7 @@ async function workerOverhead(): Promise<void> {
 interface Parser extends DataParser, NodeJS.WritableStream {
   oncommand(command: Buffer, callback: () => void): void;
   startDataMode(): NodeJS.ReadableStream;
+  continue(): void;
 }
 
 /**
