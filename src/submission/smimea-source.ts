@@ -8,17 +8,18 @@
  * Which records give a key: only a whole certificate (selector 0, matching type 0) can be
  * encrypted to. Of those, usage 3 (DANE-EE: this is the recipient's certificate, no CA
  * needed; RFC 7671 §5.1) is used, checked for its validity dates and for a key the
- * envelope code can encrypt to. Usage 1 (PKIX-EE) would also need a CA path the gateway
+ * envelope code can encrypt to (P-256 by KeyAgreeRecipientInfo, RSA by
+ * KeyTransRecipientInfo with PKCS#1 v1.5, which every S/MIME client reads). Usage 1 (PKIX-EE) would also need a CA path the gateway
  * cannot build from DNS alone, and usages 0/2 name CAs, not a recipient: those records,
  * and hashes (matching types 1/2, which only confirm a certificate found elsewhere), are
  * skipped with the reason. The local part is hashed as submission hands it over
  * (lower-cased, as every key source gets it; RFC 8162 §3 leaves case to the publisher).
  */
-import { X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { CertificateAssociation, ValidatingResolver } from '../dns/index.js';
 import { smimeaOwnerName } from '../profiles/smimea.js';
-import { envelopeForGroup } from '../recrypt/index.js';
+import { envelopeForGroup, keyTransRecipientInfo } from '../recrypt/index.js';
 import type { KeyAnswer, KeySource } from './key-sources.js';
 
 const MISS_TTL_MS = 5 * 60_000;
@@ -62,8 +63,11 @@ export function usableAssociation(association: CertificateAssociation, now: numb
   if (Date.parse(certificate.validFrom) > now || Date.parse(certificate.validTo) <= now)
     return { ok: false, why: `SMIMEA ${label}: certificate not valid now` };
   try {
-    // The envelope code's own check of the key: whatever it can encrypt to is a key.
-    envelopeForGroup(Buffer.from('probe'), [certificate.raw]);
+    // The envelope code's own check of the key, as send.ts will use it (RSA by
+    // KeyTransRecipientInfo, P-256 by KeyAgreeRecipientInfo): what it can encrypt to is a key.
+    if (certificate.publicKey.asymmetricKeyType === 'rsa')
+      keyTransRecipientInfo({ certificate: certificate.raw, scheme: 'rsa-pkcs1' }, randomBytes(32));
+    else envelopeForGroup(Buffer.from('probe'), [certificate.raw]);
   } catch {
     return { ok: false, why: `SMIMEA ${label}: a key this gateway cannot encrypt to` };
   }

@@ -11,13 +11,14 @@
  * * erin@e.test (unsigned zone) and frank@f.test (record changed after signing: bogus)
  *   have records too, but no key comes of them: lookup says why, RCPT is refused.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { smimeaRecord } from '../../src/profiles/smimea.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { DnssecResolver } from '../helpers/dnssec-resolver.js';
-import { RemoteMx } from '../helpers/outbound-remote.js';
+import { RemoteMx, waitUntil } from '../helpers/outbound-remote.js';
 import { freePort } from '../helpers/ports.js';
 import {
   makeOpensslGroup,
@@ -40,6 +41,40 @@ let remote: RemoteMx;
 let a: RunningTestGateway;
 let alice: Device;
 let dave: OpensslGroup;
+let rita: OpensslGroup;
+
+/** An RSA-2048 key and self-signed certificate, as many S/MIME clients have. */
+function rsaIdentity(name: string): OpensslGroup {
+  const keyPath = join(tmp.path, `${name}.key`);
+  const certPath = join(tmp.path, `${name}.crt`);
+  const quiet = { stdio: 'ignore' } as const;
+  execFileSync(
+    'openssl',
+    ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', keyPath],
+    quiet,
+  );
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-new',
+      '-x509',
+      '-key',
+      keyPath,
+      '-out',
+      certPath,
+      '-days',
+      '30',
+      '-subj',
+      `/CN=${name}`,
+    ],
+    quiet,
+  );
+  const certDer = new Uint8Array(
+    execFileSync('openssl', ['x509', '-in', certPath, '-outform', 'DER']),
+  );
+  return { name, certDer, certPath, keyPath };
+}
 
 async function swaks(args: string[]): Promise<{ code: number; stdout: string }> {
   const argv = ['--server', '127.0.0.1', '--port', String(a.ports.submission), '--tls'];
@@ -58,13 +93,17 @@ async function swaks(args: string[]): Promise<{ code: number; stdout: string }> 
 beforeAll(async () => {
   for (const name of ['swaks', 'openssl', 'python3']) requireBinary(name);
   dave = makeOpensslGroup(tmp.path, 'dave');
+  rita = rsaIdentity('rita');
   const erin = makeOpensslGroup(tmp.path, 'erin');
   const frank = smimeaRecord('frank@f.test', makeOpensslGroup(tmp.path, 'frank').certDer);
   dns = await DnssecResolver.start([
     {
       name: 'd.test',
       signed: true,
-      records: [smimeaRecord('dave@d.test', dave.certDer).genericRecord],
+      records: [
+        smimeaRecord('dave@d.test', dave.certDer).genericRecord,
+        smimeaRecord('rita@d.test', rita.certDer).genericRecord,
+      ],
     },
     {
       name: 'e.test',
@@ -123,7 +162,7 @@ describe('SMIMEA keys in submission', () => {
     expect(unsigned.stdout).toContain('SMIMEA record not DNSSEC-validated; not used');
     const bogus = await a.operator(['lookup', 'frank@f.test']);
     expect(bogus.stdout).toContain('frank@f.test: refused');
-    expect(bogus.stdout).toMatch(/smimea: SMIMEA lookup failed: SERVFAIL/);
+    expect(bogus.stdout).toMatch(/SMIMEA lookup failed: SERVFAIL/);
   }, 120_000);
 
   it('mail to dave is encrypted to his SMIMEA certificate; openssl reads it with his key', async () => {
@@ -147,6 +186,23 @@ describe('SMIMEA keys in submission', () => {
     );
     const plain = await opensslDecrypt(mail!.bytes, dave);
     expect(plain.toString('utf8')).toContain(`${MARKER} for dave`);
+  }, 240_000);
+
+  it('an RSA certificate from SMIMEA gets a KeyTransRecipientInfo openssl reads', async () => {
+    const sent = await swaks([
+      '--from',
+      'alice@a.test',
+      '--to',
+      'rita@d.test',
+      '--body',
+      `${MARKER} for rita`,
+    ]);
+    expect(sent.stdout).toMatch(/<~ +250 2\.6\.0 OK: sent to 1 recipient/);
+    await waitUntil(() => remote.to('rita@d.test').length === 1, 'mail for rita', 120_000);
+    const [mail] = remote.to('rita@d.test');
+    expect(mail!.bytes.toString('latin1')).not.toContain(MARKER);
+    const plain = await opensslDecrypt(mail!.bytes, rita);
+    expect(plain.toString('utf8')).toContain(`${MARKER} for rita`);
   }, 240_000);
 
   it('an unsigned or bogus record is no key: RCPT is refused (withoutKey: refuse)', async () => {

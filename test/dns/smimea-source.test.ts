@@ -8,6 +8,8 @@
  * * f.test, signed, frank's record changed after signing (bogus) → SERVFAIL → not used;
  * * a name with no record, and a resolver that does not answer → no key, with why.
  */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validatingResolver } from '../../src/dns/index.js';
 import { smimeaRecord } from '../../src/profiles/smimea.js';
@@ -22,6 +24,24 @@ let dns: DnssecResolver;
 let dave: OpensslGroup;
 let erin: OpensslGroup;
 let frank: OpensslGroup;
+let rita: Buffer;
+
+/** An RSA-2048 self-signed certificate (DER), as many S/MIME clients have. */
+function rsaCertificate(name: string): Buffer {
+  const key = join(tmp.path, `${name}.key`);
+  const cert = join(tmp.path, `${name}.crt`);
+  execFileSync(
+    'openssl',
+    ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', key],
+    { stdio: 'ignore' },
+  );
+  execFileSync(
+    'openssl',
+    ['req', '-new', '-x509', '-key', key, '-out', cert, '-days', '30', '-subj', `/CN=${name}`],
+    { stdio: 'ignore' },
+  );
+  return execFileSync('openssl', ['x509', '-in', cert, '-outform', 'DER']);
+}
 
 /** The zone-file line for `address` relative to nothing (absolute owner name). */
 function line(address: string, cert: Uint8Array, options = {}): string {
@@ -32,6 +52,7 @@ beforeAll(async () => {
   dave = makeOpensslGroup(tmp.path, 'dave');
   erin = makeOpensslGroup(tmp.path, 'erin');
   frank = makeOpensslGroup(tmp.path, 'frank');
+  rita = rsaCertificate('rita');
   const frankRecord = smimeaRecord('frank@f.test', frank.certDer);
   dns = await DnssecResolver.start([
     {
@@ -41,6 +62,7 @@ beforeAll(async () => {
         line('dave@d.test', dave.certDer),
         line('hash@d.test', dave.certDer, { selector: 1, matchingType: 1 }),
         line('ca@d.test', dave.certDer, { usage: 2 }),
+        line('rita@d.test', rita),
       ],
     },
     { name: 'e.test', signed: false, records: [line('erin@e.test', erin.certDer)] },
@@ -83,6 +105,12 @@ describe('SMIMEA through a validating resolver', () => {
     expect(Buffer.from(answer.certificate).equals(Buffer.from(dave.certDer))).toBe(true);
     expect(answer.provenance).toContain('DNSSEC-validated SMIMEA 3 0 0');
     expect(answer.validUntil.getTime()).toBeGreaterThan(Date.now());
+  });
+
+  it('uses an RSA certificate too (sent by KeyTransRecipientInfo)', async () => {
+    const answer = await source().lookup('rita@d.test');
+    expect(answer.kind).toBe('key');
+    if (answer.kind === 'key') expect(Buffer.from(answer.certificate).equals(rita)).toBe(true);
   });
 
   it('does not use a record from an unsigned zone', async () => {
