@@ -25,6 +25,8 @@ export interface LocalRecipient {
   address: string;
   mailbox: string;
   groupCertificate: Uint8Array;
+  /** Groups the mailbox had before a rotation: mail already for one passes through. */
+  formerGroupCertificates?: Uint8Array[];
 }
 
 export interface GroupDeliveryDeps {
@@ -45,6 +47,7 @@ export interface GroupDeliveryInput {
 
 interface Group {
   certificate: Uint8Array;
+  former: Uint8Array[];
   mailboxes: string[];
 }
 
@@ -52,7 +55,11 @@ function groupsOf(recipients: LocalRecipient[]): Group[] {
   const groups = new Map<string, Group>();
   for (const recipient of recipients) {
     const key = createHash('sha256').update(recipient.groupCertificate).digest('hex');
-    const group = groups.get(key) ?? { certificate: recipient.groupCertificate, mailboxes: [] };
+    const group = groups.get(key) ?? {
+      certificate: recipient.groupCertificate,
+      former: recipient.formerGroupCertificates ?? [],
+      mailboxes: [],
+    };
     if (!group.mailboxes.includes(recipient.mailbox)) group.mailboxes.push(recipient.mailbox);
     groups.set(key, group);
   }
@@ -169,8 +176,14 @@ async function recipientCopy(
   input: Pick<GroupDeliveryInput, 'withTrace' | 'original'>,
   certificate: Uint8Array,
   logContext: Record<string, unknown>,
+  former: Uint8Array[] = [],
 ): Promise<{ payload: OutgoingMessage; passThrough: boolean }> {
   const { encryptor } = deps;
+  // Encrypted by its sender to a group the mailbox had before a rotation (an older
+  // profile): stored as it is, the devices hold keys for that group too.
+  for (const old of former)
+    if (await isAlreadyForGroup(deps, input.original, old))
+      return { payload: input.original, passThrough: true };
   if (encryptor.streamForGroup === undefined)
     return encryptedCopy(deps, input, certificate, logContext);
   if (await isAlreadyForGroup(deps, input.original, certificate)) {
@@ -203,9 +216,13 @@ export async function deliverToGroups(
   let encrypted = 0;
   let passedThrough = 0;
   for (const group of groupsOf(input.recipients)) {
-    const { payload, passThrough } = await recipientCopy(deps, input, group.certificate, {
-      mailboxes: group.mailboxes,
-    });
+    const { payload, passThrough } = await recipientCopy(
+      deps,
+      input,
+      group.certificate,
+      { mailboxes: group.mailboxes },
+      group.former,
+    );
     let groupResults: DeliveryResult[];
     try {
       const answered = await deps.delivery.deliver(

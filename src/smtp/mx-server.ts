@@ -202,6 +202,9 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
       address: address.address,
       mailbox: lookup.mailbox,
       groupCertificate: lookup.groupCertificate,
+      ...(lookup.formerGroupCertificates !== undefined
+        ? { formerGroupCertificates: lookup.formerGroupCertificates }
+        : {}),
     });
     recipientsOf.set(session.envelope, recipients);
     return undefined;

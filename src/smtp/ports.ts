@@ -12,6 +12,11 @@ export type RecipientLookup =
       mailbox: string;
       /** DER of the recipient's group certificate: mail for this address is encrypted to it. */
       groupCertificate: Uint8Array;
+      /**
+       * The groups the mailbox had before a rotation (docs/design.md §6): mail a sender
+       * already encrypted to one of them is stored as it is (its devices still hold keys).
+       */
+      formerGroupCertificates?: Uint8Array[];
     }
   | {
       /**

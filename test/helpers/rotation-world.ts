@@ -46,6 +46,8 @@ export interface RotationWorld {
   owner(args: string[], env?: Record<string, string>): Promise<CliResult>;
   addDevice(name: string): Promise<WorldDevice>;
   send(subject: string, body: string): Promise<void>;
+  /** A message as it is (e.g. one its sender encrypted). */
+  sendRaw(message: Buffer): Promise<void>;
   /** Every message of INBOX through the proxy as `device`, in UID order. */
   fetchAll(device: Pick<WorldDevice, 'devicePassword'>): Promise<Buffer[]>;
   /** The plaintext, or null when the device's key does not open it. */
@@ -141,6 +143,12 @@ export async function startRotationWorld(address: string): Promise<RotationWorld
     },
     async send(subject, body) {
       await transport.sendMail({ from: 'eve@sender.example', to: address, subject, text: body });
+    },
+    async sendRaw(message) {
+      await transport.sendMail({
+        envelope: { from: 'eve@sender.example', to: [address] },
+        raw: message,
+      });
     },
     async fetchAll(device) {
       const dir = join(tmp.path, `fetch-${++fetches}`);

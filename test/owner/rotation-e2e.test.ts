@@ -10,7 +10,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readOwnerKeyFile, type OwnerKey } from '../../src/owner/index.js';
-import { privateKeyObject, toPem, type Scalar } from '../../src/recrypt/index.js';
+import { privateKeyObject, toPem, wrapMessage, type Scalar } from '../../src/recrypt/index.js';
 import { requireBinary } from '../helpers/binaries.js';
 import {
   ok,
@@ -120,12 +120,28 @@ describe('owner rotate --fast through a running gateway', () => {
     }
   }, 180_000);
 
+  it('mail its sender encrypted to the old group (an older profile) is stored as it is and reads', async () => {
+    const original = Buffer.from(
+      `From: eve@sender.example\r\nTo: ${ADDRESS}\r\nSubject: stale profile\r\n\r\nEncrypted to the old group by its sender.\r\n`,
+    );
+    const raw = Buffer.from(wrapMessage(original, keyBefore.groupCertificate));
+    await world.sendRaw(raw);
+    for (const device of [laptop, phone]) {
+      const messages = await world.fetchAll(device);
+      expect(messages).toHaveLength(3);
+      expect(await world.decrypt(device, messages[2]!)).toContain(
+        'Encrypted to the old group by its sender.',
+      );
+    }
+  }, 120_000);
+
   it('a device added after the rotation reads the mail from before it too', async () => {
     const tablet = await world.addDevice('tablet');
     const messages = await world.fetchAll(tablet);
-    expect(messages).toHaveLength(2);
+    expect(messages).toHaveLength(3);
     expect(await world.decrypt(tablet, messages[0]!)).toContain('Written before the rotation.');
     expect(await world.decrypt(tablet, messages[1]!)).toContain('Written after the rotation.');
+    expect(await world.decrypt(tablet, messages[2]!)).toContain('old group by its sender');
   }, 120_000);
 
   it('under load: mail arriving and devices fetching during a rotation, nothing lost, all readable', async () => {

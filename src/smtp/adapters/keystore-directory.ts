@@ -119,10 +119,14 @@ export function keyStoreDirectory(options: KeyStoreDirectoryOptions): RecipientD
       return resolved.kind === 'not-local' ? { kind: 'unknown' } : resolved;
     }
     if (user.owner === null) return { kind: 'pending', since: user.created };
+    const former = await options.keyStore.formerGroups(user.address);
     return {
       kind: 'local',
       mailbox: mailboxOf(user),
       groupCertificate: user.owner.groupCertificate,
+      ...(former.length > 0
+        ? { formerGroupCertificates: former.map((group) => group.certificate) }
+        : {}),
     };
   };
 
