@@ -121,7 +121,13 @@ export class LocalMailbox {
   }
 
   read(uid: number): Buffer {
-    const bytes = this.message(uid) ? this.cache.readMessage(this.state, uid) : null;
+    let bytes: Buffer | null;
+    try {
+      bytes = this.message(uid) ? this.cache.readMessage(this.state, uid) : null;
+    } catch (error) {
+      // A cache file that does not open (damaged, or from another key): NO [SERVERBUG], logged.
+      throw new StoreError('io-error', (error as Error).message);
+    }
     if (bytes === null) throw new StoreError('no-such-message', `no message ${uid}`);
     return bytes;
   }
