@@ -258,8 +258,8 @@ describe('encryption on arrival in worker threads (config workers)', () => {
                 killed = true;
                 // The worker thread itself goes away, as on a crash.
                 const slots = (
-                  pool as unknown as { busy: Set<{ worker: { terminate(): Promise<number> } }> }
-                ).busy;
+                  pool as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }
+                ).slots;
                 await Promise.all([...slots].map((slot) => slot.worker.terminate()));
               }
               yield piece;

@@ -10,13 +10,17 @@
  *
  * Fail closed as before: a worker that fails or exits mid-copy makes the copy's body
  * throw, the LMTP client abandons it before its end of data, and the MX answers 451.
- * At most `size` copies are encrypted at once; more wait their turn. Whole-message
- * encryption (list posts) and the envelope check stay with the inner encryptor.
+ * `size` workers, each making up to COPIES_PER_WORKER copies at once (one encrypts while
+ * another waits for its store); more copies wait their turn. Whole-message encryption
+ * (list posts) and the envelope check stay with the inner encryptor.
  */
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import type { WrapOptions } from '../../recrypt/index.js';
 import type { MessageEncryptor, StreamedMessage } from '../ports.js';
 import type { EncryptJob, MainMessage, WorkerMessage } from './encrypt-worker.js';
+
+/** Copies one worker makes at once; each holds at most INITIAL_CREDIT batches ahead. */
+export const COPIES_PER_WORKER = 8;
 
 export interface EncryptPoolOptions {
   /** Copies encrypted at once, one worker thread each. */
@@ -41,7 +45,7 @@ interface Job {
 
 interface Slot {
   worker: Worker;
-  job?: Job;
+  jobs: Map<number, Job>;
 }
 
 /** encrypt-worker.js next to this file when built; from the sources, the .ts through tsx. */
@@ -55,8 +59,7 @@ function newWorker(options: WorkerOptions): Worker {
 }
 
 export class EncryptPool {
-  private readonly idle: Slot[] = [];
-  private readonly busy = new Set<Slot>();
+  private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
   private nextId = 0;
   private closed = false;
@@ -72,7 +75,7 @@ export class EncryptPool {
 
   /** Starts one worker ahead of the first message. */
   warm(): void {
-    if (!this.closed && this.idle.length + this.busy.size === 0) this.idle.push(this.spawn());
+    if (!this.closed && this.slots.length === 0) this.spawn();
   }
 
   /** The copy of `message` for the group of `certificate`, encrypted in a worker as it is pulled. */
@@ -95,21 +98,29 @@ export class EncryptPool {
   async close(): Promise<void> {
     this.closed = true;
     for (const job of this.queue.splice(0)) job.refused(new Error('encryption pool closed'));
-    const slots = [...this.idle.splice(0), ...this.busy];
-    this.busy.clear();
+    const slots = this.slots.splice(0);
     for (const slot of slots)
-      if (slot.job) this.fail(slot.job, new Error('encryption pool closed'));
+      for (const job of slot.jobs.values()) this.fail(job, new Error('encryption pool closed'));
     await Promise.all(slots.map((slot) => slot.worker.terminate()));
+  }
+
+  /** A worker with nothing to do, a new one while below `size`, else the least busy. */
+  private pick(): Slot | undefined {
+    let least: Slot | undefined;
+    for (const slot of this.slots)
+      if (least === undefined || slot.jobs.size < least.jobs.size) least = slot;
+    if (least !== undefined && least.jobs.size === 0) return least;
+    if (this.slots.length < this.size) return this.spawn();
+    return least !== undefined && least.jobs.size < COPIES_PER_WORKER ? least : undefined;
   }
 
   private dispatch(): void {
     while (this.queue.length > 0 && !this.closed) {
-      const slot = this.idle.pop() ?? (this.busy.size < this.size ? this.spawn() : undefined);
+      const slot = this.pick();
       if (slot === undefined) return;
       const job = this.queue.shift()!;
-      slot.job = job;
+      slot.jobs.set(job.job.id, job);
       job.slot = slot;
-      this.busy.add(slot);
       slot.worker.postMessage({ kind: 'job', job: job.job } satisfies MainMessage);
     }
   }
@@ -117,7 +128,8 @@ export class EncryptPool {
   private spawn(): Slot {
     const worker = newWorker({});
     worker.unref();
-    const slot: Slot = { worker };
+    const slot: Slot = { worker, jobs: new Map() };
+    this.slots.push(slot);
     worker.on('message', (message: WorkerMessage) => this.onMessage(slot, message));
     worker.on('error', (error) => this.retire(slot, error));
     worker.on('exit', () => this.retire(slot, new Error('encryption worker exited')));
@@ -125,8 +137,8 @@ export class EncryptPool {
   }
 
   private onMessage(slot: Slot, message: WorkerMessage): void {
-    const job = slot.job;
-    if (job === undefined || job.job.id !== message.id) return;
+    const job = slot.jobs.get(message.id);
+    if (job === undefined) return;
     switch (message.kind) {
       case 'head':
         job.headed = true;
@@ -179,12 +191,10 @@ export class EncryptPool {
     if (job.released) return;
     job.released = true;
     const slot = job.slot;
-    if (slot === undefined || slot.job !== job) return;
+    if (slot === undefined || slot.jobs.get(job.job.id) !== job) return;
     if (!job.ended && job.failure === undefined)
       slot.worker.postMessage({ kind: 'cancel', id: job.job.id } satisfies MainMessage);
-    slot.job = undefined;
-    this.busy.delete(slot);
-    if (!this.closed) this.idle.push(slot);
+    slot.jobs.delete(job.job.id);
     this.dispatch();
   }
 
@@ -195,12 +205,11 @@ export class EncryptPool {
   }
 
   private retire(slot: Slot, error: Error): void {
-    const at = this.idle.indexOf(slot);
-    if (at !== -1) this.idle.splice(at, 1);
-    this.busy.delete(slot);
-    const job = slot.job;
-    slot.job = undefined;
-    if (job !== undefined) {
+    const at = this.slots.indexOf(slot);
+    if (at !== -1) this.slots.splice(at, 1);
+    const jobs = [...slot.jobs.values()];
+    slot.jobs.clear();
+    for (const job of jobs) {
       job.slot = undefined;
       this.fail(job, error);
     }

@@ -1,8 +1,10 @@
 /**
- * The worker thread that encrypts a message for a group while the LMTP client sends it
+ * The worker thread that encrypts messages for a group while the LMTP client sends them
  * (encrypt-pool.ts starts it): the recrypt core's `streamMessage`, run off the event loop,
  * its output handed back in batches as the main thread asks for them (credits), so the
- * store's pace still sets the encryption's and only a few batches are in flight.
+ * store's pace still sets the encryption's and only a few batches per copy are in flight.
+ * A worker makes several copies at once (the pool bounds how many), so that it encrypts
+ * one while another waits for its store.
  */
 import { parentPort } from 'node:worker_threads';
 import { streamMessage, type WrapOptions } from '../../recrypt/index.js';
@@ -30,14 +32,14 @@ export type WorkerMessage =
 
 /** Pieces are joined into batches of about this size: one message to the main thread each. */
 export const BATCH_BYTES = 256 * 1024;
-/** Batches sent before the main thread asked for more. */
-export const INITIAL_CREDIT = 2;
+/** Batches sent before the main thread asked for more: 1 MiB ahead of the store. */
+export const INITIAL_CREDIT = 4;
 
 const port = parentPort!;
-let current: { id: number; pieces: Iterator<Uint8Array>; credit: number } | undefined;
+const jobs = new Map<number, { pieces: Iterator<Uint8Array>; credit: number }>();
 
 function fail(id: number, error: unknown): void {
-  current = undefined;
+  jobs.delete(id);
   port.postMessage({
     kind: 'failed',
     id,
@@ -45,10 +47,10 @@ function fail(id: number, error: unknown): void {
   } satisfies WorkerMessage);
 }
 
-/** Sends batches while there is credit; the last one is followed by 'end'. */
-function pump(): void {
-  while (current !== undefined && current.credit > 0) {
-    const { id, pieces } = current;
+/** Sends a copy's batches while it has credit; the last one is followed by 'end'. */
+function pump(id: number): void {
+  for (let job = jobs.get(id); job !== undefined && job.credit > 0; job = jobs.get(id)) {
+    const { pieces } = job;
     const batch: Uint8Array[] = [];
     let size = 0;
     let done = false;
@@ -75,10 +77,10 @@ function pump(): void {
         at += piece.byteLength;
       }
       port.postMessage({ kind: 'piece', id, bytes } satisfies WorkerMessage, [bytes.buffer]);
-      current.credit -= 1;
+      job.credit -= 1;
     }
     if (done) {
-      current = undefined;
+      jobs.delete(id);
       port.postMessage({ kind: 'end', id } satisfies WorkerMessage);
     }
   }
@@ -89,7 +91,7 @@ port.on('message', (message: MainMessage) => {
     const { id, message: bytes, certificate, options } = message.job;
     try {
       const stream = streamMessage(bytes, certificate, options);
-      current = { id, pieces: stream.body()[Symbol.iterator](), credit: INITIAL_CREDIT };
+      jobs.set(id, { pieces: stream.body()[Symbol.iterator](), credit: INITIAL_CREDIT });
       port.postMessage({
         kind: 'head',
         id,
@@ -100,12 +102,14 @@ port.on('message', (message: MainMessage) => {
       fail(id, error);
       return;
     }
-    pump();
-  } else if (current?.id === message.id) {
-    if (message.kind === 'cancel') current = undefined;
+    pump(id);
+  } else {
+    const job = jobs.get(message.id);
+    if (job === undefined) return;
+    if (message.kind === 'cancel') jobs.delete(message.id);
     else {
-      current.credit += 1;
-      pump();
+      job.credit += 1;
+      pump(message.id);
     }
   }
 });
