@@ -3,14 +3,17 @@
  * a real validating unbound (`outbound.resolver`, zones signed here), MX hosts that are
  * real SMTP servers on port 25 of their own loopback addresses, `outbound.dane.enabled`.
  *
- * * ee.test (signed): TLSA 3 1 1 of the MX's self-signed key → delivered over TLS;
+ * * ee.test (signed): TLSA 3 1 1 of the MX's self-signed key → delivered over TLS,
+ *   DKIM-signed (`outbound.dkim`) as on the ordinary path;
  * * bad.test (signed): TLSA 3 1 1 of another key → deferred (4.7.5), nothing sent;
  * * ta.test (signed): TLSA 2 0 1 of the CA that issued the MX's certificate for its
  *   name, the chain presented → delivered;
  * * insecure.test (unsigned): the same mismatching TLSA as bad.test, not validated, so
  *   not used → delivered as without DANE (opportunistic TLS).
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DnssecResolver, type TestZone } from '../helpers/dnssec-resolver.js';
 import { loopbackPrefix, startNamedMx, type NamedMx } from '../helpers/outbound-named-mx.js';
@@ -56,9 +59,18 @@ beforeAll(async () => {
     zone('ta.test', ta.address, `2 0 1 ${createHash('sha256').update(ca.der).digest('hex')}`, true),
     zone('insecure.test', impostor.address, wrong, false),
   ]);
+  const dkimKey = join(tmp.path, 'dkim.pem');
+  execFileSync(
+    'openssl',
+    ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', dkimKey],
+    {
+      stdio: 'ignore',
+    },
+  );
   test = await openTestQueue(tmp.path, {
     resolver: dns.address,
     dane: { enabled: true },
+    dkim: { 'home.test': { selector: 's1', privateKeyFile: dkimKey } },
     retryInitial: '1h',
     connectTimeout: '10s',
   });
@@ -89,7 +101,13 @@ describe('DANE', () => {
   it('DANE-EE: a self-signed certificate whose key the validated TLSA record names is used', async () => {
     await send('bob@ee.test');
     await waitUntil(() => receivedBy(ee, 'bob@ee.test').length === 1, 'ee.test delivered', 60_000);
-    expect(receivedBy(ee, 'bob@ee.test')[0]!.secure).toBe(true);
+    const [mail] = receivedBy(ee, 'bob@ee.test');
+    expect(mail!.secure).toBe(true);
+    // Signed on the DANE path as on the ordinary one (outbound.dkim for the sender's domain).
+    const unfolded = mail!.bytes.toString('latin1').replace(/\r?\n[ \t]+/g, ' ');
+    const signature = /^DKIM-Signature: .*$/m.exec(unfolded)?.[0] ?? '';
+    expect(signature).toContain('d=home.test;');
+    expect(signature).toContain('s=s1;');
   }, 90_000);
 
   it('a certificate matching no validated TLSA record gets nothing; the attempt is deferred', async () => {
