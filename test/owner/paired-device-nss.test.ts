@@ -1,0 +1,136 @@
+/**
+ * A device that paired itself (`device join`, its own d) reads mail through the proxy with
+ * `openssl cms` and with NSS — the modern NSS Debian's Thunderbird bundles (the system
+ * NSS 3.87 lacks ECDH S/MIME, docs/design.md §3), driven by test/helpers/nss-cms-decrypt.py
+ * through libsmime3's own CMS decoder, with the device's .p12 imported by pk12util into an
+ * NSS database made by certutil. It keeps reading after a fast rotation; another
+ * device's key reads neither copy.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireBinary } from '../helpers/binaries.js';
+import { parseDeviceAdd } from '../helpers/cli-flow.js';
+import { runCli } from '../helpers/cli-run.js';
+import { waitFor } from '../helpers/gateway-process.js';
+import {
+  ok,
+  startRotationWorld,
+  type RotationWorld,
+  type WorldDevice,
+} from '../helpers/rotation-world.js';
+
+const run = promisify(execFile);
+const ADDRESS = 'nina@example.org';
+const NSS_DIR = '/usr/lib/thunderbird';
+const SCRIPT = join(import.meta.dirname, '..', 'helpers', 'nss-cms-decrypt.py');
+
+describe('a paired device reads through the proxy with openssl and with NSS', () => {
+  let world: RotationWorld;
+  let paired: WorldDevice;
+  let other: WorldDevice;
+  const dbOf = new Map<string, string>();
+
+  /** An NSS database holding the device's .p12, as Thunderbird's would. */
+  function nssDatabase(device: WorldDevice): string {
+    const db = join(world.root, `nss-${device.name}`);
+    mkdirSync(db);
+    execFileSync('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
+    execFileSync('pk12util', ['-i', device.p12File, '-d', `sql:${db}`, '-W', device.p12Password]);
+    return db;
+  }
+
+  async function nssDecrypt(device: WorldDevice, message: Buffer): Promise<string | null> {
+    const file = join(world.root, `cms-${Date.now()}-${Math.random()}.der`);
+    writeFileSync(file, message);
+    const der = execFileSync('openssl', ['cms', '-cmsout', '-in', file, '-outform', 'DER']);
+    const child = run('python3', [SCRIPT, dbOf.get(device.name)!], {
+      env: { ...process.env, LD_LIBRARY_PATH: NSS_DIR, NSS_LIB_DIR: NSS_DIR },
+      encoding: 'buffer',
+    });
+    child.child.stdin!.end(der);
+    try {
+      return (await child).stdout.toString('utf8');
+    } catch {
+      return null;
+    }
+  }
+
+  beforeAll(async () => {
+    for (const name of ['openssl', 'python3', 'certutil', 'pk12util']) requireBinary(name);
+    expect(existsSync(join(NSS_DIR, 'libsmime3.so')), "Thunderbird's bundled NSS").toBe(true);
+    // ECDH KeyAgreeRecipientInfo needs NSS 3.100 or later (docs/design.md §3).
+    const version = execFileSync('python3', [SCRIPT, '--version'], {
+      env: { ...process.env, LD_LIBRARY_PATH: NSS_DIR, NSS_LIB_DIR: NSS_DIR },
+      encoding: 'utf8',
+    }).trim();
+    const [major, minor] = version.split('.').map(Number);
+    expect(major! * 1000 + minor!, `NSS ${version}`).toBeGreaterThanOrEqual(3100);
+    world = await startRotationWorld(ADDRESS);
+    other = await world.addDevice('desk');
+    // The device pairs itself from its own directory, with nothing but the invitation.
+    const invitation = /^(rdi1\.\S+)$/m.exec(ok(await world.owner(['device', 'invite'])))![1]!;
+    const deviceDir = join(world.root, 'device');
+    mkdirSync(deviceDir);
+    const joining = runCli(['device', 'join', invitation, '--name', 'phone', '--wait', '5'], {
+      cwd: deviceDir,
+      timeoutMs: 300_000,
+    });
+    let code = '';
+    await waitFor(
+      'the pairing request',
+      async () => {
+        const listed = ok(await world.owner(['device', 'list', '--pending']));
+        code = /^([A-Z2-7]{4}-[A-Z2-7]{4})\tphone\t/m.exec(listed)?.[1] ?? '';
+        return code !== '';
+      },
+      120_000,
+    );
+    ok(await world.owner(['device', 'approve', code]));
+    const joined = parseDeviceAdd(ok(await joining), deviceDir);
+    const pem = join(deviceDir, 'phone.pem');
+    execFileSync('openssl', [
+      'pkcs12',
+      '-in',
+      joined.p12File,
+      '-passin',
+      `pass:${joined.p12Password}`,
+      '-nodes',
+      '-out',
+      pem,
+    ]);
+    paired = {
+      name: 'phone',
+      id: joined.id,
+      devicePassword: joined.devicePassword,
+      p12File: joined.p12File,
+      p12Password: joined.p12Password,
+      pem,
+    };
+    dbOf.set('phone', nssDatabase(paired));
+    dbOf.set('desk', nssDatabase(other));
+  }, 300_000);
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it('reads a message with openssl and with NSS; the other device reads it with neither', async () => {
+    await world.send('paired', 'Read by NSS and by openssl.\r\n');
+    const [message] = await world.fetchAll(paired);
+    expect(await world.decrypt(paired, message!)).toContain('Read by NSS and by openssl.');
+    expect(await nssDecrypt(paired, message!)).toContain('Read by NSS and by openssl.');
+    expect(await world.decrypt(other, message!)).toBeNull();
+    expect(await nssDecrypt(other, message!)).toBeNull();
+  }, 120_000);
+
+  it('keeps reading old and new mail with NSS after a fast rotation', async () => {
+    ok(await world.owner(['owner', 'rotate', '--fast']));
+    await world.send('rotated', 'After the rotation, still NSS.\r\n');
+    const [before, after] = await world.fetchAll(paired);
+    expect(await nssDecrypt(paired, before!)).toContain('Read by NSS and by openssl.');
+    expect(await nssDecrypt(paired, after!)).toContain('After the rotation, still NSS.');
+    expect(await world.decrypt(paired, after!)).toContain('After the rotation, still NSS.');
+  }, 120_000);
+});
