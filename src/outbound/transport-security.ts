@@ -4,7 +4,8 @@
  * MX records count: a configured route or the relay is the operator's choice.
  *
  * 1. DANE (RFC 7672), with `outbound.dane.enabled`: when the validating resolver says
- *    the domain's MX records are DNSSEC-validated, each MX host's `_25._tcp` TLSA records
+ *    the domain's MX records are DNSSEC-validated, each MX host with validated address
+ *    (A) records has its `_25._tcp` TLSA records
  *    (validated too) with usage 2 (DANE-TA) or 3 (DANE-EE) make that host need TLS whose
  *    certificate matches one of them (dane.ts). A secure MX host whose TLSA lookup fails
  *    (bogus, SERVFAIL) is skipped for this attempt (§2.2: it might have had records).
@@ -109,6 +110,12 @@ async function withDane(
       continue;
     }
     try {
+      // §2.2.2: only a host whose address records are validated too has usable TLSA records.
+      const address = await resolver.query(hop.host, 'A');
+      if (!address.authenticated || address.records.length === 0) {
+        out.push(hop);
+        continue;
+      }
       const tlsa = await resolver.query(`_25._tcp.${hop.host}`, 'TLSA');
       if (tlsa.rcode !== 'NOERROR' && tlsa.rcode !== 'NXDOMAIN') throw new Error(tlsa.rcode);
       const usable = tlsa.authenticated
