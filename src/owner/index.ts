@@ -5,7 +5,9 @@
  * rk = g·d⁻¹ are made here; only certificate, rk and a password hash are uploaded),
  * publishing the signed mail profile, profile and SMIMEA look-ups, and reading a message
  * with a device key; device pairing, where a new device makes its own d
- * (pairing-device.ts) and the owner approves it by a short code (pairing-owner.ts).
+ * (pairing-device.ts) and the owner approves it by a short code (pairing-owner.ts);
+ * mailbox key rotation (rotation.ts, rotation-full.ts) and a device's re-key for it
+ * (rekey-device.ts).
  * Also the admin API client the operator's commands share.
  * The CLI (src/cli) only parses arguments and calls these.
  */
@@ -60,3 +62,15 @@ export {
   type PendingPairing,
 } from './pairing-owner.js';
 export { pairingShortCode, type PairingInvitation } from './pairing-wire.js';
+export {
+  pendingKeyFile,
+  rotateMailbox,
+  type RotateOptions,
+  type RotateResult,
+} from './rotation.js';
+export {
+  cancelFullRotation,
+  continueFullRotation,
+  type ContinueResult,
+} from './rotation-full.js';
+export { rekeyDevice, type RekeyOptions, type RekeyResult } from './rekey-device.js';
