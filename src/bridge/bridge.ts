@@ -2,7 +2,7 @@
  * `runBridge`: the whole bridge in one process (README.md): open the cache with the
  * passphrase, the account (made from the .p12 on first start), the gateway connection,
  * the first sync, then the local IMAP listeners on 127.0.0.1 (the embedded store's IMAP
- * server over the local view), the local SMTP relay, and the periodic sync.
+ * server over the local view), the local SMTP relay, the periodic sync and the INBOX watch (IDLE).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import {
 import { BridgeCache } from './cache.js';
 import { openCacheKey } from './cache-key.js';
 import { BridgeError } from './errors.js';
+import { watchInbox, type InboxWatch } from './inbox-watch.js';
 import { createBridgeStore } from './local-store.js';
 import { startSmtpRelay, type SmtpRelay } from './smtp-relay.js';
 import { Sync, type SyncLogger, type SyncProgress } from './sync.js';
@@ -87,8 +88,10 @@ export async function runBridge(options: BridgeOptions): Promise<RunningBridge> 
   const upstream = new Upstream(account.upstream);
   const sync = new Sync(cache, upstream, decryptKeyOf(account), logger, options.onProgress);
   const servers: Array<ImapServerHandle | SmtpRelay> = [];
+  let watch: InboxWatch | null = null;
   const close = async (): Promise<void> => {
     for (const server of servers) await server.close();
+    await watch?.close();
     await sync.stop();
     await upstream.close();
     cache.close();
@@ -97,6 +100,16 @@ export async function runBridge(options: BridgeOptions): Promise<RunningBridge> 
     await sync.start(options.pollMs ?? 5000);
     // Saved only once the gateway accepted the device's login and the first sync ran.
     if (newAccount) saveAccount(options.dataDir, key, account);
+    watch = watchInbox(
+      account.upstream,
+      () =>
+        void sync
+          .syncOnce()
+          .catch((err: unknown) =>
+            logger.warn({ err: (err as Error).message }, 'bridge sync failed'),
+          ),
+      logger,
+    );
     const host = options.host ?? '127.0.0.1';
     // The master user name cannot be typed as a login: clients log in as the address.
     const master = { user: '\u0000bridge', password: account.localPassword };

@@ -31,6 +31,7 @@ export class Sync {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopped = false;
+  private again = false;
 
   constructor(
     private readonly cache: BridgeCache,
@@ -51,9 +52,25 @@ export class Sync {
     return this.mailboxes.get(name)?.state.path ?? name.split('/').join(this.delimiter);
   }
 
-  /** One complete round (or the one already running). */
+  /**
+   * One complete round. While one runs, the call returns it and asks for one more after
+   * it: a change heard during a round (the INBOX watch) may come after that round read
+   * the mailbox.
+   */
   syncOnce(): Promise<void> {
-    this.running ??= this.round().finally(() => (this.running = null));
+    if (this.running !== null) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.round().finally(() => {
+      this.running = null;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        this.syncOnce().catch((err: unknown) =>
+          this.logger.warn({ err: (err as Error).message }, 'bridge sync failed'),
+        );
+      }
+    });
     return this.running;
   }
 

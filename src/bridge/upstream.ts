@@ -7,7 +7,12 @@
  * connection is opened again by the next operation.
  */
 import { isIP } from 'node:net';
-import { ImapFlow, type FetchMessageObject, type ListResponse } from 'imapflow';
+import {
+  ImapFlow,
+  type FetchMessageObject,
+  type ImapFlowOptions,
+  type ListResponse,
+} from 'imapflow';
 import type { Flag, FlagOperation } from '../store/backend.js';
 import { BridgeError } from './errors.js';
 import type { UpstreamWrites } from './local-mailbox.js';
@@ -47,6 +52,30 @@ function uidSet(uids: number[]): string {
   return uids.join(',');
 }
 
+/** imapflow's options for a connection to the gateway as the device. */
+export function clientOptions(
+  s: UpstreamSettings,
+  extra: { disableAutoIdle: boolean },
+): ImapFlowOptions {
+  // SNI carries names only; an address is checked against the certificate's IP entries.
+  const servername = s.servername ?? (isIP(s.host) === 0 ? s.host : undefined);
+  return {
+    host: s.host,
+    port: s.port,
+    secure: s.tls === 'implicit',
+    ...(s.tls === 'starttls' ? { doSTARTTLS: true } : {}),
+    ...(servername !== undefined ? { servername } : {}),
+    tls: {
+      ...(s.ca !== undefined ? { ca: s.ca } : {}),
+      ...(servername !== undefined ? { servername } : {}),
+    },
+    auth: { user: s.user, pass: s.password },
+    logger: false,
+    clientInfo: { name: 'recrypt bridge' },
+    ...extra,
+  };
+}
+
 export class Upstream implements UpstreamWrites {
   private client: ImapFlow | null = null;
   private queue: Promise<unknown> = Promise.resolve();
@@ -63,23 +92,7 @@ export class Upstream implements UpstreamWrites {
   private async connected(): Promise<ImapFlow> {
     if (this.client?.usable === true) return this.client;
     const s = this.settings;
-    // SNI carries names only; an address is checked against the certificate's IP entries.
-    const servername = s.servername ?? (isIP(s.host) === 0 ? s.host : undefined);
-    const client = new ImapFlow({
-      host: s.host,
-      port: s.port,
-      secure: s.tls === 'implicit',
-      ...(s.tls === 'starttls' ? { doSTARTTLS: true } : {}),
-      ...(servername !== undefined ? { servername } : {}),
-      tls: {
-        ...(s.ca !== undefined ? { ca: s.ca } : {}),
-        ...(servername !== undefined ? { servername } : {}),
-      },
-      auth: { user: s.user, pass: s.password },
-      logger: false,
-      disableAutoIdle: true,
-      clientInfo: { name: 'recrypt bridge' },
-    });
+    const client = new ImapFlow(clientOptions(s, { disableAutoIdle: true }));
     client.on('error', () => undefined);
     try {
       await client.connect();

@@ -35,6 +35,7 @@ const BODY_MARKER = 'Zebracrossingplaintextmarker';
 const LATE_MARKER = 'Latearrivalplaintextmarker';
 const DRAFT_MARKER = 'Draftsavedplaintextmarker';
 const SENT_MARKER = 'Sentthroughthebridgemarker';
+const PUSH_MARKER = 'Pushedbyidlemarker';
 /** A fast scrypt for the test's cache key (the real default costs ~0.5 s per start). */
 const TEST_SCRYPT = { N: 1 << 14, r: 8, p: 1 };
 
@@ -412,6 +413,21 @@ describe('recrypt bridge', () => {
     const seen = await readWithImaplib();
     expect(seen.uids).toBe(before.join(' '));
     expect(seen.body).toContain(BODY_MARKER);
+  });
+
+  it('hears new mail from the gateway by IDLE, without waiting for a poll', async () => {
+    await bridge.close();
+    bridge = await runBridge({ ...bridgeOptions(false), pollMs: 3_600_000 });
+    const before = bridge.sync.mailboxes.get('INBOX')!.records().length;
+    await deliver('pushed message', `Pushed: ${PUSH_MARKER}\n`);
+    await waitFor(
+      'the pushed message in the local INBOX',
+      () => bridge.sync.mailboxes.get('INBOX')!.records().length > before,
+      30_000,
+    );
+    const inbox = bridge.sync.mailboxes.get('INBOX')!;
+    const newest = inbox.records()[inbox.records().length - 1]!;
+    expect(inbox.read(newest.uid).toString('utf8')).toContain(PUSH_MARKER);
   });
 
   it('keeps no plaintext in its data directory', async () => {
