@@ -89,6 +89,30 @@ function probe(port: number, ca: string): Probe {
 
 const worst = (values: number[]): number => Math.max(...values);
 
+/**
+ * The gateway's own longest event-loop delay (ms) since the previous call: prom-client's
+ * nodejs_eventloop_lag_max_seconds on /metrics (perf_hooks.monitorEventLoopDelay, reset
+ * at every scrape). It tells a stall of the gateway from a probe that waited for a CPU on
+ * a loaded machine.
+ */
+async function loopDelayMax(port: number, ca: string): Promise<number> {
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path: '/metrics', ca, servername: 'localhost' },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve(body));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+  const match = /^nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? ([0-9.e+-]+)$/m.exec(text);
+  return match === null ? NaN : Number(match[1]) * 1000;
+}
+
 /** The goal is < 100 ms; on a loaded machine the idle worst is the floor that can be told apart. */
 function verdict(worstMs: number, idleWorstMs: number): string {
   if (worstMs < 100) return 'ok (< 100 ms)';
@@ -448,25 +472,34 @@ export async function run(): Promise<void> {
 
     // One message first, so that the shapes do not pay for the worker's start.
     await smtpSend(ports.smtp, [ADDRESS], withBody(base('warm'), 4096));
+    await loopDelayMax(ports.operator, ca);
     const idleProbe = probe(ports.admin, ca);
     await new Promise((resolve) => setTimeout(resolve, 3000));
     const idle = await idleProbe.stop();
+    const idleLoop = await loopDelayMax(ports.operator, ca);
     const idleWorst = worst(idle);
     // The machine's load matters: /healthz waits for a CPU as much as for the event loop.
     console.log(
       `load average (1 min): ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores`,
     );
     console.log(
-      `idle /healthz: ${idle.length} requests, median ${median(idle).toFixed(1)} ms, worst ${idleWorst.toFixed(1)} ms`,
+      `idle /healthz: ${idle.length} requests, median ${median(idle).toFixed(1)} ms, worst ${idleWorst.toFixed(1)} ms; ` +
+        `gateway event-loop delay max ${idleLoop.toFixed(1)} ms`,
     );
     console.log(
-      '\n| shape | bytes | reply | worst /healthz ms | median ms | idle worst ms | verdict |',
+      '\n| shape | bytes | reply | worst /healthz ms | median ms | idle worst ms | gateway loop delay max ms | verdict |',
     );
-    console.log('|---|---|---|---|---|---|---|');
-    const row = (name: string, bytes: number, reply: string, latencies: number[]): void => {
+    console.log('|---|---|---|---|---|---|---|---|');
+    const row = (
+      name: string,
+      bytes: number,
+      reply: string,
+      latencies: number[],
+      loopMax: number,
+    ): void => {
       const w = worst(latencies);
       console.log(
-        `| ${name} | ${bytes} | ${reply.replace(/\|/g, '/').slice(0, 48)} | ${w.toFixed(1)} | ${median(latencies).toFixed(1)} | ${idleWorst.toFixed(1)} | ${verdict(w, idleWorst)} |`,
+        `| ${name} | ${bytes} | ${reply.replace(/\|/g, '/').slice(0, 48)} | ${w.toFixed(1)} | ${median(latencies).toFixed(1)} | ${idleWorst.toFixed(1)} | ${loopMax.toFixed(1)} | ${verdict(w, idleWorst)} |`,
       );
     };
     const alive = (): void => {
@@ -476,9 +509,11 @@ export async function run(): Promise<void> {
     const only = process.env['ABUSE_SHAPES']?.split(',');
     for (const shape of shapes.filter((s) => !only || only.some((w) => s.name.includes(w)))) {
       const { rcpts, message } = shape.build();
+      await loopDelayMax(ports.operator, ca);
       const p = probe(ports.admin, ca);
       const reply = await smtpSend(ports.smtp, rcpts, message).catch((e: Error) => e.message);
-      row(shape.name, message.length, reply, await p.stop());
+      const latencies = await p.stop();
+      row(shape.name, message.length, reply, latencies, await loopDelayMax(ports.operator, ca));
       alive();
     }
     // IMAP (the proxy's limits; measured only).
@@ -494,10 +529,12 @@ export async function run(): Promise<void> {
     for (const [name, steps] of imapShapes.filter(
       ([n]) => !only || only.some((w) => n.includes(w)),
     )) {
+      await loopDelayMax(ports.operator, ca);
       const p = probe(ports.admin, ca);
       const reply = await imapShape(ports.imap, steps).catch((e: Error) => e.message);
       const bytes = steps.reduce((sum, step) => sum + (step === 'wait+' ? 0 : step.length), 0);
-      row(name, bytes, reply, await p.stop());
+      const latencies = await p.stop();
+      row(name, bytes, reply, latencies, await loopDelayMax(ports.operator, ca));
       alive();
     }
   } finally {
