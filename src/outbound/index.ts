@@ -7,6 +7,7 @@
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { domainToASCII } from 'node:url';
 import type { Logger } from 'pino';
 import type { OutboundConfig } from '../config/schema.js';
@@ -134,7 +135,13 @@ export async function openOutboundQueue(
   const dns = plainResolver(config.resolver);
   const extraCa =
     config.mtaSts.caFile === undefined ? undefined : readFileSync(config.mtaSts.caFile, 'utf8');
-  const security = transportSecurityFromConfig(config, dns, extraCa, logger);
+  const security = transportSecurityFromConfig(
+    config,
+    dns,
+    extraCa,
+    logger,
+    join(options.dir, 'mta-sts.json'),
+  );
 
   const worker: OutboundWorker = new OutboundWorker({
     store,

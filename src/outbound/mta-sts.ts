@@ -3,14 +3,17 @@
  * take mail only over TLS with a certificate valid for their name. Discovered with the
  * TXT record `_mta-sts.<domain>` (`v=STSv1; id=…`), fetched from
  * `https://mta-sts.<domain>/.well-known/mta-sts.txt` (certificate valid for that name, no
- * redirects, at most 64 KiB, a time limit), and cached in memory for its `max_age`: a
+ * redirects, at most 64 KiB, a time limit), and cached for its `max_age` (in memory and,
+ * given a file, across restarts: `<queue dir>/mta-sts.json`): a
  * cached policy is used without asking again while its id is the one in DNS, and stays in
  * force when DNS or the fetch fails (§5.1: that is what protects against an attacker who
  * blocks them). No policy, or none that can be had, means opportunistic TLS as before.
  */
+import { readFileSync, statSync } from 'node:fs';
 import { request } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { Logger } from 'pino';
+import { writeFileAtomic } from '../config/atomic-file.js';
 
 export interface MtaStsPolicy {
   mode: 'enforce' | 'testing' | 'none';
@@ -81,6 +84,55 @@ export interface MtaStsOptions {
   logger?: Logger;
   now?: () => number;
   maxEntries?: number;
+  /** Where the cache is kept across restarts (§5.1); absent: memory only. */
+  cacheFile?: string;
+}
+
+interface Cached {
+  policy: MtaStsPolicy;
+  expires: number;
+}
+
+const MAX_CACHE_FILE_BYTES = 16 * 1024 * 1024;
+
+/** The cache file's entries that are still well-formed policies; anything else is dropped. */
+function loadCache(file: string, now: number, logger?: Logger): Array<[string, Cached]> {
+  let text: string;
+  try {
+    if (statSync(file).size > MAX_CACHE_FILE_BYTES) throw new MtaStsError('cache file too large');
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      logger?.warn({ file, reason: (error as Error).message }, 'MTA-STS cache not read');
+    return [];
+  }
+  let entries: unknown;
+  try {
+    entries = JSON.parse(text);
+  } catch {
+    logger?.warn({ file }, 'MTA-STS cache is not JSON; starting empty');
+    return [];
+  }
+  if (typeof entries !== 'object' || entries === null) return [];
+  const kept: Array<[string, Cached]> = [];
+  for (const [domain, value] of Object.entries(entries)) {
+    const entry = value as Partial<Cached> | null;
+    const policy = entry?.policy;
+    if (typeof entry?.expires !== 'number' || entry.expires <= now || policy === undefined)
+      continue;
+    try {
+      const text = [
+        'version: STSv1',
+        `mode: ${policy.mode}`,
+        ...policy.mx.map((mx) => `mx: ${mx}`),
+        `max_age: ${policy.maxAgeSeconds}`,
+      ].join('\n');
+      kept.push([domain, { policy: parsePolicy(text, String(policy.id)), expires: entry.expires }]);
+    } catch {
+      // A hand-edited or damaged entry: fetched again when next needed.
+    }
+  }
+  return kept;
 }
 
 export interface MtaSts {
@@ -91,7 +143,17 @@ export interface MtaSts {
 export function mtaSts(options: MtaStsOptions): MtaSts {
   const now = options.now ?? Date.now;
   const maxEntries = options.maxEntries ?? 10_000;
-  const cache = new Map<string, { policy: MtaStsPolicy; expires: number }>();
+  const cache = new Map<string, Cached>(
+    options.cacheFile === undefined ? [] : loadCache(options.cacheFile, now(), options.logger),
+  );
+  const save = () => {
+    if (options.cacheFile === undefined) return;
+    try {
+      writeFileAtomic(options.cacheFile, JSON.stringify(Object.fromEntries(cache)));
+    } catch (error) {
+      options.logger?.warn({ reason: (error as Error).message }, 'MTA-STS cache not written');
+    }
+  };
   const origins = new Map(
     Object.entries(options.origins ?? {}).map(([domain, origin]) => [domain.toLowerCase(), origin]),
   );
@@ -104,6 +166,7 @@ export function mtaSts(options: MtaStsOptions): MtaSts {
       if (oldest === undefined) break;
       cache.delete(oldest);
     }
+    save();
   };
 
   return {

@@ -156,6 +156,8 @@ export function transportSecurityFromConfig(
   dns: PlainResolver,
   extraCa: string | undefined,
   logger: Logger,
+  /** Where MTA-STS policies are kept across restarts. */
+  cacheFile?: string,
 ): TransportSecurity | undefined {
   if (!config.mtaSts.enabled && !config.dane.enabled) return undefined;
   let dane: ValidatingResolver | undefined;
@@ -175,6 +177,7 @@ export function transportSecurityFromConfig(
             ...(extraCa === undefined ? {} : { ca: extraCa }),
             timeoutMs: config.mtaSts.timeout,
             logger,
+            ...(cacheFile === undefined ? {} : { cacheFile }),
           }),
         }
       : {}),

@@ -11,6 +11,8 @@
  * * d.test, enforce, MX not named by the policy → deferred 4.7.5;
  * * e.test, testing, MX not named by the policy → delivered, and the mismatch logged.
  */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DnssecResolver } from '../helpers/dnssec-resolver.js';
 import {
@@ -37,12 +39,20 @@ let good: NamedMx;
 let impostor: NamedMx;
 let other: NamedMx;
 let test: TestQueue;
+let gMx: NamedMx;
+let gPolicies: PolicyServer;
+let caFile: string;
 
 const policy = (mode: string, mx: string) =>
   `version: STSv1\r\nmode: ${mode}\r\nmx: ${mx}\r\nmax_age: 86400\r\n`;
 
 beforeAll(async () => {
   const ca = makeTestCa(tmp.path);
+  caFile = ca.certPath;
+  gMx = await startNamedMx(`${net}4`, ca.issue('mx-g', ['mx.g.test']));
+  gPolicies = await startPolicyServer(ca.issue('sts-g', ['mta-sts.g.test']), {
+    'mta-sts.g.test': policy('enforce', 'mx.g.test'),
+  });
   good = await startNamedMx(`${net}1`, ca.issue('mx-b', ['mx.b.test']));
   impostor = await startNamedMx(`${net}2`, ca.selfSigned('mx-c', ['mx.c.test', 'mx.f.test']));
   other = await startNamedMx(`${net}3`, ca.issue('mail-de', ['mail.d.test', 'mail.e.test']));
@@ -70,6 +80,17 @@ beforeAll(async () => {
     zone('f.test', 'mx.f.test', impostor.address, false),
     zone('d.test', 'mail.d.test', other.address, true),
     zone('e.test', 'mail.e.test', other.address, true),
+    {
+      name: 'g.test',
+      signed: false,
+      records: [
+        '@ IN MX 10 mx.g.test.',
+        '@ IN MX 20 backup.g.test.',
+        `mx IN A ${gMx.address}`,
+        `backup IN A ${impostor.address}`,
+        '_mta-sts IN TXT "v=STSv1; id=g1"',
+      ],
+    },
   ]);
   const origins = Object.fromEntries(
     ['b.test', 'c.test', 'd.test', 'e.test'].map((domain) => [domain, policies.origin]),
@@ -85,7 +106,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await test?.queue.close();
-  for (const server of [good, impostor, other, policies]) await server?.close();
+  for (const server of [good, impostor, other, policies, gMx, gPolicies]) await server?.close();
   await dns?.stop();
   tmp.remove();
 });
@@ -150,4 +171,47 @@ describe('MTA-STS', () => {
       ),
     ).toBe(true);
   }, 90_000);
+
+  it('a cached policy outlives a restart and stays in force when it can no longer be fetched', async () => {
+    const dir = join(tmp.path, 'g-queue');
+    mkdirSync(dir);
+    const section = {
+      resolver: dns.address,
+      mtaSts: { origins: { 'g.test': gPolicies.origin }, caFile, timeout: '5s' },
+      retryInitial: '1h',
+      connectTimeout: '10s',
+    };
+    const message = (to: string) => ({
+      mailFrom: 'list-bounces@home.test',
+      to,
+      message: testMessage(to, 'MTA-STS'),
+      origin: { kind: 'test' },
+    });
+    const first = await openTestQueue(dir, section);
+    first.queue.start();
+    await first.queue.enqueue([message('gina@g.test')]);
+    await waitUntil(() => gMx.received.length === 1, 'delivery to mx.g.test', 60_000);
+    await first.queue.close();
+    expect(readFileSync(join(dir, 'mta-sts.json'), 'utf8')).toContain('mx.g.test');
+    // The policy host and the MX it names go away. Without the cached policy the backup MX
+    // (self-signed, not in the policy) would get the next message.
+    await gPolicies.close();
+    await gMx.close();
+    const second = await openTestQueue(dir, section);
+    second.queue.start();
+    try {
+      await second.queue.enqueue([message('gus@g.test')]);
+      await waitUntil(
+        () =>
+          second.logs.some(
+            (l) => l.includes('outbound message deferred') && l.includes('gus@g.test'),
+          ),
+        'g.test deferred',
+        60_000,
+      );
+      expect(impostor.received.filter((mail) => mail.to.includes('gus@g.test'))).toEqual([]);
+    } finally {
+      await second.queue.close();
+    }
+  }, 120_000);
 });
