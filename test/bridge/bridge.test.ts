@@ -8,12 +8,14 @@
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { createTransport } from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBridge, type BridgeOptions, type RunningBridge } from '../../src/bridge/bridge.js';
+import { appleMobileconfig, thunderbirdAutoconfig } from '../../src/bridge/client-config.js';
 import { BridgeError } from '../../src/bridge/errors.js';
 import { cliCommand } from '../helpers/cli-command.js';
 import { runCli } from '../helpers/cli-run.js';
@@ -175,6 +177,30 @@ print(json.dumps({'uidvalidity': uidvalidity, 'uids': uids[0].decode(), 'size': 
     { encoding: 'utf8', timeout: 60_000 },
   );
   return JSON.parse(stdout) as Awaited<ReturnType<typeof readWithImaplib>>;
+}
+
+/** The two client files as real parsers read them: Python's ElementTree and plistlib. */
+async function readClientFiles(
+  autoconfig: string,
+  mobileconfig: string,
+): Promise<{
+  thunderbird: { incoming: string[]; outgoing: string[] };
+  apple: { type: string; payloads: Array<Record<string, unknown>> };
+}> {
+  const script = `
+import json, plistlib, sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+def server(tag):
+    s = root.find('emailProvider/' + tag)
+    return [s.get('type')] + [s.find(k).text for k in ('hostname', 'port', 'socketType', 'username')]
+with open(sys.argv[2], 'rb') as f:
+    profile = plistlib.load(f)
+payloads = [{k: (v if not isinstance(v, bytes) else len(v)) for k, v in p.items()} for p in profile['PayloadContent']]
+print(json.dumps({'thunderbird': {'incoming': server('incomingServer'), 'outgoing': server('outgoingServer')},
+  'apple': {'type': profile['PayloadType'], 'payloads': payloads}}))
+`;
+  const { stdout } = await promisify(execFile)('python3', ['-c', script, autoconfig, mobileconfig]);
+  return JSON.parse(stdout) as Awaited<ReturnType<typeof readClientFiles>>;
 }
 
 function filesUnder(root: string): string[] {
@@ -415,6 +441,41 @@ describe('recrypt bridge', () => {
     expect(seen.body).toContain(BODY_MARKER);
   });
 
+  it('writes client files for TLS: autoconfig on the TLS port, a profile trusting the local certificate', async () => {
+    const autoconfig = join(dir.path, 'tls-autoconfig.xml');
+    const mobileconfig = join(dir.path, 'tls.mobileconfig');
+    writeFileSync(autoconfig, thunderbirdAutoconfig(bridge));
+    writeFileSync(mobileconfig, appleMobileconfig(bridge, readFileSync(bridge.certFile!, 'utf8')));
+    const files = await readClientFiles(autoconfig, mobileconfig);
+    expect(files.thunderbird.incoming).toEqual([
+      'imap',
+      '127.0.0.1',
+      String(bridge.imapsPort),
+      'SSL',
+      ADDRESS,
+    ]);
+    expect(files.thunderbird.outgoing).toEqual([
+      'smtp',
+      '127.0.0.1',
+      String(bridge.smtpPort),
+      'STARTTLS',
+      ADDRESS,
+    ]);
+    const der = new X509Certificate(readFileSync(bridge.certFile!)).raw;
+    expect(files.apple.payloads).toEqual([
+      expect.objectContaining({
+        PayloadType: 'com.apple.mail.managed',
+        IncomingMailServerPortNumber: bridge.imapsPort,
+        IncomingMailServerUseSSL: true,
+        OutgoingMailServerPortNumber: bridge.smtpPort,
+      }),
+      expect.objectContaining({
+        PayloadType: 'com.apple.security.root',
+        PayloadContent: der.length,
+      }),
+    ]);
+  });
+
   it('hears new mail from the gateway by IDLE, without waiting for a poll', async () => {
     await bridge.close();
     bridge = await runBridge({ ...bridgeOptions(false), pollMs: 3_600_000 });
@@ -453,7 +514,21 @@ describe('recrypt bridge', () => {
     expect(wrong.stderr).toBe('recrypt: wrong bridge passphrase (the cache does not open)\n');
 
     const [node, ...prefix] = cliCommand();
-    const args = ['bridge', '--data-dir', dataDir, '--imap-port', '0', '--smtp-port', '0'];
+    const autoconfig = join(dir.path, 'autoconfig.xml');
+    const mobileconfig = join(dir.path, 'bridge.mobileconfig');
+    const args = [
+      'bridge',
+      '--data-dir',
+      dataDir,
+      '--imap-port',
+      '0',
+      '--smtp-port',
+      '0',
+      '--autoconfig',
+      autoconfig,
+      '--mobileconfig',
+      mobileconfig,
+    ];
     const child = spawn(node!, [...prefix, ...args, '--plain'], {
       env: cleanEnv({ RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE }),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -478,6 +553,7 @@ describe('recrypt bridge', () => {
       );
       expect(out).toContain('password: the one shown at the first start');
       expect(out).not.toContain(bridge.account.localPassword);
+      await waitFor('the client files', () => out.includes('Apple configuration profile:'));
       const imapPort = Number(/^ {2}port: (\d+) \(no TLS; loopback only\)$/m.exec(out)?.[1]);
       const client = new ImapFlow({
         host: '127.0.0.1',
@@ -496,6 +572,24 @@ describe('recrypt bridge', () => {
       } finally {
         await client.logout();
       }
+      const files = await readClientFiles(autoconfig, mobileconfig);
+      expect(files.thunderbird).toEqual({
+        incoming: ['imap', '127.0.0.1', String(imapPort), 'plain', ADDRESS],
+        outgoing: ['smtp', '127.0.0.1', expect.stringMatching(/^\d+$/), 'plain', ADDRESS],
+      });
+      expect(files.apple.type).toBe('Configuration');
+      expect(files.apple.payloads).toEqual([
+        expect.objectContaining({
+          PayloadType: 'com.apple.mail.managed',
+          EmailAccountType: 'EmailTypeIMAP',
+          IncomingMailServerHostName: '127.0.0.1',
+          IncomingMailServerPortNumber: imapPort,
+          IncomingMailServerUseSSL: false,
+          IncomingMailServerUsername: ADDRESS,
+        }),
+      ]);
+      for (const text of [readFileSync(autoconfig, 'utf8'), readFileSync(mobileconfig, 'utf8')])
+        expect(text).not.toContain(bridge.account.localPassword);
     } finally {
       child.kill('SIGTERM');
     }

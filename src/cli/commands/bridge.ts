@@ -11,7 +11,9 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { readP12File } from '../../bridge/account.js';
 import { runBridge, type BridgeOptions } from '../../bridge/bridge.js';
+import { appleMobileconfig, thunderbirdAutoconfig } from '../../bridge/client-config.js';
 import { BridgeError } from '../../bridge/errors.js';
+import { writeFileAtomic } from '../../config/atomic-file.js';
 import { clientSettings } from '../../bridge/settings.js';
 import { CliError } from '../errors.js';
 import { P12_PASSWORD_ENV } from '../owner-context.js';
@@ -37,6 +39,8 @@ interface BridgeCommandOptions {
   imapsPort: string;
   plain?: boolean;
   poll: string;
+  autoconfig?: string;
+  mobileconfig?: string;
 }
 
 function port(value: string, option: string): number {
@@ -182,6 +186,11 @@ export function register(program: Command): void {
       'local IMAP and SMTP without TLS (no --imaps-port; loopback only; see docs/bridge.md)',
     )
     .option('--poll <seconds>', 'how often to look for changes on the gateway', '5')
+    .option('--autoconfig <file>', 'write a Thunderbird autoconfig file for the local account')
+    .option(
+      '--mobileconfig <file>',
+      'write an Apple configuration profile (.mobileconfig) for the local account and certificate',
+    )
     .action(async (opts: BridgeCommandOptions) => {
       const poll = Number(opts.poll);
       if (!Number.isFinite(poll) || poll < 1 || poll > 3600)
@@ -216,6 +225,15 @@ export function register(program: Command): void {
         }),
       );
       process.stdout.write(clientSettings(bridge));
+      if (opts.autoconfig !== undefined) {
+        writeFileAtomic(opts.autoconfig, thunderbirdAutoconfig(bridge), 0o644);
+        process.stdout.write(`Thunderbird autoconfig: ${opts.autoconfig}\n`);
+      }
+      if (opts.mobileconfig !== undefined) {
+        const cert = bridge.certFile === null ? null : readFileSync(bridge.certFile, 'utf8');
+        writeFileAtomic(opts.mobileconfig, appleMobileconfig(bridge, cert), 0o644);
+        process.stdout.write(`Apple configuration profile: ${opts.mobileconfig}\n`);
+      }
       let stopping = false;
       const stop = (): void => {
         if (stopping) process.exit(1);
