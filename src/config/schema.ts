@@ -316,7 +316,7 @@ const configObject = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /**
    * Worker threads that encrypt arriving mail, so that more than one core does it and the
-   * event loop does not (src/smtp/adapters/encrypt-pool.ts): `auto` is one per core.
+   * event loop does not (src/smtp/adapters/encrypt-pool.ts): `auto` is one per core, at most 8.
    */
   workers: z.union([z.literal('auto'), z.number().int().positive().max(64)]).default('auto'),
   /** TLS for every listener; generated self-signed into dataDir/tls when absent. */

@@ -246,7 +246,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
 
     // Encryption on arrival in worker threads (config `workers`).
     const encryptPool = new EncryptPool({
-      size: config.workers === 'auto' ? availableParallelism() : config.workers,
+      // Started as copies need them; each thread holds the recryption core (tens of MB).
+      size: config.workers === 'auto' ? Math.min(availableParallelism(), 8) : config.workers,
       wrap: { hideSubject: config.smtp.hideSubject },
     });
     encryptPool.warm();
