@@ -40,6 +40,7 @@ import {
 import { HttpError, parseJson, requireBase64, requireString, sendJson } from './http.js';
 import { open, seal } from './list-sealing.js';
 import { checkDeviceUpload } from './uploads.js';
+import { formerGroupKeysBlinded } from './rotation.js';
 import { noteAuditActor } from './audit.js';
 
 export const PAIRING_INVITE_TTL_MS = 24 * 3600 * 1000;
@@ -354,6 +355,8 @@ async function approve<C extends PairingContext>(
       "beta: the resulting key does not map the device's key to the group key",
     );
   const upload = checkDeviceUpload(owner.address, owner.owner, certificate, scalarToBytes(rk));
+  // Keys for the groups the mailbox had before a rotation: old mail reads too.
+  const former = await formerGroupKeysBlinded(ctx.keyStore, owner, body, certificate, found.tau);
   try {
     await ctx.keyStore.approvePairingRequest(owner.address, id, certificate);
   } catch (error) {
@@ -370,7 +373,7 @@ async function approve<C extends PairingContext>(
       deviceId: upload.deviceId,
       client: found.client,
       credentialHash: found.credentialHash,
-      keys: new Map([[owner.owner.groupId, upload.rk]]),
+      keys: new Map([...former, [owner.owner.groupId, upload.rk]]),
     });
   } catch (error) {
     // No device, so no pickup either: the device has to ask again.

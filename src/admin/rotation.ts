@@ -18,9 +18,11 @@ import { StaleStateError, type KeyStore, type User } from '../keystore/index.js'
 import { verifyProfile } from '../profiles/index.js';
 import {
   certificatePublicPoint,
+  gatewayUnblind,
   multiplyPoint,
   multiplyScalars,
   scalarFromBytes,
+  scalarToBytes,
   type Scalar,
 } from '../recrypt/index.js';
 import { HttpError, parseJson, requireBase64, requireString, sendJson } from './http.js';
@@ -172,4 +174,32 @@ export async function formerGroupKeys(
     keys.set(groupId, checked.rk);
   }
   return keys;
+}
+
+/**
+ * The same for a paired device (`formerBetas: [{groupId, beta}]` in the pairing approve):
+ * the owner answers β_i = g_i·α for each former group and the gateway unblinds
+ * rk_i = β_i·τ, each checked against that group's certificate.
+ */
+export async function formerGroupKeysBlinded(
+  keyStore: KeyStore,
+  owner: Owner,
+  body: Record<string, unknown>,
+  certificate: Uint8Array,
+  tau: Scalar,
+): Promise<Map<string, Scalar>> {
+  if (body.formerBetas === undefined) return new Map();
+  if (!Array.isArray(body.formerBetas) || body.formerBetas.length > 63)
+    throw new HttpError(400, 'formerBetas: expected an array of at most 63 {groupId, beta}');
+  const formerKeys = (body.formerBetas as unknown[]).map((entry) => {
+    if (typeof entry !== 'object' || entry === null)
+      throw new HttpError(400, 'formerBetas: expected {groupId, beta} objects');
+    const item = entry as Record<string, unknown>;
+    const rk = gatewayUnblind(scalarField(item, 'beta'), tau);
+    return {
+      groupId: requireString(item, 'groupId', 1024),
+      rk: Buffer.from(scalarToBytes(rk)).toString('base64'),
+    };
+  });
+  return formerGroupKeys(keyStore, owner, { formerKeys }, certificate);
 }

@@ -175,6 +175,17 @@ export async function approvePairing(
     {
       beta: Buffer.from(scalarToBytes(beta)).toString('base64'),
       certificate: Buffer.from(certificate).toString('base64'),
+      // β_i = g_i·α for every group the mailbox had before a rotation: old mail reads too.
+      ...((key.formerGroups ?? []).length > 0
+        ? {
+            formerBetas: key.formerGroups!.map((group) => ({
+              groupId: Buffer.from(recipientIdOf(group.groupCertificate)).toString('hex'),
+              beta: Buffer.from(scalarToBytes(ownerRespond(group.groupSecret, alpha))).toString(
+                'base64',
+              ),
+            })),
+          }
+        : {}),
     },
   );
   return reply.device;

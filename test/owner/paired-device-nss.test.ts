@@ -58,6 +58,48 @@ describe('a paired device reads through the proxy with openssl and with NSS', ()
     }
   }
 
+  /** `device invite` → `device join` in the device's own directory → `device approve`. */
+  async function pairDevice(name: string): Promise<WorldDevice> {
+    const invitation = /^(rdi1\.\S+)$/m.exec(ok(await world.owner(['device', 'invite'])))![1]!;
+    const deviceDir = join(world.root, `device-${name}`);
+    mkdirSync(deviceDir);
+    const joining = runCli(['device', 'join', invitation, '--name', name, '--wait', '5'], {
+      cwd: deviceDir,
+      timeoutMs: 300_000,
+    });
+    let code = '';
+    await waitFor(
+      'the pairing request',
+      async () => {
+        const listed = ok(await world.owner(['device', 'list', '--pending']));
+        code = new RegExp(`^([A-Z2-7]{4}-[A-Z2-7]{4})\\t${name}\\t`, 'm').exec(listed)?.[1] ?? '';
+        return code !== '';
+      },
+      120_000,
+    );
+    ok(await world.owner(['device', 'approve', code]));
+    const joined = parseDeviceAdd(ok(await joining), deviceDir);
+    const pem = join(deviceDir, `${name}.pem`);
+    execFileSync('openssl', [
+      'pkcs12',
+      '-in',
+      joined.p12File,
+      '-passin',
+      `pass:${joined.p12Password}`,
+      '-nodes',
+      '-out',
+      pem,
+    ]);
+    return {
+      name,
+      id: joined.id,
+      devicePassword: joined.devicePassword,
+      p12File: joined.p12File,
+      p12Password: joined.p12Password,
+      pem,
+    };
+  }
+
   beforeAll(async () => {
     for (const name of ['openssl', 'python3', 'certutil', 'pk12util']) requireBinary(name);
     expect(existsSync(join(NSS_DIR, 'libsmime3.so')), "Thunderbird's bundled NSS").toBe(true);
@@ -70,45 +112,7 @@ describe('a paired device reads through the proxy with openssl and with NSS', ()
     expect(major! * 1000 + minor!, `NSS ${version}`).toBeGreaterThanOrEqual(3100);
     world = await startRotationWorld(ADDRESS);
     other = await world.addDevice('desk');
-    // The device pairs itself from its own directory, with nothing but the invitation.
-    const invitation = /^(rdi1\.\S+)$/m.exec(ok(await world.owner(['device', 'invite'])))![1]!;
-    const deviceDir = join(world.root, 'device');
-    mkdirSync(deviceDir);
-    const joining = runCli(['device', 'join', invitation, '--name', 'phone', '--wait', '5'], {
-      cwd: deviceDir,
-      timeoutMs: 300_000,
-    });
-    let code = '';
-    await waitFor(
-      'the pairing request',
-      async () => {
-        const listed = ok(await world.owner(['device', 'list', '--pending']));
-        code = /^([A-Z2-7]{4}-[A-Z2-7]{4})\tphone\t/m.exec(listed)?.[1] ?? '';
-        return code !== '';
-      },
-      120_000,
-    );
-    ok(await world.owner(['device', 'approve', code]));
-    const joined = parseDeviceAdd(ok(await joining), deviceDir);
-    const pem = join(deviceDir, 'phone.pem');
-    execFileSync('openssl', [
-      'pkcs12',
-      '-in',
-      joined.p12File,
-      '-passin',
-      `pass:${joined.p12Password}`,
-      '-nodes',
-      '-out',
-      pem,
-    ]);
-    paired = {
-      name: 'phone',
-      id: joined.id,
-      devicePassword: joined.devicePassword,
-      p12File: joined.p12File,
-      p12Password: joined.p12Password,
-      pem,
-    };
+    paired = await pairDevice('phone');
     dbOf.set('phone', nssDatabase(paired));
     dbOf.set('desk', nssDatabase(other));
   }, 300_000);
@@ -133,4 +137,13 @@ describe('a paired device reads through the proxy with openssl and with NSS', ()
     expect(await nssDecrypt(paired, after!)).toContain('After the rotation, still NSS.');
     expect(await world.decrypt(paired, after!)).toContain('After the rotation, still NSS.');
   }, 120_000);
+
+  it('a device paired after the rotation reads the mail from before it too', async () => {
+    const tablet = await pairDevice('tablet');
+    dbOf.set('tablet', nssDatabase(tablet));
+    const [before, after] = await world.fetchAll(tablet);
+    expect(await nssDecrypt(tablet, before!)).toContain('Read by NSS and by openssl.');
+    expect(await world.decrypt(tablet, before!)).toContain('Read by NSS and by openssl.');
+    expect(await nssDecrypt(tablet, after!)).toContain('After the rotation, still NSS.');
+  }, 300_000);
 });
