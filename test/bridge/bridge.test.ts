@@ -3,132 +3,46 @@
  * (`recrypt init` + `recrypt start`), a user with a device made by `recrypt device add`,
  * mail delivered over SMTP to its MX, and the bridge logged in to the gateway's proxy as
  * that device. Clients read through the bridge with Python's imaplib and imapflow and see
- * the decrypted messages; flags and new mail cross both ways; an undecryptable message is
- * a placeholder; UIDs survive a restart; the data directory holds no plaintext.
+ * the decrypted messages; flags, moves and new mail cross both ways (new INBOX mail by
+ * IDLE); an undecryptable message is a placeholder; APPEND and SMTP go through the
+ * gateway; UIDs survive a restart; the data directory holds no plaintext.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { promisify } from 'node:util';
+import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ImapFlow } from 'imapflow';
+import { promisify } from 'node:util';
 import { createTransport } from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runBridge, type BridgeOptions, type RunningBridge } from '../../src/bridge/bridge.js';
+import { runBridge, type RunningBridge } from '../../src/bridge/bridge.js';
 import { appleMobileconfig, thunderbirdAutoconfig } from '../../src/bridge/client-config.js';
 import { BridgeError } from '../../src/bridge/errors.js';
-import { cliCommand } from '../helpers/cli-command.js';
-import { runCli } from '../helpers/cli-run.js';
-import { cleanEnv, waitFor } from '../helpers/gateway-process.js';
 import {
-  decryptWith,
-  enrolWithDevice,
-  makeGateway,
-  type Device,
-  type RunningTestGateway,
-} from '../helpers/submission-world.js';
+  ADDRESS,
+  bridgeClient,
+  readClientFiles,
+  startBridgeWorld,
+  withMailbox,
+  type BridgeWorld,
+} from '../helpers/bridge-world.js';
+import { waitFor } from '../helpers/gateway-process.js';
+import { decryptWith } from '../helpers/submission-world.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const ADDRESS = 'alice@example.org';
-const PASSPHRASE = 'bridge passphrase for the test';
-const P12_PASSWORD = 'p12-password-for-the-test';
 /** Words that appear only inside the encrypted content of the messages. */
 const BODY_MARKER = 'Zebracrossingplaintextmarker';
 const LATE_MARKER = 'Latearrivalplaintextmarker';
 const DRAFT_MARKER = 'Draftsavedplaintextmarker';
 const SENT_MARKER = 'Sentthroughthebridgemarker';
 const PUSH_MARKER = 'Pushedbyidlemarker';
-/** A fast scrypt for the test's cache key (the real default costs ~0.5 s per start). */
-const TEST_SCRYPT = { N: 1 << 14, r: 8, p: 1 };
 
 const dir = tempDir('recrypt-bridge-');
-let gateway: RunningTestGateway;
-let device: Device;
+let world: BridgeWorld;
 let bridge: RunningBridge;
 const dataDir = join(dir.path, 'bridge-data');
-
-function bridgeOptions(withSetup: boolean): BridgeOptions {
-  return {
-    dataDir,
-    passphrase: PASSPHRASE,
-    imapPort: 0,
-    imapsPort: 0,
-    pollMs: 300,
-    scryptCost: TEST_SCRYPT,
-    ...(withSetup
-      ? {
-          setup: {
-            p12: new Uint8Array(readFileSync(join(dir.path, 'device.p12'))),
-            p12Password: P12_PASSWORD,
-            address: ADDRESS,
-            submission: {
-              host: '127.0.0.1',
-              port: gateway.ports.submissionTls,
-              tls: 'implicit',
-              ca: readFileSync(gateway.certFile, 'utf8'),
-            },
-            upstream: {
-              host: '127.0.0.1',
-              port: gateway.ports.imap,
-              tls: 'implicit',
-              ca: readFileSync(gateway.certFile, 'utf8'),
-              user: ADDRESS,
-              password: device.password,
-            },
-          },
-        }
-      : {}),
-  };
-}
-
-async function deliver(subject: string, text: string): Promise<void> {
-  const transport = createTransport({
-    host: '127.0.0.1',
-    port: gateway.ports.smtp,
-    secure: false,
-    ignoreTLS: true,
-  });
-  await transport.sendMail({ from: 'bob@sender.example', to: ADDRESS, subject, text });
-  transport.close();
-}
-
-/** A client of the gateway's proxy as the same device (another device's view of the mailbox). */
-async function proxyClient(): Promise<ImapFlow> {
-  const client = new ImapFlow({
-    host: '127.0.0.1',
-    port: gateway.ports.imap,
-    secure: true,
-    tls: { ca: readFileSync(gateway.certFile, 'utf8') },
-    auth: { user: ADDRESS, pass: device.password },
-    logger: false,
-  });
-  await client.connect();
-  return client;
-}
-
-/** A client of the bridge (STARTTLS port, the bridge's own certificate). */
-async function bridgeClient(): Promise<ImapFlow> {
-  const client = new ImapFlow({
-    host: '127.0.0.1',
-    port: bridge.imapPort,
-    secure: false,
-    doSTARTTLS: true,
-    tls: { ca: readFileSync(bridge.certFile!, 'utf8') },
-    auth: { user: ADDRESS, pass: bridge.account.localPassword },
-    logger: false,
-  });
-  await client.connect();
-  return client;
-}
-
-async function withMailbox<T>(client: ImapFlow, path: string, body: () => Promise<T>): Promise<T> {
-  const lock = await client.getMailboxLock(path);
-  try {
-    return await body();
-  } finally {
-    lock.release();
-  }
-}
+const deliver = (subject: string, text: string) => world.deliver(subject, text);
+const proxyClient = () => world.proxyClient();
+const bridgeOptions = (setup: boolean) => world.options(dataDir, setup);
 
 /**
  * Python's imaplib over the bridge's TLS port: what a plain IMAP client without S/MIME sees.
@@ -179,30 +93,6 @@ print(json.dumps({'uidvalidity': uidvalidity, 'uids': uids[0].decode(), 'size': 
   return JSON.parse(stdout) as Awaited<ReturnType<typeof readWithImaplib>>;
 }
 
-/** The two client files as real parsers read them: Python's ElementTree and plistlib. */
-async function readClientFiles(
-  autoconfig: string,
-  mobileconfig: string,
-): Promise<{
-  thunderbird: { incoming: string[]; outgoing: string[] };
-  apple: { type: string; payloads: Array<Record<string, unknown>> };
-}> {
-  const script = `
-import json, plistlib, sys, xml.etree.ElementTree as ET
-root = ET.parse(sys.argv[1]).getroot()
-def server(tag):
-    s = root.find('emailProvider/' + tag)
-    return [s.get('type')] + [s.find(k).text for k in ('hostname', 'port', 'socketType', 'username')]
-with open(sys.argv[2], 'rb') as f:
-    profile = plistlib.load(f)
-payloads = [{k: (v if not isinstance(v, bytes) else len(v)) for k, v in p.items()} for p in profile['PayloadContent']]
-print(json.dumps({'thunderbird': {'incoming': server('incomingServer'), 'outgoing': server('outgoingServer')},
-  'apple': {'type': profile['PayloadType'], 'payloads': payloads}}))
-`;
-  const { stdout } = await promisify(execFile)('python3', ['-c', script, autoconfig, mobileconfig]);
-  return JSON.parse(stdout) as Awaited<ReturnType<typeof readClientFiles>>;
-}
-
 function filesUnder(root: string): string[] {
   return readdirSync(root).flatMap((name) => {
     const path = join(root, name);
@@ -211,29 +101,14 @@ function filesUnder(root: string): string[] {
 }
 
 beforeAll(async () => {
-  gateway = await makeGateway(dir.path, 'gateway', (ports) => ({
-    submission: { host: '127.0.0.1', port: ports.submission, tlsPort: ports.submissionTls },
-  }));
-  device = await enrolWithDevice(gateway, ADDRESS);
-  execFileSync('openssl', [
-    'pkcs12',
-    '-export',
-    '-inkey',
-    device.keyFile,
-    '-in',
-    device.certFile,
-    '-out',
-    join(dir.path, 'device.p12'),
-    '-passout',
-    `pass:${P12_PASSWORD}`,
-  ]);
+  world = await startBridgeWorld(dir.path);
   await deliver('first message', `Hello Alice. ${BODY_MARKER} is in the body.\n`);
   bridge = await runBridge(bridgeOptions(true));
 }, 120_000);
 
 afterAll(async () => {
   await bridge?.close();
-  await gateway?.process.stop(10_000);
+  await world?.close();
   dir.remove();
 });
 
@@ -266,7 +141,7 @@ describe('recrypt bridge', () => {
 
   it('brings down new mail and flags set by another device', async () => {
     await deliver('second message', `Arrived later: ${LATE_MARKER}\n`);
-    const client = await bridgeClient();
+    const client = await bridgeClient(bridge);
     try {
       await waitFor('the new message through the bridge', async () =>
         withMailbox(client, 'INBOX', async () => {
@@ -313,7 +188,7 @@ describe('recrypt bridge', () => {
       await upstream.logout();
     }
     expect(uid).toBeDefined();
-    const client = await bridgeClient();
+    const client = await bridgeClient(bridge);
     try {
       await waitFor('the placeholder through the bridge', async () =>
         withMailbox(client, 'INBOX', async () => {
@@ -333,7 +208,7 @@ describe('recrypt bridge', () => {
   });
 
   it('APPENDs through the gateway, which stores it encrypted; the bridge shows the plaintext', async () => {
-    const client = await bridgeClient();
+    const client = await bridgeClient(bridge);
     const draft = `From: alice@example.org\r\nTo: bob@sender.example\r\nSubject: a draft\r\n\r\n${DRAFT_MARKER}\r\n`;
     let uid: number | undefined;
     try {
@@ -355,14 +230,14 @@ describe('recrypt bridge', () => {
       const raw = stored === false ? Buffer.alloc(0) : stored.source!;
       expect(raw.toString('latin1')).toMatch(/application\/pkcs7-mime/);
       expect(raw.toString('latin1')).not.toContain(DRAFT_MARKER);
-      expect(decryptWith(device, raw)?.toString('utf8')).toContain(DRAFT_MARKER);
+      expect(decryptWith(world.device, raw)?.toString('utf8')).toContain(DRAFT_MARKER);
     } finally {
       await upstream.logout();
     }
   });
 
   it('moves and expunges on the gateway', async () => {
-    const client = await bridgeClient();
+    const client = await bridgeClient(bridge);
     try {
       const moved = await withMailbox(client, 'INBOX', async () => {
         const result = await client.messageMove('2', 'Archive', { uid: true });
@@ -407,7 +282,7 @@ describe('recrypt bridge', () => {
       });
     await expect(send('not the local password')).rejects.toMatchObject({ responseCode: 535 });
     await send(bridge.account.localPassword);
-    const client = await bridgeClient();
+    const client = await bridgeClient(bridge);
     try {
       await waitFor('the sent message in INBOX through the bridge', async () =>
         withMailbox(client, 'INBOX', async () => {
@@ -503,194 +378,6 @@ describe('recrypt bridge', () => {
         'bob@sender.example',
       ])
         expect(bytes.includes(marker), `${marker} in ${file}`).toBe(false);
-    }
-  });
-
-  it('`recrypt bridge` starts from the saved account, prints the client settings, and serves plain loopback with --plain', async () => {
-    const wrong = await runCli(['bridge', '--data-dir', dataDir], {
-      env: { RECRYPT_BRIDGE_PASSPHRASE: 'not the passphrase' },
-    });
-    expect(wrong.code).toBe(1);
-    expect(wrong.stderr).toBe('recrypt: wrong bridge passphrase (the cache does not open)\n');
-
-    const [node, ...prefix] = cliCommand();
-    const autoconfig = join(dir.path, 'autoconfig.xml');
-    const mobileconfig = join(dir.path, 'bridge.mobileconfig');
-    const args = [
-      'bridge',
-      '--data-dir',
-      dataDir,
-      '--imap-port',
-      '0',
-      '--smtp-port',
-      '0',
-      '--autoconfig',
-      autoconfig,
-      '--mobileconfig',
-      mobileconfig,
-    ];
-    const child = spawn(node!, [...prefix, ...args, '--plain'], {
-      env: cleanEnv({ RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-    const exited = new Promise<number | null>((resolve) =>
-      child.on('exit', (code) => resolve(code)),
-    );
-    try {
-      await waitFor(
-        'the bridge settings',
-        () => out.includes('stop with Ctrl-C') || child.exitCode !== null,
-        30_000,
-      );
-      expect(out).toContain(`bridge running for ${ADDRESS}`);
-      expect(out).toMatch(/^ {2}server: 127\.0\.0\.1$/m);
-      expect(out).toMatch(new RegExp(`^ {2}username: ${ADDRESS}$`, 'm'));
-      expect(out).toMatch(
-        /^outgoing \(SMTP\):\n {2}server: 127\.0\.0\.1\n {2}port: \d+ \(no TLS; loopback only\)$/m,
-      );
-      expect(out).toContain('password: the one shown at the first start');
-      expect(out).not.toContain(bridge.account.localPassword);
-      await waitFor('the client files', () => out.includes('Apple configuration profile:'));
-      const imapPort = Number(/^ {2}port: (\d+) \(no TLS; loopback only\)$/m.exec(out)?.[1]);
-      const client = new ImapFlow({
-        host: '127.0.0.1',
-        port: imapPort,
-        secure: false,
-        doSTARTTLS: false,
-        auth: { user: ADDRESS, pass: bridge.account.localPassword },
-        logger: false,
-      });
-      await client.connect();
-      try {
-        const message = await withMailbox(client, 'INBOX', () =>
-          client.fetchOne('1', { source: true }),
-        );
-        expect(message === false ? '' : message.source!.toString('utf8')).toContain(BODY_MARKER);
-      } finally {
-        await client.logout();
-      }
-      const files = await readClientFiles(autoconfig, mobileconfig);
-      expect(files.thunderbird).toEqual({
-        incoming: ['imap', '127.0.0.1', String(imapPort), 'plain', ADDRESS],
-        outgoing: ['smtp', '127.0.0.1', expect.stringMatching(/^\d+$/), 'plain', ADDRESS],
-      });
-      expect(files.apple.type).toBe('Configuration');
-      expect(files.apple.payloads).toEqual([
-        expect.objectContaining({
-          PayloadType: 'com.apple.mail.managed',
-          EmailAccountType: 'EmailTypeIMAP',
-          IncomingMailServerHostName: '127.0.0.1',
-          IncomingMailServerPortNumber: imapPort,
-          IncomingMailServerUseSSL: false,
-          IncomingMailServerUsername: ADDRESS,
-        }),
-      ]);
-      for (const text of [readFileSync(autoconfig, 'utf8'), readFileSync(mobileconfig, 'utf8')])
-        expect(text).not.toContain(bridge.account.localPassword);
-    } finally {
-      child.kill('SIGTERM');
-    }
-    expect(await exited).toBe(0);
-  });
-});
-
-describe('recrypt bridge killed during its first sync', () => {
-  const BULK = 150;
-
-  it('resumes after kill -9: no duplicates, no lost flags, progress shown', async () => {
-    const upstream = await proxyClient();
-    try {
-      await upstream.mailboxCreate('Bulk');
-      for (let i = 1; i <= BULK; i++)
-        await upstream.append(
-          'Bulk',
-          Buffer.from(`From: bob@sender.example\r\nSubject: bulk ${i}\r\n\r\nBulk body ${i}\r\n`),
-        );
-    } finally {
-      await upstream.logout();
-    }
-    const killedDir = join(dir.path, 'bridge-killed');
-    const [node, ...prefix] = cliCommand();
-    const child = spawn(
-      node!,
-      [
-        ...prefix,
-        'bridge',
-        '--data-dir',
-        killedDir,
-        '--p12',
-        join(dir.path, 'device.p12'),
-        '--address',
-        ADDRESS,
-        '--gateway',
-        `127.0.0.1:${gateway.ports.imap}`,
-        '--ca',
-        gateway.certFile,
-        '--imap-port',
-        '0',
-        '--imaps-port',
-        '0',
-      ],
-      {
-        env: cleanEnv({
-          RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE,
-          RECRYPT_P12_PASSWORD: P12_PASSWORD,
-          RECRYPT_DEVICE_PASSWORD: device.password,
-        }),
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      },
-    );
-    // Killed the moment the first progress line shows: 100 messages of the first sync to go.
-    let out = '';
-    const collect = (chunk: Buffer): void => {
-      out += chunk.toString('utf8');
-      if (/syncing Bulk: 50\/150 messages/.test(out)) child.kill('SIGKILL');
-    };
-    child.stdout.on('data', collect);
-    child.stderr.on('data', collect);
-    const exited = new Promise<string | null>((resolve) =>
-      child.on('exit', (_code, signal) => resolve(signal)),
-    );
-    expect(await exited, out).toBe('SIGKILL');
-    // The account is saved after the first sync: none yet, so the kill came during it.
-    expect(existsSync(join(killedDir, 'account.bin'))).toBe(false);
-
-    const flagged = await proxyClient();
-    try {
-      await withMailbox(flagged, 'Bulk', () => flagged.messageFlagsAdd('1:3', ['\\Flagged']));
-    } finally {
-      await flagged.logout();
-    }
-    const upstreamUids: number[] = await (async () => {
-      const client = await proxyClient();
-      try {
-        const found = await withMailbox(client, 'Bulk', () =>
-          client.search({ all: true }, { uid: true }),
-        );
-        return found === false ? [] : (found ?? []);
-      } finally {
-        await client.logout();
-      }
-    })();
-    expect(upstreamUids).toHaveLength(BULK);
-
-    const resumed = await runBridge({ ...bridgeOptions(true), dataDir: killedDir });
-    try {
-      const bulk = resumed.sync.mailboxes.get('Bulk')!;
-      const uids = bulk.records().map((r) => r.uid);
-      expect(uids).toEqual([...upstreamUids].sort((a, b) => a - b));
-      const flaggedUids = bulk
-        .records()
-        .filter((r) => r.flags.includes('\\Flagged'))
-        .map((r) => r.uid);
-      expect(flaggedUids).toEqual(uids.slice(0, 3));
-      expect(bulk.read(uids[BULK - 1]!).toString('utf8')).toContain(`Bulk body ${BULK}`);
-    } finally {
-      await resumed.close();
     }
   });
 });
