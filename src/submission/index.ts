@@ -117,6 +117,7 @@ export function startSubmission(parts: SubmissionParts): Promise<SubmissionServe
     hideSubject: parts.hideSubject,
     devices: deviceDirectory(parts.keyStore),
     directory: parts.directory,
+    lists: parts.keyStore,
     discovery: discoveryFromConfig(config, parts.inData, {
       logger: parts.logger,
       ...(parts.keyDirectory === undefined ? {} : { keyDirectory: parts.keyDirectory }),

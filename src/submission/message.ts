@@ -1,6 +1,6 @@
 /**
  * What submission reads and changes in a message before it is sent (RFC 6409 §8): the
- * From addresses (the authenticated user's own, else 550 5.7.1), the usual fix-ups (Date
+ * From addresses (checked by sender-identity.ts), the usual fix-ups (Date
  * and Message-ID added when missing, nothing else touched), and whether the client
  * already encrypted it (S/MIME EnvelopedData: then it passes through byte for byte).
  * Only the header section is read, and at most `MAX_HEADER_SCAN` bytes of it.
@@ -48,26 +48,20 @@ function field(view: HeaderView, name: string): string | undefined {
   return view.fields.find((f) => f.name === name)?.value;
 }
 
-/** The addresses of every From field, lower-cased (groups flattened). */
-export function fromAddresses(view: HeaderView): string[] {
+/** The addresses of every From field as written, trimmed (groups flattened). */
+export function writtenFromAddresses(view: HeaderView): string[] {
   return view.fields
     .filter((f) => f.name === 'from')
     .flatMap((f) =>
       addressparser(Buffer.from(f.value, 'latin1').toString('utf8'), { flatten: true }),
     )
-    .map((a) => a.address.trim().toLowerCase())
+    .map((a) => a.address.trim())
     .filter((a) => a !== '');
 }
 
-/**
- * Null when every From address (there must be one) is one the user may send as; else
- * the reason for the 550 5.7.1.
- */
-export function fromRefusal(view: HeaderView, mayUse: (address: string) => boolean): string | null {
-  const from = fromAddresses(view);
-  if (from.length === 0) return 'The message has no From address';
-  const other = from.find((address) => !mayUse(address));
-  return other === undefined ? null : 'From: may only name your own address';
+/** The addresses of every From field, lower-cased (groups flattened). */
+export function fromAddresses(view: HeaderView): string[] {
+  return writtenFromAddresses(view).map((a) => a.toLowerCase());
 }
 
 /** application/pkcs7-mime with enveloped-data: the client encrypted it; we never read it. */

@@ -3,7 +3,8 @@
  * for the users' own mail clients. AUTH PLAIN/LOGIN with a device's IMAP credential,
  * checked exactly as the IMAP proxy checks it (the proxy's DeviceDirectory, the same login
  * throttle), offered only over TLS (before STARTTLS: 538; MAIL before AUTH: 530). The
- * envelope sender and every From address must be the user's own (550 5.7.1). A device
+ * envelope sender and every From address must be the user's own or a list the user may
+ * speak for (sender-identity.ts; else 550 5.7.1). A device
  * revoked while connected is disconnected. Recipients are routed at RCPT (routing.ts),
  * the message is sent after DATA (send.ts); 250 means every local copy is stored and
  * every remote copy durably queued. Reply table: docs/sending.md.
@@ -25,9 +26,15 @@ import type { DeliveryTarget, RecipientDirectory } from '../smtp/ports.js';
 import { SmtpReply, replies } from '../smtp/reply.js';
 import type { OutboundQueue } from '../outbound/index.js';
 import type { KeyDiscovery } from './key-sources.js';
-import { fromRefusal, isClientEncrypted, readHeader, withSubmissionFixups } from './message.js';
+import {
+  isClientEncrypted,
+  readHeader,
+  withSubmissionFixups,
+  writtenFromAddresses,
+} from './message.js';
 import { routeRecipient, type Route } from './routing.js';
 import { sendSubmitted } from './send.js';
+import { checkFromAddresses, senderIdentity, type SenderLists } from './sender-identity.js';
 import type { SentCopies } from './sent-copy.js';
 
 export interface SubmissionServerOptions {
@@ -51,6 +58,8 @@ export interface SubmissionServerOptions {
   devices: DeviceDirectory;
   /** The MX's recipient directory (users and lists of this gateway). */
   directory: RecipientDirectory;
+  /** The lists a user may send as (the key store); without it only their own address. */
+  lists?: SenderLists;
   discovery: KeyDiscovery;
   delivery: DeliveryTarget;
   queue: OutboundQueue;
@@ -82,7 +91,6 @@ const refusals = {
   authFailed: () => new SmtpReply(535, '5.7.8', 'Authentication credentials invalid'),
   authUnavailable: () =>
     new SmtpReply(454, '4.7.0', 'Temporary authentication failure, try again later'),
-  notYourAddress: () => new SmtpReply(550, '5.7.1', 'You may only send as your own address'),
   revoked: () => new SmtpReply(421, '4.7.0', 'Device access revoked'),
   rateLimited: (seconds: number) =>
     new SmtpReply(450, '4.7.1', `Sending rate limit reached, try again in ${seconds} s`),
@@ -156,10 +164,17 @@ export async function startSubmissionServer(
   const mailFrom = async (address: string, session: SMTPServerSession): Promise<undefined> => {
     if (closing) throw replies.shuttingDown();
     const login = loginOf(session);
-    if (address.trim().toLowerCase() !== login.address) {
-      logger.info({ session: session.id }, 'envelope sender is not the user');
-      throw refusals.notYourAddress();
-    }
+    const identity = await senderIdentity(options.lists, login.address, address).catch(
+      (error: unknown) => {
+        logger.info({ session: session.id }, 'envelope sender refused');
+        throw error;
+      },
+    );
+    if (identity.kind === 'list')
+      logger.info(
+        { session: session.id, list: identity.list, as: identity.as },
+        'sending as a list',
+      );
     const bucket = await limiter.take(login.address);
     if (!bucket.allowed) throw refusals.rateLimited(bucket.retryAfterSeconds);
     let self;
@@ -210,11 +225,12 @@ export async function startSubmissionServer(
       collected.storage.subarray(collected.head, collected.head + collected.length),
     );
     const view = readHeader(received);
-    const refusal = fromRefusal(view, (address) => address === login.address);
-    if (refusal !== null) {
-      logger.info({ session: session.id }, 'From header is not the user');
-      throw new SmtpReply(550, '5.7.1', refusal);
-    }
+    await checkFromAddresses(options.lists, login.address, writtenFromAddresses(view)).catch(
+      (error: unknown) => {
+        logger.info({ session: session.id }, 'From header refused');
+        throw error;
+      },
+    );
     const clientEncrypted = isClientEncrypted(view);
     const message = clientEncrypted
       ? received
