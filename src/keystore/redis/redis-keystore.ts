@@ -282,6 +282,7 @@ export class RedisKeyStore implements KeyStore {
     ]);
     if (reply === 'E_NOT_FOUND') throw new NotFoundError('user', `no user ${normal}`);
     await this.#run(() => this.#client.srem(usersSetKey(this.#prefix), normal));
+    await this.#pairings.forgetUser(normal);
   }
 
   async createEnrolmentToken(address: string, ttlMs: number): Promise<string> {

@@ -1,7 +1,8 @@
 /**
  * The Redis adapter's pending device pairings: one hash per user in the user's slot,
  * `<p>{u:A}:pairing` (id → JSON record from keystore/pairing.ts). It is not one of the
- * nine keys the user scripts take, so `removeUser` leaves it: the hash expires with its
+ * nine keys the user scripts take: `removeUser` deletes it after its script
+ * (`forgetUser`; an add in between finds no user and stores nothing), it expires with its
  * last request (PEXPIREAT), and a record older than its user is never returned. The add
  * (count under the limit, then insert) and the approve (compare and set) are Lua
  * scripts, so they are atomic in a Cluster too.
@@ -145,6 +146,12 @@ export class RedisPairings implements PairingStore {
     // Another approve (or a removal) got there first.
     if (reply !== 'OK') throw gone();
     return after;
+  }
+
+  /** Drops every request of a removed user (a user re-added in the same millisecond
+   *  would otherwise still see them: `created` cannot tell the two apart). */
+  async forgetUser(address: string): Promise<void> {
+    await this.deps.run(() => this.deps.client.del(this.#keys(normaliseAddress(address)).pairing));
   }
 
   async removePairingRequest(address: string, id: string): Promise<boolean> {
