@@ -93,6 +93,8 @@ export class LocalMailbox {
   /** Expunged UIDs with their mod-sequence, since this process started (QRESYNC VANISHED). */
   private readonly expunged: Array<{ uid: number; modseq: number }> = [];
   private readonly structures = new Map<number, MessageStructure>();
+  /** `state.messages` by UID, built at first use and kept in step by add/remove. */
+  private byUid: Map<number, CachedMessage> | null = null;
 
   constructor(
     readonly state: CachedMailbox,
@@ -110,7 +112,11 @@ export class LocalMailbox {
   }
 
   message(uid: number): CachedMessage | undefined {
-    return this.state.messages.find((m) => m.uid === uid);
+    if (this.byUid === null) {
+      this.byUid = new Map();
+      for (const message of this.state.messages) this.byUid.set(message.uid, message);
+    }
+    return this.byUid.get(uid);
   }
 
   keywords(): string[] {
@@ -262,9 +268,17 @@ export class LocalMailbox {
     if (this.message(message.uid) !== undefined) return;
     this.cache.writeMessage(this.state, message.uid, plaintext);
     const entry: CachedMessage = { ...message, modseq: this.nextModseq() };
-    const at = this.state.messages.findIndex((m) => m.uid > entry.uid);
-    if (at === -1) this.state.messages.push(entry);
-    else this.state.messages.splice(at, 0, entry);
+    const messages = this.state.messages;
+    // New mail has the highest UID: append; anything else goes into its place.
+    if (messages.length === 0 || messages[messages.length - 1]!.uid < entry.uid)
+      messages.push(entry);
+    else
+      messages.splice(
+        messages.findIndex((m) => m.uid > entry.uid),
+        0,
+        entry,
+      );
+    this.byUid?.set(entry.uid, entry);
     this.state.uidNext = Math.max(this.state.uidNext, entry.uid + 1);
     this.changed();
     const taker = [...this.listeners].find((l) => !l.readOnly);
@@ -287,6 +301,7 @@ export class LocalMailbox {
     const removed = this.state.messages.filter((m) => gone.has(m.uid)).map((m) => m.uid);
     if (removed.length === 0) return;
     this.state.messages = this.state.messages.filter((m) => !gone.has(m.uid));
+    for (const uid of removed) this.byUid?.delete(uid);
     const modseq = this.nextModseq();
     for (const uid of removed) {
       this.cache.removeMessage(this.state, uid);
