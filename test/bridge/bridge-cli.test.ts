@@ -89,7 +89,7 @@ describe('recrypt bridge', () => {
       await waitFor(
         'the bridge settings',
         () => out.includes('stop with Ctrl-C') || child.exitCode !== null,
-        30_000,
+        60_000,
       );
       expect(out).toContain(`bridge running for ${ADDRESS}`);
       expect(out).toMatch(/^ {2}server: 127\.0\.0\.1$/m);

@@ -359,7 +359,7 @@ describe('recrypt bridge', () => {
     await waitFor(
       'the pushed message in the local INBOX',
       () => bridge.sync.mailboxes.get('INBOX')!.records().length > before,
-      30_000,
+      60_000,
     );
     const inbox = bridge.sync.mailboxes.get('INBOX')!;
     const newest = inbox.records()[inbox.records().length - 1]!;
