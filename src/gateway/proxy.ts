@@ -5,6 +5,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { TlsMaterial } from '../config/tls.js';
 import { keyStoreDirectory } from '../imap/adapters/keystore-directory.js';
 import { invalidateOnKeyStoreEvents } from '../imap/adapters/point-cache-events.js';
+import { pointsAtDelivery } from '../imap/adapters/points-at-delivery.js';
 import { PointCache } from '../imap/point-cache.js';
 import { createImapProxyMetrics, startImapProxy } from '../imap/index.js';
 import type { SharedLoginFailures } from '../imap/throttle.js';
@@ -15,6 +16,8 @@ export interface RunningProxy {
   port: number;
   starttlsPort: number;
   setTls(tls: TlsMaterial): void;
+  /** For the MX's `onCopyStored`: recrypted points computed at delivery; absent without a point cache. */
+  onCopyStored?(copy: { owners: string[]; prefix: Uint8Array }): void;
   close(): Promise<void>;
 }
 
@@ -50,7 +53,21 @@ export async function startProxy(options: {
         for (const [result, count] of Object.entries(pointCache.stats)) this.set({ result }, count);
       },
     });
+    new Gauge({
+      name: 'imap_proxy_delivered_points',
+      help: 'Points computed at delivery since start (hits, misses, stored, skipped, errors)',
+      labelNames: ['result'],
+      registers: [options.metrics],
+      collect() {
+        for (const [result, count] of Object.entries(pointCache.delivered.stats))
+          this.set({ result }, count);
+      },
+    });
   }
+  const atDelivery =
+    pointCache === null
+      ? undefined
+      : pointsAtDelivery({ keyStore: options.keyStore, points: pointCache.delivered });
   const stopInvalidating =
     pointCache === null
       ? () => undefined
@@ -100,6 +117,7 @@ export async function startProxy(options: {
     port: proxy.ports.tls ?? config.imap.port,
     starttlsPort: proxy.ports.starttls ?? config.imap.starttlsPort,
     setTls: (tls) => proxy.setTls({ key: tls.key, cert: tls.cert }),
+    ...(atDelivery === undefined ? {} : { onCopyStored: (copy) => atDelivery.onCopyStored(copy) }),
     close: async () => {
       await proxy.close();
       stopInvalidating();

@@ -251,6 +251,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       wrap: { hideSubject: config.smtp.hideSubject },
     });
     encryptPool.warm();
+    const started: { proxy?: RunningProxy } = {};
     const mx: MxServer = await startMxServer({
       hostname: publicName,
       host: config.smtp.host,
@@ -282,6 +283,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       metrics,
       ...withProxyProtocol(config.smtp.proxyProtocol),
       ...(harvesting.onStored === undefined ? {} : { onStored: harvesting.onStored }),
+      // Recrypted points computed at delivery for the proxy (docs/design.md §4); the
+      // proxy starts below, copies stored before it is up are computed at first fetch.
+      onCopyStored: (copy) => started.proxy?.onCopyStored?.(copy),
     });
     listenerStops.push(async () => {
       await mx.close();
@@ -300,6 +304,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       metrics,
       ...(shared.loginFailures === undefined ? {} : { loginFailures: shared.loginFailures }),
     });
+    started.proxy = proxy;
     listenerStops.push(() => proxy.close());
 
     const submission: SubmissionServer | undefined =

@@ -23,6 +23,10 @@
  * check on every read, so a repeat fetch costs a map lookup instead of a SQLite read, a
  * checksum and a decode per message (the largest proxy items of a repeat FETCH of small
  * messages, bench/proxy.bench.ts). The forget* calls drop them too.
+ *
+ * First fetch: `delivered` (delivered-points.ts, a table of the same file) holds the
+ * points the MX computed at delivery, found by E, so a first fetch need not multiply
+ * either; the forget* calls drop those of the device too.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
@@ -30,6 +34,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { PlanKey, PlanLookup, SettledPlan } from './plan-cache.js';
 import { decodePlan, encodePlan } from './plan-codec.js';
+import { DeliveredPoints } from './delivered-points.js';
 
 /** Whose plans: the account and device they were made for, and the store user read. */
 export interface PlanScope {
@@ -86,6 +91,8 @@ interface Recent {
 
 export class PointCache {
   readonly stats: PointCacheStats = { hits: 0, misses: 0, corrupt: 0, stale: 0, errors: 0 };
+  /** Points computed at delivery, for first fetches. */
+  readonly delivered: DeliveredPoints;
   private readonly db: Database.Database;
   private readonly select: Database.Statement<unknown[], Row>;
   private readonly insert: Database.Statement;
@@ -127,6 +134,7 @@ export class PointCache {
       `DELETE FROM plans WHERE owner = ? AND device = ? AND store_user = ? AND mailbox = ?
        AND uid_validity = ? AND uid = ? AND section = ?`,
     );
+    this.delivered = new DeliveredPoints(this.db);
   }
 
   /**
@@ -204,6 +212,7 @@ export class PointCache {
 
   /** Drops every entry of one device (revoked, or its keys changed). */
   forgetDevice(owner: string, device: string): void {
+    this.delivered.forgetDevice(owner, device);
     this.dropPending((values) => values[0] === owner && values[1] === device);
     if (!this.closed)
       this.guard(() =>
@@ -213,6 +222,7 @@ export class PointCache {
 
   /** Drops every entry of every device of `owner` (removed, or its lists changed). */
   forgetOwner(owner: string): void {
+    this.delivered.forgetOwner(owner);
     this.dropPending((values) => values[0] === owner);
     if (!this.closed)
       this.guard(() => this.db.prepare('DELETE FROM plans WHERE owner = ?').run(owner));
@@ -227,6 +237,7 @@ export class PointCache {
 
   /** Drops everything (after a gap in the key store's notifications). */
   clear(): void {
+    this.delivered.clear();
     this.pending.clear();
     this.recent.clear();
     if (!this.closed) this.guard(() => this.db.exec('DELETE FROM plans'));
@@ -261,6 +272,7 @@ export class PointCache {
   close(): void {
     if (this.closed) return;
     this.flush();
+    this.delivered.close();
     this.closed = true;
     this.recent.clear();
     this.db.close();

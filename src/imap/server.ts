@@ -101,7 +101,10 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
     master: options.master,
     directory: options.directory,
     throttle: new LoginThrottle(options.throttle),
-    transformFor: options.transformFor ?? recryptTransform,
+    // With a point cache, first fetches take the points computed at delivery from it.
+    transformFor:
+      options.transformFor ??
+      ((keys) => recryptTransform(keys, options.pointCache?.delivered.source())),
     ...(options.pointCache === undefined ? {} : { pointCache: options.pointCache }),
     ...(options.encryptAppends === false
       ? {}

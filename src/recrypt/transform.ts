@@ -27,6 +27,25 @@ import type { DeviceRecryptKeys } from './types.js';
 
 export type { Edit, RecryptForm, RecryptPlan, UnchangedReason } from './transform-types.js';
 
+/**
+ * Where recrypted points computed earlier can be found (the gateway computes them at
+ * delivery, docs/design.md §4): `known` returns ±rk·E for a validated point E if kept,
+ * else undefined and the transform multiplies; `computed` hears every product it made.
+ * Neither may throw. Points only: the transform still validates E and chooses targets.
+ */
+export interface PointSource {
+  known(point: Uint8Array, rk: bigint): Uint8Array | undefined;
+  computed?(point: Uint8Array, rk: bigint, recrypted: Uint8Array): void;
+}
+
+function recryptedPoint(point: Uint8Array, rk: bigint, points?: PointSource): Uint8Array {
+  const known = points?.known(point, rk);
+  if (known !== undefined) return known;
+  const recrypted = recryptPoint(point, rk);
+  points?.computed?.(point, rk, recrypted);
+  return recrypted;
+}
+
 type DerPlan =
   | { kind: 'edits'; edits: Edit[]; recrypted: number }
   | { kind: 'unchanged'; reason: UnchangedReason; detail?: string }
@@ -105,7 +124,7 @@ function chooseTargets(
 }
 
 /** Plans the edits for DER bytes; offsets are DER offsets. */
-function planDer(der: Uint8Array, keys: DeviceRecryptKeys): DerPlan {
+function planDer(der: Uint8Array, keys: DeviceRecryptKeys, points?: PointSource): DerPlan {
   let prefix: EnvelopePrefix;
   try {
     prefix = parseEnvelopePrefix(der);
@@ -157,7 +176,7 @@ function planDer(der: Uint8Array, keys: DeviceRecryptKeys): DerPlan {
   const edits: Edit[] = [];
   for (const target of targets) {
     const point = target.kari.originatorPoint!;
-    edits.push({ offset: point.offset, bytes: recryptPoint(point.bytes, target.rk) });
+    edits.push({ offset: point.offset, bytes: recryptedPoint(point.bytes, target.rk, points) });
     edits.push({ offset: target.ridOffset, bytes: keys.deviceId });
   }
   edits.sort((a, b) => a.offset - b.offset);
@@ -172,12 +191,17 @@ function fromDerPlan(plan: DerPlan, shift: number): RecryptPlan {
 }
 
 /** Plans for base64 text starting at `start` of `text`; edit offsets are text offsets. */
-function planBase64(text: Uint8Array, start: number, keys: DeviceRecryptKeys): RecryptPlan {
+function planBase64(
+  text: Uint8Array,
+  start: number,
+  keys: DeviceRecryptKeys,
+  points?: PointSource,
+): RecryptPlan {
   let want = 1536;
   for (;;) {
     const decoded: Base64Prefix = decodeBase64Prefix(text, start, want);
     if (decoded.chars === 0 && decoded.ended) return unchanged('not-base64');
-    const plan = planDer(decoded.der, keys);
+    const plan = planDer(decoded.der, keys, points);
     if (plan.kind === 'unchanged') return plan;
     if (plan.kind === 'edits') {
       const edits = mapEditsToText(decoded, plan.edits);
@@ -202,35 +226,40 @@ function planBase64(text: Uint8Array, start: number, keys: DeviceRecryptKeys): R
 }
 
 /** Plans for a whole RFC 5322 S/MIME message; edit offsets are message offsets. */
-function planMessage(message: Uint8Array, keys: DeviceRecryptKeys): RecryptPlan {
+function planMessage(
+  message: Uint8Array,
+  keys: DeviceRecryptKeys,
+  points?: PointSource,
+): RecryptPlan {
   const body = locateSmimeBody(message);
   if (body.kind === 'need-more') return body;
   if (body.kind === 'unchanged') return body;
-  if (body.encoding === 'base64') return planBase64(message, body.bodyStart, keys);
-  return fromDerPlan(planDer(message.subarray(body.bodyStart), keys), body.bodyStart);
+  if (body.encoding === 'base64') return planBase64(message, body.bodyStart, keys, points);
+  return fromDerPlan(planDer(message.subarray(body.bodyStart), keys, points), body.bodyStart);
 }
 
 /**
  * Plans the recryption of `prefix`, the first bytes of an input of the given form.
  * Offsets in the edits are offsets in that input. 'need-more' asks for a longer prefix
  * (at least `atLeast` bytes from the start); a caller that already passed the whole
- * input treats it as 'unchanged' (truncated).
+ * input treats it as 'unchanged' (truncated). `points`: products kept from earlier.
  */
 export function planRecrypt(
   prefix: Uint8Array,
   form: RecryptForm,
   keys: DeviceRecryptKeys,
+  points?: PointSource,
 ): RecryptPlan {
   checkDeviceKeys(keys);
   if (!(prefix instanceof Uint8Array))
     throw new RecryptError('invalid-argument', 'prefix must be a Uint8Array');
   switch (form) {
     case 'der':
-      return fromDerPlan(planDer(prefix, keys), 0);
+      return fromDerPlan(planDer(prefix, keys, points), 0);
     case 'base64':
-      return planBase64(prefix, 0, keys);
+      return planBase64(prefix, 0, keys, points);
     case 'message':
-      return planMessage(prefix, keys);
+      return planMessage(prefix, keys, points);
     default:
       throw new RecryptError('invalid-argument', `unknown form ${String(form)}`);
   }

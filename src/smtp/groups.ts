@@ -17,6 +17,7 @@ import type {
   DeliveryTarget,
   MessageEncryptor,
   OutgoingMessage,
+  StoredCopy,
   StreamedMessage,
 } from './ports.js';
 import { SmtpReply, replies } from './reply.js';
@@ -27,6 +28,8 @@ export interface LocalRecipient {
   groupCertificate: Uint8Array;
   /** Groups the mailbox had before a rotation: mail already for one passes through. */
   formerGroupCertificates?: Uint8Array[];
+  /** The key store's user (for `onCopyStored`). */
+  owner?: string;
 }
 
 export interface GroupDeliveryDeps {
@@ -34,6 +37,8 @@ export interface GroupDeliveryDeps {
   delivery: DeliveryTarget;
   logger: Logger;
   metrics: MxMetrics;
+  /** Told of each copy the store took (mx-server.ts `onCopyStored`). */
+  onCopyStored?(copy: StoredCopy): void;
 }
 
 export interface GroupDeliveryInput {
@@ -49,6 +54,8 @@ interface Group {
   certificate: Uint8Array;
   former: Uint8Array[];
   mailboxes: string[];
+  /** Key store users per mailbox (recipients without one are left out). */
+  owners: Map<string, string>;
 }
 
 function groupsOf(recipients: LocalRecipient[]): Group[] {
@@ -59,8 +66,10 @@ function groupsOf(recipients: LocalRecipient[]): Group[] {
       certificate: recipient.groupCertificate,
       former: recipient.formerGroupCertificates ?? [],
       mailboxes: [],
+      owners: new Map<string, string>(),
     };
     if (!group.mailboxes.includes(recipient.mailbox)) group.mailboxes.push(recipient.mailbox);
+    if (recipient.owner !== undefined) group.owners.set(recipient.mailbox, recipient.owner);
     groups.set(key, group);
   }
   return [...groups.values()];
@@ -207,6 +216,57 @@ async function recipientCopy(
   return { payload: checkedStream(stream, deps.logger, logContext), passThrough: false };
 }
 
+/** Header section bytes kept for `onCopyStored` (the MX's own outer headers are short). */
+const TAP_HEAD_BYTES = 64 * 1024;
+/** Body bytes kept: the base64 of the CMS prefix (a few hundred DER bytes) with room. */
+const TAP_BODY_BYTES = 8 * 1024;
+
+/**
+ * The copy as sent, and a function giving a copy of its first bytes afterwards (its
+ * buffers may be reused): the streamed copy's head and first body pieces as they pass.
+ */
+function tapped(payload: OutgoingMessage): { payload: OutgoingMessage; prefix: () => Uint8Array } {
+  if (payload instanceof Uint8Array) {
+    const end = Math.min(payload.byteLength, TAP_HEAD_BYTES + TAP_BODY_BYTES);
+    return { payload, prefix: () => Buffer.from(payload.subarray(0, end)) };
+  }
+  const pieces: Uint8Array[] = [Buffer.from(payload.head.subarray(0, TAP_HEAD_BYTES))];
+  let held = 0;
+  const stream: StreamedMessage = {
+    byteLength: payload.byteLength,
+    head: payload.head,
+    ...(payload.abandon === undefined ? {} : { abandon: () => payload.abandon?.() }),
+    async *body() {
+      for await (const piece of payload.body()) {
+        if (held < TAP_BODY_BYTES) {
+          const part = Buffer.from(piece.subarray(0, TAP_BODY_BYTES - held));
+          pieces.push(part);
+          held += part.byteLength;
+        }
+        yield piece;
+      }
+    },
+  };
+  return { payload: stream, prefix: () => Buffer.concat(pieces) };
+}
+
+/** Tells `deps.onCopyStored` of a copy stored for these mailboxes; never fails the delivery. */
+function reportStored(
+  deps: GroupDeliveryDeps,
+  group: Group,
+  stored: string[],
+  prefix: () => Uint8Array,
+): void {
+  if (deps.onCopyStored === undefined) return;
+  const owners = stored.flatMap((mailbox) => group.owners.get(mailbox) ?? []);
+  if (owners.length === 0) return;
+  try {
+    deps.onCopyStored({ owners, prefix: prefix() });
+  } catch (error) {
+    deps.logger.warn({ err: { name: (error as Error).name } }, 'after-store hook failed');
+  }
+}
+
 /** Resolves when every recipient's copy is stored; throws the SmtpReply to answer otherwise. */
 export async function deliverToGroups(
   deps: GroupDeliveryDeps,
@@ -216,13 +276,18 @@ export async function deliverToGroups(
   let encrypted = 0;
   let passedThrough = 0;
   for (const group of groupsOf(input.recipients)) {
-    const { payload, passThrough } = await recipientCopy(
+    const copy = await recipientCopy(
       deps,
       input,
       group.certificate,
       { mailboxes: group.mailboxes },
       group.former,
     );
+    const { passThrough } = copy;
+    const { payload, prefix } =
+      deps.onCopyStored === undefined
+        ? { payload: copy.payload, prefix: () => new Uint8Array(0) }
+        : tapped(copy.payload);
     let groupResults: DeliveryResult[];
     try {
       const answered = await deps.delivery.deliver(
@@ -260,6 +325,12 @@ export async function deliverToGroups(
       if (result.status === 'stored')
         deps.metrics.copies.inc({ kind: passThrough ? 'passed_through' : 'encrypted' });
     }
+    reportStored(
+      deps,
+      group,
+      groupResults.filter((result) => result.status === 'stored').map((result) => result.mailbox),
+      prefix,
+    );
     if (passThrough) passedThrough += 1;
     else encrypted += 1;
     results.push(...groupResults);

@@ -27,6 +27,7 @@ import type {
   MessageEncryptor,
   RecipientDirectory,
   RecipientLookup,
+  StoredCopy,
 } from './ports.js';
 import {
   MAIL_PARAMETERS,
@@ -98,6 +99,11 @@ export interface MxServerOptions {
    * buffer is reused) nor wait: the reply is not held for it.
    */
   onStored?(message: Uint8Array, traceHeaders: string): void;
+  /**
+   * Called for each recipient group's copy once the store took it (before the reply):
+   * must only take note and return; the reply is not held for it, and a throw is logged.
+   */
+  onCopyStored?(copy: StoredCopy): void;
 }
 
 export interface MxServer {
@@ -202,6 +208,7 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
       address: address.address,
       mailbox: lookup.mailbox,
       groupCertificate: lookup.groupCertificate,
+      ...(lookup.owner !== undefined ? { owner: lookup.owner } : {}),
       ...(lookup.formerGroupCertificates !== undefined
         ? { formerGroupCertificates: lookup.formerGroupCertificates }
         : {}),
@@ -285,6 +292,7 @@ export async function startMxServer(options: MxServerOptions): Promise<MxServer>
       delivery: options.delivery,
       logger: logger.child({ session: session.id }),
       metrics,
+      ...(options.onCopyStored === undefined ? {} : { onCopyStored: options.onCopyStored }),
     };
     try {
       const original = withTrace.subarray(traceHeaders.length);

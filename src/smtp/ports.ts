@@ -12,6 +12,8 @@ export type RecipientLookup =
       mailbox: string;
       /** DER of the recipient's group certificate: mail for this address is encrypted to it. */
       groupCertificate: Uint8Array;
+      /** The key store's user the mail is for (an alias's target); for `onCopyStored`. */
+      owner?: string;
       /**
        * The groups the mailbox had before a rotation (docs/design.md §6): mail a sender
        * already encrypted to one of them is stored as it is (its devices still hold keys).
@@ -82,6 +84,16 @@ export interface StreamedMessage {
   body(): Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
   /** Called when the copy will not be (further) sent: what makes it may stop. */
   abandon?(): void;
+}
+
+/**
+ * A copy the store took, for work after the reply (recrypted points computed at
+ * delivery, docs/design.md §4): the key store's users it was for and its first bytes
+ * (header section and the start of the body, where the CMS prefix lies; a copy of them).
+ */
+export interface StoredCopy {
+  owners: string[];
+  prefix: Uint8Array;
 }
 
 /** What is handed to the store: whole, or made while it is sent. */

@@ -124,6 +124,7 @@ export function keyStoreDirectory(options: KeyStoreDirectoryOptions): RecipientD
       kind: 'local',
       mailbox: mailboxOf(user),
       groupCertificate: user.owner.groupCertificate,
+      owner: user.address,
       ...(former.length > 0
         ? { formerGroupCertificates: former.map((group) => group.certificate) }
         : {}),
