@@ -154,7 +154,8 @@ export class DeliveredPoints {
     this.pending.clear();
     this.guard(() =>
       this.db.transaction(() => {
-        for (const entry of batch) this.insert.run(entry.id, entry.owner, entry.device, entry.entry);
+        for (const entry of batch)
+          this.insert.run(entry.id, entry.owner, entry.device, entry.entry);
       })(),
     );
     this.writesSinceCheck += batch.length;

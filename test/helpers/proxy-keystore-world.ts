@@ -19,6 +19,7 @@ import { recipientIdOf, spkiOfPoint } from '../../src/recrypt/certificates.js';
 import { publicPoint, randomScalar } from '../../src/recrypt/scalar.js';
 import { startImapServer } from '../../src/store/imap/index.js';
 import { createMaildirStore } from '../../src/store/maildir/index.js';
+import type { MailStore } from '../../src/store/backend.js';
 import { makeTestUser, type TestUser } from './proxy-pki.js';
 import { startRedis, type RedisServer } from './redis.js';
 import { tempDir } from './tmp.js';
@@ -35,6 +36,10 @@ export interface KeyStoreWorld {
   upstream: { port: number; master: { user: string; password: string } };
   /** Delivers a message into the user's INBOX (what the store's LMTP listener does). */
   deliver(message: Uint8Array): Promise<void>;
+  /** The embedded mail store (to put its LMTP listener in front). */
+  mail: MailStore;
+  /** Adds `user.devices[index]` to the key store (those past `registered` start absent). */
+  register(index: number): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -42,6 +47,7 @@ export async function startKeyStoreWorld(
   kind: KeyStoreKind,
   extra: Partial<ImapProxyOptions> = {},
   deviceCount = 1,
+  registered = deviceCount,
 ): Promise<KeyStoreWorld> {
   const dir = tempDir('imap-ks-world-');
   const stops: Array<() => Promise<void>> = [async () => dir.remove()];
@@ -77,7 +83,8 @@ export async function startKeyStoreWorld(
       ownerKeySpki: spkiOfPoint(publicPoint(randomScalar())),
     });
     const ids: string[] = [];
-    for (const device of user.devices) {
+    const register = async (index: number): Promise<string> => {
+      const device = user.devices[index]!;
       const added = await store.addDevice({
         ownerAddress: user.address,
         name: device.deviceId,
@@ -87,8 +94,10 @@ export async function startKeyStoreWorld(
         credentialHash: await hashDeviceCredential(device.password, user.address),
         keys: device.keys.keys,
       });
-      ids.push(added.id);
-    }
+      ids[index] = added.id;
+      return added.id;
+    };
+    for (let index = 0; index < registered; index++) await register(index);
     const tls = await ensureTlsMaterial(dir.path);
     const proxy = await startImapProxy({
       host: '127.0.0.1',
@@ -111,6 +120,8 @@ export async function startKeyStoreWorld(
       deliver: async (message) => {
         await mail.deliver(user.address, message);
       },
+      mail,
+      register,
       stop,
     };
   } catch (error) {

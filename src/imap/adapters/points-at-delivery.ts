@@ -13,11 +13,7 @@
  * once to the list's queue, not per member; the proxy multiplies at first fetch).
  */
 import { setImmediate as yieldLoop } from 'node:timers/promises';
-import {
-  normaliseAddress,
-  toDeviceRecryptKeys,
-  type KeyStore,
-} from '../../keystore/index.js';
+import { normaliseAddress, toDeviceRecryptKeys, type KeyStore } from '../../keystore/index.js';
 import { planRecrypt } from '../../recrypt/transform.js';
 import type { DeliveredPoints } from '../delivered-points.js';
 

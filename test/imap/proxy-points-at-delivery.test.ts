@@ -1,0 +1,188 @@
+/**
+ * Recrypted points computed at delivery, end to end: a message sent by SMTP (nodemailer)
+ * to the real MX, encrypted to the user's group and stored over LMTP in the embedded
+ * store; the MX's after-store hook computes E′ for the user's current devices; the proxy
+ * (real key-store directory, point cache on a SQLite file) serves the first fetch of
+ * each device without a multiplication — counted by the delivered points' stats, which
+ * count a hit only when the transform took the point instead of multiplying — and only
+ * the device's own key reads it (openssl cms). A device added after delivery finds
+ * nothing, multiplies, and reads its copy; a re-key (what a rotation does to a device)
+ * and a revocation delete the device's rows and no other device's.
+ */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { invalidateOnKeyStoreEvents } from '../../src/imap/adapters/point-cache-events.js';
+import {
+  pointsAtDelivery,
+  type PointsAtDelivery,
+} from '../../src/imap/adapters/points-at-delivery.js';
+import { PointCache } from '../../src/imap/point-cache.js';
+import { recipientIdOf } from '../../src/recrypt/certificates.js';
+import { randomScalar } from '../../src/recrypt/scalar.js';
+import { recryptEncryptor } from '../../src/smtp/adapters/recrypt-encryptor.js';
+import { keyStoreDirectory as mxDirectory } from '../../src/smtp/adapters/keystore-directory.js';
+import { lmtpDelivery } from '../../src/smtp/lmtp-delivery.js';
+import { startMxServer, type MxServer } from '../../src/smtp/mx-server.js';
+import { startLmtpServer, type LmtpServerHandle } from '../../src/store/lmtp/index.js';
+import { decryptWith } from '../helpers/proxy-pki.js';
+import { startKeyStoreWorld, type KeyStoreWorld } from '../helpers/proxy-keystore-world.js';
+import { openWire } from '../helpers/proxy-wire.js';
+import { sendWithNodemailer } from '../helpers/smtp-senders.js';
+import { tempDir } from '../helpers/tmp.js';
+
+describe('recrypted points computed at delivery', () => {
+  const dir = tempDir('imap-delivered-');
+  let world: KeyStoreWorld;
+  let cache: PointCache;
+  let stopEvents: () => void;
+  let lmtp: LmtpServerHandle;
+  let mx: MxServer;
+  let atDelivery: PointsAtDelivery;
+  let uid = 0;
+
+  beforeAll(async () => {
+    cache = new PointCache(join(dir.path, 'point-cache.sqlite'));
+    // Three devices made, two in the key store at delivery; the third is added later.
+    world = await startKeyStoreWorld('sqlite', { pointCache: cache }, 3, 2);
+    stopEvents = invalidateOnKeyStoreEvents(world.store, cache);
+    atDelivery = pointsAtDelivery({ keyStore: world.store, points: cache.delivered });
+    lmtp = await startLmtpServer({ store: world.mail, port: 0 });
+    mx = await startMxServer({
+      port: 0,
+      banner: 'points at delivery test',
+      maxSize: 1024 * 1024,
+      localDomains: ['example.org'],
+      directory: mxDirectory({ keyStore: world.store, localDomains: ['example.org'] }),
+      encryptor: recryptEncryptor(),
+      delivery: lmtpDelivery({ host: '127.0.0.1', port: lmtp.port, timeoutMs: 10_000 }),
+      logger: pino({ enabled: false }),
+      onCopyStored: (copy) => atDelivery.onCopyStored(copy),
+    });
+  });
+  afterAll(async () => {
+    await mx?.close();
+    await lmtp?.close();
+    stopEvents?.();
+    await world?.stop();
+    cache?.close();
+    dir.remove();
+  });
+
+  /** Sends one message through the MX and waits until its points are computed; its UID. */
+  async function sendOne(marker: string): Promise<number> {
+    const raw = Buffer.from(
+      `From: sender@elsewhere.test\r\nTo: ${world.user.address}\r\nSubject: ${marker}\r\n` +
+        `Message-ID: <${marker}@elsewhere.test>\r\n\r\n${marker}: only for the devices\r\n`,
+    );
+    const sent = await sendWithNodemailer(
+      mx.port,
+      { from: 'sender@elsewhere.test', to: [world.user.address] },
+      raw,
+      { tls: false },
+    );
+    expect(sent.ok, sent.response).toBe(true);
+    await atDelivery.idle();
+    return ++uid;
+  }
+
+  /** Device `index` logs in and fetches `uid` whole. */
+  async function fetchBody(index: number, which: number): Promise<Buffer> {
+    const w = await openWire(world.proxy.ports.starttls!);
+    try {
+      await w.waitFor(/^\* OK .*\r\n/);
+      const device = world.user.devices[index]!;
+      w.send(`L LOGIN ${world.user.address} ${device.password}\r\n`);
+      await w.waitFor(/\nL OK .*\r\n/);
+      w.send(`S SELECT INBOX\r\nF UID FETCH ${which} (UID BODY.PEEK[])\r\n`);
+      const text = await w.waitFor(/\nF OK .*\r\n/);
+      const at = text.indexOf(`FETCH (UID ${which} `);
+      const match = /\{(\d+)\}\r\n/.exec(text.slice(at))!;
+      const start = at + match.index + match[0].length;
+      w.send('Z LOGOUT\r\n');
+      return Buffer.from(text.slice(start, start + Number(match[1])), 'latin1');
+    } finally {
+      w.close();
+    }
+  }
+
+  it('serves each current device its first fetch without a multiplication', async () => {
+    const stats = cache.delivered.stats;
+    const storedBefore = stats.stored;
+    const which = await sendOne('first-fetch');
+    // One recipient info per device's client encoding: one point per device.
+    expect(stats.stored - storedBefore).toBe(2);
+    for (const index of [0, 1]) {
+      const { hits, misses } = { ...stats };
+      const body = await fetchBody(index, which);
+      expect(stats.hits - hits).toBe(1);
+      expect(stats.misses - misses).toBe(0);
+      expect((await decryptWith(body, world.user.devices[index]!)).toString()).toContain(
+        'first-fetch: only for the devices',
+      );
+      // Only that device's key reads its copy.
+      await expect(decryptWith(body, world.user.devices[1 - index]!)).rejects.toThrow();
+    }
+  });
+
+  it('a device added after delivery multiplies and still reads the message', async () => {
+    const which = await sendOne('before-the-third');
+    await world.register(2);
+    const { hits, misses } = { ...cache.delivered.stats };
+    const body = await fetchBody(2, which);
+    expect(cache.delivered.stats.hits - hits).toBe(0);
+    expect(cache.delivered.stats.misses - misses).toBe(1);
+    expect((await decryptWith(body, world.user.devices[2]!)).toString()).toContain(
+      'before-the-third: only for the devices',
+    );
+    // Mail after it is computed for it too.
+    const after = await sendOne('after-the-third');
+    const before = cache.delivered.stats.hits;
+    await fetchBody(2, after);
+    expect(cache.delivered.stats.hits - before).toBe(1);
+  });
+
+  it("a re-key (rotation) drops the device's points; its next first fetch multiplies", async () => {
+    const which = await sendOne('re-keyed');
+    const groupId = Buffer.from(recipientIdOf(world.user.group.certDer)).toString('hex');
+    const rightKey = world.user.devices[0]!.keys.keys.get(groupId)!;
+    expect(rowsOf(world.ids[0]!)).toBeGreaterThan(0);
+    await world.store.putRecryptionKey(world.user.address, world.ids[0]!, groupId, randomScalar());
+    await expect.poll(() => rowsOf(world.ids[0]!), { timeout: 10_000 }).toBe(0);
+    expect(rowsOf(world.ids[1]!)).toBeGreaterThan(0);
+    await world.store.putRecryptionKey(world.user.address, world.ids[0]!, groupId, rightKey);
+    // Its rows are gone: the first fetch multiplies, and the device still reads the mail.
+    const { hits, misses } = { ...cache.delivered.stats };
+    const body = await fetchBody(0, which);
+    expect(cache.delivered.stats.hits - hits).toBe(0);
+    expect(cache.delivered.stats.misses - misses).toBe(1);
+    expect((await decryptWith(body, world.user.devices[0]!)).toString()).toContain('re-keyed');
+  });
+
+  it("drops a revoked device's points and no other device's", async () => {
+    const which = await sendOne('revoked');
+    const revokedId = world.ids[1]!;
+    expect(rowsOf(revokedId)).toBeGreaterThan(0);
+    await world.store.revokeDevice(world.user.address, revokedId);
+    await expect.poll(() => rowsOf(revokedId), { timeout: 10_000 }).toBe(0);
+    // Device 0 still has its own point for the message.
+    const { hits } = { ...cache.delivered.stats };
+    const body = await fetchBody(0, which);
+    expect(cache.delivered.stats.hits - hits).toBe(1);
+    expect((await decryptWith(body, world.user.devices[0]!)).toString()).toContain('revoked');
+    await expect(decryptWith(body, world.user.devices[1]!)).rejects.toThrow();
+  });
+
+  /** Committed rows of computed points for one device record id. */
+  function rowsOf(device: string): number {
+    cache.delivered.flush();
+    const db = new Database(join(dir.path, 'point-cache.sqlite'), { readonly: true });
+    try {
+      const row = db.prepare('SELECT count(*) AS n FROM delivered WHERE device = ?').get(device);
+      return (row as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  }
+});
