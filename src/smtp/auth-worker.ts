@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { parentPort } from 'node:worker_threads';
 import { authenticate } from 'mailauth';
 import { authenticationInput } from './auth-input.js';
+import { lowerWorkerThreadPriority } from './worker-priority.js';
 
 export interface AuthJob {
   id: number;
@@ -31,6 +32,7 @@ export type MainMessage =
 
 const SLICE = 64 * 1024;
 const port = parentPort!;
+lowerWorkerThreadPriority();
 const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 let nextQuery = 0;
 

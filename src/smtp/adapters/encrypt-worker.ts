@@ -8,6 +8,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { streamMessage, type WrapOptions } from '../../recrypt/index.js';
+import { lowerWorkerThreadPriority } from '../worker-priority.js';
 
 export interface EncryptJob {
   id: number;
@@ -36,6 +37,7 @@ export const BATCH_BYTES = 256 * 1024;
 export const INITIAL_CREDIT = 4;
 
 const port = parentPort!;
+lowerWorkerThreadPriority();
 const jobs = new Map<number, { pieces: Iterator<Uint8Array>; credit: number }>();
 
 function fail(id: number, error: unknown): void {
