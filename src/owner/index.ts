@@ -3,11 +3,11 @@
  * passphrase-encrypted owner key file (the only place the owner CA secret and the group
  * secret g exist), enrolment, devices in and out (device key d, certificate, .p12 and
  * rk = g·d⁻¹ are made here; only certificate, rk and a password hash are uploaded),
- * publishing the signed mail profile, profile and SMIMEA look-ups, and reading a message
- * with a device key; device pairing, where a new device makes its own d
- * (pairing-device.ts) and the owner approves it by a short code (pairing-owner.ts);
- * mailbox key rotation (rotation.ts, rotation-full.ts) and a device's re-key for it
- * (rekey-device.ts).
+ * publishing the signed mail profile and its sending policy (policy.ts), profile and
+ * SMIMEA look-ups, and reading a message with a device key; device pairing, where a new
+ * device makes its own d (pairing-device.ts) and the owner approves it by a short code
+ * (pairing-owner.ts); mailbox key rotation (rotation.ts, rotation-full.ts) and a
+ * device's re-key for it (rekey-device.ts).
  * Also the admin API client the operator's commands share.
  * The CLI (src/cli) only parses arguments and calls these.
  */
@@ -43,6 +43,15 @@ export {
   type DeviceView,
 } from './devices.js';
 export { publishProfile, showProfile, smimeaFor, type PublicLookup } from './profile.js';
+export {
+  DEFAULT_POLICY,
+  SETTABLE_POLICIES,
+  policyToPublish,
+  publishedPolicy,
+  requiresEncryption,
+  type SendingPolicy,
+  type SettablePolicy,
+} from './policy.js';
 export { readMessage } from './read.js';
 export { commitTemp, discardTemp, writeTemp } from './files.js';
 export {
@@ -68,9 +77,5 @@ export {
   type RotateOptions,
   type RotateResult,
 } from './rotation.js';
-export {
-  cancelFullRotation,
-  continueFullRotation,
-  type ContinueResult,
-} from './rotation-full.js';
+export { cancelFullRotation, continueFullRotation, type ContinueResult } from './rotation-full.js';
 export { rekeyDevice, type RekeyOptions, type RekeyResult } from './rekey-device.js';

@@ -19,22 +19,30 @@ import { checkAddress, ownerClient } from './common.js';
 import { OwnerError } from './errors.js';
 import { callGateway, parseGatewayUrl, sendRaw } from './gateway-client.js';
 import type { OwnerKey } from './key-file.js';
+import { policyToPublish, type SendingPolicy } from './policy.js';
 
-/** Signs a fresh profile (issued now) with the owner key and publishes it. Returns the JWS. */
+/**
+ * Signs a fresh profile (issued now) with the owner key and publishes it. Returns the JWS.
+ * The policy (`prefer`, `require`) is the given one, the rest from the published profile
+ * (policy.ts): republishing never drops a `require: encrypt` the owner set.
+ */
 export async function publishProfile(
   key: OwnerKey,
-  options: { name?: string; now?: Date } = {},
+  options: { name?: string; now?: Date; policy?: Partial<SendingPolicy> } = {},
 ): Promise<string> {
   const client = ownerClient(key);
   const given =
     options.name ?? (await callGateway<{ name?: string }>(client, 'GET', '/v1/owner')).name;
   // An account added without --name has an empty display name; a profile needs one.
   const name = given !== undefined && given.trim() !== '' ? given : key.address;
+  const policy = await policyToPublish(key, options.policy);
   const profile = buildProfile({
     address: key.address,
     name,
     ownerPublicKey: publicPoint(key.ownerCaSecret),
     groupCertificate: key.groupCertificate,
+    prefer: policy.prefer,
+    require: policy.require,
     issued: options.now ?? new Date(),
   });
   const jws = signProfile(profile, key.ownerCaSecret);

@@ -30,6 +30,7 @@ import { OwnerError } from './errors.js';
 import { discardTemp, writeTemp } from './files.js';
 import { callGateway } from './gateway-client.js';
 import { decodeOwnerKeyFile, encodeOwnerKeyFile, type OwnerKey } from './key-file.js';
+import { policyToPublish } from './policy.js';
 
 export interface RotateOptions {
   keyFile: string;
@@ -137,12 +138,16 @@ export async function rotateMailbox(
   const next = await nextGroup(key, now);
   const delta = multiplyScalars(next.groupSecret, invertScalar(key.groupSecret));
   const name = owner.name !== undefined && owner.name.trim() !== '' ? owner.name : key.address;
+  // The profile for g′ keeps the owner's policy (a `require: encrypt` must survive).
+  const policy = await policyToPublish(key);
   const profile = signProfile(
     buildProfile({
       address: key.address,
       name,
       ownerPublicKey: publicPoint(key.ownerCaSecret),
       groupCertificate: next.groupCertificate,
+      prefer: policy.prefer,
+      require: policy.require,
       issued: now,
     }),
     key.ownerCaSecret,

@@ -118,6 +118,7 @@ export function startSubmission(parts: SubmissionParts): Promise<SubmissionServe
     devices: deviceDirectory(parts.keyStore),
     directory: parts.directory,
     lists: parts.keyStore,
+    profiles: parts.keyStore,
     discovery: discoveryFromConfig(config, parts.inData, {
       logger: parts.logger,
       ...(parts.keyDirectory === undefined ? {} : { keyDirectory: parts.keyDirectory }),

@@ -2,12 +2,15 @@
  * `recrypt lookup <address>` (docs/sending.md): what submission would do for a recipient
  * — which key, from where, valid until when — decided exactly as at RCPT (routing.ts),
  * without sending anything. A list of this gateway is reported as such (its posts are
- * encrypted to the list's group).
+ * encrypted to the list's group). With a sender, their own policy counts too
+ * (sender-policy.ts): a recipient without a key is refused for a sender whose profile
+ * requires encryption.
  */
 import { X509Certificate } from 'node:crypto';
 import type { KeyStore } from '../keystore/index.js';
 import { keyStoreDirectory } from '../smtp/adapters/index.js';
 import type { KeyDiscovery, KeySourceName } from './key-sources.js';
+import { senderPolicy } from './sender-policy.js';
 
 export interface LookupAnswer {
   address: string;
@@ -28,6 +31,8 @@ export async function lookupRecipient(
     localDomains: string[];
     discovery: KeyDiscovery;
     withoutKey: 'send' | 'refuse';
+    /** A user of this gateway sending: their own profile's policy applies too. */
+    sender?: string;
   },
   raw: string,
 ): Promise<LookupAnswer> {
@@ -66,11 +71,16 @@ export async function lookupRecipient(
       ...(found.udf === undefined ? {} : { udf: found.udf }),
       ...(found.rsaKeyTransport === undefined ? {} : { rsaKeyTransport: found.rsaKeyTransport }),
     };
+  const sender =
+    options.sender === undefined ? null : await senderPolicy(options.keyStore, options.sender);
+  const refuse =
+    options.withoutKey === 'refuse' ||
+    found.requireEncryption === true ||
+    sender?.requireEncryption === true;
   return {
     address,
-    action:
-      options.withoutKey === 'refuse' || found.requireEncryption === true ? 'refuse' : 'send-plain',
+    action: refuse ? 'refuse' : 'send-plain',
     source: 'none',
-    detail: found.reason,
+    detail: sender === null ? found.reason : `${found.reason}; ${sender.reason}`,
   };
 }

@@ -8,8 +8,9 @@
  *    published profile, an SMIMEA record, a certificate harvested from signed mail):
  *    encrypted to it, sent through the outbound queue;
  * 5. otherwise the policy: sent as it is (the queue uses TLS when the MX offers it), or
- *    refused with 550 5.7.1 "no key for …; not sent" when `withoutKey` is `refuse` or a
- *    source verified that the recipient requires encryption.
+ *    refused with 550 5.7.1 "no key for …; not sent" when `withoutKey` is `refuse`, the
+ *    sender's own profile requires encryption (sender-policy.ts), or a source verified
+ *    that the recipient requires encryption.
  */
 import type { RecipientDirectory, RecipientLookup } from '../smtp/ports.js';
 import { SmtpReply } from '../smtp/reply.js';
@@ -32,6 +33,8 @@ export interface RouterOptions {
   directory: RecipientDirectory;
   discovery: KeyDiscovery;
   withoutKey: 'send' | 'refuse';
+  /** The sender's own profile requires encryption (sender-policy.ts): no plaintext for them. */
+  senderRequiresEncryption?: boolean;
 }
 
 export const submissionReplies = {
@@ -81,7 +84,11 @@ export async function routeRecipient(
   if (found.kind === 'key') {
     return { kind: 'remote-key', address, certificate: found.certificate, found };
   }
-  if (options.withoutKey === 'refuse' || found.requireEncryption === true)
+  if (
+    options.withoutKey === 'refuse' ||
+    options.senderRequiresEncryption === true ||
+    found.requireEncryption === true
+  )
     throw submissionReplies.noKey(address);
   return { kind: 'remote-plain', address, reason: found.reason };
 }

@@ -35,6 +35,7 @@ import {
 import { routeRecipient, type Route } from './routing.js';
 import { sendSubmitted } from './send.js';
 import { checkFromAddresses, senderIdentity, type SenderLists } from './sender-identity.js';
+import { senderRequiresEncryption, type PublishedProfiles } from './sender-policy.js';
 import type { SentCopies } from './sent-copy.js';
 
 export interface SubmissionServerOptions {
@@ -60,6 +61,8 @@ export interface SubmissionServerOptions {
   directory: RecipientDirectory;
   /** The lists a user may send as (the key store); without it only their own address. */
   lists?: SenderLists;
+  /** Published profiles (the key store), for the sender's own policy; without it none applies. */
+  profiles?: PublishedProfiles;
   discovery: KeyDiscovery;
   delivery: DeliveryTarget;
   queue: OutboundQueue;
@@ -84,6 +87,8 @@ interface Login {
   revoked: boolean;
   /** Set at MAIL FROM: the sender's own route (mailbox and group certificate). */
   self?: { mailbox: string; certificate: Uint8Array };
+  /** Set at MAIL FROM: the user's own profile requires encryption (sender-policy.ts). */
+  requireEncryption?: boolean;
   routes: Map<string, Route>;
 }
 
@@ -185,6 +190,8 @@ export async function startSubmissionServer(
     }
     if (self.kind !== 'local') throw refusals.noKeyForSelf();
     login.self = { mailbox: self.mailbox, certificate: self.groupCertificate };
+    // The authenticated user's policy, whatever address (a list) they send as.
+    login.requireEncryption = await senderRequiresEncryption(options.profiles, login.address);
     login.routes = new Map();
     return undefined;
   };
@@ -196,6 +203,7 @@ export async function startSubmissionServer(
         directory: options.directory,
         discovery: options.discovery,
         withoutKey: options.withoutKey,
+        senderRequiresEncryption: login.requireEncryption === true,
       },
       address,
       login.address,

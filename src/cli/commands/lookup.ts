@@ -19,8 +19,9 @@ export function register(program: Command): void {
   program
     .command('lookup <address>')
     .description('operator: what sending to <address> would do: which key, from where, valid until')
+    .option('--from <sender>', "as sent by this user: their own profile's policy counts too")
     .option('--config <file>', 'gateway config file (default ./recrypt.yaml if present)')
-    .action(async (address: string, opts: { config?: string }) => {
+    .action(async (address: string, opts: { config?: string; from?: string }) => {
       const context = resolveOperatorContext(opts.config);
       const config = context.config;
       const submission = config.submission ?? configSchema.parse({ submission: {} }).submission!;
@@ -42,6 +43,7 @@ export function register(program: Command): void {
             localDomains: config.smtp.localDomains,
             discovery: discoveryFromConfig(submission, inData, { keyDirectory }),
             withoutKey: submission.withoutKey,
+            ...(opts.from === undefined ? {} : { sender: opts.from }),
           },
           address,
         );

@@ -1,4 +1,4 @@
-/** Owner commands (on the owner's machine): `owner init|gateway|rotate`, `device add|list|revoke` (pairing: device-pairing.ts), `profile show|publish`, `smimea`, `read`. */
+/** Owner commands (on the owner's machine): `owner init|gateway|rotate|policy`, `device add|list|revoke` (pairing: device-pairing.ts), `profile show|publish`, `smimea`, `read`. */
 import { type Command, Option } from 'commander';
 import {
   addDevice,
@@ -13,6 +13,7 @@ import {
 } from '../../owner/index.js';
 import { CliError } from '../errors.js';
 import { printPendingPairings, registerPairing } from './device-pairing.js';
+import { registerPolicy } from './owner-policy.js';
 import { registerRekey, registerRotate, revokeCompromised } from './owner-rotate.js';
 import { print } from '../output.js';
 import {
@@ -110,6 +111,7 @@ export function register(program: Command): void {
     print(`gateway for ${result.address}: ${result.gateway} (was ${result.previous})`);
   });
   registerRotate(owner, keyOptions);
+  registerPolicy(owner, keyOptions);
 
   const device = program.command('device').description('owner: devices that read your mail');
   keyOptions(
