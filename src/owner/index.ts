@@ -48,7 +48,6 @@ export {
   SETTABLE_POLICIES,
   policyToPublish,
   publishedPolicy,
-  requiresEncryption,
   type SendingPolicy,
   type SettablePolicy,
 } from './policy.js';

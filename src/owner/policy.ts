@@ -24,11 +24,6 @@ export interface SendingPolicy {
 /** What a profile says when its owner never chose (profiles/profile.ts `buildProfile`). */
 export const DEFAULT_POLICY: SendingPolicy = { prefer: 'encrypt', require: 'none' };
 
-/** Whether a policy asks for encryption (`encrypt` or `sign-encrypt`), as submission reads it. */
-export function requiresEncryption(policy: MailPolicy): boolean {
-  return policy.includes('encrypt');
-}
-
 /**
  * The policy of the owner's published profile, fetched from their gateway and verified
  * (signature, address; with the owner key at hand also its UDF). null: none published yet.
