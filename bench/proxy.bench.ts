@@ -4,7 +4,9 @@
  * client (imapflow), a new session per pass, all paths interleaved over BENCH_ROUNDS
  * rounds (harness.ts; default 5, 3 for 5 MB): the identity relay, the proxy without the
  * point cache (every fetch multiplies: the figure before the cache), the proxy's first
- * fetch (cache emptied before each pass) and its repeat fetch (cache warm). Ratios are
+ * fetch (cache emptied before each pass), its first fetch after delivery (plans emptied
+ * before each pass, the points the MX computes at delivery kept: src/imap/
+ * delivered-points.ts) and its repeat fetch (cache warm). Ratios are
  * proxy/direct wall time, median and best (goal: ≤ 1.3× for 20 KB, ≤ 1.1× for 5 MB);
  * a path through the proxy faster than direct fails the bench. Then the rewriter's CPU
  * per message with no sockets, and memory per idle TLS connection.
@@ -23,10 +25,13 @@ import { liveFingerprint } from '../src/imap/plan-codec.js';
 import { PointCache, TieredPlans } from '../src/imap/point-cache.js';
 import { ResponseRewriter } from '../src/imap/response-rewriter.js';
 import { wrapMessage } from '../src/recrypt/smime.js';
+import { planRecrypt } from '../src/recrypt/transform.js';
 import { startDovecot } from '../test/helpers/dovecot.js';
 import {
+  BenchSanityError,
   compare,
   expectNotFaster,
+  median,
   formatResults,
   ratio,
   SanityChecks,
@@ -98,6 +103,16 @@ export async function run(): Promise<void> {
     const firstCache = new PointCache(join(dir.path, 'points-first.sqlite'));
     const warmCache = new PointCache(join(dir.path, 'points-warm.sqlite'));
     const first = await startImapProxy({ ...common, pointCache: firstCache });
+    // First fetch after delivery: plans emptied before every pass, like `first`, but the
+    // points computed at delivery (what adapters/points-at-delivery.ts does after the MX
+    // stored a copy) are kept in another file that is never emptied.
+    const afterCache = new PointCache(join(dir.path, 'points-after-delivery.sqlite'));
+    const atDelivery = new PointCache(join(dir.path, 'points-at-delivery.sqlite'));
+    const afterDelivery = await startImapProxy({
+      ...common,
+      pointCache: afterCache,
+      transformFor: (keys) => recryptTransform(keys, atDelivery.delivered.source()),
+    });
     const repeat = await startImapProxy({ ...common, pointCache: warmCache });
     // The same proxy with the identity transform: the relay's own cost, without the EC math.
     const relayOnly = await startImapProxy({
@@ -139,11 +154,23 @@ export async function run(): Promise<void> {
       { mailbox: 'Large', count: 20, size: 5 * 1024 * 1024 },
     ];
     const samples: Buffer[] = [];
+    /** CPU µs per message of computing its point at delivery (one device). */
+    const deliveryCpu: number[] = [];
     for (const set of sets) {
       await loader.mailboxCreate(set.mailbox);
       for (let i = 0; i < set.count; i++) {
         const message = Buffer.from(wrapMessage(original(set.size, i), user.group.certDer));
         if (set.mailbox === 'Small' && samples.length < 1000) samples.push(message);
+        // What the MX's after-store hook computes for the device (off the SMTP reply).
+        const start = process.cpuUsage();
+        planRecrypt(
+          message.subarray(0, 16384),
+          'message',
+          device.keys,
+          atDelivery.delivered.recorder(user.address, device.deviceId),
+        );
+        const used = process.cpuUsage(start);
+        deliveryCpu.push(used.user + used.system);
         await loader.append(set.mailbox, message);
       }
     }
@@ -171,6 +198,13 @@ export async function run(): Promise<void> {
             return fetchVia(() => viaProxy(first))();
           },
         });
+        paths.push({
+          name: 'proxy, first fetch after delivery',
+          run: () => {
+            afterCache.clear();
+            return fetchVia(() => viaProxy(afterDelivery))();
+          },
+        });
       }
       const results = await compare(paths, { rounds: small ? ROUNDS : Math.min(ROUNDS, 3) });
       console.log(
@@ -189,6 +223,17 @@ export async function run(): Promise<void> {
     console.log(
       `  point cache (repeat): ${JSON.stringify(warmCache.stats)}; (first): ${JSON.stringify(firstCache.stats)}`,
     );
+    console.log(
+      `  points computed at delivery: ${JSON.stringify(atDelivery.delivered.stats)}; ` +
+        `CPU at delivery per message and device: median ${median(deliveryCpu).toFixed(0)} µs`,
+    );
+    // Every first fetch after delivery took its points from there: none multiplied.
+    checks.check(() => {
+      if (atDelivery.delivered.stats.misses !== 0)
+        throw new BenchSanityError(
+          `first fetch after delivery multiplied ${atDelivery.delivered.stats.misses} times`,
+        );
+    });
 
     // CPU of the rewriter alone: a FETCH transcript of the 1,000 small messages.
     const transcript = Buffer.concat(
@@ -228,6 +273,10 @@ export async function run(): Promise<void> {
       [
         { name: 'parsing only', run: () => cpu(identity) },
         { name: 'recrypting, no cache', run: () => cpu(recryptTransform(device.keys)) },
+        {
+          name: 'recrypting, points from delivery',
+          run: () => cpu(recryptTransform(device.keys, atDelivery.delivered.source())),
+        },
         {
           name: 'recrypting, point cache warm',
           run: () =>
@@ -300,8 +349,10 @@ export async function run(): Promise<void> {
     for (const socket of sockets) socket.destroy();
     child.stdin!.write('exit\n');
     await new Promise((resolve) => child.once('exit', resolve));
-    for (const server of [noCache, first, repeat, relayOnly]) await server.close();
+    for (const server of [noCache, first, afterDelivery, repeat, relayOnly]) await server.close();
     firstCache.close();
+    afterCache.close();
+    atDelivery.close();
     warmCache.close();
     checks.throwIfAny();
   } finally {
