@@ -127,15 +127,45 @@ async function drained(socket: Socket, timeoutMs: number): Promise<void> {
   });
 }
 
+/**
+ * Resolves once the socket has handed `parts` to the kernel (the last write's callback),
+ * so that their memory may be reused; rejects when the socket closes, fails or takes
+ * nothing for `timeoutMs`.
+ */
+async function writeAll(socket: Socket, parts: Buffer[], timeoutMs: number): Promise<void> {
+  if (parts.length === 0) return;
+  if (socket.destroyed) throw new Error('LMTP connection closed');
+  await new Promise<void>((resolve, reject) => {
+    const done = (error?: Error | null): void => {
+      clearTimeout(timer);
+      socket.off('close', closed);
+      if (error === undefined || error === null) resolve();
+      else reject(error);
+    };
+    const closed = (): void => done(new Error('LMTP connection closed'));
+    const timer = setTimeout(
+      () => done(new Error(`LMTP store read nothing for ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    socket.on('close', closed);
+    socket.cork();
+    for (const part of parts.slice(0, -1)) socket.write(part);
+    socket.write(parts[parts.length - 1]!, (error) => done(error));
+    socket.uncork();
+  });
+}
+
 /** A streamed copy is written in batches of about this size (one system call each). */
 const BATCH_BYTES = 64 * 1024;
 
 /**
- * The message after DATA's 354, dot-stuffed, without the final ".". A streamed message is
- * pulled a piece at a time and written in batches, each before the next piece is made
- * once the socket's buffer is full (backpressure from the store back to the encryption);
- * a small message is one batch, one write. A whole one is written at once: it is
- * already in memory.
+ * The message after DATA's 354, dot-stuffed, without the final ".". A whole one is
+ * written at once: it is already in memory. A streamed message is pulled a piece at a
+ * time and written in batches, each before the next piece is made (backpressure from the
+ * store back to the encryption). A piece's memory may be reused once the next one is
+ * pulled (the encryption pool's slots, src/smtp/adapters/encrypt-pool.ts): so before each
+ * pull, what was written of it has reached the kernel, and what waits for a fuller batch
+ * is a copy.
  */
 async function writeData(socket: Socket, message: OutgoingMessage, timeoutMs: number) {
   if (message instanceof Uint8Array) {
@@ -147,27 +177,22 @@ async function writeData(socket: Socket, message: OutgoingMessage, timeoutMs: nu
   const stuffer = new DotStuffer();
   let batch: Buffer[] = [];
   let batched = 0;
-  const flush = async (): Promise<void> => {
-    if (batch.length === 0) return;
-    const parts = batch;
+  const add = async (parts: Buffer[], last = false): Promise<void> => {
+    const size = parts.reduce((sum, part) => sum + part.length, 0);
+    if (batched + size < BATCH_BYTES && !last) {
+      // Kept for a fuller batch: copied, not views into a piece that may be reused.
+      for (const part of parts) batch.push(Buffer.from(part));
+      batched += size;
+      return;
+    }
+    const ready = [...batch, ...parts];
     batch = [];
     batched = 0;
-    socket.cork();
-    for (const part of parts) socket.write(part);
-    socket.uncork();
-    await drained(socket, timeoutMs);
-  };
-  const add = async (parts: Buffer[]): Promise<void> => {
-    for (const part of parts) {
-      batch.push(part);
-      batched += part.length;
-    }
-    if (batched >= BATCH_BYTES) await flush();
+    await writeAll(socket, ready, timeoutMs);
   };
   await add(stuffer.push(message.head));
   for await (const piece of message.body()) await add(stuffer.push(piece));
-  await add(stuffer.end());
-  await flush();
+  await add(stuffer.end(), true);
 }
 
 export function lmtpDelivery(options: LmtpTargetOptions): DeliveryTarget {

@@ -4,9 +4,12 @@
  * group) and a 50 MB message is not encrypted on the event loop that serves SMTP, IMAP
  * and HTTPS (config `workers`, docs/configuration.md). The MX keeps its order of work:
  * a streamed copy is still pulled by the LMTP client a batch at a time, and the worker
- * encrypts ahead by at most INITIAL_CREDIT batches (encrypt-worker.ts), so the store's
- * pace sets the encryption's and the message is held once (the collector's
- * SharedArrayBuffer, which the worker reads without a copy).
+ * encrypts ahead by at most SLOTS batches (encrypt-worker.ts), so the store's pace sets
+ * the encryption's and the message is held once (the collector's SharedArrayBuffer, which
+ * the worker reads without a copy). The batches come in slots of a SharedArrayBuffer per
+ * copy, so the event loop allocates nothing per batch (no garbage-collection pauses from
+ * them); a slot is given back when the next batch is pulled, so a batch is valid until
+ * then (the LMTP client has written it to its socket by that time).
  *
  * Fail closed as before: a worker that fails or exits mid-copy makes the copy's body
  * throw, the LMTP client abandons it before its end of data, and the MX answers 451.
@@ -17,9 +20,10 @@
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import type { WrapOptions } from '../../recrypt/index.js';
 import type { MessageEncryptor, StreamedMessage } from '../ports.js';
+// Types only: the worker's module runs its thread's set-up when it is loaded.
 import type { EncryptJob, MainMessage, WorkerMessage } from './encrypt-worker.js';
 
-/** Copies one worker makes at once; each holds at most INITIAL_CREDIT batches ahead. */
+/** Copies one worker makes at once; each holds at most SLOTS batches ahead. */
 export const COPIES_PER_WORKER = 8;
 
 export interface EncryptPoolOptions {
@@ -33,7 +37,13 @@ interface Job {
   slot?: Slot;
   started: (stream: StreamedMessage) => void;
   refused: (error: Error) => void;
-  pieces: Uint8Array[];
+  /** Batches written and not pulled yet: slot numbers and lengths in `slots`. */
+  pieces: { slot: number; length: number }[];
+  /** The copy's batch slots, each `slotBytes` long (from its header section on). */
+  slots?: SharedArrayBuffer;
+  slotBytes: number;
+  /** The slot of the batch the consumer holds (given back when it pulls the next). */
+  held?: number;
   /** The header section came: the copy belongs to its consumer, who releases it. */
   headed: boolean;
   ended: boolean;
@@ -87,6 +97,7 @@ export class EncryptPool {
         started,
         refused,
         pieces: [],
+        slotBytes: 0,
         headed: false,
         ended: false,
         released: false,
@@ -142,10 +153,12 @@ export class EncryptPool {
     switch (message.kind) {
       case 'head':
         job.headed = true;
+        job.slots = message.slots;
+        job.slotBytes = message.slotBytes;
         job.started(this.streamOf(job, message.byteLength, message.head));
         return;
       case 'piece':
-        job.pieces.push(message.bytes);
+        job.pieces.push({ slot: message.slot, length: message.length });
         break;
       case 'end':
         job.ended = true;
@@ -166,9 +179,15 @@ export class EncryptPool {
         if (job.failure !== undefined) throw job.failure;
         const piece = job.pieces.shift();
         if (piece !== undefined) {
-          if (!job.ended && job.slot !== undefined)
-            job.slot.worker.postMessage({ kind: 'more', id: job.job.id } satisfies MainMessage);
-          return piece;
+          // The batch pulled before this one has been written: its slot may be refilled.
+          if (job.held !== undefined && !job.ended && job.slot !== undefined)
+            job.slot.worker.postMessage({
+              kind: 'more',
+              id: job.job.id,
+              slot: job.held,
+            } satisfies MainMessage);
+          job.held = piece.slot;
+          return new Uint8Array(job.slots!, piece.slot * job.slotBytes, piece.length);
         }
         if (job.ended) return null;
         await new Promise<void>((resolve) => (job.wake = resolve));
