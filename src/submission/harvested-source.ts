@@ -10,7 +10,10 @@ import type { KeySource } from './key-sources.js';
 
 const MISS_RETRY_MS = 60_000;
 
-export function harvestedKeySource(directory: KeyDirectory, now: () => number = Date.now): KeySource {
+export function harvestedKeySource(
+  directory: KeyDirectory,
+  now: () => number = Date.now,
+): KeySource {
   return {
     name: 'harvested',
     async lookup(address) {
@@ -25,9 +28,7 @@ export function harvestedKeySource(directory: KeyDirectory, now: () => number = 
           validUntil: new Date(at + MISS_RETRY_MS),
         };
       }
-      const usable = records.find(
-        (r) => r.notBefore.getTime() <= at && r.notAfter.getTime() > at,
-      );
+      const usable = records.find((r) => r.notBefore.getTime() <= at && r.notAfter.getTime() > at);
       if (usable === undefined)
         return {
           kind: 'none',

@@ -62,7 +62,10 @@ export interface KeyDiscovery {
  * The first key any source finds, in the order given; without one, "none" with every
  * source's reason, requiring encryption when any source said the recipient requires it.
  */
-export function keySources(sources: readonly KeySource[], now: () => number = Date.now): KeyDiscovery {
+export function keySources(
+  sources: readonly KeySource[],
+  now: () => number = Date.now,
+): KeyDiscovery {
   return {
     async lookup(raw) {
       const address = raw.trim().toLowerCase();

@@ -65,7 +65,9 @@ function fieldRows(): Array<{ uid: number; from_lc: string }> {
   const db = new Database(indexFile, { readonly: true });
   try {
     return db
-      .prepare<[], { uid: number; from_lc: string }>('SELECT uid, from_lc FROM search_fields ORDER BY mailbox, uid')
+      .prepare<[], { uid: number; from_lc: string }>(
+        'SELECT uid, from_lc FROM search_fields ORDER BY mailbox, uid',
+      )
       .all();
   } finally {
     db.close();
@@ -137,7 +139,11 @@ describe('maintenance', () => {
     await append(
       w,
       'INBOX',
-      message('=?utf-8?q?Z=C3=B6e?= <zoe@example.org>', 'third', 'X-Tag: =?utf-8?q?gr=C3=BCn?=\r\n'),
+      message(
+        '=?utf-8?q?Z=C3=B6e?= <zoe@example.org>',
+        'third',
+        'X-Tag: =?utf-8?q?gr=C3=BCn?=\r\n',
+      ),
     );
     expect(await w.command('s', 'SELECT INBOX')).toMatch(/^s OK/m);
   });
@@ -182,7 +188,9 @@ describe('maintenance', () => {
     await stop();
     const db = new Database(indexFile);
     // a row of another file (wrong base) that would wrongly match, and a row gone
-    db.prepare("UPDATE search_fields SET base = 'other', from_lc = 'ann' WHERE uid = 2 AND from_lc LIKE 'carl%'").run();
+    db.prepare(
+      "UPDATE search_fields SET base = 'other', from_lc = 'ann' WHERE uid = 2 AND from_lc LIKE 'carl%'",
+    ).run();
     db.prepare('DELETE FROM search_fields WHERE uid = 1').run();
     db.close();
     await start();

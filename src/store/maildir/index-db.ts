@@ -205,7 +205,9 @@ export class UserIndex {
   }
 
   /** A raw-row query of (uid, base, …fields) over a UID range, prepared once per column set. */
-  private fieldsQuery(fields: SearchField[]): Database.Statement<[string, number, number], unknown[]> {
+  private fieldsQuery(
+    fields: SearchField[],
+  ): Database.Statement<[string, number, number], unknown[]> {
     const key = fields.join(',');
     let query = this.fieldQueries.get(key);
     if (query === undefined) {
@@ -222,7 +224,9 @@ export class UserIndex {
 
   /** The search fields of one message when its row still describes file `base`. */
   searchFieldsOf(mailbox: string, uid: number, base: string): SearchFields | null {
-    return this.searchFields(mailbox, [uid], new Map([[uid, base]]), SEARCH_FIELDS).get(uid) ?? null;
+    return (
+      this.searchFields(mailbox, [uid], new Map([[uid, base]]), SEARCH_FIELDS).get(uid) ?? null
+    );
   }
 
   putSearchFields(
