@@ -55,12 +55,14 @@ export async function startProxy(options: {
     });
     new Gauge({
       name: 'imap_proxy_delivered_points',
-      help: 'Points computed at delivery since start (hits, misses, stored, skipped, errors)',
+      help: 'Points (and plan_*: whole BODY[] plans) computed at delivery since start (hits, misses, stored, skipped, errors)',
       labelNames: ['result'],
       registers: [options.metrics],
       collect() {
         for (const [result, count] of Object.entries(pointCache.delivered.stats))
           this.set({ result }, count);
+        for (const [result, count] of Object.entries(pointCache.delivered.plans.stats))
+          this.set({ result: `plan_${result}` }, count);
       },
     });
   }

@@ -16,10 +16,16 @@
  * Same table discipline as the point cache: writes queued and committed together, a
  * bound on rows (oldest dropped), the entry checked against its key on every read, and
  * every SQLite failure a miss (the proxy multiplies), never a failed fetch.
+ *
+ * `plans` (delivered-plans.ts, same file, same commits and deletions) keeps the device's
+ * whole BODY[] plan as well, so that a first fetch of BODY[] skips even the parse.
  */
 import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import type { PointSource } from '../recrypt/transform.js';
+import type { Edit, PointSource } from '../recrypt/transform.js';
+import type { DeviceRecryptKeys } from '../recrypt/types.js';
+import { DeliveredPlans } from './delivered-plans.js';
+import { liveFingerprint } from './plan-codec.js';
 
 export interface DeliveredPointStats {
   /** Points the proxy took from here instead of multiplying. */
@@ -53,6 +59,8 @@ interface Pending {
 
 export class DeliveredPoints {
   readonly stats: DeliveredPointStats = { hits: 0, misses: 0, stored: 0, skipped: 0, errors: 0 };
+  /** Whole BODY[] plans, found by a digest of the body's first bytes (delivered-plans.ts). */
+  readonly plans: DeliveredPlans;
   private readonly select: Database.Statement<unknown[], { point: Buffer }>;
   private readonly insert: Database.Statement;
   private readonly pending = new Map<string, Pending>();
@@ -75,6 +83,26 @@ export class DeliveredPoints {
     this.insert = db.prepare(
       'INSERT OR REPLACE INTO delivered (id, owner, device, point) VALUES (?, ?, ?, ?)',
     );
+    this.plans = new DeliveredPlans(db);
+  }
+
+  /** The proxy's view of the whole plans kept for a device with these (live) keys. */
+  planSource(keys: DeviceRecryptKeys): (prefix: Uint8Array) => Edit[] | undefined {
+    const fingerprint = liveFingerprint(keys);
+    return (prefix) => (this.closed ? undefined : this.plans.lookup(fingerprint(), prefix));
+  }
+
+  /** Keeps a device's BODY[] plan made at delivery (see DeliveredPlans.put). */
+  putPlan(
+    owner: string,
+    device: string,
+    fingerprint: Buffer,
+    message: Uint8Array,
+    edits: Edit[],
+  ): void {
+    if (this.closed) return;
+    this.plans.put(owner, device, fingerprint, message, edits);
+    this.schedule();
   }
 
   /** The proxy's view for one device: products kept for any of its keys, looked up by E. */
@@ -104,6 +132,10 @@ export class DeliveredPoints {
     const entry = Buffer.concat([recrypted, checksum(id, recrypted)]);
     this.pending.set(id.toString('latin1'), { owner, device, id, entry });
     this.stats.stored++;
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (this.pending.size >= FLUSH_AT) this.flush();
     else if (this.timer === undefined) {
       this.timer = setTimeout(() => this.flush(), FLUSH_DELAY_MS);
@@ -124,6 +156,7 @@ export class DeliveredPoints {
   }
 
   forgetDevice(owner: string, device: string): void {
+    if (!this.closed) this.plans.forgetDevice(owner, device);
     this.drop((entry) => entry.owner === owner && entry.device === device);
     this.guard(() =>
       this.db.prepare('DELETE FROM delivered WHERE owner = ? AND device = ?').run(owner, device),
@@ -131,11 +164,13 @@ export class DeliveredPoints {
   }
 
   forgetOwner(owner: string): void {
+    if (!this.closed) this.plans.forgetOwner(owner);
     this.drop((entry) => entry.owner === owner);
     this.guard(() => this.db.prepare('DELETE FROM delivered WHERE owner = ?').run(owner));
   }
 
   clear(): void {
+    if (!this.closed) this.plans.clear();
     this.pending.clear();
     this.guard(() => this.db.exec('DELETE FROM delivered'));
   }
@@ -149,7 +184,9 @@ export class DeliveredPoints {
   flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.closed || this.pending.size === 0) return;
+    if (this.closed) return;
+    this.guard(() => this.plans.flush());
+    if (this.pending.size === 0) return;
     const batch = [...this.pending.values()];
     this.pending.clear();
     this.guard(() =>
@@ -162,6 +199,7 @@ export class DeliveredPoints {
     if (this.writesSinceCheck >= EVICT_CHECK_EVERY) {
       this.writesSinceCheck = 0;
       this.guard(() => this.evict());
+      this.guard(() => this.plans.evict(this.maxPoints));
     }
   }
 

@@ -104,7 +104,12 @@ export async function startImapProxy(options: ImapProxyOptions): Promise<ImapPro
     // With a point cache, first fetches take the points computed at delivery from it.
     transformFor:
       options.transformFor ??
-      ((keys) => recryptTransform(keys, options.pointCache?.delivered.source())),
+      ((keys) =>
+        recryptTransform(
+          keys,
+          options.pointCache?.delivered.source(),
+          options.pointCache?.delivered.planSource(keys),
+        )),
     ...(options.pointCache === undefined ? {} : { pointCache: options.pointCache }),
     ...(options.encryptAppends === false
       ? {}

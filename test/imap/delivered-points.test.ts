@@ -1,13 +1,20 @@
 /**
  * The points computed at delivery on a real SQLite file (the point cache's): found by
  * (rk, E) only — never under another key — kept across a reopen, a damaged row ignored,
- * and a device's rows gone after forgetDevice / forgetOwner / clear.
+ * and a device's rows gone after forgetDevice / forgetOwner / clear. Whole BODY[] plans:
+ * found only for the same keys and the very body bytes they were made from, at the body's
+ * offset in the fetched message (the store may add header fields), identical to the plan
+ * the transform makes.
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { keysFingerprint } from '../../src/imap/plan-codec.js';
 import { PointCache } from '../../src/imap/point-cache.js';
 import { publicPoint, randomScalar, recryptPoint } from '../../src/recrypt/scalar.js';
+import { wrapMessage } from '../../src/recrypt/smime.js';
+import { planRecrypt } from '../../src/recrypt/transform.js';
+import { makeTestUser } from '../helpers/proxy-pki.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir('delivered-points-');
@@ -60,6 +67,40 @@ describe('points computed at delivery', () => {
     expect(points.size()).toBe(1);
     cache.clear();
     expect(points.size()).toBe(0);
+    cache.close();
+  });
+});
+
+describe('whole plans computed at delivery', () => {
+  it('are found only for the same keys and body bytes, at the body in the fetched message', async () => {
+    const user = await makeTestUser(dir.path, 'gail@example.org', 2);
+    const [mine, theirs] = [user.devices[0]!.keys, user.devices[1]!.keys];
+    const message = Buffer.from(
+      wrapMessage(Buffer.from('Subject: plans\r\n\r\nbody\r\n'), user.group.certDer),
+    );
+    const edits = (bytes: Buffer) => {
+      const plan = planRecrypt(bytes, 'message', mine);
+      if (plan.kind !== 'edits') throw new Error(`no edits: ${plan.kind}`);
+      return plan.edits;
+    };
+    const made = edits(message);
+    const cache = new PointCache(':memory:');
+    const plans = cache.delivered.plans;
+    cache.delivered.putPlan('gail', 'dev-1', keysFingerprint(mine), message, made);
+    expect(plans.lookup(keysFingerprint(mine), message)).toEqual(made);
+    expect(plans.lookup(keysFingerprint(theirs), message)).toBeUndefined();
+    // The store added a header field: the same edits, moved by its length.
+    const added = Buffer.concat([Buffer.from('Return-Path: <x@y.example>\r\n'), message]);
+    const moved = plans.lookup(keysFingerprint(mine), added);
+    expect(moved?.map((e) => e.offset)).toEqual(made.map((e) => e.offset + 28));
+    expect(moved).toEqual(edits(added));
+    // One byte changed among those the edits lie in: not served.
+    const changed = Buffer.from(message);
+    const last = made.at(-1)!;
+    changed[last.offset + last.bytes.length - 1]! ^= 1;
+    expect(plans.lookup(keysFingerprint(mine), changed)).toBeUndefined();
+    cache.forgetDevice('gail', 'dev-1');
+    expect(plans.lookup(keysFingerprint(mine), message)).toBeUndefined();
     cache.close();
   });
 });

@@ -94,6 +94,7 @@ describe('recrypt start computes points at delivery', () => {
       text: 'recrypted for the laptop before it asked\r\n',
     });
     await expect.poll(() => delivered('stored'), { timeout: 30_000 }).toBe(1);
+    expect(delivered('plan_stored')).toBe(1);
     const reader = await RawImap.open(ports.imap, readFileSync(certFile, 'utf8'));
     try {
       expect(await reader.command(`LOGIN ${ADDRESS} "${imapPassword}"`)).toMatch(/^t\d+ OK/);
@@ -102,7 +103,8 @@ describe('recrypt start computes points at delivery', () => {
     } finally {
       reader.close();
     }
-    expect(delivered('hits')).toBe(1);
+    // The whole plan was taken: neither a parse for E nor a multiplication.
+    expect(delivered('plan_hits')).toBe(1);
     expect(delivered('misses')).toBe(0);
   });
 });

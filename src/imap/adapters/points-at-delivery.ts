@@ -16,6 +16,7 @@ import { setImmediate as yieldLoop } from 'node:timers/promises';
 import { normaliseAddress, toDeviceRecryptKeys, type KeyStore } from '../../keystore/index.js';
 import { planRecrypt } from '../../recrypt/transform.js';
 import type { DeliveredPoints } from '../delivered-points.js';
+import { keysFingerprint } from '../plan-codec.js';
 
 export interface PointsAtDeliveryOptions {
   keyStore: Pick<KeyStore, 'listDevices' | 'keysForDevice'>;
@@ -58,9 +59,13 @@ export function pointsAtDelivery(options: PointsAtDeliveryOptions): PointsAtDeli
       const keys = await keyStore.keysForDevice(owner, device.id);
       if (keys.size === 0) continue;
       const recorder = points.recorder(ownerKey(owner), device.id);
+      const deviceKeys = toDeviceRecryptKeys(device, keys);
       // A prefix the transform cannot plan from (not S/MIME, too long a header) plans
       // 'unchanged' or 'need-more' and records nothing.
-      planRecrypt(prefix, 'message', toDeviceRecryptKeys(device, keys), recorder);
+      const plan = planRecrypt(prefix, 'message', deviceKeys, recorder);
+      // The whole BODY[] plan too, for a first fetch that need not even parse.
+      if (plan.kind === 'edits')
+        points.putPlan(ownerKey(owner), device.id, keysFingerprint(deviceKeys), prefix, plan.edits);
       await yieldLoop();
     }
   };

@@ -1,12 +1,24 @@
 /** Binds the proxy's BodyTransform port to the recrypt core for one device's keys. */
-import { applyEdits, planRecrypt, type PointSource } from '../../recrypt/transform.js';
+import { applyEdits, planRecrypt, type Edit, type PointSource } from '../../recrypt/transform.js';
 import type { DeviceRecryptKeys } from '../../recrypt/types.js';
 import type { BodyPlan, BodyTransform } from '../ports.js';
 
-/** `points`: recrypted points computed at delivery (../delivered-points.ts), found by E. */
-export function recryptTransform(keys: DeviceRecryptKeys, points?: PointSource): BodyTransform {
+/**
+ * `points`: recrypted points computed at delivery (../delivered-points.ts), found by E;
+ * `plans`: whole BODY[] plans computed at delivery, found by the body's first bytes
+ * (../delivered-plans.ts), which spare the parse too.
+ */
+export function recryptTransform(
+  keys: DeviceRecryptKeys,
+  points?: PointSource,
+  plans?: (prefix: Uint8Array) => Edit[] | undefined,
+): BodyTransform {
   return {
     plan(prefix, form): BodyPlan {
+      if (form === 'message' && plans !== undefined) {
+        const edits = plans(prefix);
+        if (edits !== undefined) return { kind: 'edits', edits };
+      }
       const plan = planRecrypt(prefix, form, keys, points);
       if (plan.kind === 'unchanged') {
         return { kind: 'unchanged', reason: plan.reason };

@@ -1,0 +1,192 @@
+/**
+ * Whole recrypt plans computed at delivery, for BODY[] (docs/design.md §4): with the
+ * points alone (delivered-points.ts) a first fetch still parses the CMS prefix (headers,
+ * base64, DER) to find E, about as much CPU as the store spends serving a 20 KiB message.
+ * Here the MX side also keeps, per device, the edits relative to the start of the body,
+ * found at fetch by a digest of the body's first bytes: the proxy hashes those instead of
+ * parsing.
+ *
+ * Safety: the key names the device's keys (`keysFingerprint`: its identifier, encoding and
+ * every rk; another device, a re-key, a revoked device find nothing) and a digest of the
+ * body's first bytes; the entry holds the length `n` of the body bytes the edits lie in
+ * and their SHA-256, checked on every use, so the edits are applied only to exactly the
+ * bytes they were computed from (the store may add header fields: the body is what
+ * counts). Anything else — another form, a short prefix, a mismatch — and the transform
+ * plans as usual. Rows name owner and device for deletion (point-cache.ts forget*).
+ */
+import { createHash } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import type { Edit } from '../recrypt/transform.js';
+import { decodePlan, encodePlan } from './plan-codec.js';
+
+/** Body bytes hashed to find an entry (less than any CMS prefix). */
+const LOOKUP_BYTES = 64;
+/** Header section searched for its end, as the transform bounds it. */
+const MAX_HEAD = 64 * 1024;
+const DIGEST_BYTES = 16;
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+export interface DeliveredPlanStats {
+  hits: number;
+  misses: number;
+  stored: number;
+}
+
+interface Pending {
+  owner: string;
+  device: string;
+  id: Buffer;
+  entry: Buffer;
+}
+
+/** Start of the body: after the first empty line (CRLF), or -1. */
+function bodyStart(message: Uint8Array): number {
+  const view = Buffer.from(message.buffer, message.byteOffset, Math.min(message.length, MAX_HEAD));
+  const at = view.indexOf(CRLFCRLF);
+  return at === -1 ? -1 : at + 4;
+}
+
+function digest(...parts: Uint8Array[]): Buffer {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part);
+  return hash.digest().subarray(0, DIGEST_BYTES);
+}
+
+export class DeliveredPlans {
+  readonly stats: DeliveredPlanStats = { hits: 0, misses: 0, stored: 0 };
+  private readonly select: Database.Statement<unknown[], { entry: Buffer }>;
+  private readonly insert: Database.Statement;
+  private readonly pending = new Map<string, Pending>();
+
+  constructor(private readonly db: Database.Database) {
+    db.exec(`CREATE TABLE IF NOT EXISTS delivered_plans (
+      id BLOB NOT NULL UNIQUE, owner TEXT NOT NULL, device TEXT NOT NULL, entry BLOB NOT NULL)`);
+    db.exec('CREATE INDEX IF NOT EXISTS delivered_plans_device ON delivered_plans (owner, device)');
+    this.select = db.prepare<unknown[], { entry: Buffer }>(
+      'SELECT entry FROM delivered_plans WHERE id = ?',
+    );
+    this.insert = db.prepare(
+      'INSERT OR REPLACE INTO delivered_plans (id, owner, device, entry) VALUES (?, ?, ?, ?)',
+    );
+  }
+
+  /**
+   * Keeps the BODY[] plan `edits` (offsets in `message`, whose first bytes are `message`)
+   * for the device with keys fingerprint `fingerprint`. Queued; `flush` commits.
+   */
+  put(
+    owner: string,
+    device: string,
+    fingerprint: Buffer,
+    message: Uint8Array,
+    edits: Edit[],
+  ): void {
+    const start = bodyStart(message);
+    if (start === -1 || edits.length === 0) return;
+    const last = edits[edits.length - 1]!;
+    const n = last.offset + last.bytes.length - start;
+    if (edits[0]!.offset < start || n > 0xffff || n < LOOKUP_BYTES) return;
+    if (message.length < start + n) return;
+    const body = message.subarray(start, start + n);
+    const relative = edits.map((edit) => ({ offset: edit.offset - start, bytes: edit.bytes }));
+    const head = Buffer.alloc(2);
+    head.writeUInt16BE(n);
+    const entry = Buffer.concat([
+      head,
+      digest(body),
+      encodePlan({ kind: 'edits', edits: relative }),
+    ]);
+    const id = Buffer.concat([fingerprint, digest(body.subarray(0, LOOKUP_BYTES))]);
+    this.pending.set(id.toString('latin1'), { owner, device, id, entry });
+    this.stats.stored++;
+  }
+
+  /** The BODY[] edits for `prefix` (a message's first bytes) and these keys, if kept. */
+  lookup(fingerprint: Buffer, prefix: Uint8Array): Edit[] | undefined {
+    const start = bodyStart(prefix);
+    if (start === -1 || prefix.length < start + LOOKUP_BYTES) return undefined;
+    const id = Buffer.concat([fingerprint, digest(prefix.subarray(start, start + LOOKUP_BYTES))]);
+    const entry = this.pending.get(id.toString('latin1'))?.entry ?? this.read(id);
+    if (entry === undefined || entry.length < 2 + DIGEST_BYTES) {
+      this.stats.misses++;
+      return undefined;
+    }
+    const n = entry.readUInt16BE(0);
+    // The edits are applied only to the very bytes they were computed from.
+    if (
+      prefix.length < start + n ||
+      !digest(prefix.subarray(start, start + n)).equals(entry.subarray(2, 2 + DIGEST_BYTES))
+    ) {
+      this.stats.misses++;
+      return undefined;
+    }
+    const plan = decodePlan(entry.subarray(2 + DIGEST_BYTES));
+    if (plan === null || plan.kind !== 'edits') {
+      this.stats.misses++;
+      return undefined;
+    }
+    this.stats.hits++;
+    return plan.edits.map((edit) => ({ offset: edit.offset + start, bytes: edit.bytes }));
+  }
+
+  forgetDevice(owner: string, device: string): void {
+    this.drop((entry) => entry.owner === owner && entry.device === device);
+    this.guard(() =>
+      this.db
+        .prepare('DELETE FROM delivered_plans WHERE owner = ? AND device = ?')
+        .run(owner, device),
+    );
+  }
+
+  forgetOwner(owner: string): void {
+    this.drop((entry) => entry.owner === owner);
+    this.guard(() => this.db.prepare('DELETE FROM delivered_plans WHERE owner = ?').run(owner));
+  }
+
+  clear(): void {
+    this.pending.clear();
+    this.guard(() => this.db.exec('DELETE FROM delivered_plans'));
+  }
+
+  /** Commits the queued plans (the points' flush calls it: one transaction for both). */
+  flush(): void {
+    if (this.pending.size === 0) return;
+    const batch = [...this.pending.values()];
+    this.pending.clear();
+    this.guard(() =>
+      this.db.transaction(() => {
+        for (const entry of batch)
+          this.insert.run(entry.id, entry.owner, entry.device, entry.entry);
+      })(),
+    );
+  }
+
+  /** Rows beyond `max` go, oldest first (the points' eviction calls it). */
+  evict(max: number): void {
+    const { n } = this.db.prepare('SELECT count(*) AS n FROM delivered_plans').get() as {
+      n: number;
+    };
+    if (n <= max) return;
+    this.db
+      .prepare(
+        'DELETE FROM delivered_plans WHERE rowid IN (SELECT rowid FROM delivered_plans ORDER BY rowid LIMIT ?)',
+      )
+      .run(n - max);
+  }
+
+  private read(id: Buffer): Buffer | undefined {
+    return this.guard(() => this.select.get(id)?.entry);
+  }
+
+  private drop(match: (entry: Pending) => boolean): void {
+    for (const [id, entry] of this.pending) if (match(entry)) this.pending.delete(id);
+  }
+
+  private guard<T>(fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch {
+      return undefined;
+    }
+  }
+}
