@@ -5,7 +5,10 @@
  * while each hostile shape is sent at the largest size the gateway allows (header caps,
  * smtp.maxMessageBytes, smtp.maxRecipients). The table puts the worst /healthz latency
  * during each shape next to the idle worst, measured in the same run; goal: < 100 ms
- * (docs/threat-model.md "Limits"). A second table measures what running mailauth in a
+ * (docs/threat-model.md "Limits"). Next to it the gateway's own longest event-loop delay
+ * and its garbage-collection pause time during the shape (from its /metrics), to tell a
+ * stall of the gateway, and how much of it was the collector, from a probe that waited
+ * for a CPU on a loaded machine. A second table measures what running mailauth in a
  * worker thread (src/smtp/auth-pool.ts) costs on a normal 1 MB DKIM-signed message, and
  * a third what the DATA parser costs the event loop per message (src/smtp/data-stream.ts
  * against the smtp-server parser it replaces).
@@ -89,13 +92,21 @@ function probe(port: number, ca: string): Probe {
 
 const worst = (values: number[]): number => Math.max(...values);
 
+interface LoopFigures {
+  /** Longest event-loop delay (ms) since the previous scrape. */
+  delayMax: number;
+  /** Garbage-collection pause time (ms) since the gateway started, every kind together. */
+  gcTotal: number;
+}
+
 /**
- * The gateway's own longest event-loop delay (ms) since the previous call: prom-client's
- * nodejs_eventloop_lag_max_seconds on /metrics (perf_hooks.monitorEventLoopDelay, reset
- * at every scrape). It tells a stall of the gateway from a probe that waited for a CPU on
- * a loaded machine.
+ * The gateway's own event-loop figures from /metrics (prom-client's default metrics):
+ * nodejs_eventloop_lag_max_seconds (perf_hooks.monitorEventLoopDelay, reset at every
+ * scrape) tells a stall of the gateway from a probe that waited for a CPU on a loaded
+ * machine; nodejs_gc_duration_seconds_sum, compared before and after a shape, tells how
+ * much of it the garbage collector paused the loop.
  */
-async function loopDelayMax(port: number, ca: string): Promise<number> {
+async function loopFigures(port: number, ca: string): Promise<LoopFigures> {
   const text = await new Promise<string>((resolve, reject) => {
     const req = request(
       { host: '127.0.0.1', port, path: '/metrics', ca, servername: 'localhost' },
@@ -110,7 +121,10 @@ async function loopDelayMax(port: number, ca: string): Promise<number> {
     req.end();
   });
   const match = /^nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? ([0-9.e+-]+)$/m.exec(text);
-  return match === null ? NaN : Number(match[1]) * 1000;
+  let gcTotal = 0;
+  for (const gc of text.matchAll(/^nodejs_gc_duration_seconds_sum(?:\{[^}]*\})? ([0-9.e+-]+)$/gm))
+    gcTotal += Number(gc[1]) * 1000;
+  return { delayMax: match === null ? NaN : Number(match[1]) * 1000, gcTotal };
 }
 
 /** The goal is < 100 ms; on a loaded machine the idle worst is the floor that can be told apart. */
@@ -472,11 +486,11 @@ export async function run(): Promise<void> {
 
     // One message first, so that the shapes do not pay for the worker's start.
     await smtpSend(ports.smtp, [ADDRESS], withBody(base('warm'), 4096));
-    await loopDelayMax(ports.operator, ca);
+    await loopFigures(ports.operator, ca);
     const idleProbe = probe(ports.admin, ca);
     await new Promise((resolve) => setTimeout(resolve, 3000));
     const idle = await idleProbe.stop();
-    const idleLoop = await loopDelayMax(ports.operator, ca);
+    const idleLoop = (await loopFigures(ports.operator, ca)).delayMax;
     const idleWorst = worst(idle);
     // The machine's load matters: /healthz waits for a CPU as much as for the event loop.
     console.log(
@@ -487,19 +501,20 @@ export async function run(): Promise<void> {
         `gateway event-loop delay max ${idleLoop.toFixed(1)} ms`,
     );
     console.log(
-      '\n| shape | bytes | reply | worst /healthz ms | median ms | idle worst ms | gateway loop delay max ms | verdict |',
+      '\n| shape | bytes | reply | worst /healthz ms | median ms | idle worst ms | gateway loop delay max ms | gateway GC pauses ms | verdict |',
     );
-    console.log('|---|---|---|---|---|---|---|---|');
+    console.log('|---|---|---|---|---|---|---|---|---|');
     const row = (
       name: string,
       bytes: number,
       reply: string,
       latencies: number[],
-      loopMax: number,
+      before: LoopFigures,
+      after: LoopFigures,
     ): void => {
       const w = worst(latencies);
       console.log(
-        `| ${name} | ${bytes} | ${reply.replace(/\|/g, '/').slice(0, 48)} | ${w.toFixed(1)} | ${median(latencies).toFixed(1)} | ${idleWorst.toFixed(1)} | ${loopMax.toFixed(1)} | ${verdict(w, idleWorst)} |`,
+        `| ${name} | ${bytes} | ${reply.replace(/\|/g, '/').slice(0, 48)} | ${w.toFixed(1)} | ${median(latencies).toFixed(1)} | ${idleWorst.toFixed(1)} | ${after.delayMax.toFixed(1)} | ${(after.gcTotal - before.gcTotal).toFixed(1)} | ${verdict(w, idleWorst)} |`,
       );
     };
     const alive = (): void => {
@@ -509,11 +524,18 @@ export async function run(): Promise<void> {
     const only = process.env['ABUSE_SHAPES']?.split(',');
     for (const shape of shapes.filter((s) => !only || only.some((w) => s.name.includes(w)))) {
       const { rcpts, message } = shape.build();
-      await loopDelayMax(ports.operator, ca);
+      const before = await loopFigures(ports.operator, ca);
       const p = probe(ports.admin, ca);
       const reply = await smtpSend(ports.smtp, rcpts, message).catch((e: Error) => e.message);
       const latencies = await p.stop();
-      row(shape.name, message.length, reply, latencies, await loopDelayMax(ports.operator, ca));
+      row(
+        shape.name,
+        message.length,
+        reply,
+        latencies,
+        before,
+        await loopFigures(ports.operator, ca),
+      );
       alive();
     }
     // IMAP (the proxy's limits; measured only).
@@ -529,12 +551,12 @@ export async function run(): Promise<void> {
     for (const [name, steps] of imapShapes.filter(
       ([n]) => !only || only.some((w) => n.includes(w)),
     )) {
-      await loopDelayMax(ports.operator, ca);
+      const before = await loopFigures(ports.operator, ca);
       const p = probe(ports.admin, ca);
       const reply = await imapShape(ports.imap, steps).catch((e: Error) => e.message);
       const bytes = steps.reduce((sum, step) => sum + (step === 'wait+' ? 0 : step.length), 0);
       const latencies = await p.stop();
-      row(name, bytes, reply, latencies, await loopDelayMax(ports.operator, ca));
+      row(name, bytes, reply, latencies, before, await loopFigures(ports.operator, ca));
       alive();
     }
   } finally {
