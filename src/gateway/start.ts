@@ -252,6 +252,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     });
     encryptPool.warm();
     const started: { proxy?: RunningProxy } = {};
+    // The pool's threads would keep a process whose MX could not start (a port in use)
+    // from exiting: it is closed with the MX, or here when the MX fails to start.
     const mx: MxServer = await startMxServer({
       hostname: publicName,
       host: config.smtp.host,
@@ -286,6 +288,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       // Recrypted points computed at delivery for the proxy (docs/design.md §4); the
       // proxy starts below, copies stored before it is up are computed at first fetch.
       onCopyStored: (copy) => started.proxy?.onCopyStored?.(copy),
+    }).catch(async (error: unknown) => {
+      await encryptPool.close();
+      throw error;
     });
     listenerStops.push(async () => {
       await mx.close();
