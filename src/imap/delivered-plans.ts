@@ -3,8 +3,8 @@
  * points alone (delivered-points.ts) a first fetch still parses the CMS prefix (headers,
  * base64, DER) to find E, about as much CPU as the store spends serving a 20 KiB message.
  * Here the MX side also keeps, per device, the edits relative to the start of the body,
- * found at fetch by a digest of the body's first bytes: the proxy hashes those instead of
- * parsing.
+ * found at fetch by a digest of the body's first 512 bytes: the proxy hashes those
+ * instead of parsing.
  *
  * Safety: the key names the device's keys (`keysFingerprint`: its identifier, encoding and
  * every rk; another device, a re-key, a revoked device find nothing) and a digest of the
@@ -19,8 +19,12 @@ import type Database from 'better-sqlite3';
 import type { Edit } from '../recrypt/transform.js';
 import { decodePlan, encodePlan } from './plan-codec.js';
 
-/** Body bytes hashed to find an entry (less than any CMS prefix). */
-const LOOKUP_BYTES = 64;
+/**
+ * Body bytes hashed to find an entry: enough to reach past the first originator point E
+ * (random per message) of the envelopes the MX makes, so that envelopes of the same
+ * layout (their first ~70 base64 characters are the same DER header) do not share a key.
+ */
+const LOOKUP_BYTES = 512;
 /** Header section searched for its end, as the transform bounds it. */
 const MAX_HEAD = 64 * 1024;
 const DIGEST_BYTES = 16;
@@ -85,8 +89,8 @@ export class DeliveredPlans {
     if (start === -1 || edits.length === 0) return;
     const last = edits[edits.length - 1]!;
     const n = last.offset + last.bytes.length - start;
-    if (edits[0]!.offset < start || n > 0xffff || n < LOOKUP_BYTES) return;
-    if (message.length < start + n) return;
+    if (edits[0]!.offset < start || n > 0xffff) return;
+    if (message.length < start + Math.max(n, LOOKUP_BYTES)) return;
     const body = message.subarray(start, start + n);
     const relative = edits.map((edit) => ({ offset: edit.offset - start, bytes: edit.bytes }));
     const head = Buffer.alloc(2);
@@ -96,7 +100,7 @@ export class DeliveredPlans {
       digest(body),
       encodePlan({ kind: 'edits', edits: relative }),
     ]);
-    const id = Buffer.concat([fingerprint, digest(body.subarray(0, LOOKUP_BYTES))]);
+    const id = Buffer.concat([fingerprint, digest(message.subarray(start, start + LOOKUP_BYTES))]);
     this.pending.set(id.toString('latin1'), { owner, device, id, entry });
     this.stats.stored++;
   }

@@ -99,6 +99,14 @@ describe('whole plans computed at delivery', () => {
     const last = made.at(-1)!;
     changed[last.offset + last.bytes.length - 1]! ^= 1;
     expect(plans.lookup(keysFingerprint(mine), changed)).toBeUndefined();
+    // Another message of the same layout (same DER header) has its own entry.
+    const twin = Buffer.from(
+      wrapMessage(Buffer.from('Subject: plans\r\n\r\nbody\r\n'), user.group.certDer),
+    );
+    cache.delivered.putPlan('gail', 'dev-1', keysFingerprint(mine), twin, edits(twin));
+    cache.delivered.flush();
+    expect(plans.lookup(keysFingerprint(mine), twin)).toEqual(edits(twin));
+    expect(plans.lookup(keysFingerprint(mine), message)).toEqual(made);
     cache.forgetDevice('gail', 'dev-1');
     expect(plans.lookup(keysFingerprint(mine), message)).toBeUndefined();
     cache.close();
