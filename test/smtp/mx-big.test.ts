@@ -239,6 +239,35 @@ describe('encryption on arrival in worker threads (config workers)', () => {
     }
   });
 
+  it('a whole copy (a list post) is made in the pool, not by the inner encryptor on the event loop', async () => {
+    const pool = new EncryptPool({ size: 1 });
+    const inner = recryptEncryptor();
+    const encryptor = pooledEncryptor(
+      {
+        ...inner,
+        encryptForGroup: () => {
+          throw new Error('the inner encryptor must not make whole copies');
+        },
+      },
+      pool,
+    );
+    try {
+      // A plain Buffer, as a list post is (not the collector's SharedArrayBuffer).
+      const original = bigMessage(3 * 1024 * 1024 + 5, `whole.${randomBytes(4).toString('hex')}@x`);
+      const copy = await encryptor.encryptForGroup(original, group.certDer);
+      expect(Buffer.from(copy.subarray(0, 4096)).toString('latin1')).toMatch(
+        /^content-type:[ \t]*application\/(x-)?pkcs7-mime/im,
+      );
+      const content = await opensslDecrypt(copy, group);
+      expect(content.subarray(content.length - original.length).equals(original)).toBe(true);
+      await expect(
+        encryptor.encryptForGroup(original, new Uint8Array([1, 2, 3])),
+      ).rejects.toThrow();
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('a worker that dies mid-copy, and a certificate it cannot use: 451, nothing stored, the pool goes on', async () => {
     const pool = new EncryptPool({ size: 1 });
     const real = recryptEncryptor();
