@@ -80,7 +80,11 @@ export interface StreamedMessage {
   readonly byteLength: number;
   /** The header section up to and including the empty line; checked before anything is sent. */
   readonly head: Uint8Array;
-  /** The rest, in order, after `head`. Called once; a throw means "abandon this copy". */
+  /**
+   * The rest, in order, after `head`. Called once; a throw means "abandon this copy". A
+   * piece may be overwritten once the next is pulled (the encryption pool reuses its
+   * slots): write or copy it before asking for the next.
+   */
   body(): Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
   /** Called when the copy will not be (further) sent: what makes it may stop. */
   abandon?(): void;
