@@ -239,6 +239,7 @@ function tapped(payload: OutgoingMessage): { payload: OutgoingMessage; prefix: (
     async *body() {
       for await (const piece of payload.body()) {
         if (held < TAP_BODY_BYTES) {
+          // Copied now: a piece's buffer may be reused once the next is pulled (ports.ts).
           const part = Buffer.from(piece.subarray(0, TAP_BODY_BYTES - held));
           pieces.push(part);
           held += part.byteLength;
