@@ -32,6 +32,7 @@ import { pairingRoutes } from './pairing.js';
 import { formerGroupKeys, rotationRoutes } from './rotation.js';
 import { patternLabel } from './metrics.js';
 import { noteAuditActor, noteAuditTarget } from './audit.js';
+import type { Handler as RouteHandler } from './route-types.js';
 
 export const ENROLMENT_TOKEN_TTL_MS = 7 * 24 * 3600 * 1000;
 const NONCE_TTL_MS = 15 * 60 * 1000;
@@ -48,13 +49,7 @@ export interface AdminApiContext {
   logger?: Logger;
 }
 
-type Handler = (
-  ctx: AdminApiContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  params: string[],
-  body: Buffer,
-) => Promise<void>;
+type Handler = RouteHandler<AdminApiContext>;
 
 /** Handlers behind the admin token: served on the operator listener only (docs/admin-api.md). */
 const operatorHandlers = new WeakSet<Handler>();

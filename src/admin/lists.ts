@@ -12,8 +12,8 @@
  * The gateway sees τ and β, never α: with α it could compute g_member⁻¹ (α·τ) or g_list.
  */
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { KeyStore, MailingList, PostingPolicy, User } from '../keystore/index.js';
+import type { IncomingMessage } from 'node:http';
+import type { KeyStore, MailingList, PostingPolicy } from '../keystore/index.js';
 import { POSTING_POLICIES } from '../keystore/index.js';
 import { isValidAddress } from '../profiles/index.js';
 import {
@@ -34,6 +34,7 @@ import {
   sealTau,
 } from './list-sealing.js';
 import { checkListCertificate } from './list-uploads.js';
+import type { Handler, Owner } from './route-types.js';
 
 export { INVITE_TTL_MS, JOIN_TTL_MS } from './list-sealing.js';
 
@@ -42,14 +43,6 @@ interface ListApiContext {
   adminToken: string;
   clock: () => number;
 }
-type Owner = User & { owner: NonNullable<User['owner']> };
-type Handler<C> = (
-  ctx: C,
-  req: IncomingMessage,
-  res: ServerResponse,
-  params: string[],
-  body: Buffer,
-) => Promise<void>;
 type ListHandler = (
   ctx: ListApiContext,
   signer: Owner,

@@ -18,14 +18,13 @@
  * for another address, and 404 for a request that is not there or not the caller's.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import {
   deviceCredentialUploadProblem,
   LimitError,
   NotFoundError,
   type Device,
   type KeyStore,
-  type User,
 } from '../keystore/index.js';
 import {
   readDeviceRequest,
@@ -42,6 +41,7 @@ import { open, seal } from './list-sealing.js';
 import { checkDeviceUpload } from './uploads.js';
 import { formerGroupKeysBlinded } from './rotation.js';
 import { noteAuditActor } from './audit.js';
+import type { Handler, Owner } from './route-types.js';
 
 export const PAIRING_INVITE_TTL_MS = 24 * 3600 * 1000;
 /** How long a request waits for the owner, and an approved one for the device's pickup. */
@@ -55,14 +55,6 @@ interface PairingContext {
   clock: () => number;
   imapSettings: { host: string; port: number; starttlsPort: number };
 }
-type Owner = User & { owner: NonNullable<User['owner']> };
-type Handler<C> = (
-  ctx: C,
-  req: IncomingMessage,
-  res: ServerResponse,
-  params: string[],
-  body: Buffer,
-) => Promise<void>;
 
 export interface PairingRouteDeps<C extends PairingContext> {
   owner: (handler: Handler<C>) => Handler<C>;

@@ -19,13 +19,12 @@
  * MAC under x(d·C) = x(c·D) (C the owner CA key), which the gateway, holding neither d
  * nor c, cannot forge: it cannot have the owner answer an α of its own choosing.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import {
   authenticateDevice,
   NotFoundError,
   StaleStateError,
   type KeyStore,
-  type User,
 } from '../keystore/index.js';
 import {
   certificatePublicPoint,
@@ -37,6 +36,7 @@ import {
 import { noteAuditActor } from './audit.js';
 import { HttpError, parseJson, requireBase64, requireString, sendJson } from './http.js';
 import { checkNewGroup } from './rotation.js';
+import type { Handler, Owner } from './route-types.js';
 
 /** How long a full rotation waits for the devices before it is dropped. */
 export const FULL_ROTATION_TTL_MS = 14 * 24 * 3600 * 1000;
@@ -45,14 +45,6 @@ interface RotationContext {
   keyStore: KeyStore;
   clock: () => number;
 }
-type Owner = User & { owner: NonNullable<User['owner']> };
-type Handler<C> = (
-  ctx: C,
-  req: IncomingMessage,
-  res: ServerResponse,
-  params: string[],
-  body: Buffer,
-) => Promise<void>;
 type Reply = Promise<[number, unknown]>;
 
 export interface FullRotationDeps<C extends RotationContext> {

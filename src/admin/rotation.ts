@@ -13,8 +13,8 @@
  * device, rk′ = δ·rk = g′·d⁻¹ — and the key store switches group, profile and every
  * device's key in one change (keystore/group-rotation.ts). δ is not kept.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { StaleStateError, type KeyStore, type User } from '../keystore/index.js';
+import type { IncomingMessage } from 'node:http';
+import { StaleStateError, type KeyStore } from '../keystore/index.js';
 import { verifyProfile } from '../profiles/index.js';
 import {
   certificatePublicPoint,
@@ -28,19 +28,12 @@ import {
 import { HttpError, parseJson, requireBase64, requireString, sendJson } from './http.js';
 import { checkDeviceUpload, checkOwnerUpload } from './uploads.js';
 import { fullRotationRoutes, startFull } from './rotation-full.js';
+import type { Handler, Owner } from './route-types.js';
 
 interface RotationContext {
   keyStore: KeyStore;
   clock: () => number;
 }
-type Owner = User & { owner: NonNullable<User['owner']> };
-type Handler<C> = (
-  ctx: C,
-  req: IncomingMessage,
-  res: ServerResponse,
-  params: string[],
-  body: Buffer,
-) => Promise<void>;
 
 export interface RotationRouteDeps<C extends RotationContext> {
   owner: (handler: Handler<C>) => Handler<C>;
