@@ -5,7 +5,7 @@
  * only through the narrow ports it declares; this file is where those ports are wired.
  */
 import { availableParallelism, hostname as osHostname } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { openAcmeCertificates } from '../acme/index.js';
 import { createAdminMetrics } from '../admin/metrics.js';
@@ -19,20 +19,15 @@ import { listPostDelivery } from '../lists/post-delivery.js';
 import { createOutboundMetrics, openOutboundQueue } from '../outbound/index.js';
 import { keyStoreDirectory, recryptEncryptor } from '../smtp/adapters/index.js';
 import { EncryptPool, pooledEncryptor } from '../smtp/adapters/encrypt-pool.js';
-import { lmtpDelivery, type LmtpEndpoint } from '../smtp/lmtp-delivery.js';
+import { lmtpDelivery } from '../smtp/lmtp-delivery.js';
 import { startMxServer, type MxServer } from '../smtp/mx-server.js';
 import { startSubmission, type SubmissionServer } from '../submission/index.js';
-import { storedSizeBound } from '../smtp/stored-size.js';
-import { createStoreImapMetrics } from '../store/imap/metrics.js';
-import { startImapServer, type ImapServerHandle } from '../store/imap/server.js';
-import { createLmtpMetrics, startLmtpServer } from '../store/lmtp/index.js';
-import { createMaildirStore } from '../store/maildir/index.js';
-import { prepareDataDir, unixSocketPath } from './data-dir.js';
+import { prepareDataDir } from './data-dir.js';
+import { startMailStore } from './mail-store.js';
 import { startProxy, type RunningProxy } from './proxy.js';
 import { countingUnavailable, createKeyStoreMetrics } from './keystore-metrics.js';
-import { provisioningStore } from './provisioning-store.js';
 import { openSharedState, queueDirectory } from './shared-state.js';
-import { loadOrCreateSecretFile, readSecretFile, MASTER_SECRET_FILE } from './secrets.js';
+import { loadOrCreateSecretFile, readSecretFile } from './secrets.js';
 import { StartupError, causeChain, describeKeyStore } from './startup-errors.js';
 import { probeGreeting, type ProbeTarget } from './upstream-probe.js';
 import { withProxyProtocol } from '../net/proxy-listener.js';
@@ -58,18 +53,8 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-interface MailStoreEndpoints {
-  imap: { host: string; port: number; tls: boolean };
-  lmtp: LmtpEndpoint;
-  master: { user: string; password: string };
-  close(): Promise<void>;
-}
-
 /** How often the gateway's own certificate is checked for its expiry. */
 const OWN_CERTIFICATE_CHECK_MS = 24 * 3600 * 1000;
-
-/** The embedded store's master user; Dovecot's is configured. */
-const EMBEDDED_MASTER_USER = 'recrypt-gateway';
 
 export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
   const dataDir = config.dataDir;
@@ -469,74 +454,4 @@ function loopbackOf(listen: string): string {
 
 function publicHost(listen: string): string {
   return listen === '0.0.0.0' || listen === '::' ? 'localhost' : listen;
-}
-
-async function startMailStore(
-  config: GatewayConfig,
-  dataDir: string,
-  keyStore: KeyStore,
-  logger: Logger,
-  metrics: Registry,
-): Promise<MailStoreEndpoints & { embeddedPorts?: { storeImap: number } }> {
-  const settings = config.mailStore;
-  if (settings.kind === 'dovecot') {
-    const password =
-      settings.master.passwordFile !== undefined
-        ? readSecretFile(settings.master.passwordFile, 'mailStore.master.passwordFile')
-        : settings.master.password;
-    if (password === undefined) throw new Error('mailStore.master: set password or passwordFile');
-    return {
-      imap: settings.imap,
-      lmtp: settings.lmtp,
-      master: { user: settings.master.user, password },
-      close: async () => undefined,
-    };
-  }
-  const master = {
-    user: EMBEDDED_MASTER_USER,
-    password: loadOrCreateSecretFile(join(dataDir, MASTER_SECRET_FILE)),
-  };
-  const maildir = provisioningStore(
-    await createMaildirStore({
-      root: join(dataDir, 'mail'),
-      maxMessageSize: storedSizeBound(config.smtp.maxMessageBytes),
-    }),
-    keyStore,
-  );
-  const lmtpSocket = unixSocketPath(dataDir, settings.lmtpSocket, 'mailStore.lmtpSocket');
-  const lmtp = await startLmtpServer({
-    store: maildir,
-    path: lmtpSocket,
-    // The MX's encrypted copy of a message of smtp.maxMessageBytes must fit (src/smtp/stored-size.ts).
-    maxSize: storedSizeBound(config.smtp.maxMessageBytes),
-    logger,
-    metrics: createLmtpMetrics(metrics),
-  }).catch((error: unknown) => {
-    throw new StartupError(`mailStore.lmtpSocket ${lmtpSocket}: ${causeChain(error)}`);
-  });
-  let imap: ImapServerHandle;
-  try {
-    imap = await startImapServer({
-      store: maildir,
-      host: settings.host,
-      port: settings.imapPort,
-      master,
-      logger,
-      metrics: createStoreImapMetrics(metrics),
-    });
-  } catch (error) {
-    await lmtp.close();
-    throw error;
-  }
-  return {
-    imap: { host: settings.host, port: imap.port, tls: false },
-    lmtp: { path: lmtpSocket },
-    master,
-    embeddedPorts: { storeImap: imap.port },
-    close: async () => {
-      await imap.close();
-      await lmtp.close();
-      await maildir.close();
-    },
-  };
 }
