@@ -23,9 +23,16 @@ export function checkAddress(address: string): string {
   }
 }
 
-/** A generated password: 144 random bits, base64url (24 characters, no shell metacharacters). */
+/**
+ * A generated password: 144 random bits, base64url (24 characters, no shell
+ * metacharacters), never starting with "-": command-line clients (swaks, for one) take
+ * such an argument for an option whatever way it is passed.
+ */
 export function generatePassword(): string {
-  return randomBytes(18).toString('base64url');
+  for (;;) {
+    const password = randomBytes(18).toString('base64url');
+    if (!password.startsWith('-')) return password;
+  }
 }
 
 /** How to reach the gateway as this owner: every request signed with the owner (CA) key. */
