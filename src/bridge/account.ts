@@ -4,10 +4,10 @@
  * in `<dataDir>/account.bin` under the cache key. The first `recrypt bridge` makes it from
  * the .p12 and the device's IMAP settings; later starts need only the bridge passphrase.
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RecryptError, readPkcs12, recipientIdOf, type DecryptKey } from '../recrypt/index.js';
+import { generatePassword } from '../owner/common.js';
 import { BridgeError } from './errors.js';
 import { readSealed, writeSealed } from './sealed-file.js';
 import type { SubmissionSettings } from './smtp-relay.js';
@@ -42,11 +42,6 @@ function accountFile(dataDir: string): string {
   return join(dataDir, 'account.bin');
 }
 
-/** A password for local logins: 128 bits, URL-safe, typed or pasted once into a client. */
-function localPassword(): string {
-  return randomBytes(16).toString('base64url');
-}
-
 /** A new account from the .p12 (not saved: see `saveAccount`, once the gateway accepted it). */
 export async function createAccount(setup: AccountSetup): Promise<BridgeAccount> {
   let device;
@@ -67,7 +62,7 @@ export async function createAccount(setup: AccountSetup): Promise<BridgeAccount>
     ...(setup.submission !== undefined ? { submission: setup.submission } : {}),
     deviceSecret: device.deviceSecret.toString(16),
     certificate: Buffer.from(device.certificate).toString('base64'),
-    localPassword: localPassword(),
+    localPassword: generatePassword(),
   };
   return account;
 }
