@@ -46,8 +46,11 @@ export function groupsContract(ctx: ContractContext): void {
       const rkA = randomScalar();
       const rkB = randomScalar();
       const events: KeyStoreEvent[] = [];
+      // Only the new group's keys: the devices' own key-added events from world() can
+      // still be on their way (Cluster pub/sub delivers late).
       const off = other.subscribe((e) => {
-        if (e.type === 'key-added' && e.address === address) events.push(e);
+        if (e.type === 'key-added' && e.address === address && e.groupId === newGroupId)
+          events.push(e);
       });
       const user = await store.rotateGroup(
         address,
