@@ -15,7 +15,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import {
   chmodSync,
-  copyFileSync,
   lstatSync,
   mkdirSync,
   readFileSync,
@@ -28,10 +27,10 @@ import { promisify } from 'node:util';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
-import { runCli } from '../helpers/cli-run.js';
 import { RawImap } from '../helpers/gateway-imap-raw.js';
 import { waitFor, type Spawned } from '../helpers/gateway-process.js';
 import {
+  enrolUserWithDevice,
   freeGatewayPorts,
   startGatewayProcess,
   writeGatewayConfig,
@@ -132,31 +131,7 @@ beforeAll(async () => {
   writeGatewayConfig(tmp.path, ports);
   gateway = await startGatewayProcess(configFile, ports);
 
-  const added = await runCli(['user', 'add', ADDRESS, '--config', configFile], { cwd: tmp.path });
-  expect(added.stderr).toBe('');
-  const token = /enrolment token .*: (\S+)$/m.exec(added.stdout)![1]!;
-  const owner = join(tmp.path, 'owner');
-  mkdirSync(owner);
-  copyFileSync(certFile, join(owner, 'gateway-cert.pem'));
-  const env = { RECRYPT_PASSPHRASE: 'correct horse battery staple' };
-  const init = await runCli(
-    [
-      'owner',
-      'init',
-      ADDRESS,
-      '--token',
-      token,
-      '--gateway',
-      `https://127.0.0.1:${ports.admin}`,
-      '--ca',
-      'gateway-cert.pem',
-    ],
-    { cwd: owner, env },
-  );
-  expect(init.stderr).toBe('');
-  const device = await runCli(['device', 'add', 'laptop'], { cwd: owner, env });
-  expect(device.stderr).toBe('');
-  imapPassword = /^ {2}password \(shown once\): (\S+)$/m.exec(device.stdout)![1]!;
+  ({ imapPassword } = await enrolUserWithDevice(configFile, ports, ADDRESS));
 
   const transport = nodemailer.createTransport({
     host: '127.0.0.1',

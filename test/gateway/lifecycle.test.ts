@@ -6,16 +6,16 @@
  * exits at once.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
-import { runCli } from '../helpers/cli-run.js';
 import { RawImap } from '../helpers/gateway-imap-raw.js';
 import { sleep, waitFor, type Spawned } from '../helpers/gateway-process.js';
 import {
+  enrolUserWithDevice,
   freeGatewayPorts,
   startGatewayProcess,
   writeGatewayConfig,
@@ -98,32 +98,7 @@ beforeAll(async () => {
   ports = await freeGatewayPorts();
   writeGatewayConfig(tmp.path, ports);
   gateway = await startGateway();
-  const added = await runCli(['user', 'add', ADDRESS, '--config', configFile], { cwd: tmp.path });
-  expect(added.stderr).toBe('');
-  const token = /enrolment token .*: (\S+)$/m.exec(added.stdout)![1]!;
-  const owner = join(tmp.path, 'owner');
-  mkdirSync(owner);
-  copyFileSync(certFile, join(owner, 'gateway-cert.pem'));
-  const env = { RECRYPT_PASSPHRASE: 'correct horse battery staple' };
-  const gatewayUrl = `https://127.0.0.1:${ports.admin}`;
-  const init = await runCli(
-    [
-      'owner',
-      'init',
-      ADDRESS,
-      '--token',
-      token,
-      '--gateway',
-      gatewayUrl,
-      '--ca',
-      'gateway-cert.pem',
-    ],
-    { cwd: owner, env },
-  );
-  expect(init.stderr).toBe('');
-  const device = await runCli(['device', 'add', 'laptop'], { cwd: owner, env });
-  expect(device.stderr).toBe('');
-  imapPassword = /^ {2}password \(shown once\): (\S+)$/m.exec(device.stdout)![1]!;
+  ({ imapPassword } = await enrolUserWithDevice(configFile, ports, ADDRESS));
 }, 180_000);
 
 afterAll(async () => {

@@ -4,9 +4,11 @@
  * the operator listener's /readyz answers 200. Tests add or replace config lines
  * (`hostname: …`, `admin: { …, rateLimit: … }`) rather than writing the whole file again.
  */
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import { expect } from 'vitest';
+import { runCli } from './cli-run.js';
 import { startRecrypt, waitFor, type Spawned } from './gateway-process.js';
 import { freePort } from './ports.js';
 
@@ -104,4 +106,45 @@ export async function startGatewayProcess(
     throw error;
   }
   return gateway;
+}
+
+/**
+ * A user with one device on a gateway started by `startGatewayProcess`, made as the README
+ * walkthrough does: `user add` by the operator, then `owner init` and `device add` in
+ * `<config dir>/owner` with a copy of the gateway's certificate. Each command must print
+ * nothing on stderr. Returns the owner's directory and the device's IMAP password.
+ */
+export async function enrolUserWithDevice(
+  configFile: string,
+  ports: GatewayPorts,
+  address: string,
+): Promise<{ ownerDir: string; imapPassword: string }> {
+  const dir = join(configFile, '..');
+  const added = await runCli(['user', 'add', address, '--config', configFile], { cwd: dir });
+  expect(added.stderr).toBe('');
+  const token = /enrolment token .*: (\S+)$/m.exec(added.stdout)![1]!;
+  const ownerDir = join(dir, 'owner');
+  mkdirSync(ownerDir);
+  copyFileSync(join(dir, 'data', 'tls', 'cert.pem'), join(ownerDir, 'gateway-cert.pem'));
+  const env = { RECRYPT_PASSPHRASE: 'correct horse battery staple' };
+  const gatewayUrl = `https://127.0.0.1:${ports.admin}`;
+  const init = await runCli(
+    [
+      'owner',
+      'init',
+      address,
+      '--token',
+      token,
+      '--gateway',
+      gatewayUrl,
+      '--ca',
+      'gateway-cert.pem',
+    ],
+    { cwd: ownerDir, env },
+  );
+  expect(init.stderr).toBe('');
+  const device = await runCli(['device', 'add', 'laptop'], { cwd: ownerDir, env });
+  expect(device.stderr).toBe('');
+  const imapPassword = /^ {2}password \(shown once\): (\S+)$/m.exec(device.stdout)![1]!;
+  return { ownerDir, imapPassword };
 }
