@@ -64,7 +64,14 @@ export type FlagOperation = 'set' | 'add' | 'remove';
 export type MailboxEvent =
   | { type: 'exists'; uids: number[] }
   | { type: 'expunge'; uids: number[] }
-  | { type: 'flags'; uid: number; flags: Flag[] };
+  | { type: 'flags'; uid: number; flags: Flag[] }
+  /** Something the person must read (RFC 9051 §7.1 ALERT): `* OK [ALERT] text` to the session. */
+  | { type: 'alert'; text: string }
+  /**
+   * The mailbox cannot be shown to this session any more (a new UIDVALIDITY, or deleted
+   * where the backend mirrors another server; RFC 9051 §2.3.1.1): `* BYE text`, session ends.
+   */
+  | { type: 'bye'; text: string };
 
 /** Thrown by storage with a reason the protocol layer maps to a reply (IMAP NO [code], LMTP 4xx/5xx). */
 export class StoreError extends Error {

@@ -61,6 +61,11 @@ export class CommandInput {
     this.socket.on('close', this.onEnd);
   }
 
+  /** Reads nothing more: the server ended the session (a backend's `bye` event, session.ts). */
+  stop(): void {
+    this.onEnd();
+  }
+
   /** Stops listening: the socket is being handed over (STARTTLS). */
   detach(): void {
     this.socket.off('data', this.onData);

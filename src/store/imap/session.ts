@@ -1,4 +1,10 @@
-import type { MailboxHandle, MailStore, MessageRecord, UserStore } from '../backend.js';
+import type {
+  MailboxEvent,
+  MailboxHandle,
+  MailStore,
+  MessageRecord,
+  UserStore,
+} from '../backend.js';
 import type { RenderCache } from './render/cache.js';
 import type { StoreImapMetrics } from './metrics.js';
 import type { CommandInput } from './input.js';
@@ -65,6 +71,8 @@ export class Session {
   condstore = false;
   /** QRESYNC enabled (RFC 7162 §3.2.3): expunges are reported as VANISHED. */
   qresync = false;
+  /** The selected mailbox's `alert`/`bye` events, sent before its other updates. */
+  private notices: Array<Extract<MailboxEvent, { type: 'alert' | 'bye' }>> = [];
 
   constructor(
     readonly config: SessionConfig,
@@ -134,7 +142,9 @@ export class Session {
     tracker.vanished = this.qresync;
     const selected: Selected = { handle, tracker, readOnly: handle.readOnly, announced: '' };
     handle.onEvent((event) => {
-      tracker.push(event);
+      // Notices go out with the next updates, never inside another response's lines.
+      if (event.type === 'alert' || event.type === 'bye') this.notices.push(event);
+      else tracker.push(event);
       if (this.idling) void this.flushUpdates(true).catch(() => undefined);
     });
     this.selected = selected;
@@ -145,6 +155,7 @@ export class Session {
   async unselect(): Promise<void> {
     const sel = this.selected;
     this.selected = null;
+    this.notices = [];
     if (this.state === 'selected') this.state = 'authenticated';
     if (sel !== null) await sel.handle.close();
   }
@@ -170,6 +181,18 @@ export class Session {
   async flushUpdates(allowExpunge: boolean): Promise<void> {
     const sel = this.selected;
     if (sel === null) return;
+    for (const notice of this.notices.splice(0)) {
+      if (notice.type === 'alert') {
+        this.out.line(`* OK [ALERT] ${notice.text}`);
+        continue;
+      }
+      // The backend cannot serve this mailbox any more: end the session (README.md, "Events").
+      this.out.line(`* BYE ${notice.text}`);
+      this.state = 'logout';
+      this.input.stop();
+      await this.out.end();
+      return;
+    }
     this.announceFlags(sel);
     if (!sel.tracker.hasPending) return;
     const lines = sel.tracker.drain(

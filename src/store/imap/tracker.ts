@@ -1,4 +1,7 @@
-import type { MailboxEvent } from '../backend.js';
+import type { MailboxEvent as AnyMailboxEvent } from '../backend.js';
+
+/** What the tracker numbers: `alert` and `bye` are the session's (session.ts). */
+type MailboxEvent = Exclude<AnyMailboxEvent, { type: 'alert' | 'bye' }>;
 import { formatSet } from './commands/sequence.js';
 import { flagList } from './serializer.js';
 
