@@ -1,17 +1,31 @@
 /**
  * The IMAP proxy against its limit, the store itself: FETCH BODY[] of 1,000 × 20 KB and
- * 20 × 5 MB S/MIME messages straight from Dovecot and through the proxy, with the same
- * client (imapflow), a new session per pass, all paths interleaved over BENCH_ROUNDS
- * rounds (harness.ts; default 5, 3 for 5 MB): the identity relay, the proxy without the
- * point cache (every fetch multiplies: the figure before the cache), the proxy's first
- * fetch (cache emptied before each pass), its first fetch after delivery (plans emptied
- * before each pass, the points and BODY[] plans the MX side computes at delivery kept:
- * src/imap/delivered-points.ts, delivered-plans.ts) and its repeat fetch (cache warm).
- * Ratios are proxy/direct wall time, median and best (goal: ≤ 1.3× for 20 KB, ≤ 1.1× for 5 MB);
- * a path through the proxy faster than direct fails the bench. Then the rewriter's CPU
- * per message with no sockets, and memory per idle TLS connection.
+ * 20 × 5 MB S/MIME messages straight from Dovecot and through the proxy, a new session per
+ * pass, all paths interleaved over BENCH_ROUNDS rounds (harness.ts; default 5, 3 for 5 MB):
+ * the identity relay, the proxy without the point cache (every fetch multiplies: the
+ * figure before the cache), the proxy's first fetch (cache emptied before each pass), its
+ * first fetch after delivery (plans emptied before each pass, the points and BODY[] plans
+ * the MX side computes at delivery kept: src/imap/delivered-points.ts, delivered-plans.ts)
+ * and its repeat fetch (cache warm). Ratios are proxy/direct wall time, median and best
+ * (goal: ≤ 1.3× for 20 KB, ≤ 1.1× for 5 MB).
+ *
+ * The proxies run in a process of their own (proxy-child.ts), as in deployment: in this
+ * process they would share one event loop with the client, so the client's parsing and
+ * the relaying would take turns while Dovecot, the baseline, runs beside the client.
+ *
+ * Two clients, each on every path: imapflow (a real client) and a minimal reader
+ * (raw-fetch.ts) whose cost does not depend on how the server cuts its output. imapflow
+ * pays per read, and Dovecot writes in smaller pieces than the relay (the reads per pass
+ * are printed), so with imapflow a large message can come faster through the proxy than
+ * from Dovecot: the client, not the server, sets that time. The sanity checks guard the
+ * orderings that cannot break: with the minimal reader nothing through the proxy beats
+ * the store it relays, and on every path imapflow (which does more per byte) is not
+ * faster than the minimal reader. Before timing, one untimed pass per path checks the
+ * bytes: the relay's equal Dovecot's, every recrypting path's equal each other's (the
+ * same device) and differ from Dovecot's. Then the rewriter's CPU per message with no
+ * sockets, and memory per idle TLS connection.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -19,7 +33,6 @@ import { fileURLToPath } from 'node:url';
 import { ImapFlow } from 'imapflow';
 import { ensureTlsMaterial } from '../src/config/tls.js';
 import { recryptTransform } from '../src/imap/adapters/recrypt-transform.js';
-import { startImapProxy } from '../src/imap/index.js';
 import { PlanCache, type PlanLookup } from '../src/imap/plan-cache.js';
 import { keysFingerprint, liveFingerprint } from '../src/imap/plan-codec.js';
 import { PointCache, TieredPlans } from '../src/imap/point-cache.js';
@@ -38,17 +51,14 @@ import {
   timeMs,
   type BenchPath,
 } from './harness.js';
-import { MemoryDirectory } from '../test/helpers/proxy-directory.js';
+import { serialiseKeys, type ChildConfig, type ProxyName } from './proxy-child.js';
+import { loginCommand, masterLoginCommand, rawFetch, type RawFetchResult } from './raw-fetch.js';
 import { makeTestUser } from '../test/helpers/proxy-pki.js';
 import { tempDir } from '../test/helpers/tmp.js';
 
-const childScript = join(
-  fileURLToPath(new URL('.', import.meta.url)),
-  '..',
-  'test',
-  'helpers',
-  'proxy-idle-child.ts',
-);
+const here = fileURLToPath(new URL('.', import.meta.url));
+const childScript = join(here, '..', 'test', 'helpers', 'proxy-idle-child.ts');
+const proxiesScript = join(here, 'proxy-child.ts');
 
 function original(size: number, seed: number): Buffer {
   const head = Buffer.from(`From: bob@example.org\r\nSubject: bench ${seed}\r\n\r\n`);
@@ -57,18 +67,35 @@ function original(size: number, seed: number): Buffer {
   return Buffer.concat([head, body]);
 }
 
-/** One session: connect and open the mailbox untimed, then the FETCH timed (ms). */
-async function timeFetch(make: () => ImapFlow, mailbox: string, expected: number): Promise<number> {
+/** imapflow's reads (socket 'data' events) and bytes during the last timed FETCH. */
+const imapflowReads = new Map<string, { reads: number; bytes: number }>();
+
+/** One imapflow session: connect and open the mailbox untimed, then the FETCH timed (ms). */
+async function timeFetch(
+  name: string,
+  make: () => ImapFlow,
+  mailbox: string,
+  expected: number,
+): Promise<number> {
   const client = make();
   await client.connect();
   try {
     await client.mailboxOpen(mailbox, { readOnly: true });
+    const counted = { reads: 0, bytes: 0 };
+    const socket = (client as unknown as { socket: NodeJS.ReadableStream }).socket;
+    const onData = (chunk: Buffer): void => {
+      counted.reads++;
+      counted.bytes += chunk.length;
+    };
+    socket.on('data', onData);
     let count = 0;
     const ms = await timeMs(async () => {
       for await (const message of client.fetch('1:*', { source: true })) {
         if ((message.source?.length ?? 0) > 0) count++;
       }
     });
+    socket.off('data', onData);
+    imapflowReads.set(name, counted);
     if (count !== expected) throw new Error(`${mailbox}: fetched ${count} of ${expected} messages`);
     return ms;
   } finally {
@@ -76,57 +103,65 @@ async function timeFetch(make: () => ImapFlow, mailbox: string, expected: number
   }
 }
 
+/** The minimal reader's pass, checked: every message and every byte came. */
+async function timeRaw(
+  port: number,
+  login: string,
+  set: { mailbox: string; count: number; bytes: number },
+  hash = false,
+): Promise<RawFetchResult> {
+  const result = await rawFetch({ port, login, mailbox: set.mailbox, hash });
+  if (result.messages !== set.count || result.literalBytes !== set.bytes)
+    throw new Error(
+      `${set.mailbox}: ${result.messages} messages, ${result.literalBytes} bytes; ` +
+        `expected ${set.count}, ${set.bytes}`,
+    );
+  return result;
+}
+
+/** The proxies' process (proxy-child.ts): its ports, and one command at a time. */
+async function startProxies(
+  config: ChildConfig,
+): Promise<{
+  ports: Record<ProxyName, number>;
+  ask: (line: string) => Promise<unknown>;
+  child: ChildProcess;
+}> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', proxiesScript, JSON.stringify(config)],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const next = async (): Promise<unknown> => {
+    const line = await lines.next();
+    if (line.done === true) throw new Error('the proxies process ended');
+    return JSON.parse(line.value as string) as unknown;
+  };
+  const ports = (await next()) as Record<ProxyName, number>;
+  const ask = async (line: string): Promise<unknown> => {
+    child.stdin!.write(`${line}\n`);
+    return next();
+  };
+  return { ports, ask, child };
+}
+
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
 export async function run(): Promise<void> {
   const dir = tempDir('bench-proxy-');
   const dovecot = await startDovecot();
+  let proxiesChild: ChildProcess | undefined;
   try {
     const user = await makeTestUser(dir.path, 'bench@example.org', 1);
     const device = user.devices[0]!;
-    const directory = new MemoryDirectory();
-    directory.addUser(user);
     const tls = await ensureTlsMaterial(dir.path);
-    const common = {
-      host: '127.0.0.1',
-      port: 0,
-      starttlsPort: 0,
-      allowPlaintextOnLoopback: true,
-      tls: { key: tls.key, cert: tls.cert },
-      upstream: { host: '127.0.0.1', port: dovecot.imapPort, tls: false },
-      master: { user: dovecot.masterUser, password: dovecot.masterPassword },
-      directory,
-    };
-    // Before the point cache: every fetch plans and multiplies.
-    const noCache = await startImapProxy(common);
-    // First fetch: a point cache emptied before every timed pass. Repeat: one kept warm.
-    const firstCache = new PointCache(join(dir.path, 'points-first.sqlite'));
-    const warmCache = new PointCache(join(dir.path, 'points-warm.sqlite'));
-    const first = await startImapProxy({ ...common, pointCache: firstCache });
-    // First fetch after delivery: plans emptied before every pass, like `first`, but the
-    // points computed at delivery (what adapters/points-at-delivery.ts does after the MX
-    // stored a copy) are kept in another file that is never emptied.
-    const afterCache = new PointCache(join(dir.path, 'points-after-delivery.sqlite'));
-    const atDelivery = new PointCache(join(dir.path, 'points-at-delivery.sqlite'));
-    const afterDelivery = await startImapProxy({
-      ...common,
-      pointCache: afterCache,
-      transformFor: (keys) =>
-        recryptTransform(
-          keys,
-          atDelivery.delivered.source(),
-          atDelivery.delivered.planSource(keys),
-        ),
-    });
-    const repeat = await startImapProxy({ ...common, pointCache: warmCache });
-    // The same proxy with the identity transform: the relay's own cost, without the EC math.
-    const relayOnly = await startImapProxy({
-      ...common,
-      transformFor: () => ({
-        plan: () => ({ kind: 'unchanged', reason: 'bench' }),
-        apply: (chunk) => chunk,
-      }),
-    });
+    // Points and BODY[] plans computed at delivery (what adapters/points-at-delivery.ts
+    // does after the MX stored a copy), in a file the proxies' process reads.
+    const atDeliveryPath = join(dir.path, 'points-at-delivery.sqlite');
+    let atDelivery = new PointCache(atDeliveryPath);
     const direct = (): ImapFlow =>
       new ImapFlow({
         host: '127.0.0.1',
@@ -140,23 +175,13 @@ export async function run(): Promise<void> {
         } as never,
         logger: false,
       });
-    // Plain on loopback like the direct baseline, so the ratio is the proxy's own cost.
-    const viaProxy = (server: typeof relayOnly): ImapFlow =>
-      new ImapFlow({
-        host: '127.0.0.1',
-        port: server.ports.starttls!,
-        secure: false,
-        doSTARTTLS: false,
-        auth: { user: user.address, pass: device.password },
-        logger: false,
-      });
 
     // Load the store (APPEND straight to Dovecot; messages made by the recrypt core).
     const loader = direct();
     await loader.connect();
     const sets = [
-      { mailbox: 'Small', count: 1000, size: 20 * 1024 },
-      { mailbox: 'Large', count: 20, size: 5 * 1024 * 1024 },
+      { mailbox: 'Small', count: 1000, size: 20 * 1024, bytes: 0 },
+      { mailbox: 'Large', count: 20, size: 5 * 1024 * 1024, bytes: 0 },
     ];
     const samples: Buffer[] = [];
     /** CPU µs per message of computing its point and plan at delivery (one device). */
@@ -165,6 +190,7 @@ export async function run(): Promise<void> {
       await loader.mailboxCreate(set.mailbox);
       for (let i = 0; i < set.count; i++) {
         const message = Buffer.from(wrapMessage(original(set.size, i), user.group.certDer));
+        set.bytes += message.length;
         if (set.mailbox === 'Small' && samples.length < 1000) samples.push(message);
         // What the MX's after-store hook computes for the device (off the SMTP reply).
         const start = process.cpuUsage();
@@ -189,34 +215,108 @@ export async function run(): Promise<void> {
       }
     }
     await loader.logout();
+    atDelivery.close();
+
+    const proxies = await startProxies({
+      dir: dir.path,
+      key: tls.key,
+      cert: tls.cert,
+      upstreamPort: dovecot.imapPort,
+      master: { user: dovecot.masterUser, password: dovecot.masterPassword },
+      user: {
+        address: user.address,
+        groupCert: Buffer.from(user.group.certDer).toString('base64'),
+        device: {
+          deviceId: device.deviceId,
+          password: device.password,
+          keys: serialiseKeys(device.keys),
+        },
+      },
+      atDeliveryPath,
+    });
+    proxiesChild = proxies.child;
+    // Plain on loopback like the direct baseline, so the ratio is the proxy's own cost.
+    const viaProxy = (name: ProxyName): ImapFlow =>
+      new ImapFlow({
+        host: '127.0.0.1',
+        port: proxies.ports[name],
+        secure: false,
+        doSTARTTLS: false,
+        auth: { user: user.address, pass: device.password },
+        logger: false,
+      });
+    const directLogin = masterLoginCommand(
+      user.address,
+      dovecot.masterUser,
+      dovecot.masterPassword,
+    );
+    const proxyLogin = loginCommand(user.address, device.password);
+    /** Each path: where it connects, and what must happen before a pass. */
+    const targets: { name: string; port: number; proxy?: ProxyName; before?: string }[] = [
+      { name: 'direct (Dovecot)', port: dovecot.imapPort },
+      { name: 'relay (no recryption)', port: proxies.ports.relay, proxy: 'relay' },
+      { name: 'proxy, no point cache', port: proxies.ports.noCache, proxy: 'noCache' },
+      { name: 'proxy, repeat fetch', port: proxies.ports.repeat, proxy: 'repeat' },
+      {
+        name: 'proxy, first fetch',
+        port: proxies.ports.first,
+        proxy: 'first',
+        before: 'clear first',
+      },
+      {
+        name: 'proxy, first fetch after delivery',
+        port: proxies.ports.afterDelivery,
+        proxy: 'afterDelivery',
+        before: 'clear after',
+      },
+    ];
 
     const checks = new SanityChecks();
     console.log(
-      `FETCH BODY[] (imapflow, a new session per pass, plain TCP on loopback; ${ROUNDS} rounds ` +
-        'interleaved, one untimed pass of each first; ms)',
+      `FETCH BODY[] (a new session per pass, plain TCP on loopback, the proxies in their own ` +
+        `process; ${ROUNDS} rounds interleaved, one untimed pass of each first; ms)`,
     );
     for (const set of sets) {
-      const fetchVia = (make: () => ImapFlow) => () => timeFetch(make, set.mailbox, set.count);
       const small = set.size < 1e6;
-      const paths: BenchPath[] = [
-        { name: 'direct (Dovecot)', run: fetchVia(direct) },
-        { name: 'relay (no recryption)', run: fetchVia(() => viaProxy(relayOnly)) },
-        { name: 'proxy, no point cache', run: fetchVia(() => viaProxy(noCache)) },
-        { name: 'proxy, repeat fetch', run: fetchVia(() => viaProxy(repeat)) },
-      ];
-      if (small) {
+      const used = small ? targets : targets.slice(0, 4);
+      // Untimed: the bytes each path delivers, and how its server cut them into reads.
+      const digests = new Map<string, string>();
+      const reads: string[] = [];
+      for (const target of used) {
+        if (target.before !== undefined) await proxies.ask(target.before);
+        const login = target.proxy === undefined ? directLogin : proxyLogin;
+        const result = await timeRaw(target.port, login, set, true);
+        digests.set(target.name, result.digest!);
+        reads.push(
+          `${target.name}: ${result.reads} (${(result.bytes / result.reads / 1024).toFixed(1)} KiB/read)`,
+        );
+      }
+      checks.check(() => {
+        const [dovecotBytes, relayBytes, ...recrypted] = used.map((t) => digests.get(t.name)!);
+        if (relayBytes !== dovecotBytes)
+          throw new BenchSanityError(`${set.mailbox}: the relay changed the bytes`);
+        if (recrypted.some((d) => d !== recrypted[0] || d === dovecotBytes))
+          throw new BenchSanityError(`${set.mailbox}: the recrypting paths differ in their bytes`);
+      });
+      const paths: BenchPath[] = [];
+      for (const target of used) {
+        const login = target.proxy === undefined ? directLogin : proxyLogin;
+        const make = target.proxy === undefined ? direct : () => viaProxy(target.proxy!);
+        const before = async (): Promise<void> => {
+          if (target.before !== undefined) await proxies.ask(target.before);
+        };
         paths.push({
-          name: 'proxy, first fetch',
-          run: () => {
-            firstCache.clear();
-            return fetchVia(() => viaProxy(first))();
+          name: `imapflow: ${target.name}`,
+          run: async () => {
+            await before();
+            return timeFetch(target.name, make, set.mailbox, set.count);
           },
         });
         paths.push({
-          name: 'proxy, first fetch after delivery',
-          run: () => {
-            afterCache.clear();
-            return fetchVia(() => viaProxy(afterDelivery))();
+          name: `reader: ${target.name}`,
+          run: async () => {
+            await before();
+            return (await timeRaw(target.port, login, set)).ms;
           },
         });
       }
@@ -225,30 +325,51 @@ export async function run(): Promise<void> {
         `  ${set.count} × ${set.size / 1024} KiB (goal ≤ ${small ? '1.3' : '1.1'}× direct):`,
       );
       console.log(formatResults(results, 'ms'));
-      for (const path of paths.slice(1)) {
-        console.log(`  ${path.name} / direct: ${ratio(results, path.name, 'direct (Dovecot)')}`);
+      for (const client of ['reader', 'imapflow']) {
+        for (const target of used.slice(1)) {
+          const name = `${client}: ${target.name}`;
+          console.log(`  ${name} / direct: ${ratio(results, name, `${client}: direct (Dovecot)`)}`);
+        }
       }
-      // The one ordering that cannot break: nothing through the proxy beats the store it
-      // relays. (The identity relay is no floor for a cached plan: it still collects each
-      // literal's first bytes to plan from, which a cache hit skips.)
-      for (const path of paths.slice(1))
-        checks.check(() => expectNotFaster(results, path.name, 'direct (Dovecot)'));
+      console.log(`  reads per pass, minimal reader: ${reads.join('; ')}`);
+      console.log(
+        `  reads per pass, imapflow: ${used
+          .map((t) => {
+            const r = imapflowReads.get(t.name)!;
+            return `${t.name}: ${r.reads} (${(r.bytes / r.reads / 1024).toFixed(1)} KiB/read)`;
+          })
+          .join('; ')}`,
+      );
+      // The orderings that cannot break (see the header).
+      for (const target of used.slice(1))
+        checks.check(() =>
+          expectNotFaster(results, `reader: ${target.name}`, 'reader: direct (Dovecot)'),
+        );
+      for (const target of used)
+        checks.check(() =>
+          expectNotFaster(results, `imapflow: ${target.name}`, `reader: ${target.name}`),
+        );
     }
+    const stats = (await proxies.ask('stats')) as Record<string, Record<string, number>>;
     console.log(
-      `  point cache (repeat): ${JSON.stringify(warmCache.stats)}; (first): ${JSON.stringify(firstCache.stats)}`,
+      `  point cache (repeat): ${JSON.stringify(stats.repeat)}; (first): ${JSON.stringify(stats.first)}`,
     );
     console.log(
-      `  points computed at delivery: ${JSON.stringify(atDelivery.delivered.stats)}; ` +
-        `plans: ${JSON.stringify(atDelivery.delivered.plans.stats)}; ` +
+      `  points computed at delivery: ${JSON.stringify(stats.delivered)}; ` +
+        `plans: ${JSON.stringify(stats.deliveredPlans)}; ` +
         `CPU at delivery per message and device: median ${median(deliveryCpu).toFixed(0)} µs`,
     );
     // Every first fetch after delivery took its points from there: none multiplied.
     checks.check(() => {
-      if (atDelivery.delivered.stats.misses !== 0)
+      if (stats.delivered!.misses !== 0)
         throw new BenchSanityError(
-          `first fetch after delivery multiplied ${atDelivery.delivered.stats.misses} times`,
+          `first fetch after delivery multiplied ${stats.delivered!.misses} times`,
         );
     });
+    await proxies.ask('exit').catch(() => undefined);
+    await new Promise((resolve) => proxies.child.once('exit', resolve));
+    proxiesChild = undefined;
+    atDelivery = new PointCache(atDeliveryPath);
 
     // CPU of the rewriter alone: a FETCH transcript of the 1,000 small messages.
     const transcript = Buffer.concat(
@@ -375,13 +496,10 @@ export async function run(): Promise<void> {
     for (const socket of sockets) socket.destroy();
     child.stdin!.write('exit\n');
     await new Promise((resolve) => child.once('exit', resolve));
-    for (const server of [noCache, first, afterDelivery, repeat, relayOnly]) await server.close();
-    firstCache.close();
-    afterCache.close();
     atDelivery.close();
-    warmCache.close();
     checks.throwIfAny();
   } finally {
+    proxiesChild?.kill();
     await dovecot.remove();
     dir.remove();
   }
