@@ -1,16 +1,13 @@
 /**
  * The delivery worker: keeps the schedule of committed jobs (id → next attempt), runs at
- * most `concurrency` attempts at a time, and records each outcome on disk: sent → the job
- * is deleted; temporary → attempts, last error and the next attempt (exponential backoff
- * with jitter) are written; permanent, or older than bounceAfter → a DSN is queued to the
- * return path (none for the null sender: no bounce loops) and the job is deleted.
+ * most `concurrency` attempts at a time, and hands each outcome to outcome.ts, which
+ * records it on disk (sent, deferred with backoff, or bounced).
  *
  * The disk is the truth: each attempt re-reads the job, and a periodic maintenance pass
  * picks up an operator's `touch queue/flush`, jobs added or removed by hand, and sweeps
  * stale uncommitted files. Logs name the job, recipient and reply, never content.
  */
 import type { Logger } from 'pino';
-import { buildDsn } from './dsn.js';
 import type { OutboundMetrics } from './metrics.js';
 import type { JobStore } from './job-store.js';
 import type { JobMeta } from './queue-store.js';
@@ -24,10 +21,9 @@ import {
   type TlsSettings,
   attemptDelivery,
 } from './smtp-client.js';
+import { errorSummary, recordOutcome, type OutcomeContext } from './outcome.js';
 import type { TransportSecurity } from './transport-security.js';
 import type { OutboundMessage } from './types.js';
-
-type Failure = Extract<AttemptOutcome, { kind: 'failed' }>;
 
 export interface WorkerOptions {
   store: JobStore;
@@ -68,7 +64,15 @@ export class OutboundWorker {
   /** Set when close() stopped waiting: late outcomes are not written (the job is retried later). */
   private abandoned = false;
 
-  constructor(private readonly options: WorkerOptions) {}
+  private readonly outcomeContext: OutcomeContext;
+
+  constructor(private readonly options: WorkerOptions) {
+    this.outcomeContext = {
+      ...options,
+      reschedule: (id, at) => this.schedule.set(id, at),
+      forget: (id) => this.forget(id),
+    };
+  }
 
   /** Reads every committed job; quarantines the unreadable ones. */
   async load(): Promise<void> {
@@ -259,101 +263,7 @@ export class OutboundWorker {
             this.connections,
           );
     if (this.abandoned) return;
-    const attempted: JobMeta = { ...job, attempts: job.attempts + 1 };
-    if (outcome.kind === 'sent') {
-      await this.remove(id);
-      this.options.metrics.deliveries.inc({ outcome: 'sent' });
-      this.options.logger.info(
-        {
-          job: id,
-          to: job.to,
-          host: outcome.host,
-          reply: outcome.reply,
-          attempts: attempted.attempts,
-        },
-        'outbound message delivered',
-      );
-      return;
-    }
-    const expired = this.options.now() - job.created >= this.options.bounceAfterMs;
-    if (outcome.permanent || expired) {
-      await this.fail(attempted, outcome, expired && !outcome.permanent);
-      return;
-    }
-    await this.defer(attempted, outcome);
-  }
-
-  private async defer(job: JobMeta, failure: Failure): Promise<void> {
-    const now = this.options.now();
-    const backoff = Math.min(
-      this.options.retryMaxMs,
-      this.options.retryInitialMs * 2 ** (job.attempts - 1),
-    );
-    // Jitter spreads the retries of many jobs that failed together (a remote outage).
-    const delay = Math.round(backoff * (1 - 0.25 * Math.random()));
-    const nextAttempt = Math.min(now + delay, job.created + this.options.bounceAfterMs);
-    await this.options.store.update({ ...job, nextAttempt, lastError: failure.reason });
-    this.schedule.set(job.id, nextAttempt);
-    this.options.metrics.deliveries.inc({ outcome: 'deferred' });
-    this.options.logger.warn(
-      {
-        job: job.id,
-        to: job.to,
-        reply: failure.reason,
-        attempts: job.attempts,
-        nextAttempt: new Date(nextAttempt).toISOString(),
-      },
-      'outbound message deferred',
-    );
-  }
-
-  private async fail(job: JobMeta, failure: Failure, expired: boolean): Promise<void> {
-    const { store, logger } = this.options;
-    const fields = {
-      job: job.id,
-      to: job.to,
-      reply: failure.reason,
-      status: failure.status,
-      attempts: job.attempts,
-      expired,
-    };
-    if (job.mailFrom === '') {
-      await this.remove(job.id);
-      logger.warn(
-        fields,
-        'outbound message with null sender failed; dropped (no bounce for a bounce)',
-      );
-      this.options.metrics.deliveries.inc({ outcome: 'dropped' });
-      return;
-    }
-    const dsn = buildDsn({
-      job,
-      failure: {
-        ...failure,
-        expired,
-        ...(failure.host === undefined ? {} : { remoteMta: failure.host }),
-      },
-      originalHeaders: await store.readHeaders(job.id),
-      reportingMta: this.options.tls.heloName,
-      bounceAfterMs: this.options.bounceAfterMs,
-      now: this.options.now(),
-    });
-    // Queued before the job is deleted: a crash in between repeats the bounce, never loses it.
-    const [dsnJob] = await this.options.enqueue([
-      { mailFrom: '', to: job.mailFrom, message: dsn, origin: { kind: 'dsn', job: job.id } },
-    ]);
-    await this.remove(job.id);
-    logger.warn(
-      { ...fields, returnPath: job.mailFrom, dsnJob },
-      'outbound message failed; bounce queued',
-    );
-    this.options.metrics.deliveries.inc({ outcome: 'bounced' });
-  }
-
-  /** Deletes a finished job (disk first, then the schedule), before its outcome is counted. */
-  private async remove(id: string): Promise<void> {
-    await this.options.store.remove(id);
-    this.forget(id);
+    await recordOutcome(this.outcomeContext, job, outcome);
   }
 
   private async quarantine(name: string, reason: string): Promise<void> {
@@ -437,13 +347,4 @@ export class OutboundWorker {
       this.options.logger.error({ err: errorSummary(error) }, 'outbound queue maintenance failed');
     }
   }
-}
-
-function errorSummary(error: unknown): { name: string; message: string; code?: string } {
-  const failure = error as NodeJS.ErrnoException;
-  return {
-    name: failure.name,
-    message: failure.message,
-    ...(failure.code ? { code: failure.code } : {}),
-  };
 }
