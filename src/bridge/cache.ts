@@ -1,14 +1,16 @@
 /**
- * The bridge's local cache on disk (README.md, "Cache at rest"): `state.bin` (every
- * mailbox's UIDVALIDITY, UIDs, flags, sizes, dates and mod-sequences, as sealed JSON) and
- * one sealed file per message under `messages/<mailbox id>/<uidvalidity>.<uid>`, where the
- * mailbox id is a hash of its name so that folder names do not show on disk. Decrypted
- * messages are held in memory only in a byte-bounded LRU.
+ * The bridge's local cache on disk (README.md, "Cache at rest"): `state.log` (every
+ * mailbox's UIDVALIDITY, UIDs, flags, sizes, dates and mod-sequences, as a sealed
+ * append-only journal: state-journal.ts, state-ops.ts) and one sealed file per message
+ * under `messages/<mailbox id>/<uidvalidity>.<uid>`, where the mailbox id is a hash of its
+ * name so that folder names do not show on disk. Decrypted messages are held in memory
+ * only in a byte-bounded LRU.
  *
  * The gateway is the source of truth: the cache only saves fetching and decrypting again.
  * So the state is written after a change has been made upstream, and a kill at any point
  * loses at most work that the next sync redoes (a message file without a state entry is
- * fetched again and overwritten, never shown twice).
+ * fetched again and overwritten, never shown twice). A save appends only what changed
+ * since the last one; the journal is compacted when it outgrows the state it holds.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -16,6 +18,8 @@ import { join } from 'node:path';
 import type { SpecialUse } from '../store/backend.js';
 import { BridgeError } from './errors.js';
 import { readSealed, removeFile, writeSealed } from './sealed-file.js';
+import { StateJournal } from './state-journal.js';
+import { StateBuilder, StateTracker } from './state-ops.js';
 
 /** Which of the three forms of plaintext.ts the cached bytes are. */
 export type CachedKind = 'decrypted' | 'not-encrypted' | 'placeholder';
@@ -47,12 +51,15 @@ export interface CachedMailbox {
   messages: CachedMessage[];
 }
 
-interface StateFile {
+/** The whole-file state of earlier versions (`state.bin`), read once and moved to the journal. */
+interface LegacyStateFile {
   version: 1;
   mailboxes: CachedMailbox[];
 }
 
-const STATE_NAME = 'state';
+const LEGACY_STATE_NAME = 'state';
+const JOURNAL_FILE = 'state.log';
+const LEGACY_FILE = 'state.bin';
 
 function mailboxId(name: string): string {
   return createHash('sha256').update(name, 'utf8').digest('hex').slice(0, 32);
@@ -95,53 +102,101 @@ class ByteLru {
 export class BridgeCache {
   readonly mailboxes: CachedMailbox[];
   private readonly lru: ByteLru;
+  private readonly tracker = new StateTracker();
   private saveTimer: NodeJS.Timeout | null = null;
+  private closed = false;
 
   private constructor(
     private readonly dir: string,
     private readonly key: Buffer,
-    state: StateFile,
+    private journal: StateJournal,
+    mailboxes: CachedMailbox[],
     lruBytes: number,
   ) {
-    this.mailboxes = state.mailboxes;
+    this.mailboxes = mailboxes;
     this.lru = new ByteLru(lruBytes);
   }
 
   /** Opens (or starts) the cache in `dir` with the key from cache-key.ts. */
   static open(dir: string, key: Buffer, lruBytes = 64 * 1024 * 1024): BridgeCache {
     mkdirSync(join(dir, 'messages'), { recursive: true, mode: 0o700 });
-    const plain = readSealed(join(dir, 'state.bin'), key, STATE_NAME);
-    let state: StateFile = { version: 1, mailboxes: [] };
-    if (plain !== null) {
-      const parsed = JSON.parse(plain.toString('utf8')) as StateFile;
-      if (parsed.version !== 1 || !Array.isArray(parsed.mailboxes))
-        throw new BridgeError('corrupt-cache', `${dir}/state.bin has an unknown layout`);
-      state = parsed;
+    const builder = new StateBuilder();
+    const journalPath = join(dir, JOURNAL_FILE);
+    const journal = StateJournal.open(journalPath, key, (ops) => builder.apply(ops));
+    if (journal !== null) {
+      const cache = new BridgeCache(dir, key, journal, builder.mailboxes(), lruBytes);
+      cache.tracker.all(cache.mailboxes).commit();
+      return cache;
     }
-    return new BridgeCache(dir, key, state, lruBytes);
+    const legacy = BridgeCache.readLegacy(dir, key);
+    const created = StateJournal.create(journalPath, key, new StateTracker().all(legacy).ops);
+    removeFile(join(dir, LEGACY_FILE));
+    const cache = new BridgeCache(dir, key, created, legacy, lruBytes);
+    cache.tracker.all(cache.mailboxes).commit();
+    return cache;
+  }
+
+  /** The mailboxes of an earlier version's `state.bin`; none without one. */
+  private static readLegacy(dir: string, key: Buffer): CachedMailbox[] {
+    const plain = readSealed(join(dir, LEGACY_FILE), key, LEGACY_STATE_NAME);
+    if (plain === null) return [];
+    let parsed: LegacyStateFile;
+    try {
+      parsed = JSON.parse(plain.toString('utf8')) as LegacyStateFile;
+    } catch {
+      throw new BridgeError('corrupt-cache', `${dir}/${LEGACY_FILE} is not JSON`);
+    }
+    if (parsed.version !== 1 || !Array.isArray(parsed.mailboxes))
+      throw new BridgeError('corrupt-cache', `${dir}/${LEGACY_FILE} has an unknown layout`);
+    // Through the journal's own reader, so its entries are checked as a journal's are.
+    const builder = new StateBuilder();
+    builder.apply(new StateTracker().all(parsed.mailboxes).ops);
+    return builder.mailboxes();
   }
 
   mailbox(name: string): CachedMailbox | undefined {
     return this.mailboxes.find((m) => m.name === name);
   }
 
-  /** Writes the state now (atomic replace). */
+  /**
+   * Writes what changed since the last save now: one batch appended to the journal (a
+   * mailbox whose HIGHESTMODSEQ did not move costs nothing), or a compaction when the
+   * journal has outgrown the state.
+   */
   saveNow(): void {
     if (this.saveTimer !== null) clearTimeout(this.saveTimer);
     this.saveTimer = null;
-    const state: StateFile = { version: 1, mailboxes: this.mailboxes };
-    writeSealed(
-      join(this.dir, 'state.bin'),
-      this.key,
-      STATE_NAME,
-      Buffer.from(JSON.stringify(state), 'utf8'),
-    );
+    if (this.closed) return;
+    const changes = this.tracker.changes(this.mailboxes);
+    if (changes.ops.length === 0) return;
+    this.journal.append(changes.ops);
+    changes.commit();
+    if (this.journal.wantsCompaction) this.compact();
+  }
+
+  /** Rewrites the journal as the current state alone (a new file renamed over the old). */
+  compact(): void {
+    const all = this.tracker.all(this.mailboxes);
+    this.journal = this.journal.compact(all.ops);
+    all.commit();
+  }
+
+  /** Bytes of the state journal on disk. */
+  get stateBytes(): number {
+    return this.journal.size;
   }
 
   /** Writes the state soon: many changes in a row (a sync batch, a STORE of many) cost one write. */
   saveSoon(): void {
-    if (this.saveTimer !== null) return;
-    this.saveTimer = setTimeout(() => this.saveNow(), 200);
+    if (this.saveTimer !== null || this.closed) return;
+    this.saveTimer = setTimeout(() => {
+      try {
+        this.saveNow();
+      } catch {
+        // Not saved (a full disk): the tracker still holds the changes, so the next save
+        // (the end of every sync round calls saveNow, which reports it) writes them.
+      }
+    }, 200);
   }
 
   private messageFile(mailbox: CachedMailbox, uid: number): { path: string; name: string } {
@@ -190,6 +245,12 @@ export class BridgeCache {
   }
 
   close(): void {
-    if (this.saveTimer !== null) this.saveNow();
+    if (this.closed) return;
+    try {
+      this.saveNow();
+    } finally {
+      this.closed = true;
+      this.journal.close();
+    }
   }
 }
