@@ -142,6 +142,12 @@ const configObject = z.strictObject({
    * event loop does not (src/smtp/adapters/encrypt-pool.ts): `auto` is one per core, at most 8.
    */
   workers: z.union([z.literal('auto'), z.number().int().positive().max(64)]).default('auto'),
+  /**
+   * Gateway processes serving the public listeners on the same ports (Node `cluster`, beside
+   * a primary that keeps the single-writer parts: docs/deployment.md "Several processes on
+   * one machine"): `auto` is one per core. More than 1 needs the Redis key store.
+   */
+  processes: z.union([z.literal('auto'), z.number().int().positive().max(64)]).default(1),
   /** TLS for every listener; generated self-signed into dataDir/tls when absent. */
   tls: tlsFiles.optional(),
   /** Certificates from an ACME CA, stored in dataDir/acme and renewed; not with `tls`. */

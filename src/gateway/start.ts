@@ -22,8 +22,10 @@ import { EncryptPool, pooledEncryptor } from '../smtp/adapters/encrypt-pool.js';
 import { lmtpDelivery } from '../smtp/lmtp-delivery.js';
 import { startMxServer, type MxServer } from '../smtp/mx-server.js';
 import { startSubmission, type SubmissionServer } from '../submission/index.js';
+import { loopbackOf, publicHost, servesDomain } from './addresses.js';
 import { prepareDataDir } from './data-dir.js';
 import { startMailStore } from './mail-store.js';
+import type { GatewayRole } from './roles.js';
 import { startProxy, type RunningProxy } from './proxy.js';
 import { countingUnavailable, createKeyStoreMetrics } from './keystore-metrics.js';
 import { openSharedState, queueDirectory } from './shared-state.js';
@@ -56,7 +58,12 @@ export interface RunningGateway {
 /** How often the gateway's own certificate is checked for its expiry. */
 const OWN_CERTIFICATE_CHECK_MS = 24 * 3600 * 1000;
 
-export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
+/** `role`: one worker of several processes (src/gateway/cluster-worker.ts); absent: the whole gateway. */
+export async function startGateway(
+  config: GatewayConfig,
+  logger: Logger,
+  role?: GatewayRole,
+): Promise<RunningGateway> {
   const dataDir = config.dataDir;
   const tightened = prepareDataDir(dataDir);
   if (tightened.changed > 0)
@@ -138,13 +145,9 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       throw unreachable(error);
     });
     stops.push(() => shared.close());
-    const store = await startMailStore(
-      config,
-      dataDir,
-      keyStore,
-      logger.child({ part: 'store' }),
-      metrics,
-    );
+    const store =
+      role?.mailStore ??
+      (await startMailStore(config, dataDir, keyStore, logger.child({ part: 'store' }), metrics));
     stops.push(() => store.close());
     const mailStoreProbes: ProbeTarget[] = [
       { name: 'mailStore.imap', ...store.imap, protocol: 'imap' },
@@ -282,7 +285,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       await encryptPool.close();
     });
     mxPort = mx.port;
-    queue.start();
+    // A worker only queues: the primary delivers (docs/deployment.md).
+    if (role === undefined) queue.start();
 
     const proxy: RunningProxy = await startProxy({
       config,
@@ -364,6 +368,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
           }
         : {}),
       readinessChecks: {
+        ...role?.readinessChecks,
         mailStore: () =>
           Promise.all(mailStoreProbes.map((t) => probeGreeting(t))).then(() => undefined),
       },
@@ -416,6 +421,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     // Renewed certificates are hot-reloaded as SIGHUP does (docs/deployment.md "ACME").
     if (acmeCertificates !== undefined)
       stops.push(acmeCertificates.schedule(() => gateway.reloadTls()));
+    // A worker's certificate is checked by the primary, which tells every worker to reload.
+    if (role !== undefined) return gateway;
     // The gateway's own certificate is re-issued for its key before it expires
     // (src/config/tls.ts), also in a process that runs for years without a SIGHUP.
     const ownCheck = setInterval(() => {
@@ -432,26 +439,4 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     await stopAll();
     throw error;
   }
-}
-
-/** Whether mail for `domain` is ours: a configured local domain, or one of our users' or lists'. */
-async function servesDomain(
-  keyStore: KeyStore,
-  localDomains: string[],
-  domain: string,
-): Promise<boolean> {
-  if (localDomains.length > 0) return localDomains.some((d) => d.toLowerCase() === domain);
-  const addresses = [
-    ...(await keyStore.listUsers()).map((u) => u.address),
-    ...(await keyStore.listLists()).map((l) => l.address),
-  ];
-  return addresses.some((address) => address.slice(address.lastIndexOf('@') + 1) === domain);
-}
-
-function loopbackOf(listen: string): string {
-  return listen === '0.0.0.0' ? '127.0.0.1' : listen === '::' ? '::1' : listen;
-}
-
-function publicHost(listen: string): string {
-  return listen === '0.0.0.0' || listen === '::' ? 'localhost' : listen;
 }

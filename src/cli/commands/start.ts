@@ -1,12 +1,15 @@
 /**
  * `recrypt start`: runs the whole gateway until SIGTERM/SIGINT (a second one exits at
- * once); SIGHUP reloads TLS. A failure to start is one line naming the problem (which
+ * once); SIGHUP reloads TLS. With `processes` > 1 this is the primary (or, forked by it,
+ * a worker: src/gateway/cluster-worker.ts). A failure to start is one line naming the problem (which
  * option, which address) and exit code 1, never a stack trace.
  */
+import cluster from 'node:cluster';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import { createLogger } from '../../config/logger.js';
-import { startGateway, type RunningGateway } from '../../gateway/start.js';
+import { startGatewayProcesses, type GatewayProcesses } from '../../gateway/cluster-primary.js';
+import { runClusterWorker } from '../../gateway/cluster-worker.js';
 import { describeStartupError } from '../../gateway/startup-errors.js';
 import { CliError } from '../errors.js';
 import { DEFAULT_CONFIG_FILE, findConfigFile } from '../operator/context.js';
@@ -22,11 +25,13 @@ export function register(program: Command): void {
       `gateway config file (default ./${DEFAULT_CONFIG_FILE} if present, else the defaults)`,
     )
     .action(async (opts: { config?: string }) => {
+      // A worker of `processes` > 1 takes its config from the primary, not from the file.
+      if (cluster.isWorker) return runClusterWorker();
       const { config } = loadConfig(findConfigFile(opts.config));
       const logger = createLogger(config.logLevel);
-      let gateway: RunningGateway;
+      let gateway: GatewayProcesses;
       try {
-        gateway = await startGateway(config, logger);
+        gateway = await startGatewayProcesses(config, logger);
       } catch (error) {
         if (error instanceof ConfigError) throw error;
         throw new CliError(describeStartupError(error, config));

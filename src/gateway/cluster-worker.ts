@@ -1,0 +1,93 @@
+/**
+ * One worker process of several (config `processes`, docs/deployment.md "Several
+ * processes on one machine"): waits for the primary's setup, runs the gateway's
+ * listeners (`startGateway` as a worker: the primary's mail store, a queue that only takes
+ * jobs), and follows the primary: reload, stop, and how many workers are ready (/readyz).
+ * SIGTERM/SIGINT reach it directly too (systemd signals the whole control group, a
+ * terminal the whole process group): it drains once, whichever comes first. It exits when
+ * the primary is gone, since the store and the queue's delivery went with it.
+ */
+import cluster from 'node:cluster';
+import { createLogger, type Logger } from '../config/logger.js';
+import { startGateway, type RunningGateway } from './start.js';
+import type { PrimaryMessage, StoreEndpoints, WorkerMessage } from './roles.js';
+import { describeStartupError } from './startup-errors.js';
+
+function send(message: WorkerMessage): void {
+  if (process.connected) process.send?.(message);
+}
+
+/** Runs this process as a cluster worker until told to stop; never returns normally. */
+export async function runClusterWorker(): Promise<void> {
+  const id = cluster.worker?.id ?? 0;
+  const status = { ready: 0, wanted: 1 };
+  let gateway: RunningGateway | undefined;
+  // Made once the setup brings the config's log level.
+  const log: { logger?: Logger } = {};
+  let stopping: Promise<void> | undefined;
+  const stop = (why: string): Promise<void> =>
+    (stopping ??= (async () => {
+      log.logger?.info({ why }, 'stopping: finishing transactions and fetches in flight');
+      await gateway?.close().catch((error: unknown) => {
+        log.logger?.error({ err: (error as Error).message }, 'error while stopping');
+      });
+      log.logger?.info('stopped');
+      process.exit(0);
+    })());
+  const reload = () => {
+    gateway?.reloadTls().catch((error: unknown) => {
+      log.logger?.error(
+        { err: (error as Error).message },
+        'TLS reload failed; keeping the old certificate',
+      );
+    });
+  };
+
+  const setup = new Promise<Extract<PrimaryMessage, { type: 'setup' }>>((resolve) => {
+    process.on('message', (message: PrimaryMessage) => {
+      if (message.type === 'setup') resolve(message);
+      else if (message.type === 'workers') Object.assign(status, message);
+      else if (message.type === 'reload') reload();
+      else if (message.type === 'stop') void stop('asked by the primary');
+    });
+  });
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', reload);
+  process.on('disconnect', () => void stop('the primary is gone'));
+  send({ type: 'hello' });
+
+  const { config, mailStore, wanted } = await setup;
+  status.wanted = wanted;
+  const logger = createLogger(config.logLevel).child({ process: `worker-${id}` });
+  log.logger = logger;
+  try {
+    gateway = await startGateway(config, logger, {
+      kind: 'worker',
+      ...(mailStore === undefined ? {} : { mailStore: withoutClose(mailStore) }),
+      readinessChecks: {
+        workers: async () => {
+          if (status.ready < status.wanted)
+            throw new Error(`${status.ready} of ${status.wanted} worker processes ready`);
+        },
+      },
+    });
+  } catch (error) {
+    send({ type: 'failed', message: describeStartupError(error, config) });
+    process.exit(1);
+  }
+  // Each worker answers /metrics for itself: its series carry its number.
+  gateway.metrics.setDefaultLabels({ worker: String(id) });
+  send({ type: 'ready', ports: definedPorts(gateway.ports) });
+  await new Promise<never>(() => undefined);
+}
+
+function withoutClose(endpoints: StoreEndpoints) {
+  return { ...endpoints, close: async () => undefined };
+}
+
+function definedPorts(ports: RunningGateway['ports']): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, port] of Object.entries(ports)) if (port !== undefined) out[name] = port;
+  return out;
+}

@@ -1,0 +1,33 @@
+/**
+ * What changes when `startGateway` runs as one worker of several processes
+ * (docs/deployment.md "Several processes on one machine"): the mail store is the
+ * primary's, the outbound queue only takes jobs (the primary delivers them), the own
+ * certificate is checked by the primary, and /readyz also says whether every worker runs.
+ * Also the messages the primary and its workers exchange over cluster IPC.
+ */
+import type { GatewayConfig } from '../config/schema.js';
+import type { MailStoreEndpoints } from './mail-store.js';
+
+export interface GatewayRole {
+  kind: 'worker';
+  /** The embedded store the primary runs; absent with Dovecot (each worker reaches it). */
+  mailStore?: MailStoreEndpoints & { embeddedPorts?: { storeImap: number } };
+  /** Added to the operator listener's /readyz checks. */
+  readinessChecks?: Record<string, () => Promise<void>>;
+}
+
+/** The embedded store's endpoints as the primary sends them (no `close`: it is the primary's). */
+export type StoreEndpoints = Omit<MailStoreEndpoints, 'close'> & {
+  embeddedPorts?: { storeImap: number };
+};
+
+export type PrimaryMessage =
+  | { type: 'setup'; config: GatewayConfig; mailStore?: StoreEndpoints; wanted: number }
+  | { type: 'workers'; ready: number; wanted: number }
+  | { type: 'reload' }
+  | { type: 'stop' };
+
+export type WorkerMessage =
+  | { type: 'hello' }
+  | { type: 'ready'; ports: Record<string, number> }
+  | { type: 'failed'; message: string };
