@@ -6,7 +6,7 @@
  * "another device" for the flag tests (its own device password and key).
  */
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ImapFlow } from 'imapflow';
@@ -85,6 +85,8 @@ export function writeMbsyncConfig(
 ): { config: string; maildir: string } {
   const maildir = join(dir, 'Mail');
   const config = join(dir, 'mbsyncrc');
+  // mbsync creates the folders, not the store's root
+  mkdirSync(maildir, { recursive: true });
   writeFileSync(
     config,
     [
