@@ -15,6 +15,7 @@ import {
   type SpecialUse,
   type UserStore,
 } from '../store/backend.js';
+import type { AppendEncryption } from './append-encrypt.js';
 import { BridgeError, onGateway } from './errors.js';
 import { LocalMailboxHandle } from './local-handle.js';
 import { normaliseFlags, type LocalMailbox } from './local-mailbox.js';
@@ -26,6 +27,7 @@ class BridgeUserStore implements UserStore {
     readonly user: string,
     private readonly sync: Sync,
     private readonly upstream: Upstream,
+    private readonly encryption?: AppendEncryption,
   ) {}
 
   private mailbox(name: string): LocalMailbox {
@@ -97,9 +99,9 @@ class BridgeUserStore implements UserStore {
   }
 
   /**
-   * APPEND (Sent, Drafts): the plaintext goes to the gateway's proxy, which encrypts it to
-   * the group before it reaches the store (docs/design.md; the proxy does this for every
-   * client), then the plaintext is cached under the UID the gateway gave it (APPENDUID).
+   * APPEND (Sent, Drafts): encrypted here to the group (append-encrypt.ts), so the gateway
+   * gets an envelope it stores as it is; then the plaintext is cached under the UID the
+   * gateway gave it (APPENDUID), so the client sees it at once.
    */
   async append(
     name: string,
@@ -109,10 +111,12 @@ class BridgeUserStore implements UserStore {
     const mailbox = this.mailbox(name);
     const flags = normaliseFlags(options.flags ?? []);
     const date = options.internalDate ?? new Date();
+    const upload =
+      this.encryption !== undefined
+        ? await this.encryption.encrypt(name, message)
+        : Buffer.from(message);
     const appended = await onGateway(() =>
-      this.upstream.run((client) =>
-        client.append(mailbox.state.path, Buffer.from(message), flags, date),
-      ),
+      this.upstream.run((client) => client.append(mailbox.state.path, upload, flags, date)),
     );
     if (appended === false)
       throw new StoreError('io-error', `the gateway refused APPEND to ${name}`);
@@ -146,7 +150,12 @@ class BridgeUserStore implements UserStore {
 }
 
 /** The `MailStore` the bridge's IMAP server runs over. */
-export function createBridgeStore(user: string, sync: Sync, upstream: Upstream): MailStore {
+export function createBridgeStore(
+  user: string,
+  sync: Sync,
+  upstream: Upstream,
+  encryption?: AppendEncryption,
+): MailStore {
   return {
     userExists: async (name) => name.toLowerCase() === user.toLowerCase(),
     createUser: async () => {
@@ -157,7 +166,7 @@ export function createBridgeStore(user: string, sync: Sync, upstream: Upstream):
     },
     openUser: async (name) => {
       if (name.toLowerCase() !== user.toLowerCase()) throw new StoreError('no-such-user', name);
-      return new BridgeUserStore(user, sync, upstream);
+      return new BridgeUserStore(user, sync, upstream, encryption);
     },
     close: async () => undefined,
   };

@@ -73,6 +73,8 @@ export async function startBridgeWorld(root: string): Promise<BridgeWorld> {
               p12: new Uint8Array(readFileSync(p12File)),
               p12Password: P12_PASSWORD,
               address: ADDRESS,
+              // The gateway's public listener publishes the signed profile (docs/profile.md §5).
+              profileUrl: `https://127.0.0.1:${gateway.ports.admin}`,
               submission: {
                 host: '127.0.0.1',
                 port: gateway.ports.submissionTls,

@@ -34,6 +34,7 @@ interface BridgeCommandOptions {
   devicePasswordFile?: string;
   submission?: string;
   submissionStarttls?: boolean;
+  profileUrl?: string;
   imapPort: string;
   smtpPort: string;
   imapsPort: string;
@@ -99,6 +100,7 @@ async function setupFrom(opts: BridgeCommandOptions): Promise<BridgeOptions['set
     p12,
     p12Password,
     address: opts.address,
+    ...(opts.profileUrl !== undefined ? { profileUrl: profileOrigin(opts.profileUrl) } : {}),
     ...(submission !== undefined
       ? {
           submission: {
@@ -117,6 +119,18 @@ async function setupFrom(opts: BridgeCommandOptions): Promise<BridgeOptions['set
       password,
     },
   };
+}
+
+/** `--profile-url`: an https origin (the profile path is added by the bridge). */
+function profileOrigin(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new CliError('--profile-url: an https:// URL', 2);
+  }
+  if (url.protocol !== 'https:') throw new CliError('--profile-url: an https:// URL', 2);
+  return url.origin;
 }
 
 /** A BridgeError's message is written for people: shown as the CLI's own one-line error. */
@@ -173,6 +187,10 @@ export function register(program: Command): void {
     .option(
       '--submission-starttls',
       'first start: the submission port speaks STARTTLS (587) rather than TLS',
+    )
+    .option(
+      '--profile-url <url>',
+      "first start: where the address's signed profile is published, for encrypting APPENDs (default https://<domain of --address>)",
     )
     .option('--imap-port <port>', 'local IMAP with STARTTLS (0: any free port)', '11143')
     .option('--imaps-port <port>', 'local IMAP over TLS (0: any free port)', '11993')
