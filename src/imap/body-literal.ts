@@ -13,6 +13,7 @@
  * streams chunk by chunk.
  */
 import type { BodyItem } from './fetch-item.js';
+import { joinViews } from './join-views.js';
 import type { PlanKey, PlanLookup, SettledPlan } from './plan-cache.js';
 import type { BodyEdit, BodyTransform } from './ports.js';
 
@@ -207,7 +208,8 @@ export class BodyLiteralRewriter {
   /** Plans from the collected prefix; says whether to keep collecting or ask upstream. */
   private planCollected(): 'settled' | 'collect' | 'resolve' {
     const body = this.body!;
-    const prefix = Buffer.concat(body.collected);
+    // A view of the chunk when the prefix lies in one (no copy: join-views.ts).
+    const prefix = joinViews(body.collected);
     const plan = this.safePlan(prefix, body);
     if (plan.kind === 'need-more') {
       if (plan.atLeast > MAX_PREFIX || plan.atLeast <= prefix.length) {

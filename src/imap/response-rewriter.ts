@@ -51,6 +51,14 @@ interface FetchState {
 export class ResponseRewriter {
   private state: State = 'head';
   private head: number[] = [];
+  /**
+   * The chunk the head lies in, from `headFrom` to `headTo`, when it all lies in the chunk
+   * being read (the common case): then it is emitted as a view of that chunk, which joins
+   * the output around it without a copy (join-views.ts). Null when it began in an earlier one.
+   */
+  private headChunk: Uint8Array | null = null;
+  private headFrom = 0;
+  private headTo = 0;
   private text: Uint8Array[] = [];
   private textLength = 0;
   private tail = '';
@@ -163,13 +171,17 @@ export class ResponseRewriter {
   // ---- line classification -------------------------------------------------------
 
   private scanHead(chunk: Uint8Array, start: number): number {
+    this.headChunk = this.head.length > 0 ? null : chunk;
+    this.headFrom = start;
     for (let i = start; i < chunk.length; i++) {
       const c = chunk[i]!;
       if (c === 10) {
+        this.headTo = i;
         this.classify(true);
         return i;
       }
       this.head.push(c);
+      this.headTo = i + 1;
       if ((c === 32 && this.classify(false)) || this.head.length >= HEAD_CAP) {
         if (this.state === 'head') this.enter('other');
         return i + 1;
@@ -203,8 +215,12 @@ export class ResponseRewriter {
   }
 
   private enter(state: 'text' | 'other' | 'fetch'): true {
-    const head = Uint8Array.from(this.head);
+    const head =
+      this.headChunk !== null
+        ? this.headChunk.subarray(this.headFrom, this.headTo)
+        : Uint8Array.from(this.head);
     this.head = [];
+    this.headChunk = null;
     this.state = state;
     this.tail = '';
     if (state === 'text') {

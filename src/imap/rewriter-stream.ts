@@ -9,6 +9,7 @@
  * joined; what comes after a side fetch was waited for goes out as it is made.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import { joinViews } from './join-views.js';
 import { ResponseRewriter, type RewriterContext } from './response-rewriter.js';
 
 export class RewriterStream extends Transform {
@@ -54,8 +55,7 @@ export class RewriterStream extends Transform {
   private flushBatch(): void {
     const pieces = this.batch ?? [];
     this.batch = null;
-    if (pieces.length === 1) this.push(pieces[0]);
-    else if (pieces.length > 1) this.push(Buffer.concat(pieces));
+    if (pieces.length > 0) this.push(joinViews(pieces));
     if (this.endAfterBatch) {
       this.endAfterBatch = false;
       this.push(null);
