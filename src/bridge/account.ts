@@ -20,8 +20,6 @@ export interface BridgeAccount {
   upstream: UpstreamSettings;
   /** The gateway's submission service, when the bridge also relays sending (smtp-relay.ts). */
   submission?: SubmissionSettings;
-  /** Origin of the signed profile (group-certificate.ts); absent: `https://<domain>`. */
-  profileUrl?: string;
   /** The device secret d, hex. */
   deviceSecret: string;
   /** DER of the device certificate, base64 (its recipient id names the device in envelopes). */
@@ -36,7 +34,17 @@ export interface AccountSetup {
   address: string;
   upstream: UpstreamSettings;
   submission?: SubmissionSettings;
-  profileUrl?: string;
+}
+
+/**
+ * Settings a later start changes (docs/bridge.md, "Changing the settings"): the gateway's
+ * address, its submission service, the CA to trust for both, the device password.
+ */
+export interface AccountUpdate {
+  gateway?: { host: string; port: number; tls: 'implicit' | 'starttls' };
+  submission?: SubmissionSettings;
+  ca?: string;
+  password?: string;
 }
 
 const ACCOUNT_NAME = 'account';
@@ -63,12 +71,38 @@ export async function createAccount(setup: AccountSetup): Promise<BridgeAccount>
     address: setup.address,
     upstream: setup.upstream,
     ...(setup.submission !== undefined ? { submission: setup.submission } : {}),
-    ...(setup.profileUrl !== undefined ? { profileUrl: setup.profileUrl } : {}),
     deviceSecret: device.deviceSecret.toString(16),
     certificate: Buffer.from(device.certificate).toString('base64'),
     localPassword: generatePassword(),
   };
   return account;
+}
+
+function pick(ca: string | undefined): { ca?: string } {
+  return ca !== undefined ? { ca } : {};
+}
+
+/** `account` with `update` applied (not saved: see `saveAccount`, once the gateway accepted it). */
+export function updateAccount(account: BridgeAccount, update: AccountUpdate): BridgeAccount {
+  const ca = update.ca !== undefined ? { ca: update.ca } : {};
+  const upstream: UpstreamSettings = {
+    ...account.upstream,
+    ...(update.gateway ?? {}),
+    ...ca,
+    ...(update.password !== undefined ? { password: update.password } : {}),
+  };
+  // A new host is checked against its own name, not one configured for the old host.
+  if (update.gateway !== undefined && update.gateway.host !== account.upstream.host)
+    delete upstream.servername;
+  const base = update.submission ?? account.submission;
+  return {
+    ...account,
+    upstream,
+    // The CA given before stays unless a new one is given (one gateway, one certificate).
+    ...(base !== undefined
+      ? { submission: { ...pick(account.submission?.ca), ...base, ...ca } }
+      : {}),
+  };
 }
 
 export function saveAccount(dataDir: string, key: Buffer, account: BridgeAccount): void {

@@ -1,8 +1,11 @@
 /**
  * `runBridge`: the whole bridge in one process (README.md): open the cache with the
- * passphrase, the account (made from the .p12 on first start), the gateway connection,
- * the first sync, then the local IMAP listeners on 127.0.0.1 (the embedded store's IMAP
- * server over the local view), the local SMTP relay, the periodic sync and the INBOX watch (IDLE).
+ * passphrase, the account (made from the .p12 on first start, updated by later starts'
+ * settings), the gateway connection (its folder list: the login is checked before
+ * anything is saved), then the local IMAP listeners on 127.0.0.1 (the embedded store's
+ * IMAP server over the local view) and the local SMTP relay, and only then the first
+ * sync, so clients are served while it runs; then the periodic sync and the folder
+ * watches (IDLE).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,25 +16,34 @@ import {
   decryptKeyOf,
   loadAccount,
   saveAccount,
+  updateAccount,
   type AccountSetup,
+  type AccountUpdate,
   type BridgeAccount,
 } from './account.js';
-import { AppendEncryption } from './append-encrypt.js';
 import { BridgeCache } from './cache.js';
 import { openCacheKey } from './cache-key.js';
 import { BridgeError } from './errors.js';
-import { GroupCertificateSource } from './group-certificate.js';
-import { watchInbox, type InboxWatch } from './inbox-watch.js';
+import { FolderWatches, watchOrder } from './folder-watch.js';
 import { createBridgeStore } from './local-store.js';
 import { startSmtpRelay, type SmtpRelay } from './smtp-relay.js';
 import { Sync, type SyncLogger, type SyncProgress } from './sync.js';
-import { Upstream } from './upstream.js';
+import { Upstream, type UpstreamSettings } from './upstream.js';
 
 export interface BridgeOptions {
   dataDir: string;
   passphrase: string;
   /** Needed on first start (no account yet); ignored later. */
   setup?: AccountSetup;
+  /** Settings changed on a later start; saved only once the gateway accepted them. */
+  update?: AccountUpdate;
+  /**
+   * Resolve only once the first sync round ended (default true: tests and scripts). The
+   * listeners start before it either way; the CLI returns at once and prints the settings.
+   */
+  waitForFirstSync?: boolean;
+  /** Mailboxes watched with IDLE on their own connection (folder-watch.ts); default 4. */
+  watches?: number;
   /** Default 127.0.0.1. The bridge serves plaintext mail: never bind it to a public address. */
   host?: string;
   /** STARTTLS (and plain on loopback) IMAP; 0 = any free port. */
@@ -44,8 +56,6 @@ export interface BridgeOptions {
   plainOnly?: boolean;
   /** Between two syncs. */
   pollMs?: number;
-  /** How long a verified group certificate is used before the profile is fetched again (group-certificate.ts). */
-  groupCertificateMaxAgeMs?: number;
   /** scrypt cost of a new cache key: tests only. */
   scryptCost?: { N: number; r: number; p: number };
   logger?: SyncLogger & { error(details: object, message: string): void };
@@ -65,7 +75,20 @@ export interface RunningBridge {
   /** The locally generated certificate clients are asked to trust; null with `plainOnly`. */
   certFile: string | null;
   sync: Sync;
+  /** The first sync round (a failed one is logged, not thrown: the cache is served). */
+  firstSync: Promise<void>;
+  /** The mailboxes watched with IDLE now (folder-watch.ts). */
+  watchedMailboxes(): string[];
   close(): Promise<void>;
+}
+
+/** The start's login was refused: said for what the person just typed, not as a revocation. */
+function refusedAtStart(settings: UpstreamSettings): BridgeError {
+  return new BridgeError(
+    'upstream',
+    `the gateway at ${settings.host}:${settings.port} refuses the login of ${settings.user}: ` +
+      'check the device password (or whether the device was revoked)',
+  );
 }
 
 const SILENT = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -88,51 +111,53 @@ export async function runBridge(options: BridgeOptions): Promise<RunningBridge> 
       );
     account = await createAccount(options.setup);
   }
+  const changed = !newAccount && options.update !== undefined;
+  if (changed) account = updateAccount(account, options.update!);
+  const settings = account.upstream;
   const cache = BridgeCache.open(join(options.dataDir, 'cache'), key);
-  const upstream = new Upstream(account.upstream);
-  const sync = new Sync(cache, upstream, decryptKeyOf(account), logger, options.onProgress);
   const servers: Array<ImapServerHandle | SmtpRelay> = [];
-  let watch: InboxWatch | null = null;
+  const watches = new FolderWatches(
+    settings,
+    (name) => sync.syncMailboxSoon(name),
+    logger,
+    options.watches,
+  );
+  let checked = false;
+  // The gateway refuses the device (revoked, password changed): stop, and tell every client.
+  const upstream = new Upstream(settings, (refusal) => {
+    if (checked) logger.error({ gateway: settings.host }, `bridge stopped: ${refusal.message}`);
+    sync.halt(refusal.message);
+    void watches.close();
+  });
+  const sync = new Sync(cache, upstream, decryptKeyOf(account), logger, options.onProgress);
   const close = async (): Promise<void> => {
     for (const server of servers) await server.close();
-    await watch?.close();
+    await watches.close();
     await sync.stop();
     await upstream.close();
     cache.close();
   };
   try {
-    await sync.start(options.pollMs ?? 5000);
-    // Saved only once the gateway accepted the device's login and the first sync ran.
-    if (newAccount) saveAccount(options.dataDir, key, account);
-    watch = watchInbox(
-      account.upstream,
-      () =>
-        void sync
-          .syncOnce()
-          .catch((err: unknown) =>
-            logger.warn({ err: (err as Error).message }, 'bridge sync failed'),
-          ),
-      logger,
-    );
+    try {
+      // The folder list first: it checks the login, and INBOX exists before clients come.
+      await sync.syncFolders();
+    } catch (error) {
+      // A first start or new settings must work before they are saved; a later start
+      // serves the cache even when the gateway is unreachable or refuses the device.
+      if (newAccount || changed)
+        throw error instanceof BridgeError && error.code === 'refused'
+          ? refusedAtStart(settings)
+          : error;
+      logger.warn({ err: (error as Error).message }, 'bridge cannot reach the gateway');
+    }
+    checked = true;
+    if (upstream.refused)
+      logger.error({ gateway: settings.host }, 'bridge stopped: the gateway refuses the device');
+    if (newAccount || changed) saveAccount(options.dataDir, key, account);
     const host = options.host ?? '127.0.0.1';
     // The master user name cannot be typed as a login: clients log in as the address.
     const master = { user: '\u0000bridge', password: account.localPassword };
-    const groups = new GroupCertificateSource({
-      address: account.address,
-      deviceCertificate: new Uint8Array(Buffer.from(account.certificate, 'base64')),
-      ...(account.profileUrl !== undefined ? { baseUrl: account.profileUrl } : {}),
-      ...(account.upstream.ca !== undefined ? { ca: account.upstream.ca } : {}),
-      ...(options.groupCertificateMaxAgeMs !== undefined
-        ? { maxAgeMs: options.groupCertificateMaxAgeMs }
-        : {}),
-      logger,
-    });
-    const store = createBridgeStore(
-      account.address,
-      sync,
-      upstream,
-      new AppendEncryption(groups, logger),
-    );
+    const store = createBridgeStore(account.address, sync, upstream);
     const common = { store, host, master, allowUserLogin: true, logger };
     const tls =
       options.plainOnly === true
@@ -167,6 +192,30 @@ export async function runBridge(options: BridgeOptions): Promise<RunningBridge> 
       servers.push(relay);
       smtpPort = relay.port;
     }
+    // Listeners are up: the first sync runs while clients are served (messages appear as
+    // they are fetched), and the watches follow the mailboxes clients open.
+    const firstSync = sync.start(options.pollMs ?? 5000);
+    let rewatch: NodeJS.Timeout | null = null;
+    const watchNow = (): void => {
+      rewatch = null;
+      if (!upstream.refused)
+        watches.set(
+          watchOrder(
+            [...sync.mailboxes.values()].map((m) => ({
+              name: m.name,
+              path: m.state.path,
+              sessions: m.sessions,
+              lastOpened: m.lastOpened,
+              ...(m.state.specialUse !== undefined ? { specialUse: m.state.specialUse } : {}),
+            })),
+          ),
+        );
+    };
+    sync.onSessionsChanged = () => {
+      rewatch ??= setTimeout(watchNow, 200);
+    };
+    watchNow();
+    if (options.waitForFirstSync !== false) await firstSync;
     return {
       account,
       newAccount,
@@ -176,7 +225,12 @@ export async function runBridge(options: BridgeOptions): Promise<RunningBridge> 
       smtpPort,
       certFile: tls?.certFile ?? null,
       sync,
-      close,
+      firstSync,
+      watchedMailboxes: () => watches.names,
+      close: async () => {
+        if (rewatch !== null) clearTimeout(rewatch);
+        await close();
+      },
     };
   } catch (error) {
     await close().catch(() => undefined);

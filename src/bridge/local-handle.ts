@@ -135,6 +135,9 @@ export class LocalMailboxHandle implements MailboxHandle, MailboxListener {
 
   onEvent(listener: (event: MailboxEvent) => void): void {
     this.listeners.push(listener);
+    // A session that selects the mailbox after the alert was raised sees it too.
+    const alert = this.mailbox.alertText;
+    if (alert !== null) listener({ type: 'alert', text: alert });
   }
 
   async close(): Promise<void> {

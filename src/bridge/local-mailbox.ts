@@ -96,11 +96,23 @@ export class LocalMailbox {
   /** `state.messages` by UID, built at first use and kept in step by add/remove. */
   private byUid: Map<number, CachedMessage> | null = null;
 
+  /** Shown to every session of this mailbox as `* OK [ALERT]` (the gateway refused the device). */
+  alertText: string | null = null;
+  /** When a session last opened this mailbox (folder-watch.ts watches recent ones first). */
+  lastOpened = 0;
+
+  /** `onSessions`: told when a session opens or closes this mailbox. */
   constructor(
     readonly state: CachedMailbox,
     private readonly cache: BridgeCache,
     private readonly upstream: UpstreamWrites,
+    private readonly onSessions: () => void = () => undefined,
   ) {}
+
+  /** Sessions that have this mailbox selected. */
+  get sessions(): number {
+    return this.listeners.size;
+  }
 
   get name(): string {
     return this.state.name;
@@ -152,6 +164,8 @@ export class LocalMailbox {
 
   attach(listener: MailboxListener): void {
     this.listeners.add(listener);
+    this.lastOpened = Date.now();
+    this.onSessions();
     if (!listener.readOnly && this.unclaimedRecent.length > 0) {
       listener.claimRecent(this.unclaimedRecent);
       this.unclaimedRecent = [];
@@ -159,7 +173,43 @@ export class LocalMailbox {
   }
 
   detach(listener: MailboxListener): void {
-    this.listeners.delete(listener);
+    if (this.listeners.delete(listener)) this.onSessions();
+  }
+
+  /** Every session of this mailbox, now and later, shows `text` as an ALERT. */
+  alert(text: string): void {
+    this.alertText = text;
+    this.emit({ type: 'alert', text });
+  }
+
+  /**
+   * Ends every session that has this mailbox selected (`* BYE text`): its UIDs changed
+   * meaning or it is gone, and RFC 9051 §2.3.1.1 forbids a new UIDVALIDITY within a session.
+   */
+  endSessions(text: string): void {
+    const ended = [...this.listeners];
+    this.listeners.clear();
+    for (const listener of ended) listener.event({ type: 'bye', text });
+    if (ended.length > 0) this.onSessions();
+  }
+
+  /** A new UIDVALIDITY on the gateway: sessions end, then the old messages are dropped. */
+  reset(uidValidity: number): void {
+    this.endSessions(
+      `${this.name} changed on the gateway (new UIDVALIDITY); select it again to see it`,
+    );
+    for (const message of this.state.messages) this.cache.removeMessage(this.state, message.uid);
+    this.state.messages = [];
+    this.state.uidValidity = uidValidity;
+    this.state.uidNext = 1;
+    delete this.state.upstreamModseq;
+    this.byUid = null;
+    this.structures.clear();
+    this.expunged.length = 0;
+    this.unclaimedRecent = [];
+    // A new mod-sequence: the state journal writes a mailbox whose HIGHESTMODSEQ moved (cache.ts).
+    this.nextModseq();
+    this.changed();
   }
 
   private changed(): void {

@@ -4,14 +4,17 @@
  * cached), what is gone (expunged locally) and whose flags changed. When the gateway
  * offers CONDSTORE and neither HIGHESTMODSEQ, UIDNEXT nor the message count moved since the
  * last complete sync, a mailbox costs one SELECT. It runs at start and then every
- * `intervalMs`; a failed round is logged and retried at the next one.
+ * `intervalMs`, and for one mailbox when its watch (folder-watch.ts) hears a change; a
+ * failed round is logged and retried at the next one. New messages are fetched one batch
+ * per queued gateway operation, so clients served during a long first sync get their
+ * turn between batches (README.md, "Serving during the first sync").
  */
 import type { DecryptKey } from '../recrypt/index.js';
 import type { SpecialUse } from '../store/backend.js';
 import type { BridgeCache, CachedMailbox } from './cache.js';
 import { LocalMailbox } from './local-mailbox.js';
 import { toPlaintext } from './plaintext.js';
-import { Upstream } from './upstream.js';
+import { Upstream, type FetchedMessage } from './upstream.js';
 
 export interface SyncLogger {
   info(details: object, message: string): void;
@@ -21,17 +24,21 @@ export interface SyncLogger {
 /** Told after every batch of new messages fetched into a mailbox (the first sync's progress). */
 export type SyncProgress = (progress: { mailbox: string; done: number; total: number }) => void;
 
-const PROGRESS_EVERY = 50;
+/** New messages fetched per queued gateway operation (a client's change waits at most one). */
+const FETCH_CHUNK = 50;
 
 const SPECIAL_USES = new Set(['\\Sent', '\\Drafts', '\\Trash', '\\Junk', '\\Archive']);
 
 export class Sync {
   readonly mailboxes = new Map<string, LocalMailbox>();
+  /** Told when a session opens or closes a mailbox, and when the folder list changed. */
+  onSessionsChanged: () => void = () => undefined;
   private delimiter = '/';
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopped = false;
-  private again = false;
+  private wantRound = false;
+  private readonly wantMailboxes = new Set<string>();
 
   constructor(
     private readonly cache: BridgeCache,
@@ -44,7 +51,7 @@ export class Sync {
   }
 
   private localOf(state: CachedMailbox): LocalMailbox {
-    return new LocalMailbox(state, this.cache, this.upstream);
+    return new LocalMailbox(state, this.cache, this.upstream, () => this.onSessionsChanged());
   }
 
   /** The gateway's path of a local name. */
@@ -54,40 +61,66 @@ export class Sync {
 
   /**
    * One complete round. While one runs, the call returns it and asks for one more after
-   * it: a change heard during a round (the INBOX watch) may come after that round read
-   * the mailbox.
+   * it: a change heard during a round (a watch) may come after that round read the mailbox.
    */
   syncOnce(): Promise<void> {
-    if (this.running !== null) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = this.round().finally(() => {
-      this.running = null;
-      if (this.again && !this.stopped) {
-        this.again = false;
-        this.syncOnce().catch((err: unknown) =>
-          this.logger.warn({ err: (err as Error).message }, 'bridge sync failed'),
-        );
+    this.wantRound = true;
+    return this.drive();
+  }
+
+  /** Syncs one mailbox soon (its watch heard a change); folded into a running round's follow-up. */
+  syncMailboxSoon(name: string): void {
+    this.wantMailboxes.add(name);
+    this.drive().catch((err: unknown) => this.failed(err));
+  }
+
+  private drive(): Promise<void> {
+    if (this.running !== null) return this.running;
+    this.running = (async () => {
+      while (!this.stopped && (this.wantRound || this.wantMailboxes.size > 0)) {
+        if (this.wantRound) {
+          this.wantRound = false;
+          this.wantMailboxes.clear();
+          await this.round();
+          continue;
+        }
+        const names = [...this.wantMailboxes];
+        this.wantMailboxes.clear();
+        for (const name of names) {
+          const mailbox = this.mailboxes.get(name);
+          if (mailbox !== undefined && !this.stopped) await this.syncMailbox(mailbox);
+        }
+        this.cache.saveNow();
       }
+    })().finally(() => {
+      this.running = null;
     });
     return this.running;
   }
 
-  /** Syncs now, then every `intervalMs` until `stop`. */
+  private failed(err: unknown): void {
+    if (!this.stopped) this.logger.warn({ err: (err as Error).message }, 'bridge sync failed');
+  }
+
+  /**
+   * Syncs now, then every `intervalMs` until `stop`. Resolves when the first round ended
+   * (a failed one is logged: an offline start still serves the cache).
+   */
   async start(intervalMs: number): Promise<void> {
-    await this.syncOnce();
     const tick = (): void => {
       if (this.stopped) return;
       this.syncOnce()
-        .catch((err: unknown) =>
-          this.logger.warn({ err: (err as Error).message }, 'bridge sync failed'),
-        )
+        .catch((err: unknown) => this.failed(err))
         .finally(() => {
           if (!this.stopped) this.timer = setTimeout(tick, intervalMs);
         });
     };
-    this.timer = setTimeout(tick, intervalMs);
+    try {
+      await this.syncOnce();
+    } catch (err) {
+      this.failed(err);
+    }
+    if (!this.stopped) this.timer = setTimeout(tick, intervalMs);
   }
 
   async stop(): Promise<void> {
@@ -96,9 +129,30 @@ export class Sync {
     await this.running?.catch(() => undefined);
   }
 
+  /**
+   * The gateway refused the device (upstream.ts): no more rounds, and every session, open
+   * or to come, is told why and what to do (docs/bridge.md).
+   */
+  halt(text: string): void {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    for (const mailbox of this.mailboxes.values()) mailbox.alert(text);
+  }
+
+  /** INBOX, then the mailboxes clients have open (latest first), then the rest. */
+  byPriority(): LocalMailbox[] {
+    const rank = (m: LocalMailbox): number => (m.name === 'INBOX' ? 0 : m.sessions > 0 ? 1 : 2);
+    return [...this.mailboxes.values()].sort(
+      (a, b) => rank(a) - rank(b) || b.lastOpened - a.lastOpened,
+    );
+  }
+
   private async round(): Promise<void> {
     await this.syncFolders();
-    for (const mailbox of [...this.mailboxes.values()]) await this.syncMailbox(mailbox);
+    for (const mailbox of this.byPriority()) {
+      if (this.stopped) break;
+      if (this.mailboxes.get(mailbox.name) === mailbox) await this.syncMailbox(mailbox);
+    }
     this.cache.saveNow();
   }
 
@@ -106,6 +160,7 @@ export class Sync {
   async syncFolders(): Promise<void> {
     const listed = (await this.upstream.listMailboxes()).filter((m) => !m.flags.has('\\Noselect'));
     const seen = new Set<string>();
+    let changed = false;
     for (const entry of listed) {
       this.delimiter = entry.delimiter || '/';
       const name =
@@ -130,9 +185,12 @@ export class Sync {
       };
       this.cache.mailboxes.push(state);
       this.mailboxes.set(name, this.localOf(state));
+      changed = true;
     }
     for (const [name, mailbox] of this.mailboxes) {
       if (seen.has(name)) continue;
+      // Sessions with it selected end rather than see it emptied (README.md, "Sync").
+      mailbox.endSessions(`${name} was deleted on the gateway`);
       mailbox.remove(
         mailbox.state.messages.map((m) => m.uid),
         null,
@@ -140,31 +198,33 @@ export class Sync {
       this.cache.removeMailboxFiles(name);
       this.mailboxes.delete(name);
       this.cache.mailboxes.splice(this.cache.mailboxes.indexOf(mailbox.state), 1);
+      changed = true;
     }
     this.cache.saveSoon();
+    if (changed) this.onSessionsChanged();
   }
 
+  /**
+   * One mailbox: UIDs and flags in one gateway operation, then the new messages a batch
+   * per operation. The mailbox's CONDSTORE mark moves only once all of them are in, so
+   * an interrupted sync (a kill, a new UIDVALIDITY, a stop) is finished by the next round.
+   */
   async syncMailbox(mailbox: LocalMailbox): Promise<void> {
     const state = mailbox.state;
-    await this.upstream.withMailbox(state.path, async (client, selected) => {
+    const plan = await this.upstream.withMailbox(state.path, async (client, selected) => {
       if (selected.uidValidity !== state.uidValidity) {
         // New UIDVALIDITY on the gateway: the old UIDs mean nothing any more.
-        if (state.messages.length > 0)
-          mailbox.remove(
-            state.messages.map((m) => m.uid),
-            null,
-          );
-        this.cache.removeMailboxFiles(state.name);
-        state.uidValidity = selected.uidValidity;
-        state.uidNext = 1;
-        delete state.upstreamModseq;
+        if (state.uidValidity !== 0 || state.messages.length > 0) {
+          mailbox.reset(selected.uidValidity);
+          this.cache.removeMailboxFiles(state.name);
+        } else state.uidValidity = selected.uidValidity;
       }
       const unchanged =
         state.upstreamModseq !== undefined &&
         selected.highestModseq === state.upstreamModseq &&
         selected.uidNext <= state.uidNext &&
         selected.exists === state.messages.length;
-      if (unchanged) return;
+      if (unchanged) return null;
       const upstreamFlags =
         selected.exists === 0 ? new Map<number, string[]>() : await Upstream.flagsOf(client);
       const gone = state.messages.filter((m) => !upstreamFlags.has(m.uid)).map((m) => m.uid);
@@ -176,34 +236,53 @@ export class Sync {
       const fresh = [...upstreamFlags.keys()]
         .filter((uid) => mailbox.message(uid) === undefined)
         .sort((a, b) => a - b);
-      if (fresh.length > 0)
-        this.logger.info({ mailbox: state.name, messages: fresh.length }, 'bridge fetching');
-      let done = 0;
-      for await (const fetched of Upstream.messagesOf(client, fresh)) {
-        const plaintext = toPlaintext(fetched.source, this.key);
-        if (plaintext.kind === 'placeholder')
-          this.logger.warn(
-            { mailbox: state.name, uid: fetched.uid, reason: plaintext.reason },
-            'bridge cannot decrypt a message',
-          );
-        mailbox.add(
-          {
-            uid: fetched.uid,
-            flags: [...fetched.flags].sort(),
-            internalDate: fetched.internalDate.getTime(),
-            size: plaintext.bytes.length,
-            modseq: 0,
-            kind: plaintext.kind,
-          },
-          plaintext.bytes,
-        );
-        done += 1;
-        if (done % PROGRESS_EVERY === 0 || done === fresh.length)
-          this.progress({ mailbox: state.name, done, total: fresh.length });
-      }
-      state.uidNext = Math.max(state.uidNext, selected.uidNext);
-      if (selected.highestModseq !== undefined) state.upstreamModseq = selected.highestModseq;
-      this.cache.saveSoon();
+      return { selected, fresh };
     });
+    if (plan === null) return;
+    const { selected, fresh } = plan;
+    if (fresh.length > 0)
+      this.logger.info({ mailbox: state.name, messages: fresh.length }, 'bridge fetching');
+    let done = 0;
+    for (let i = 0; i < fresh.length; i += FETCH_CHUNK) {
+      const chunk = fresh.slice(i, i + FETCH_CHUNK);
+      const fetched = await this.upstream.withMailbox(state.path, async (client, now) => {
+        // Between two chunks the mailbox may have changed identity or been deleted.
+        if (now.uidValidity !== selected.uidValidity || this.mailboxes.get(state.name) !== mailbox)
+          return -1;
+        let count = 0;
+        for await (const message of Upstream.messagesOf(client, chunk)) {
+          this.addFetched(mailbox, message);
+          count += 1;
+        }
+        return count;
+      });
+      if (fetched < 0 || this.stopped) return;
+      done += chunk.length;
+      this.progress({ mailbox: state.name, done, total: fresh.length });
+      this.cache.saveSoon();
+    }
+    state.uidNext = Math.max(state.uidNext, selected.uidNext);
+    if (selected.highestModseq !== undefined) state.upstreamModseq = selected.highestModseq;
+    this.cache.saveSoon();
+  }
+
+  private addFetched(mailbox: LocalMailbox, fetched: FetchedMessage): void {
+    const plaintext = toPlaintext(fetched.source, this.key);
+    if (plaintext.kind === 'placeholder')
+      this.logger.warn(
+        { mailbox: mailbox.name, uid: fetched.uid, reason: plaintext.reason },
+        'bridge cannot decrypt a message',
+      );
+    mailbox.add(
+      {
+        uid: fetched.uid,
+        flags: [...fetched.flags].sort(),
+        internalDate: fetched.internalDate.getTime(),
+        size: plaintext.bytes.length,
+        modseq: 0,
+        kind: plaintext.kind,
+      },
+      plaintext.bytes,
+    );
   }
 }

@@ -76,11 +76,27 @@ export function clientOptions(
   };
 }
 
+/** What the person is told when the gateway refuses the device (docs/bridge.md). */
+export const REFUSED_ADVICE =
+  'the gateway refuses this device (revoked, or its password changed); the bridge stopped syncing. ' +
+  'New password: restart with `recrypt bridge --device-password-file FILE`; revoked: ' +
+  'make a new device (`recrypt device join`) and a new bridge with its .p12';
+
 export class Upstream implements UpstreamWrites {
   private client: ImapFlow | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Set once the gateway refused the device's login: nothing is tried again (no lock-outs). */
+  private refusal: BridgeError | null = null;
 
-  constructor(private readonly settings: UpstreamSettings) {}
+  /** `onRefused`: called once, when the gateway first refuses the device's login. */
+  constructor(
+    private readonly settings: UpstreamSettings,
+    private readonly onRefused: (error: BridgeError) => void = () => undefined,
+  ) {}
+
+  get refused(): boolean {
+    return this.refusal !== null;
+  }
 
   /** Runs `operation` after every earlier one has finished. */
   run<T>(operation: (client: ImapFlow) => Promise<T>): Promise<T> {
@@ -90,6 +106,7 @@ export class Upstream implements UpstreamWrites {
   }
 
   private async connected(): Promise<ImapFlow> {
+    if (this.refusal !== null) throw this.refusal;
     if (this.client?.usable === true) return this.client;
     const s = this.settings;
     const client = new ImapFlow(clientOptions(s, { disableAutoIdle: true }));
@@ -98,6 +115,12 @@ export class Upstream implements UpstreamWrites {
       await client.connect();
     } catch (error) {
       const text = (error as { responseText?: string }).responseText ?? (error as Error).message;
+      if ((error as { authenticationFailed?: boolean }).authenticationFailed === true) {
+        // A tagged NO to the login (imapflow sets this only then): the device itself is refused.
+        this.refusal = new BridgeError('refused', REFUSED_ADVICE);
+        this.onRefused(this.refusal);
+        throw this.refusal;
+      }
       throw new BridgeError(
         'upstream',
         `cannot log in to the gateway at ${s.host}:${s.port} as ${s.user}: ${text}`,
