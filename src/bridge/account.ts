@@ -20,6 +20,8 @@ export interface BridgeAccount {
   upstream: UpstreamSettings;
   /** The gateway's submission service, when the bridge also relays sending (smtp-relay.ts). */
   submission?: SubmissionSettings;
+  /** Origin of the signed profile (group-certificate.ts); absent: `https://<domain>`. */
+  profileUrl?: string;
   /** The device secret d, hex. */
   deviceSecret: string;
   /** DER of the device certificate, base64 (its recipient id names the device in envelopes). */
@@ -34,6 +36,7 @@ export interface AccountSetup {
   address: string;
   upstream: UpstreamSettings;
   submission?: SubmissionSettings;
+  profileUrl?: string;
 }
 
 /**
@@ -71,6 +74,7 @@ export async function createAccount(setup: AccountSetup): Promise<BridgeAccount>
     address: setup.address,
     upstream: setup.upstream,
     ...(setup.submission !== undefined ? { submission: setup.submission } : {}),
+    ...(setup.profileUrl !== undefined ? { profileUrl: setup.profileUrl } : {}),
     deviceSecret: device.deviceSecret.toString(16),
     certificate: Buffer.from(device.certificate).toString('base64'),
     localPassword: generatePassword(),

@@ -21,9 +21,11 @@ import {
   type AccountUpdate,
   type BridgeAccount,
 } from './account.js';
+import { AppendEncryption } from './append-encrypt.js';
 import { BridgeCache } from './cache.js';
 import { openCacheKey } from './cache-key.js';
 import { BridgeError } from './errors.js';
+import { GroupCertificateSource } from './group-certificate.js';
 import { FolderWatches, watchOrder } from './folder-watch.js';
 import { createBridgeStore } from './local-store.js';
 import { startSmtpRelay, type SmtpRelay } from './smtp-relay.js';
@@ -56,6 +58,8 @@ export interface BridgeOptions {
   plainOnly?: boolean;
   /** Between two syncs. */
   pollMs?: number;
+  /** How long a verified group certificate is used before the profile is fetched again (group-certificate.ts). */
+  groupCertificateMaxAgeMs?: number;
   /** scrypt cost of a new cache key: tests only. */
   scryptCost?: { N: number; r: number; p: number };
   logger?: SyncLogger & { error(details: object, message: string): void };
@@ -157,7 +161,22 @@ export async function runBridge(options: BridgeOptions): Promise<RunningBridge> 
     const host = options.host ?? '127.0.0.1';
     // The master user name cannot be typed as a login: clients log in as the address.
     const master = { user: '\u0000bridge', password: account.localPassword };
-    const store = createBridgeStore(account.address, sync, upstream);
+    const groups = new GroupCertificateSource({
+      address: account.address,
+      deviceCertificate: new Uint8Array(Buffer.from(account.certificate, 'base64')),
+      ...(account.profileUrl !== undefined ? { baseUrl: account.profileUrl } : {}),
+      ...(account.upstream.ca !== undefined ? { ca: account.upstream.ca } : {}),
+      ...(options.groupCertificateMaxAgeMs !== undefined
+        ? { maxAgeMs: options.groupCertificateMaxAgeMs }
+        : {}),
+      logger,
+    });
+    const store = createBridgeStore(
+      account.address,
+      sync,
+      upstream,
+      new AppendEncryption(groups, logger),
+    );
     const common = { store, host, master, allowUserLogin: true, logger };
     const tls =
       options.plainOnly === true
