@@ -3,13 +3,13 @@
  * until SIGTERM/SIGINT. The first start takes the device's .p12 (from `device add` or
  * `device join`), the gateway's IMAP address and CA and the device's IMAP password, and
  * prints the local account's settings with its password, once; later starts need only
- * the bridge passphrase.
+ * the bridge passphrase, and change the gateway settings given to them (docs/bridge.md).
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { readP12File } from '../../bridge/account.js';
+import { readP12File, type AccountUpdate } from '../../bridge/account.js';
 import { runBridge, type BridgeOptions } from '../../bridge/bridge.js';
 import { appleMobileconfig, thunderbirdAutoconfig } from '../../bridge/client-config.js';
 import { BridgeError } from '../../bridge/errors.js';
@@ -64,6 +64,46 @@ function hostPort(
   };
 }
 
+function readCa(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CliError(
+      `cannot read --ca ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
+  }
+}
+
+/**
+ * A later start's changes (docs/bridge.md, "Changing the settings"): the options given,
+ * and the device password when `--device-password-file` or its variable is there.
+ */
+async function updateFrom(opts: BridgeCommandOptions): Promise<AccountUpdate | undefined> {
+  const update: AccountUpdate = {};
+  if (opts.gateway !== undefined) {
+    const starttls = opts.gatewayStarttls === true;
+    update.gateway = {
+      ...hostPort(opts.gateway, '--gateway', starttls ? 143 : 993),
+      tls: starttls ? 'starttls' : 'implicit',
+    };
+  }
+  if (opts.submission !== undefined) {
+    const starttls = opts.submissionStarttls === true;
+    update.submission = {
+      ...hostPort(opts.submission, '--submission', starttls ? 587 : 465),
+      tls: starttls ? 'starttls' : 'implicit',
+    };
+  }
+  if (opts.ca !== undefined) update.ca = readCa(opts.ca);
+  if (opts.devicePasswordFile !== undefined || process.env[DEVICE_PASSWORD_ENV] !== undefined)
+    update.password = await readSecret({
+      what: 'device IMAP password',
+      envName: DEVICE_PASSWORD_ENV,
+      file: opts.devicePasswordFile,
+    });
+  return Object.keys(update).length > 0 ? update : undefined;
+}
+
 async function setupFrom(opts: BridgeCommandOptions): Promise<BridgeOptions['setup']> {
   if (opts.p12 === undefined) return undefined;
   if (opts.address === undefined || opts.gateway === undefined)
@@ -75,16 +115,7 @@ async function setupFrom(opts: BridgeCommandOptions): Promise<BridgeOptions['set
     opts.submission === undefined
       ? undefined
       : hostPort(opts.submission, '--submission', submissionStarttls ? 587 : 465);
-  let ca: string | undefined;
-  if (opts.ca !== undefined) {
-    try {
-      ca = readFileSync(opts.ca, 'utf8');
-    } catch (error) {
-      throw new CliError(
-        `cannot read --ca ${opts.ca}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
-      );
-    }
-  }
+  const ca = opts.ca !== undefined ? readCa(opts.ca) : undefined;
   const p12 = await asCliError(async () => readP12File(opts.p12!));
   const p12Password = await readSecret({
     what: '.p12 password',
@@ -166,27 +197,24 @@ export function register(program: Command): void {
     .option('--address <address>', 'first start: the mailbox address (the IMAP user name)')
     .option(
       '--gateway <host[:port]>',
-      "first start: the gateway's IMAP proxy (port 993 by default)",
+      "the gateway's IMAP proxy (port 993 by default); first start, or a later start changes it",
     )
-    .option(
-      '--gateway-starttls',
-      'first start: the gateway port speaks STARTTLS (143) rather than TLS',
-    )
+    .option('--gateway-starttls', 'with --gateway: that port speaks STARTTLS (143) rather than TLS')
     .option(
       '--ca <file>',
-      "first start: the gateway's certificate or CA (PEM) when it is not publicly trusted",
+      "the gateway's certificate or CA (PEM) when it is not publicly trusted (first start, or a change)",
     )
     .option(
       '--device-password-file <file>',
-      `first start: the device's IMAP password (or set ${DEVICE_PASSWORD_ENV}; default: prompt)`,
+      `the device's IMAP password (or set ${DEVICE_PASSWORD_ENV}; first start: default prompt; later: changes it)`,
     )
     .option(
       '--submission <host[:port]>',
-      "first start: the gateway's submission service, for sending (port 465 by default)",
+      "the gateway's submission service, for sending (port 465 by default); first start, or a change",
     )
     .option(
       '--submission-starttls',
-      'first start: the submission port speaks STARTTLS (587) rather than TLS',
+      'with --submission: that port speaks STARTTLS (587) rather than TLS',
     )
     .option(
       '--profile-url <url>',
@@ -214,6 +242,8 @@ export function register(program: Command): void {
       if (!Number.isFinite(poll) || poll < 1 || poll > 3600)
         throw new CliError('--poll: seconds between 1 and 3600', 2);
       const setup = await setupFrom(opts);
+      // Used only when the account exists already (runBridge); the first start's are in `setup`.
+      const update = setup === undefined ? await updateFrom(opts) : undefined;
       const passphrase = await readSecret({
         what: 'bridge passphrase',
         envName: BRIDGE_PASSPHRASE_ENV,
@@ -225,6 +255,9 @@ export function register(program: Command): void {
           dataDir: opts.dataDir,
           passphrase,
           ...(setup !== undefined ? { setup } : {}),
+          ...(update !== undefined ? { update } : {}),
+          // Clients are served during the first sync: the settings are printed at once.
+          waitForFirstSync: false,
           imapPort: port(opts.imapPort, '--imap-port'),
           imapsPort: opts.plain === true ? null : port(opts.imapsPort, '--imaps-port'),
           smtpPort: port(opts.smtpPort, '--smtp-port'),
