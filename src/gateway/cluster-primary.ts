@@ -41,14 +41,17 @@ export function processCount(config: GatewayConfig): number {
   return config.processes === 'auto' ? availableParallelism() : config.processes;
 }
 
-/** The gateway as configured: this one process, or a primary and `processes` workers. */
+/**
+ * The gateway as configured: this one process, or a primary and `processes` workers
+ * (`logger` then names the primary: `recrypt start` makes it so).
+ */
 export async function startGatewayProcesses(
   config: GatewayConfig,
   logger: Logger,
 ): Promise<GatewayProcesses> {
   const count = processCount(config);
   if (count === 1) return startGateway(config, logger);
-  return startPrimary(config, logger.child({ process: 'primary' }), count);
+  return startPrimary(config, logger, count);
 }
 
 async function startPrimary(

@@ -112,13 +112,13 @@ export async function startGatewayProcess(
  * A user with one device on a gateway started by `startGatewayProcess`, made as the README
  * walkthrough does: `user add` by the operator, then `owner init` and `device add` in
  * `<config dir>/owner` with a copy of the gateway's certificate. Each command must print
- * nothing on stderr. Returns the owner's directory and the device's IMAP password.
+ * nothing on stderr. Returns the owner's directory, the device's IMAP password and its .p12.
  */
 export async function enrolUserWithDevice(
   configFile: string,
   ports: GatewayPorts,
   address: string,
-): Promise<{ ownerDir: string; imapPassword: string }> {
+): Promise<{ ownerDir: string; imapPassword: string; p12File: string; p12Password: string }> {
   const dir = join(configFile, '..');
   const added = await runCli(['user', 'add', address, '--config', configFile], { cwd: dir });
   expect(added.stderr).toBe('');
@@ -146,5 +146,7 @@ export async function enrolUserWithDevice(
   const device = await runCli(['device', 'add', 'laptop'], { cwd: ownerDir, env });
   expect(device.stderr).toBe('');
   const imapPassword = /^ {2}password \(shown once\): (\S+)$/m.exec(device.stdout)![1]!;
-  return { ownerDir, imapPassword };
+  const p12File = join(ownerDir, /certificate and key: (\S+)/.exec(device.stdout)![1]!);
+  const p12Password = /\.p12 password \(shown once\): (\S+)/.exec(device.stdout)![1]!;
+  return { ownerDir, imapPassword, p12File, p12Password };
 }

@@ -1,14 +1,18 @@
 /**
  * `recrypt start`: runs the whole gateway until SIGTERM/SIGINT (a second one exits at
  * once); SIGHUP reloads TLS. With `processes` > 1 this is the primary (or, forked by it,
- * a worker: src/gateway/cluster-worker.ts). A failure to start is one line naming the problem (which
- * option, which address) and exit code 1, never a stack trace.
+ * a worker: src/gateway/cluster-worker.ts). A failure to start is one line naming the
+ * problem (which option, which address) and exit code 1, never a stack trace.
  */
 import cluster from 'node:cluster';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import { createLogger } from '../../config/logger.js';
-import { startGatewayProcesses, type GatewayProcesses } from '../../gateway/cluster-primary.js';
+import {
+  processCount,
+  startGatewayProcesses,
+  type GatewayProcesses,
+} from '../../gateway/cluster-primary.js';
 import { runClusterWorker } from '../../gateway/cluster-worker.js';
 import { describeStartupError } from '../../gateway/startup-errors.js';
 import { CliError } from '../errors.js';
@@ -28,7 +32,9 @@ export function register(program: Command): void {
       // A worker of `processes` > 1 takes its config from the primary, not from the file.
       if (cluster.isWorker) return runClusterWorker();
       const { config } = loadConfig(findConfigFile(opts.config));
-      const logger = createLogger(config.logLevel);
+      // Several processes share stdout: each names itself in every line.
+      const root = createLogger(config.logLevel);
+      const logger = processCount(config) > 1 ? root.child({ process: 'primary' }) : root;
       let gateway: GatewayProcesses;
       try {
         gateway = await startGatewayProcesses(config, logger);

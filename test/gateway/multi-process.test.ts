@@ -1,0 +1,249 @@
+/**
+ * One gateway with `processes: 2` (docs/deployment.md "Several processes on one machine"):
+ * `recrypt start` as a real process, its primary and two cluster workers, a real
+ * redis-server as the key store, the embedded mail store in the primary. The README's
+ * steps pass through it (user add, owner init, device add, mail by swaks, read by imaplib
+ * and `openssl cms -decrypt`); IMAP, SMTP and HTTPS connections land on both workers (each
+ * log line and metric names its worker); a device revoked through one worker loses its
+ * sessions on both; a killed worker is replaced; SIGHUP reloads and SIGTERM stops every
+ * worker. With the SQLite key store, `processes: 2` is refused at start.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireBinary } from '../helpers/binaries.js';
+import { runCli } from '../helpers/cli-run.js';
+import { startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
+import {
+  enrolUserWithDevice,
+  freeGatewayPorts,
+  startGatewayProcess,
+  writeGatewayConfig,
+  type GatewayPorts,
+} from '../helpers/gateway-instance.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
+import {
+  decryptWith,
+  deviceKeyFiles,
+  fetchInbox,
+  openSessionWaitingForBye,
+  tryLogin,
+} from '../helpers/scale-out-world.js';
+import { sendWithNodemailer, swaks } from '../helpers/smtp-senders.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const ADDRESS = 'alice@example.org';
+const BODY = 'Hello Alice, this is a test message.';
+const PASSPHRASE = 'correct horse battery staple';
+const tmp = tempDir('recrypt-multi-process-');
+const certFile = join(tmp.path, 'data', 'tls', 'cert.pem');
+let redis: RedisServer;
+let ports: GatewayPorts;
+let configFile: string;
+let gateway: Spawned;
+let alice: Awaited<ReturnType<typeof enrolUserWithDevice>>;
+
+interface LogLine {
+  msg: string;
+  process?: string;
+  worker?: number;
+  pid?: number;
+  [field: string]: unknown;
+}
+
+/** The gateway's JSON log lines so far (primary and workers share its stdout). */
+function logLines(): LogLine[] {
+  return gateway
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as LogLine);
+}
+
+/** The processes that logged `msg` (where `match` holds). */
+function loggedBy(msg: string, match: (line: LogLine) => boolean = () => true): Set<string> {
+  return new Set(
+    logLines()
+      .filter((line) => line.msg === msg && match(line))
+      .map((line) => line.process ?? 'unnamed'),
+  );
+}
+
+/**
+ * Waits until exactly `processes` have logged `msg`: the lines reach this process through
+ * a pipe, read only while the test is not blocked in a synchronous client (imaplib).
+ */
+async function expectLoggedBy(
+  msg: string,
+  processes: string[],
+  match?: (line: LogLine) => boolean,
+): Promise<void> {
+  await waitFor(
+    `${msg} from ${processes.join(', ')}`,
+    () => loggedBy(msg, match).size >= processes.length,
+    20_000,
+  ).catch(() => undefined);
+  expect(loggedBy(msg, match)).toEqual(new Set(processes));
+}
+
+/** The workers the primary has seen ready, latest last. */
+function readyWorkers(): Array<{ worker: number; pid: number }> {
+  return logLines()
+    .filter((line) => line.msg === 'worker process ready' && line.process === 'primary')
+    .map((line) => ({ worker: line.worker!, pid: line.pid! }));
+}
+
+function curlStatus(path: string): string {
+  return execFileSync(
+    'curl',
+    ['-s', '-o', '/dev/null', '--cacert', certFile, '-w', '%{http_code}', url(path)],
+    { encoding: 'utf8' },
+  );
+}
+
+const url = (path: string) => `https://127.0.0.1:${ports.operator}${path}`;
+
+beforeAll(async () => {
+  for (const name of ['curl', 'swaks', 'openssl', 'python3']) requireBinary(name);
+  redis = await startRedis();
+  ports = await freeGatewayPorts();
+  configFile = writeGatewayConfig(tmp.path, ports, [
+    'logLevel: info',
+    'processes: 2',
+    `keyStore: { kind: redis, url: "${redis.url}" }`,
+  ]);
+  gateway = await startGatewayProcess(configFile, ports);
+}, 240_000);
+
+afterAll(async () => {
+  await gateway?.stop(20_000);
+  await redis?.dispose();
+  tmp.remove();
+});
+
+describe('one gateway, processes: 2', () => {
+  it('runs a primary and two workers, every log line naming its process', () => {
+    const workers = readyWorkers();
+    expect(new Set(workers.map((w) => w.worker))).toEqual(new Set([1, 2]));
+    expect(new Set(workers.map((w) => w.pid)).size).toBe(2);
+    expect(loggedBy('gateway started')).toEqual(new Set(['primary', 'worker-1', 'worker-2']));
+    const unnamed = logLines().filter((line) => line.process === undefined);
+    expect(unnamed.map((line) => line.msg)).toEqual([]);
+  });
+
+  it('passes the README steps: enrol, mail by swaks, read by imaplib and openssl cms', async () => {
+    alice = await enrolUserWithDevice(configFile, ports, ADDRESS);
+    const sent = await swaks([
+      ...['--server', '127.0.0.1', '--port', String(ports.smtp)],
+      ...['--from', 'bob@sender.example', '--to', ADDRESS],
+      ...['--header', 'Subject: hello', '--body', BODY],
+    ]);
+    expect(sent.code, sent.transcript).toBe(0);
+    const messages = fetchInbox(ports.imap, certFile, ADDRESS, alice.imapPassword);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]!.toString('latin1')).not.toContain(BODY);
+    const keys = deviceKeyFiles(alice.p12File, alice.p12Password, tmp.path);
+    expect(decryptWith(keys, messages[0]!).toString('utf8')).toContain(BODY);
+  }, 300_000);
+
+  it('spreads IMAP, SMTP and HTTPS connections over both workers', async () => {
+    for (let i = 0; i < 4; i++)
+      expect(tryLogin(ports.imap, certFile, ADDRESS, alice.imapPassword)).toBe('OK');
+    await expectLoggedBy('logged in', ['worker-1', 'worker-2']);
+
+    for (let i = 0; i < 4; i++) {
+      const raw = Buffer.from(`Subject: spread ${i}\r\n\r\nmessage ${i}\r\n`);
+      const result = await sendWithNodemailer(
+        ports.smtp,
+        { from: 'bob@sender.example', to: [ADDRESS] },
+        raw,
+      );
+      expect(result.ok, result.response).toBe(true);
+    }
+    await expectLoggedBy('message accepted', ['worker-1', 'worker-2']);
+
+    // Each worker answers /metrics with its own series, labelled with its number.
+    const labels = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const metrics = execFileSync('curl', ['-s', '--cacert', certFile, url('/metrics')], {
+        encoding: 'utf8',
+      });
+      labels.add(/worker="(\d+)"/.exec(metrics)?.[1] ?? 'none');
+    }
+    expect(labels).toEqual(new Set(['1', '2']));
+  }, 180_000);
+
+  it('honours a revocation made through one worker on the other at once', async () => {
+    const run = (args: string[]) =>
+      runCli(args, { cwd: alice.ownerDir, env: { RECRYPT_PASSPHRASE: PASSPHRASE } });
+    const added = await run(['device', 'add', 'phone']);
+    expect(added.stderr).toBe('');
+    const phoneId = /\(id ([0-9a-f]+), client/.exec(added.stdout)![1]!;
+    const phonePassword = /^ {2}password \(shown once\): (\S+)$/m.exec(added.stdout)![1]!;
+    const isPhone = (line: LogLine) => line.device === phoneId;
+    // Sessions until both workers hold one (the primary hands connections out in turn).
+    const sessions = [];
+    while (sessions.length < 6 && loggedBy('logged in', isPhone).size < 2) {
+      sessions.push(await openSessionWaitingForBye(ports.imap, certFile, ADDRESS, phonePassword));
+      await waitFor(
+        'the login to be logged',
+        () => logLines().filter(isPhone).length >= sessions.length,
+      );
+    }
+    await expectLoggedBy('logged in', ['worker-1', 'worker-2'], isPhone);
+
+    for (const session of sessions) session.armed();
+    const revoked = await run(['device', 'revoke', 'phone']);
+    expect(revoked.stdout).toContain('revoked');
+    for (const session of sessions) expect(await session.result).toContain('BYE');
+    await expectLoggedBy('device revoked: closing session', ['worker-1', 'worker-2']);
+    for (let i = 0; i < 2; i++)
+      expect(tryLogin(ports.imap, certFile, ADDRESS, phonePassword)).toMatch(/^NO /);
+  }, 240_000);
+
+  it('replaces a worker that is killed, and serves through the new one', async () => {
+    const victim = readyWorkers()[0]!;
+    process.kill(victim.pid, 'SIGKILL');
+    await waitFor(
+      'a new worker to be ready',
+      () => readyWorkers().some((w) => w.worker > 2),
+      120_000,
+    );
+    const replacement = readyWorkers().find((w) => w.worker > 2)!;
+    expect(
+      loggedBy('worker process exited: starting another', (line) => line.pid === victim.pid),
+    ).toEqual(new Set(['primary']));
+    expect(curlStatus('/readyz')).toBe('200');
+    for (let i = 0; i < 4; i++)
+      expect(fetchInbox(ports.imap, certFile, ADDRESS, alice.imapPassword)).toHaveLength(5);
+    await waitFor('a login through the new worker', () =>
+      loggedBy('logged in').has(`worker-${replacement.worker}`),
+    );
+  }, 240_000);
+
+  it('reloads every worker on SIGHUP and stops every worker on SIGTERM', async () => {
+    gateway.child.kill('SIGHUP');
+    await waitFor('both workers to reload', () => loggedBy('TLS certificate reloaded').size === 2);
+    gateway.child.kill('SIGTERM');
+    expect(await gateway.exited).toBe(0);
+    const workers = new Set(
+      readyWorkers()
+        .slice(-2)
+        .map((w) => `worker-${w.worker}`),
+    );
+    expect(loggedBy('stopped')).toEqual(new Set([...workers, 'primary']));
+  }, 180_000);
+});
+
+describe('processes: 2 with the SQLite key store', () => {
+  it('refuses to start, naming why', async () => {
+    const dir = join(tmp.path, 'sqlite');
+    mkdirSync(dir);
+    const sqlitePorts = await freeGatewayPorts();
+    const file = writeGatewayConfig(dir, sqlitePorts, ['processes: 2']);
+    const started = startRecrypt(['--config', file], dir);
+    expect(await started.exited).toBe(1);
+    expect(started.stderr()).toContain('processes: 2 needs a Redis key store');
+  }, 120_000);
+});
