@@ -1,9 +1,11 @@
 /**
  * The device bridge (docs/bridge.md) against a real gateway (`recrypt init` + `recrypt
  * start`, a user with a device from `device add`), with BRIDGE_BENCH_MESSAGES messages
- * (default 1000, about 3 KiB each) APPENDed through the proxy, which encrypts them:
- *  - the first sync: wall time, this process's CPU time and RSS growth while the bridge
- *    fetches, decrypts and caches every message (the gateway runs in its own process);
+ * (default 1000, about 3 KiB each) APPENDed through the proxy, which encrypts them (on
+ * several connections at once, so 10,000 are set up in minutes):
+ *  - the first sync: wall time, CPU time of the bridge (this process) and of the
+ *    gateway's processes, the bridge's RSS (peak sampled every 50 ms) while it fetches,
+ *    decrypts and caches every message, and the size of its state journal;
  *  - FETCH of every whole message, side by side in one run (harness.ts: interleaved
  *    rounds): imapflow through the gateway's proxy (recrypted for the device, still
  *    encrypted) and through the bridge (decrypted, from its sealed cache).
@@ -11,7 +13,7 @@
  * the bridge opens AES-GCM files), and which wins is what the figures are for.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { runBridge, type RunningBridge } from '../src/bridge/bridge.js';
@@ -21,6 +23,7 @@ import { compare, formatResults, ratio, timeMs } from './harness.js';
 
 const ADDRESS = 'alice@example.org';
 const P12_PASSWORD = 'bench-p12-password';
+const APPEND_CONNECTIONS = 6;
 
 function message(i: number): Buffer {
   const line = `Line of the message body number ${i}, repeated to give it some size.\r\n`;
@@ -38,6 +41,42 @@ async function fetchAll(client: ImapFlow): Promise<number> {
   } finally {
     lock.release();
   }
+}
+
+/** CPU time (user + system) of every process in process group `pgid` so far, from /proc (Linux). */
+function groupCpuMs(pgid: number): number {
+  const tick = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // ended meanwhile
+    }
+    // Fields after the command name (which may hold spaces): state ppid pgrp … utime(14) stime(15).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) !== pgid) continue;
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks * tick;
+}
+
+/**
+ * APPENDs messages 1…count on several connections at once: one at a time, the set-up of
+ * 10,000 messages waits on every round trip and on the proxy's encryption one by one.
+ * The order of UIDs does not matter to what is measured.
+ */
+async function appendAll(count: number, connect: () => Promise<ImapFlow>): Promise<void> {
+  let next = 1;
+  await Promise.all(
+    Array.from({ length: APPEND_CONNECTIONS }, async () => {
+      const client = await connect();
+      for (let i = next++; i <= count; i = next++) await client.append('Bench', message(i));
+      await client.logout();
+    }),
+  );
 }
 
 export async function run(): Promise<void> {
@@ -62,20 +101,36 @@ export async function run(): Promise<void> {
       `pass:${P12_PASSWORD}`,
     ]);
     const ca = readFileSync(gateway.certFile, 'utf8');
-    const proxy = new ImapFlow({
+    const proxyOptions = () => ({
       host: '127.0.0.1',
       port: gateway.ports.imap,
       secure: true,
       tls: { ca },
       auth: { user: ADDRESS, pass: device.password },
-      logger: false,
     });
+    const proxy = new ImapFlow({ ...proxyOptions(), logger: false });
     clients.push(proxy);
     await proxy.connect();
     await proxy.mailboxCreate('Bench');
-    for (let i = 1; i <= count; i++) await proxy.append('Bench', message(i));
+    const appendStarted = process.hrtime.bigint();
+    await appendAll(count, async () => {
+      const client = new ImapFlow({ ...proxyOptions(), logger: false });
+      clients.push(client);
+      await client.connect();
+      return client;
+    });
+    console.log(
+      `set-up: ${count} messages APPENDed through the proxy (encrypted there) on ` +
+        `${APPEND_CONNECTIONS} connections in ${(Number(process.hrtime.bigint() - appendStarted) / 1e9).toFixed(1)} s`,
+    );
 
     const rssBefore = process.memoryUsage().rss;
+    let rssPeak = rssBefore;
+    const sampler = setInterval(() => {
+      rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+    }, 50);
+    const gatewayGroup = gateway.process.child.pid!;
+    const gatewayCpuBefore = groupCpuMs(gatewayGroup);
     const cpuBefore = process.cpuUsage();
     const wall = await timeMs(async () => {
       bridge = await runBridge({
@@ -100,11 +155,18 @@ export async function run(): Promise<void> {
       });
     });
     const cpu = process.cpuUsage(cpuBefore);
-    const rssGrowth = process.memoryUsage().rss - rssBefore;
+    const gatewayCpu = groupCpuMs(gatewayGroup) - gatewayCpuBefore;
+    clearInterval(sampler);
+    const rssAfter = process.memoryUsage().rss;
+    const mib = (bytes: number): string => (bytes / 1048576).toFixed(1);
     console.log(
       `first sync of ${count} messages: ${wall.toFixed(0)} ms wall, ` +
-        `${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU (bridge process, incl. one scrypt), ` +
-        `RSS +${(rssGrowth / 1048576).toFixed(1)} MiB`,
+        `${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU in the bridge (this process, incl. one scrypt), ` +
+        `${gatewayCpu.toFixed(0)} ms CPU in the gateway's processes`,
+    );
+    console.log(
+      `  RSS of the bridge: ${mib(rssBefore)} MiB before, peak ${mib(rssPeak)} MiB, ` +
+        `${mib(rssAfter)} MiB after; state journal ${mib(statSync(join(dir.path, 'bridge', 'cache', 'state.log')).size)} MiB`,
     );
 
     const local = new ImapFlow({

@@ -185,20 +185,6 @@ function sortedUids(messages: CachedMessage[]): Uint32Array {
   return sorted ? uids : uids.sort();
 }
 
-/** Whether ascending `uids` holds `uid` (binary search). */
-function has(uids: Uint32Array, uid: number): boolean {
-  let low = 0;
-  let high = uids.length - 1;
-  while (low <= high) {
-    const mid = (low + high) >>> 1;
-    const value = uids[mid]!;
-    if (value === uid) return true;
-    if (value < uid) low = mid + 1;
-    else high = mid - 1;
-  }
-  return false;
-}
-
 /** The entries of one save, and what to remember once they are on disk. */
 export interface Changes {
   ops: unknown[];
@@ -279,16 +265,28 @@ export class StateTracker {
       }
       ops.push(['box', mailbox.name, header]);
       const uids = sortedUids(mailbox.messages);
-      // Expunged: saved UIDs no longer present (both lists ascending).
+      // One merge of the two ascending lists: saved UIDs no longer present are expunged,
+      // present UIDs not saved are new.
+      const added = new Set<number>();
+      let i = 0;
       let j = 0;
-      for (const uid of saved.uids) {
-        while (j < uids.length && uids[j]! < uid) j++;
-        if (j >= uids.length || uids[j] !== uid) ops.push(['x', mailbox.name, uid]);
+      while (i < uids.length || j < saved.uids.length) {
+        const now = i < uids.length ? uids[i]! : Infinity;
+        const before = j < saved.uids.length ? saved.uids[j]! : Infinity;
+        if (now === before) {
+          i++;
+          j++;
+        } else if (now < before) {
+          added.add(now);
+          i++;
+        } else {
+          ops.push(['x', mailbox.name, before]);
+          j++;
+        }
       }
-      // New or changed: a higher mod-sequence than saved, or (should the rule above ever
-      // be broken) a UID that was not saved.
+      // New or changed: new, or a mod-sequence above the one saved.
       for (const message of mailbox.messages) {
-        if (message.modseq <= saved.highestModseq && has(saved.uids, message.uid)) continue;
+        if (message.modseq <= saved.highestModseq && !added.has(message.uid)) continue;
         message.flags = internFlags(message.flags);
         ops.push(messageOp(mailbox.name, message));
       }

@@ -1,0 +1,179 @@
+/**
+ * The bridge cache's state at 50,000 messages (BRIDGE_CACHE_MESSAGES), the cache alone:
+ * no gateway is needed to measure what the state costs (src/bridge/README.md, "Cache at
+ * rest"), and without one the figures are not mixed with fetching and decrypting.
+ *  - memory: heap bytes per message of the cached records as the sync makes them, as a
+ *    reopened journal gives them (flag lists shared), and of the local view's record
+ *    list and UID map (local-mailbox.ts) over them;
+ *  - the state writes of a first sync (a save per 50 new messages, as the sync's batches);
+ *  - one flag change saved, side by side (harness.ts): a journal append against the whole
+ *    state sealed and written, which every save cost before the journal;
+ *  - a save when nothing changed (a sync round that CONDSTORE skipped) and a reopen.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { BridgeCache, type CachedMailbox, type CachedMessage } from '../src/bridge/cache.js';
+import { LocalMailbox, type UpstreamWrites } from '../src/bridge/local-mailbox.js';
+import { writeSealed } from '../src/bridge/sealed-file.js';
+import { tempDir } from '../test/helpers/tmp.js';
+import { compare, formatResults, ratio, timeMs } from './harness.js';
+
+const KEY = Buffer.alloc(32, 9);
+const BATCH = 50;
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+function heap(): number {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+/** A message as the sync makes it (sync.ts: its own sorted copy of the flags). */
+function fetched(uid: number, modseq: number): CachedMessage {
+  return {
+    uid,
+    flags: uid % 3 === 0 ? ['\\Seen'] : uid % 7 === 0 ? ['$Label1', '\\Seen'] : ['\\Seen'],
+    internalDate: 1_700_000_000_000 + uid * 1000,
+    size: 3000 + (uid % 5000),
+    modseq,
+    kind: 'decrypted',
+  };
+}
+
+function inbox(): CachedMailbox {
+  return {
+    name: 'INBOX',
+    path: 'INBOX',
+    subscribed: true,
+    uidValidity: 1,
+    uidNext: 1,
+    highestModseq: 1,
+    messages: [],
+  };
+}
+
+const NO_UPSTREAM: UpstreamWrites = {
+  setFlags: () => Promise.resolve(),
+  expunge: () => Promise.resolve(),
+  copy: () => Promise.resolve(new Map()),
+};
+
+const perMessage = (bytes: number, n: number): string => `${(bytes / n).toFixed(0)} B/message`;
+
+export async function run(): Promise<void> {
+  const count = Number(process.env['BRIDGE_CACHE_MESSAGES'] ?? 50_000);
+  const dir = tempDir('recrypt-bench-bridge-cache-');
+  try {
+    const cacheDir = join(dir.path, 'cache');
+    mkdirSync(cacheDir);
+
+    // The first sync's state writes: messages added 50 at a time, a save after each batch.
+    const cache = BridgeCache.open(cacheDir, KEY);
+    const box = inbox();
+    cache.mailboxes.push(box);
+    const heapBefore = heap();
+    let saves = 0;
+    const cpuBefore = process.cpuUsage();
+    const wall = await timeMs(() => {
+      for (let uid = 1; uid <= count; uid++) {
+        box.messages.push(fetched(uid, ++box.highestModseq));
+        box.uidNext = uid + 1;
+        if (uid % BATCH === 0 || uid === count) {
+          cache.saveNow();
+          saves += 1;
+        }
+      }
+    });
+    const cpu = process.cpuUsage(cpuBefore);
+    console.log(
+      `first sync's state writes, ${count} messages in ${saves} saves: ${wall.toFixed(0)} ms wall, ` +
+        `${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU, journal ${(cache.stateBytes / 1048576).toFixed(1)} MiB`,
+    );
+    const heapSynced = heap();
+    console.log(
+      `records as synced (flag lists shared once saved): ${perMessage(heapSynced - heapBefore, count)}`,
+    );
+
+    // The local view over them: records() for the IMAP layer and the UID map.
+    const local = new LocalMailbox(box, cache, NO_UPSTREAM);
+    local.records();
+    local.message(1);
+    const heapLocal = heap();
+    console.log(
+      `local view's record list and UID map (local-mailbox.ts): ${perMessage(heapLocal - heapSynced, count)}`,
+    );
+
+    // A flag change saved, side by side with the whole state written as before the journal.
+    let flip = 0;
+    const change = (): void => {
+      const message = box.messages[(flip++ * 7919) % count]!;
+      message.flags = flip % 2 === 0 ? ['\\Seen'] : ['\\Flagged', '\\Seen'];
+      message.modseq = ++box.highestModseq;
+    };
+    const results = await compare(
+      [
+        {
+          name: 'flag change: journal append',
+          run: () =>
+            timeMs(() => {
+              change();
+              cache.saveNow();
+            }),
+        },
+        {
+          name: 'flag change: whole state rewritten',
+          run: () =>
+            timeMs(() => {
+              change();
+              writeSealed(
+                join(dir.path, 'whole-state.bin'),
+                KEY,
+                'state',
+                Buffer.from(JSON.stringify({ version: 1, mailboxes: cache.mailboxes })),
+              );
+            }),
+        },
+        {
+          name: "flag change: local view's records rebuilt",
+          run: () =>
+            timeMs(() => {
+              const message = local.message(((flip++ * 7919) % count) + 1)!;
+              local.updateFlags(message, flip % 2 === 0 ? ['\\Seen'] : ['\\Answered'], null);
+              local.records();
+            }),
+        },
+        {
+          name: 'save with nothing changed',
+          run: () => {
+            // What the other paths changed (the local view's change is saved 200 ms later).
+            cache.saveNow();
+            return timeMs(() => cache.saveNow());
+          },
+        },
+      ],
+      { rounds: 9, warmup: 2 },
+    );
+    console.log(`at ${count} messages, wall time per operation:`);
+    console.log(formatResults(results, 'ms', 3));
+    console.log(
+      `  journal / whole state: ${ratio(results, 'flag change: journal append', 'flag change: whole state rewritten')}`,
+    );
+
+    cache.close();
+    const heapClosed = heap();
+    let reopened: BridgeCache | undefined;
+    const openMs = await timeMs(() => (reopened = BridgeCache.open(cacheDir, KEY)));
+    const heapReopened = heap();
+    console.log(
+      `reopen: ${openMs.toFixed(0)} ms, journal ${(reopened!.stateBytes / 1048576).toFixed(1)} MiB, ` +
+        `records ${perMessage(heapReopened - heapClosed, count)} (the closed cache's still held)`,
+    );
+    reopened!.close();
+  } finally {
+    dir.remove();
+  }
+}
