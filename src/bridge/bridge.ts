@@ -115,8 +115,12 @@ export async function runBridge(options: BridgeOptions): Promise<RunningBridge> 
       );
     account = await createAccount(options.setup);
   }
-  const changed = !newAccount && options.update !== undefined;
-  if (changed) account = updateAccount(account, options.update!);
+  // Only a real change counts: the same password from the environment at every start
+  // must not turn an offline start into a failed one.
+  const updated =
+    !newAccount && options.update !== undefined ? updateAccount(account, options.update) : account;
+  const changed = JSON.stringify(updated) !== JSON.stringify(account);
+  account = updated;
   const settings = account.upstream;
   const cache = BridgeCache.open(join(options.dataDir, 'cache'), key);
   const servers: Array<ImapServerHandle | SmtpRelay> = [];
