@@ -1,48 +1,32 @@
 /**
  * The Redis key store (single node, Sentinel or Cluster through ioredis): connections,
- * users, enrolment, profiles, nonces and notifications here; devices in
- * redis-devices.ts and lists in redis-lists.ts, which this class composes. Changes are
+ * nonces and notifications here; users, enrolment and profiles in redis-users.ts,
+ * devices in redis-devices.ts, lists in redis-lists.ts, pairings in redis-pairing.ts and
+ * group rotation in redis-groups.ts, which this class composes. Changes are
  * Lua scripts over one user's keys (scripts.ts, keys.ts); notifications are Redis
  * pub/sub on a dedicated subscriber connection, so every gateway process on the same
  * Redis hears every change. Any failure to reach Redis becomes KeyStoreUnavailableError
  * within about a second (connect.ts).
  */
 import type { Scalar } from '../../recrypt/types.js';
-import {
-  DuplicateError,
-  KeyStoreUnavailableError,
-  NotFoundError,
-  TokenInvalidError,
-} from '../errors.js';
-import { decodeEventBatch, encodeEventBatch, EventHub } from '../events.js';
+import { decodeEventBatch, EventHub } from '../events.js';
 import type { GatewayKey } from '../key-wrapping.js';
 import type { KeyStore } from '../keystore.js';
-import { checkOwnerCertificates } from '../prepare.js';
-import { hashToken, newEnrolmentToken } from '../tokens.js';
 import type {
-  Device,
   KeyStoreConfig,
   KeyStoreListener,
   NewDevice,
   NewUser,
   OwnerCertificates,
-  User,
 } from '../types.js';
-import { checkDisplayName, checkOpaque, checkTtl, normaliseAddress } from '../validate.js';
+import { checkOpaque, checkTtl } from '../validate.js';
 import {
   createRedisClient,
   DEFAULT_TIMEOUTS,
   type RedisClient,
   type RedisTimeouts,
 } from './connect.js';
-import {
-  DEFAULT_PREFIX,
-  eventsChannel,
-  nonceKey,
-  USER_KEY,
-  userKeys,
-  usersSetKey,
-} from './keys.js';
+import { DEFAULT_PREFIX, eventsChannel, nonceKey, userKeys } from './keys.js';
 import { SCRIPT_KEYS, SCRIPTS, type ScriptName } from './scripts.js';
 import { EventSubscriber } from './subscriber.js';
 import type { ListGroup, ListUpdate, NewList } from '../list-types.js';
@@ -50,9 +34,10 @@ import { defineListScripts, RedisLists } from './redis-lists.js';
 import { RedisDevices } from './redis-devices.js';
 import { RedisPairings } from './redis-pairing.js';
 import { defineRekeyScripts, RedisGroups } from './redis-groups.js';
+import { RedisUsers } from './redis-users.js';
 import type { GroupRotation } from '../group-rotation.js';
 import type { NewPairingRequest } from '../pairing.js';
-import { b64, mapError, toUser } from './codec.js';
+import { mapError } from './codec.js';
 
 export interface RedisKeyStoreOptions {
   config: Exclude<KeyStoreConfig, { kind: 'sqlite' }>;
@@ -78,6 +63,7 @@ export class RedisKeyStore implements KeyStore {
   readonly #devices: RedisDevices;
   readonly #pairings: RedisPairings;
   readonly #groups: RedisGroups;
+  readonly #users: RedisUsers;
 
   private constructor(options: RedisKeyStoreOptions) {
     const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
@@ -121,6 +107,17 @@ export class RedisKeyStore implements KeyStore {
       run: (fn) => this.#run(fn),
       userCreated: async (address) => (await this.getUser(address))?.created ?? null,
     });
+    this.#users = new RedisUsers({
+      client: this.#client,
+      prefix: this.#prefix,
+      channel: this.#channel,
+      now: this.#now,
+      run: (fn) => this.#run(fn),
+      script: (name, address, args) => this.#script(name, address, args),
+      scriptReply: (name, address, args) => this.#scriptReply(name, address, args),
+      listActiveDevices: (address) => this.listActiveDevices(address),
+      forgetPairings: (address) => this.#pairings.forgetUser(address),
+    });
     defineListScripts(this.#client);
     this.#lists = new RedisLists({
       client: this.#client,
@@ -151,6 +148,21 @@ export class RedisKeyStore implements KeyStore {
     }
     return store;
   }
+
+  // --- users, enrolment and profiles (redis-users.ts) ---
+  addUser = (user: NewUser) => this.#users.addUser(user);
+  getUser = (address: string) => this.#users.getUser(address);
+  listUsers = () => this.#users.listUsers();
+  removeUser = (address: string) => this.#users.removeUser(address);
+  createEnrolmentToken = (address: string, ttlMs: number) =>
+    this.#users.createEnrolmentToken(address, ttlMs);
+  enrol = (address: string, token: string, owner: OwnerCertificates) =>
+    this.#users.enrol(address, token, owner);
+  resetEnrolment = (address: string) => this.#users.resetEnrolment(address);
+  setOwnerCertificates = (address: string, owner: OwnerCertificates) =>
+    this.#users.setOwnerCertificates(address, owner);
+  putProfile = (address: string, document: string) => this.#users.putProfile(address, document);
+  getProfile = (address: string) => this.#users.getProfile(address);
 
   // --- device pairings (redis-pairing.ts) ---
   addPairingRequest = (request: NewPairingRequest, maxPending: number) =>
@@ -233,156 +245,6 @@ export class RedisKeyStore implements KeyStore {
 
   async #script(name: ScriptName, address: string, args: Array<string | Buffer>): Promise<string> {
     return String(await this.#scriptReply(name, address, args));
-  }
-
-  /** A script's user hash reply (flat field/value array) as a User, or its error status. */
-  #userFromReply(reply: unknown): User | string {
-    if (!Array.isArray(reply)) return String(reply);
-    const hash: Record<string, string> = {};
-    for (let i = 0; i + 1 < reply.length; i += 2) hash[String(reply[i])] = String(reply[i + 1]);
-    const user = toUser(hash);
-    if (user === null) throw new KeyStoreUnavailableError('key store returned an empty user');
-    return user;
-  }
-
-  #keys(address: string): string[] {
-    return userKeys(this.#prefix, address);
-  }
-
-  async addUser(user: NewUser): Promise<User> {
-    const address = normaliseAddress(user.address);
-    const displayName = checkDisplayName(user.displayName ?? '');
-    const created = this.#now();
-    // Index first: a crash after this leaves an entry listUsers skips (keys.ts).
-    await this.#run(() => this.#client.sadd(usersSetKey(this.#prefix), address));
-    const reply = await this.#script('rgAddUser', address, [address, displayName, String(created)]);
-    if (reply === 'E_DUP_USER') throw new DuplicateError('user', `user ${address} exists`);
-    return { address, displayName, enrolment: 'pending', owner: null, created };
-  }
-
-  async getUser(address: string): Promise<User | null> {
-    const normal = normaliseAddress(address);
-    const hash = await this.#run(() => this.#client.hgetall(this.#keys(normal)[USER_KEY.user]!));
-    return toUser(hash);
-  }
-
-  async listUsers(): Promise<User[]> {
-    const addresses = await this.#run(() => this.#client.smembers(usersSetKey(this.#prefix)));
-    const users = await Promise.all(addresses.map((a) => this.getUser(a)));
-    return users
-      .filter((u): u is User => u !== null)
-      .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
-  }
-
-  async removeUser(address: string): Promise<void> {
-    const normal = normaliseAddress(address);
-    const reply = await this.#script('rgRemoveUser', normal, [
-      this.#channel,
-      encodeEventBatch([{ type: 'user-removed', address: normal }]),
-    ]);
-    if (reply === 'E_NOT_FOUND') throw new NotFoundError('user', `no user ${normal}`);
-    await this.#run(() => this.#client.srem(usersSetKey(this.#prefix), normal));
-    await this.#pairings.forgetUser(normal);
-  }
-
-  async createEnrolmentToken(address: string, ttlMs: number): Promise<string> {
-    const normal = normaliseAddress(address);
-    checkTtl(ttlMs);
-    const token = newEnrolmentToken();
-    const reply = await this.#script('rgCreateToken', normal, [
-      hashToken(token),
-      String(this.#now() + ttlMs),
-    ]);
-    if (reply === 'E_NOT_FOUND') throw new NotFoundError('user', `no user ${normal}`);
-    return token;
-  }
-
-  async enrol(address: string, token: string, owner: OwnerCertificates): Promise<User> {
-    const normal = normaliseAddress(address);
-    const c = checkOwnerCertificates(owner);
-    const reply = this.#userFromReply(
-      await this.#scriptReply('rgEnrol', normal, [
-        hashToken(typeof token === 'string' ? token : ''),
-        String(this.#now()),
-        b64(c.ownerCaCertificate),
-        b64(c.groupCertificate),
-        c.groupId,
-        b64(c.ownerKeySpki),
-      ]),
-    );
-    if (typeof reply !== 'string') return reply;
-    switch (reply) {
-      case 'E_NOT_FOUND':
-        throw new NotFoundError('user', `no user ${normal}`);
-      case 'E_TOKEN_INVALID':
-        throw new TokenInvalidError('invalid');
-      case 'E_TOKEN_USED':
-        throw new TokenInvalidError('used');
-      case 'E_TOKEN_EXPIRED':
-        throw new TokenInvalidError('expired');
-    }
-    throw new KeyStoreUnavailableError(`unexpected key store reply ${reply.slice(0, 40)}`);
-  }
-
-  async resetEnrolment(address: string): Promise<Device[]> {
-    const normal = normaliseAddress(address);
-    // The script applies only if the active devices are still those read here (their
-    // events are encoded here); a device added in between means read again.
-    for (let attempt = 0; attempt < 5; attempt++) {
-      if ((await this.getUser(normal)) === null) break;
-      const active = await this.listActiveDevices(normal);
-      const now = this.#now();
-      const events = active.map((device) => ({
-        type: 'device-revoked' as const,
-        address: normal,
-        id: device.id,
-        deviceId: device.deviceId,
-      }));
-      const reply = await this.#script('rgResetEnrolment', normal, [
-        String(now),
-        this.#channel,
-        encodeEventBatch(events),
-        ...active.map((device) => device.id),
-      ]);
-      if (reply === 'OK') return active.map((device) => ({ ...device, revoked: now }));
-      if (reply === 'E_NOT_FOUND') break;
-      if (reply !== 'E_CHANGED') {
-        throw new KeyStoreUnavailableError(`unexpected key store reply ${reply.slice(0, 40)}`);
-      }
-    }
-    const exists = (await this.getUser(normal)) !== null;
-    if (!exists) throw new NotFoundError('user', `no user ${normal}`);
-    throw new KeyStoreUnavailableError('devices kept changing during the enrolment reset');
-  }
-
-  async setOwnerCertificates(address: string, owner: OwnerCertificates): Promise<User> {
-    const normal = normaliseAddress(address);
-    const c = checkOwnerCertificates(owner);
-    const reply = this.#userFromReply(
-      await this.#scriptReply('rgSetOwner', normal, [
-        b64(c.ownerCaCertificate),
-        b64(c.groupCertificate),
-        c.groupId,
-        b64(c.ownerKeySpki),
-      ]),
-    );
-    if (typeof reply !== 'string') return reply;
-    if (reply === 'E_NOT_FOUND') throw new NotFoundError('user', `no user ${normal}`);
-    if (reply === 'E_NOT_ENROLLED')
-      throw new NotFoundError('user', `user ${normal} is not enrolled`);
-    throw new KeyStoreUnavailableError(`unexpected key store reply ${reply.slice(0, 40)}`);
-  }
-
-  async putProfile(address: string, document: string): Promise<void> {
-    const normal = normaliseAddress(address);
-    checkOpaque(document, 'profile document', 256 * 1024);
-    const reply = await this.#script('rgPutProfile', normal, [document]);
-    if (reply === 'E_NOT_FOUND') throw new NotFoundError('user', `no user ${normal}`);
-  }
-
-  async getProfile(address: string): Promise<string | null> {
-    const normal = normaliseAddress(address);
-    return this.#run(() => this.#client.get(this.#keys(normal)[USER_KEY.profile]!));
   }
 
   async useNonce(scope: string, nonce: string, ttlMs: number): Promise<boolean> {
