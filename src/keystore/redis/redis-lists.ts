@@ -28,7 +28,6 @@ import type {
   MailingList,
   MemberListKey,
   NewList,
-  PostingPolicy,
 } from '../list-types.js';
 import type { User } from '../types.js';
 import {
@@ -39,6 +38,7 @@ import {
   normaliseAddress,
 } from '../validate.js';
 import { b64, mapError } from './codec.js';
+import { readListSnapshot, toListMembers, toMailingList, type Snapshot } from './list-snapshot.js';
 import type { RedisClient } from './connect.js';
 import {
   LIST_SCRIPTS,
@@ -56,13 +56,6 @@ export interface RedisListDeps {
   channel: string;
   now: () => number;
   getUser: (address: string) => Promise<User | null>;
-}
-
-interface Snapshot {
-  list: Record<string, string>;
-  groups: Record<string, string>;
-  members: Record<string, string>;
-  rk: Record<string, Buffer>;
 }
 
 const MAX_RETRIES = 8;
@@ -91,49 +84,6 @@ export class RedisLists implements ListStore {
     >;
     const keys = listKeys(this.deps.prefix, list);
     return String(await this.#run(() => client[name]!.call(this.deps.client, ...keys, ...args)));
-  }
-
-  async #snapshot(list: string): Promise<Snapshot | null> {
-    const [l, g, m, r] = listKeys(this.deps.prefix, list) as [string, string, string, string];
-    const replies = await this.#run(() =>
-      this.deps.client.multi().hgetall(l).hgetall(g).hgetall(m).hgetallBuffer(r).exec(),
-    );
-    if (replies === null) throw new KeyStoreUnavailableError('key store transaction aborted');
-    for (const [err] of replies) if (err) throw mapError(err);
-    const [list_, groups, members, rk] = replies.map(([, v]) => v) as [
-      Record<string, string>,
-      Record<string, string>,
-      Record<string, string>,
-      Record<string, Buffer>,
-    ];
-    if (list_.address === undefined) return null;
-    return { list: list_, groups, members, rk };
-  }
-
-  #toList(s: Snapshot): MailingList {
-    const all = Object.entries(s.groups)
-      .map(([groupId, json]) => {
-        const g = JSON.parse(json) as { certificate: string; seq: number };
-        return {
-          groupId,
-          certificate: new Uint8Array(Buffer.from(g.certificate, 'base64')),
-          seq: g.seq,
-        };
-      })
-      .sort((a, b) => a.seq - b.seq)
-      .map(({ groupId, certificate }): ListGroup => ({ groupId, certificate }));
-    const current = all.find((g) => g.groupId === s.list.groupId);
-    if (current === undefined) throw new KeyStoreUnavailableError('list record without its group');
-    return {
-      address: s.list.address!,
-      displayName: s.list.displayName ?? '',
-      owner: s.list.owner!,
-      policy: s.list.policy as PostingPolicy,
-      subjectTag: s.list.subjectTag ?? '',
-      group: current,
-      formerGroups: all.filter((g) => g.groupId !== current.groupId),
-      created: Number(s.list.created),
-    };
   }
 
   #event(list: string, members: string[]): string {
@@ -170,8 +120,8 @@ export class RedisLists implements ListStore {
   }
 
   async getList(address: string): Promise<MailingList | null> {
-    const s = await this.#snapshot(normaliseAddress(address));
-    return s === null ? null : this.#toList(s);
+    const s = await readListSnapshot(this.deps.client, this.deps.prefix, normaliseAddress(address));
+    return s === null ? null : toMailingList(s);
   }
 
   async listLists(): Promise<MailingList[]> {
@@ -193,7 +143,7 @@ export class RedisLists implements ListStore {
 
   async removeList(address: string): Promise<void> {
     const normal = normaliseAddress(address);
-    const s = await this.#snapshot(normal);
+    const s = await readListSnapshot(this.deps.client, this.deps.prefix, normal);
     if (s === null) throw new NotFoundError('list', `no list ${normal}`);
     const members = Object.keys(s.members).sort();
     const reply = await this.#script('rlRemove', normal, [
@@ -258,7 +208,7 @@ export class RedisLists implements ListStore {
       ...(certificate !== null ? { certificate: b64(certificate) } : {}),
     });
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
-      const s = await this.#snapshot(normalList);
+      const s = await readListSnapshot(this.deps.client, this.deps.prefix, normalList);
       if (s === null) throw new NotFoundError('list', `no list ${normalList}`);
       const groupId = s.list.groupId!;
       const wrapped = wrapRecryptionKey(this.deps.key, rk, { groupId, targetId: memberGroupId });
@@ -294,25 +244,9 @@ export class RedisLists implements ListStore {
 
   async listMembers(list: string): Promise<ListMember[]> {
     const normal = normaliseAddress(list);
-    const s = await this.#snapshot(normal);
+    const s = await readListSnapshot(this.deps.client, this.deps.prefix, normal);
     if (s === null) throw new NotFoundError('list', `no list ${normal}`);
-    return Object.entries(s.members)
-      .map(([address, json]) => {
-        const m = JSON.parse(json) as {
-          memberGroupId: string;
-          joined: number;
-          certificate?: string;
-        };
-        return {
-          address,
-          memberGroupId: m.memberGroupId,
-          ...(m.certificate !== undefined
-            ? { certificate: new Uint8Array(Buffer.from(m.certificate, 'base64')) }
-            : {}),
-          joined: m.joined,
-        };
-      })
-      .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+    return toListMembers(s);
   }
 
   async #memberSnapshots(member: string): Promise<Array<[string, Snapshot]>> {
@@ -321,7 +255,7 @@ export class RedisLists implements ListStore {
     );
     const out: Array<[string, Snapshot]> = [];
     for (const list of lists.sort()) {
-      const s = await this.#snapshot(list);
+      const s = await readListSnapshot(this.deps.client, this.deps.prefix, list);
       if (s !== null && s.members[member] !== undefined) out.push([list, s]);
     }
     return out;
@@ -360,7 +294,7 @@ export class RedisLists implements ListStore {
     const group = checkListGroup(next);
     checkScalar(delta, 'delta');
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
-      const s = await this.#snapshot(normal);
+      const s = await readListSnapshot(this.deps.client, this.deps.prefix, normal);
       if (s === null) throw new NotFoundError('list', `no list ${normal}`);
       const current = s.list.groupId!;
       if (current !== expectedGroupId)
