@@ -2,8 +2,8 @@
  * One body literal of an untagged FETCH response, from its first byte to its last: finds
  * its recrypt plan — in the plan cache, from a prefix collected off the literal itself,
  * or (a partial fetch past the prefix, or one too short to plan from) from the section's
- * first bytes fetched by UID on a side connection — then patches the literal in place
- * (same length) while it streams through. The response scanner (response-rewriter.ts)
+ * first bytes fetched by UID on a side connection (side-plan.ts) — then patches the
+ * literal in place (same length) while it streams through. The response scanner (response-rewriter.ts)
  * finds where the literal starts and hands over its bytes until `active` turns false.
  *
  * Kept apart from the scanner because this is where the rewriter may wait (side fetches)
@@ -16,11 +16,11 @@ import type { BodyItem } from './fetch-item.js';
 import { joinViews } from './join-views.js';
 import type { PlanKey, PlanLookup, SettledPlan } from './plan-cache.js';
 import type { BodyEdit, BodyTransform } from './ports.js';
+import { MAX_PREFIX, planFromUpstream, SIDE_FETCH_BYTES, startsWith } from './side-plan.js';
 
-/** A planner asking for more than this is refused: the body passes unchanged. */
-export const MAX_PREFIX = 1024 * 1024;
 const FIRST_PLAN_BYTES = 256;
-const SIDE_FETCH_BYTES = 8192;
+
+export { MAX_PREFIX } from './side-plan.js';
 
 export interface Selection {
   /** The mailbox name exactly as the client sent it (quoted string or atom). */
@@ -291,65 +291,29 @@ export class BodyLiteralRewriter {
     return this.feed(chunk, start);
   }
 
-  /**
-   * Asks upstream for the section's first bytes, growing the request as the planner asks:
-   * by UID when the response named one before the literal, else by its sequence number.
-   * `seen` is what the client's literal holds from offset 0 (a short partial such as
-   * `<0.500>`); an answer by sequence number must start with exactly those bytes. The side
-   * connection numbers messages as of its own last command and the client's session as of
-   * its own, so an expunge between the two can make one number name two messages: the
-   * comparison catches that (the literal then passes unchanged, `sequence-mismatch`), and
-   * where the bytes agree the edits computed from them are the edits for the literal.
-   * Returns why not when there is no plan.
-   */
+  /** A plan from the section's first bytes on a side connection (side-plan.ts). */
   private async planFromUpstream(
     initial: number,
     seen?: Uint8Array,
   ): Promise<SettledPlan | string> {
     const body = this.body!;
-    const key = this.planKey();
-    const selection = this.context.selection();
-    const fetchPrefix = this.context.fetchPrefix;
-    if (fetchPrefix === undefined || selection === null) return 'no-side-connection';
-    const bySequence = key === null;
-    if (bySequence && body.seq === undefined) return 'no-uid';
-    let length = Math.max(initial, SIDE_FETCH_BYTES);
-    for (let attempt = 0; attempt < 8; attempt++) {
-      const request: PrefixRequest =
-        key !== null
-          ? { ...key, item: body.item, length }
-          : { ...selection, seq: body.seq!, item: body.item, length };
-      const prefix = await fetchPrefix(request);
-      if (prefix === null) return 'side-fetch-failed';
-      if (bySequence && seen !== undefined && !startsWith(prefix, seen)) {
-        return 'sequence-mismatch';
-      }
-      const plan = this.safePlan(prefix, body);
-      if (plan.kind !== 'need-more') {
-        if (key !== null) this.context.cache.set(key, plan);
-        if (bySequence && seen === undefined) this.expectOverlap(plan, prefix);
-        return plan;
-      }
-      if (prefix.length < length || plan.atLeast > MAX_PREFIX || plan.atLeast <= prefix.length)
-        break;
-      length = plan.atLeast;
-    }
-    const plan: SettledPlan = { kind: 'unchanged', reason: 'prefix-limit' };
-    if (key !== null) this.context.cache.set(key, plan);
-    return plan;
-  }
-
-  /**
-   * A literal past offset 0 whose plan came by sequence number: where the literal overlaps
-   * the prefix the side connection sent, its bytes must be those bytes (checked as they
-   * arrive, 'verify' mode). Every edit lies inside that prefix (the planner needed it to
-   * place them), so a literal that starts past it is untouched whichever message it is.
-   */
-  private expectOverlap(plan: SettledPlan, prefix: Uint8Array): void {
-    const body = this.body!;
-    const from = body.item.origin;
-    const to = Math.min(prefix.length, from + body.length);
-    if (to > from) body.verify = { plan, expect: prefix.subarray(from, to) };
+    const found = await planFromUpstream(
+      {
+        fetchPrefix: this.context.fetchPrefix,
+        cache: this.context.cache,
+        selection: this.context.selection(),
+        key: this.planKey(),
+        item: body.item,
+        seq: body.seq,
+        length: body.length,
+        plan: (prefix) => this.safePlan(prefix, body),
+      },
+      initial,
+      seen,
+    );
+    if (typeof found === 'string') return found;
+    if (found.verify !== null) body.verify = found.verify;
+    return found.plan;
   }
 
   /** 'verify' mode has the bytes to compare: the plan is adopted, or the literal passes. */
@@ -401,11 +365,4 @@ export class BodyLiteralRewriter {
   private finish(): void {
     this.body = null;
   }
-}
-
-function startsWith(whole: Uint8Array, start: Uint8Array): boolean {
-  return (
-    whole.length >= start.length &&
-    Buffer.from(whole.buffer, whole.byteOffset, start.length).equals(start)
-  );
 }
