@@ -125,14 +125,14 @@ export class BridgeCache {
     const journal = StateJournal.open(journalPath, key, (ops) => builder.apply(ops));
     if (journal !== null) {
       const cache = new BridgeCache(dir, key, journal, builder.mailboxes(), lruBytes);
-      cache.tracker.all(cache.mailboxes).commit();
+      cache.tracker.all(cache.mailboxes, false).commit();
       return cache;
     }
     const legacy = BridgeCache.readLegacy(dir, key);
     const created = StateJournal.create(journalPath, key, new StateTracker().all(legacy).ops);
     removeFile(join(dir, LEGACY_FILE));
     const cache = new BridgeCache(dir, key, created, legacy, lruBytes);
-    cache.tracker.all(cache.mailboxes).commit();
+    cache.tracker.all(cache.mailboxes, false).commit();
     return cache;
   }
 

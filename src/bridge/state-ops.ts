@@ -206,17 +206,22 @@ export class StateTracker {
     };
   }
 
-  /** The entries of the whole state (a compaction), as every mailbox's settings and messages. */
-  all(mailboxes: CachedMailbox[]): Changes {
+  /**
+   * The entries of the whole state (a compaction), as every mailbox's settings and
+   * messages; without `withOps`, only what to remember (the state just read back).
+   */
+  all(mailboxes: CachedMailbox[], withOps = true): Changes {
     const ops: unknown[] = [];
     const next = new Map<string, Saved>();
     for (const mailbox of mailboxes) {
       if (next.has(mailbox.name)) continue;
       const header = headerOf(mailbox);
-      ops.push(['box', mailbox.name, header]);
-      for (const message of mailbox.messages) {
-        message.flags = internFlags(message.flags);
-        ops.push(messageOp(mailbox.name, message));
+      if (withOps) {
+        ops.push(['box', mailbox.name, header]);
+        for (const message of mailbox.messages) {
+          message.flags = internFlags(message.flags);
+          ops.push(messageOp(mailbox.name, message));
+        }
       }
       next.set(
         mailbox.name,
