@@ -77,21 +77,29 @@ export class Sync {
   private drive(): Promise<void> {
     if (this.running !== null) return this.running;
     this.running = (async () => {
+      // A failed step does not end the loop (what was asked after it still runs); the
+      // last failed round is the caller's error.
+      let roundError: unknown = null;
       while (!this.stopped && (this.wantRound || this.wantMailboxes.size > 0)) {
         if (this.wantRound) {
           this.wantRound = false;
           this.wantMailboxes.clear();
-          await this.round();
+          roundError = await this.round().then(
+            () => null,
+            (err: unknown) => err,
+          );
           continue;
         }
         const names = [...this.wantMailboxes];
         this.wantMailboxes.clear();
         for (const name of names) {
           const mailbox = this.mailboxes.get(name);
-          if (mailbox !== undefined && !this.stopped) await this.syncMailbox(mailbox);
+          if (mailbox !== undefined && !this.stopped)
+            await this.syncMailbox(mailbox).catch((err: unknown) => this.failed(err));
         }
         this.cache.saveNow();
       }
+      if (roundError !== null) throw roundError;
     })().finally(() => {
       this.running = null;
     });

@@ -202,8 +202,9 @@ describe('recrypt bridge killed during its first sync', () => {
       child.on('exit', (_code, signal) => resolve(signal)),
     );
     expect(await exited, out).toBe('SIGKILL');
-    // The account is saved after the first sync: none yet, so the kill came during it.
-    expect(existsSync(join(killedDir, 'account.bin'))).toBe(false);
+    // The account is saved once the gateway accepted the login, before the first sync
+    // (docs/bridge.md): the kill came during that sync.
+    expect(existsSync(join(killedDir, 'account.bin'))).toBe(true);
 
     const flagged = await proxyClient();
     try {

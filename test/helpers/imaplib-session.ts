@@ -1,0 +1,99 @@
+/**
+ * A long-lived Python imaplib session against the bridge, driven line by line: the test
+ * says when to send NOOP or STORE and reads what imaplib saw (an ALERT, a NO with its
+ * text, a BYE and the end of the connection). imaplib is a real client, and it reports
+ * untagged BYE and [ALERT] the way its users read them.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+const SCRIPT = `
+import imaplib, json, sys
+def out(**event):
+    print(json.dumps(event), flush=True)
+m = imaplib.IMAP4('127.0.0.1', int(sys.argv[1]), timeout=60)
+m.login(sys.argv[2], sys.argv[3])
+typ, data = m.select(sys.argv[4])
+out(event='selected', typ=typ, exists=int(data[0]), alert=[a.decode() for a in m.response('ALERT')[1] if a])
+for line in sys.stdin:
+    command = line.strip()
+    try:
+        if command == 'noop':
+            typ, _ = m.noop()
+        else:
+            typ, _ = m.store('1', '+FLAGS', '(\\\\Flagged)')
+        out(event='ok', typ=typ, alert=[a.decode() for a in m.response('ALERT')[1] if a])
+    except imaplib.IMAP4.abort as error:
+        bye = m.untagged_responses.get('BYE') or [str(error).encode()]
+        out(event='bye', text=bye[-1].decode())
+        break
+    except imaplib.IMAP4.error as error:
+        out(event='no', text=str(error))
+`;
+
+export interface ImaplibEvent {
+  event: 'selected' | 'ok' | 'no' | 'bye';
+  typ?: string;
+  exists?: number;
+  alert?: string[];
+  text?: string;
+}
+
+export class ImaplibSession {
+  private readonly events: ImaplibEvent[] = [];
+  private waiting: ((event: ImaplibEvent) => void) | null = null;
+  private stderr = '';
+
+  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
+    child.stderr.on('data', (chunk: Buffer) => (this.stderr += chunk.toString('utf8')));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const event = JSON.parse(line) as ImaplibEvent;
+      const waiting = this.waiting;
+      this.waiting = null;
+      if (waiting !== null) waiting(event);
+      else this.events.push(event);
+    });
+  }
+
+  /** Logs in on the bridge's plain-loopback port and selects `mailbox`. */
+  static async open(
+    port: number,
+    user: string,
+    password: string,
+    mailbox: string,
+  ): Promise<{ session: ImaplibSession; selected: ImaplibEvent }> {
+    const child = spawn('python3', ['-c', SCRIPT, String(port), user, password, mailbox]);
+    const session = new ImaplibSession(child);
+    return { session, selected: await session.next() };
+  }
+
+  /** Sends `noop` or `store` (STORE 1 +FLAGS \Flagged) and returns what imaplib saw. */
+  async send(command: 'noop' | 'store'): Promise<ImaplibEvent> {
+    this.child.stdin.write(`${command}\n`);
+    return this.next();
+  }
+
+  private next(): Promise<ImaplibEvent> {
+    const queued = this.events.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`imaplib said nothing in 60 s: ${this.stderr}`)),
+        60_000,
+      );
+      this.child.once('exit', () => {
+        clearTimeout(timer);
+        reject(new Error(`imaplib exited: ${this.stderr}`));
+      });
+      this.waiting = (event) => {
+        clearTimeout(timer);
+        resolve(event);
+      };
+    });
+  }
+
+  close(): void {
+    this.child.stdin.end();
+    this.child.kill();
+  }
+}
