@@ -23,9 +23,10 @@ import {
 } from './account.js';
 import { AppendEncryption } from './append-encrypt.js';
 import { BridgeCache } from './cache.js';
-import { openCacheKey } from './cache-key.js';
+import { openCacheKeyWith } from './cache-key.js';
 import { BridgeError } from './errors.js';
 import { GroupCertificateSource } from './group-certificate.js';
+import type { Keyring } from './keyring.js';
 import { FolderWatches, watchOrder } from './folder-watch.js';
 import { createBridgeStore } from './local-store.js';
 import { startSmtpRelay, type SmtpRelay } from './smtp-relay.js';
@@ -34,7 +35,10 @@ import { Upstream, type UpstreamSettings } from './upstream.js';
 
 export interface BridgeOptions {
   dataDir: string;
-  passphrase: string;
+  /** Or how to ask for it: with `keyring`, asked only when the keyring has no key. */
+  passphrase: string | (() => Promise<string>);
+  /** Keep the cache key in the OS keyring (cache-key.ts, keyring.ts). */
+  keyring?: Keyring;
   /** Needed on first start (no account yet); ignored later. */
   setup?: AccountSetup;
   /** Settings changed on a later start; saved only once the gateway accepted them. */
@@ -100,11 +104,12 @@ const SILENT = { info: () => undefined, warn: () => undefined, error: () => unde
 export async function runBridge(options: BridgeOptions): Promise<RunningBridge> {
   const logger = options.logger ?? SILENT;
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  const key = await openCacheKey(
-    join(options.dataDir, 'key.json'),
-    options.passphrase,
-    options.scryptCost,
-  );
+  const key = await openCacheKeyWith(join(options.dataDir, 'key.json'), {
+    passphrase: options.passphrase,
+    ...(options.keyring !== undefined ? { keyring: options.keyring } : {}),
+    ...(options.scryptCost !== undefined ? { cost: options.scryptCost } : {}),
+    warn: (message) => logger.warn({ dataDir: options.dataDir }, `bridge: ${message}`),
+  });
   let account = loadAccount(options.dataDir, key);
   const newAccount = account === null;
   if (account === null) {

@@ -2,12 +2,15 @@
  * The cache key: scrypt of the bridge passphrase with a random salt (README.md, "Cache at
  * rest"). `key.json` keeps the salt, the scrypt cost and a sealed check value, so a wrong
  * passphrase is told apart from a damaged cache and opens nothing. The passphrase itself
- * is never stored.
+ * is never stored. With the OS keyring (keyring.ts, `recrypt bridge --keyring`) the key is
+ * kept there once the passphrase gave it, and later starts take it from there.
  */
 import { randomBytes, scrypt as scryptCallback, type ScryptOptions } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { writeFileAtomic } from '../config/atomic-file.js';
 import { BridgeError } from './errors.js';
+import { KeyringUnavailableError, type Keyring } from './keyring.js';
 import { seal, unseal } from './sealed-file.js';
 
 /** N = 2^17, r = 8: about 128 MiB and a few hundred ms once per start, as OWASP advises for scrypt. */
@@ -84,8 +87,67 @@ export async function openCacheKey(
     r: file.r,
     p: file.p,
   });
-  const check = unseal(key, CHECK_NAME, Buffer.from(file.check, 'base64'));
-  if (check === null || !check.equals(CHECK_TEXT))
+  if (!opens(file, key))
     throw new BridgeError('bad-passphrase', 'wrong bridge passphrase (the cache does not open)');
+  return key;
+}
+
+function opens(file: KeyFile, key: Buffer): boolean {
+  const check = unseal(key, CHECK_NAME, Buffer.from(file.check, 'base64'));
+  return check !== null && check.equals(CHECK_TEXT);
+}
+
+export interface CacheKeySources {
+  /** The passphrase, or how to ask for it: asked only when the keyring gives no key. */
+  passphrase: string | (() => Promise<string>);
+  keyring?: Keyring;
+  cost?: { N: number; r: number; p: number };
+  /** Told why the keyring was not used (a person reads it: no secret in it). */
+  warn(message: string): void;
+}
+
+/**
+ * The cache key of `path`, from the keyring when it holds one that opens the cache, else
+ * from the passphrase; with a keyring, a key the passphrase gave is stored there for the
+ * next start. A keyring that is missing or does not answer is said through `warn` and the
+ * passphrase is used: the keyring only saves typing it, the key stays `scrypt(passphrase)`.
+ */
+export async function openCacheKeyWith(path: string, sources: CacheKeySources): Promise<Buffer> {
+  const passphrase = async (): Promise<string> =>
+    typeof sources.passphrase === 'string' ? sources.passphrase : sources.passphrase();
+  const keyring = sources.keyring;
+  if (keyring === undefined) return openCacheKey(path, await passphrase(), sources.cost);
+  // One entry per data directory: several bridges may run for several accounts.
+  const account = resolve(path);
+  let available = true;
+  if (existsSync(path)) {
+    try {
+      const stored = await keyring.lookup(account);
+      if (stored !== null) {
+        const key = Buffer.from(stored.trim(), 'base64');
+        if (key.length === 32 && opens(parseKeyFile(path), key)) return key;
+        sources.warn(
+          `the key in ${keyring.name} does not open this cache (it was made again?); using the bridge passphrase`,
+        );
+      }
+    } catch (error) {
+      if (!(error instanceof KeyringUnavailableError)) throw error;
+      available = false;
+      sources.warn(
+        `the OS keyring is not available (${keyring.name}: ${error.message}); using the bridge passphrase`,
+      );
+    }
+  }
+  const key = await openCacheKey(path, await passphrase(), sources.cost);
+  if (available) {
+    try {
+      await keyring.store(account, `recrypt bridge cache key (${account})`, key.toString('base64'));
+    } catch (error) {
+      if (!(error instanceof KeyringUnavailableError)) throw error;
+      sources.warn(
+        `the cache key could not be stored in ${keyring.name} (${error.message}); the next start asks for the passphrase again`,
+      );
+    }
+  }
   return key;
 }

@@ -18,6 +18,7 @@ import { clientSettings } from '../../bridge/settings.js';
 import { CliError } from '../errors.js';
 import { P12_PASSWORD_ENV } from '../owner-context.js';
 import { readSecret } from '../secrets.js';
+import { systemKeyring } from '../../bridge/keyring.js';
 
 const BRIDGE_PASSPHRASE_ENV = 'RECRYPT_BRIDGE_PASSPHRASE';
 const DEVICE_PASSWORD_ENV = 'RECRYPT_DEVICE_PASSWORD';
@@ -39,6 +40,7 @@ interface BridgeCommandOptions {
   smtpPort: string;
   imapsPort: string;
   plain?: boolean;
+  keyring?: boolean;
   poll: string;
   autoconfig?: string;
   mobileconfig?: string;
@@ -231,6 +233,10 @@ export function register(program: Command): void {
       '--plain',
       'local IMAP and SMTP without TLS (no --imaps-port; loopback only; see docs/bridge.md)',
     )
+    .option(
+      '--keyring',
+      'keep the cache key in the OS keyring (Secret Service via secret-tool, macOS Keychain): later starts need no passphrase',
+    )
     .option('--poll <seconds>', 'how often to look for changes on the gateway', '5')
     .option('--autoconfig <file>', 'write a Thunderbird autoconfig file for the local account')
     .option(
@@ -244,16 +250,25 @@ export function register(program: Command): void {
       const setup = await setupFrom(opts);
       // Used only when the account exists already (runBridge); the first start's are in `setup`.
       const update = setup === undefined ? await updateFrom(opts) : undefined;
-      const passphrase = await readSecret({
-        what: 'bridge passphrase',
-        envName: BRIDGE_PASSPHRASE_ENV,
-        file: opts.passphraseFile,
-        confirm: setup !== undefined,
-      });
+      const askPassphrase = () =>
+        readSecret({
+          what: 'bridge passphrase',
+          envName: BRIDGE_PASSPHRASE_ENV,
+          file: opts.passphraseFile,
+          confirm: setup !== undefined,
+        });
+      const keyring = opts.keyring === true ? systemKeyring() : undefined;
+      if (keyring === null)
+        process.stderr.write(
+          `no OS keyring is known on ${process.platform}; using the bridge passphrase\n`,
+        );
+      // With a keyring the passphrase is asked only if the keyring has no key for this cache.
+      const passphrase = keyring ? askPassphrase : await askPassphrase();
       const bridge = await asCliError(() =>
         runBridge({
           dataDir: opts.dataDir,
           passphrase,
+          ...(keyring ? { keyring } : {}),
           ...(setup !== undefined ? { setup } : {}),
           ...(update !== undefined ? { update } : {}),
           // Clients are served during the first sync: the settings are printed at once.
