@@ -14,8 +14,8 @@ const RESTART_FIRST_MS = 250;
 const RESTART_MAX_MS = 30_000;
 /** A worker that ran this long is healthy again: the next failure restarts it at once. */
 const STABLE_AFTER_MS = 60_000;
-/** Longer than the MX's drain (60 s, docs/architecture.md "Shutdown and reload"). */
-const STOP_GRACE_MS = 90_000;
+/** Longer than the MX's drain (60 s), shorter than the shipped unit's TimeoutStopSec (75 s). */
+const STOP_GRACE_MS = 70_000;
 
 interface Entry {
   worker: Worker;
