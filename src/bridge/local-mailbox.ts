@@ -65,6 +65,16 @@ export function normaliseFlags(flags: Flag[]): Flag[] {
   return [...out];
 }
 
+/**
+ * The gateway's \Recent belongs to the bridge's own connection there (it selects each
+ * mailbox to sync it), not to a local client: the local view keeps its own \Recent
+ * (local-handle.ts). Kept in the flags, it would flap on every sync round, each time a
+ * new mod-sequence and an unsolicited FETCH to every session.
+ */
+function withoutRecent(flags: Flag[]): Flag[] {
+  return flags.filter((flag) => flag.toLowerCase() !== '\\recent');
+}
+
 function applyOperation(current: Flag[], operation: FlagOperation, flags: Flag[]): Flag[] {
   if (operation === 'set') return [...flags].sort();
   const set = new Set(current);
@@ -317,7 +327,11 @@ export class LocalMailbox {
   add(message: CachedMessage, plaintext: Uint8Array): void {
     if (this.message(message.uid) !== undefined) return;
     this.cache.writeMessage(this.state, message.uid, plaintext);
-    const entry: CachedMessage = { ...message, modseq: this.nextModseq() };
+    const entry: CachedMessage = {
+      ...message,
+      flags: withoutRecent(message.flags),
+      modseq: this.nextModseq(),
+    };
     const messages = this.state.messages;
     // New mail has the highest UID: append; anything else goes into its place.
     if (messages.length === 0 || messages[messages.length - 1]!.uid < entry.uid)
@@ -338,7 +352,7 @@ export class LocalMailbox {
   }
 
   updateFlags(message: CachedMessage, flags: Flag[], by: MailboxListener | null): void {
-    const sorted = [...flags].sort();
+    const sorted = withoutRecent(flags).sort();
     if (sorted.join(' ') === message.flags.join(' ')) return;
     message.flags = sorted;
     message.modseq = this.nextModseq();
