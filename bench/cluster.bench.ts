@@ -217,14 +217,14 @@ async function startGateway(root: string, processes: number): Promise<Gateway> {
 }
 
 /** CPU per round of each path: all the gateway's processes, and its busiest event loop. */
-const cpu = new Map<string, Array<{ totalMs: number; busiestLoopMs: number }>>();
+const cpu = new Map<string, Array<{ totalMs: number; busiestLoopMs: number; leaderMs: number }>>();
 
 /** Times `work` and records the CPU the gateway spent on it under `name`. */
 async function measured(name: string, gateway: Gateway, work: () => Promise<unknown>) {
   const pgid = gateway.proc.child.pid!;
   const before = groupCpu(pgid);
   const ms = await timeMs(work);
-  const spent = cpuBetween(before, groupCpu(pgid));
+  const spent = cpuBetween(before, groupCpu(pgid), pgid);
   cpu.set(name, [...(cpu.get(name) ?? []), spent]);
   return ms;
 }
@@ -237,9 +237,12 @@ function cpuReport(name: string, cores: number): { line: string; projectedMs: nu
   const samples = cpu.get(name) ?? [];
   const total = median(samples.map((s) => s.totalMs));
   const loop = median(samples.map((s) => s.busiestLoopMs));
+  const primary = median(samples.map((s) => s.leaderMs));
   const projectedMs = Math.max(loop, total / cores);
   return {
-    line: `  ${name}: CPU ${total.toFixed(0)} ms a round (busiest event loop ${loop.toFixed(0)} ms)`,
+    line:
+      `  ${name}: CPU ${total.toFixed(0)} ms a round (busiest event loop ${loop.toFixed(0)} ms, ` +
+      `the primary process ${primary.toFixed(0)} ms)`,
     projectedMs,
   };
 }

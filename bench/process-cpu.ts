@@ -41,15 +41,17 @@ export function groupCpu(pgid: number): GroupCpu {
   return { total, main };
 }
 
-/** CPU spent between two snapshots: the group's sum, and the busiest event loop's. */
+/** CPU spent between two snapshots: the group's sum, the busiest event loop's, and `leader`'s (all its threads). */
 export function cpuBetween(
   before: GroupCpu,
   after: GroupCpu,
-): { totalMs: number; busiestLoopMs: number } {
+  leader: number,
+): { totalMs: number; busiestLoopMs: number; leaderMs: number } {
+  const leaderMs = (after.total.get(leader) ?? 0) - (before.total.get(leader) ?? 0);
   let totalMs = 0;
   let busiestLoopMs = 0;
   for (const [pid, ms] of after.total) totalMs += ms - (before.total.get(pid) ?? 0);
   for (const [pid, ms] of after.main)
     busiestLoopMs = Math.max(busiestLoopMs, ms - (before.main.get(pid) ?? 0));
-  return { totalMs, busiestLoopMs };
+  return { totalMs, busiestLoopMs, leaderMs };
 }
