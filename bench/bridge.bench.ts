@@ -9,6 +9,7 @@
  *  - FETCH of every whole message, side by side in one run (harness.ts: interleaved
  *    rounds): imapflow through the gateway's proxy (recrypted for the device, still
  *    encrypted) and through the bridge (decrypted, from its sealed cache).
+ *  - a later sync round when nothing changed, and one after a flag changed on the gateway.
  * No ordering is asserted between the two: they do different work (the proxy recrypts,
  * the bridge opens AES-GCM files), and which wins is what the figures are for.
  */
@@ -200,6 +201,34 @@ export async function run(): Promise<void> {
       ],
       { rounds: 5 },
     );
+    // Later syncs: a round when nothing changed (CONDSTORE: one SELECT per mailbox) and a
+    // round after another device changed one flag on the gateway (UID FLAGS of all).
+    let flagged = false;
+    const rounds = await compare(
+      [
+        {
+          name: 'sync round, nothing changed',
+          run: () => timeMs(() => bridge!.sync.syncOnce()),
+        },
+        {
+          name: 'sync round after one flag change',
+          run: async () => {
+            const lock = await proxy.getMailboxLock('Bench');
+            try {
+              flagged = !flagged;
+              if (flagged) await proxy.messageFlagsAdd('1', ['\\Flagged']);
+              else await proxy.messageFlagsRemove('1', ['\\Flagged']);
+            } finally {
+              lock.release();
+            }
+            return timeMs(() => bridge!.sync.syncOnce());
+          },
+        },
+      ],
+      { rounds: 5 },
+    );
+    console.log(`later sync rounds with ${count} messages, wall time:`);
+    console.log(formatResults(rounds, 'ms'));
     console.log(`FETCH BODY[] of ${count} messages, wall time:`);
     console.log(formatResults(results, 'ms'));
     console.log(
