@@ -73,11 +73,17 @@ export class GroupCertificateSource {
       this.checkOwner(fetched);
     } catch (error) {
       const reason = (error as Error).message;
-      if (this.known === null)
+      if (this.known === null) {
+        // The client only hears NO: the reason is for the person reading the bridge's log.
+        this.options.logger?.warn(
+          { reason },
+          'bridge: no verified group certificate; APPEND refused, nothing uploaded',
+        );
         throw new BridgeError(
           'upstream',
           `no verified group certificate to encrypt to (the profile of ${this.options.address}: ${reason})`,
         );
+      }
       this.options.logger?.warn(
         { reason },
         'bridge: the profile did not refresh; encrypting to the last verified group certificate',
