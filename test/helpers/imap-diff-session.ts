@@ -71,22 +71,28 @@ export class Session {
   constructor(
     readonly wire: Wire,
     readonly name: string,
+    /** How long one command may take. */
+    private readonly timeoutMs = 10_000,
   ) {}
 
   async run(command: string): Promise<Reply> {
     const tag = `t${++this.n}`;
+    const done = new RegExp(`^${tag} (OK|NO|BAD)[^\\r\\n]*\\r\\n`, 'm');
     let text: string;
     if (command.startsWith('APPEND ')) {
       const [head, body] = command.split('\u0000') as [string, string];
       this.wire.send(`${tag} ${head} {${Buffer.byteLength(body)}+}\r\n${body}\r\n`);
-      text = await this.wire.until(new RegExp(`^${tag} (OK|NO|BAD)[^\\r\\n]*\\r\\n`, 'm'));
+      text = await this.wire.until(done, this.timeoutMs);
     } else if (command === 'IDLE') {
       this.wire.send(`${tag} IDLE\r\n`);
       const start = await this.wire.until(/^\+ [^\r\n]*\r\n/m);
       this.wire.send('DONE\r\n');
       text = start.replace(/^\+ [^\r\n]*\r\n/m, '');
-      text += await this.wire.until(new RegExp(`^${tag} (OK|NO|BAD)[^\\r\\n]*\\r\\n`, 'm'));
-    } else text = await this.wire.command(tag, command);
+      text += await this.wire.until(done, this.timeoutMs);
+    } else {
+      this.wire.send(`${tag} ${command}\r\n`);
+      text = await this.wire.until(done, this.timeoutMs);
+    }
     const reply = parseReply(text, tag);
     if (/^(SELECT|EXAMINE) /.test(command)) this.model = [];
     this.apply(reply);
@@ -171,9 +177,14 @@ export function comparable(command: string, reply: Reply): unknown {
   return out;
 }
 
-export async function openSession(port: number, name: string, auth: string): Promise<Session> {
+export async function openSession(
+  port: number,
+  name: string,
+  auth: string,
+  timeoutMs?: number,
+): Promise<Session> {
   const w = await Wire.open(port);
   const reply = await w.command('l', `AUTHENTICATE PLAIN ${auth}`);
   if (!/^l OK/m.test(reply)) throw new Error(`${name}: login failed: ${reply}`);
-  return new Session(w, name);
+  return new Session(w, name, timeoutMs);
 }
