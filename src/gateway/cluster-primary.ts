@@ -132,15 +132,20 @@ async function startPrimary(
     });
     stops.push(() => queue.close());
 
-    // Workers read the ACME certificate from its files; the primary renews it.
-    const workerConfig: GatewayConfig =
-      acme === undefined
-        ? config
-        : {
-            ...config,
-            acme: undefined,
-            tls: { key: acmeFiles(dataDir).key, cert: acmeFiles(dataDir).cert },
-          };
+    // Workers read the ACME certificate from its files; the primary renews it. `workers:
+    // auto` is shared out: N processes each with a thread per core would hold N times the
+    // threads (each with the recryption core, tens of MB) for the same cores.
+    const threads: GatewayConfig['workers'] =
+      config.workers === 'auto'
+        ? Math.max(1, Math.ceil(Math.min(availableParallelism(), 8) / count))
+        : config.workers;
+    const workerConfig: GatewayConfig = {
+      ...config,
+      workers: threads,
+      ...(acme === undefined
+        ? {}
+        : { acme: undefined, tls: { key: acmeFiles(dataDir).key, cert: acmeFiles(dataDir).cert } }),
+    };
     const supervisor = new WorkerSupervisor({
       wanted: count,
       logger,
