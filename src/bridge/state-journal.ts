@@ -128,6 +128,8 @@ export class StateJournal {
     let pending: unknown[] = [];
     // Where the last complete batch ends: what is kept.
     let kept = { offset, index };
+    // Where the first batch (what creation or compaction wrote) ends: the snapshot's size.
+    let snapshot = 0;
     while (offset < file.length) {
       const plain = StateJournal.readRecord(file, offset, key, id, index);
       if (plain === null) {
@@ -160,6 +162,7 @@ export class StateJournal {
         apply(pending);
         pending = [];
         kept = { offset, index };
+        if (snapshot === 0) snapshot = offset;
       }
     }
     if (kept.index === 0)
@@ -174,7 +177,7 @@ export class StateJournal {
       closeSync(fd);
       throw error;
     }
-    return new StateJournal(path, key, id, fd, kept.index, kept.offset, kept.offset);
+    return new StateJournal(path, key, id, fd, kept.index, kept.offset, snapshot);
   }
 
   /** The plaintext of the record at `offset`; null when it is cut short or does not open. */
