@@ -81,7 +81,8 @@ describe('device bridge vs Dovecot: random concurrent sessions', () => {
         `\u0000${ADDRESS}\u0000${bridge.account.localPassword}`,
       ).toString('base64');
       // the STARTTLS port takes a login before STARTTLS on loopback (src/bridge/README.md)
-      // a COPY or MOVE of a few hundred messages takes the bridge seconds (docs/bridge.md)
+      // a COPY or MOVE writes one sealed, fsynced cache file per message: a few hundred take
+      // seconds (src/bridge/README.md, "Not yet")
       const ours = (name: string) => openSession(bridge.imapPort, name, bridgeAuth, 120_000);
       const reference = (name: string) => openSession(dovecot.imapPort, name, dovecotAuth);
       const pairs: Array<[Session, Session]> = [];
