@@ -11,18 +11,24 @@ const SCRIPT = `
 import imaplib, json, sys
 def out(**event):
     print(json.dumps(event), flush=True)
+def alerts():
+    # imaplib keeps a response code's bracket only; the ALERT's text is the rest of the OK line.
+    m.untagged_responses.pop('ALERT', None)
+    return [d.decode() for d in m.untagged_responses.pop('OK', []) if d and d.startswith(b'[ALERT] ')]
 m = imaplib.IMAP4('127.0.0.1', int(sys.argv[1]), timeout=60)
 m.login(sys.argv[2], sys.argv[3])
 typ, data = m.select(sys.argv[4])
-out(event='selected', typ=typ, exists=int(data[0]), alert=[a.decode() for a in m.response('ALERT')[1] if a])
+out(event='selected', typ=typ, exists=int(data[0]), alert=alerts())
 for line in sys.stdin:
     command = line.strip()
     try:
         if command == 'noop':
-            typ, _ = m.noop()
+            typ, data = m.noop()
         else:
-            typ, _ = m.store('1', '+FLAGS', '(\\\\Flagged)')
-        out(event='ok', typ=typ, alert=[a.decode() for a in m.response('ALERT')[1] if a])
+            typ, data = m.store('1', '+FLAGS', '(\\\\Flagged)')
+        # A NO comes back as its type and text, not as an exception (imaplib's STORE).
+        text = ' '.join(d.decode() for d in data if isinstance(d, bytes))
+        out(event='ok' if typ == 'OK' else 'no', typ=typ, text=text, alert=alerts())
     except imaplib.IMAP4.abort as error:
         bye = m.untagged_responses.get('BYE') or [str(error).encode()]
         out(event='bye', text=bye[-1].decode())
@@ -81,12 +87,14 @@ export class ImaplibSession {
         () => reject(new Error(`imaplib said nothing in 60 s: ${this.stderr}`)),
         60_000,
       );
-      this.child.once('exit', () => {
+      const exited = (): void => {
         clearTimeout(timer);
         reject(new Error(`imaplib exited: ${this.stderr}`));
-      });
+      };
+      this.child.once('exit', exited);
       this.waiting = (event) => {
         clearTimeout(timer);
+        this.child.off('exit', exited);
         resolve(event);
       };
     });
