@@ -5,7 +5,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { TlsMaterial } from '../config/tls.js';
 import { keyStoreDirectory } from '../imap/adapters/keystore-directory.js';
 import { invalidateOnKeyStoreEvents } from '../imap/adapters/point-cache-events.js';
-import { pointsAtDelivery } from '../imap/adapters/points-at-delivery.js';
+import { pointsAtDelivery, type ComputePoints } from '../imap/adapters/points-at-delivery.js';
 import { PointCache } from '../imap/point-cache.js';
 import { createImapProxyMetrics, startImapProxy } from '../imap/index.js';
 import type { SharedLoginFailures } from '../imap/throttle.js';
@@ -32,6 +32,8 @@ export async function startProxy(options: {
   metrics: Registry;
   /** Login failure counts every gateway process shares (Redis key store). */
   loginFailures?: SharedLoginFailures;
+  /** Computes the points at delivery off the event loop (the MX's worker threads). */
+  computePoints?: ComputePoints;
 }): Promise<RunningProxy> {
   const { config } = options;
   // Recrypted points kept per message and device (docs/design.md §4): a local cache of
@@ -69,7 +71,11 @@ export async function startProxy(options: {
   const atDelivery =
     pointCache === null
       ? undefined
-      : pointsAtDelivery({ keyStore: options.keyStore, points: pointCache.delivered });
+      : pointsAtDelivery({
+          keyStore: options.keyStore,
+          points: pointCache.delivered,
+          ...(options.computePoints === undefined ? {} : { compute: options.computePoints }),
+        });
   const stopInvalidating =
     pointCache === null
       ? () => undefined

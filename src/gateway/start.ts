@@ -194,6 +194,8 @@ export async function startGateway(
       // Dovecot's userdb must know list addresses (the shipped static one does).
       archive: true,
       logger: listLogger,
+      // The members' points at delivery, as for the MX's own copies (docs/design.md §4).
+      onCopyStored: (copy) => started.proxy?.onCopyStored?.(copy),
     });
     const notices = noticeSender({
       keyStore,
@@ -297,6 +299,8 @@ export async function startGateway(
       logger: logger.child({ part: 'imap' }),
       metrics,
       ...(shared.loginFailures === undefined ? {} : { loginFailures: shared.loginFailures }),
+      // Points at delivery in the MX's worker threads, off the event loop (docs/design.md §4).
+      computePoints: (prefix, keys) => encryptPool.computePoints(prefix, keys),
     });
     started.proxy = proxy;
     listenerStops.push(() => proxy.close());

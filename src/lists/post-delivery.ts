@@ -7,6 +7,10 @@
  * that a retry would duplicate: the remote copies are written to the queue first but not
  * committed; then the local copies are stored; then the queue batch is committed. If the
  * store fails, the batch is aborted and the sender retries the whole post.
+ *
+ * Once the local copies are stored, `onCopyStored` hears of them (the members they are
+ * for and the post's first bytes), so the proxy computes its points for the members'
+ * devices off the reply's path (src/imap/adapters/points-at-delivery.ts, bounded there).
  */
 import type { Logger } from 'pino';
 import type { KeyStore, ListMember, User } from '../keystore/index.js';
@@ -28,7 +32,12 @@ export interface PostDeliveryOptions {
   /** Also keep the post in the list address's own mailbox (the archive). */
   archive: boolean;
   logger: Logger;
+  /** Told of the stored local copies (as the MX's own hook); never fails the delivery. */
+  onCopyStored?(copy: { owners: string[]; prefix: Uint8Array }): void;
 }
+
+/** The post's first bytes the hook gets: its header section and the CMS prefix's base64. */
+const STORED_PREFIX_BYTES = 72 * 1024;
 
 export function listPostDelivery(options: PostDeliveryOptions): ListPostDelivery {
   const mailboxOf = options.mailboxOf ?? ((user: User) => user.address.toLowerCase());
@@ -38,6 +47,8 @@ export function listPostDelivery(options: PostDeliveryOptions): ListPostDelivery
       if (list === null) throw new SmtpReply(550, '5.1.1', 'No such list here');
       const members = await options.keyStore.listMembers(list.address);
       const mailboxes = options.archive ? [list.address] : [];
+      /** The local members by their mailbox (for `onCopyStored`). */
+      const owners = new Map<string, string>();
       const remote: ListMember[] = [];
       for (const member of members) {
         if (member.certificate !== undefined) {
@@ -45,7 +56,10 @@ export function listPostDelivery(options: PostDeliveryOptions): ListPostDelivery
           continue;
         }
         const user = await options.keyStore.getUser(member.address);
-        if (user !== null && !mailboxes.includes(mailboxOf(user))) mailboxes.push(mailboxOf(user));
+        if (user !== null && !mailboxes.includes(mailboxOf(user))) {
+          mailboxes.push(mailboxOf(user));
+          owners.set(mailboxOf(user), user.address);
+        }
       }
       const batches: PreparedBatch[] = [];
       let results: DeliveryResult[];
@@ -70,6 +84,7 @@ export function listPostDelivery(options: PostDeliveryOptions): ListPostDelivery
         throw error;
       }
       for (const batch of batches) await batch.commit();
+      reportStored(options, results, owners, ciphertext);
       options.logger.info(
         {
           list: list.address,
@@ -92,6 +107,25 @@ export function listPostDelivery(options: PostDeliveryOptions): ListPostDelivery
       return { local: results.length, remote: batches.length };
     },
   };
+}
+
+/** Tells `onCopyStored` of the members whose copy was stored; never fails the delivery. */
+function reportStored(
+  options: PostDeliveryOptions,
+  results: DeliveryResult[],
+  owners: Map<string, string>,
+  ciphertext: Uint8Array,
+): void {
+  const stored = results.flatMap((result) =>
+    result.status === 'stored' && owners.has(result.mailbox) ? [owners.get(result.mailbox)!] : [],
+  );
+  if (options.onCopyStored === undefined || stored.length === 0) return;
+  try {
+    const end = Math.min(ciphertext.byteLength, STORED_PREFIX_BYTES);
+    options.onCopyStored({ owners: stored, prefix: Buffer.from(ciphertext.subarray(0, end)) });
+  } catch (error) {
+    options.logger.warn({ err: { name: (error as Error).name } }, 'after-store hook failed');
+  }
 }
 
 async function storeLocally(

@@ -35,7 +35,13 @@ export async function startListMx(
   keyStore: KeyStore,
   lmtpPort: number,
   domain: string,
-  options: { dir: string; routes?: Record<string, string>; maxSize?: number },
+  options: {
+    dir: string;
+    routes?: Record<string, string>;
+    maxSize?: number;
+    /** The list delivery's after-store hook (points at delivery for the proxy). */
+    onCopyStored?: (copy: { owners: string[]; prefix: Uint8Array }) => void;
+  },
 ): Promise<ListMx> {
   const logger = pino({ enabled: false });
   const port = await freePort();
@@ -53,7 +59,14 @@ export async function startListMx(
   });
   const held = new FileHeldPostStore({ dataDir: options.dir, logger });
   const lists: ListServices = {
-    delivery: listPostDelivery({ keyStore, delivery, queue, archive: true, logger }),
+    delivery: listPostDelivery({
+      keyStore,
+      delivery,
+      queue,
+      archive: true,
+      logger,
+      ...(options.onCopyStored === undefined ? {} : { onCopyStored: options.onCopyStored }),
+    }),
     held,
     notices: noticeSender({ keyStore, delivery, queue, hostname: `mx.${domain}`, logger }),
     secret: 'list-test-secret',

@@ -48,7 +48,7 @@ interface LiveDevice {
  * nothing and is left out.
  */
 export async function deviceKeysWithLists(
-  store: KeyStore,
+  store: Pick<KeyStore, 'keysForDevice' | 'listKeysForMember'>,
   address: string,
   id: string,
 ): Promise<Map<string, Scalar>> {

@@ -17,10 +17,16 @@
  * another waits for its store); more copies wait their turn. Whole copies (list posts)
  * are made the same way and put together on the event loop; only the envelope check
  * (a look at the first bytes) stays with the inner encryptor.
+ *
+ * The same threads compute the proxy's points at delivery (`computePoints`,
+ * delivery-points.ts): short jobs, sent to the least busy thread, answered in order with
+ * its batches.
  */
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import type { WrapOptions } from '../../recrypt/index.js';
+import type { DeviceRecryptKeys } from '../../recrypt/types.js';
 import type { MessageEncryptor, StreamedMessage } from '../ports.js';
+import type { PointsResult } from './delivery-points.js';
 // Types only: the worker's module runs its thread's set-up when it is loaded.
 import type { EncryptJob, MainMessage, WorkerMessage } from './encrypt-worker.js';
 
@@ -57,6 +63,11 @@ interface Job {
 interface Slot {
   worker: Worker;
   jobs: Map<number, Job>;
+  /** 'points' jobs sent to this worker and not answered yet. */
+  points: Map<
+    number,
+    { resolve: (results: PointsResult[]) => void; reject: (error: Error) => void }
+  >;
 }
 
 /** encrypt-worker.js next to this file when built; from the sources, the .ts through tsx. */
@@ -107,10 +118,35 @@ export class EncryptPool {
     });
   }
 
+  /**
+   * The recrypted points of a stored copy for these devices' keys (delivery-points.ts), in
+   * a worker thread. Bounded by the caller: it waits for one answer before the next job.
+   */
+  computePoints(prefix: Uint8Array, keys: DeviceRecryptKeys[]): Promise<PointsResult[]> {
+    if (this.closed) return Promise.reject(new Error('encryption pool closed'));
+    let slot: Slot | undefined;
+    for (const candidate of this.slots)
+      if (
+        slot === undefined ||
+        candidate.jobs.size + candidate.points.size < slot.jobs.size + slot.points.size
+      )
+        slot = candidate;
+    const chosen = slot ?? this.spawn();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      chosen.points.set(id, { resolve, reject });
+      chosen.worker.postMessage({
+        kind: 'points',
+        job: { id, prefix, keys },
+      } satisfies MainMessage);
+    });
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const job of this.queue.splice(0)) job.refused(new Error('encryption pool closed'));
     const slots = this.slots.splice(0);
+    for (const slot of slots) this.failPoints(slot, new Error('encryption pool closed'));
     for (const slot of slots)
       for (const job of slot.jobs.values()) this.fail(job, new Error('encryption pool closed'));
     await Promise.all(slots.map((slot) => slot.worker.terminate()));
@@ -140,7 +176,7 @@ export class EncryptPool {
   private spawn(): Slot {
     const worker = newWorker({});
     worker.unref();
-    const slot: Slot = { worker, jobs: new Map() };
+    const slot: Slot = { worker, jobs: new Map(), points: new Map() };
     this.slots.push(slot);
     worker.on('message', (message: WorkerMessage) => this.onMessage(slot, message));
     worker.on('error', (error) => this.retire(slot, error));
@@ -149,6 +185,13 @@ export class EncryptPool {
   }
 
   private onMessage(slot: Slot, message: WorkerMessage): void {
+    if (message.kind === 'points' || message.kind === 'points-failed') {
+      const waiting = slot.points.get(message.id);
+      slot.points.delete(message.id);
+      if (message.kind === 'points') waiting?.resolve(message.results);
+      else waiting?.reject(new Error(message.error));
+      return;
+    }
     const job = slot.jobs.get(message.id);
     if (job === undefined) return;
     switch (message.kind) {
@@ -224,9 +267,16 @@ export class EncryptPool {
     job.wake?.();
   }
 
+  private failPoints(slot: Slot, error: Error): void {
+    const waiting = [...slot.points.values()];
+    slot.points.clear();
+    for (const { reject } of waiting) reject(error);
+  }
+
   private retire(slot: Slot, error: Error): void {
     const at = this.slots.indexOf(slot);
     if (at !== -1) this.slots.splice(at, 1);
+    this.failPoints(slot, error);
     const jobs = [...slot.jobs.values()];
     slot.jobs.clear();
     for (const job of jobs) {
