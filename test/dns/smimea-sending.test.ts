@@ -11,15 +11,15 @@
  * * erin@e.test (unsigned zone) and frank@f.test (record changed after signing: bogus)
  *   have records too, but no key comes of them: lookup says why, RCPT is refused.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { smimeaRecord } from '../../src/profiles/smimea.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { DnssecResolver } from '../helpers/dnssec-resolver.js';
 import { RemoteMx, waitUntil } from '../helpers/outbound-remote.js';
 import { freePort } from '../helpers/ports.js';
+import { swaks as submitSwaks } from '../helpers/submission-swaks.js';
 import {
   makeOpensslGroup,
   opensslDecrypt,
@@ -33,7 +33,6 @@ import {
 } from '../helpers/submission-world.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const run = promisify(execFile);
 const tmp = tempDir('recrypt-smimea-sending-');
 const MARKER = 'SMIMEA-MARKER-71c4';
 let dns: DnssecResolver;
@@ -76,19 +75,8 @@ function rsaIdentity(name: string): OpensslGroup {
   return { name, certDer, certPath, keyPath };
 }
 
-async function swaks(args: string[]): Promise<{ code: number; stdout: string }> {
-  const argv = ['--server', '127.0.0.1', '--port', String(a.ports.submission), '--tls'];
-  const auth = ['--auth', 'PLAIN', '--auth-user', alice.address, '--auth-password', alice.password];
-  try {
-    const { stdout } = await run('swaks', [...argv, ...auth, '--timeout', '60', ...args], {
-      timeout: 120_000,
-    });
-    return { code: 0, stdout };
-  } catch (error) {
-    const failed = error as { code?: number; stdout?: string };
-    return { code: failed.code ?? -1, stdout: failed.stdout ?? '' };
-  }
-}
+/** swaks as alice against A's submission; its exit code and transcript. */
+const swaks = (args: string[]) => submitSwaks({ port: a.ports.submission, user: alice }, args);
 
 beforeAll(async () => {
   for (const name of ['swaks', 'openssl', 'python3']) requireBinary(name);

@@ -13,10 +13,9 @@
  *   `withoutKey` is `send`; the message still goes (encrypted) to bob, and neither the
  *   queue nor the remote MX ever holds the plaintext.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildProfile, signProfile } from '../../src/profiles/index.js';
 import {
@@ -31,6 +30,7 @@ import { RemoteMx, waitUntil } from '../helpers/outbound-remote.js';
 import { freePort } from '../helpers/ports.js';
 import { startProfileServer, type ProfileServer } from '../helpers/profiles-server.js';
 import { MapProfileSource } from '../helpers/profiles-source.js';
+import { swaksAccepted } from '../helpers/submission-swaks.js';
 import {
   decryptWith,
   enrolWithDevice,
@@ -41,7 +41,6 @@ import {
 } from '../helpers/submission-world.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const run = promisify(execFile);
 const tmp = tempDir('recrypt-harvest-send-');
 const MARKER = 'HARVESTED-KEY-MARKER-61c2';
 let a: RunningTestGateway;
@@ -51,28 +50,11 @@ let alice: Device;
 let bob: Signer;
 let erin: Signer;
 
-async function swaks(port: number, args: string[]): Promise<string> {
-  const { stdout } = await run(
-    'swaks',
-    ['--server', '127.0.0.1', '--port', String(port), '--timeout', '60', ...args],
-    { timeout: 120_000 },
-  );
-  return stdout;
-}
+/** swaks to a port without TLS or AUTH (A's MX); its transcript. */
+const swaks = (port: number, args: string[]) => swaksAccepted({ port, tls: false }, args);
 
 const submit = (args: string[]) =>
-  swaks(a.ports.submission, [
-    '--tls',
-    '--auth',
-    'PLAIN',
-    '--auth-user',
-    alice.address,
-    '--auth-password',
-    alice.password,
-    '--from',
-    alice.address,
-    ...args,
-  ]);
+  swaksAccepted({ port: a.ports.submission, user: alice }, ['--from', alice.address, ...args]);
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

@@ -16,9 +16,7 @@
  * * a From field naming a list the user may not use: 550 after DATA, nothing delivered
  *   or queued.
  */
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTlsMaterial } from '../../src/config/tls.js';
 import { keyStoreDirectory as deviceDirectory } from '../../src/imap/adapters/keystore-directory.js';
@@ -47,9 +45,9 @@ import {
 import { RemoteMx } from '../helpers/outbound-remote.js';
 import { decryptWith } from '../helpers/proxy-pki.js';
 import { MASTER } from '../helpers/store-imap.js';
+import { swaks as submitSwaks } from '../helpers/submission-swaks.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const run = promisify(execFile);
 const DOMAIN = 'lists.test';
 const KIT = `kit@${DOMAIN}`; // members
 const NEWS = `news@${DOMAIN}`; // announce
@@ -84,15 +82,9 @@ async function makeList(address: string, policy: PostingPolicy, joiners: ListMem
 
 /** One swaks transaction as `user`; its transcript (also when swaks fails). */
 async function swaks(user: ListMemberUser, args: string[]): Promise<string> {
-  const argv = ['--server', '127.0.0.1', '--port', String(submission.port), '--tls'];
-  const auth = ['--auth', 'PLAIN', '--auth-user', user.address];
-  const password = ['--auth-password', user.devices[0]!.password];
-  return run('swaks', [...argv, ...auth, ...password, '--timeout', '30', ...args], {
-    timeout: 60_000,
-  }).then(
-    ({ stdout }) => stdout,
-    (error: { stdout?: string }) => error.stdout ?? '',
-  );
+  const device = { address: user.address, password: user.devices[0]!.password };
+  const target = { port: submission.port, user: device, timeoutSeconds: 30 };
+  return (await submitSwaks(target, args)).stdout;
 }
 
 const send = (user: ListMemberUser, from: string, to: string, header = from, marker = 'x') =>

@@ -10,14 +10,14 @@
  *   group certificate) passes through byte for byte — to carol's mailbox and to the
  *   remote server — and carol's device reads it through the proxy.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
 import { freePort } from '../helpers/ports.js';
 import { RemoteMx } from '../helpers/outbound-remote.js';
+import { swaks as swaksRun, swaksAccepted } from '../helpers/submission-swaks.js';
 import {
   decryptWith,
   enrolWithDevice,
@@ -28,7 +28,6 @@ import {
 } from '../helpers/submission-world.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const run = promisify(execFile);
 const tmp = tempDir('recrypt-sending-policy-');
 const MARKER = 'NO-KEY-MARKER-3b9e';
 let a: RunningTestGateway;
@@ -36,16 +35,11 @@ let remote: RemoteMx;
 let alice: Device;
 let carol: Device;
 
-async function swaks(args: string[]): Promise<string> {
-  const argv = ['--server', '127.0.0.1', '--port', String(a.ports.submission), '--tls'];
-  const auth = ['--auth', 'PLAIN', '--auth-user', alice.address];
-  const { stdout } = await run(
-    'swaks',
-    [...argv, ...auth, '--auth-password', alice.password, '--timeout', '60', ...args],
-    { timeout: 120_000 },
-  );
-  return stdout;
-}
+/** swaks as alice against A's submission; its transcript (the transaction must be accepted). */
+const swaks = (args: string[]) => swaksAccepted({ port: a.ports.submission, user: alice }, args);
+/** The same when the transaction may be refused: its transcript either way. */
+const transcript = async (args: string[]) =>
+  (await swaksRun({ port: a.ports.submission, user: alice }, args)).stdout;
 
 function storedBodies(user: string, folder = ''): string[] {
   const base = join(a.dataDir, 'mail', user, 'Maildir', folder);
@@ -160,25 +154,25 @@ describe('submission without a key, and mail the client encrypted', () => {
     expect(read!.toString('utf8')).toContain('end to end, the gateway never sees this');
   }, 240_000);
   it('a message over maxMessageBytes gets 552 5.3.4; past the rate limit MAIL gets 450 4.7.1', async () => {
-    const big = await swaks([
+    const big = await transcript([
       '--from',
       'alice@a.test',
       '--to',
       'carol@a.test',
       '--body',
       'y'.repeat(100 * 1024),
-    ]).catch((error: { stdout?: string }) => error.stdout ?? '');
+    ]);
     expect(big).toMatch(/<~\* +552 5\.3\.4/);
     let limited = '';
     for (let i = 0; i < 10 && limited === ''; i++) {
-      const out = await swaks([
+      const out = await transcript([
         '--from',
         'alice@a.test',
         '--to',
         'carol@a.test',
         '--quit-after',
         'MAIL',
-      ]).catch((error: { stdout?: string }) => error.stdout ?? '');
+      ]);
       if (/<~\* +450 /.test(out)) limited = out;
     }
     expect(limited).toMatch(/<~\* +450 4\.7\.1 Sending rate limit reached, try again in \d+ s/);

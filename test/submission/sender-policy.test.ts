@@ -11,15 +11,15 @@
  * * another user without the policy sends to dave as it is;
  * * `owner rotate --fast` and `profile publish` keep the policy; `--require none` lifts it.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyProfile } from '../../src/profiles/index.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { RemoteMx } from '../helpers/outbound-remote.js';
 import { freePort } from '../helpers/ports.js';
+import { swaks as submitSwaks } from '../helpers/submission-swaks.js';
 import {
   enrolWithDevice,
   makeGateway,
@@ -28,7 +28,6 @@ import {
 } from '../helpers/submission-world.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const run = promisify(execFile);
 const tmp = tempDir('recrypt-sender-policy-');
 const MARKER = 'SENDER-POLICY-MARKER-5c1a';
 let a: RunningTestGateway;
@@ -38,19 +37,8 @@ let carol: Device;
 
 /** swaks as `device` against A's submission (STARTTLS); its transcript, failed or not. */
 async function swaks(device: Device, to: string, body: string): Promise<string> {
-  const argv = ['--server', '127.0.0.1', '--port', String(a.ports.submission), '--tls'];
-  const auth = ['--auth', 'PLAIN', '--auth-user', device.address];
   const message = ['--from', device.address, '--to', to, '--body', body];
-  try {
-    const { stdout } = await run(
-      'swaks',
-      [...argv, ...auth, '--auth-password', device.password, '--timeout', '60', ...message],
-      { timeout: 120_000 },
-    );
-    return stdout;
-  } catch (error) {
-    return (error as { stdout?: string }).stdout ?? '';
-  }
+  return (await submitSwaks({ port: a.ports.submission, user: device }, message)).stdout;
 }
 
 /** Alice's published profile, fetched as anyone would and verified. */

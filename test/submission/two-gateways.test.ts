@@ -21,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
 import { waitFor } from '../helpers/gateway-process.js';
 import { freePort } from '../helpers/ports.js';
+import { swaks as submitSwaks, swaksAuth } from '../helpers/submission-swaks.js';
 import {
   addDevice,
   decryptWith,
@@ -43,34 +44,8 @@ let bob: Device;
 let forged: Server;
 
 /** swaks against A's submission; resolves its whole transcript and exit code. */
-async function swaks(args: string[]): Promise<{ code: number; out: string }> {
-  const argv = [
-    '--server',
-    '127.0.0.1',
-    '--port',
-    String(a.ports.submission),
-    '--tls',
-    '--timeout',
-    '60',
-    ...args,
-  ];
-  try {
-    const { stdout, stderr } = await run('swaks', argv, { timeout: 120_000 });
-    return { code: 0, out: stdout + stderr };
-  } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? 1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
-  }
-}
-
-const auth = (device: Device) => [
-  '--auth',
-  'PLAIN',
-  '--auth-user',
-  device.address,
-  '--auth-password',
-  device.password,
-];
+const swaks = (args: string[]) => submitSwaks({ port: a.ports.submission }, args);
+const auth = swaksAuth;
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
