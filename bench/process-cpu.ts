@@ -17,7 +17,7 @@ export interface GroupCpu {
 }
 
 /** utime + stime of a /proc stat line, in ms, and its process group. */
-function parseStat(text: string): { ms: number; pgrp: number } {
+export function parseStat(text: string): { ms: number; pgrp: number } {
   // The command name, field 2, may hold spaces and parentheses: fields follow the last ')'.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
