@@ -25,7 +25,7 @@ import { AppendEncryption } from './append-encrypt.js';
 import { BridgeCache } from './cache.js';
 import { openCacheKeyWith } from './cache-key.js';
 import { BridgeError } from './errors.js';
-import { GroupCertificateSource } from './group-certificate.js';
+import { GroupCertificateSource, sealedGroupStore } from './group-certificate.js';
 import type { Keyring } from './keyring.js';
 import { FolderWatches, watchOrder } from './folder-watch.js';
 import { createBridgeStore } from './local-store.js';
@@ -175,6 +175,7 @@ export async function runBridge(options: BridgeOptions): Promise<RunningBridge> 
       deviceCertificate: new Uint8Array(Buffer.from(account.certificate, 'base64')),
       ...(account.profileUrl !== undefined ? { baseUrl: account.profileUrl } : {}),
       ...(account.upstream.ca !== undefined ? { ca: account.upstream.ca } : {}),
+      store: sealedGroupStore(join(options.dataDir, 'group.bin'), key),
       ...(options.groupCertificateMaxAgeMs !== undefined
         ? { maxAgeMs: options.groupCertificateMaxAgeMs }
         : {}),

@@ -12,11 +12,14 @@
  * time. A profile issued before the one already known is refused (a replayed old profile
  * would keep the bridge on a former group). When a fetch fails the last verified
  * certificate is used: mail to a former group stays readable (§6), whereas falling back
- * to plaintext would let whoever blocks the fetch read the draft.
+ * to plaintext would let whoever blocks the fetch read the draft. The last verified
+ * certificate and its profile's `issued` are kept sealed under the cache key
+ * (`group.bin`, sealed-file.ts), so both hold across restarts.
  */
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { fetchProfile, type FetchedProfile } from '../profiles/index.js';
 import { BridgeError } from './errors.js';
+import { readSealed, writeSealed } from './sealed-file.js';
 
 export interface GroupCertificateOptions {
   /** The mailbox address the profile is for. */
@@ -30,6 +33,48 @@ export interface GroupCertificateOptions {
   /** A verified certificate is reused this long before the profile is fetched again. */
   maxAgeMs?: number;
   logger?: { warn(details: object, message: string): void };
+  /** Where the last verified certificate is kept between starts (`sealedGroupStore`). */
+  store?: GroupCertificateStore;
+}
+
+/** The last verified certificate and its profile's `issued` (ms since the epoch). */
+export interface VerifiedGroup {
+  certificate: Uint8Array;
+  issued: number;
+}
+
+export interface GroupCertificateStore {
+  load(): VerifiedGroup | null;
+  save(group: VerifiedGroup): void;
+}
+
+const STORE_NAME = 'group-certificate';
+
+/** `file` sealed under the cache key (its logical name as associated data). */
+export function sealedGroupStore(file: string, key: Buffer): GroupCertificateStore {
+  return {
+    load() {
+      const plain = readSealed(file, key, STORE_NAME);
+      if (plain === null) return null;
+      const parsed = JSON.parse(plain.toString('utf8')) as {
+        certificate?: unknown;
+        issued?: unknown;
+      };
+      if (typeof parsed.certificate !== 'string' || typeof parsed.issued !== 'number')
+        throw new BridgeError('corrupt-cache', `${file} is not a bridge group certificate file`);
+      return {
+        certificate: new Uint8Array(Buffer.from(parsed.certificate, 'base64')),
+        issued: parsed.issued,
+      };
+    },
+    save(group) {
+      const json = JSON.stringify({
+        certificate: Buffer.from(group.certificate).toString('base64'),
+        issued: group.issued,
+      });
+      writeSealed(file, key, STORE_NAME, Buffer.from(json, 'utf8'));
+    },
+  };
 }
 
 /** One minute: rotation reaches the bridge's next APPEND within it; bursts (MULTIAPPEND, mbsync) fetch once. */
@@ -49,6 +94,9 @@ export class GroupCertificateSource {
 
   constructor(private readonly options: GroupCertificateOptions) {
     this.device = new X509Certificate(Buffer.from(options.deviceCertificate));
+    const saved = options.store?.load() ?? null;
+    // Stale at once: the profile is fetched at the first APPEND, the saved one is the fallback.
+    if (saved !== null) this.known = { ...saved, fetchedAt: 0 };
   }
 
   /** The certificate to encrypt to now; throws BridgeError when none was ever verified. */
@@ -98,7 +146,12 @@ export class GroupCertificateSource {
       );
       return this.known.certificate;
     }
+    const changed =
+      this.known === null ||
+      this.known.issued !== issued ||
+      !Buffer.from(this.known.certificate).equals(Buffer.from(fetched.groupCertificate));
     this.known = { certificate: fetched.groupCertificate, issued, fetchedAt: Date.now() };
+    if (changed) this.options.store?.save({ certificate: fetched.groupCertificate, issued });
     return fetched.groupCertificate;
   }
 
