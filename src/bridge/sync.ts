@@ -157,9 +157,14 @@ export class Sync {
 
   private async round(): Promise<void> {
     await this.syncFolders();
-    for (const mailbox of this.byPriority()) {
-      if (this.stopped) break;
-      if (this.mailboxes.get(mailbox.name) === mailbox) await this.syncMailbox(mailbox);
+    // The order is chosen again after each mailbox: one a client opens meanwhile (during
+    // a long first sync) comes next.
+    const pending = new Set(this.mailboxes.values());
+    while (!this.stopped) {
+      const next = this.byPriority().find((m) => pending.has(m));
+      if (next === undefined) break;
+      pending.delete(next);
+      await this.syncMailbox(next);
     }
     this.cache.saveNow();
   }
