@@ -13,11 +13,11 @@
  * since the last one; the journal is compacted when it outgrows the state it holds.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SpecialUse } from '../store/backend.js';
 import { BridgeError } from './errors.js';
-import { readSealed, removeFile, writeSealed } from './sealed-file.js';
+import { readSealed, removeFile, SEALED_OVERHEAD, writeSealedUnsynced } from './sealed-file.js';
 import { StateJournal } from './state-journal.js';
 import { StateBuilder, StateTracker } from './state-ops.js';
 
@@ -126,6 +126,7 @@ export class BridgeCache {
     if (journal !== null) {
       const cache = new BridgeCache(dir, key, journal, builder.mailboxes(), lruBytes);
       cache.tracker.all(cache.mailboxes, false).commit();
+      cache.dropUnwritten();
       return cache;
     }
     const legacy = BridgeCache.readLegacy(dir, key);
@@ -152,6 +153,37 @@ export class BridgeCache {
     const builder = new StateBuilder();
     builder.apply(new StateTracker().all(parsed.mailboxes).ops);
     return builder.mailboxes();
+  }
+
+  /**
+   * At every open: drops from the state every message whose file is missing or not of its
+   * sealed length (message files are not fsynced, so a power loss, even after a clean
+   * stop, can lose what the journal lists); the sync fetches them again. One stat per
+   * message: tens of milliseconds at 50,000, against an fsync per message written.
+   */
+  private dropUnwritten(): void {
+    let dropped = 0;
+    for (const mailbox of this.mailboxes) {
+      const dir = join(this.dir, 'messages', mailboxId(mailbox.name));
+      const kept = mailbox.messages.filter((message) => {
+        const path = join(dir, `${mailbox.uidValidity}.${message.uid}`);
+        let size = -1;
+        try {
+          size = statSync(path).size;
+        } catch {
+          // missing
+        }
+        if (size === message.size + SEALED_OVERHEAD) return true;
+        removeFile(path);
+        return false;
+      });
+      if (kept.length === mailbox.messages.length) continue;
+      dropped += mailbox.messages.length - kept.length;
+      mailbox.messages = kept;
+      // Below what the gateway said at the last sync: the next round looks again.
+      delete mailbox.upstreamModseq;
+    }
+    if (dropped > 0) this.compact();
   }
 
   mailbox(name: string): CachedMailbox | undefined {
@@ -211,7 +243,7 @@ export class BridgeCache {
       mode: 0o700,
     });
     const { path, name } = this.messageFile(mailbox, uid);
-    writeSealed(path, this.key, name, bytes);
+    writeSealedUnsynced(path, this.key, name, bytes);
     this.lru.set(path, Buffer.from(bytes));
   }
 

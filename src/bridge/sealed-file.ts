@@ -6,7 +6,7 @@
  * state over a message) fails to open instead of being read as the wrong thing.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFileAtomic } from '../config/atomic-file.js';
 import { BridgeError } from './errors.js';
 
@@ -43,6 +43,27 @@ export function unseal(key: Uint8Array, name: string, sealed: Uint8Array): Buffe
 /** Sealed, then written atomically (a crash leaves the old file or the new one). */
 export function writeSealed(path: string, key: Uint8Array, name: string, plain: Uint8Array): void {
   writeFileAtomic(path, seal(key, name, plain), 0o600);
+}
+
+/** The bytes seal() adds to a plaintext: magic, nonce, tag. */
+export const SEALED_OVERHEAD = MAGIC.length + NONCE_BYTES + TAG_BYTES;
+
+/**
+ * Sealed, written to a temporary file and renamed over `path`, without fsync: a killed
+ * process leaves the old file or the new one, but after a power loss the file may be
+ * missing or short. For the cache's message files only, which the cache checks after an
+ * unclean stop (cache.ts) and the sync fetches again: an fsync per message made most of
+ * a first sync's time.
+ */
+export function writeSealedUnsynced(
+  path: string,
+  key: Uint8Array,
+  name: string,
+  plain: Uint8Array,
+): void {
+  const temp = `${path}.tmp-${process.pid}`;
+  writeFileSync(temp, seal(key, name, plain), { mode: 0o600 });
+  renameSync(temp, path);
 }
 
 /** The opened file; null when it does not exist. A file that does not open is an error. */

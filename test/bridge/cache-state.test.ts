@@ -6,7 +6,7 @@
  * while it saves and compacts.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BridgeCache, type CachedMailbox, type CachedMessage } from '../../src/bridge/cache.js';
@@ -18,6 +18,7 @@ import {
   inboxOf,
   linesOf,
   stepOf,
+  store,
 } from '../helpers/bridge-cache-steps.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -41,11 +42,19 @@ function mailbox(name: string, count: number): CachedMailbox {
       uid: i + 1,
       flags: i % 2 === 0 ? ['\\Seen'] : [],
       internalDate: 1_700_000_000_000 + i,
-      size: 2000 + i,
+      size: 20 + (i % 10),
       modseq: 1,
       kind: 'decrypted' as const,
     })),
   };
+}
+
+/** `box` added to `cache` with its message files, as the sync adds messages. */
+function add(cache: BridgeCache, ...boxes: CachedMailbox[]): void {
+  for (const box of boxes) {
+    for (const m of box.messages) store(cache, box, m);
+    cache.mailboxes.push(box);
+  }
 }
 
 /** A flag change as local-mailbox.ts makes it: new flags, the next mod-sequence. */
@@ -65,10 +74,7 @@ function summary(cache: BridgeCache): unknown {
 describe('bridge cache state', () => {
   it('gives back what was saved, and writes nothing when nothing changed', () => {
     const cache = BridgeCache.open(dir.path, KEY);
-    cache.mailboxes.push(mailbox('INBOX', 3), {
-      ...mailbox('Archive/2024', 2),
-      specialUse: '\\Archive',
-    });
+    add(cache, mailbox('INBOX', 3), { ...mailbox('Archive/2024', 2), specialUse: '\\Archive' });
     cache.mailboxes[0]!.upstreamModseq = 99;
     cache.saveNow();
     const bytes = cache.stateBytes;
@@ -84,7 +90,7 @@ describe('bridge cache state', () => {
   it('saves a flag change in a 5,000-message mailbox as a small record', () => {
     const cache = BridgeCache.open(dir.path, KEY);
     const box = mailbox('INBOX', 5000);
-    cache.mailboxes.push(box);
+    add(cache, box);
     cache.saveNow();
     const before = cache.stateBytes;
     setFlags(box, box.messages[1234]!, ['\\Flagged', '$Important']);
@@ -105,7 +111,7 @@ describe('bridge cache state', () => {
     const inbox = mailbox('INBOX', 10);
     const old = mailbox('Old', 4);
     const again = mailbox('Again', 4);
-    cache.mailboxes.push(inbox, old, again);
+    add(cache, inbox, old, again);
     cache.saveNow();
     // Expunge 3 and 4 (local-mailbox.ts: a new array, a new mod-sequence).
     inbox.messages = inbox.messages.filter((m) => m.uid !== 3 && m.uid !== 4);
@@ -113,6 +119,7 @@ describe('bridge cache state', () => {
     // 'Old' gone on the gateway; 'Again' deleted and made anew (a new object, one message).
     cache.mailboxes.splice(cache.mailboxes.indexOf(old), 1);
     const fresh = mailbox('Again', 1);
+    store(cache, fresh, fresh.messages[0]!);
     cache.mailboxes.splice(cache.mailboxes.indexOf(again), 1, fresh);
     cache.saveNow();
     const afterExpunge = BridgeCache.open(dir.path, KEY);
@@ -125,7 +132,9 @@ describe('bridge cache state', () => {
     inbox.messages = [];
     inbox.uidValidity = 8;
     inbox.highestModseq += 1;
-    inbox.messages.push({ ...mailbox('x', 1).messages[0]!, modseq: ++inbox.highestModseq });
+    const newer = { ...mailbox('x', 1).messages[0]!, modseq: ++inbox.highestModseq };
+    store(cache, inbox, newer);
+    inbox.messages.push(newer);
     cache.saveNow();
     const expected = summary(cache);
     cache.close();
@@ -140,7 +149,7 @@ describe('bridge cache state', () => {
   it('compacts once the journal outgrows the state, keeping it', () => {
     let cache = BridgeCache.open(dir.path, KEY);
     let box = mailbox('INBOX', 1000);
-    cache.mailboxes.push(box);
+    add(cache, box);
     cache.saveNow();
     let largest = 0;
     for (let round = 0; round < 40; round++) {
@@ -172,7 +181,7 @@ describe('bridge cache state', () => {
     const cache = BridgeCache.open(dir.path, KEY);
     const box = mailbox('Plaintext-Marker-Folder', 3);
     box.messages[0]!.flags = ['$Plaintext-Marker-Keyword'];
-    cache.mailboxes.push(box);
+    add(cache, box);
     cache.saveNow();
     cache.close();
     const state = readFileSync(join(dir.path, 'state.log')).toString('latin1');
@@ -188,6 +197,29 @@ describe('bridge cache state', () => {
     expect((error as BridgeError).code).toBe('corrupt-cache');
   });
 
+  it('drops at open the messages whose file is missing or short, for the sync to fetch again', () => {
+    const cache = BridgeCache.open(dir.path, KEY);
+    const box = mailbox('INBOX', 5);
+    add(cache, box);
+    box.upstreamModseq = 12;
+    cache.saveNow();
+    cache.close();
+    // What a power loss can leave of files written without fsync: one gone, one short.
+    const files = join(dir.path, 'messages', readdirSync(join(dir.path, 'messages'))[0]!);
+    rmSync(join(files, '7.2'));
+    writeFileSync(join(files, '7.4'), readFileSync(join(files, '7.4')).subarray(0, 10));
+    const again = reopened();
+    expect(again.mailbox('INBOX')!.messages.map((m) => m.uid)).toEqual([1, 3, 5]);
+    expect(again.mailbox('INBOX')!.upstreamModseq).toBeUndefined();
+    expect(existsSync(join(files, '7.4'))).toBe(false);
+    expect(again.readMessage(again.mailbox('INBOX')!, 3)).toEqual(Buffer.alloc(22, 0x61));
+    again.close();
+    // Saved as such: the next open finds the same.
+    const third = reopened();
+    expect(third.mailbox('INBOX')!.messages.map((m) => m.uid)).toEqual([1, 3, 5]);
+    third.close();
+  });
+
   it("reads an earlier version's state.bin once and moves it to the journal", () => {
     const legacy = mailbox('INBOX', 3);
     writeSealed(
@@ -198,6 +230,7 @@ describe('bridge cache state', () => {
     );
     const cache = BridgeCache.open(dir.path, KEY);
     expect(summary(cache)).toEqual([legacy]);
+    for (const m of cache.mailboxes[0]!.messages) store(cache, cache.mailboxes[0]!, m);
     cache.close();
     expect(existsSync(join(dir.path, 'state.bin'))).toBe(false);
     const again = reopened();
@@ -236,7 +269,7 @@ describe('bridge cache state', () => {
       expect(step === lastSaved || step === lastSaved + 1).toBe(true);
       expect(linesOf(inbox)).toEqual(expectedAfter(step));
       // And the reopened journal takes further saves.
-      applyStep(inbox, step + 1);
+      applyStep(cache, inbox, step + 1);
       cache.close();
       const next = reopened();
       expect(linesOf(inboxOf(next))).toEqual(expectedAfter(step + 1));

@@ -10,7 +10,7 @@ import { applyStep, inboxOf, stepOf } from './bridge-cache-steps.js';
 const cache = BridgeCache.open(process.argv[2]!, Buffer.alloc(32, 5));
 const inbox = inboxOf(cache);
 for (let s = stepOf(inbox) + 1; s <= 100_000; s++) {
-  applyStep(inbox, s);
+  applyStep(cache, inbox, s);
   if (s % 20 === 0) cache.compact();
   else cache.saveNow();
   process.stdout.write(`saved ${s}\n`);

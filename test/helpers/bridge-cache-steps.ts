@@ -14,10 +14,15 @@ function message(uid: number, modseq: number): CachedMessage {
     uid,
     flags: [],
     internalDate: 1_700_000_000_000 + uid,
-    size: 1000 + uid,
+    size: 100 + (uid % 50),
     modseq,
     kind: 'decrypted',
   };
+}
+
+/** Writes the message file of `message` (its size in bytes), as the sync does before adding it. */
+export function store(cache: BridgeCache, box: CachedMailbox, message: CachedMessage): void {
+  cache.writeMessage(box, message.uid, Buffer.alloc(message.size, 0x61));
 }
 
 /** The INBOX of step 0, created in `cache` if it has none; then its state. */
@@ -33,6 +38,7 @@ export function inboxOf(cache: BridgeCache): CachedMailbox {
       highestModseq: 1,
       messages: Array.from({ length: BASE_MESSAGES }, (_, i) => message(i + 1, 1)),
     };
+    for (const m of inbox.messages) store(cache, inbox, m);
     cache.mailboxes.push(inbox);
   }
   return inbox;
@@ -44,14 +50,17 @@ export function stepOf(inbox: CachedMailbox): number {
 }
 
 /** Makes step `s` on `inbox`. */
-export function applyStep(inbox: CachedMailbox, s: number): void {
+export function applyStep(cache: BridgeCache, inbox: CachedMailbox, s: number): void {
   const target = inbox.messages.find((m) => m.uid === ((s - 1) % BASE_MESSAGES) + 1)!;
   target.flags = ['$k' + s, '\\Seen'];
   target.modseq = ++inbox.highestModseq;
-  inbox.messages.push(message(1000 + s, ++inbox.highestModseq));
+  const added = message(1000 + s, ++inbox.highestModseq);
+  store(cache, inbox, added);
+  inbox.messages.push(added);
   inbox.uidNext = 1000 + s + 1;
   if (s > 50) {
     inbox.messages = inbox.messages.filter((m) => m.uid !== 950 + s);
+    cache.removeMessage(inbox, 950 + s);
     ++inbox.highestModseq;
   }
 }
