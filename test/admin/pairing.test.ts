@@ -34,39 +34,16 @@ import {
   scalarToBytes,
 } from '../../src/recrypt/index.js';
 import { readDeviceRequest } from '../../src/recrypt/device-request.js';
-import {
-  ADMIN_TOKEN,
-  api,
-  enrolBody,
-  makeOwner,
-  snapshot,
-  startApiGateway,
-  type ApiGateway,
-  type TestOwner,
-} from '../helpers/cli-api.js';
+import { api, snapshot, startApiGateway, type ApiGateway } from '../helpers/cli-api.js';
+import { enrolOwner } from '../helpers/owner-enrolment.js';
 
 describe('device pairing through the admin API', () => {
   let gw: ApiGateway;
   let alice: OwnerKey;
   let bob: OwnerKey;
 
-  async function enrolled(address: string): Promise<OwnerKey> {
-    const owner: TestOwner = await makeOwner(address);
-    const added = await api(gw, 'POST', '/v1/users', { token: ADMIN_TOKEN, body: { address } });
-    const enrol = await api(gw, 'POST', '/v1/enrol', {
-      body: enrolBody(owner, added.json.enrolmentToken as string),
-    });
-    expect(enrol.status).toBe(200);
-    return {
-      address,
-      gateway: `https://127.0.0.1:${gw.admin.port}`,
-      gatewayCa: gw.cert,
-      ownerCaSecret: owner.caSecret,
-      ownerCaCertificate: owner.ca,
-      groupSecret: owner.groupSecret,
-      groupCertificate: owner.group,
-    };
-  }
+  const enrolled = async (address: string): Promise<OwnerKey> =>
+    (await enrolOwner(gw, address)).key;
 
   /** Everything stored about users, devices and pairing requests, as comparable JSON. */
   async function state(): Promise<string> {

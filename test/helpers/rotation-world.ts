@@ -21,10 +21,24 @@ import {
   type GatewayPorts,
 } from './gateway-instance.js';
 import { tempDir } from './tmp.js';
+import { privateKeyObject, toPem, type Scalar } from '../../src/recrypt/index.js';
 
 const run = promisify(execFile);
 
 export const PASSPHRASE = 'correct horse battery staple';
+
+/** A PEM file holding a group's certificate and secret, as `openssl cms -decrypt` takes it. */
+export function groupPem(
+  dir: string,
+  name: string,
+  secret: Scalar,
+  certificate: Uint8Array,
+): string {
+  const file = join(dir, `${name}.pem`);
+  const key = privateKeyObject(secret).export({ format: 'pem', type: 'pkcs8' }) as string;
+  writeFileSync(file, `${toPem(certificate)}${key}`, { mode: 0o600 });
+  return file;
+}
 
 export interface WorldDevice {
   name: string;

@@ -24,15 +24,8 @@ import {
   randomScalar,
   scalarToBytes,
 } from '../../src/recrypt/index.js';
-import {
-  ADMIN_TOKEN,
-  api,
-  enrolBody,
-  makeOwner,
-  startApiGateway,
-  type ApiGateway,
-  type Signer,
-} from '../helpers/cli-api.js';
+import { api, startApiGateway, type ApiGateway, type Signer } from '../helpers/cli-api.js';
+import { enrolOwner } from '../helpers/owner-enrolment.js';
 
 const LIST = 'dev@example.org';
 
@@ -52,23 +45,9 @@ describe('list join, removal and rotation through the admin API', () => {
   let secrets: ListSecrets;
 
   async function enrolled(address: string): Promise<OwnerKey> {
-    const owner = await makeOwner(address);
+    const { owner, key } = await enrolOwner(gw, address);
     signers[address.split('@')[0]!] = owner.signer;
-    const added = await api(gw, 'POST', '/v1/users', { token: ADMIN_TOKEN, body: { address } });
-    expect(added.status).toBe(201);
-    const token = added.json.enrolmentToken as string;
-    expect((await api(gw, 'POST', '/v1/enrol', { body: enrolBody(owner, token) })).status).toBe(
-      200,
-    );
-    return {
-      address,
-      gateway: `https://127.0.0.1:${gw.admin.port}`,
-      gatewayCa: gw.cert,
-      ownerCaSecret: owner.caSecret,
-      ownerCaCertificate: owner.ca,
-      groupSecret: owner.groupSecret,
-      groupCertificate: owner.group,
-    };
+    return key;
   }
 
   async function join(member: OwnerKey): Promise<string> {

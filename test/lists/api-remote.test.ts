@@ -30,14 +30,8 @@ import {
   randomScalar,
   scalarToBytes,
 } from '../../src/recrypt/index.js';
-import {
-  ADMIN_TOKEN,
-  api,
-  enrolBody,
-  makeOwner,
-  startApiGateway,
-  type ApiGateway,
-} from '../helpers/cli-api.js';
+import { api, startApiGateway, type ApiGateway } from '../helpers/cli-api.js';
+import { enrolOwner } from '../helpers/owner-enrolment.js';
 import { makeRemoteIdentity, type RemoteIdentity } from '../helpers/remote-identity.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -73,21 +67,8 @@ describe('remote list members through the admin API', () => {
   let secrets: ListSecrets;
   let far: RemoteIdentity;
 
-  async function enrolled(address: string): Promise<OwnerKey> {
-    const made = await makeOwner(address);
-    const added = await api(gw, 'POST', '/v1/users', { token: ADMIN_TOKEN, body: { address } });
-    const token = added.json.enrolmentToken as string;
-    expect((await api(gw, 'POST', '/v1/enrol', { body: enrolBody(made, token) })).status).toBe(200);
-    return {
-      address,
-      gateway: `https://127.0.0.1:${gw.admin.port}`,
-      gatewayCa: gw.cert,
-      ownerCaSecret: made.caSecret,
-      ownerCaCertificate: made.ca,
-      groupSecret: made.groupSecret,
-      groupCertificate: made.group,
-    };
-  }
+  const enrolled = async (address: string): Promise<OwnerKey> =>
+    (await enrolOwner(gw, address)).key;
 
   const identity = (name: string, extra: Partial<Parameters<typeof makeRemoteIdentity>[0]> = {}) =>
     makeRemoteIdentity({ dir: dir.path, name, address: FAR, ...extra });

@@ -11,16 +11,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileHeldPostStore } from '../../src/lists/held-posts.js';
 import type { ListPostDelivery, Notice, NoticeSender } from '../../src/lists/ports.js';
-import { encodeOwnerKeyFile, type OwnerKey } from '../../src/owner/key-file.js';
+import { encodeOwnerKeyFile } from '../../src/owner/key-file.js';
 import { wrapMessage } from '../../src/recrypt/index.js';
-import {
-  ADMIN_TOKEN,
-  api,
-  enrolBody,
-  makeOwner,
-  startApiGateway,
-  type ApiGateway,
-} from '../helpers/cli-api.js';
+import { makeOwner, startApiGateway, type ApiGateway } from '../helpers/cli-api.js';
+import { enrolOwner } from '../helpers/owner-enrolment.js';
 import { runCli, type CliResult } from '../helpers/cli-run.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -56,19 +50,7 @@ describe('recrypt list held|approve|reject', () => {
   /** An enrolled owner with an owner key file in its own directory, running the CLI there. */
   async function person(name: string): Promise<Person> {
     const address = `${name}@example.org`;
-    const made = await makeOwner(address);
-    const added = await api(gw, 'POST', '/v1/users', { token: ADMIN_TOKEN, body: { address } });
-    const token = added.json.enrolmentToken as string;
-    expect((await api(gw, 'POST', '/v1/enrol', { body: enrolBody(made, token) })).status).toBe(200);
-    const key: OwnerKey = {
-      address,
-      gateway: `https://127.0.0.1:${gw.admin.port}`,
-      gatewayCa: gw.cert,
-      ownerCaSecret: made.caSecret,
-      ownerCaCertificate: made.ca,
-      groupSecret: made.groupSecret,
-      groupCertificate: made.group,
-    };
+    const { key } = await enrolOwner(gw, address);
     const home = join(dir.path, name);
     mkdirSync(home);
     writeFileSync(join(home, 'owner.key'), await encodeOwnerKeyFile(key, PASSPHRASE), {

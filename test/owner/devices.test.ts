@@ -15,14 +15,8 @@ import {
   type OwnerKey,
 } from '../../src/owner/index.js';
 import { readPkcs12, recipientIdOf } from '../../src/recrypt/index.js';
-import {
-  ADMIN_TOKEN,
-  api,
-  enrolBody,
-  makeOwner,
-  startApiGateway,
-  type ApiGateway,
-} from '../helpers/cli-api.js';
+import { startApiGateway, type ApiGateway } from '../helpers/cli-api.js';
+import { enrolOwner } from '../helpers/owner-enrolment.js';
 import { expectWithinImporterLimits } from '../helpers/pkcs12-limits.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -35,27 +29,7 @@ describe('owner device functions', () => {
 
   beforeAll(async () => {
     gw = await startApiGateway();
-    const owner = await makeOwner(ADDRESS);
-    const added = await api(gw, 'POST', '/v1/users', {
-      token: ADMIN_TOKEN,
-      body: { address: ADDRESS },
-    });
-    expect(
-      (
-        await api(gw, 'POST', '/v1/enrol', {
-          body: enrolBody(owner, added.json.enrolmentToken as string),
-        })
-      ).status,
-    ).toBe(200);
-    key = {
-      address: ADDRESS,
-      gateway: `https://127.0.0.1:${gw.admin.port}`,
-      gatewayCa: gw.cert,
-      ownerCaSecret: owner.caSecret,
-      groupSecret: owner.groupSecret,
-      ownerCaCertificate: owner.ca,
-      groupCertificate: owner.group,
-    };
+    ({ key } = await enrolOwner(gw, ADDRESS));
   });
   afterAll(async () => {
     await gw?.close();

@@ -29,15 +29,14 @@ import {
   type Scalar,
 } from '../../src/recrypt/index.js';
 import {
-  ADMIN_TOKEN,
   api,
-  enrolBody,
   makeOwner,
   snapshot,
   startApiGateway,
   type ApiGateway,
   type TestOwner,
 } from '../helpers/cli-api.js';
+import { enrolOwner } from '../helpers/owner-enrolment.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const ADDRESS = 'rosa@example.org';
@@ -54,24 +53,7 @@ describe('mailbox rotation through the admin API', () => {
 
   beforeAll(async () => {
     gw = await startApiGateway();
-    owner = await makeOwner(ADDRESS);
-    const added = await api(gw, 'POST', '/v1/users', {
-      token: ADMIN_TOKEN,
-      body: { address: ADDRESS, name: 'Rosa' },
-    });
-    const enrolled = await api(gw, 'POST', '/v1/enrol', {
-      body: enrolBody(owner, added.json.enrolmentToken as string),
-    });
-    expect(enrolled.status).toBe(200);
-    key = {
-      address: ADDRESS,
-      gateway: `https://127.0.0.1:${gw.admin.port}`,
-      gatewayCa: gw.cert,
-      ownerCaSecret: owner.caSecret,
-      groupSecret: owner.groupSecret,
-      ownerCaCertificate: owner.ca,
-      groupCertificate: owner.group,
-    };
+    ({ owner, key } = await enrolOwner(gw, ADDRESS, 'Rosa'));
     writeFileSync(keyFile, await encodeOwnerKeyFile(key, PASSPHRASE), { mode: 0o600 });
     await addDevice(key, { name: 'desk', outDir: dir.path });
     await addDevice(key, { name: 'phone', outDir: dir.path });

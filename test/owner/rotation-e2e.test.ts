@@ -6,13 +6,14 @@
  * for the group a stored message names), mail after it is encrypted to the new group only,
  * and the profile and SMIMEA record switch with the MX.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readOwnerKeyFile, type OwnerKey } from '../../src/owner/index.js';
-import { privateKeyObject, toPem, wrapMessage, type Scalar } from '../../src/recrypt/index.js';
+import { wrapMessage } from '../../src/recrypt/index.js';
 import { requireBinary } from '../helpers/binaries.js';
 import {
+  groupPem,
   ok,
   PASSPHRASE,
   startRotationWorld,
@@ -21,14 +22,6 @@ import {
 } from '../helpers/rotation-world.js';
 
 const ADDRESS = 'rita@example.org';
-
-/** A PEM file holding a group's certificate and secret, as `openssl cms -decrypt` takes it. */
-function groupPem(dir: string, name: string, secret: Scalar, certificate: Uint8Array): string {
-  const file = join(dir, `${name}.pem`);
-  const key = privateKeyObject(secret).export({ format: 'pem', type: 'pkcs8' }) as string;
-  writeFileSync(file, `${toPem(certificate)}${key}`, { mode: 0o600 });
-  return file;
-}
 
 describe('owner rotate --fast through a running gateway', () => {
   let world: RotationWorld;

@@ -25,15 +25,13 @@ import {
   scalarToBytes,
 } from '../../src/recrypt/index.js';
 import {
-  ADMIN_TOKEN,
   api,
-  enrolBody,
-  makeOwner,
   snapshot,
   startApiGateway,
   type ApiGateway,
   type TestOwner,
 } from '../helpers/cli-api.js';
+import { enrolOwner } from '../helpers/owner-enrolment.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const ADDRESS = 'flora@example.org';
@@ -59,23 +57,7 @@ describe('full rotation through the admin API', () => {
 
   beforeAll(async () => {
     gw = await startApiGateway();
-    owner = await makeOwner(ADDRESS);
-    const added = await api(gw, 'POST', '/v1/users', {
-      token: ADMIN_TOKEN,
-      body: { address: ADDRESS },
-    });
-    await api(gw, 'POST', '/v1/enrol', {
-      body: enrolBody(owner, added.json.enrolmentToken as string),
-    });
-    key = {
-      address: ADDRESS,
-      gateway: `https://127.0.0.1:${gw.admin.port}`,
-      gatewayCa: gw.cert,
-      ownerCaSecret: owner.caSecret,
-      groupSecret: owner.groupSecret,
-      ownerCaCertificate: owner.ca,
-      groupCertificate: owner.group,
-    };
+    ({ owner, key } = await enrolOwner(gw, ADDRESS));
     writeFileSync(keyFile, await encodeOwnerKeyFile(key, PASSPHRASE), { mode: 0o600 });
     desk = await addDevice(key, { name: 'desk', outDir: dir.path });
     phone = await addDevice(key, { name: 'phone', outDir: dir.path });

@@ -8,21 +8,15 @@
  * the gateway held before — its d, every rk it had, every group secret they give — is no
  * product that reaches the new group secret.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateGatewayKey, openKeyStore } from '../../src/keystore/index.js';
 import { readOwnerKeyFile } from '../../src/owner/index.js';
-import {
-  invertScalar,
-  multiplyScalars,
-  privateKeyObject,
-  readPkcs12,
-  toPem,
-  type Scalar,
-} from '../../src/recrypt/index.js';
+import { invertScalar, multiplyScalars, readPkcs12, type Scalar } from '../../src/recrypt/index.js';
 import { requireBinary } from '../helpers/binaries.js';
 import {
+  groupPem,
   ok,
   PASSPHRASE,
   startRotationWorld,
@@ -31,13 +25,6 @@ import {
 } from '../helpers/rotation-world.js';
 
 const ADDRESS = 'fern@example.org';
-
-function groupPem(dir: string, name: string, secret: Scalar, certificate: Uint8Array): string {
-  const file = join(dir, `${name}.pem`);
-  const key = privateKeyObject(secret).export({ format: 'pem', type: 'pkcs8' }) as string;
-  writeFileSync(file, `${toPem(certificate)}${key}`, { mode: 0o600 });
-  return file;
-}
 
 describe('owner rotate (full) after device revoke --compromised', () => {
   let world: RotationWorld;
