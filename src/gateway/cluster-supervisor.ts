@@ -1,10 +1,11 @@
 /**
  * The primary's worker processes (docs/deployment.md "Several processes on one machine"):
  * forks them with Node `cluster`, hands each its setup, restarts one that dies with a
- * bounded back-off, tells every worker how many are ready (their /readyz), and drains
- * them all on stop. A worker that fails while the gateway starts fails the start.
+ * bounded back-off, tells every worker how many are ready (their /readyz), gathers every
+ * worker's metrics for the one scraped, and drains them all on stop. A worker that fails while the gateway starts fails the start.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from '../config/logger.js';
 import type { PrimaryMessage, WorkerMessage } from './roles.js';
 import { StartupError } from './startup-errors.js';
@@ -39,6 +40,8 @@ export class WorkerSupervisor {
   #starting: { resolve(ports: Record<string, number>): void; reject(error: Error): void } | null =
     null;
   #ports: Record<string, number> = {};
+  /** Gathers every worker's metrics when one is scraped (prom-client asks each over IPC). */
+  readonly #aggregator = new AggregatorRegistry();
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
@@ -105,6 +108,12 @@ export class WorkerSupervisor {
           this.#starting.resolve(this.#ports);
           this.#starting = null;
         }
+      } else if (message.type === 'metrics') {
+        this.#aggregator.clusterMetrics().then(
+          (text) => this.#send(worker, { type: 'metrics', id: message.id, text }),
+          (error: Error) =>
+            this.#send(worker, { type: 'metrics', id: message.id, error: error.message }),
+        );
       } else if (message.type === 'failed') {
         logger.error({ worker: worker.id, err: message.message }, 'worker process failed to start');
         this.#starting?.reject(new StartupError(message.message));

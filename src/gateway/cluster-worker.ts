@@ -8,6 +8,7 @@
  * the primary is gone, since the store and the queue's delivery went with it.
  */
 import cluster from 'node:cluster';
+import { AggregatorRegistry, Registry } from 'prom-client';
 import { createLogger, type Logger } from '../config/logger.js';
 import { startGateway, type RunningGateway } from './start.js';
 import type { PrimaryMessage, StoreEndpoints, WorkerMessage } from './roles.js';
@@ -15,6 +16,40 @@ import { describeStartupError } from './startup-errors.js';
 
 function send(message: WorkerMessage): void {
   if (process.connected) process.send?.(message);
+}
+
+/** How long a scrape waits for the primary to gather every worker's metrics (it waits 5 s each). */
+const METRICS_TIMEOUT_MS = 10_000;
+
+/**
+ * What this worker serves at /metrics: every worker's series (each labelled with its
+ * number), gathered by the primary, so a scrape sees the whole gateway whichever worker
+ * it reaches (docs/deployment.md "Several processes on one machine").
+ */
+class ClusterMetrics extends Registry {
+  #next = 0;
+  readonly #pending = new Map<number, (reply: { text?: string; error?: string }) => void>();
+
+  answer(reply: { id: number; text?: string; error?: string }): void {
+    this.#pending.get(reply.id)?.(reply);
+    this.#pending.delete(reply.id);
+  }
+
+  override metrics(): Promise<string> {
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error('the primary did not gather the metrics in time'));
+      }, METRICS_TIMEOUT_MS);
+      this.#pending.set(id, (reply) => {
+        clearTimeout(timer);
+        if (reply.text !== undefined) resolve(reply.text);
+        else reject(new Error(reply.error ?? 'no metrics'));
+      });
+      send({ type: 'metrics', id });
+    });
+  }
 }
 
 /** Runs this process as a cluster worker until told to stop; never returns normally. */
@@ -43,12 +78,17 @@ export async function runClusterWorker(): Promise<void> {
     });
   };
 
+  // Answers the primary's requests for this worker's series from now on (its registry
+  // once the gateway runs: setRegistries below; an empty one until then).
+  new AggregatorRegistry();
+  const clusterMetrics = new ClusterMetrics();
   const setup = new Promise<Extract<PrimaryMessage, { type: 'setup' }>>((resolve) => {
     process.on('message', (message: PrimaryMessage) => {
       if (message.type === 'setup') resolve(message);
       else if (message.type === 'workers') Object.assign(status, message);
       else if (message.type === 'reload') reload();
       else if (message.type === 'stop') void stop('asked by the primary');
+      else if (message.type === 'metrics') clusterMetrics.answer(message);
     });
   });
   process.on('SIGTERM', () => void stop('SIGTERM'));
@@ -64,6 +104,7 @@ export async function runClusterWorker(): Promise<void> {
   try {
     gateway = await startGateway(config, logger, {
       kind: 'worker',
+      metrics: clusterMetrics,
       ...(mailStore === undefined ? {} : { mailStore: withoutClose(mailStore) }),
       readinessChecks: {
         workers: async () => {
@@ -76,8 +117,9 @@ export async function runClusterWorker(): Promise<void> {
     send({ type: 'failed', message: describeStartupError(error, config) });
     process.exit(1);
   }
-  // Each worker answers /metrics for itself: its series carry its number.
+  // Each worker's series carry its number (they are served together, ClusterMetrics).
   gateway.metrics.setDefaultLabels({ worker: String(id) });
+  AggregatorRegistry.setRegistries([gateway.metrics]);
   send({ type: 'ready', ports: definedPorts(gateway.ports) });
   await new Promise<never>(() => undefined);
 }

@@ -340,7 +340,8 @@ export async function startGateway(
         port: proxy.port,
         starttlsPort: proxy.starttlsPort,
       },
-      metrics,
+      // A worker serves every worker's series (roles.ts), not only its own.
+      metrics: role?.metrics ?? metrics,
       requestMetrics: createAdminMetrics(metrics),
       logger: logger.child({ part: 'admin' }),
     };

@@ -163,15 +163,18 @@ describe('one gateway, processes: 2', () => {
     }
     await expectLoggedBy('message accepted', ['worker-1', 'worker-2']);
 
-    // Each worker answers /metrics with its own series, labelled with its number.
-    const labels = new Set<string>();
-    for (let i = 0; i < 6; i++) {
-      const metrics = execFileSync('curl', ['-s', '--cacert', certFile, url('/metrics')], {
-        encoding: 'utf8',
-      });
-      labels.add(/worker="(\d+)"/.exec(metrics)?.[1] ?? 'none');
-    }
-    expect(labels).toEqual(new Set(['1', '2']));
+    // HTTPS requests to both workers; one scrape, whichever worker answers it, has every
+    // worker's series, each labelled with its number.
+    for (let i = 0; i < 6; i++) expect(curlStatus('/readyz')).toBe('200');
+    const metrics = execFileSync('curl', ['-s', '--cacert', certFile, url('/metrics')], {
+      encoding: 'utf8',
+    });
+    const readyzCounts = metrics
+      .split('\n')
+      .filter((line) => line.startsWith('recrypt_admin_requests_total{'))
+      .filter((line) => line.includes('route="/readyz"'));
+    const workers = new Set(readyzCounts.map((line) => /worker="(\d+)"/.exec(line)?.[1]));
+    expect(workers, metrics).toEqual(new Set(['1', '2']));
   }, 180_000);
 
   it('honours a revocation made through one worker on the other at once', async () => {
