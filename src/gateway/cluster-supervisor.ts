@@ -2,7 +2,8 @@
  * The primary's worker processes (docs/deployment.md "Several processes on one machine"):
  * forks them with Node `cluster`, hands each its setup, restarts one that dies with a
  * bounded back-off, tells every worker how many are ready (their /readyz), gathers every
- * worker's metrics for the one scraped, and drains them all on stop. A worker that fails while the gateway starts fails the start.
+ * worker's metrics for the one scraped, and drains them all on stop. A worker that fails
+ * while the gateway starts fails the start.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
