@@ -9,7 +9,8 @@
  * write goes through its recrypting proxy to its store, APPENDs are stored encrypted, and
  * the bridge serves the decrypted copies, so what is compared is the local view a plain
  * client gets. The bridge's UIDs are the gateway's, which start at 1 for a new user as
- * Dovecot's do, so UIDs are compared too.
+ * Dovecot's do, so UIDs are compared too. At the end of each seed the gateway's own view
+ * (UIDs and flags through its proxy) must equal Dovecot's as well.
  *
  * A subset of the store's test, and why:
  * - one seed by default (BRIDGE_DIFF_SEEDS=1,2,3 for more): every write is a round trip
@@ -18,12 +19,17 @@
  * - excluded commands: none so far (`EXCLUDED` below lists any, with the reason).
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBridge, type RunningBridge } from '../../src/bridge/bridge.js';
-import { ADDRESS, startBridgeWorld, type BridgeWorld } from '../helpers/bridge-world.js';
+import {
+  ADDRESS,
+  startBridgeWorld,
+  withMailbox,
+  type BridgeWorld,
+} from '../helpers/bridge-world.js';
 import { startDovecot, type Dovecot } from '../helpers/dovecot.js';
 import { runDifferential } from '../helpers/imap-diff-run.js';
-import { openSession, type Session } from '../helpers/imap-diff-session.js';
+import { normFlags, openSession, type Session } from '../helpers/imap-diff-session.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // BRIDGE_DIFF_SEEDS=2,3 npx vitest run test/bridge/bridge-dovecot-diff.test.ts
@@ -47,6 +53,35 @@ async function emptyMailboxes(pair: [Session, Session]): Promise<void> {
       if (session.model.length > 0) await session.run('STORE 1:* +FLAGS.SILENT (\\Deleted)');
       await session.run('EXPUNGE');
     }
+}
+
+/** UID and flags (without \\Recent) of every message, in order. */
+type View = Array<[number, string]>;
+
+async function dovecotView(session: Session, box: string): Promise<View> {
+  await session.run(`EXAMINE ${box}`);
+  if (session.model.length === 0) return [];
+  const reply = await session.run('FETCH 1:* (UID FLAGS)');
+  return reply.untagged
+    .filter((l) => /^\* \d+ FETCH/.test(l))
+    .map((l): [number, string] => [
+      Number(/UID (\d+)/.exec(l)?.[1]),
+      normFlags(/FLAGS \(([^)]*)\)/.exec(l)?.[1] ?? '').join(' '),
+    ]);
+}
+
+async function gatewayView(box: string): Promise<View> {
+  const client = await world.proxyClient();
+  try {
+    return await withMailbox(client, box, async () => {
+      if (client.mailbox === false || client.mailbox.exists === 0) return [];
+      return (await client.fetchAll('1:*', { uid: true, flags: true })).map(
+        (m): [number, string] => [m.uid, normFlags([...(m.flags ?? [])].join(' ')).join(' ')],
+      );
+    });
+  } finally {
+    await client.logout();
+  }
 }
 
 const dir = tempDir('recrypt-bridge-diff-');
@@ -105,6 +140,12 @@ describe('device bridge vs Dovecot: random concurrent sessions', () => {
           watchers,
           excluded: (command) => EXCLUDED.some((e) => e.pattern.test(command)),
         });
+        // The local view matched Dovecot; the gateway must hold the same (the bridge's
+        // writes went upstream, none was only local): the device's own view via the proxy.
+        for (const box of ['INBOX', 'Other'])
+          expect(await gatewayView(box), `seed ${seed}: the gateway's ${box}`).toEqual(
+            await dovecotView(pairs[0]![0], box),
+          );
       } finally {
         // Dovecot allows 10 connections per user and IP: the next seed opens its own
         for (const s of opened.splice(0)) s.wire.close();
