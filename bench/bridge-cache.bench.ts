@@ -5,10 +5,13 @@
  *  - memory: heap bytes per message of the cached records as the sync makes them, as a
  *    reopened journal gives them (flag lists shared), and of the local view's record
  *    list and UID map (local-mailbox.ts) over them;
- *  - the state writes of a first sync (a save per 50 new messages, as the sync's batches);
+ *  - the cache writes of a first sync (a 1 KiB message file per message, a state save per
+ *    50, as the sync's batches);
  *  - one flag change saved, side by side (harness.ts): a journal append against the whole
  *    state sealed and written, which every save cost before the journal;
- *  - a save when nothing changed (a sync round that CONDSTORE skipped) and a reopen.
+ *  - a message file written with an fsync (before) and without (now), side by side;
+ *  - a save when nothing changed (a sync round that CONDSTORE skipped) and a reopen
+ *    (which checks every message file's size).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,12 +19,14 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { BridgeCache, type CachedMailbox, type CachedMessage } from '../src/bridge/cache.js';
 import { LocalMailbox, type UpstreamWrites } from '../src/bridge/local-mailbox.js';
-import { writeSealed } from '../src/bridge/sealed-file.js';
+import { writeSealed, writeSealedUnsynced } from '../src/bridge/sealed-file.js';
 import { tempDir } from '../test/helpers/tmp.js';
 import { compare, formatResults, ratio, timeMs } from './harness.js';
 
 const KEY = Buffer.alloc(32, 9);
 const BATCH = 50;
+/** Message files are written as the sync writes them; 1 KiB each keeps 50,000 on disk small. */
+const BODY = Buffer.alloc(1024, 0x61);
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -38,7 +43,7 @@ function fetched(uid: number, modseq: number): CachedMessage {
     uid,
     flags: uid % 3 === 0 ? ['\\Seen'] : uid % 7 === 0 ? ['$Label1', '\\Seen'] : ['\\Seen'],
     internalDate: 1_700_000_000_000 + uid * 1000,
-    size: 3000 + (uid % 5000),
+    size: BODY.length,
     modseq,
     kind: 'decrypted',
   };
@@ -72,7 +77,8 @@ export async function run(): Promise<void> {
     mkdirSync(cacheDir);
 
     // The first sync's state writes: messages added 50 at a time, a save after each batch.
-    const cache = BridgeCache.open(cacheDir, KEY);
+    // No plaintext LRU: the heap figures are those of the records alone.
+    const cache = BridgeCache.open(cacheDir, KEY, 0);
     const box = inbox();
     cache.mailboxes.push(box);
     const heapBefore = heap();
@@ -80,6 +86,7 @@ export async function run(): Promise<void> {
     const cpuBefore = process.cpuUsage();
     const wall = await timeMs(() => {
       for (let uid = 1; uid <= count; uid++) {
+        cache.writeMessage(box, uid, BODY);
         box.messages.push(fetched(uid, ++box.highestModseq));
         box.uidNext = uid + 1;
         if (uid % BATCH === 0 || uid === count) {
@@ -90,7 +97,7 @@ export async function run(): Promise<void> {
     });
     const cpu = process.cpuUsage(cpuBefore);
     console.log(
-      `first sync's state writes, ${count} messages in ${saves} saves: ${wall.toFixed(0)} ms wall, ` +
+      `first sync's cache writes, ${count} message files and ${saves} state saves: ${wall.toFixed(0)} ms wall, ` +
         `${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU, journal ${(cache.stateBytes / 1048576).toFixed(1)} MiB`,
     );
     const heapSynced = heap();
@@ -147,6 +154,15 @@ export async function run(): Promise<void> {
             }),
         },
         {
+          name: 'message file written, fsynced (before)',
+          run: () => timeMs(() => writeSealed(join(dir.path, 'synced.msg'), KEY, 'message', BODY)),
+        },
+        {
+          name: 'message file written, not fsynced (now)',
+          run: () =>
+            timeMs(() => writeSealedUnsynced(join(dir.path, 'unsynced.msg'), KEY, 'message', BODY)),
+        },
+        {
           name: 'save with nothing changed',
           run: () => {
             // What the other paths changed (the local view's change is saved 200 ms later).
@@ -166,8 +182,10 @@ export async function run(): Promise<void> {
     cache.close();
     const heapClosed = heap();
     let reopened: BridgeCache | undefined;
-    const openMs = await timeMs(() => (reopened = BridgeCache.open(cacheDir, KEY)));
+    const openMs = await timeMs(() => (reopened = BridgeCache.open(cacheDir, KEY, 0)));
     const heapReopened = heap();
+    if (reopened!.mailbox('INBOX')!.messages.length !== count)
+      throw new Error('the reopened cache lost messages');
     console.log(
       `reopen: ${openMs.toFixed(0)} ms, journal ${(reopened!.stateBytes / 1048576).toFixed(1)} MiB, ` +
         `records ${perMessage(heapReopened - heapClosed, count)} (the closed cache's still held)`,
