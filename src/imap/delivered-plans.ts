@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { Edit } from '../recrypt/transform.js';
 import { decodePlan, encodePlan } from './plan-codec.js';
+import { WriteQueue } from './write-queue.js';
 
 /**
  * Body bytes hashed to find an entry: enough to reach past the first originator point E
@@ -60,7 +61,7 @@ export class DeliveredPlans {
   readonly stats: DeliveredPlanStats = { hits: 0, misses: 0, stored: 0 };
   private readonly select: Database.Statement<unknown[], { entry: Buffer }>;
   private readonly insert: Database.Statement;
-  private readonly pending = new Map<string, Pending>();
+  private readonly pending: WriteQueue<Pending>;
 
   constructor(private readonly db: Database.Database) {
     db.exec(`CREATE TABLE IF NOT EXISTS delivered_plans (
@@ -72,6 +73,13 @@ export class DeliveredPlans {
     this.insert = db.prepare(
       'INSERT OR REPLACE INTO delivered_plans (id, owner, device, entry) VALUES (?, ?, ?, ?)',
     );
+    this.pending = new WriteQueue<Pending>({
+      delayMs: 100,
+      flushAt: 256,
+      write: (entry) => this.insert.run(entry.id, entry.owner, entry.device, entry.entry),
+      transaction: (fn) => this.db.transaction(fn)(),
+      guard: (fn) => this.guard(fn),
+    });
   }
 
   /**
@@ -101,7 +109,7 @@ export class DeliveredPlans {
       encodePlan({ kind: 'edits', edits: relative }),
     ]);
     const id = Buffer.concat([fingerprint, digest(message.subarray(start, start + LOOKUP_BYTES))]);
-    this.pending.set(id.toString('latin1'), { owner, device, id, entry });
+    this.pending.put(id.toString('latin1'), { owner, device, id, entry });
     this.stats.stored++;
   }
 
@@ -152,17 +160,14 @@ export class DeliveredPlans {
     this.guard(() => this.db.exec('DELETE FROM delivered_plans'));
   }
 
-  /** Commits the queued plans (the points' flush calls it: one transaction for both). */
+  /** Commits the queued plans now (the points' flush calls it too). */
   flush(): void {
-    if (this.pending.size === 0) return;
-    const batch = [...this.pending.values()];
-    this.pending.clear();
-    this.guard(() =>
-      this.db.transaction(() => {
-        for (const entry of batch)
-          this.insert.run(entry.id, entry.owner, entry.device, entry.entry);
-      })(),
-    );
+    this.pending.flush();
+  }
+
+  /** Stops committing (the points' close, after their last flush). */
+  stop(): void {
+    this.pending.stop();
   }
 
   /** Rows beyond `max` go, oldest first (the points' eviction calls it). */
@@ -183,7 +188,7 @@ export class DeliveredPlans {
   }
 
   private drop(match: (entry: Pending) => boolean): void {
-    for (const [id, entry] of this.pending) if (match(entry)) this.pending.delete(id);
+    this.pending.drop(match);
   }
 
   private guard<T>(fn: () => T): T | undefined {

@@ -25,6 +25,7 @@ import type Database from 'better-sqlite3';
 import type { Edit, PointSource } from '../recrypt/transform.js';
 import type { DeviceRecryptKeys } from '../recrypt/types.js';
 import { DeliveredPlans } from './delivered-plans.js';
+import { WriteQueue } from './write-queue.js';
 import { liveFingerprint } from './plan-codec.js';
 
 export interface DeliveredPointStats {
@@ -63,10 +64,8 @@ export class DeliveredPoints {
   readonly plans: DeliveredPlans;
   private readonly select: Database.Statement<unknown[], { point: Buffer }>;
   private readonly insert: Database.Statement;
-  private readonly pending = new Map<string, Pending>();
+  private readonly pending: WriteQueue<Pending>;
   private readonly tags = new Map<bigint, Buffer>();
-  private timer: NodeJS.Timeout | undefined;
-  private writesSinceCheck = 0;
   private closed = false;
 
   /** Uses `db` (the point cache's file), making its own table there. */
@@ -84,6 +83,18 @@ export class DeliveredPoints {
       'INSERT OR REPLACE INTO delivered (id, owner, device, point) VALUES (?, ?, ?, ?)',
     );
     this.plans = new DeliveredPlans(db);
+    this.pending = new WriteQueue<Pending>({
+      delayMs: FLUSH_DELAY_MS,
+      flushAt: FLUSH_AT,
+      write: (entry) => this.insert.run(entry.id, entry.owner, entry.device, entry.entry),
+      transaction: (fn) => this.db.transaction(fn)(),
+      guard: (fn) => this.guard(fn),
+      evictEvery: EVICT_CHECK_EVERY,
+      evict: () => {
+        this.evict();
+        this.plans.evict(this.maxPoints);
+      },
+    });
   }
 
   /** The proxy's view of the whole plans kept for a device with these (live) keys. */
@@ -102,7 +113,6 @@ export class DeliveredPoints {
   ): void {
     if (this.closed) return;
     this.plans.put(owner, device, fingerprint, message, edits);
-    this.schedule();
   }
 
   /** The proxy's view for one device: products kept for any of its keys, looked up by E. */
@@ -130,17 +140,8 @@ export class DeliveredPoints {
     if (this.closed || recrypted.length !== POINT_BYTES) return;
     const id = this.idOf(point, rk);
     const entry = Buffer.concat([recrypted, checksum(id, recrypted)]);
-    this.pending.set(id.toString('latin1'), { owner, device, id, entry });
     this.stats.stored++;
-    this.schedule();
-  }
-
-  private schedule(): void {
-    if (this.pending.size >= FLUSH_AT) this.flush();
-    else if (this.timer === undefined) {
-      this.timer = setTimeout(() => this.flush(), FLUSH_DELAY_MS);
-      this.timer.unref();
-    }
+    this.pending.put(id.toString('latin1'), { owner, device, id, entry });
   }
 
   /** ±rk·`point` if it was computed at delivery (pending or committed). */
@@ -182,30 +183,14 @@ export class DeliveredPoints {
   }
 
   flush(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.closed) return;
-    this.guard(() => this.plans.flush());
-    if (this.pending.size === 0) return;
-    const batch = [...this.pending.values()];
-    this.pending.clear();
-    this.guard(() =>
-      this.db.transaction(() => {
-        for (const entry of batch)
-          this.insert.run(entry.id, entry.owner, entry.device, entry.entry);
-      })(),
-    );
-    this.writesSinceCheck += batch.length;
-    if (this.writesSinceCheck >= EVICT_CHECK_EVERY) {
-      this.writesSinceCheck = 0;
-      this.guard(() => this.evict());
-      this.guard(() => this.plans.evict(this.maxPoints));
-    }
+    if (!this.closed) this.pending.flush(() => this.plans.flush());
   }
 
   /** Commits what is queued; the caller closes the database. */
   close(): void {
     this.flush();
+    this.pending.stop();
+    this.plans.stop();
     this.closed = true;
   }
 
@@ -232,7 +217,7 @@ export class DeliveredPoints {
   }
 
   private drop(match: (entry: Pending) => boolean): void {
-    for (const [id, entry] of this.pending) if (match(entry)) this.pending.delete(id);
+    this.pending.drop(match);
   }
 
   private evict(): void {

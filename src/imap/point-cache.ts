@@ -35,6 +35,7 @@ import Database from 'better-sqlite3';
 import type { PlanKey, PlanLookup, SettledPlan } from './plan-cache.js';
 import { decodePlan, encodePlan } from './plan-codec.js';
 import { DeliveredPoints } from './delivered-points.js';
+import { WriteQueue } from './write-queue.js';
 
 /** Whose plans: the account and device they were made for, and the store user read. */
 export interface PlanScope {
@@ -97,10 +98,8 @@ export class PointCache {
   private readonly select: Database.Statement<unknown[], Row>;
   private readonly insert: Database.Statement;
   private readonly remove: Database.Statement;
-  private readonly pending = new Map<string, Pending>();
+  private readonly pending: WriteQueue<Pending>;
   private readonly recent = new Map<string, Recent>();
-  private timer: NodeJS.Timeout | undefined;
-  private writesSinceCheck = 0;
   private closed = false;
 
   constructor(
@@ -135,6 +134,15 @@ export class PointCache {
        AND uid_validity = ? AND uid = ? AND section = ?`,
     );
     this.delivered = new DeliveredPoints(this.db);
+    this.pending = new WriteQueue<Pending>({
+      delayMs: FLUSH_DELAY_MS,
+      flushAt: FLUSH_AT,
+      write: ({ fields, entry }) => this.insert.run(...fields, entry),
+      transaction: (fn) => this.db.transaction(fn)(),
+      guard: (fn) => this.guard(fn),
+      evictEvery: EVICT_CHECK_EVERY,
+      evict: () => this.evict(),
+    });
   }
 
   /**
@@ -201,13 +209,8 @@ export class PointCache {
     const encoded = encodePlan(plan);
     const entry = Buffer.concat([fp, checksum(fields, fp, encoded), encoded]);
     const id = fields.join('\u0000');
-    this.pending.set(id, { fields, entry });
     this.remember(id, { fields, fingerprint: Buffer.from(fp), plan });
-    if (this.pending.size >= FLUSH_AT) this.flush();
-    else if (this.timer === undefined) {
-      this.timer = setTimeout(() => this.flush(), FLUSH_DELAY_MS);
-      this.timer.unref();
-    }
+    this.pending.put(id, { fields, entry });
   }
 
   /** Drops every entry of one device (revoked, or its keys changed). */
@@ -251,27 +254,14 @@ export class PointCache {
 
   /** Commits the queued writes now. */
   flush(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.closed || this.pending.size === 0) return;
-    const batch = [...this.pending.values()];
-    this.pending.clear();
     // A failed commit (disk full, the file locked too long) loses only these plans.
-    this.guard(() =>
-      this.db.transaction(() => {
-        for (const { fields, entry } of batch) this.insert.run(...fields, entry);
-      })(),
-    );
-    this.writesSinceCheck += batch.length;
-    if (this.writesSinceCheck >= EVICT_CHECK_EVERY) {
-      this.writesSinceCheck = 0;
-      this.guard(() => this.evict());
-    }
+    if (!this.closed) this.pending.flush();
   }
 
   close(): void {
     if (this.closed) return;
     this.flush();
+    this.pending.stop();
     this.delivered.close();
     this.closed = true;
     this.recent.clear();
@@ -306,7 +296,7 @@ export class PointCache {
 
   /** Drops queued writes and in-memory plans whose key matches. */
   private dropPending(match: (fields: Fields) => boolean): void {
-    for (const [id, entry] of this.pending) if (match(entry.fields)) this.pending.delete(id);
+    this.pending.drop((entry) => match(entry.fields));
     for (const [id, entry] of this.recent) if (match(entry.fields)) this.recent.delete(id);
   }
 
