@@ -164,7 +164,13 @@ export class Sync {
       const next = this.byPriority().find((m) => pending.has(m));
       if (next === undefined) break;
       pending.delete(next);
-      await this.syncMailbox(next);
+      // A mailbox no client has open gives way, between two batches, to one a client
+      // opened meanwhile; it is finished after it (each gives way once per other mailbox).
+      const gaveWay = await this.syncMailbox(
+        next,
+        () => next.sessions === 0 && [...pending].some((m) => m.sessions > 0),
+      );
+      if (gaveWay) pending.add(next);
     }
     this.cache.saveNow();
   }
@@ -221,8 +227,9 @@ export class Sync {
    * One mailbox: UIDs and flags in one gateway operation, then the new messages a batch
    * per operation. The mailbox's CONDSTORE mark moves only once all of them are in, so
    * an interrupted sync (a kill, a new UIDVALIDITY, a stop) is finished by the next round.
+   * Returns true when it stopped early because `giveWay` said so between two batches.
    */
-  async syncMailbox(mailbox: LocalMailbox): Promise<void> {
+  async syncMailbox(mailbox: LocalMailbox, giveWay?: () => boolean): Promise<boolean> {
     const state = mailbox.state;
     const plan = await this.upstream.withMailbox(state.path, async (client, selected) => {
       if (selected.uidValidity !== state.uidValidity) {
@@ -251,7 +258,7 @@ export class Sync {
         .sort((a, b) => a - b);
       return { selected, fresh };
     });
-    if (plan === null) return;
+    if (plan === null) return false;
     const { selected, fresh } = plan;
     if (fresh.length > 0)
       this.logger.info({ mailbox: state.name, messages: fresh.length }, 'bridge fetching');
@@ -269,14 +276,16 @@ export class Sync {
         }
         return count;
       });
-      if (fetched < 0 || this.stopped) return;
+      if (fetched < 0 || this.stopped) return false;
       done += chunk.length;
       this.progress({ mailbox: state.name, done, total: fresh.length });
       this.cache.saveSoon();
+      if (done < fresh.length && giveWay?.() === true) return true;
     }
     state.uidNext = Math.max(state.uidNext, selected.uidNext);
     if (selected.highestModseq !== undefined) state.upstreamModseq = selected.highestModseq;
     this.cache.saveSoon();
+    return false;
   }
 
   private addFetched(mailbox: LocalMailbox, fetched: FetchedMessage): void {

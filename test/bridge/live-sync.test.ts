@@ -74,6 +74,28 @@ describe('recrypt bridge while the gateway changes', () => {
     // Listeners are up and the folders known, and no message is fetched yet: the round
     // that fetches them starts with a LIST of its own.
     expect(bridge.sync.mailboxes.get('Bulk')?.records()).toEqual([]);
+
+    // A small folder opened now does not wait for Bulk (listed before it) to be complete:
+    // Bulk gives way between two batches.
+    const early = await bridgeClient(bridge);
+    let bulkThen = -1;
+    try {
+      await withMailbox(early, 'Renewed', () =>
+        waitFor(
+          'the small folder’s message',
+          async () => {
+            await early.noop();
+            bulkThen = bridge.sync.mailboxes.get('Bulk')!.records().length;
+            return early.mailbox !== false && early.mailbox.exists === 1;
+          },
+          120_000,
+        ),
+      );
+    } finally {
+      await early.logout();
+    }
+    expect(bulkThen).toBeLessThan(BULK);
+
     client = await bridgeClient(bridge);
     const seen: number[] = [];
     client.on('exists', (update: { count: number }) => seen.push(update.count));
