@@ -66,7 +66,7 @@ class BridgeUserStore implements UserStore {
     await onGateway(() =>
       this.upstream.run((client) => client.mailboxRename(mailbox.state.path, target)),
     );
-    // The renamed mailbox is fetched again under its new name (its cache files are named by it).
+    // The sync recognises the rename by UIDVALIDITY and moves the cache (rename.ts).
     await onGateway(() => this.sync.syncFolders());
   }
 

@@ -14,6 +14,7 @@ import type { SpecialUse } from '../store/backend.js';
 import type { BridgeCache, CachedMailbox } from './cache.js';
 import { LocalMailbox } from './local-mailbox.js';
 import { toPlaintext } from './plaintext.js';
+import { moveCachedMailbox } from './rename.js';
 import { Upstream, type FetchedMessage } from './upstream.js';
 
 export interface SyncLogger {
@@ -39,6 +40,7 @@ export class Sync {
   private stopped = false;
   private wantRound = false;
   private readonly wantMailboxes = new Set<string>();
+  private folderQueue: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly cache: BridgeCache,
@@ -175,10 +177,20 @@ export class Sync {
     this.cache.saveNow();
   }
 
-  /** Mailboxes added or removed on the gateway. */
-  async syncFolders(): Promise<void> {
+  /**
+   * Mailboxes added, renamed or removed on the gateway. One at a time: a client's CREATE
+   * or RENAME (local-store.ts) and a round must not both move or add the same mailbox.
+   */
+  syncFolders(): Promise<void> {
+    const run = this.folderQueue.then(() => this.syncFoldersNow());
+    this.folderQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async syncFoldersNow(): Promise<void> {
     const listed = (await this.upstream.listMailboxes()).filter((m) => !m.flags.has('\\Noselect'));
     const seen = new Set<string>();
+    const added: Array<{ name: string; entry: (typeof listed)[number] }> = [];
     let changed = false;
     for (const entry of listed) {
       this.delimiter = entry.delimiter || '/';
@@ -188,6 +200,23 @@ export class Sync {
       const known = this.mailboxes.get(name);
       if (known !== undefined) {
         known.state.subscribed = entry.subscribed;
+        continue;
+      }
+      added.push({ name, entry });
+    }
+    const gone = [...this.mailboxes.values()].filter((m) => !seen.has(m.name));
+    for (const { name, entry } of added) {
+      const renamed = gone.length > 0 ? await this.renamedFrom(gone, entry.path) : undefined;
+      if (renamed !== undefined) {
+        // Sessions with the old name selected end: that name is gone (as for a deletion).
+        renamed.endSessions(`${renamed.name} was renamed to ${name} on the gateway`);
+        const oldName = renamed.name;
+        await moveCachedMailbox(this.cache, renamed.state, name, entry.path);
+        renamed.state.subscribed = entry.subscribed;
+        this.mailboxes.delete(oldName);
+        this.mailboxes.set(name, renamed);
+        gone.splice(gone.indexOf(renamed), 1);
+        changed = true;
         continue;
       }
       const state: CachedMailbox = {
@@ -206,8 +235,8 @@ export class Sync {
       this.mailboxes.set(name, this.localOf(state));
       changed = true;
     }
-    for (const [name, mailbox] of this.mailboxes) {
-      if (seen.has(name)) continue;
+    for (const mailbox of gone) {
+      const name = mailbox.name;
       // Sessions with it selected end rather than see it emptied (README.md, "Sync").
       mailbox.endSessions(`${name} was deleted on the gateway`);
       mailbox.remove(
@@ -221,6 +250,16 @@ export class Sync {
     }
     this.cache.saveSoon();
     if (changed) this.onSessionsChanged();
+  }
+
+  /** The vanished mailbox whose UIDVALIDITY the new `path` has (one STATUS), if any. */
+  private async renamedFrom(gone: LocalMailbox[], path: string): Promise<LocalMailbox | undefined> {
+    const status = await this.upstream
+      .run((client) => client.status(path, { uidValidity: true }))
+      .catch(() => false as const);
+    const validity = status === false ? 0 : Number(status.uidValidity ?? 0);
+    if (validity === 0) return undefined;
+    return gone.find((m) => m.state.uidValidity === validity);
   }
 
   /**

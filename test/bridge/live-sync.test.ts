@@ -208,4 +208,19 @@ describe('recrypt bridge while the gateway changes', () => {
     const list = await client.list();
     expect(list.map((m) => m.path)).not.toContain('Gone');
   });
+
+  it('keeps the cache of a folder renamed on the gateway (recognised by its UIDVALIDITY): nothing fetched again', async () => {
+    const bulk = bridge.sync.mailboxes.get('Bulk')!;
+    const uids = bulk.records().map((r) => r.uid);
+    await onGateway((proxy) => proxy.mailboxRename('Bulk', 'Bulky'));
+    await bridge.sync.syncOnce();
+    // The same local mailbox under its new name, with its messages: not a new one refetched.
+    expect(bridge.sync.mailboxes.get('Bulky')).toBe(bulk);
+    expect(bridge.sync.mailboxes.has('Bulk')).toBe(false);
+    expect(bulk.records().map((r) => r.uid)).toEqual(uids);
+    const last = await withMailbox(client, 'Bulky', () =>
+      client.fetchOne(String(uids.length), { source: true }),
+    );
+    expect(last === false ? '' : last.source!.toString('utf8')).toContain(PUSHED_MARKER);
+  });
 });
