@@ -25,11 +25,8 @@
  * same device) and differ from Dovecot's. Then the rewriter's CPU per message with no
  * sockets, and memory per idle TLS connection.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { ImapFlow } from 'imapflow';
 import { ensureTlsMaterial } from '../src/config/tls.js';
 import { recryptTransform } from '../src/imap/adapters/recrypt-transform.js';
@@ -48,104 +45,20 @@ import {
   formatResults,
   ratio,
   SanityChecks,
-  timeMs,
   type BenchPath,
 } from './harness.js';
-import { serialiseKeys, type ChildConfig, type ProxyName } from './proxy-child.js';
-import { loginCommand, masterLoginCommand, rawFetch, type RawFetchResult } from './raw-fetch.js';
+import { serialiseKeys, type ProxyName } from './proxy-child.js';
+import { imapflowReads, startProxies, timeFetch, timeRaw } from './proxy-paths.js';
+import { measureIdleMemory } from './proxy-memory.js';
+import { loginCommand, masterLoginCommand } from './raw-fetch.js';
 import { makeTestUser } from '../test/helpers/proxy-pki.js';
 import { tempDir } from '../test/helpers/tmp.js';
-
-const here = fileURLToPath(new URL('.', import.meta.url));
-const childScript = join(here, '..', 'test', 'helpers', 'proxy-idle-child.ts');
-const proxiesScript = join(here, 'proxy-child.ts');
 
 function original(size: number, seed: number): Buffer {
   const head = Buffer.from(`From: bob@example.org\r\nSubject: bench ${seed}\r\n\r\n`);
   const body = Buffer.alloc(size - head.length);
   for (let i = 0; i < body.length; i++) body[i] = i % 78 === 77 ? 10 : 32 + ((i * 7 + seed) % 94);
   return Buffer.concat([head, body]);
-}
-
-/** imapflow's reads (socket 'data' events) and bytes during the last timed FETCH. */
-const imapflowReads = new Map<string, { reads: number; bytes: number }>();
-
-/** One imapflow session: connect and open the mailbox untimed, then the FETCH timed (ms). */
-async function timeFetch(
-  name: string,
-  make: () => ImapFlow,
-  mailbox: string,
-  expected: number,
-): Promise<number> {
-  const client = make();
-  await client.connect();
-  try {
-    await client.mailboxOpen(mailbox, { readOnly: true });
-    const counted = { reads: 0, bytes: 0 };
-    const socket = (client as unknown as { socket: NodeJS.ReadableStream }).socket;
-    const onData = (chunk: Buffer): void => {
-      counted.reads++;
-      counted.bytes += chunk.length;
-    };
-    socket.on('data', onData);
-    let count = 0;
-    const ms = await timeMs(async () => {
-      for await (const message of client.fetch('1:*', { source: true })) {
-        if ((message.source?.length ?? 0) > 0) count++;
-      }
-    });
-    socket.off('data', onData);
-    imapflowReads.set(name, counted);
-    if (count !== expected) throw new Error(`${mailbox}: fetched ${count} of ${expected} messages`);
-    return ms;
-  } finally {
-    await client.logout();
-  }
-}
-
-/** The minimal reader's pass, checked: every message and every byte came. */
-async function timeRaw(
-  port: number,
-  login: string,
-  set: { mailbox: string; count: number; bytes: number },
-  hash = false,
-): Promise<RawFetchResult> {
-  const result = await rawFetch({ port, login, mailbox: set.mailbox, hash });
-  if (result.messages !== set.count || result.literalBytes !== set.bytes)
-    throw new Error(
-      `${set.mailbox}: ${result.messages} messages, ${result.literalBytes} bytes; ` +
-        `expected ${set.count}, ${set.bytes}`,
-    );
-  return result;
-}
-
-/** The proxies' process (proxy-child.ts): its ports, and one command at a time. */
-async function startProxies(
-  config: ChildConfig,
-): Promise<{
-  ports: Record<ProxyName, number>;
-  ask: (line: string) => Promise<unknown>;
-  child: ChildProcess;
-}> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', proxiesScript, JSON.stringify(config)],
-    {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    },
-  );
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const next = async (): Promise<unknown> => {
-    const line = await lines.next();
-    if (line.done === true) throw new Error('the proxies process ended');
-    return JSON.parse(line.value as string) as unknown;
-  };
-  const ports = (await next()) as Record<ProxyName, number>;
-  const ask = async (line: string): Promise<unknown> => {
-    child.stdin!.write(`${line}\n`);
-    return next();
-  };
-  return { ports, ask, child };
 }
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -440,62 +353,7 @@ export async function run(): Promise<void> {
     checks.check(() => expectNotFaster(cpuResults, 'recrypting, no cache', 'parsing only'));
     memoryPoints.close();
 
-    // Memory per idle connection, measured in a child process running only the proxy.
-    const child = spawn(
-      process.execPath,
-      [
-        '--expose-gc',
-        '--import',
-        'tsx',
-        childScript,
-        JSON.stringify({
-          key: tls.key,
-          cert: tls.cert,
-          upstreamPort: dovecot.imapPort,
-          master: { user: dovecot.masterUser, password: dovecot.masterPassword },
-          address: user.address,
-          password: 'idle-bench',
-        }),
-      ],
-      { stdio: ['pipe', 'pipe', 'inherit'] },
-    );
-    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-    const next = async (): Promise<Record<string, number>> =>
-      JSON.parse((await lines.next()).value as string) as Record<string, number>;
-    const measure = async (): Promise<Record<string, number>> => {
-      child.stdin!.write('measure\n');
-      return next();
-    };
-    const { port } = await next();
-    const sockets: TLSSocket[] = [];
-    const open = async (count: number, login: boolean): Promise<void> => {
-      for (let i = 0; i < count; i++) {
-        const socket = tlsConnect({ host: '127.0.0.1', port: port!, rejectUnauthorized: false });
-        socket.on('error', () => undefined);
-        sockets.push(socket);
-        await new Promise<void>((resolve) => socket.once('data', () => resolve()));
-        if (login) {
-          socket.write(`l LOGIN ${user.address} idle-bench\r\n`);
-          await new Promise<void>((resolve) => socket.once('data', () => resolve()));
-        }
-      }
-    };
-    const base = await measure();
-    await open(1000, false);
-    const idle = await measure();
-    // Dovecot allows 10 sessions per user and IP: logged-in sessions are measured by tens.
-    await open(9, true);
-    const loggedIn = await measure();
-    const kib = (bytes: number): string => (bytes / 1024).toFixed(1);
-    console.log(
-      `memory per idle TLS connection (proxy process alone, after GC): ${kib((idle.rss! - base.rss!) / 1000)} KiB RSS, ` +
-        `${kib((idle.heap! + idle.external! - base.heap! - base.external!) / 1000)} KiB heap+external; ` +
-        `per logged-in idle session (with its upstream connection): ${kib((loggedIn.rss! - idle.rss!) / 9)} KiB RSS ` +
-        `(${idle.sessions} then ${loggedIn.sessions} sessions)`,
-    );
-    for (const socket of sockets) socket.destroy();
-    child.stdin!.write('exit\n');
-    await new Promise((resolve) => child.once('exit', resolve));
+    await measureIdleMemory(tls, dovecot, user.address);
     atDelivery.close();
     checks.throwIfAny();
   } finally {
