@@ -217,15 +217,24 @@ async function startGateway(root: string, processes: number): Promise<Gateway> {
 }
 
 /** CPU per round of each path: all the gateway's processes, and its busiest event loop. */
-const cpu = new Map<string, Array<{ totalMs: number; busiestLoopMs: number; leaderMs: number }>>();
+const cpu = new Map<
+  string,
+  Array<{ totalMs: number; busiestLoopMs: number; leaderMs: number; clientsMs: number }>
+>();
 
 /** Times `work` and records the CPU the gateway spent on it under `name`. */
 async function measured(name: string, gateway: Gateway, work: () => Promise<unknown>) {
   const pgid = gateway.proc.child.pid!;
   const before = groupCpu(pgid);
+  const clients = process.cpuUsage();
   const ms = await timeMs(work);
   const spent = cpuBetween(before, groupCpu(pgid), pgid);
-  cpu.set(name, [...(cpu.get(name) ?? []), spent]);
+  // The load generator runs on the same cores: what it spent is printed beside.
+  const used = process.cpuUsage(clients);
+  cpu.set(name, [
+    ...(cpu.get(name) ?? []),
+    { ...spent, clientsMs: (used.user + used.system) / 1000 },
+  ]);
   return ms;
 }
 
@@ -238,11 +247,12 @@ function cpuReport(name: string, cores: number): { line: string; projectedMs: nu
   const total = median(samples.map((s) => s.totalMs));
   const loop = median(samples.map((s) => s.busiestLoopMs));
   const primary = median(samples.map((s) => s.leaderMs));
+  const clients = median(samples.map((s) => s.clientsMs));
   const projectedMs = Math.max(loop, total / cores);
   return {
     line:
       `  ${name}: CPU ${total.toFixed(0)} ms a round (busiest event loop ${loop.toFixed(0)} ms, ` +
-      `the primary process ${primary.toFixed(0)} ms)`,
+      `the primary process ${primary.toFixed(0)} ms; the bench's clients ${clients.toFixed(0)} ms)`,
     projectedMs,
   };
 }
