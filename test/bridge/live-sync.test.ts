@@ -222,5 +222,28 @@ describe('recrypt bridge while the gateway changes', () => {
       client.fetchOne(String(uids.length), { source: true }),
     );
     expect(last === false ? '' : last.source!.toString('utf8')).toContain(PUSHED_MARKER);
+
+    // Saved under the new name: a restart's first sync fetches none of it again.
+    await bridge.close();
+    const fetched: string[] = [];
+    bridge = await runBridge({
+      ...world.options(join(dir.path, 'bridge-data'), false),
+      pollMs: 3_600_000,
+      onProgress: ({ mailbox }) => fetched.push(mailbox),
+    });
+    expect(
+      bridge.sync.mailboxes
+        .get('Bulky')!
+        .records()
+        .map((r) => r.uid),
+    ).toEqual(uids);
+    expect(bridge.sync.mailboxes.has('Bulk')).toBe(false);
+    expect(fetched).not.toContain('Bulky');
+    expect(
+      bridge.sync.mailboxes
+        .get('Bulky')!
+        .read(uids[uids.length - 1]!)
+        .toString('utf8'),
+    ).toContain(PUSHED_MARKER);
   });
 });
