@@ -17,6 +17,7 @@ import {
 import { parseMessageStructure } from '../store/mime/index.js';
 import type { BridgeCache, CachedMailbox, CachedMessage } from './cache.js';
 import { onGateway } from './errors.js';
+import { insertByUid, RecordList, removeUids, searchUid, toRecord } from './record-list.js';
 
 /** The gateway side of a client's change, by the gateway's UIDs (equal to the local ones). */
 export interface UpstreamWrites {
@@ -85,26 +86,15 @@ function applyOperation(current: Flag[], operation: FlagOperation, flags: Flag[]
   return [...set].sort();
 }
 
-function toRecord(message: CachedMessage): MessageRecord {
-  return {
-    uid: message.uid,
-    flags: message.flags,
-    internalDate: new Date(message.internalDate),
-    size: message.size,
-    modseq: message.modseq,
-  };
-}
-
 export class LocalMailbox {
   private readonly listeners = new Set<MailboxListener>();
-  private recordList: MessageRecord[] | null = null;
+  /** `records()`, kept in step change by change (record-list.ts). */
+  private readonly recordList = new RecordList();
   /** Arrived while no read-write session had the mailbox open: \Recent for the next one. */
   private unclaimedRecent: number[] = [];
   /** Expunged UIDs with their mod-sequence, since this process started (QRESYNC VANISHED). */
   private readonly expunged: Array<{ uid: number; modseq: number }> = [];
   private readonly structures = new Map<number, MessageStructure>();
-  /** `state.messages` by UID, built at first use and kept in step by add/remove. */
-  private byUid: Map<number, CachedMessage> | null = null;
 
   /** Shown to every session of this mailbox as `* OK [ALERT]` (the gateway refused the device). */
   alertText: string | null = null;
@@ -129,16 +119,13 @@ export class LocalMailbox {
   }
 
   records(): MessageRecord[] {
-    this.recordList ??= this.state.messages.map(toRecord);
-    return this.recordList;
+    return this.recordList.get(this.state.messages);
   }
 
+  /** `state.messages` ascends by UID: a binary search, no second index to keep in step. */
   message(uid: number): CachedMessage | undefined {
-    if (this.byUid === null) {
-      this.byUid = new Map();
-      for (const message of this.state.messages) this.byUid.set(message.uid, message);
-    }
-    return this.byUid.get(uid);
+    const at = searchUid(this.state.messages, uid);
+    return at < 0 ? undefined : this.state.messages[at];
   }
 
   keywords(): string[] {
@@ -213,7 +200,7 @@ export class LocalMailbox {
     this.state.uidValidity = uidValidity;
     this.state.uidNext = 1;
     delete this.state.upstreamModseq;
-    this.byUid = null;
+    this.recordList.clear();
     this.structures.clear();
     this.expunged.length = 0;
     this.unclaimedRecent = [];
@@ -223,7 +210,6 @@ export class LocalMailbox {
   }
 
   private changed(): void {
-    this.recordList = null;
     this.cache.saveSoon();
   }
 
@@ -332,17 +318,9 @@ export class LocalMailbox {
       flags: withoutRecent(message.flags),
       modseq: this.nextModseq(),
     };
-    const messages = this.state.messages;
-    // New mail has the highest UID: append; anything else goes into its place.
-    if (messages.length === 0 || messages[messages.length - 1]!.uid < entry.uid)
-      messages.push(entry);
-    else
-      messages.splice(
-        messages.findIndex((m) => m.uid > entry.uid),
-        0,
-        entry,
-      );
-    this.byUid?.set(entry.uid, entry);
+    // New mail has the highest UID: appended; anything else goes into its place.
+    insertByUid(this.state.messages, entry);
+    this.recordList.added(entry);
     this.state.uidNext = Math.max(this.state.uidNext, entry.uid + 1);
     this.changed();
     const taker = [...this.listeners].find((l) => !l.readOnly);
@@ -356,16 +334,17 @@ export class LocalMailbox {
     if (sorted.join(' ') === message.flags.join(' ')) return;
     message.flags = sorted;
     message.modseq = this.nextModseq();
+    this.recordList.changed(message);
     this.changed();
     this.emit({ type: 'flags', uid: message.uid, flags: sorted }, by ?? undefined);
   }
 
   remove(uids: number[], by: MailboxListener | null): void {
     const gone = new Set(uids);
-    const removed = this.state.messages.filter((m) => gone.has(m.uid)).map((m) => m.uid);
+    // In place (record-list.ts): a few spliced where a binary search finds them.
+    const removed = removeUids(this.state.messages, gone);
     if (removed.length === 0) return;
-    this.state.messages = this.state.messages.filter((m) => !gone.has(m.uid));
-    for (const uid of removed) this.byUid?.delete(uid);
+    this.recordList.removed(gone);
     const modseq = this.nextModseq();
     for (const uid of removed) {
       this.cache.removeMessage(this.state, uid);

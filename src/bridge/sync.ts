@@ -9,13 +9,15 @@
  * per queued gateway operation, so clients served during a long first sync get their
  * turn between batches (README.md, "Serving during the first sync").
  */
+import type { ImapFlow } from 'imapflow';
 import type { DecryptKey } from '../recrypt/index.js';
 import type { SpecialUse } from '../store/backend.js';
 import type { BridgeCache, CachedMailbox } from './cache.js';
+import { changedSince } from './changes.js';
 import { LocalMailbox } from './local-mailbox.js';
 import { toPlaintext } from './plaintext.js';
 import { moveCachedMailbox } from './rename.js';
-import { Upstream, type FetchedMessage } from './upstream.js';
+import { Upstream, type FetchedMessage, type SelectedMailbox } from './upstream.js';
 
 export interface SyncLogger {
   info(details: object, message: string): void;
@@ -32,6 +34,11 @@ const SPECIAL_USES = new Set(['\\Sent', '\\Drafts', '\\Trash', '\\Junk', '\\Arch
 
 export class Sync {
   readonly mailboxes = new Map<string, LocalMailbox>();
+  /**
+   * Mailbox syncs that asked only for changes, and those that fetched every UID's flags;
+   * FETCH responses those passes got (tests and benches read them).
+   */
+  readonly stats = { incremental: 0, full: 0, flagResponses: 0 };
   /** Told when a session opens or closes a mailbox, and when the folder list changed. */
   onSessionsChanged: () => void = () => undefined;
   private delimiter = '/';
@@ -270,33 +277,31 @@ export class Sync {
    */
   async syncMailbox(mailbox: LocalMailbox, giveWay?: () => boolean): Promise<boolean> {
     const state = mailbox.state;
-    const plan = await this.upstream.withMailbox(state.path, async (client, selected) => {
-      if (selected.uidValidity !== state.uidValidity) {
-        // New UIDVALIDITY on the gateway: the old UIDs mean nothing any more.
-        if (state.uidValidity !== 0 || state.messages.length > 0) {
-          mailbox.reset(selected.uidValidity);
-          this.cache.removeMailboxFiles(state.name);
-        } else state.uidValidity = selected.uidValidity;
-      }
-      const unchanged =
-        state.upstreamModseq !== undefined &&
-        selected.highestModseq === state.upstreamModseq &&
-        selected.uidNext <= state.uidNext &&
-        selected.exists === state.messages.length;
-      if (unchanged) return null;
-      const upstreamFlags =
-        selected.exists === 0 ? new Map<number, string[]>() : await Upstream.flagsOf(client);
-      const gone = state.messages.filter((m) => !upstreamFlags.has(m.uid)).map((m) => m.uid);
-      if (gone.length > 0) mailbox.remove(gone, null);
-      for (const message of [...state.messages]) {
-        const flags = upstreamFlags.get(message.uid);
-        if (flags !== undefined) mailbox.updateFlags(message, flags, null);
-      }
-      const fresh = [...upstreamFlags.keys()]
-        .filter((uid) => mailbox.message(uid) === undefined)
-        .sort((a, b) => a - b);
-      return { selected, fresh };
-    });
+    const plan = await this.upstream.withMailbox(
+      state.path,
+      async (client, selected) => {
+        if (selected.uidValidity !== state.uidValidity) {
+          // New UIDVALIDITY on the gateway: the old UIDs mean nothing any more.
+          if (state.uidValidity !== 0 || state.messages.length > 0) {
+            mailbox.reset(selected.uidValidity);
+            this.cache.removeMailboxFiles(state.name);
+          } else state.uidValidity = selected.uidValidity;
+        }
+        const unchanged =
+          state.upstreamModseq !== undefined &&
+          selected.highestModseq === state.upstreamModseq &&
+          selected.uidNext <= state.uidNext &&
+          selected.exists === state.messages.length;
+        if (unchanged) return null;
+        const fresh =
+          (await this.incremental(mailbox, client, selected)) ??
+          (await this.fullPass(mailbox, client, selected));
+        return { selected, fresh };
+        // Selected again even when it is selected already: imapflow keeps the last SELECT's
+        // HIGHESTMODSEQ, and a change since then would look like none.
+      },
+      true,
+    );
     if (plan === null) return false;
     const { selected, fresh } = plan;
     if (fresh.length > 0)
@@ -325,6 +330,68 @@ export class Sync {
     if (selected.highestModseq !== undefined) state.upstreamModseq = selected.highestModseq;
     this.cache.saveSoon();
     return false;
+  }
+
+  /**
+   * Only what changed since the last complete sync (changes.ts), when the gateway keeps
+   * mod-sequences and one is known: flags of the changed messages, expunges from VANISHED,
+   * new UIDs to fetch. Null when it cannot be used (first sync, NOMODSEQ, no CONDSTORE)
+   * or when the counts disagree (an expunge the gateway did not name: no QRESYNC), and
+   * the full pass runs instead. Returns the new UIDs, ascending.
+   */
+  private async incremental(
+    mailbox: LocalMailbox,
+    client: ImapFlow,
+    selected: SelectedMailbox,
+  ): Promise<number[] | null> {
+    const since = mailbox.state.upstreamModseq;
+    if (since === undefined || selected.highestModseq === undefined) return null;
+    if (!client.enabled.has('CONDSTORE') && !client.enabled.has('QRESYNC')) return null;
+    if (selected.exists === 0) {
+      this.stats.incremental += 1;
+      mailbox.remove(
+        mailbox.state.messages.map((m) => m.uid),
+        null,
+      );
+      return [];
+    }
+    const changes = await changedSince(client, since);
+    this.stats.incremental += 1;
+    this.stats.flagResponses += changes.flags.size;
+    if (changes.vanished !== null && changes.vanished.length > 0)
+      mailbox.remove(changes.vanished, null);
+    const fresh: number[] = [];
+    for (const [uid, flags] of changes.flags) {
+      const message = mailbox.message(uid);
+      if (message === undefined) fresh.push(uid);
+      else mailbox.updateFlags(message, flags, null);
+    }
+    // Every message not named is unchanged since the last complete sync, so it is here
+    // already: the counts then agree, unless something went that the gateway did not name.
+    if (mailbox.state.messages.length + fresh.length !== changes.exists) return null;
+    return fresh.sort((a, b) => a - b);
+  }
+
+  /** Every UID with its flags: what is gone, what changed, what is new (ascending). */
+  private async fullPass(
+    mailbox: LocalMailbox,
+    client: ImapFlow,
+    selected: SelectedMailbox,
+  ): Promise<number[]> {
+    const state = mailbox.state;
+    const upstreamFlags =
+      selected.exists === 0 ? new Map<number, string[]>() : await Upstream.flagsOf(client);
+    this.stats.full += 1;
+    this.stats.flagResponses += upstreamFlags.size;
+    const gone = state.messages.filter((m) => !upstreamFlags.has(m.uid)).map((m) => m.uid);
+    if (gone.length > 0) mailbox.remove(gone, null);
+    for (const message of [...state.messages]) {
+      const flags = upstreamFlags.get(message.uid);
+      if (flags !== undefined) mailbox.updateFlags(message, flags, null);
+    }
+    return [...upstreamFlags.keys()]
+      .filter((uid) => mailbox.message(uid) === undefined)
+      .sort((a, b) => a - b);
   }
 
   private addFetched(mailbox: LocalMailbox, fetched: FetchedMessage): void {

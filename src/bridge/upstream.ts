@@ -109,7 +109,9 @@ export class Upstream implements UpstreamWrites {
     if (this.refusal !== null) throw this.refusal;
     if (this.client?.usable === true) return this.client;
     const s = this.settings;
-    const client = new ImapFlow(clientOptions(s, { disableAutoIdle: true }));
+    // QRESYNC: a later sync learns expunges as VANISHED (EARLIER) with its CHANGEDSINCE
+    // fetch (changes.ts), instead of comparing every UID.
+    const client = new ImapFlow({ ...clientOptions(s, { disableAutoIdle: true }), qresync: true });
     client.on('error', () => undefined);
     try {
       await client.connect();
@@ -134,14 +136,21 @@ export class Upstream implements UpstreamWrites {
     return this.run((client) => client.list());
   }
 
-  /** Selects `path` and runs `body` with it selected, inside one queued operation. */
+  /**
+   * Selects `path` and runs `body` with it selected, inside one queued operation. With
+   * `reselect`, a mailbox selected already is selected again: imapflow keeps the values of
+   * the last SELECT (HIGHESTMODSEQ is not updated after it), and the sync needs today's.
+   */
   withMailbox<T>(
     path: string,
     body: (client: ImapFlow, selected: SelectedMailbox) => Promise<T>,
+    reselect = false,
   ): Promise<T> {
     return this.run(async (client) => {
+      const before = client.mailbox === false ? null : client.mailbox.path;
       const lock = await client.getMailboxLock(path);
       try {
+        if (reselect && before === lock.path) await client.mailboxOpen(path);
         const mailbox = client.mailbox;
         if (mailbox === false)
           throw new BridgeError('upstream', `cannot select ${path} on the gateway`);

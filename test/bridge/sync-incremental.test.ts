@@ -1,0 +1,186 @@
+/**
+ * Later syncs ask the gateway only for what changed (src/bridge/README.md, "Sync"): with a
+ * real gateway (test/helpers/bridge-world.ts) whose proxy relays CONDSTORE and QRESYNC,
+ * a flag change, an expunge and a new message made by another device come down with
+ * `UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE n VANISHED)`: two FETCH responses, not one
+ * per message. The bridge's connection to the gateway runs through a TCP relay here that
+ * counts the bytes the gateway sends, so the same sync done as a full pass (every UID's
+ * flags) is compared on the wire, in the same run.
+ */
+import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { ImapFlow } from 'imapflow';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runBridge, type RunningBridge } from '../../src/bridge/bridge.js';
+import { bridgeClient, startBridgeWorld, type BridgeWorld } from '../helpers/bridge-world.js';
+import { waitFor } from '../helpers/gateway-process.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const MANY = 150;
+
+const dir = tempDir('recrypt-bridge-incremental-');
+let world: BridgeWorld;
+let bridge: RunningBridge;
+let relay: { port: number; fromGateway: () => number; close: () => Promise<void> };
+
+const message = (subject: string, body: string): Buffer =>
+  Buffer.from(`From: bob@sender.example\r\nSubject: ${subject}\r\n\r\n${body}\r\n`);
+
+/** A TCP relay to the gateway's IMAP port that counts the bytes coming back (TLS and all). */
+async function startRelay(target: number): Promise<typeof relay> {
+  let bytes = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((local) => {
+    const remote = connect(target, '127.0.0.1');
+    for (const socket of [local, remote]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => undefined);
+    }
+    remote.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    local.pipe(remote);
+    remote.pipe(local);
+    local.on('close', () => remote.destroy());
+    remote.on('close', () => local.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    fromGateway: () => bytes,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function onGateway<T>(work: (proxy: ImapFlow) => Promise<T>): Promise<T> {
+  const proxy = await world.proxyClient();
+  try {
+    const lock = await proxy.getMailboxLock('Many');
+    try {
+      return await work(proxy);
+    } finally {
+      lock.release();
+    }
+  } finally {
+    await proxy.logout();
+  }
+}
+
+/** One sync of Many; what it cost: sync counters and bytes from the gateway. */
+async function syncMany(): Promise<{
+  incremental: number;
+  full: number;
+  responses: number;
+  bytes: number;
+}> {
+  const before = { ...bridge.sync.stats };
+  const bytes = relay.fromGateway();
+  await bridge.sync.syncMailbox(bridge.sync.mailboxes.get('Many')!);
+  const after = bridge.sync.stats;
+  return {
+    incremental: after.incremental - before.incremental,
+    full: after.full - before.full,
+    responses: after.flagResponses - before.flagResponses,
+    bytes: relay.fromGateway() - bytes,
+  };
+}
+
+const flagsOf = (uid: number): string[] | undefined =>
+  bridge.sync.mailboxes.get('Many')!.message(uid)?.flags;
+
+beforeAll(async () => {
+  world = await startBridgeWorld(dir.path);
+  const proxy = await world.proxyClient();
+  try {
+    await proxy.mailboxCreate('Many');
+    for (let i = 1; i <= MANY; i++) await proxy.append('Many', message(`many ${i}`, `Many ${i}`));
+  } finally {
+    await proxy.logout();
+  }
+  relay = await startRelay(world.gateway.ports.imap);
+  const options = world.options(join(dir.path, 'bridge-data'), true);
+  bridge = await runBridge({
+    ...options,
+    setup: { ...options.setup!, upstream: { ...options.setup!.upstream, port: relay.port } },
+    // No watches and no polling: the test decides when Many is synced.
+    watches: 0,
+    pollMs: 3_600_000,
+  });
+}, 300_000);
+
+afterAll(async () => {
+  await bridge?.close();
+  await relay?.close();
+  await world?.close();
+  dir.remove();
+});
+
+describe('later syncs of the bridge', () => {
+  it('ask only for what changed, and still get another device’s flag change, expunge and new message', async () => {
+    expect(bridge.sync.mailboxes.get('Many')!.records()).toHaveLength(MANY);
+    const client = await bridgeClient(bridge);
+    const seen: { flags: number[]; expunged: number } = { flags: [], expunged: 0 };
+    client.on('flags', (update: { uid?: number; seq: number }) => seen.flags.push(update.seq));
+    client.on('expunge', () => (seen.expunged += 1));
+    const lock = await client.getMailboxLock('Many');
+    try {
+      // Another device: a flag, an expunge, a new message.
+      await onGateway(async (proxy) => {
+        await proxy.messageFlagsAdd('7', ['\\Flagged'], { uid: true });
+        await proxy.messageDelete('9', { uid: true });
+        await proxy.append('Many', message('newcomer', 'Arrived later'));
+      });
+      const changes = await syncMany();
+      // One FETCH response for the flag change, one for the new message; the expunge came
+      // as VANISHED. No pass over every message.
+      expect(changes).toMatchObject({ incremental: 1, full: 0, responses: 2 });
+      expect(flagsOf(7)).toContain('\\Flagged');
+      expect(flagsOf(9)).toBeUndefined();
+      expect(bridge.sync.mailboxes.get('Many')!.records()).toHaveLength(MANY);
+
+      // The open session hears all three.
+      await waitFor(
+        'the changes in the open session',
+        async () => {
+          await client.noop();
+          return seen.expunged === 1 && seen.flags.length > 0;
+        },
+        30_000,
+      );
+      const newest = await client.fetchOne('*', { source: true, uid: true });
+      expect(newest === false ? '' : newest.source!.toString('utf8')).toContain('Arrived later');
+      const seventh = await client.fetchOne('7', { flags: true }, { uid: true });
+      expect(seventh === false ? [] : [...seventh.flags!]).toContain('\\Flagged');
+
+      // Many is still selected on the bridge's connection: a flag-only change is seen
+      // all the same (it is selected again to learn the new HIGHESTMODSEQ).
+      await onGateway((proxy) => proxy.messageFlagsAdd('10', ['\\Answered'], { uid: true }));
+      const again = await syncMany();
+      expect(again).toMatchObject({ incremental: 1, full: 0, responses: 1 });
+      expect(flagsOf(10)).toContain('\\Answered');
+
+      // Nothing changed: one SELECT, no FETCH.
+      const idle = await syncMany();
+      expect(idle).toMatchObject({ incremental: 0, full: 0, responses: 0 });
+
+      // The same kind of change synced as the full pass (no mod-sequence known, as at a
+      // first sync): a response per message, several times the bytes.
+      await onGateway((proxy) => proxy.messageFlagsAdd('11', ['\\Answered'], { uid: true }));
+      const incremental = await syncMany();
+      await onGateway((proxy) => proxy.messageFlagsAdd('12', ['\\Answered'], { uid: true }));
+      delete bridge.sync.mailboxes.get('Many')!.state.upstreamModseq;
+      const full = await syncMany();
+      expect(incremental).toMatchObject({ incremental: 1, full: 0, responses: 1 });
+      expect(full).toMatchObject({ incremental: 0, full: 1, responses: MANY });
+      expect(flagsOf(11)).toContain('\\Answered');
+      expect(flagsOf(12)).toContain('\\Answered');
+      expect(incremental.bytes * 3).toBeLessThan(full.bytes);
+    } finally {
+      lock.release();
+      await client.logout();
+    }
+  });
+});
