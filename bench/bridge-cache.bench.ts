@@ -4,11 +4,12 @@
  * rest"), and without one the figures are not mixed with fetching and decrypting.
  *  - memory: heap bytes per message of the cached records as the sync makes them, as a
  *    reopened journal gives them (flag lists shared), and of the local view's record
- *    list and UID map (local-mailbox.ts) over them;
+ *    list (record-list.ts) over them (no UID map: the messages ascend by UID, a binary search);
  *  - the cache writes of a first sync (a 1 KiB message file per message, a state save per
  *    50, as the sync's batches);
  *  - one flag change saved, side by side (harness.ts): a journal append against the whole
- *    state sealed and written, which every save cost before the journal;
+ *    state sealed and written, which every save cost before the journal; and the local
+ *    view's record list after it: one record replaced (now) against the list rebuilt (before);
  *  - a message file written with an fsync (before) and without (now), side by side;
  *  - a save when nothing changed (a sync round that CONDSTORE skipped) and a reopen
  *    (which checks every message file's size).
@@ -19,6 +20,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { BridgeCache, type CachedMailbox, type CachedMessage } from '../src/bridge/cache.js';
 import { LocalMailbox, type UpstreamWrites } from '../src/bridge/local-mailbox.js';
+import { toRecord } from '../src/bridge/record-list.js';
 import { writeSealed, writeSealedUnsynced } from '../src/bridge/sealed-file.js';
 import { tempDir } from '../test/helpers/tmp.js';
 import { compare, formatResults, ratio, timeMs } from './harness.js';
@@ -105,13 +107,13 @@ export async function run(): Promise<void> {
       `records as synced (flag lists shared once saved): ${perMessage(heapSynced - heapBefore, count)}`,
     );
 
-    // The local view over them: records() for the IMAP layer and the UID map.
+    // The local view over them: records() for the IMAP layer (messages found by binary search).
     const local = new LocalMailbox(box, cache, NO_UPSTREAM);
     local.records();
     local.message(1);
     const heapLocal = heap();
     console.log(
-      `local view's record list and UID map (local-mailbox.ts): ${perMessage(heapLocal - heapSynced, count)}`,
+      `local view's record list (record-list.ts): ${perMessage(heapLocal - heapSynced, count)}`,
     );
 
     // A flag change saved, side by side with the whole state written as before the journal.
@@ -145,12 +147,22 @@ export async function run(): Promise<void> {
             }),
         },
         {
-          name: "flag change: local view's records rebuilt",
+          name: "flag change: local view's record replaced (now)",
           run: () =>
             timeMs(() => {
               const message = local.message(((flip++ * 7919) % count) + 1)!;
               local.updateFlags(message, flip % 2 === 0 ? ['\\Seen'] : ['\\Answered'], null);
               local.records();
+            }),
+        },
+        {
+          // What local-mailbox.ts did before record-list.ts: the whole list made again.
+          name: "flag change: local view's records rebuilt whole (before)",
+          run: () =>
+            timeMs(() => {
+              const message = local.message(((flip++ * 7919) % count) + 1)!;
+              local.updateFlags(message, flip % 2 === 0 ? ['\\Seen'] : ['\\Answered'], null);
+              box.messages.map(toRecord);
             }),
         },
         {
@@ -177,6 +189,9 @@ export async function run(): Promise<void> {
     console.log(formatResults(results, 'ms', 3));
     console.log(
       `  journal / whole state: ${ratio(results, 'flag change: journal append', 'flag change: whole state rewritten')}`,
+    );
+    console.log(
+      `  record replaced / list rebuilt: ${ratio(results, "flag change: local view's record replaced (now)", "flag change: local view's records rebuilt whole (before)")}`,
     );
 
     cache.close();

@@ -9,7 +9,9 @@
  *  - FETCH of every whole message, side by side in one run (harness.ts: interleaved
  *    rounds): imapflow through the gateway's proxy (recrypted for the device, still
  *    encrypted) and through the bridge (decrypted, from its sealed cache).
- *  - a later sync round when nothing changed, and one after a flag changed on the gateway.
+ *  - a later sync round when nothing changed, and one after a flag changed on the gateway,
+ *    asking only for what changed (CHANGEDSINCE) side by side with UID FLAGS of all;
+ *  - a bulk UID MOVE of 300 messages to another folder and back, proxy and bridge.
  * No ordering is asserted between the two: they do different work (the proxy recrypts,
  * the bridge opens AES-GCM files), and which wins is what the figures are for.
  */
@@ -25,6 +27,8 @@ import { compare, formatResults, ratio, timeMs } from './harness.js';
 const ADDRESS = 'alice@example.org';
 const P12_PASSWORD = 'bench-p12-password';
 const APPEND_CONNECTIONS = 6;
+/** Messages moved to another folder and back in the bulk MOVE comparison. */
+const MOVED = 300;
 
 function message(i: number): Buffer {
   const line = `Line of the message body number ${i}, repeated to give it some size.\r\n`;
@@ -202,8 +206,19 @@ export async function run(): Promise<void> {
       { rounds: 5 },
     );
     // Later syncs: a round when nothing changed (CONDSTORE: one SELECT per mailbox) and a
-    // round after another device changed one flag on the gateway (UID FLAGS of all).
+    // round after another device changed one flag on the gateway: asking only for what
+    // changed (CHANGEDSINCE, now), and UID FLAGS of all (before; also a first sync's pass).
     let flagged = false;
+    const flipOnGateway = async (): Promise<void> => {
+      const lock = await proxy.getMailboxLock('Bench');
+      try {
+        flagged = !flagged;
+        if (flagged) await proxy.messageFlagsAdd('1', ['\\Flagged']);
+        else await proxy.messageFlagsRemove('1', ['\\Flagged']);
+      } finally {
+        lock.release();
+      }
+    };
     const rounds = await compare(
       [
         {
@@ -213,19 +228,69 @@ export async function run(): Promise<void> {
         {
           name: 'sync round after one flag change',
           run: async () => {
-            const lock = await proxy.getMailboxLock('Bench');
-            try {
-              flagged = !flagged;
-              if (flagged) await proxy.messageFlagsAdd('1', ['\\Flagged']);
-              else await proxy.messageFlagsRemove('1', ['\\Flagged']);
-            } finally {
-              lock.release();
-            }
+            await flipOnGateway();
+            return timeMs(() => bridge!.sync.syncOnce());
+          },
+        },
+        {
+          name: 'sync round after one flag change, UID FLAGS of all (before)',
+          run: async () => {
+            await flipOnGateway();
+            delete bridge!.sync.mailboxes.get('Bench')!.state.upstreamModseq;
             return timeMs(() => bridge!.sync.syncOnce());
           },
         },
       ],
       { rounds: 5 },
+    );
+    // Bulk UID MOVE of MOVED messages to another folder and back, through each; the bridge
+    // is synced between two runs (untimed), so its view is the gateway's when it moves.
+    const moveThereAndBack = async (client: ImapFlow): Promise<void> => {
+      for (const [from, to] of [
+        ['Bench', 'Moved'],
+        ['Moved', 'Bench'],
+      ] as const) {
+        const lock = await client.getMailboxLock(from);
+        try {
+          const uids = (await client.search({ all: true }, { uid: true })) || [];
+          const some = from === 'Bench' ? uids.slice(0, MOVED) : uids;
+          const moved = await client.messageMove(some.join(','), to, { uid: true });
+          if (moved === false || moved.uidMap?.size !== MOVED)
+            throw new Error(`moved ${moved === false ? 0 : moved.uidMap?.size} of ${MOVED}`);
+        } finally {
+          lock.release();
+        }
+      }
+    };
+    const setupMoved = await connectProxy();
+    await setupMoved.mailboxCreate('Moved');
+    await setupMoved.logout();
+    await bridge!.sync.syncOnce();
+    const moves = await compare(
+      [
+        {
+          name: `UID MOVE of ${MOVED} and back through the proxy`,
+          run: async () => {
+            const ms = await timeMs(() => moveThereAndBack(proxy));
+            await bridge!.sync.syncOnce();
+            return ms;
+          },
+        },
+        {
+          name: `UID MOVE of ${MOVED} and back through the bridge`,
+          run: async () => {
+            const ms = await timeMs(() => moveThereAndBack(local));
+            await bridge!.sync.syncOnce();
+            return ms;
+          },
+        },
+      ],
+      { rounds: 3 },
+    );
+    console.log(`bulk moves, wall time:`);
+    console.log(formatResults(moves, 'ms'));
+    console.log(
+      `  bridge / proxy: ${ratio(moves, `UID MOVE of ${MOVED} and back through the bridge`, `UID MOVE of ${MOVED} and back through the proxy`)}`,
     );
     console.log(`later sync rounds with ${count} messages, wall time:`);
     console.log(formatResults(rounds, 'ms'));
