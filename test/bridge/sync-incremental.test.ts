@@ -5,13 +5,15 @@
  * `UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE n VANISHED)`: two FETCH responses, not one
  * per message. The bridge's connection to the gateway runs through a TCP relay here that
  * counts the bytes the gateway sends, so the same sync done as a full pass (every UID's
- * flags) is compared on the wire, in the same run.
+ * flags) is compared on the wire, in the same run. Without QRESYNC, an expunge is found
+ * by the count: the full pass runs then.
  */
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBridge, type RunningBridge } from '../../src/bridge/bridge.js';
+import type { Upstream } from '../../src/bridge/upstream.js';
 import { bridgeClient, startBridgeWorld, type BridgeWorld } from '../helpers/bridge-world.js';
 import { waitFor } from '../helpers/gateway-process.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -178,6 +180,23 @@ describe('later syncs of the bridge', () => {
       expect(flagsOf(11)).toContain('\\Answered');
       expect(flagsOf(12)).toContain('\\Answered');
       expect(incremental.bytes * 3).toBeLessThan(full.bytes);
+
+      // Without QRESYNC (as with a gateway that offers CONDSTORE alone) an expunge is not
+      // named: the counts disagree and the full pass finds it; a flag change alone still
+      // costs one response.
+      const upstream = (bridge.sync as unknown as { upstream: Upstream }).upstream;
+      await upstream.run(async (c) => c.enabled.delete('QRESYNC'));
+      await onGateway(async (proxy) => {
+        await proxy.messageFlagsAdd('13', ['\\Flagged'], { uid: true });
+        await proxy.messageDelete('14', { uid: true });
+      });
+      const counted = await syncMany();
+      expect(counted).toMatchObject({ incremental: 1, full: 1, responses: 1 + MANY - 1 });
+      expect(flagsOf(13)).toContain('\\Flagged');
+      expect(flagsOf(14)).toBeUndefined();
+      await onGateway((proxy) => proxy.messageFlagsAdd('15', ['\\Flagged'], { uid: true }));
+      expect(await syncMany()).toMatchObject({ incremental: 1, full: 0, responses: 1 });
+      expect(flagsOf(15)).toContain('\\Flagged');
     } finally {
       lock.release();
       await client.logout();
