@@ -3,7 +3,9 @@
  * list, then per mailbox the UIDs and flags, which decide what is new (fetched, decrypted,
  * cached), what is gone (expunged locally) and whose flags changed. When the gateway
  * offers CONDSTORE and neither HIGHESTMODSEQ, UIDNEXT nor the message count moved since the
- * last complete sync, a mailbox costs one SELECT. It runs at start and then every
+ * last complete sync, a mailbox costs one SELECT; when they moved, only the messages
+ * changed since are asked for (changes.ts), and every UID's flags only at a first sync or
+ * when the counts show an expunge the gateway did not name. It runs at start and then every
  * `intervalMs`, and for one mailbox when its watch (folder-watch.ts) hears a change; a
  * failed round is logged and retried at the next one. New messages are fetched one batch
  * per queued gateway operation, so clients served during a long first sync get their
