@@ -19,13 +19,12 @@ import type { GatewayConfig } from '../config/schema.js';
 import { ensureTlsMaterial } from '../config/tls.js';
 import { PointCache } from '../imap/point-cache.js';
 import { loadOrCreateGatewayKey, openKeyStore } from '../keystore/index.js';
-import { createOutboundMetrics, openOutboundQueue } from '../outbound/index.js';
-import { loopbackOf, servesDomain } from './addresses.js';
 import { WorkerSupervisor } from './cluster-supervisor.js';
 import { prepareDataDir } from './data-dir.js';
 import { startMailStore } from './mail-store.js';
 import { loadOrCreateSecretFile } from './secrets.js';
-import { openSharedState, queueDirectory } from './shared-state.js';
+import { openGatewayQueue } from './outbound-queue.js';
+import { openSharedState } from './shared-state.js';
 import { startGateway } from './start.js';
 import { StartupError, causeChain, describeKeyStore } from './startup-errors.js';
 
@@ -118,17 +117,15 @@ async function startPrimary(
     if (store !== undefined) stops.push(() => store.close());
 
     let mxPort = config.smtp.port;
-    const queue = await openOutboundQueue({
-      dir: queueDirectory(dataDir),
-      ...(shared.queueStore === undefined ? {} : { store: shared.queueStore }),
-      ...(shared.queuePollMs === undefined ? {} : { maintenanceIntervalMs: shared.queuePollMs }),
-      config: { ...config.outbound, heloName: config.outbound.heloName ?? publicName },
+    const queue = await openGatewayQueue({
+      config,
+      dataDir,
+      shared,
+      keyStore,
+      publicName,
       logger,
-      metrics: createOutboundMetrics(metrics),
-      localHop: async (domain) =>
-        (await servesDomain(keyStore, config.smtp.localDomains, domain))
-          ? { host: loopbackOf(config.smtp.host), port: mxPort }
-          : null,
+      metrics,
+      mxPort: () => mxPort,
     });
     stops.push(() => queue.close());
 

@@ -16,19 +16,19 @@ import type { Logger } from '../config/logger.js';
 import { loadOrCreateGatewayKey, openKeyStore, type KeyStore } from '../keystore/index.js';
 import { noticeSender } from '../lists/notices.js';
 import { listPostDelivery } from '../lists/post-delivery.js';
-import { createOutboundMetrics, openOutboundQueue } from '../outbound/index.js';
 import { keyStoreDirectory, recryptEncryptor } from '../smtp/adapters/index.js';
 import { EncryptPool, pooledEncryptor } from '../smtp/adapters/encrypt-pool.js';
 import { lmtpDelivery } from '../smtp/lmtp-delivery.js';
 import { startMxServer, type MxServer } from '../smtp/mx-server.js';
 import { startSubmission, type SubmissionServer } from '../submission/index.js';
-import { loopbackOf, publicHost, servesDomain } from './addresses.js';
+import { publicHost } from './addresses.js';
 import { prepareDataDir } from './data-dir.js';
 import { startMailStore } from './mail-store.js';
 import type { GatewayRole } from './roles.js';
 import { startProxy, type RunningProxy } from './proxy.js';
 import { countingUnavailable, createKeyStoreMetrics } from './keystore-metrics.js';
-import { openSharedState, queueDirectory } from './shared-state.js';
+import { openGatewayQueue } from './outbound-queue.js';
+import { openSharedState } from './shared-state.js';
 import { loadOrCreateSecretFile, readSecretFile } from './secrets.js';
 import { StartupError, causeChain, describeKeyStore } from './startup-errors.js';
 import { probeGreeting, type ProbeTarget } from './upstream-probe.js';
@@ -168,18 +168,15 @@ export async function startGateway(
     const adminToken = loadOrCreateSecretFile(inData(config.admin.tokenFile));
     // Known once the MX listens; the queue starts delivering only after that.
     let mxPort = 0;
-    const queue = await openOutboundQueue({
-      dir: queueDirectory(dataDir),
-      ...(shared.queueStore === undefined ? {} : { store: shared.queueStore }),
-      ...(shared.queuePollMs === undefined ? {} : { maintenanceIntervalMs: shared.queuePollMs }),
-      config: { ...config.outbound, heloName: config.outbound.heloName ?? publicName },
+    const queue = await openGatewayQueue({
+      config,
+      dataDir,
+      shared,
+      keyStore,
+      publicName,
       logger,
-      metrics: createOutboundMetrics(metrics),
-      // Reports about our own list copies go to team-bounces@ here: straight to our MX.
-      localHop: async (domain) =>
-        (await servesDomain(keyStore, config.smtp.localDomains, domain))
-          ? { host: loopbackOf(config.smtp.host), port: mxPort }
-          : null,
+      metrics,
+      mxPort: () => mxPort,
     });
     stops.push(() => queue.close());
     const storeDelivery = lmtpDelivery(store.lmtp);
