@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { trustedPeers } from '../net/proxy-listener.js';
 import { outbound, submission } from './schema-sending.js';
-import { duration, host, port } from './schema-values.js';
+import { duration, host, hostAndPort, port } from './schema-values.js';
 
 const tlsFiles = z.strictObject({
   /** PEM private key. */
@@ -196,6 +196,8 @@ const configObject = z.strictObject({
       maxDkimSignatures: z.number().int().nonnegative().default(5),
       /** SPF/DKIM/DMARC checks are stopped after this and recorded as temperror. */
       authTimeout: duration.prefault('20s'),
+      /** DNS server (`host:port`) for SPF/DKIM/DMARC lookups; default the system's. */
+      resolver: hostAndPort.optional(),
       proxyProtocol: proxyProtocol.optional(),
     })
     .prefault({}),

@@ -1,9 +1,10 @@
 /**
  * Plain lookups (no DNSSEC status) through node:dns, either the system's resolver or one
  * configured `host:port` (`outbound.resolver`, docs/outbound.md): MX and address records
- * for routing, TXT records for MTA-STS.
+ * for routing, TXT records for MTA-STS; and the MX's SPF/DKIM/DMARC lookups (`smtp.resolver`).
  */
 import { promises as dns } from 'node:dns';
+import type { DnsResolver } from '../smtp/ports.js';
 import { parseServer } from './resolver.js';
 
 export interface PlainResolver {
@@ -37,4 +38,15 @@ export function plainResolver(server?: string): PlainResolver {
         },
       ),
   };
+}
+
+/**
+ * The MX's resolver for SPF, DKIM and DMARC (`smtp.resolver`): `dns.resolve`'s answers
+ * (what mailauth expects) from one configured server instead of the system's.
+ */
+export function mailAuthResolver(server: string): DnsResolver {
+  const { host, port } = parseServer(server);
+  const own = new dns.Resolver();
+  own.setServers([host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`]);
+  return (name, rrtype) => own.resolve(name, rrtype) as ReturnType<DnsResolver>;
 }

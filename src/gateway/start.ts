@@ -27,6 +27,7 @@ import { startMailStore } from './mail-store.js';
 import type { GatewayRole } from './roles.js';
 import { startProxy, type RunningProxy } from './proxy.js';
 import { countingUnavailable, createKeyStoreMetrics } from './keystore-metrics.js';
+import { mailAuthResolver } from '../dns/plain.js';
 import { openGatewayQueue } from './outbound-queue.js';
 import { openSharedState } from './shared-state.js';
 import { loadOrCreateSecretFile, readSecretFile } from './secrets.js';
@@ -260,6 +261,9 @@ export async function startGateway(
       },
       maxDkimSignatures: config.smtp.maxDkimSignatures,
       authTimeoutMs: config.smtp.authTimeout,
+      ...(config.smtp.resolver === undefined
+        ? {}
+        : { dnsResolver: mailAuthResolver(config.smtp.resolver) }),
       localDomains: config.smtp.localDomains,
       pendingRecipientGraceMs: config.smtp.pendingRecipientGrace,
       directory: recipientDirectory,
