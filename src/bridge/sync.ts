@@ -1,25 +1,22 @@
 /**
- * Brings the gateway's changes down into the local view (README.md, "Sync"): the folder
- * list, then per mailbox the UIDs and flags, which decide what is new (fetched, decrypted,
- * cached), what is gone (expunged locally) and whose flags changed. When the gateway
- * offers CONDSTORE and neither HIGHESTMODSEQ, UIDNEXT nor the message count moved since the
- * last complete sync, a mailbox costs one SELECT; when they moved, only the messages
- * changed since are asked for (changes.ts), and every UID's flags only at a first sync or
- * when the counts show an expunge the gateway did not name. It runs at start and then every
- * `intervalMs`, and for one mailbox when its watch (folder-watch.ts) hears a change; a
- * failed round is logged and retried at the next one. New messages are fetched one batch
- * per queued gateway operation, so clients served during a long first sync get their
- * turn between batches (README.md, "Serving during the first sync").
+ * Brings the gateway's changes down into the local view (README.md, "Sync"): rounds, each
+ * the folder list (sync-folders.ts), then per mailbox what changed (sync-plan.ts: flags
+ * and expunges applied, the new UIDs returned), then the new messages fetched, decrypted
+ * and cached. When the gateway offers CONDSTORE and neither HIGHESTMODSEQ, UIDNEXT nor the
+ * message count moved since the last complete sync, a mailbox costs one SELECT. It runs
+ * at start and then every `intervalMs`, and for one mailbox when its watch
+ * (folder-watch.ts) hears a change; a failed round is logged and retried at the next one.
+ * New messages are fetched one batch per queued gateway operation, so clients served
+ * during a long first sync get their turn between batches (README.md, "Serving during the
+ * first sync").
  */
-import type { ImapFlow } from 'imapflow';
 import type { DecryptKey } from '../recrypt/index.js';
-import type { SpecialUse } from '../store/backend.js';
 import type { BridgeCache, CachedMailbox } from './cache.js';
-import { changedSince } from './changes.js';
 import { LocalMailbox } from './local-mailbox.js';
 import { toPlaintext } from './plaintext.js';
-import { moveCachedMailbox } from './rename.js';
-import { Upstream, type FetchedMessage, type SelectedMailbox } from './upstream.js';
+import { syncFolderList } from './sync-folders.js';
+import { planMailbox, type SyncStats } from './sync-plan.js';
+import { Upstream, type FetchedMessage } from './upstream.js';
 
 export interface SyncLogger {
   info(details: object, message: string): void;
@@ -32,15 +29,10 @@ export type SyncProgress = (progress: { mailbox: string; done: number; total: nu
 /** New messages fetched per queued gateway operation (a client's change waits at most one). */
 const FETCH_CHUNK = 50;
 
-const SPECIAL_USES = new Set(['\\Sent', '\\Drafts', '\\Trash', '\\Junk', '\\Archive']);
-
 export class Sync {
   readonly mailboxes = new Map<string, LocalMailbox>();
-  /**
-   * Mailbox syncs that asked only for changes, and those that fetched every UID's flags;
-   * FETCH responses those passes got (tests and benches read them).
-   */
-  readonly stats = { incremental: 0, full: 0, flagResponses: 0 };
+  /** What the mailbox syncs cost (sync-plan.ts); tests and benches read them. */
+  readonly stats: SyncStats = { incremental: 0, full: 0, flagResponses: 0 };
   /** Told when a session opens or closes a mailbox, and when the folder list changed. */
   onSessionsChanged: () => void = () => undefined;
   private delimiter = '/';
@@ -52,8 +44,8 @@ export class Sync {
   private folderQueue: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly cache: BridgeCache,
-    private readonly upstream: Upstream,
+    readonly cache: BridgeCache,
+    readonly upstream: Upstream,
     private readonly key: DecryptKey,
     private readonly logger: SyncLogger,
     private readonly progress: SyncProgress = () => undefined,
@@ -61,7 +53,7 @@ export class Sync {
     for (const state of cache.mailboxes) this.mailboxes.set(state.name, this.localOf(state));
   }
 
-  private localOf(state: CachedMailbox): LocalMailbox {
+  localOf(state: CachedMailbox): LocalMailbox {
     return new LocalMailbox(state, this.cache, this.upstream, () => this.onSessionsChanged());
   }
 
@@ -197,78 +189,9 @@ export class Sync {
   }
 
   private async syncFoldersNow(): Promise<void> {
-    const listed = (await this.upstream.listMailboxes()).filter((m) => !m.flags.has('\\Noselect'));
-    const seen = new Set<string>();
-    const added: Array<{ name: string; entry: (typeof listed)[number] }> = [];
-    let changed = false;
-    for (const entry of listed) {
-      this.delimiter = entry.delimiter || '/';
-      const name =
-        entry.path.toUpperCase() === 'INBOX' ? 'INBOX' : entry.path.split(this.delimiter).join('/');
-      seen.add(name);
-      const known = this.mailboxes.get(name);
-      if (known !== undefined) {
-        known.state.subscribed = entry.subscribed;
-        continue;
-      }
-      added.push({ name, entry });
-    }
-    const gone = [...this.mailboxes.values()].filter((m) => !seen.has(m.name));
-    for (const { name, entry } of added) {
-      const renamed = gone.length > 0 ? await this.renamedFrom(gone, entry.path) : undefined;
-      if (renamed !== undefined) {
-        // Sessions with the old name selected end: that name is gone (as for a deletion).
-        renamed.endSessions(`${renamed.name} was renamed to ${name} on the gateway`);
-        const oldName = renamed.name;
-        await moveCachedMailbox(this.cache, renamed.state, name, entry.path);
-        renamed.state.subscribed = entry.subscribed;
-        this.mailboxes.delete(oldName);
-        this.mailboxes.set(name, renamed);
-        gone.splice(gone.indexOf(renamed), 1);
-        changed = true;
-        continue;
-      }
-      const state: CachedMailbox = {
-        name,
-        path: entry.path,
-        ...(entry.specialUse !== undefined && SPECIAL_USES.has(entry.specialUse)
-          ? { specialUse: entry.specialUse as SpecialUse }
-          : {}),
-        subscribed: entry.subscribed,
-        uidValidity: 0,
-        uidNext: 1,
-        highestModseq: 1,
-        messages: [],
-      };
-      this.cache.mailboxes.push(state);
-      this.mailboxes.set(name, this.localOf(state));
-      changed = true;
-    }
-    for (const mailbox of gone) {
-      const name = mailbox.name;
-      // Sessions with it selected end rather than see it emptied (README.md, "Sync").
-      mailbox.endSessions(`${name} was deleted on the gateway`);
-      mailbox.remove(
-        mailbox.state.messages.map((m) => m.uid),
-        null,
-      );
-      this.cache.removeMailboxFiles(name);
-      this.mailboxes.delete(name);
-      this.cache.mailboxes.splice(this.cache.mailboxes.indexOf(mailbox.state), 1);
-      changed = true;
-    }
-    this.cache.saveSoon();
+    const { delimiter, changed } = await syncFolderList(this, this.delimiter);
+    this.delimiter = delimiter;
     if (changed) this.onSessionsChanged();
-  }
-
-  /** The vanished mailbox whose UIDVALIDITY the new `path` has (one STATUS), if any. */
-  private async renamedFrom(gone: LocalMailbox[], path: string): Promise<LocalMailbox | undefined> {
-    const status = await this.upstream
-      .run((client) => client.status(path, { uidValidity: true }))
-      .catch(() => false as const);
-    const validity = status === false ? 0 : Number(status.uidValidity ?? 0);
-    if (validity === 0) return undefined;
-    return gone.find((m) => m.state.uidValidity === validity);
   }
 
   /**
@@ -295,9 +218,7 @@ export class Sync {
           selected.uidNext <= state.uidNext &&
           selected.exists === state.messages.length;
         if (unchanged) return null;
-        const fresh =
-          (await this.incremental(mailbox, client, selected)) ??
-          (await this.fullPass(mailbox, client, selected));
+        const fresh = await planMailbox(mailbox, client, selected, this.stats);
         return { selected, fresh };
         // Selected again even when it is selected already: imapflow keeps the last SELECT's
         // HIGHESTMODSEQ, and a change since then would look like none.
@@ -332,68 +253,6 @@ export class Sync {
     if (selected.highestModseq !== undefined) state.upstreamModseq = selected.highestModseq;
     this.cache.saveSoon();
     return false;
-  }
-
-  /**
-   * Only what changed since the last complete sync (changes.ts), when the gateway keeps
-   * mod-sequences and one is known: flags of the changed messages, expunges from VANISHED,
-   * new UIDs to fetch. Null when it cannot be used (first sync, NOMODSEQ, no CONDSTORE)
-   * or when the counts disagree (an expunge the gateway did not name: no QRESYNC), and
-   * the full pass runs instead. Returns the new UIDs, ascending.
-   */
-  private async incremental(
-    mailbox: LocalMailbox,
-    client: ImapFlow,
-    selected: SelectedMailbox,
-  ): Promise<number[] | null> {
-    const since = mailbox.state.upstreamModseq;
-    if (since === undefined || selected.highestModseq === undefined) return null;
-    if (!client.enabled.has('CONDSTORE') && !client.enabled.has('QRESYNC')) return null;
-    if (selected.exists === 0) {
-      this.stats.incremental += 1;
-      mailbox.remove(
-        mailbox.state.messages.map((m) => m.uid),
-        null,
-      );
-      return [];
-    }
-    const changes = await changedSince(client, since);
-    this.stats.incremental += 1;
-    this.stats.flagResponses += changes.flags.size;
-    if (changes.vanished !== null && changes.vanished.length > 0)
-      mailbox.remove(changes.vanished, null);
-    const fresh: number[] = [];
-    for (const [uid, flags] of changes.flags) {
-      const message = mailbox.message(uid);
-      if (message === undefined) fresh.push(uid);
-      else mailbox.updateFlags(message, flags, null);
-    }
-    // Every message not named is unchanged since the last complete sync, so it is here
-    // already: the counts then agree, unless something went that the gateway did not name.
-    if (mailbox.state.messages.length + fresh.length !== changes.exists) return null;
-    return fresh.sort((a, b) => a - b);
-  }
-
-  /** Every UID with its flags: what is gone, what changed, what is new (ascending). */
-  private async fullPass(
-    mailbox: LocalMailbox,
-    client: ImapFlow,
-    selected: SelectedMailbox,
-  ): Promise<number[]> {
-    const state = mailbox.state;
-    const upstreamFlags =
-      selected.exists === 0 ? new Map<number, string[]>() : await Upstream.flagsOf(client);
-    this.stats.full += 1;
-    this.stats.flagResponses += upstreamFlags.size;
-    const gone = state.messages.filter((m) => !upstreamFlags.has(m.uid)).map((m) => m.uid);
-    if (gone.length > 0) mailbox.remove(gone, null);
-    for (const message of [...state.messages]) {
-      const flags = upstreamFlags.get(message.uid);
-      if (flags !== undefined) mailbox.updateFlags(message, flags, null);
-    }
-    return [...upstreamFlags.keys()]
-      .filter((uid) => mailbox.message(uid) === undefined)
-      .sort((a, b) => a - b);
   }
 
   private addFetched(mailbox: LocalMailbox, fetched: FetchedMessage): void {
