@@ -2,15 +2,11 @@
  * The client → upstream half of the relay after login. The relay frames the input with
  * the shared framer (src/imap-wire/framer.ts) into command lines and literals so that it
  * can
- *  - note SELECT/EXAMINE/CLOSE/UNSELECT for the selection tracker, and
- *  - refuse commands that would take the session out of the proxy's hands (COMPRESS
- *    would compress the responses the rewriter must read, STARTTLS/AUTHENTICATE/LOGIN/
- *    UNAUTHENTICATE would re-authenticate upstream, URLFETCH/GENURLAUTH/NOTIFY deliver
- *    bodies or push data around the rewriter). A refused command is replaced by an
- *    unknown one so that upstream answers it with a tagged BAD in the right order.
- *  - in a read-only session (a list archive, archive.ts) also refuse what its policy
- *    refuses (sent as NOOP, whose tagged OK the policy turns into its own NO) and send
- *    SELECT as EXAMINE.
+ *  - note SELECT/EXAMINE/CLOSE/UNSELECT for the selection tracker,
+ *  - refuse what refused-commands.ts refuses (a command replaced by a stand-in, so that
+ *    upstream answers its tag in the right order), and in a read-only session (a list
+ *    archive, archive.ts) send SELECT as EXAMINE,
+ *  - encrypt APPENDed messages (append-messages.ts).
  *
  * Upstream must never read as a command a byte the relay passed as literal data, and
  * upstream parsers differ on what a literal is (Dovecot reads `A NOOP {5+}` as a whole
@@ -25,8 +21,13 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { CommandFramer, type LiteralAnnouncement } from '../imap-wire/framer.js';
+import { AppendMessages } from './append-messages.js';
+import { beforeLiteral, normalizeMailbox, parseMailbox, withUid } from './command-line.js';
 import type { AppendEncryptor } from './ports.js';
+import { standInFor, type ReadOnlyPolicy } from './refused-commands.js';
 import type { SelectionTracker } from './selection.js';
+
+export { REFUSED_COMMANDS, type ReadOnlyPolicy } from './refused-commands.js';
 
 /**
  * Longest command line: under the embedded store's 64 KiB (src/store/imap/server.ts) by
@@ -37,17 +38,6 @@ export const RELAY_LINE_CAP = 64 * 1024 - 32;
 const RELAY_LITERAL_CAP = 0xffffffff;
 const MAILBOX_CAP = 1024;
 const TAGGED = /^(\S+) (?:OK|NO|BAD)\b/i;
-export const REFUSED_COMMANDS = new Set([
-  'COMPRESS',
-  'STARTTLS',
-  'AUTHENTICATE',
-  'LOGIN',
-  'UNAUTHENTICATE',
-  'URLFETCH',
-  'GENURLAUTH',
-  'RESETKEY',
-  'NOTIFY',
-]);
 
 export interface ClientRelayOptions {
   onRefused?: (command: string) => void;
@@ -64,12 +54,6 @@ export interface ClientRelayOptions {
   onFatal?: (text: string) => void;
   /** Sees the first line (without CRLF) of every command sent upstream (tests compare framings). */
   onCommand?: (line: Buffer) => void;
-}
-
-/** Which commands a read-only session refuses; the policy answers their tags itself. */
-export interface ReadOnlyPolicy {
-  /** `name` is the command (after UID); true: refused, and the policy notes the tag. */
-  refuses(tag: string, name: string): boolean;
 }
 
 type Awaiting =
@@ -91,8 +75,6 @@ export class ClientRelay extends Transform {
   private tag = '';
   /** The rest of the current command (lines and literal data) is dropped. */
   private refusing = false;
-  /** Bytes of APPEND literals this session holds under the encryptor's budget. */
-  private appendReserved = 0;
   /** Literal data the relay forwards (after upstream's `+`). */
   private streaming = false;
   private idleLine = false;
@@ -100,13 +82,15 @@ export class ClientRelay extends Transform {
   /** The next line sent upstream starts a command. */
   private reportNext = false;
   private capture: { tag: string; bytes: Buffer[] } | null = null;
-  private append: { head: Buffer; literal: Buffer[] } | null = null;
+  /** Null: APPENDs go upstream as sent. */
+  private readonly appends: AppendMessages | null;
 
   constructor(
     private readonly selection: SelectionTracker,
     private readonly options: ClientRelayOptions = {},
   ) {
     super({ highWaterMark: 64 * 1024 });
+    this.appends = options.encryptor === undefined ? null : new AppendMessages(options.encryptor);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -137,7 +121,7 @@ export class ClientRelay extends Transform {
       awaiting.data !== null &&
       (line.startsWith('+') || tagged === awaiting.tag)
     )
-      this.releaseAppend();
+      this.appends?.release();
     if (line.startsWith('+')) {
       this.awaiting = null;
       if (awaiting.kind === 'idle') {
@@ -179,7 +163,7 @@ export class ClientRelay extends Transform {
 
   private dropLiteral(clientSync: boolean, encrypted: boolean): void {
     this.capture = null;
-    this.append = null;
+    this.appends?.end();
     if (encrypted) {
       // The client's message is already read; the rest of the command is dropped.
       this.refusing = true;
@@ -236,12 +220,13 @@ export class ClientRelay extends Transform {
   }
 
   private literalData(data: Buffer, last: boolean): void {
-    if (this.append !== null) this.append.literal.push(data);
+    const appending = this.appends?.active === true;
+    if (appending) this.appends!.add(data);
     else if (!this.refusing && this.streaming) this.push(data);
     if (this.capture !== null) this.capture.bytes.push(data);
     if (!last) return;
     this.streaming = false;
-    if (this.append !== null) this.sendAppendLiteral();
+    if (appending) this.sendAppendLiteral();
     if (this.capture !== null) {
       const { tag, bytes } = this.capture;
       this.capture = null;
@@ -270,10 +255,10 @@ export class ClientRelay extends Transform {
       const upstream = this.inspect(line, literal);
       if (upstream === null) return;
       line = upstream;
-    } else if (this.append !== null) {
+    } else if (this.appends?.active === true) {
       if (literal === null) {
         this.pushLine(line);
-        this.append = null;
+        this.appends.end();
         return;
       }
       return this.startAppendLiteral(line, literal);
@@ -299,16 +284,7 @@ export class ClientRelay extends Transform {
     let name = (words[1] ?? '').toUpperCase();
     if (name === 'UID') name = (words[2] ?? '').toUpperCase();
     const readOnly = this.options.readOnly;
-    // IDLE with anything after it is not IDLE to every server (Dovecot ignores the rest).
-    const badIdle = name === 'IDLE' && text.toUpperCase() !== `${tag.toUpperCase()} IDLE`;
-    // The policy's stand-in is NOOP, not an unknown command: a client may well send many
-    // writes in a row, and Dovecot disconnects after 20 invalid commands in a row.
-    const standIn =
-      REFUSED_COMMANDS.has(name) || badIdle
-        ? 'X-REFUSED-BY-PROXY'
-        : readOnly?.refuses(tag, name) === true
-          ? 'NOOP'
-          : null;
+    const standIn = standInFor(text, tag, name, readOnly);
     if (standIn !== null) {
       this.options.onRefused?.(name);
       this.refusing = true;
@@ -317,7 +293,7 @@ export class ClientRelay extends Transform {
       this.skip(literal);
       return null;
     }
-    if (name === 'APPEND' && literal !== null && this.options.encryptor !== undefined) {
+    if (name === 'APPEND' && literal !== null && this.appends !== null) {
       this.startAppendLiteral(raw, literal);
       return null;
     }
@@ -363,108 +339,45 @@ export class ClientRelay extends Transform {
 
   /** An APPEND message: read whole (bounded by the encryptor) before anything goes upstream. */
   private startAppendLiteral(line: Buffer, literal: LiteralAnnouncement): void {
-    const encryptor = this.options.encryptor!;
-    const first = this.append === null;
-    if (literal.size > encryptor.maxBytes) {
-      this.options.onRefused?.('APPEND');
-      this.append = null;
-      if (!first) {
-        // Earlier messages of this MULTIAPPEND are upstream already: no clean way back.
-        return this.fail('APPEND message too large to encrypt');
-      }
-      this.options.inject?.(
-        Buffer.from(`${this.tag} NO [TOOBIG] Message too large to encrypt\r\n`, 'latin1'),
-      );
-      if (literal.sync) this.framer.refuse();
-      else {
-        this.framer.accept();
-        this.refusing = true;
-      }
+    const appends = this.appends!;
+    const first = !appends.active;
+    const refused = appends.start(line, literal.size);
+    if (refused === null) {
+      if (first) this.sent(this.tag);
+      if (literal.sync) this.options.inject?.(Buffer.from('+ Ready for literal data\r\n'));
+      this.framer.accept();
+      if (literal.size === 0) this.sendAppendLiteral();
       return;
     }
-    if (encryptor.reserve !== undefined && !encryptor.reserve(literal.size)) {
-      this.options.onRefused?.('APPEND');
-      this.append = null;
-      if (!first) return this.fail('Too many APPENDs in progress');
-      this.options.inject?.(
-        Buffer.from(`${this.tag} NO [LIMIT] Too many APPENDs in progress, try again\r\n`, 'latin1'),
+    this.options.onRefused?.('APPEND');
+    if (!first) {
+      // Earlier messages of this MULTIAPPEND are upstream already: no clean way back.
+      return this.fail(
+        refused === 'too-big'
+          ? 'APPEND message too large to encrypt'
+          : 'Too many APPENDs in progress',
       );
-      if (literal.sync) this.framer.refuse();
-      else {
-        this.framer.accept();
-        this.refusing = true;
-      }
-      return;
     }
-    this.appendReserved += literal.size;
-    if (first) this.sent(this.tag);
-    this.append = { head: beforeLiteral(line), literal: [] };
-    if (literal.sync) this.options.inject?.(Buffer.from('+ Ready for literal data\r\n'));
-    this.framer.accept();
-    if (literal.size === 0) this.sendAppendLiteral();
-  }
-
-  private releaseAppend(): void {
-    if (this.appendReserved > 0) this.options.encryptor?.release?.(this.appendReserved);
-    this.appendReserved = 0;
+    const reply =
+      refused === 'too-big'
+        ? 'NO [TOOBIG] Message too large to encrypt'
+        : 'NO [LIMIT] Too many APPENDs in progress, try again';
+    this.options.inject?.(Buffer.from(`${this.tag} ${reply}\r\n`, 'latin1'));
+    if (literal.sync) this.framer.refuse();
+    else {
+      this.framer.accept();
+      this.refusing = true;
+    }
   }
 
   override _destroy(error: Error | null, callback: (error: Error | null) => void): void {
-    this.releaseAppend();
+    this.appends?.release();
     callback(error);
   }
 
   private sendAppendLiteral(): void {
-    const append = this.append!;
-    const stored = this.options.encryptor!.encrypt(Buffer.concat(append.literal));
-    append.literal = [];
-    this.pushLine(Buffer.concat([append.head, Buffer.from(`{${stored.length}}`, 'latin1')]));
-    this.awaiting = { kind: 'literal', tag: this.tag, clientSync: false, data: stored };
+    const { line, data } = this.appends!.encrypt();
+    this.pushLine(line);
+    this.awaiting = { kind: 'literal', tag: this.tag, clientSync: false, data };
   }
-}
-
-/** The line without its literal announcement `{N}` / `{N+}`. */
-function beforeLiteral(line: Buffer): Buffer {
-  return line.subarray(0, line.lastIndexOf(0x7b));
-}
-
-const PARTIAL_PAST_START = /\]<[1-9][0-9]*\.[0-9]+>/;
-
-/**
- * A partial fetch that starts past byte 0 is patched from the plan of its message,
- * found by UID: a plain FETCH that asks for one without the UID gets `UID` added to its
- * items (RFC 3501 §7.4.2 lets a server send items not asked for; clients ignore them).
- */
-function withUid(raw: Buffer, text: string): Buffer {
-  if (!PARTIAL_PAST_START.test(text) || /[ (]UID[ )]/i.test(text)) return raw;
-  const ending = raw.subarray(text.length);
-  const open = text.indexOf('(');
-  if (open !== -1)
-    return Buffer.concat([
-      Buffer.from(`${text.slice(0, open + 1)}UID ${text.slice(open + 1)}`, 'latin1'),
-      ending,
-    ]);
-  const match = /^(\S+ FETCH \S+ )(\S+)$/i.exec(text);
-  if (match === null) return raw;
-  return Buffer.concat([Buffer.from(`${match[1]}(UID ${match[2]})`, 'latin1'), ending]);
-}
-
-/** The first argument: a quoted string (unescaped) or an atom. */
-function parseMailbox(rest: string): string | null {
-  if (rest.startsWith('"')) {
-    let out = '';
-    for (let i = 1; i < rest.length; i++) {
-      const c = rest[i]!;
-      if (c === '\\') out += rest[++i] ?? '';
-      else if (c === '"') return Buffer.from(out, 'latin1').toString('utf8');
-      else out += c;
-    }
-    return null;
-  }
-  const atom = rest.split(/[ (]/)[0] ?? '';
-  return atom === '' ? null : Buffer.from(atom, 'latin1').toString('utf8');
-}
-
-function normalizeMailbox(name: string): string {
-  return name.toUpperCase() === 'INBOX' ? 'INBOX' : name;
 }

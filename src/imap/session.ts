@@ -1,45 +1,32 @@
 /**
- * One client connection: greeting, the pre-auth commands the proxy answers itself,
- * device login, the master login upstream, then the two-way relay (ClientRelay one way,
- * the response rewriter the other). Errors with an IMAP status become `NO [code]` here
- * and nowhere else; the client gets generic text, the log the detail, neither a secret.
+ * One client connection: greeting, the pre-auth commands the proxy answers itself
+ * (CAPABILITY, NOOP, ID, LOGOUT, STARTTLS, LOGIN, AUTHENTICATE PLAIN), then the login
+ * (session-login.ts: device login and the master login upstream; its errors become
+ * `NO [code]` there and nowhere else), then the two-way relay (session-relay.ts), and the
+ * session's end: BYE now, or at the next response boundary on revocation and shutdown.
  */
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
-import { ArchiveReadOnly } from './archive.js';
-import { filterCapabilities, filterCapabilityLine } from './capabilities.js';
-import { ClientRelay } from './client-relay.js';
-import { ImapProxyError } from './errors.js';
-import {
-  authenticateIdentity,
-  loginIdentity,
-  saslPlainLogin,
-  type LoginIdentity,
-} from './login-identity.js';
+import { loginIdentity, saslPlainLogin, type LoginIdentity } from './login-identity.js';
 import type { ImapProxyMetrics } from './metrics.js';
-import { PlanCache, type PlanLookup } from './plan-cache.js';
-import { liveFingerprint } from './plan-codec.js';
-import { TieredPlans, type PointCache } from './point-cache.js';
+import type { PointCache } from './point-cache.js';
 import type {
   AppendEncryptor,
   AuthenticatedDevice,
   BodyTransform,
   DeviceDirectory,
 } from './ports.js';
-import { PrefixFetcher } from './prefix-fetcher.js';
 import { PREAUTH_LINE_TOO_LONG, PreauthReader, type PreauthCommand } from './preauth.js';
-import type { BodyEvent } from './body-literal.js';
-import { RewriterStream } from './rewriter-stream.js';
-import { SelectionTracker } from './selection.js';
+import { SessionLogin } from './session-login.js';
+import { SessionRelay } from './session-relay.js';
 import type { LoginThrottle } from './throttle.js';
-import { UpstreamConnection, type MasterCredential, type UpstreamOptions } from './upstream.js';
+import type { MasterCredential, UpstreamConnection, UpstreamOptions } from './upstream.js';
 import type { DeviceRecryptKeys } from '../recrypt/types.js';
 
 /** Default of `loginTimeoutMs`: from connect to logged in, however the client trickles. */
 export const LOGIN_TIMEOUT_MS = 60_000;
-const MAX_LOGIN_FAILURES = 3;
 const MAX_BAD_COMMANDS = 10;
 /** A revoked device's sessions end within 2 s. */
 const REVOKE_GRACE_MS = 1_500;
@@ -60,8 +47,10 @@ export interface SessionEnvironment {
   secureContext?: SecureContext;
   /** Plain connections from loopback may log in without TLS. */
   allowPlaintextOnLoopback: boolean;
-  /** Encrypts what clients APPEND to the user's group; undefined stores APPENDs as sent. */
-  /** The encryptor for APPENDs into `account`'s mailbox (with that account's memory budget). */
+  /**
+   * The encryptor for APPENDs into `account`'s mailbox, to the user's group (with that
+   * account's memory budget); undefined stores APPENDs as sent.
+   */
   appendEncryptorFor?: (groupCertificate: Uint8Array, account: string) => AppendEncryptor;
   /** Time from connect to a completed login; the session ends with BYE after it. */
   loginTimeoutMs: number;
@@ -79,15 +68,14 @@ export class ProxySession {
   private secure: boolean;
   private reader = new PreauthReader();
   private state: 'preauth' | 'busy' | 'relay' | 'closing' | 'closed' = 'preauth';
-  private failures = 0;
   private badCommands = 0;
   private loginTimer: NodeJS.Timeout | undefined;
   private upstream: UpstreamConnection | null = null;
-  private fetcher: PrefixFetcher | null = null;
-  private rewriter: RewriterStream | null = null;
+  private relay: SessionRelay | null = null;
   private unregister: () => void = () => undefined;
-  private upstreamSaidBye = false;
+  private readonly ended = new AbortController();
   private readonly log: Logger;
+  private readonly logins: SessionLogin;
   readonly remoteAddress: string;
   device: AuthenticatedDevice | null = null;
 
@@ -100,6 +88,22 @@ export class ProxySession {
     this.secure = secure;
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     this.log = env.logger.child({ session: this.id, ip: this.remoteAddress });
+    this.logins = new SessionLogin({
+      env,
+      remoteAddress: this.remoteAddress,
+      log: this.log,
+      ended: () => this.state === 'closed',
+      wait: (ms) => this.wait(ms),
+      write: (text) => this.write(text),
+      bye: (text) => this.bye(text),
+      register: (device) => this.register(device),
+      forget: () => {
+        this.unregister();
+        this.unregister = () => undefined;
+        this.device = null;
+      },
+      loggedIn: (device, upstream) => this.startRelay(device, upstream),
+    });
   }
 
   start(): void {
@@ -264,66 +268,9 @@ export class ProxySession {
     }
     this.state = 'busy';
     this.socket.pause();
-    const directory = this.env.directory;
-    const account = directory.accountOf?.(who.member) ?? who.member.trim().toLowerCase();
-    let release: (() => void) | null = await this.env.throttle.acquire(this.remoteAddress);
     try {
-      if ((this.state as string) === 'closed') return;
-      const delay = await this.env.throttle.delayFor(this.remoteAddress, account);
-      if (delay > 0) this.log.info({ delayMs: delay }, 'login delayed after failed attempts');
-      // A session that ends while it waits gives its slot back at once.
-      if (delay > 0) await this.wait(delay);
-      if ((this.state as string) === 'closed') return;
-      const device = await authenticateIdentity(directory, who, password);
-      if (device === null) return await this.loginFailed(tag, account);
-      this.device = device;
-      const unregister = this.env.register(this);
-      if (unregister === null) {
-        this.device = null;
-        this.env.metrics?.logins.inc({ result: 'limit' });
-        this.log.info({ address: device.address }, 'too many sessions for this account and IP');
-        this.write(`${tag} NO [LIMIT] Too many connections for this account from your address\r\n`);
-        return this.bye('Too many connections');
-      }
-      this.unregister = unregister;
-      // Registered first, then re-checked: a revocation that completed while the credential
-      // was checked shows here, one that completes later reaches this session.
-      if (!((await directory.stillActive?.(device)) ?? true)) {
-        this.unregister();
-        this.unregister = () => undefined;
-        this.device = null;
-        return await this.loginFailed(tag, account);
-      }
-      release();
-      release = null;
-      if ((this.state as string) === 'closed') return;
-      await this.env.throttle.recordSuccessShared(account);
-      const storeUser = device.archive?.mailbox ?? device.address;
-      const upstream = await UpstreamConnection.open(this.env.upstream, this.env.master, storeUser);
-      if ((this.state as string) === 'closed') {
-        upstream.close();
-        return;
-      }
-      this.upstream = upstream;
-      this.env.metrics?.logins.inc({ result: 'ok' });
-      const archive = device.archive?.list;
-      this.log.info({ address: device.address, device: device.deviceId, archive }, 'logged in');
-      const capabilities = filterCapabilities(upstream.capabilities, true).join(' ');
-      this.write(`${tag} OK [CAPABILITY ${capabilities}] Logged in\r\n`);
-      this.startRelay(device, upstream);
-    } catch (error) {
-      this.unregister();
-      this.device = null;
-      if (error instanceof ImapProxyError) {
-        this.env.metrics?.logins.inc({ result: 'unavailable' });
-        this.log.warn({ err: error.message }, 'login could not complete');
-        this.write(`${tag} NO [${error.code}] ${error.clientText}\r\n`);
-      } else {
-        this.log.error({ err: (error as Error).message }, 'login failed unexpectedly');
-        this.write(`${tag} NO [UNAVAILABLE] Service temporarily unavailable\r\n`);
-      }
+      await this.logins.run(tag, who, password);
     } finally {
-      release?.();
       // The caller (drain) goes on with whatever the client pipelined.
       if (this.state === 'busy') {
         this.state = 'preauth';
@@ -331,8 +278,6 @@ export class ProxySession {
       }
     }
   }
-
-  private readonly ended = new AbortController();
 
   /** Resolves after `ms`, or as soon as the session ends. */
   private wait(ms: number): Promise<void> {
@@ -346,123 +291,35 @@ export class ProxySession {
     });
   }
 
-  private async loginFailed(tag: string, address: string): Promise<void> {
-    // Counted (in every process, when shared) before the client hears the answer.
-    await this.env.throttle.recordFailureShared(this.remoteAddress, address);
-    this.env.metrics?.logins.inc({ result: 'failed' });
-    this.log.info('device login failed');
-    this.write(`${tag} NO [AUTHENTICATIONFAILED] Authentication failed\r\n`);
-    if (++this.failures >= MAX_LOGIN_FAILURES) this.bye('Too many failed logins');
+  /** The device is known: registered for revocations, unless over the account's cap. */
+  private register(device: AuthenticatedDevice): boolean {
+    this.device = device;
+    const unregister = this.env.register(this);
+    if (unregister === null) {
+      this.device = null;
+      return false;
+    }
+    this.unregister = unregister;
+    return true;
   }
 
   private startRelay(device: AuthenticatedDevice, upstream: UpstreamConnection): void {
+    this.upstream = upstream;
     this.state = 'relay';
     clearTimeout(this.loginTimer);
-    const selection = new SelectionTracker();
-    // A list archive is shared by every member: read-only, so nothing is APPENDed to it.
-    const archive = device.archive === undefined ? null : new ArchiveReadOnly();
-    const literalPlus = upstream.capabilities.some((c) => c.toUpperCase() === 'LITERAL+');
-    const encryptor =
-      this.env.appendEncryptorFor !== undefined &&
-      device.groupCertificate !== undefined &&
-      literalPlus
-        ? this.env.appendEncryptorFor(device.groupCertificate, device.address)
-        : undefined;
-    if (this.env.appendEncryptorFor !== undefined && encryptor === undefined && archive === null) {
-      this.log.warn('APPEND encryption unavailable (no group certificate or no LITERAL+ upstream)');
-    }
-    let rewriterRef: RewriterStream | null = null;
-    const relay = new ClientRelay(selection, {
-      onRefused: (name) => this.log.info({ command: name }, 'refused command'),
-      ...(encryptor === undefined ? {} : { encryptor }),
-      ...(archive === null ? {} : { readOnly: archive }),
-      inject: (bytes) => rewriterRef?.rewriter.inject(bytes),
-      onFatal: (text) => this.bye(text),
-    });
-    const storeUser = device.archive?.mailbox ?? device.address;
-    const fetcher = new PrefixFetcher(this.env.upstream, this.env.master, storeUser);
-    this.fetcher = fetcher;
-    const rewriter = new RewriterStream({
-      transform: this.env.transformFor(device.keys),
-      cache: this.plansFor(device, storeUser),
-      selection: () => selection.current(),
-      fetchPrefix: (request) => fetcher.fetch(request),
-      onTextLine: (line) => {
-        selection.responseLine(line);
-        relay.upstreamLine(line);
-        if (/^\* BYE\b/i.test(line)) this.upstreamSaidBye = true;
+    const relay = new SessionRelay(
+      {
+        env: this.env,
+        log: this.log,
+        ending: () => this.state === 'closed' || this.state === 'closing',
+        bye: (text) => this.bye(text),
       },
-      rewriteTextLine: (line) =>
-        relay.takeHiddenLine()
-          ? null
-          : archive === null
-            ? filterCapabilityLine(line)
-            : archive.responseLine(filterCapabilityLine(line)),
-      onBody: (event) => this.onBody(event),
-    });
-    this.rewriter = rewriter;
-    rewriterRef = rewriter;
-    const metrics = this.env.metrics;
-    const upstreamSocket = upstream.socket;
-    const leftover = upstream.detach();
-    this.socket.off('data', this.onPreauthData);
-    upstreamSocket.on('error', (error) =>
-      this.log.warn({ err: error.message }, 'upstream socket error'),
+      device,
+      upstream,
     );
-    rewriter.on('error', (error) => {
-      this.log.error({ err: error.message }, 'response rewriter failed');
-      this.bye('Internal error');
-    });
-    if (metrics !== undefined) {
-      rewriter.on('data', (chunk: Buffer) =>
-        metrics.bytes.inc({ direction: 'to_client' }, chunk.length),
-      );
-      relay.on('data', (chunk: Buffer) =>
-        metrics.bytes.inc({ direction: 'to_upstream' }, chunk.length),
-      );
-    }
-    if (leftover.length > 0) rewriter.write(leftover);
-    upstreamSocket.pipe(rewriter).pipe(this.socket, { end: false });
-    rewriter.once('end', () => {
-      if (this.state === 'closed' || this.state === 'closing') return;
-      if (!this.upstreamSaidBye) this.log.warn('upstream closed the session');
-      this.bye(this.upstreamSaidBye ? null : 'Mail store connection closed');
-    });
     this.relay = relay;
-    relay.pipe(upstreamSocket, { end: false });
-    const rest = this.reader.takeRest();
-    if (rest.length > 0) relay.write(rest);
-    this.socket.pipe(relay, { end: false });
-    this.socket.resume();
-  }
-
-  /** The session's plan cache, over the point cache for this device when there is one. */
-  private plansFor(device: AuthenticatedDevice, storeUser: string): PlanLookup {
-    const own = new PlanCache();
-    if (this.env.pointCache === undefined) return own;
-    return new TieredPlans(own, this.env.pointCache, {
-      owner: device.address.toLowerCase(),
-      device: device.deviceId,
-      storeUser,
-      fingerprint: liveFingerprint(device.keys),
-    });
-  }
-
-  private onBody(event: BodyEvent): void {
-    this.env.metrics?.bodies.inc({ result: event.result, reason: event.reason ?? '' });
-    if (event.reason === 'invalid-point') {
-      this.log.warn(
-        { section: event.item.section },
-        'originator point not on P-256: body passed unchanged',
-      );
-    } else if (event.result === 'unresolved') {
-      this.log.warn(
-        { section: event.item.section, origin: event.item.origin },
-        'partial body could not be planned: passed unchanged',
-      );
-    } else {
-      this.log.debug({ result: event.result, reason: event.reason }, 'body');
-    }
+    this.socket.off('data', this.onPreauthData);
+    relay.start(this.socket, this.reader.takeRest());
   }
 
   /** The device was revoked while connected: BYE within REVOKE_GRACE_MS. */
@@ -484,8 +341,8 @@ export class ProxySession {
    * literal to a stalled client) ends with the connection cut.
    */
   private byeAtBoundary(text: string, graceMs: number): void {
-    const rewriter = this.rewriter;
-    if (this.state !== 'relay' || rewriter === null || rewriter.readableEnded) {
+    const rewriter = this.relay?.rewriter;
+    if (this.state !== 'relay' || rewriter === undefined || rewriter.readableEnded) {
       this.bye(text);
       return;
     }
@@ -509,7 +366,7 @@ export class ProxySession {
     if (this.state === 'closed' || this.state === 'closing') return;
     if (this.upstream !== null) {
       this.upstream.socket.unpipe();
-      this.rewriter?.unpipe(this.socket);
+      this.relay?.rewriter.unpipe(this.socket);
     }
     if (text !== null && this.socket.writable) this.socket.write(`* BYE ${text}\r\n`);
     this.close();
@@ -525,7 +382,6 @@ export class ProxySession {
     this.cleanup();
   }
 
-  private relay: ClientRelay | null = null;
   private cleanupDone = false;
   private cleanup(): void {
     if (this.cleanupDone) return;
@@ -535,9 +391,9 @@ export class ProxySession {
     clearTimeout(this.loginTimer);
     this.env.metrics?.sessions.dec();
     this.upstream?.close();
-    this.fetcher?.close();
+    this.relay?.fetcher.close();
     // Gives back the memory budget of an APPEND cut off mid-literal.
-    this.relay?.destroy();
+    this.relay?.client.destroy();
     this.unregister();
   }
 }
