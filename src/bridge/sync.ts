@@ -32,7 +32,7 @@ const FETCH_CHUNK = 50;
 export class Sync {
   readonly mailboxes = new Map<string, LocalMailbox>();
   /** What the mailbox syncs cost (sync-plan.ts); tests and benches read them. */
-  readonly stats: SyncStats = { incremental: 0, full: 0, flagResponses: 0 };
+  readonly stats: SyncStats = { incremental: 0, full: 0, flagResponses: 0, uidSearches: 0 };
   /** Told when a session opens or closes a mailbox, and when the folder list changed. */
   onSessionsChanged: () => void = () => undefined;
   private delimiter = '/';

@@ -15,6 +15,7 @@ import {
 } from 'imapflow';
 import type { Flag, FlagOperation } from '../store/backend.js';
 import { BridgeError } from './errors.js';
+import { expandUidSet } from './uid-set.js';
 import type { UpstreamWrites } from './local-mailbox.js';
 
 export interface UpstreamSettings {
@@ -169,16 +170,37 @@ export class Upstream implements UpstreamWrites {
     });
   }
 
-  /** Every UID of the selected mailbox with its flags (`changedSince`: only those changed after it). */
-  static async flagsOf(client: ImapFlow, changedSince?: number): Promise<Map<number, Flag[]>> {
+  /**
+   * The flags of the selected mailbox's messages in the UID range `uids`, by UID (one
+   * FETCH response per message there).
+   */
+  static async flagsOf(client: ImapFlow, uids: string): Promise<Map<number, Flag[]>> {
     const out = new Map<number, Flag[]>();
-    const messages = await client.fetchAll(
-      '1:*',
-      { uid: true, flags: true },
-      changedSince !== undefined ? { changedSince: BigInt(changedSince) } : {},
-    );
+    const messages = await client.fetchAll(uids, { uid: true, flags: true }, { uid: true });
     for (const m of messages) out.set(m.uid, [...(m.flags ?? [])]);
     return out;
+  }
+
+  /**
+   * The UIDs of the selected mailbox (within `range`, a UID range, when given), ascending:
+   * `UID SEARCH`, with ESEARCH's `RETURN (ALL)` when the gateway offers it (one short line
+   * of ranges, where FETCH answers a line per message).
+   */
+  static async uidsOf(client: ImapFlow, range?: string): Promise<number[]> {
+    const query = range === undefined ? { all: true } : { uid: range };
+    const found = await client.search(query, { uid: true, returnOptions: ['ALL'] });
+    const path = client.mailbox === false ? '' : client.mailbox.path;
+    if (found === false || found === undefined)
+      throw new BridgeError('upstream', `the gateway refused UID SEARCH in ${path}`);
+    if (Array.isArray(found)) return [...new Set(found)].sort((a, b) => a - b);
+    const limit = client.mailbox === false ? 0 : client.mailbox.exists;
+    const uids = expandUidSet(found.all ?? '', limit);
+    if (uids === null)
+      throw new BridgeError(
+        'upstream',
+        `the gateway's UID SEARCH answer in ${path} is not a set of at most ${limit} UIDs`,
+      );
+    return uids;
   }
 
   /** The whole messages of `uids` (as the proxy recrypted them for this device), in batches. */

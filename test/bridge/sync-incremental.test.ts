@@ -6,7 +6,9 @@
  * per message. The bridge's connection to the gateway runs through a TCP relay here that
  * counts the bytes the gateway sends, so the same sync done as a full pass (every UID's
  * flags) is compared on the wire, in the same run. Without QRESYNC, an expunge is found
- * by the count: the full pass runs then.
+ * by the count: the full pass runs then, and asks only which UIDs exist (`UID SEARCH`,
+ * ESEARCH), as at a first sync; without CONDSTORE it fetches the flags of the known
+ * messages and searches only above them.
  */
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -76,6 +78,7 @@ async function syncMany(): Promise<{
   incremental: number;
   full: number;
   responses: number;
+  searches: number;
   bytes: number;
 }> {
   const before = { ...bridge.sync.stats };
@@ -86,6 +89,7 @@ async function syncMany(): Promise<{
     incremental: after.incremental - before.incremental,
     full: after.full - before.full,
     responses: after.flagResponses - before.flagResponses,
+    searches: after.uidSearches - before.uidSearches,
     bytes: relay.fromGateway() - bytes,
   };
 }
@@ -123,6 +127,10 @@ afterAll(async () => {
 describe('later syncs of the bridge', () => {
   it('ask only for what changed, and still get another device’s flag change, expunge and new message', async () => {
     expect(bridge.sync.mailboxes.get('Many')!.records()).toHaveLength(MANY);
+    // The first sync asked which UIDs exist, not every message's flags: those came with
+    // the messages.
+    expect(bridge.sync.stats).toMatchObject({ flagResponses: 0 });
+    expect(bridge.sync.stats.uidSearches).toBeGreaterThanOrEqual(1);
     const client = await bridgeClient(bridge);
     const seen: { flags: number[]; expunged: number } = { flags: [], expunged: 0 };
     client.on('flags', (update: { uid?: number; seq: number }) => seen.flags.push(update.seq));
@@ -176,14 +184,14 @@ describe('later syncs of the bridge', () => {
       delete bridge.sync.mailboxes.get('Many')!.state.upstreamModseq;
       const full = await syncMany();
       expect(incremental).toMatchObject({ incremental: 1, full: 0, responses: 1 });
-      expect(full).toMatchObject({ incremental: 0, full: 1, responses: MANY });
+      expect(full).toMatchObject({ incremental: 0, full: 1, responses: MANY, searches: 0 });
       expect(flagsOf(11)).toContain('\\Answered');
       expect(flagsOf(12)).toContain('\\Answered');
       expect(incremental.bytes * 3).toBeLessThan(full.bytes);
 
       // Without QRESYNC (as with a gateway that offers CONDSTORE alone) an expunge is not
-      // named: the counts disagree and the full pass finds it; a flag change alone still
-      // costs one response.
+      // named: the counts disagree and the full pass finds it by the UIDs alone (the flags
+      // came with CHANGEDSINCE); a flag change alone still costs one response.
       const upstream = (bridge.sync as unknown as { upstream: Upstream }).upstream;
       await upstream.run(async (c) => c.enabled.delete('QRESYNC'));
       await onGateway(async (proxy) => {
@@ -191,12 +199,46 @@ describe('later syncs of the bridge', () => {
         await proxy.messageDelete('14', { uid: true });
       });
       const counted = await syncMany();
-      expect(counted).toMatchObject({ incremental: 1, full: 1, responses: 1 + MANY - 1 });
+      expect(counted).toMatchObject({ incremental: 1, full: 1, responses: 1, searches: 1 });
       expect(flagsOf(13)).toContain('\\Flagged');
       expect(flagsOf(14)).toBeUndefined();
       await onGateway((proxy) => proxy.messageFlagsAdd('15', ['\\Flagged'], { uid: true }));
       expect(await syncMany()).toMatchObject({ incremental: 1, full: 0, responses: 1 });
       expect(flagsOf(15)).toContain('\\Flagged');
+
+      // Without CONDSTORE (or on NOMODSEQ) every pass is full: the known messages' flags,
+      // and a UID SEARCH above the highest known UID for what is new (fetched with its
+      // flags). Here as plain SEARCH, as from a gateway without ESEARCH.
+      await upstream.run(async (c) => {
+        c.enabled.delete('CONDSTORE');
+        c.capabilities.delete('ESEARCH');
+      });
+      const known = bridge.sync.mailboxes.get('Many')!.records().length;
+      const highest = Math.max(
+        ...bridge.sync.mailboxes
+          .get('Many')!
+          .records()
+          .map((r) => r.uid),
+      );
+      let added = 0;
+      await onGateway(async (proxy) => {
+        await proxy.messageFlagsAdd('16', ['\\Seen'], { uid: true });
+        await proxy.messageDelete('17', { uid: true });
+        const appended = await proxy.append('Many', message('late', 'Late one'), ['\\Flagged']);
+        added = appended === false ? 0 : (appended.uid ?? 0);
+      });
+      expect(added).toBeGreaterThan(highest);
+      const plain = await syncMany();
+      expect(plain).toMatchObject({ incremental: 0, full: 1, responses: known - 1, searches: 1 });
+      expect(flagsOf(16)).toContain('\\Seen');
+      expect(flagsOf(17)).toBeUndefined();
+      expect(flagsOf(added)).toEqual(['\\Flagged']);
+      expect(bridge.sync.mailboxes.get('Many')!.read(added).toString('utf8')).toContain('Late one');
+      // Nothing new above the known UIDs (UIDNEXT says so): no search.
+      await onGateway((proxy) => proxy.messageFlagsAdd('18', ['\\Seen'], { uid: true }));
+      const flagOnly = await syncMany();
+      expect(flagOnly).toMatchObject({ incremental: 0, full: 1, responses: known, searches: 0 });
+      expect(flagsOf(18)).toContain('\\Seen');
     } finally {
       lock.release();
       await client.logout();
