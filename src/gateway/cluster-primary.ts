@@ -7,11 +7,15 @@
  * HTTPS listeners on the same ports: Node `cluster` has the primary accept each connection
  * and hand it to the workers in turn. What the workers must agree on (revocation, caches,
  * login failure counts, rate limits, the queue, held posts) is the Redis key store's
- * shared state, as across machines; so more than one process needs the Redis key store.
+ * shared state, as across machines; with the SQLite key store the primary holds it: the
+ * workers' key-store events go through it to every other process, it keeps the login
+ * failure counts and rate limits (primary-shared.ts), and the queue and held posts are
+ * files in the data directory, the queue's delivered by the primary. /metrics serves the
+ * primary's own series (store, queue) beside the workers' (cluster-metrics.ts).
  */
 import { availableParallelism, hostname as osHostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { Registry } from 'prom-client';
+import { Registry, collectDefaultMetrics } from 'prom-client';
 import { acmeFiles } from '../acme/files.js';
 import { openAcmeCertificates } from '../acme/index.js';
 import type { Logger } from '../config/logger.js';
@@ -19,12 +23,15 @@ import type { GatewayConfig } from '../config/schema.js';
 import { ensureTlsMaterial } from '../config/tls.js';
 import { PointCache } from '../imap/point-cache.js';
 import { loadOrCreateGatewayKey, openKeyStore } from '../keystore/index.js';
+import { relayedKeyStore } from './cluster-events.js';
 import { WorkerSupervisor } from './cluster-supervisor.js';
+import { countingUnavailable, createKeyStoreMetrics } from './keystore-metrics.js';
+import { PrimaryShared } from './primary-shared.js';
 import { prepareDataDir } from './data-dir.js';
 import { startMailStore } from './mail-store.js';
 import { loadOrCreateSecretFile } from './secrets.js';
 import { openGatewayQueue } from './outbound-queue.js';
-import { openSharedState } from './shared-state.js';
+import { SHARED_QUEUE_POLL_MS, openSharedState } from './shared-state.js';
 import { startGateway } from './start.js';
 import { StartupError, causeChain, describeKeyStore } from './startup-errors.js';
 
@@ -58,13 +65,6 @@ async function startPrimary(
   logger: Logger,
   count: number,
 ): Promise<GatewayProcesses> {
-  if (config.keyStore.kind === 'sqlite')
-    throw new StartupError(
-      `processes: ${count} needs a Redis key store (keyStore.kind: redis, redis-sentinel or redis-cluster): the SQLite key ` +
-        `store's change events (a revoked device's sessions end, caches drop its points) and ` +
-        `the login failure counts and rate limits stay inside one process ` +
-        `(docs/deployment.md "Several processes on one machine"); set processes: 1`,
-    );
   const dataDir = config.dataDir;
   const tightened = prepareDataDir(dataDir);
   if (tightened.changed > 0)
@@ -96,20 +96,44 @@ async function startPrimary(
     loadOrCreateSecretFile(isAbsolute(tokenFile) ? tokenFile : resolve(dataDir, tokenFile));
     PointCache.openOrReset(join(dataDir, 'point-cache.sqlite'), () => undefined)?.close();
 
-    const keyStore = await openKeyStore(config.keyStore, {
-      gatewayKey,
-      dataDir,
-      onConnectionError: (err) => logger.warn({ err: err.message }, 'key store connection problem'),
-    }).catch((error: unknown) => {
-      throw new StartupError(
-        `key store unreachable: ${describeKeyStore(config.keyStore)}: ${causeChain(error)}`,
-      );
-    });
+    // The primary's own series (store, queue, key store, process), served at every
+    // worker's /metrics as worker="primary" (cluster-metrics.ts).
+    const metrics = new Registry();
+    collectDefaultMetrics({ register: metrics });
+    let keyStore = countingUnavailable(
+      await openKeyStore(config.keyStore, {
+        gatewayKey,
+        dataDir,
+        onConnectionError: (err) =>
+          logger.warn({ err: err.message }, 'key store connection problem'),
+      }).catch((error: unknown) => {
+        throw new StartupError(
+          `key store unreachable: ${describeKeyStore(config.keyStore)}: ${causeChain(error)}`,
+        );
+      }),
+      createKeyStoreMetrics(metrics),
+    );
     stops.push(() => keyStore.close());
+    // With SQLite, what Redis would share between the processes the primary holds.
+    // The supervisor, made below, knows the workers this sends to.
+    const late: { supervisor?: WorkerSupervisor } = {};
+    const forWorkers =
+      config.keyStore.kind !== 'sqlite'
+        ? undefined
+        : new PrimaryShared({
+            broadcast: (message, except) => late.supervisor?.broadcast(message, except),
+            send: (worker, message) => void late.supervisor?.send(worker, message),
+            logger,
+          });
+    if (forWorkers !== undefined) {
+      const relayed = relayedKeyStore(keyStore, forWorkers.relay, (err) =>
+        logger.warn({ err: causeChain(err) }, 'a key-store event listener failed'),
+      );
+      keyStore = relayed.keyStore;
+      stops.push(async () => relayed.stop());
+    }
     const shared = await openSharedState(config, logger);
     stops.push(() => shared.close());
-    // The primary's own series (store, queue) are not served: /metrics is each worker's.
-    const metrics = new Registry();
     const store =
       config.mailStore.kind === 'embedded'
         ? await startMailStore(config, dataDir, keyStore, logger.child({ part: 'store' }), metrics)
@@ -120,7 +144,9 @@ async function startPrimary(
     const queue = await openGatewayQueue({
       config,
       dataDir,
-      shared,
+      // The workers queue jobs in the same store (the queue directory with SQLite): they
+      // are found this soon, as with Redis.
+      shared: { ...shared, queuePollMs: SHARED_QUEUE_POLL_MS },
       keyStore,
       publicName,
       logger,
@@ -146,6 +172,10 @@ async function startPrimary(
     const supervisor = new WorkerSupervisor({
       wanted: count,
       logger,
+      metrics,
+      ...(forWorkers === undefined
+        ? {}
+        : { onMessage: (worker, message) => forWorkers.handle(worker, message) }),
       setup: () => ({
         type: 'setup',
         config: workerConfig,
@@ -164,6 +194,7 @@ async function startPrimary(
             }),
       }),
     });
+    late.supervisor = supervisor;
     stops.push(() => supervisor.stop());
     const ports = await supervisor.start();
     mxPort = ports.smtp ?? mxPort;

@@ -2,12 +2,14 @@
  * The primary's worker processes (docs/deployment.md "Several processes on one machine"):
  * forks them with Node `cluster`, hands each its setup, restarts one that dies with a
  * bounded back-off, tells every worker how many are ready (their /readyz), gathers every
- * worker's metrics for the one scraped, and drains them all on stop. A worker that fails
+ * worker's metrics and its own for the one scraped, hands other messages to `onMessage`
+ * (primary-shared.ts), and drains them all on stop. A worker that fails
  * while the gateway starts fails the start.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { AggregatorRegistry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Logger } from '../config/logger.js';
+import { MetricsGatherer } from './cluster-metrics.js';
 import type { PrimaryMessage, WorkerMessage } from './roles.js';
 import { StartupError } from './startup-errors.js';
 
@@ -29,6 +31,10 @@ export interface SupervisorOptions {
   wanted: number;
   setup(): Extract<PrimaryMessage, { type: 'setup' }>;
   logger: Logger;
+  /** The primary's own series, served with the workers' (cluster-metrics.ts). */
+  metrics?: Registry;
+  /** A worker's message the supervisor does not handle; returns whether it was handled. */
+  onMessage?(worker: Worker, message: WorkerMessage): boolean;
 }
 
 export class WorkerSupervisor {
@@ -41,11 +47,12 @@ export class WorkerSupervisor {
   #starting: { resolve(ports: Record<string, number>): void; reject(error: Error): void } | null =
     null;
   #ports: Record<string, number> = {};
-  /** Gathers every worker's metrics when one is scraped (prom-client asks each over IPC). */
-  readonly #aggregator = new AggregatorRegistry();
+  /** Gathers every worker's metrics and the primary's when one is scraped. */
+  readonly #gatherer: MetricsGatherer;
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
+    this.#gatherer = new MetricsGatherer(options.metrics);
     // Structured clone, not JSON: the config is sent as it was parsed.
     cluster.setupPrimary({ serialization: 'advanced' });
   }
@@ -65,7 +72,7 @@ export class WorkerSupervisor {
 
   /** Every worker re-reads its TLS files (SIGHUP, a renewed certificate). */
   reload(): void {
-    for (const { worker } of this.#entries.values()) this.#send(worker, { type: 'reload' });
+    for (const { worker } of this.#entries.values()) this.send(worker, { type: 'reload' });
   }
 
   /** Every worker stops accepting and drains; those still running after the grace are killed. */
@@ -77,7 +84,7 @@ export class WorkerSupervisor {
         new Promise<void>((resolve) => {
           if (worker.isDead()) return resolve();
           worker.once('exit', () => resolve());
-          this.#send(worker, { type: 'stop' });
+          this.send(worker, { type: 'stop' });
         }),
     );
     const grace = setTimeout(() => {
@@ -99,7 +106,7 @@ export class WorkerSupervisor {
     this.#entries.set(worker.id, entry);
     const { logger } = this.#options;
     worker.on('message', (message: WorkerMessage) => {
-      if (message.type === 'hello') this.#send(worker, this.#options.setup());
+      if (message.type === 'hello') this.send(worker, this.#options.setup());
       else if (message.type === 'ready') {
         entry.ready = true;
         this.#ports = message.ports;
@@ -110,15 +117,22 @@ export class WorkerSupervisor {
           this.#starting = null;
         }
       } else if (message.type === 'metrics') {
-        this.#aggregator.clusterMetrics().then(
-          (text) => this.#send(worker, { type: 'metrics', id: message.id, text }),
-          (error: Error) =>
-            this.#send(worker, { type: 'metrics', id: message.id, error: error.message }),
-        );
+        const workers = [...this.#entries.values()].map((e) => e.worker);
+        this.#gatherer
+          .gather(workers, (to, request) => this.send(to, request))
+          .then(
+            (text) => this.send(worker, { type: 'metrics', id: message.id, text }),
+            (error: Error) =>
+              this.send(worker, { type: 'metrics', id: message.id, error: error.message }),
+          );
+      } else if (message.type === 'metrics-json') {
+        this.#gatherer.received(message);
       } else if (message.type === 'failed') {
         logger.error({ worker: worker.id, err: message.message }, 'worker process failed to start');
         this.#starting?.reject(new StartupError(message.message));
         this.#starting = null;
+      } else if (this.#options.onMessage?.(worker, message) !== true) {
+        logger.warn({ worker: worker.id, type: message.type }, 'unknown message from a worker');
       }
     });
     worker.on('exit', (code, signal) => this.#exited(entry, code, signal));
@@ -152,11 +166,20 @@ export class WorkerSupervisor {
 
   #broadcastStatus(): void {
     const status = { type: 'workers', ready: this.ready(), wanted: this.#options.wanted } as const;
-    for (const { worker } of this.#entries.values()) this.#send(worker, status);
+    for (const { worker } of this.#entries.values()) this.send(worker, status);
   }
 
-  #send(worker: Worker, message: PrimaryMessage): void {
+  /** Sends to every worker but `except`. */
+  broadcast(message: PrimaryMessage, except?: Worker): void {
+    for (const { worker } of this.#entries.values())
+      if (worker !== except) this.send(worker, message);
+  }
+
+  /** False when the worker has no channel any more (it is exiting). */
+  send(worker: Worker, message: PrimaryMessage): boolean {
     // A worker that is exiting has no channel any more; its 'exit' handles the rest.
-    if (worker.isConnected()) worker.send(message, () => undefined);
+    if (!worker.isConnected()) return false;
+    worker.send(message, () => undefined);
+    return true;
   }
 }

@@ -3,19 +3,25 @@
  * processes on one machine"): waits for the primary's setup, runs the gateway's
  * listeners (`startGateway` as a worker: the primary's mail store, a queue that only takes
  * jobs), and follows the primary: reload, stop, and how many workers are ready (/readyz).
+ * With the SQLite key store it also reaches the primary for what Redis would share
+ * (primary-link.ts: key-store events, login failure counts, rate limits).
  * SIGTERM/SIGINT reach it directly too (systemd signals the whole control group, a
  * terminal the whole process group): it drains once, whichever comes first. It exits when
  * the primary is gone, since the store and the queue's delivery went with it.
  */
 import cluster from 'node:cluster';
-import { AggregatorRegistry, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { createLogger, type Logger } from '../config/logger.js';
 import { startGateway, type RunningGateway } from './start.js';
+import { PrimaryLink } from './primary-link.js';
 import type { PrimaryMessage, StoreEndpoints, WorkerMessage } from './roles.js';
 import { describeStartupError } from './startup-errors.js';
 
-function send(message: WorkerMessage): void {
-  if (process.connected) process.send?.(message);
+/** False when there is no channel to the primary (it is gone). */
+function send(message: WorkerMessage): boolean {
+  if (!process.connected || process.send === undefined) return false;
+  process.send(message);
+  return true;
 }
 
 /** How long a scrape waits for the primary to gather every worker's metrics (it waits 5 s each). */
@@ -79,9 +85,15 @@ export async function runClusterWorker(): Promise<void> {
   };
 
   // Answers the primary's requests for this worker's series from now on (its registry
-  // once the gateway runs: setRegistries below; an empty one until then).
-  new AggregatorRegistry();
+  // once the gateway runs; none until then).
   const clusterMetrics = new ClusterMetrics();
+  const primary = new PrimaryLink(send);
+  const ownSeries = (id: number) => {
+    (gateway?.metrics.getMetricsAsJSON() ?? Promise.resolve([])).then(
+      (metrics) => send({ type: 'metrics-json', id, metrics }),
+      (error: Error) => send({ type: 'metrics-json', id, error: error.message }),
+    );
+  };
   const setup = new Promise<Extract<PrimaryMessage, { type: 'setup' }>>((resolve) => {
     process.on('message', (message: PrimaryMessage) => {
       if (message.type === 'setup') resolve(message);
@@ -89,6 +101,9 @@ export async function runClusterWorker(): Promise<void> {
       else if (message.type === 'reload') reload();
       else if (message.type === 'stop') void stop('asked by the primary');
       else if (message.type === 'metrics') clusterMetrics.answer(message);
+      else if (message.type === 'metrics-json') ownSeries(message.id);
+      else if (message.type === 'keystore-events') primary.received(message.events);
+      else if (message.type === 'answer') primary.answer(message);
     });
   });
   process.on('SIGTERM', () => void stop('SIGTERM'));
@@ -105,6 +120,8 @@ export async function runClusterWorker(): Promise<void> {
     gateway = await startGateway(config, logger, {
       kind: 'worker',
       metrics: clusterMetrics,
+      // Redis shares these between the processes itself.
+      ...(config.keyStore.kind === 'sqlite' ? { primary } : {}),
       ...(mailStore === undefined ? {} : { mailStore: withoutClose(mailStore) }),
       readinessChecks: {
         workers: async () => {
@@ -119,7 +136,6 @@ export async function runClusterWorker(): Promise<void> {
   }
   // Each worker's series carry its number (they are served together, ClusterMetrics).
   gateway.metrics.setDefaultLabels({ worker: String(id) });
-  AggregatorRegistry.setRegistries([gateway.metrics]);
   send({ type: 'ready', ports: definedPorts(gateway.ports) });
   await new Promise<never>(() => undefined);
 }

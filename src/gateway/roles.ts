@@ -6,8 +6,11 @@
  * Also the messages the primary and its workers exchange over cluster IPC.
  */
 import type { Registry } from 'prom-client';
+import type { RateLimitSettings, RateVerdict } from '../admin/rate-limit.js';
 import type { GatewayConfig } from '../config/schema.js';
+import type { KeyStoreEvent } from '../keystore/index.js';
 import type { MailStoreEndpoints } from './mail-store.js';
+import type { PrimaryLink } from './primary-link.js';
 
 export interface GatewayRole {
   kind: 'worker';
@@ -17,6 +20,11 @@ export interface GatewayRole {
   metrics?: Registry;
   /** Added to the operator listener's /readyz checks. */
   readinessChecks?: Record<string, () => Promise<void>>;
+  /**
+   * The primary over IPC, with the SQLite key store: it relays key-store events between
+   * the workers and holds the login failure counts and rate limits (Redis does otherwise).
+   */
+  primary?: PrimaryLink;
 }
 
 /** The embedded store's endpoints as the primary sends them (no `close`: it is the primary's). */
@@ -29,11 +37,34 @@ export type PrimaryMessage =
   | { type: 'workers'; ready: number; wanted: number }
   | { type: 'reload' }
   | { type: 'stop' }
-  | { type: 'metrics'; id: number; text?: string; error?: string };
+  | { type: 'metrics'; id: number; text?: string; error?: string }
+  /** Asks for this worker's own series (the primary serves them with every other's). */
+  | { type: 'metrics-json'; id: number }
+  /** Key-store changes made in another process (SQLite key store). */
+  | { type: 'keystore-events'; events: KeyStoreEvent[] }
+  | { type: 'answer'; id: number; answer?: SharedAnswer; error?: string };
+
+/** What a worker asks the primary, which holds them for all (SQLite key store). */
+export type SharedQuestion =
+  | { kind: 'login-counts'; keys: string[] }
+  | { kind: 'login-record'; keys: string[]; windowMs: number }
+  | { kind: 'login-clear'; key: string }
+  | { kind: 'rate-take'; scope: string; settings: RateLimitSettings; key: string };
+
+export type SharedAnswer =
+  | { kind: 'login-counts'; counts: number[] }
+  | { kind: 'done' }
+  | { kind: 'rate-take'; verdict: RateVerdict };
+
+/** One registry's series as prom-client's cluster aggregation takes them. */
+export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 export type WorkerMessage =
   | { type: 'hello' }
   | { type: 'ready'; ports: Record<string, number> }
   | { type: 'failed'; message: string }
   /** Asks for every worker's metrics (the primary gathers them, prom-client's cluster aggregation). */
-  | { type: 'metrics'; id: number };
+  | { type: 'metrics'; id: number }
+  | { type: 'metrics-json'; id: number; metrics?: MetricsJson; error?: string }
+  | { type: 'keystore-events'; events: KeyStoreEvent[] }
+  | { type: 'ask'; id: number; question: SharedQuestion };

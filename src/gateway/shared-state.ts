@@ -2,15 +2,19 @@
  * What several gateway processes must share beyond the key store (docs/deployment.md
  * "Several gateway processes"): the outbound queue, moderated lists' held posts, the
  * login failure counts and the rate limits. With a Redis key store they live in that Redis, under the key
- * store's prefix, through one more connection of their own; with SQLite (one process)
- * the queue and held posts stay in the data directory and the counts in memory.
+ * store's prefix, through one more connection of their own; with SQLite the queue and
+ * held posts stay in the data directory (every process of one machine reads it), and the
+ * counts and rate limits in memory: this process's, or with several processes the
+ * primary's, which the workers ask over cluster IPC (`primary`: primary-link.ts).
  */
 import { join } from 'node:path';
+import { askingRateLimiter } from '../admin/ipc-rate-limit.js';
 import type { RateLimiter, RateLimitSettings } from '../admin/rate-limit.js';
 import { redisRateLimiter } from '../admin/shared-rate-limit.js';
 import type { Logger } from '../config/logger.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { SharedLoginFailures } from '../imap/throttle.js';
+import { askingLoginFailures } from '../imap/ipc-throttle.js';
 import { redisLoginFailures } from '../imap/shared-throttle.js';
 import { createRedisClient } from '../keystore/redis/connect.js';
 import { DEFAULT_PREFIX } from '../keystore/redis/keys.js';
@@ -18,9 +22,11 @@ import { FileHeldPostStore } from '../lists/held-posts.js';
 import type { HeldPostStore } from '../lists/ports.js';
 import { RedisHeldPostStore } from '../lists/redis-held-posts.js';
 import { RedisQueueStore, type JobStore } from '../outbound/index.js';
+import type { PrimaryLink } from './primary-link.js';
 
 export interface SharedState {
-  kind: 'local' | 'redis';
+  /** `primary`: SQLite, several processes, the counts held by the primary. */
+  kind: 'local' | 'primary' | 'redis';
   /** The queue's store; undefined: the queue directory `<dataDir>/queue`. */
   queueStore?: JobStore;
   /** How often the queue worker looks for jobs other processes queued or changed. */
@@ -32,18 +38,45 @@ export interface SharedState {
   close(): Promise<void>;
 }
 
-/** Jobs another process queued and then died with are picked up this soon (plus the lease). */
-const SHARED_QUEUE_POLL_MS = 5_000;
+/**
+ * Jobs another process queued (and, with Redis, then died with: plus the lease) are
+ * picked up this soon by the process that delivers.
+ */
+export const SHARED_QUEUE_POLL_MS = 5_000;
 
-export async function openSharedState(config: GatewayConfig, logger: Logger): Promise<SharedState> {
+/**
+ * `primary`: this process is a worker of several with the SQLite key store; the counts
+ * and rate limits are the primary's.
+ */
+export async function openSharedState(
+  config: GatewayConfig,
+  logger: Logger,
+  primary?: PrimaryLink,
+): Promise<SharedState> {
   const listLogger = logger.child({ part: 'lists' });
   const settings = config.keyStore;
-  if (settings.kind === 'sqlite')
+  if (settings.kind === 'sqlite') {
+    const held = new FileHeldPostStore({ dataDir: config.dataDir, logger: listLogger });
+    const close = () => Promise.resolve();
+    if (primary === undefined) return { kind: 'local', held, close };
+    const ask = (question: Parameters<PrimaryLink['ask']>[0]) => primary.ask(question);
     return {
-      kind: 'local',
-      held: new FileHeldPostStore({ dataDir: config.dataDir, logger: listLogger }),
-      close: () => Promise.resolve(),
+      kind: 'primary',
+      held,
+      loginFailures: askingLoginFailures(ask),
+      rateLimiter: (scope, rateSettings) =>
+        askingRateLimiter(ask, {
+          scope,
+          settings: rateSettings,
+          onError: (error) =>
+            logger.warn(
+              { err: (error as Error).message, scope },
+              'shared rate limit unavailable: this process limits alone',
+            ),
+        }),
+      close,
     };
+  }
   const client = createRedisClient(settings, 'recrypt-shared');
   // Without a listener ioredis prints every reconnect failure to the console.
   client.on('error', (err: Error) =>

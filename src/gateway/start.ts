@@ -30,6 +30,7 @@ import { countingUnavailable, createKeyStoreMetrics } from './keystore-metrics.j
 import { mailAuthResolver } from '../dns/plain.js';
 import { openGatewayQueue } from './outbound-queue.js';
 import { openSharedState } from './shared-state.js';
+import { relayedKeyStore } from './cluster-events.js';
 import { loadOrCreateSecretFile, readSecretFile } from './secrets.js';
 import { StartupError, causeChain, describeKeyStore } from './startup-errors.js';
 import { probeGreeting, type ProbeTarget } from './upstream-probe.js';
@@ -138,11 +139,20 @@ export async function startGateway(
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   };
+  // A worker with the SQLite key store hears the other processes' changes through the
+  // primary (cluster-events.ts); Redis carries them itself.
+  if (role?.primary !== undefined) {
+    const relayed = relayedKeyStore(keyStore, role.primary, (err) =>
+      logger.warn({ err: causeChain(err) }, 'a key-store event listener failed'),
+    );
+    keyStore = relayed.keyStore;
+    stops.push(async () => relayed.stop());
+  }
 
   try {
     // The queue, held posts and login failure counts: in Redis when the key store is
     // (every process shares them), else in the data directory and memory.
-    const shared = await openSharedState(config, logger).catch((error: unknown) => {
+    const shared = await openSharedState(config, logger, role?.primary).catch((error: unknown) => {
       throw unreachable(error);
     });
     stops.push(() => shared.close());
@@ -176,7 +186,8 @@ export async function startGateway(
       keyStore,
       publicName,
       logger,
-      metrics,
+      // A worker's queue only takes jobs: the primary's series count and deliver them.
+      metrics: role === undefined ? metrics : new Registry(),
       mxPort: () => mxPort,
     });
     stops.push(() => queue.close());

@@ -13,8 +13,12 @@
  * With `shared` (the Redis key store: src/imap/shared-throttle.ts) the failure counts are
  * also kept where every gateway process sees them, so an attacker spreading attempts over
  * N processes meets one count, not N. The delay is the larger of the local and the shared
- * one; a shared store that does not answer leaves the local count in force.
+ * one; a shared store that does not answer leaves the local count in force, unless the
+ * store is `failClosed` (the counts the primary of several processes holds:
+ * ipc-throttle.ts): then the login is refused for now (UNAVAILABLE), as when Redis is down.
  */
+import { UnavailableError } from './errors.js';
+
 export interface ThrottleOptions {
   /** Failures allowed before any delay (default 3). */
   freeFailures?: number;
@@ -28,7 +32,7 @@ export interface ThrottleOptions {
   now?: () => number;
   /** Failure counts every gateway process shares (Redis); local counts still apply. */
   shared?: SharedLoginFailures;
-  /** Where failures of the shared store go (a logger); they never fail a login. */
+  /** Where failures of the shared store go (a logger); they fail a login only if `failClosed`. */
   onSharedError?: (error: unknown) => void;
 }
 
@@ -39,6 +43,8 @@ export interface SharedLoginFailures {
   /** Counts one failure for each key; a key is forgotten `windowMs` after its last failure. */
   record(keys: string[], windowMs: number): Promise<void>;
   clear(key: string): Promise<void>;
+  /** Counts that cannot be read refuse the login (delayFor throws UnavailableError). */
+  readonly failClosed?: boolean;
 }
 
 interface Entry {
@@ -71,7 +77,10 @@ export class LoginThrottle {
     this.onSharedError = options.onSharedError ?? (() => undefined);
   }
 
-  /** `delayMs`, counting every process's failures when the counts are shared. */
+  /**
+   * `delayMs`, counting every process's failures when the counts are shared. With
+   * `failClosed`, throws UnavailableError when the shared counts cannot be read.
+   */
   async delayFor(ip: string, account: string): Promise<number> {
     const local = this.delayMs(ip, account);
     if (this.shared === undefined) return local;
@@ -80,6 +89,8 @@ export class LoginThrottle {
       return Math.max(local, ...counts.map((failures) => this.delayForCount(failures)));
     } catch (error) {
       this.onSharedError(error);
+      if (this.shared.failClosed === true)
+        throw new UnavailableError('shared login failure counts unavailable', { cause: error });
       return local;
     }
   }

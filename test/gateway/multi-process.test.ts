@@ -6,15 +6,16 @@
  * and `openssl cms -decrypt`); IMAP, SMTP and HTTPS connections land on both workers (each
  * log line and metric names its worker); a device revoked through one worker loses its
  * sessions on both; a killed worker is replaced (after a doubled wait if it dies again);
- * SIGHUP reloads and SIGTERM stops every worker. With the SQLite key store, `processes: 2` is refused at start.
+ * SIGHUP reloads and SIGTERM stops every worker. The same with the default SQLite key
+ * store: multi-process-sqlite.test.ts.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
 import { runCli } from '../helpers/cli-run.js';
-import { startRecrypt, waitFor, type Spawned } from '../helpers/gateway-process.js';
+import { clusterLog, type LogLine } from '../helpers/cluster-log.js';
+import { waitFor, type Spawned } from '../helpers/gateway-process.js';
 import {
   enrolUserWithDevice,
   freeGatewayPorts,
@@ -44,55 +45,7 @@ let configFile: string;
 let gateway: Spawned;
 let alice: Awaited<ReturnType<typeof enrolUserWithDevice>>;
 
-interface LogLine {
-  msg: string;
-  process?: string;
-  worker?: number;
-  pid?: number;
-  [field: string]: unknown;
-}
-
-/** The gateway's JSON log lines so far (primary and workers share its stdout). */
-function logLines(): LogLine[] {
-  return gateway
-    .output()
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as LogLine);
-}
-
-/** The processes that logged `msg` (where `match` holds). */
-function loggedBy(msg: string, match: (line: LogLine) => boolean = () => true): Set<string> {
-  return new Set(
-    logLines()
-      .filter((line) => line.msg === msg && match(line))
-      .map((line) => line.process ?? 'unnamed'),
-  );
-}
-
-/**
- * Waits until exactly `processes` have logged `msg`: the lines reach this process through
- * a pipe, read only while the test is not blocked in a synchronous client (imaplib).
- */
-async function expectLoggedBy(
-  msg: string,
-  processes: string[],
-  match?: (line: LogLine) => boolean,
-): Promise<void> {
-  await waitFor(
-    `${msg} from ${processes.join(', ')}`,
-    () => loggedBy(msg, match).size >= processes.length,
-    20_000,
-  ).catch(() => undefined);
-  expect(loggedBy(msg, match)).toEqual(new Set(processes));
-}
-
-/** The workers the primary has seen ready, latest last. */
-function readyWorkers(): Array<{ worker: number; pid: number }> {
-  return logLines()
-    .filter((line) => line.msg === 'worker process ready' && line.process === 'primary')
-    .map((line) => ({ worker: line.worker!, pid: line.pid! }));
-}
+const { lines: logLines, loggedBy, expectLoggedBy, readyWorkers } = clusterLog(() => gateway);
 
 function curlStatus(path: string): string {
   return execFileSync(
@@ -175,6 +128,8 @@ describe('one gateway, processes: 2', () => {
       .filter((line) => line.includes('route="/readyz"'));
     const workers = new Set(readyzCounts.map((line) => /worker="(\d+)"/.exec(line)?.[1]));
     expect(workers, metrics).toEqual(new Set(['1', '2']));
+    // The primary's own series beside them: the queue it delivers.
+    expect(metrics).toMatch(/^recrypt_outbound_queue_size\{worker="primary"\} \d+$/m);
   }, 180_000);
 
   it('honours a revocation made through one worker on the other at once', async () => {
@@ -242,16 +197,4 @@ describe('one gateway, processes: 2', () => {
     expect(await gateway.exited).toBe(0);
     expect(loggedBy('stopped')).toEqual(new Set([...running, 'primary']));
   }, 180_000);
-});
-
-describe('processes: 2 with the SQLite key store', () => {
-  it('refuses to start, naming why', async () => {
-    const dir = join(tmp.path, 'sqlite');
-    mkdirSync(dir);
-    const sqlitePorts = await freeGatewayPorts();
-    const file = writeGatewayConfig(dir, sqlitePorts, ['processes: 2']);
-    const started = startRecrypt(['--config', file], dir);
-    expect(await started.exited).toBe(1);
-    expect(started.stderr()).toContain('processes: 2 needs a Redis key store');
-  }, 120_000);
 });

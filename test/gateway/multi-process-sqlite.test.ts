@@ -1,0 +1,240 @@
+/**
+ * One gateway with `processes: 2` on the default SQLite key store (docs/deployment.md
+ * "Several processes on one machine"): `recrypt start` as a real process, its primary and
+ * two cluster workers, the embedded mail store in the primary. What Redis shares between
+ * processes, the primary holds here over cluster IPC, and this proves it with real
+ * clients: the README's steps pass (user add, owner init, device add, mail by swaks, read
+ * by imaplib and `openssl cms -decrypt`); a device revoked through one worker's admin API
+ * loses its IMAP sessions on both; bad logins spread over both workers meet one count (the
+ * back-off grows as for one process); the admin rate limit is one bucket for both; and
+ * /metrics serves the primary's own series (store, queue) beside the workers'.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { connect as netConnect } from 'node:net';
+import { join } from 'node:path';
+import { connect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireBinary } from '../helpers/binaries.js';
+import { runCli } from '../helpers/cli-run.js';
+import { clusterLog, type LogLine } from '../helpers/cluster-log.js';
+import { waitFor, type Spawned } from '../helpers/gateway-process.js';
+import {
+  enrolUserWithDevice,
+  freeGatewayPorts,
+  startGatewayProcess,
+  writeGatewayConfig,
+  type GatewayPorts,
+} from '../helpers/gateway-instance.js';
+import {
+  decryptWith,
+  deviceKeyFiles,
+  fetchInbox,
+  openSessionWaitingForBye,
+  tryLogin,
+} from '../helpers/scale-out-world.js';
+import { swaks } from '../helpers/smtp-senders.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const ADDRESS = 'alice@example.org';
+const BODY = 'Hello Alice, this is a test message.';
+const PASSPHRASE = 'correct horse battery staple';
+/** The admin rate limit's bucket: a token a minute after it, so a run never refills it much. */
+const BURST = 10;
+const tmp = tempDir('recrypt-multi-process-sqlite-');
+const certFile = join(tmp.path, 'data', 'tls', 'cert.pem');
+let ports: GatewayPorts;
+let configFile: string;
+let gateway: Spawned;
+let alice: Awaited<ReturnType<typeof enrolUserWithDevice>>;
+
+const { lines: logLines, loggedBy, expectLoggedBy, readyWorkers } = clusterLog(() => gateway);
+
+function scrape(): string {
+  return execFileSync(
+    'curl',
+    ['-s', '--cacert', certFile, `https://127.0.0.1:${ports.operator}/metrics`],
+    { encoding: 'utf8' },
+  );
+}
+
+/**
+ * One IMAP LOGIN on a connection of its own from `source` (a loopback address of its own,
+ * so its failure counts touch no other test's): the tagged reply and how long it took.
+ */
+function imapLogin(
+  source: string,
+  user: string,
+  password: string,
+): Promise<{ reply: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({
+      socket: netConnect({ host: '127.0.0.1', port: ports.imap, localAddress: source }),
+      ca: readFileSync(certFile),
+      checkServerIdentity: () => undefined,
+    });
+    let text = '';
+    let sentAt = 0;
+    socket.setTimeout(60_000, () => socket.destroy(new Error('IMAP login timed out')));
+    socket.on('error', reject);
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      if (sentAt === 0 && text.includes('\r\n')) {
+        sentAt = Date.now();
+        socket.write(`a1 LOGIN "${user}" "${password}"\r\n`);
+      }
+      const reply = /^a1 .*$/m.exec(text)?.[0];
+      if (reply !== undefined) {
+        resolve({ reply: reply.trim(), ms: Date.now() - sentAt });
+        socket.destroy();
+      }
+    });
+  });
+}
+
+/** The status of one GET on the public admin listener, on a connection of its own from `source`. */
+function publicGet(source: string, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: ports.admin,
+        path,
+        localAddress: source,
+        agent: false,
+        ca: readFileSync(certFile),
+        checkServerIdentity: () => undefined,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+beforeAll(async () => {
+  for (const name of ['curl', 'swaks', 'openssl', 'python3']) requireBinary(name);
+  ports = await freeGatewayPorts();
+  configFile = writeGatewayConfig(tmp.path, ports, [
+    'logLevel: info',
+    'processes: 2',
+    `admin: { port: ${ports.admin}, rateLimit: { perMinute: 1, burst: ${BURST} } }`,
+  ]);
+  gateway = await startGatewayProcess(configFile, ports);
+}, 240_000);
+
+afterAll(async () => {
+  await gateway?.stop(20_000);
+  tmp.remove();
+});
+
+describe('one gateway, processes: 2, the SQLite key store', () => {
+  it('runs a primary and two workers on the SQLite key store', () => {
+    expect(new Set(readyWorkers().map((w) => w.worker))).toEqual(new Set([1, 2]));
+    const started = logLines().filter((line) => line.msg === 'gateway started');
+    expect(new Set(started.map((line) => line.process))).toEqual(
+      new Set(['primary', 'worker-1', 'worker-2']),
+    );
+    for (const line of started) expect(line.keyStore).toBe('sqlite');
+  });
+
+  it('passes the README steps: enrol, mail by swaks, read by imaplib and openssl cms', async () => {
+    alice = await enrolUserWithDevice(configFile, ports, ADDRESS);
+    const sent = await swaks([
+      ...['--server', '127.0.0.1', '--port', String(ports.smtp)],
+      ...['--from', 'bob@sender.example', '--to', ADDRESS],
+      ...['--header', 'Subject: hello', '--body', BODY],
+    ]);
+    expect(sent.code, sent.transcript).toBe(0);
+    const messages = fetchInbox(ports.imap, certFile, ADDRESS, alice.imapPassword);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]!.toString('latin1')).not.toContain(BODY);
+    const keys = deviceKeyFiles(alice.p12File, alice.p12Password, tmp.path);
+    expect(decryptWith(keys, messages[0]!).toString('utf8')).toContain(BODY);
+  }, 300_000);
+
+  it("serves the primary's own series (store, queue) beside the workers'", () => {
+    const metrics = scrape().split('\n');
+    const series = (name: string) =>
+      new Set(
+        metrics
+          .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+          .map((line) => /worker="([^"]+)"/.exec(line)?.[1]),
+      );
+    // The one delivery went into the primary's embedded store through its LMTP socket.
+    expect(series('recrypt_store_lmtp_deliveries_total')).toEqual(new Set(['primary']));
+    // The queue is delivered by the primary: its depth is the primary's alone.
+    expect(series('recrypt_outbound_queue_size')).toEqual(new Set(['primary']));
+    expect(series('process_resident_memory_bytes')).toEqual(new Set(['primary', '1', '2']));
+  });
+
+  it('ends the sessions on both workers of a device revoked through one', async () => {
+    const run = (args: string[]) =>
+      runCli(args, { cwd: alice.ownerDir, env: { RECRYPT_PASSPHRASE: PASSPHRASE } });
+    const added = await run(['device', 'add', 'phone']);
+    expect(added.stderr).toBe('');
+    const phoneId = /\(id ([0-9a-f]+), client/.exec(added.stdout)![1]!;
+    const phonePassword = /^ {2}password \(shown once\): (\S+)$/m.exec(added.stdout)![1]!;
+    const isPhone = (line: LogLine) => line.device === phoneId;
+    // Sessions until both workers hold one (the primary hands connections out in turn).
+    const sessions = [];
+    while (sessions.length < 6 && loggedBy('logged in', isPhone).size < 2) {
+      sessions.push(await openSessionWaitingForBye(ports.imap, certFile, ADDRESS, phonePassword));
+      await waitFor(
+        'the login to be logged',
+        () => logLines().filter(isPhone).length >= sessions.length,
+      );
+    }
+    await expectLoggedBy('logged in', ['worker-1', 'worker-2'], isPhone);
+
+    // The revocation is made by one worker (the owner API); the other only hears of it
+    // through the primary.
+    for (const session of sessions) session.armed();
+    const revoked = await run(['device', 'revoke', 'phone']);
+    expect(revoked.stdout).toContain('revoked');
+    for (const session of sessions) expect(await session.result).toContain('BYE');
+    await expectLoggedBy('device revoked: closing session', ['worker-1', 'worker-2']);
+    for (let i = 0; i < 2; i++)
+      expect(tryLogin(ports.imap, certFile, ADDRESS, phonePassword)).toMatch(/^NO /);
+  }, 240_000);
+
+  it('counts bad logins spread over both workers as one: the back-off grows', async () => {
+    // Six failures one after the other, handed to the workers in turn. Counted per worker
+    // (three each) none would wait: three are free. Counted together the fourth waits
+    // 0.5 s, the fifth 1 s, the sixth 2 s.
+    const attempts = [];
+    for (let i = 0; i < 6; i++)
+      attempts.push(await imapLogin('127.0.0.3', 'mallory@example.org', `guess-${i}`));
+    for (const attempt of attempts) expect(attempt.reply).toMatch(/^a1 NO /);
+    expect(attempts[5]!.ms).toBeGreaterThanOrEqual(2000);
+    const delayed = (line: LogLine) => typeof line.delayMs === 'number';
+    await expectLoggedBy('login delayed after failed attempts', ['worker-1', 'worker-2'], delayed);
+    const delays = logLines()
+      .filter((line) => line.msg === 'login delayed after failed attempts')
+      .map((line) => line.delayMs);
+    expect(delays).toEqual([500, 1000, 2000]);
+  }, 120_000);
+
+  it('takes the admin rate limit from one bucket for both workers', async () => {
+    // Twice the burst from a client of its own: one bucket lets the burst through, one
+    // per worker would let through twice as many.
+    const statuses = [];
+    for (let i = 0; i < 2 * BURST; i++) statuses.push(await publicGet('127.0.0.2', '/v1/none'));
+    const allowed = statuses.filter((status) => status !== 429).length;
+    expect(allowed, statuses.join(' ')).toBeGreaterThanOrEqual(BURST);
+    expect(allowed, statuses.join(' ')).toBeLessThanOrEqual(BURST + 1);
+    // Both workers refused some: each took from the same, empty bucket.
+    const refusedBy = new Set(
+      scrape()
+        .split('\n')
+        .filter((line) => line.startsWith('recrypt_admin_requests_total{'))
+        .filter((line) => line.includes('status="429"'))
+        .map((line) => /worker="(\d+)"/.exec(line)?.[1]),
+    );
+    expect(refusedBy).toEqual(new Set(['1', '2']));
+  }, 120_000);
+});
