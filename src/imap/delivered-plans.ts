@@ -13,8 +13,14 @@
  * bytes they were computed from (the store may add header fields: the body is what
  * counts). Anything else — another form, a short prefix, a mismatch — and the transform
  * plans as usual. Rows name owner and device for deletion (point-cache.ts forget*).
+ *
+ * Memory: the plans put or read lately are also kept decoded (`recent`, at most
+ * RECENT_PLANS, least recently used dropped first), under the same key and with the same
+ * check of the body bytes on every use, so that a first fetch in the process that computed
+ * them at delivery costs two digests and a map lookup instead of a SQLite read and a
+ * decode. The forget* calls and `clear` drop them with the rows.
  */
-import { createHash } from 'node:crypto';
+import crypto from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { Edit } from '../recrypt/transform.js';
 import { decodePlan, encodePlan } from './plan-codec.js';
@@ -30,6 +36,8 @@ const LOOKUP_BYTES = 512;
 const MAX_HEAD = 64 * 1024;
 const DIGEST_BYTES = 16;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** Decoded plans kept in memory: a few hundred bytes each, so a few MB at most. */
+export const RECENT_PLANS = 16_384;
 
 export interface DeliveredPlanStats {
   hits: number;
@@ -37,11 +45,24 @@ export interface DeliveredPlanStats {
   stored: number;
 }
 
-interface Pending {
+interface Row {
   owner: string;
   device: string;
-  id: Buffer;
   entry: Buffer;
+}
+
+interface Pending extends Row {
+  id: Buffer;
+}
+
+/** A plan as `lookup` uses it: the edits relative to the body, and what they apply to. */
+interface Decoded {
+  owner: string;
+  device: string;
+  /** Length of the body bytes the edits lie in, and their digest. */
+  n: number;
+  sum: Buffer;
+  edits: readonly Edit[];
 }
 
 /** Start of the body: after the first empty line (CRLF), or -1. */
@@ -51,24 +72,35 @@ function bodyStart(message: Uint8Array): number {
   return at === -1 ? -1 : at + 4;
 }
 
-function digest(...parts: Uint8Array[]): Buffer {
-  const hash = createHash('sha256');
-  for (const part of parts) hash.update(part);
-  return hash.digest().subarray(0, DIGEST_BYTES);
+/**
+ * SHA-256 of `bytes`, truncated: one-shot `crypto.hash` where Node has it (20.12+), about
+ * half the CPU of a Hash object for these few hundred bytes, hashed twice per lookup.
+ */
+const sha256: (bytes: Uint8Array) => Buffer =
+  typeof crypto.hash === 'function'
+    ? (bytes) => crypto.hash('sha256', bytes, 'buffer')
+    : (bytes) => crypto.createHash('sha256').update(bytes).digest();
+
+function digest(bytes: Uint8Array): Buffer {
+  return sha256(bytes).subarray(0, DIGEST_BYTES);
 }
 
 export class DeliveredPlans {
   readonly stats: DeliveredPlanStats = { hits: 0, misses: 0, stored: 0 };
-  private readonly select: Database.Statement<unknown[], { entry: Buffer }>;
+  private readonly select: Database.Statement<unknown[], Row>;
   private readonly insert: Database.Statement;
   private readonly pending: WriteQueue<Pending>;
+  private readonly recent = new Map<string, Decoded>();
 
-  constructor(private readonly db: Database.Database) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly recentPlans = RECENT_PLANS,
+  ) {
     db.exec(`CREATE TABLE IF NOT EXISTS delivered_plans (
       id BLOB NOT NULL UNIQUE, owner TEXT NOT NULL, device TEXT NOT NULL, entry BLOB NOT NULL)`);
     db.exec('CREATE INDEX IF NOT EXISTS delivered_plans_device ON delivered_plans (owner, device)');
-    this.select = db.prepare<unknown[], { entry: Buffer }>(
-      'SELECT entry FROM delivered_plans WHERE id = ?',
+    this.select = db.prepare<unknown[], Row>(
+      'SELECT owner, device, entry FROM delivered_plans WHERE id = ?',
     );
     this.insert = db.prepare(
       'INSERT OR REPLACE INTO delivered_plans (id, owner, device, entry) VALUES (?, ?, ?, ?)',
@@ -99,17 +131,15 @@ export class DeliveredPlans {
     const n = last.offset + last.bytes.length - start;
     if (edits[0]!.offset < start || n > 0xffff) return;
     if (message.length < start + Math.max(n, LOOKUP_BYTES)) return;
-    const body = message.subarray(start, start + n);
+    const sum = digest(message.subarray(start, start + n));
     const relative = edits.map((edit) => ({ offset: edit.offset - start, bytes: edit.bytes }));
     const head = Buffer.alloc(2);
     head.writeUInt16BE(n);
-    const entry = Buffer.concat([
-      head,
-      digest(body),
-      encodePlan({ kind: 'edits', edits: relative }),
-    ]);
+    const entry = Buffer.concat([head, sum, encodePlan({ kind: 'edits', edits: relative })]);
     const id = Buffer.concat([fingerprint, digest(message.subarray(start, start + LOOKUP_BYTES))]);
-    this.pending.put(id.toString('latin1'), { owner, device, id, entry });
+    const key = id.toString('latin1');
+    this.remember(key, { owner, device, n, sum, edits: relative });
+    this.pending.put(key, { owner, device, id, entry });
     this.stats.stored++;
   }
 
@@ -118,26 +148,19 @@ export class DeliveredPlans {
     const start = bodyStart(prefix);
     if (start === -1 || prefix.length < start + LOOKUP_BYTES) return undefined;
     const id = Buffer.concat([fingerprint, digest(prefix.subarray(start, start + LOOKUP_BYTES))]);
-    const entry = this.pending.get(id.toString('latin1'))?.entry ?? this.read(id);
-    if (entry === undefined || entry.length < 2 + DIGEST_BYTES) {
-      this.stats.misses++;
-      return undefined;
-    }
-    const n = entry.readUInt16BE(0);
+    const key = id.toString('latin1');
+    const plan = this.recent.get(key) ?? this.load(key, id);
     // The edits are applied only to the very bytes they were computed from.
     if (
-      prefix.length < start + n ||
-      !digest(prefix.subarray(start, start + n)).equals(entry.subarray(2, 2 + DIGEST_BYTES))
+      plan === undefined ||
+      prefix.length < start + plan.n ||
+      !digest(prefix.subarray(start, start + plan.n)).equals(plan.sum)
     ) {
       this.stats.misses++;
       return undefined;
     }
-    const plan = decodePlan(entry.subarray(2 + DIGEST_BYTES));
-    if (plan === null || plan.kind !== 'edits') {
-      this.stats.misses++;
-      return undefined;
-    }
     this.stats.hits++;
+    this.remember(key, plan);
     return plan.edits.map((edit) => ({ offset: edit.offset + start, bytes: edit.bytes }));
   }
 
@@ -157,6 +180,7 @@ export class DeliveredPlans {
 
   clear(): void {
     this.pending.clear();
+    this.recent.clear();
     this.guard(() => this.db.exec('DELETE FROM delivered_plans'));
   }
 
@@ -183,12 +207,36 @@ export class DeliveredPlans {
       .run(n - max);
   }
 
-  private read(id: Buffer): Buffer | undefined {
-    return this.guard(() => this.select.get(id)?.entry);
+  /** A plan waiting to be committed or stored, decoded; undefined if absent or damaged. */
+  private load(key: string, id: Buffer): Decoded | undefined {
+    const row = this.pending.get(key) ?? this.guard(() => this.select.get(id));
+    if (row === undefined) return undefined;
+    const { owner, device, entry } = row;
+    if (entry.length < 2 + DIGEST_BYTES) return undefined;
+    const plan = decodePlan(entry.subarray(2 + DIGEST_BYTES));
+    if (plan === null || plan.kind !== 'edits') return undefined;
+    // Owner and device kept with it, so that forget* drops it with its row.
+    return {
+      owner,
+      device,
+      n: entry.readUInt16BE(0),
+      sum: entry.subarray(2, 2 + DIGEST_BYTES),
+      edits: plan.edits,
+    };
   }
 
-  private drop(match: (entry: Pending) => boolean): void {
+  private drop(match: (entry: { owner: string; device: string }) => boolean): void {
     this.pending.drop(match);
+    for (const [key, plan] of this.recent) if (match(plan)) this.recent.delete(key);
+  }
+
+  private remember(key: string, plan: Decoded): void {
+    this.recent.delete(key);
+    this.recent.set(key, plan);
+    if (this.recent.size > this.recentPlans) {
+      const oldest = this.recent.keys().next().value;
+      if (oldest !== undefined) this.recent.delete(oldest);
+    }
   }
 
   private guard<T>(fn: () => T): T | undefined {

@@ -4,11 +4,14 @@
  * and a device's rows gone after forgetDevice / forgetOwner / clear. Whole BODY[] plans:
  * found only for the same keys and the very body bytes they were made from, at the body's
  * offset in the fetched message (the store may add header fields), identical to the plan
- * the transform makes.
+ * the transform makes. The plans kept decoded in memory: the same body check, dropped with
+ * their rows by forgetDevice / forgetOwner / clear (also those read back from the file),
+ * bounded.
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { DeliveredPlans } from '../../src/imap/delivered-plans.js';
 import { keysFingerprint } from '../../src/imap/plan-codec.js';
 import { PointCache } from '../../src/imap/point-cache.js';
 import { publicPoint, randomScalar, recryptPoint } from '../../src/recrypt/scalar.js';
@@ -110,5 +113,94 @@ describe('whole plans computed at delivery', () => {
     cache.forgetDevice('gail', 'dev-1');
     expect(plans.lookup(keysFingerprint(mine), message)).toBeUndefined();
     cache.close();
+  });
+});
+
+describe('whole plans computed at delivery, kept in memory', () => {
+  const message = (certDer: Uint8Array): Buffer =>
+    Buffer.from(wrapMessage(Buffer.from('Subject: memory\r\n\r\nbody\r\n'), certDer));
+  const editsFor = (bytes: Buffer, keys: Parameters<typeof planRecrypt>[2]) => {
+    const plan = planRecrypt(bytes, 'message', keys);
+    if (plan.kind !== 'edits') throw new Error(`no edits: ${plan.kind}`);
+    return plan.edits;
+  };
+  /** Deletes every row behind the cache's back: what is found afterwards is in memory. */
+  const emptyTable = (path: string): void => {
+    const raw = new Database(path);
+    raw.exec('DELETE FROM delivered_plans');
+    raw.close();
+  };
+
+  it('serve from memory with the same body check, and go with the rows they belong to', async () => {
+    const user = await makeTestUser(dir.path, 'hana@example.org', 2);
+    const [one, two] = [user.devices[0]!.keys, user.devices[1]!.keys];
+    const path = join(dir.path, 'plans-memory.sqlite');
+    const [a, b, c] = [
+      message(user.group.certDer),
+      message(user.group.certDer),
+      message(user.group.certDer),
+    ];
+    let cache = new PointCache(path);
+    cache.delivered.putPlan('hana', 'dev-1', keysFingerprint(one), a, editsFor(a, one));
+    cache.delivered.putPlan('hana', 'dev-2', keysFingerprint(two), a, editsFor(a, two));
+    cache.delivered.flush();
+    emptyTable(path);
+    const plans = cache.delivered.plans;
+    expect(plans.lookup(keysFingerprint(one), a)).toEqual(editsFor(a, one));
+    expect(plans.lookup(keysFingerprint(two), a)).toEqual(editsFor(a, two));
+    // Never for other keys, and only for the very bytes the edits were made from.
+    expect(plans.lookup(keysFingerprint(two), b)).toBeUndefined();
+    const changed = Buffer.from(a);
+    const last = editsFor(a, one).at(-1)!;
+    changed[last.offset]! ^= 1;
+    expect(plans.lookup(keysFingerprint(one), changed)).toBeUndefined();
+    // A revoked device's plans leave memory too; the other device's stay.
+    cache.forgetDevice('hana', 'dev-1');
+    expect(plans.lookup(keysFingerprint(one), a)).toBeUndefined();
+    expect(plans.lookup(keysFingerprint(two), a)).toEqual(editsFor(a, two));
+    cache.forgetOwner('hana');
+    expect(plans.lookup(keysFingerprint(two), a)).toBeUndefined();
+
+    // Plans read back from the file (another process computed them, or a restart) are
+    // kept with their owner and device, so that forgetting drops them too.
+    cache.delivered.putPlan('hana', 'dev-1', keysFingerprint(one), b, editsFor(b, one));
+    cache.delivered.putPlan('hana', 'dev-2', keysFingerprint(two), c, editsFor(c, two));
+    cache.close();
+    cache = new PointCache(path);
+    expect(cache.delivered.plans.lookup(keysFingerprint(one), b)).toEqual(editsFor(b, one));
+    expect(cache.delivered.plans.lookup(keysFingerprint(two), c)).toEqual(editsFor(c, two));
+    emptyTable(path);
+    expect(cache.delivered.plans.lookup(keysFingerprint(one), b)).toEqual(editsFor(b, one));
+    cache.forgetDevice('hana', 'dev-1');
+    expect(cache.delivered.plans.lookup(keysFingerprint(one), b)).toBeUndefined();
+    expect(cache.delivered.plans.lookup(keysFingerprint(two), c)).toEqual(editsFor(c, two));
+    cache.clear();
+    expect(cache.delivered.plans.lookup(keysFingerprint(two), c)).toBeUndefined();
+    cache.close();
+  });
+
+  it('hold at most their bound, the least recently used dropped first', async () => {
+    const user = await makeTestUser(dir.path, 'ines@example.org', 1);
+    const keys = user.devices[0]!.keys;
+    const fp = keysFingerprint(keys);
+    const db = new Database(':memory:');
+    const plans = new DeliveredPlans(db, 2);
+    const [a, b, c] = [
+      message(user.group.certDer),
+      message(user.group.certDer),
+      message(user.group.certDer),
+    ];
+    plans.put('ines', 'dev-1', fp, a, editsFor(a, keys));
+    plans.put('ines', 'dev-1', fp, b, editsFor(b, keys));
+    expect(plans.lookup(fp, a)).toBeDefined();
+    plans.put('ines', 'dev-1', fp, c, editsFor(c, keys));
+    plans.flush();
+    db.exec('DELETE FROM delivered_plans');
+    // b was used least recently: gone from memory, and from the table here.
+    expect(plans.lookup(fp, b)).toBeUndefined();
+    expect(plans.lookup(fp, a)).toEqual(editsFor(a, keys));
+    expect(plans.lookup(fp, c)).toEqual(editsFor(c, keys));
+    plans.stop();
+    db.close();
   });
 });
