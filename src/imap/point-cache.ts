@@ -26,7 +26,10 @@
  *
  * First fetch: `delivered` (delivered-points.ts, a table of the same file) holds the
  * points the MX computed at delivery, found by E, so a first fetch need not multiply
- * either; the forget* calls drop those of the device too.
+ * either; the forget* calls drop those of the device too. A whole plan made at delivery
+ * (`delivered: true`, delivered-plans.ts) is kept in memory only: its own row answers
+ * any later fetch of the same body, so a row here would cost a first fetch an encoding,
+ * a checksum and an insert for nothing.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
@@ -206,10 +209,14 @@ export class PointCache {
     if (plan.kind === 'unchanged' && plan.reason.startsWith('plan-error')) return;
     const fields = keyFields(scope, key);
     const fp = scope.fingerprint();
-    const encoded = encodePlan(plan);
-    const entry = Buffer.concat([fp, checksum(fields, fp, encoded), encoded]);
     const id = fields.join('\u0000');
     this.remember(id, { fields, fingerprint: Buffer.from(fp), plan });
+    // A plan made at delivery is found again by the body's bytes (delivered-plans.ts), in
+    // any process and after a restart: a row here would only repeat it, at the cost of
+    // an encoding, a checksum and an insert per message on a first fetch.
+    if (plan.kind === 'edits' && plan.delivered === true) return;
+    const encoded = encodePlan(plan);
+    const entry = Buffer.concat([fp, checksum(fields, fp, encoded), encoded]);
     this.pending.put(id, { fields, entry });
   }
 

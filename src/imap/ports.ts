@@ -76,7 +76,15 @@ export interface BodyEdit {
 }
 
 export type BodyPlan =
-  | { kind: 'edits'; edits: readonly BodyEdit[] }
+  | {
+      kind: 'edits';
+      edits: readonly BodyEdit[];
+      /**
+       * Made at delivery and kept there (delivered-plans.ts), where a fetch of the same
+       * body finds it again: the point cache keeps it in memory only, not in its table.
+       */
+      delivered?: true;
+    }
   | { kind: 'unchanged'; reason: string }
   | { kind: 'need-more'; atLeast: number };
 

@@ -188,6 +188,22 @@ describe('point cache', () => {
     cache.close();
   });
 
+  it('keeps a plan made at delivery in memory only (its table is delivered-plans.ts)', () => {
+    const cache = new PointCache(freshPath());
+    const delivered: SettledPlan = { ...plan, delivered: true };
+    cache.set(scope('dev-1'), key, delivered);
+    cache.set(scope('dev-1'), { ...key, uid: 43 }, plan);
+    expect(cache.get(scope('dev-1'), key)).toEqual(delivered);
+    expect(cache.get(scope('dev-1', Buffer.alloc(16, 9)), key)).toBeUndefined();
+    expect(cache.get(scope('dev-2'), key)).toBeUndefined();
+    // Only the plan the proxy made itself was written.
+    expect(cache.size()).toBe(1);
+    cache.set(scope('dev-1'), key, delivered);
+    cache.forgetDevice('a@example.org', 'dev-1');
+    expect(cache.get(scope('dev-1'), key)).toBeUndefined();
+    cache.close();
+  });
+
   it('stays within its bound', () => {
     const cache = new PointCache(freshPath(), 100);
     for (let uid = 1; uid <= 10_050; uid++) cache.set(scope('dev-1'), { ...key, uid }, plan);

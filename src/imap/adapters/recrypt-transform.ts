@@ -17,7 +17,7 @@ export function recryptTransform(
     plan(prefix, form): BodyPlan {
       if (form === 'message' && plans !== undefined) {
         const edits = plans(prefix);
-        if (edits !== undefined) return { kind: 'edits', edits };
+        if (edits !== undefined) return { kind: 'edits', edits, delivered: true };
       }
       const plan = planRecrypt(prefix, form, keys, points);
       if (plan.kind === 'unchanged') {
