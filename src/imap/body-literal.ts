@@ -76,6 +76,8 @@ interface BodyLiteral {
   collectedLength: number;
   need: number;
   edits: readonly BodyEdit[];
+  /** Offset (in the section) just past the last edit. */
+  editsEnd: number;
   /**
    * 'verify' mode: a plan found by sequence number, used only if the literal's first bytes
    * equal `expect` (the same range of the message the side connection sent).
@@ -121,6 +123,7 @@ export class BodyLiteralRewriter {
       collectedLength: 0,
       need: Math.min(length, FIRST_PLAN_BYTES),
       edits: [],
+      editsEnd: 0,
       verify: null,
     };
     const cached = this.planKey();
@@ -154,7 +157,10 @@ export class BodyLiteralRewriter {
       if (settled === 'resolve') return this.resolveCollected().then(() => end);
       return end;
     } else if (body.mode === 'stream') {
-      this.emit(this.context.transform.apply(piece, body.item.origin + body.pos, body.edits));
+      const at = body.item.origin + body.pos;
+      // Past the end of every edit, the rest of the literal passes as it is.
+      if (at >= body.editsEnd) body.mode = 'pass';
+      this.emit(at >= body.editsEnd ? piece : this.context.transform.apply(piece, at, body.edits));
       body.pos += take;
     } else {
       this.emit(piece);
@@ -193,6 +199,9 @@ export class BodyLiteralRewriter {
     if (plan.kind === 'edits') {
       body.mode = 'stream';
       body.edits = plan.edits;
+      body.editsEnd = 0;
+      for (const edit of plan.edits)
+        body.editsEnd = Math.max(body.editsEnd, edit.offset + edit.bytes.length);
     } else {
       body.mode = 'pass';
     }

@@ -170,6 +170,40 @@ describe('response rewriter with the real recrypt core', () => {
     expect((await decryptWith(reassembled, device)).equals(big)).toBe(true);
   });
 
+  it('past the end of its edits a literal streams without the transform, the same bytes', async () => {
+    const device = user.devices[0]!;
+    const inner = recryptTransform(device.keys);
+    const plan = inner.plan(message, 'message');
+    if (plan.kind !== 'edits') throw new Error(`no edits: ${plan.kind}`);
+    const editsEnd = Math.max(...plan.edits.map((e) => e.offset + e.bytes.length));
+    const applied: number[] = [];
+    const counting: BodyTransform = {
+      plan: (prefix, form) => inner.plan(prefix, form),
+      apply: (chunk, offset, edits) => {
+        applied.push(offset);
+        return inner.apply(chunk, offset, edits);
+      },
+    };
+    const response = Buffer.concat([
+      Buffer.from(`* 1 FETCH (UID 7 BODY[] {${message.length}}\r\n`),
+      message,
+      Buffer.from(')\r\nT1 OK done\r\n'),
+    ]);
+    const literalStart = response.indexOf('}\r\n') + 3;
+    const cache = new PlanCache();
+    // The first fetch plans from the collected prefix; the second takes the cached plan
+    // and streams every piece: only those before the end of the edits reach `apply`.
+    await rewrite(response, { transform: counting, cache }, [300]);
+    applied.length = 0;
+    const { output, events } = await rewrite(response, { transform: counting, cache }, [300]);
+    expect(events[0]?.result).toBe('recrypted');
+    expect(applied.length).toBeGreaterThan(0);
+    expect(applied.every((offset) => offset < editsEnd)).toBe(true);
+    expect(applied.length).toBeLessThan(message.length / 300 - 1);
+    const body = output.subarray(literalStart, literalStart + message.length);
+    expect((await decryptWith(body, device)).equals(original)).toBe(true);
+  });
+
   it('a partial past the prefix with no cached plan asks upstream for the prefix by UID', async () => {
     const device = user.devices[0]!;
     const requests: PrefixRequest[] = [];
