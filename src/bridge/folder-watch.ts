@@ -3,7 +3,7 @@
  * mailbox selected read-only in IDLE (imapflow starts IDLE by itself when a connection
  * is quiet). Any EXISTS, EXPUNGE or FETCH FLAGS one hears syncs that mailbox at once, so
  * a change does not wait for the next poll. The gateway's proxy offers no NOTIFY (RFC
- * 5465; it refuses it, src/imap/client-relay.ts), and IDLE watches one mailbox per
+ * 5465; it refuses it, src/imap/refused-commands.ts), and IDLE watches one mailbox per
  * connection, so the watches are bounded (`limit`, 4 by default: the gateway allows 10
  * sessions per user and address, docs/configuration.md) and go to the mailboxes that
  * matter most: INBOX, those local clients have open (latest first), then Sent, Archive,
