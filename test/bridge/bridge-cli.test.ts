@@ -1,18 +1,22 @@
 /**
- * `recrypt bridge` as a person runs it (docs/bridge.md, docs/cli.md), against a real
+ * `recrypt bridge` as a person runs it (docs/bridge.md, docs/cli.md), against one real
  * gateway (test/helpers/bridge-world.ts): a restart from the saved account prints the
  * client settings without the password, serves `--plain` loopback, writes the client
- * files; a wrong passphrase is one line and exit 1; and a bridge killed with SIGKILL
- * during its first sync resumes without duplicates or lost flags.
+ * files; a wrong passphrase is one line and exit 1; a later `recrypt bridge` changes the
+ * account's gateway settings, saved only once the gateway accepted them; when the gateway
+ * refuses the device (revoked with `recrypt device revoke`) the bridge stops syncing and
+ * says so to every local session (`* OK [ALERT]`, and `NO [UNAVAILABLE]` for changes),
+ * naming what to do; and a bridge killed with SIGKILL during its first sync resumes
+ * without duplicates or lost flags.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runBridge, type RunningBridge } from '../../src/bridge/bridge.js';
+import { runBridge, type BridgeOptions, type RunningBridge } from '../../src/bridge/bridge.js';
 import {
   ADDRESS,
+  exportP12,
   P12_PASSWORD,
   PASSPHRASE,
   readClientFiles,
@@ -20,10 +24,12 @@ import {
   withMailbox,
   type BridgeWorld,
 } from '../helpers/bridge-world.js';
-import { cliCommand } from '../helpers/cli-command.js';
+import { bridgeServing, spawnBridge } from '../helpers/bridge-process.js';
 import { runCli } from '../helpers/cli-run.js';
-import { cleanEnv, waitFor } from '../helpers/gateway-process.js';
+import { waitFor } from '../helpers/gateway-process.js';
+import { ImaplibSession } from '../helpers/imaplib-session.js';
 import type { RunningTestGateway } from '../helpers/submission-world.js';
+import { addDevice } from '../helpers/submission-world.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const BODY_MARKER = 'Cliplaintextmarker';
@@ -32,6 +38,7 @@ const dir = tempDir('recrypt-bridge-');
 let world: BridgeWorld;
 let gateway: RunningTestGateway;
 let bridge: RunningBridge;
+const sessions: ImaplibSession[] = [];
 const dataDir = join(dir.path, 'bridge-data');
 const deliver = (subject: string, text: string) => world.deliver(subject, text);
 const proxyClient = () => world.proxyClient();
@@ -47,6 +54,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  for (const session of sessions) session.close();
   await world?.close();
   dir.remove();
 });
@@ -59,11 +67,9 @@ describe('recrypt bridge', () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toBe('recrypt: wrong bridge passphrase (the cache does not open)\n');
 
-    const [node, ...prefix] = cliCommand();
     const autoconfig = join(dir.path, 'autoconfig.xml');
     const mobileconfig = join(dir.path, 'bridge.mobileconfig');
     const args = [
-      'bridge',
       '--data-dir',
       dataDir,
       '--imap-port',
@@ -75,22 +81,10 @@ describe('recrypt bridge', () => {
       '--mobileconfig',
       mobileconfig,
     ];
-    const child = spawn(node!, [...prefix, ...args, '--plain'], {
-      env: cleanEnv({ RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-    const exited = new Promise<number | null>((resolve) =>
-      child.on('exit', (code) => resolve(code)),
-    );
+    const child = spawnBridge([...args, '--plain'], { RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE });
     try {
-      await waitFor(
-        'the bridge settings',
-        () => out.includes('stop with Ctrl-C') || child.exitCode !== null,
-        60_000,
-      );
+      await bridgeServing(child);
+      const out = child.output();
       expect(out).toContain(`bridge running for ${ADDRESS}`);
       expect(out).toMatch(/^ {2}server: 127\.0\.0\.1$/m);
       expect(out).toMatch(new RegExp(`^ {2}username: ${ADDRESS}$`, 'm'));
@@ -99,8 +93,12 @@ describe('recrypt bridge', () => {
       );
       expect(out).toContain('password: the one shown at the first start');
       expect(out).not.toContain(bridge.account.localPassword);
-      await waitFor('the client files', () => out.includes('Apple configuration profile:'));
-      const imapPort = Number(/^ {2}port: (\d+) \(no TLS; loopback only\)$/m.exec(out)?.[1]);
+      await waitFor('the client files', () =>
+        child.output().includes('Apple configuration profile:'),
+      );
+      const imapPort = Number(
+        /^ {2}port: (\d+) \(no TLS; loopback only\)$/m.exec(child.output())?.[1],
+      );
       const client = new ImapFlow({
         host: '127.0.0.1',
         port: imapPort,
@@ -137,9 +135,147 @@ describe('recrypt bridge', () => {
       for (const text of [readFileSync(autoconfig, 'utf8'), readFileSync(mobileconfig, 'utf8')])
         expect(text).not.toContain(bridge.account.localPassword);
     } finally {
-      child.kill('SIGTERM');
+      child.child.kill('SIGTERM');
     }
-    expect(await exited).toBe(0);
+    expect((await child.exited).code).toBe(0);
+  });
+});
+
+describe('recrypt bridge and its account', () => {
+  it('tells every client when the gateway refuses the revoked device, and stops syncing', async () => {
+    const device = await addDevice(
+      world.gateway,
+      ADDRESS,
+      world.device.ownerDir,
+      world.device.owner,
+      'bridgebox',
+    );
+    const p12File = exportP12(device, join(dir.path, 'bridgebox.p12'));
+    const base = world.options(join(dir.path, 'revoked-data'), true);
+    const errors: string[] = [];
+    const bridge = await runBridge({
+      ...base,
+      plainOnly: true,
+      setup: {
+        ...base.setup!,
+        p12: new Uint8Array(readFileSync(p12File)),
+        upstream: { ...base.setup!.upstream, password: device.password },
+      },
+      logger: {
+        info: () => undefined,
+        warn: () => undefined,
+        error: (_details, message) => errors.push(message),
+      },
+    });
+    try {
+      const open = () =>
+        ImaplibSession.open(bridge.imapPort, ADDRESS, bridge.account.localPassword, 'INBOX');
+      const before = await open();
+      sessions.push(before.session);
+      expect(before.selected).toMatchObject({ typ: 'OK', exists: 1, alert: [] });
+
+      const revoked = await world.device.owner(['device', 'revoke', 'bridgebox']);
+      expect(revoked.code, revoked.stderr).toBe(0);
+
+      // The session open since before hears it at its next command.
+      let alert: string[] = [];
+      await waitFor(
+        'the ALERT in the open session',
+        async () => {
+          alert = (await before.session.send('noop')).alert ?? [];
+          return alert.length > 0;
+        },
+        60_000,
+      );
+      expect(alert[0]).toContain('the gateway refuses this device');
+      expect(alert[0]).toContain('recrypt bridge --device-password-file');
+      expect(alert[0]).toContain('recrypt device join');
+      // A change cannot reach the gateway: refused with the reason, not a silent failure.
+      const store = await before.session.send('store');
+      expect(store.event).toBe('no');
+      expect(store.text).toContain('[UNAVAILABLE]');
+      expect(store.text).toContain('the gateway refuses this device');
+
+      // A session opened later is told at SELECT; the cached mail is still shown.
+      const after = await open();
+      sessions.push(after.session);
+      expect(after.selected.exists).toBe(1);
+      expect(after.selected.alert?.[0]).toContain('the gateway refuses this device');
+
+      expect(errors.filter((e) => e.startsWith('bridge stopped:'))).toHaveLength(1);
+      expect(bridge.watchedMailboxes()).toEqual([]);
+    } finally {
+      await bridge.close();
+    }
+  });
+
+  it('`recrypt bridge --gateway … --device-password-file …` changes the saved account, only once the gateway accepts it', async () => {
+    const dataDir = join(dir.path, 'settings-data');
+    const options = (setup: boolean): BridgeOptions => ({
+      ...world.options(dataDir, setup),
+      plainOnly: true,
+    });
+    const first = await runBridge(options(true));
+    expect(first.account.upstream).toMatchObject({
+      port: world.gateway.ports.imap,
+      tls: 'implicit',
+    });
+    await first.close();
+
+    // The STARTTLS port of the same gateway, as if it had moved.
+    const child = spawnBridge(
+      [
+        '--data-dir',
+        dataDir,
+        '--gateway',
+        `127.0.0.1:${world.gateway.ports.starttls}`,
+        '--gateway-starttls',
+        '--plain',
+        '--imap-port',
+        '0',
+        '--smtp-port',
+        '0',
+      ],
+      { RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE },
+    );
+    try {
+      await bridgeServing(child);
+      expect(child.output()).toContain(`bridge running for ${ADDRESS}`);
+    } finally {
+      child.child.kill('SIGTERM');
+    }
+    expect((await child.exited).code, child.output()).toBe(0);
+
+    const moved = await runBridge(options(false));
+    try {
+      expect(moved.account.upstream).toMatchObject({
+        port: world.gateway.ports.starttls,
+        tls: 'starttls',
+        password: world.device.password,
+      });
+      expect(moved.sync.mailboxes.get('INBOX')!.records()).toHaveLength(1);
+    } finally {
+      await moved.close();
+    }
+
+    // A wrong password is refused at the start, in words, and nothing is saved.
+    const wrongFile = join(dir.path, 'wrong-password');
+    writeFileSync(wrongFile, 'not the device password\n');
+    const wrong = await runCli(
+      ['bridge', '--data-dir', dataDir, '--device-password-file', wrongFile],
+      {
+        env: { RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE },
+      },
+    );
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain(`refuses the login of ${ADDRESS}`);
+    const kept = await runBridge(options(false));
+    try {
+      expect(kept.account.upstream.password).toBe(world.device.password);
+      expect(kept.account.upstream.port).toBe(world.gateway.ports.starttls);
+    } finally {
+      await kept.close();
+    }
   });
 });
 
@@ -159,12 +295,9 @@ describe('recrypt bridge killed during its first sync', () => {
       await upstream.logout();
     }
     const killedDir = join(dir.path, 'bridge-killed');
-    const [node, ...prefix] = cliCommand();
-    const child = spawn(
-      node!,
+    // Killed the moment the first progress line shows: 100 messages of the first sync to go.
+    const child = spawnBridge(
       [
-        ...prefix,
-        'bridge',
         '--data-dir',
         killedDir,
         '--p12',
@@ -181,27 +314,18 @@ describe('recrypt bridge killed during its first sync', () => {
         '0',
       ],
       {
-        env: cleanEnv({
-          RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE,
-          RECRYPT_P12_PASSWORD: P12_PASSWORD,
-          RECRYPT_DEVICE_PASSWORD: world.device.password,
-        }),
-        stdio: ['ignore', 'pipe', 'pipe'],
+        RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE,
+        RECRYPT_P12_PASSWORD: P12_PASSWORD,
+        RECRYPT_DEVICE_PASSWORD: world.device.password,
+      },
+      {
         detached: true,
+        onOutput: (out, bridgeChild) => {
+          if (/syncing Bulk: 50\/150 messages/.test(out)) bridgeChild.kill('SIGKILL');
+        },
       },
     );
-    // Killed the moment the first progress line shows: 100 messages of the first sync to go.
-    let out = '';
-    const collect = (chunk: Buffer): void => {
-      out += chunk.toString('utf8');
-      if (/syncing Bulk: 50\/150 messages/.test(out)) child.kill('SIGKILL');
-    };
-    child.stdout.on('data', collect);
-    child.stderr.on('data', collect);
-    const exited = new Promise<string | null>((resolve) =>
-      child.on('exit', (_code, signal) => resolve(signal)),
-    );
-    expect(await exited, out).toBe('SIGKILL');
+    expect((await child.exited).signal, child.output()).toBe('SIGKILL');
     // The account is saved once the gateway accepted the login, before the first sync
     // (docs/bridge.md): the kill came during that sync.
     expect(existsSync(join(killedDir, 'account.bin'))).toBe(true);

@@ -37,12 +37,8 @@ export interface BridgeWorld {
   close(): Promise<void>;
 }
 
-export async function startBridgeWorld(root: string): Promise<BridgeWorld> {
-  const gateway = await makeGateway(root, 'gateway', (ports) => ({
-    submission: { host: '127.0.0.1', port: ports.submission, tlsPort: ports.submissionTls },
-  }));
-  const device = await enrolWithDevice(gateway, ADDRESS);
-  const p12File = join(root, 'device.p12');
+/** `device`'s key and certificate as a .p12 (openssl) at `file`, with P12_PASSWORD; returns `file`. */
+export function exportP12(device: Device, file: string): string {
   execFileSync('openssl', [
     'pkcs12',
     '-export',
@@ -51,10 +47,19 @@ export async function startBridgeWorld(root: string): Promise<BridgeWorld> {
     '-in',
     device.certFile,
     '-out',
-    p12File,
+    file,
     '-passout',
     `pass:${P12_PASSWORD}`,
   ]);
+  return file;
+}
+
+export async function startBridgeWorld(root: string): Promise<BridgeWorld> {
+  const gateway = await makeGateway(root, 'gateway', (ports) => ({
+    submission: { host: '127.0.0.1', port: ports.submission, tlsPort: ports.submissionTls },
+  }));
+  const device = await enrolWithDevice(gateway, ADDRESS);
+  const p12File = exportP12(device, join(root, 'device.p12'));
   const ca = readFileSync(gateway.certFile, 'utf8');
   return {
     gateway,
