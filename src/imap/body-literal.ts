@@ -9,12 +9,19 @@
  * Kept apart from the scanner because this is where the rewriter may wait (side fetches)
  * and the only part that reads or fills the plan cache; the scanner only knows IMAP syntax.
  *
+ * Order for a literal from offset 0 when the cache can tell what it holds in memory
+ * (`peek`): the plans in memory, then on the literal's first bytes the plan made at
+ * delivery (`transform.known`), then the plan cache's file, then the transform plans.
+ * A first fetch after delivery so reads no file only to miss; each source is safe on
+ * its own (keyed by device and keys, checked against the bytes), so the order is only cost.
+ *
  * Memory: only the prefix the planner asks for is held (capped at MAX_PREFIX); the rest
- * streams chunk by chunk.
+ * streams chunk by chunk; past the end of its edits a literal passes without the transform.
  */
+import type { BodyContext } from './body-context.js';
 import type { BodyItem } from './fetch-item.js';
 import { joinViews } from './join-views.js';
-import type { PlanKey, PlanLookup, SettledPlan } from './plan-cache.js';
+import type { PlanKey, SettledPlan } from './plan-cache.js';
 import type { BodyEdit, BodyTransform } from './ports.js';
 import { MAX_PREFIX, planFromUpstream, SIDE_FETCH_BYTES, startsWith } from './side-plan.js';
 
@@ -22,43 +29,13 @@ const FIRST_PLAN_BYTES = 256;
 
 export { MAX_PREFIX } from './side-plan.js';
 
-export interface Selection {
-  /** The mailbox name exactly as the client sent it (quoted string or atom). */
-  mailbox: string;
-  uidValidity: number;
-}
-
-/**
- * The first bytes of a section, by UID, or by sequence number when the response named no
- * UID (a plain `FETCH n (BODY[]<0.500>)`). Sequence numbers are per connection: an
- * answer by sequence number is only used when it starts with the bytes the client's own
- * literal holds (see `planFromUpstream`).
- */
-export type PrefixRequest = Selection & { item: BodyItem; length: number } & (
-    { uid: number; seq?: undefined } | { uid?: undefined; seq: number }
-  );
-
-export type BodyResult = 'recrypted' | 'unchanged' | 'unresolved';
-
-export interface BodyEvent {
-  item: BodyItem;
-  result: BodyResult;
-  reason?: string;
-  /** Offset of the literal's first byte in the rewriter's output, and its length. */
-  start: number;
-  length: number;
-}
-
-/** The part of the rewriter's context that body literals use. */
-export interface BodyContext {
-  transform: BodyTransform;
-  cache: PlanLookup;
-  /** The selected mailbox when a body literal starts; null when unknown. */
-  selection(): Selection | null;
-  /** First bytes of a section fetched by UID on a side connection; null when impossible. */
-  fetchPrefix?(request: PrefixRequest): Promise<Uint8Array | null>;
-  onBody?(event: BodyEvent): void;
-}
+export type {
+  BodyContext,
+  BodyEvent,
+  BodyResult,
+  PrefixRequest,
+  Selection,
+} from './body-context.js';
 
 interface BodyLiteral {
   item: BodyItem;
@@ -83,6 +60,12 @@ interface BodyLiteral {
    * equal `expect` (the same range of the message the side connection sent).
    */
   verify: { plan: SettledPlan; expect: Uint8Array } | null;
+  /**
+   * A whole literal whose plan was not in memory: the plan made at delivery is tried on
+   * its first bytes before the plan cache's file is read (a first fetch after delivery
+   * would read it only to miss), then that file, then the transform plans.
+   */
+  stored: PlanKey | null;
 }
 
 export class BodyLiteralRewriter {
@@ -125,9 +108,17 @@ export class BodyLiteralRewriter {
       edits: [],
       editsEnd: 0,
       verify: null,
+      stored: null,
     };
-    const cached = this.planKey();
-    const plan = cached === null ? undefined : this.context.cache.get(cached);
+    const { cache, transform } = this.context;
+    const key = this.planKey();
+    const later =
+      key !== null &&
+      item.origin === 0 &&
+      cache.peek !== undefined &&
+      transform.known !== undefined;
+    const plan = key === null ? undefined : later ? cache.peek!(key) : cache.get(key);
+    if (later && plan === undefined) this.body.stored = key;
     if (plan !== undefined) this.adopt(plan);
     else if (item.origin > 0) this.body.mode = 'resolve';
     if (length === 0) this.finish();
@@ -219,6 +210,16 @@ export class BodyLiteralRewriter {
     const body = this.body!;
     // A view of the chunk when the prefix lies in one (no copy: join-views.ts).
     const prefix = joinViews(body.collected);
+    if (body.stored !== null) {
+      const key = body.stored;
+      body.stored = null;
+      const known = this.safeKnown(prefix, body);
+      const kept = known ?? this.context.cache.get(key);
+      if (kept !== undefined) {
+        this.settleCollected(kept, prefix, known !== undefined);
+        return 'settled';
+      }
+    }
     const plan = this.safePlan(prefix, body);
     if (plan.kind === 'need-more') {
       if (plan.atLeast > MAX_PREFIX || plan.atLeast <= prefix.length) {
@@ -236,12 +237,12 @@ export class BodyLiteralRewriter {
     return 'settled';
   }
 
-  private settleCollected(plan: SettledPlan, prefix: Uint8Array): void {
+  private settleCollected(plan: SettledPlan, prefix: Uint8Array, remember = true): void {
     const body = this.body!;
     body.collected = [];
     body.collectedLength = 0;
     this.adopt(plan);
-    this.remember(plan);
+    if (remember) this.remember(plan);
     this.emit(
       plan.kind === 'edits'
         ? this.context.transform.apply(prefix, body.item.origin, plan.edits)
@@ -353,6 +354,15 @@ export class BodyLiteralRewriter {
     }
     body.pos = held.length;
     if (body.remaining === 0) this.finish();
+  }
+
+  private safeKnown(prefix: Uint8Array, body: BodyLiteral): SettledPlan | undefined {
+    try {
+      const plan = this.context.transform.known?.(prefix, body.item.form);
+      return plan?.kind === 'need-more' ? undefined : plan;
+    } catch {
+      return undefined;
+    }
   }
 
   private safePlan(prefix: Uint8Array, body: BodyLiteral): ReturnType<BodyTransform['plan']> {

@@ -20,6 +20,11 @@ export type SettledPlan = Exclude<BodyPlan, { kind: 'need-more' }>;
 export interface PlanLookup {
   get(key: PlanKey): SettledPlan | undefined;
   set(key: PlanKey, plan: SettledPlan): void;
+  /**
+   * The plan if it is at hand in memory (no file read); undefined says nothing about what
+   * `get` finds. Absent: `get` is as cheap.
+   */
+  peek?(key: PlanKey): SettledPlan | undefined;
 }
 
 export class PlanCache implements PlanLookup {

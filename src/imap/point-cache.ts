@@ -168,6 +168,15 @@ export class PointCache {
     }
   }
 
+  /** `get` from memory only (the plans kept decoded): no file read. */
+  peek(scope: PlanScope, key: PlanKey): SettledPlan | undefined {
+    if (this.closed) return undefined;
+    const recent = this.recent.get(keyFields(scope, key).join('\u0000'));
+    if (recent === undefined || !recent.fingerprint.equals(scope.fingerprint())) return undefined;
+    this.stats.hits++;
+    return recent.plan;
+  }
+
   /** The plan for `key` made for `scope`'s device with its current keys, if one is kept. */
   get(scope: PlanScope, key: PlanKey): SettledPlan | undefined {
     if (this.closed) return undefined;
@@ -359,11 +368,22 @@ export class TieredPlans implements PlanLookup {
   ) {}
 
   get(key: PlanKey): SettledPlan | undefined {
+    return this.lookup(key, (scope) => this.points.get(scope, key));
+  }
+
+  peek(key: PlanKey): SettledPlan | undefined {
+    return this.lookup(key, (scope) => this.points.peek(scope, key));
+  }
+
+  private lookup(
+    key: PlanKey,
+    kept: (scope: PlanScope) => SettledPlan | undefined,
+  ): SettledPlan | undefined {
     const plan = this.session.get(key);
     if (plan !== undefined) return plan;
-    const kept = this.points.get(this.scope, key);
-    if (kept !== undefined) this.session.set(key, kept);
-    return kept;
+    const found = kept(this.scope);
+    if (found !== undefined) this.session.set(key, found);
+    return found;
   }
 
   set(key: PlanKey, plan: SettledPlan): void {

@@ -91,6 +91,11 @@ export type BodyPlan =
 /** The recrypt transform bound to one device's keys. Pure and synchronous. */
 export interface BodyTransform {
   plan(prefix: Uint8Array, form: BodyForm): BodyPlan;
+  /**
+   * A plan known without parsing or multiplying (made at delivery), or undefined; `plan`
+   * finds it too. Lets a body literal try it before a file read of the point cache.
+   */
+  known?(prefix: Uint8Array, form: BodyForm): BodyPlan | undefined;
   /** Returns `chunk` (same length) with the edits that fall inside [offset, offset+len) applied. */
   apply(chunk: Uint8Array, chunkOffset: number, edits: readonly BodyEdit[]): Uint8Array;
 }

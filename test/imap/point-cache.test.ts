@@ -188,6 +188,22 @@ describe('point cache', () => {
     cache.close();
   });
 
+  it('peek answers from memory only, with the same key checks', () => {
+    const path = freshPath();
+    const writer = new PointCache(path);
+    writer.set(scope('dev-1'), key, plan);
+    writer.close();
+    const cache = new PointCache(path);
+    expect(cache.peek(scope('dev-1'), key)).toBeUndefined();
+    expect(cache.get(scope('dev-1'), key)).toEqual(plan);
+    expect(cache.peek(scope('dev-1'), key)).toEqual(plan);
+    expect(cache.peek(scope('dev-1', Buffer.alloc(16, 9)), key)).toBeUndefined();
+    expect(cache.peek(scope('dev-2'), key)).toBeUndefined();
+    cache.forgetDevice('a@example.org', 'dev-1');
+    expect(cache.peek(scope('dev-1'), key)).toBeUndefined();
+    cache.close();
+  });
+
   it('keeps a plan made at delivery in memory only (its table is delivered-plans.ts)', () => {
     const cache = new PointCache(freshPath());
     const delivered: SettledPlan = { ...plan, delivered: true };

@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recryptTransform } from '../../src/imap/adapters/recrypt-transform.js';
 import { filterCapabilityLine } from '../../src/imap/capabilities.js';
-import { PlanCache } from '../../src/imap/plan-cache.js';
+import { PlanCache, type PlanLookup, type SettledPlan } from '../../src/imap/plan-cache.js';
+import { keysFingerprint } from '../../src/imap/plan-codec.js';
+import { PointCache } from '../../src/imap/point-cache.js';
+import { planRecrypt } from '../../src/recrypt/transform.js';
 import type { BodyTransform } from '../../src/imap/ports.js';
 import type { BodyEvent, PrefixRequest } from '../../src/imap/body-literal.js';
 import { ResponseRewriter, type RewriterContext } from '../../src/imap/response-rewriter.js';
@@ -202,6 +205,64 @@ describe('response rewriter with the real recrypt core', () => {
     expect(applied.length).toBeLessThan(message.length / 300 - 1);
     const body = output.subarray(literalStart, literalStart + message.length);
     expect((await decryptWith(body, device)).equals(original)).toBe(true);
+  });
+
+  it('a whole literal tries the plan made at delivery before the file of plans, read at most once', async () => {
+    const device = user.devices[0]!;
+    const delivered = new PointCache(':memory:');
+    const made = planRecrypt(message, 'message', device.keys);
+    if (made.kind !== 'edits') throw new Error(`no edits: ${made.kind}`);
+    delivered.delivered.putPlan(
+      'alice',
+      'dev-1',
+      keysFingerprint(device.keys),
+      message,
+      made.edits,
+    );
+    const transform = recryptTransform(
+      device.keys,
+      undefined,
+      delivered.delivered.planSource(device.keys),
+    );
+    const other = await encryptToGroup(original, user.group);
+    const otherPlan = recryptTransform(device.keys).plan(other, 'message');
+    if (otherPlan.kind !== 'edits') throw new Error(`no edits: ${otherPlan.kind}`);
+    // What the session holds in memory (`peek`), and what only a file read finds (`get`).
+    const memory = new Map<number, SettledPlan>();
+    const file = new Map<number, SettledPlan>([[8, otherPlan]]);
+    const calls: string[] = [];
+    const cache: PlanLookup = {
+      peek: (key) => (calls.push(`peek ${key.uid}`), memory.get(key.uid)),
+      get: (key) => (calls.push(`get ${key.uid}`), memory.get(key.uid) ?? file.get(key.uid)),
+      set: (key, plan) => (calls.push(`set ${key.uid}`), memory.set(key.uid, plan)),
+    };
+    const fetch = (uid: number, bytes: Buffer): Buffer =>
+      Buffer.concat([
+        Buffer.from(`* ${uid} FETCH (UID ${uid} BODY[] {${bytes.length}}\r\n`),
+        bytes,
+        Buffer.from(')\r\n'),
+      ]);
+    const literal = (response: Buffer, output: Buffer): Buffer => {
+      const start = response.indexOf('}\r\n') + 3;
+      return output.subarray(start, start + response.length - start - 3);
+    };
+    // The plan made at delivery answers: no file read; it is kept (in memory) for later.
+    const first = fetch(7, message);
+    const one = await rewrite(first, { transform, cache }, [4096]);
+    expect(calls).toEqual(['peek 7', 'set 7']);
+    expect(memory.get(7)).toMatchObject({ kind: 'edits', delivered: true });
+    expect((await decryptWith(literal(first, one.output), device)).equals(original)).toBe(true);
+    // A message with no plan made at delivery: one file read finds it, nothing re-written.
+    calls.length = 0;
+    const second = fetch(8, other);
+    const two = await rewrite(second, { transform, cache }, [4096]);
+    expect(calls).toEqual(['peek 8', 'get 8']);
+    expect((await decryptWith(literal(second, two.output), device)).equals(original)).toBe(true);
+    // In memory now: neither the delivered plan nor the file is consulted.
+    calls.length = 0;
+    await rewrite(first, { transform, cache }, [4096]);
+    expect(calls).toEqual(['peek 7']);
+    delivered.close();
   });
 
   it('a partial past the prefix with no cached plan asks upstream for the prefix by UID', async () => {

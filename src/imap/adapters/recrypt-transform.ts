@@ -1,7 +1,7 @@
 /** Binds the proxy's BodyTransform port to the recrypt core for one device's keys. */
 import { applyEdits, planRecrypt, type Edit, type PointSource } from '../../recrypt/transform.js';
 import type { DeviceRecryptKeys } from '../../recrypt/types.js';
-import type { BodyPlan, BodyTransform } from '../ports.js';
+import type { BodyForm, BodyPlan, BodyTransform } from '../ports.js';
 
 /**
  * `points`: recrypted points computed at delivery (../delivered-points.ts), found by E;
@@ -13,12 +13,15 @@ export function recryptTransform(
   points?: PointSource,
   plans?: (prefix: Uint8Array) => Edit[] | undefined,
 ): BodyTransform {
+  const known = (prefix: Uint8Array, form: BodyForm): BodyPlan | undefined => {
+    const edits = form === 'message' ? plans?.(prefix) : undefined;
+    return edits === undefined ? undefined : { kind: 'edits', edits, delivered: true };
+  };
   return {
+    ...(plans === undefined ? {} : { known }),
     plan(prefix, form): BodyPlan {
-      if (form === 'message' && plans !== undefined) {
-        const edits = plans(prefix);
-        if (edits !== undefined) return { kind: 'edits', edits, delivered: true };
-      }
+      const delivered = known(prefix, form);
+      if (delivered !== undefined) return delivered;
       const plan = planRecrypt(prefix, form, keys, points);
       if (plan.kind === 'unchanged') {
         return { kind: 'unchanged', reason: plan.reason };
