@@ -17,15 +17,14 @@ import { availableParallelism, hostname as osHostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { acmeFiles } from '../acme/files.js';
-import { openAcmeCertificates } from '../acme/index.js';
 import type { Logger } from '../config/logger.js';
 import type { GatewayConfig } from '../config/schema.js';
-import { ensureTlsMaterial } from '../config/tls.js';
 import { PointCache } from '../imap/point-cache.js';
-import { loadOrCreateGatewayKey, openKeyStore } from '../keystore/index.js';
+import { loadOrCreateGatewayKey } from '../keystore/index.js';
 import { relayedKeyStore } from './cluster-events.js';
 import { WorkerSupervisor } from './cluster-supervisor.js';
-import { countingUnavailable, createKeyStoreMetrics } from './keystore-metrics.js';
+import { openGatewayKeyStore } from './gateway-keystore.js';
+import { openGatewayTls } from './gateway-tls.js';
 import { PrimaryShared } from './primary-shared.js';
 import { prepareDataDir } from './data-dir.js';
 import { startMailStore } from './mail-store.js';
@@ -33,15 +32,13 @@ import { loadOrCreateSecretFile } from './secrets.js';
 import { openGatewayQueue } from './outbound-queue.js';
 import { SHARED_QUEUE_POLL_MS, openSharedState } from './shared-state.js';
 import { startGateway } from './start.js';
-import { StartupError, causeChain, describeKeyStore } from './startup-errors.js';
+import { causeChain } from './startup-errors.js';
 
 /** What `recrypt start` needs of the gateway, one process or several. */
 export interface GatewayProcesses {
   reloadTls(): Promise<void>;
   close(): Promise<void>;
 }
-
-const OWN_CERTIFICATE_CHECK_MS = 24 * 3600 * 1000;
 
 export function processCount(config: GatewayConfig): number {
   return config.processes === 'auto' ? availableParallelism() : config.processes;
@@ -80,17 +77,7 @@ async function startPrimary(
   try {
     // Everything a worker would otherwise create on first use is made here, once, before
     // any worker starts: certificates, the gateway key, the admin token, the point cache.
-    const acme =
-      config.acme === undefined
-        ? undefined
-        : await openAcmeCertificates({
-            settings: config.acme,
-            dataDir,
-            logger: logger.child({ part: 'acme' }),
-          });
-    const ownTls = () => ensureTlsMaterial(dataDir, undefined, new Date(), publicName);
-    if (acme === undefined) await ensureTlsMaterial(dataDir, config.tls, new Date(), publicName);
-    await ownTls();
+    const tls = await openGatewayTls(config, publicName, logger);
     const gatewayKey = loadOrCreateGatewayKey(dataDir);
     const tokenFile = config.admin.tokenFile;
     loadOrCreateSecretFile(isAbsolute(tokenFile) ? tokenFile : resolve(dataDir, tokenFile));
@@ -100,19 +87,7 @@ async function startPrimary(
     // worker's /metrics as worker="primary" (cluster-metrics.ts).
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics });
-    let keyStore = countingUnavailable(
-      await openKeyStore(config.keyStore, {
-        gatewayKey,
-        dataDir,
-        onConnectionError: (err) =>
-          logger.warn({ err: err.message }, 'key store connection problem'),
-      }).catch((error: unknown) => {
-        throw new StartupError(
-          `key store unreachable: ${describeKeyStore(config.keyStore)}: ${causeChain(error)}`,
-        );
-      }),
-      createKeyStoreMetrics(metrics),
-    );
+    let keyStore = await openGatewayKeyStore({ config, gatewayKey, logger, metrics });
     stops.push(() => keyStore.close());
     // With SQLite, what Redis would share between the processes the primary holds.
     // The supervisor, made below, knows the workers this sends to.
@@ -165,7 +140,7 @@ async function startPrimary(
     const workerConfig: GatewayConfig = {
       ...config,
       workers: threads,
-      ...(acme === undefined
+      ...(config.acme === undefined
         ? {}
         : { acme: undefined, tls: { key: acmeFiles(dataDir).key, cert: acmeFiles(dataDir).cert } }),
     };
@@ -200,16 +175,9 @@ async function startPrimary(
     mxPort = ports.smtp ?? mxPort;
     queue.start();
 
-    if (acme !== undefined) stops.push(acme.schedule(async () => supervisor.reload()));
-    const ownCheck = setInterval(() => {
-      ownTls()
-        .then((own) => (own.renewed === true ? supervisor.reload() : undefined))
-        .catch((error: unknown) =>
-          logger.warn({ err: causeChain(error) }, 'TLS: the own certificate check failed'),
-        );
-    }, OWN_CERTIFICATE_CHECK_MS);
-    ownCheck.unref();
-    stops.push(async () => clearInterval(ownCheck));
+    const acmeStop = tls.scheduleAcme(async () => supervisor.reload());
+    if (acmeStop !== undefined) stops.push(acmeStop);
+    stops.push(tls.checkOwnCertificate(async () => supervisor.reload()));
 
     logger.info(
       {

@@ -2,40 +2,33 @@
  * The composition root: one process running the MX, the IMAP proxy, the admin/profile
  * HTTPS server and, unless Dovecot is configured, the embedded mail store — all from one
  * validated config. Every part is started through its own factory and talks to the others
- * only through the narrow ports it declares; this file is where those ports are wired.
+ * only through the narrow ports it declares; this file is where those ports are wired
+ * (the TLS material, key store, lists, MX and HTTPS listeners each in a gateway-*.ts).
  */
-import { availableParallelism, hostname as osHostname } from 'node:os';
+import { hostname as osHostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { openAcmeCertificates } from '../acme/index.js';
-import { createAdminMetrics } from '../admin/metrics.js';
-import { startAdminServer, type AdminServer } from '../admin/server.js';
 import type { GatewayConfig } from '../config/schema.js';
-import { ensureTlsMaterial, type TlsMaterial } from '../config/tls.js';
 import type { Logger } from '../config/logger.js';
-import { loadOrCreateGatewayKey, openKeyStore, type KeyStore } from '../keystore/index.js';
-import { noticeSender } from '../lists/notices.js';
-import { listPostDelivery } from '../lists/post-delivery.js';
-import { keyStoreDirectory, recryptEncryptor } from '../smtp/adapters/index.js';
-import { EncryptPool, pooledEncryptor } from '../smtp/adapters/encrypt-pool.js';
+import { loadOrCreateGatewayKey, type KeyStore } from '../keystore/index.js';
 import { lmtpDelivery } from '../smtp/lmtp-delivery.js';
-import { startMxServer, type MxServer } from '../smtp/mx-server.js';
 import { startSubmission, type SubmissionServer } from '../submission/index.js';
-import { publicHost } from './addresses.js';
+import { startHarvesting } from '../keydir/gateway.js';
+import { relayedKeyStore } from './cluster-events.js';
 import { prepareDataDir } from './data-dir.js';
+import { gatewayLists } from './gateway-lists.js';
+import { keyStoreUnreachable, openGatewayKeyStore } from './gateway-keystore.js';
+import { startGatewayMx } from './gateway-mx.js';
+import { startHttpListeners } from './gateway-http.js';
+import { openGatewayTls } from './gateway-tls.js';
 import { startMailStore } from './mail-store.js';
+import { openGatewayQueue } from './outbound-queue.js';
 import type { GatewayRole } from './roles.js';
 import { startProxy, type RunningProxy } from './proxy.js';
-import { countingUnavailable, createKeyStoreMetrics } from './keystore-metrics.js';
-import { mailAuthResolver } from '../dns/plain.js';
-import { openGatewayQueue } from './outbound-queue.js';
 import { openSharedState } from './shared-state.js';
-import { relayedKeyStore } from './cluster-events.js';
-import { loadOrCreateSecretFile, readSecretFile } from './secrets.js';
-import { StartupError, causeChain, describeKeyStore } from './startup-errors.js';
+import { loadOrCreateSecretFile } from './secrets.js';
+import { StartupError, causeChain } from './startup-errors.js';
 import { probeGreeting, type ProbeTarget } from './upstream-probe.js';
-import { withProxyProtocol } from '../net/proxy-listener.js';
-import { startHarvesting } from '../keydir/gateway.js';
 
 export interface RunningGateway {
   ports: {
@@ -57,9 +50,6 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-/** How often the gateway's own certificate is checked for its expiry. */
-const OWN_CERTIFICATE_CHECK_MS = 24 * 3600 * 1000;
-
 /** `role`: one worker of several processes (src/gateway/cluster-worker.ts); absent: the whole gateway. */
 export async function startGateway(
   config: GatewayConfig,
@@ -80,61 +70,11 @@ export async function startGateway(
       'smtp.postmaster is not set: mail to postmaster@ and abuse@ of the served domains is refused (RFC 5321 §4.5.1 requires postmaster)',
     );
 
-  // With acme, the first certificate is obtained here, before any listener starts.
-  const acmeCertificates =
-    config.acme === undefined
-      ? undefined
-      : await openAcmeCertificates({
-          settings: config.acme,
-          dataDir,
-          logger: logger.child({ part: 'acme' }),
-        });
-  let tls: TlsMaterial =
-    acmeCertificates?.material() ??
-    (await ensureTlsMaterial(dataDir, config.tls, new Date(), publicName));
-  if (tls.generated)
-    logger.info({ certFile: tls.certFile }, 'generated a self-signed TLS certificate');
-  if (tls.renewed === true)
-    logger.info(
-      { certFile: tls.certFile },
-      're-issued the self-signed TLS certificate for its key',
-    );
-  // The operator listener is reached by address from this machine (the operator's
-  // commands, health checks), not by a public name: it always serves the gateway's own
-  // self-signed certificate in <dataDir>/tls, which those tools trust by its key, also
-  // when the public listeners serve a CA-issued one (tls files, acme).
-  const ownTls = (): Promise<TlsMaterial> =>
-    ensureTlsMaterial(dataDir, undefined, new Date(), publicName);
-  let operatorTls: TlsMaterial =
-    config.tls === undefined && config.acme === undefined ? tls : await ownTls();
-
+  const tls = await openGatewayTls(config, publicName, logger);
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
   const gatewayKey = loadOrCreateGatewayKey(dataDir);
-  const unreachable = (error: unknown) =>
-    new StartupError(
-      `key store unreachable: ${describeKeyStore(config.keyStore)}: ${causeChain(error)}`,
-    );
-  let keyStore: KeyStore;
-  try {
-    keyStore = countingUnavailable(
-      await openKeyStore(config.keyStore, {
-        gatewayKey,
-        dataDir,
-        onConnectionError: (err) =>
-          logger.warn({ err: err.message }, 'key store connection problem'),
-      }),
-      createKeyStoreMetrics(metrics),
-    );
-  } catch (error) {
-    throw unreachable(error);
-  }
-  try {
-    await keyStore.health();
-  } catch (error) {
-    await keyStore.close().catch(() => undefined);
-    throw unreachable(error);
-  }
+  let keyStore: KeyStore = await openGatewayKeyStore({ config, gatewayKey, logger, metrics });
   const stops: Array<() => Promise<void>> = [() => keyStore.close()];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
@@ -153,7 +93,7 @@ export async function startGateway(
     // The queue, held posts and login failure counts: in Redis when the key store is
     // (every process shares them), else in the data directory and memory.
     const shared = await openSharedState(config, logger, role?.primary).catch((error: unknown) => {
-      throw unreachable(error);
+      throw keyStoreUnreachable(config, error);
     });
     stops.push(() => shared.close());
     const store =
@@ -192,42 +132,18 @@ export async function startGateway(
     });
     stops.push(() => queue.close());
     const storeDelivery = lmtpDelivery(store.lmtp);
-    const listLogger = logger.child({ part: 'lists' });
     const held = shared.held;
-    const postDelivery = listPostDelivery({
+    const started: { proxy?: RunningProxy } = {};
+    const { postDelivery, notices, recipientDirectory } = gatewayLists({
+      config,
       keyStore,
+      gatewayKey,
       delivery: storeDelivery,
       queue,
-      // Each post is also kept in the list address's own mailbox, its archive, which
-      // members open through the proxy. The embedded store makes that mailbox itself;
-      // Dovecot's userdb must know list addresses (the shipped static one does).
-      archive: true,
-      logger: listLogger,
-      // The members' points at delivery, as for the MX's own copies (docs/design.md §4).
+      held,
+      publicName,
+      logger,
       onCopyStored: (copy) => started.proxy?.onCopyStored?.(copy),
-    });
-    const notices = noticeSender({
-      keyStore,
-      delivery: storeDelivery,
-      queue,
-      hostname: config.outbound.heloName ?? publicName,
-      logger: listLogger,
-    });
-
-    // Users and lists of this gateway: the MX's recipients, and submission's local ones.
-    const recipientDirectory = keyStoreDirectory({
-      keyStore,
-      localDomains: config.smtp.localDomains,
-      aliases: config.smtp.aliases,
-      ...(config.smtp.postmaster !== undefined ? { postmaster: config.smtp.postmaster } : {}),
-      lists: {
-        delivery: postDelivery,
-        held,
-        notices,
-        // Not the admin token: rotating that must not void pending confirmations.
-        secret: gatewayKey.deriveSecret('list-unsubscribe-confirmation'),
-      },
-      logger: listLogger,
     });
 
     // Certificates harvested from signed mail (src/keydir): the MX adds, submission reads;
@@ -243,68 +159,31 @@ export async function startGateway(
       await Promise.all(listenerStops.map((stop) => stop().catch(() => undefined)));
     });
 
-    // Encryption on arrival in worker threads (config `workers`).
-    const encryptPool = new EncryptPool({
-      // Started as copies need them; each thread holds the recryption core (tens of MB).
-      size: config.workers === 'auto' ? Math.min(availableParallelism(), 8) : config.workers,
-      wrap: { hideSubject: config.smtp.hideSubject },
-    });
-    encryptPool.warm();
-    const started: { proxy?: RunningProxy } = {};
-    // The pool's threads would keep a process whose MX could not start (a port in use)
-    // from exiting: it is closed with the MX, or here when the MX fails to start.
-    const mx: MxServer = await startMxServer({
-      hostname: publicName,
-      host: config.smtp.host,
-      port: config.smtp.port,
-      tls: { key: tls.key, cert: tls.cert },
-      banner: config.smtp.banner,
-      maxSize: config.smtp.maxMessageBytes,
-      maxClients: config.smtp.maxClients,
-      maxClientsPerIp: config.smtp.maxClientsPerIp,
-      maxRecipients: config.smtp.maxRecipients,
-      commandTimeoutMs: config.smtp.commandTimeout,
-      socketTimeoutMs: config.smtp.dataTimeout,
-      headerLimits: {
-        maxHeaderBytes: config.smtp.maxHeaderBytes,
-        maxHeaderLines: config.smtp.maxHeaderLines,
-        maxHeaderFieldBytes: config.smtp.maxHeaderFieldBytes,
-      },
-      maxDkimSignatures: config.smtp.maxDkimSignatures,
-      authTimeoutMs: config.smtp.authTimeout,
-      ...(config.smtp.resolver === undefined
-        ? {}
-        : { dnsResolver: mailAuthResolver(config.smtp.resolver) }),
-      localDomains: config.smtp.localDomains,
-      pendingRecipientGraceMs: config.smtp.pendingRecipientGrace,
+    const {
+      mx,
+      encryptPool,
+      close: closeMx,
+    } = await startGatewayMx({
+      config,
+      publicName,
+      tls: tls.public,
       directory: recipientDirectory,
-      encryptor: pooledEncryptor(
-        recryptEncryptor({ hideSubject: config.smtp.hideSubject }),
-        encryptPool,
-      ),
       delivery: storeDelivery,
+      harvesting,
       logger: logger.child({ part: 'smtp' }),
       metrics,
-      ...withProxyProtocol(config.smtp.proxyProtocol),
-      ...(harvesting.onStored === undefined ? {} : { onStored: harvesting.onStored }),
       // Recrypted points computed at delivery for the proxy (docs/design.md §4); the
       // proxy starts below, copies stored before it is up are computed at first fetch.
       onCopyStored: (copy) => started.proxy?.onCopyStored?.(copy),
-    }).catch(async (error: unknown) => {
-      await encryptPool.close();
-      throw error;
     });
-    listenerStops.push(async () => {
-      await mx.close();
-      await encryptPool.close();
-    });
+    listenerStops.push(closeMx);
     mxPort = mx.port;
     // A worker only queues: the primary delivers (docs/deployment.md).
     if (role === undefined) queue.start();
 
     const proxy: RunningProxy = await startProxy({
       config,
-      tls,
+      tls: tls.public,
       keyStore,
       upstream: store.imap,
       master: store.master,
@@ -324,7 +203,7 @@ export async function startGateway(
             config: config.submission,
             inData,
             hostname: publicName,
-            tls: { key: tls.key, cert: tls.cert },
+            tls: { key: tls.public.key, cert: tls.public.cert },
             keyStore,
             directory: recipientDirectory,
             delivery: storeDelivery,
@@ -340,57 +219,27 @@ export async function startGateway(
           });
     if (submission !== undefined) listenerStops.push(() => submission.close());
 
-    // Two listeners (docs/admin-api.md): the public one owners and senders reach, and
-    // the operator's, on loopback unless configured otherwise.
-    const httpShared = {
-      tls: { key: tls.key, cert: tls.cert },
+    const { admin, operator: operatorServer } = await startHttpListeners({
+      config,
+      tls: tls.public,
+      operatorTls: tls.operator,
       keyStore,
       adminToken,
       moderation: { held, delivery: postDelivery, notices },
-      imapSettings: {
-        host: publicHost(config.imap.host),
-        port: proxy.port,
-        starttlsPort: proxy.starttlsPort,
-      },
+      imapPorts: { port: proxy.port, starttlsPort: proxy.starttlsPort },
+      metrics,
       // A worker serves every worker's series (roles.ts), not only its own.
-      metrics: role?.metrics ?? metrics,
-      requestMetrics: createAdminMetrics(metrics),
-      logger: logger.child({ part: 'admin' }),
-    };
-    const admin: AdminServer = await startAdminServer({
-      ...httpShared,
-      host: config.admin.host,
-      port: config.admin.port,
-      audiences: ['public'],
-      rateLimit: config.admin.rateLimit,
-      ...(shared.rateLimiter === undefined
-        ? {}
-        : { rateLimiter: shared.rateLimiter('admin', config.admin.rateLimit) }),
-      ...withProxyProtocol(config.admin.proxyProtocol),
-    });
-    listenerStops.push(() => admin.close());
-    const operatorServer: AdminServer = await startAdminServer({
-      ...httpShared,
-      tls: { key: operatorTls.key, cert: operatorTls.cert },
-      host: config.operator.host,
-      port: config.operator.port,
-      audiences: ['operator'],
-      ...withProxyProtocol(config.operator.proxyProtocol),
-      ...(config.operator.metricsTokenFile !== undefined
-        ? {
-            metricsToken: readSecretFile(
-              inData(config.operator.metricsTokenFile),
-              'operator.metricsTokenFile',
-            ),
-          }
-        : {}),
+      served: role?.metrics ?? metrics,
+      ...(shared.rateLimiter === undefined ? {} : { rateLimiter: shared.rateLimiter }),
       readinessChecks: {
         ...role?.readinessChecks,
         mailStore: () =>
           Promise.all(mailStoreProbes.map((t) => probeGreeting(t))).then(() => undefined),
       },
+      inData,
+      logger: logger.child({ part: 'admin' }),
+      started: (stop) => listenerStops.push(stop),
     });
-    listenerStops.push(() => operatorServer.close());
 
     logger.info(
       {
@@ -422,35 +271,24 @@ export async function startGateway(
       keyStore,
       metrics,
       async reloadTls() {
-        tls =
-          acmeCertificates?.material() ??
-          (await ensureTlsMaterial(dataDir, config.tls, new Date(), publicName));
-        operatorTls = config.tls === undefined && config.acme === undefined ? tls : await ownTls();
-        admin.setTls(tls);
-        operatorServer.setTls(operatorTls);
-        proxy.setTls(tls);
-        mx.setTls(tls);
-        submission?.setTls(tls);
-        logger.info({ certFile: tls.certFile }, 'TLS certificate reloaded');
+        await tls.reload();
+        admin.setTls(tls.public);
+        operatorServer.setTls(tls.operator);
+        proxy.setTls(tls.public);
+        mx.setTls(tls.public);
+        submission?.setTls(tls.public);
+        logger.info({ certFile: tls.public.certFile }, 'TLS certificate reloaded');
       },
       close: stopAll,
     };
     // Renewed certificates are hot-reloaded as SIGHUP does (docs/deployment.md "ACME").
-    if (acmeCertificates !== undefined)
-      stops.push(acmeCertificates.schedule(() => gateway.reloadTls()));
+    const acmeStop = tls.scheduleAcme(() => gateway.reloadTls());
+    if (acmeStop !== undefined) stops.push(acmeStop);
     // A worker's certificate is checked by the primary, which tells every worker to reload.
     if (role !== undefined) return gateway;
     // The gateway's own certificate is re-issued for its key before it expires
     // (src/config/tls.ts), also in a process that runs for years without a SIGHUP.
-    const ownCheck = setInterval(() => {
-      ownTls()
-        .then((own) => (own.renewed === true ? gateway.reloadTls() : undefined))
-        .catch((error: unknown) =>
-          logger.warn({ err: causeChain(error) }, 'TLS: the own certificate check failed'),
-        );
-    }, OWN_CERTIFICATE_CHECK_MS);
-    ownCheck.unref();
-    stops.push(async () => clearInterval(ownCheck));
+    stops.push(tls.checkOwnCertificate(() => gateway.reloadTls()));
     return gateway;
   } catch (error) {
     await stopAll();
