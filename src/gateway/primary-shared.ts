@@ -1,7 +1,8 @@
 /**
  * What the primary holds for its workers with the SQLite key store (docs/deployment.md
  * "Several processes on one machine"), where Redis would hold it for them: the login
- * failure counts and the rate-limit buckets, answered over cluster IPC (the workers ask
+ * failure counts, the rate-limit buckets and the claims on held posts, answered over
+ * cluster IPC (the workers ask
  * through primary-link.ts), and the relay of key-store events: a worker's events go to
  * every other worker and to the primary's own key store (cluster-events.ts).
  */
@@ -11,6 +12,7 @@ import type { Logger } from '../config/logger.js';
 import { answerLoginFailures, memoryLoginFailures } from '../imap/ipc-throttle.js';
 import type { KeyStoreEvent } from '../keystore/index.js';
 import { relayableEvents, type EventRelay } from './cluster-events.js';
+import { HeldClaims } from './held-claims.js';
 import type { PrimaryMessage, SharedAnswer, SharedQuestion, WorkerMessage } from './roles.js';
 
 export interface PrimarySharedOptions {
@@ -24,6 +26,7 @@ export class PrimaryShared {
   readonly #options: PrimarySharedOptions;
   readonly #loginFailures = memoryLoginFailures();
   readonly #rates = new RateLimitHolder();
+  readonly #claims = new HeldClaims();
   readonly #listeners = new Set<(events: KeyStoreEvent[]) => void>();
 
   /** The relay for the primary's own key store: its events reach every worker. */
@@ -69,6 +72,11 @@ export class PrimaryShared {
     switch (question.kind) {
       case 'rate-take':
         return { kind: 'rate-take', verdict: this.#rates.take(question) };
+      case 'held-claim':
+        return { kind: 'held-claim', token: this.#claims.claim(question.key, question.ms) };
+      case 'held-release':
+        this.#claims.release(question.key, question.token);
+        return { kind: 'done' };
       case 'login-counts':
       case 'login-record':
       case 'login-clear':

@@ -49,12 +49,15 @@ export type SharedQuestion =
   | { kind: 'login-counts'; keys: string[] }
   | { kind: 'login-record'; keys: string[]; windowMs: number }
   | { kind: 'login-clear'; key: string }
-  | { kind: 'rate-take'; scope: string; settings: RateLimitSettings; key: string };
+  | { kind: 'rate-take'; scope: string; settings: RateLimitSettings; key: string }
+  | { kind: 'held-claim'; key: string; ms: number }
+  | { kind: 'held-release'; key: string; token: string };
 
 export type SharedAnswer =
   | { kind: 'login-counts'; counts: number[] }
   | { kind: 'done' }
-  | { kind: 'rate-take'; verdict: RateVerdict };
+  | { kind: 'rate-take'; verdict: RateVerdict }
+  | { kind: 'held-claim'; token: string | null };
 
 /** One registry's series as prom-client's cluster aggregation takes them. */
 export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;

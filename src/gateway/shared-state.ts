@@ -22,6 +22,7 @@ import { FileHeldPostStore } from '../lists/held-posts.js';
 import type { HeldPostStore } from '../lists/ports.js';
 import { RedisHeldPostStore } from '../lists/redis-held-posts.js';
 import { RedisQueueStore, type JobStore } from '../outbound/index.js';
+import { claimingHeldPosts } from './held-claims.js';
 import type { PrimaryLink } from './primary-link.js';
 
 export interface SharedState {
@@ -62,7 +63,8 @@ export async function openSharedState(
     const ask = (question: Parameters<PrimaryLink['ask']>[0]) => primary.ask(question);
     return {
       kind: 'primary',
-      held,
+      // Claimed through the primary, so that two workers never approve one post at once.
+      held: claimingHeldPosts(held, ask),
       loginFailures: askingLoginFailures(ask),
       rateLimiter: (scope, rateSettings) =>
         askingRateLimiter(ask, {

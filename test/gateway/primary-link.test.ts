@@ -19,6 +19,8 @@ import {
   type KeyStoreEvent,
 } from '../../src/keystore/index.js';
 import { relayedKeyStore } from '../../src/gateway/cluster-events.js';
+import { claimingHeldPosts } from '../../src/gateway/held-claims.js';
+import { FileHeldPostStore } from '../../src/lists/held-posts.js';
 import { PrimaryLink, PrimaryUnavailableError } from '../../src/gateway/primary-link.js';
 import { PrimaryShared } from '../../src/gateway/primary-shared.js';
 import type { PrimaryMessage, WorkerMessage } from '../../src/gateway/roles.js';
@@ -200,5 +202,33 @@ describe('rate limits held by the primary', () => {
     for (let i = 0; i < 4; i++) verdicts.push((await limiter.take('192.0.2.8')).allowed);
     expect(verdicts).toEqual([true, true, true, false]);
     expect(errors).toHaveLength(4);
+  });
+});
+
+describe('claims on held posts held by the primary', () => {
+  it('let one worker at a time moderate a post; a silent primary fails the request', async () => {
+    const { workers } = cluster(2);
+    const files = new FileHeldPostStore({ dataDir: tmp.path });
+    const [one, two] = workers.map((link) => claimingHeldPosts(files, (q) => link.ask(q)));
+    const post = await one!.hold('team@example.org', 'bob@example.org', Buffer.from('post'));
+    // Both workers see the post (the files); only one may claim it.
+    expect((await two!.list('team@example.org')).map((p) => p.id)).toEqual([post.id]);
+    const release = await one!.claim!('team@example.org', post.id, 60_000);
+    expect(release).not.toBeNull();
+    expect(await two!.claim!('TEAM@example.org', post.id, 60_000)).toBeNull();
+    await release!();
+    const again = await two!.claim!('team@example.org', post.id, 60_000);
+    expect(again).not.toBeNull();
+    // A claim that ran out frees the post too.
+    await again!();
+    expect(await one!.claim!('team@example.org', post.id, 1)).not.toBeNull();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(await two!.claim!('team@example.org', post.id, 60_000)).not.toBeNull();
+
+    const silent = new PrimaryLink(() => true, { timeoutMs: 20 });
+    const cut = claimingHeldPosts(files, (q) => silent.ask(q));
+    await expect(cut.claim!('team@example.org', post.id, 60_000)).rejects.toBeInstanceOf(
+      PrimaryUnavailableError,
+    );
   });
 });
