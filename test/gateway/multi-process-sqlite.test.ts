@@ -6,11 +6,13 @@
  * clients: the README's steps pass (user add, owner init, device add, mail by swaks, read
  * by imaplib and `openssl cms -decrypt`); a device revoked through one worker's admin API
  * loses its IMAP sessions on both; bad logins spread over both workers meet one count (the
- * back-off grows as for one process); the admin rate limit is one bucket for both; and
- * /metrics serves the primary's own series (store, queue) beside the workers'.
+ * back-off grows as for one process); the admin rate limit is one bucket for both; a
+ * moderated post is held in the data directory for every worker, and the notice a worker
+ * queues is sent once, by the primary, to a real SMTP server; and /metrics serves the
+ * primary's own series (store, queue) beside the workers'.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
@@ -34,6 +36,8 @@ import {
   openSessionWaitingForBye,
   tryLogin,
 } from '../helpers/scale-out-world.js';
+import { RemoteMx } from '../helpers/outbound-remote.js';
+import { freePort } from '../helpers/ports.js';
 import { swaks } from '../helpers/smtp-senders.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -48,6 +52,8 @@ let ports: GatewayPorts;
 let configFile: string;
 let gateway: Spawned;
 let alice: Awaited<ReturnType<typeof enrolUserWithDevice>>;
+/** The remote MX the outbound queue reaches for remote.test. */
+let remote: RemoteMx;
 
 const { lines: logLines, loggedBy, expectLoggedBy, readyWorkers } = clusterLog(() => gateway);
 
@@ -119,16 +125,19 @@ function publicGet(source: string, path: string): Promise<number> {
 beforeAll(async () => {
   for (const name of ['curl', 'swaks', 'openssl', 'python3']) requireBinary(name);
   ports = await freeGatewayPorts();
+  remote = await RemoteMx.start({ port: await freePort() });
   configFile = writeGatewayConfig(tmp.path, ports, [
     'logLevel: info',
     'processes: 2',
     `admin: { port: ${ports.admin}, rateLimit: { perMinute: 1, burst: ${BURST} } }`,
+    `outbound: { routes: { remote.test: "127.0.0.1:${remote.port}" } }`,
   ]);
   gateway = await startGatewayProcess(configFile, ports);
 }, 240_000);
 
 afterAll(async () => {
   await gateway?.stop(20_000);
+  await remote?.close();
   tmp.remove();
 });
 
@@ -201,6 +210,30 @@ describe('one gateway, processes: 2, the SQLite key store', () => {
     for (let i = 0; i < 2; i++)
       expect(tryLogin(ports.imap, certFile, ADDRESS, phonePassword)).toMatch(/^NO /);
   }, 240_000);
+
+  it('holds a post in the data directory for every worker; the primary sends the notice a worker queued', async () => {
+    const run = (args: string[]) =>
+      runCli(args, { cwd: alice.ownerDir, env: { RECRYPT_PASSPHRASE: PASSPHRASE } });
+    const list = 'mods@example.org';
+    expect((await run(['list', 'create', list, '--policy', 'moderated'])).code).toBe(0);
+    const sent = await swaks([
+      ...['--server', '127.0.0.1', '--port', String(ports.smtp)],
+      ...['--from', 'late@remote.test', '--to', list],
+      ...['--header', 'Subject: to be rejected', '--body', 'off topic'],
+    ]);
+    expect(sent.code, sent.transcript).toBe(0);
+    const held = (await run(['list', 'held', list])).stdout;
+    const id = /\b([0-9a-f]{32})\b/.exec(held)![1]!;
+    // The owner's request reaches one worker, which queues the notice in the queue
+    // directory; only the primary sends, once.
+    const rejected = await run(['list', 'reject', list, id, '--reason', 'off topic']);
+    expect(rejected.stdout).toContain('late@remote.test has been told');
+    await remote.waitFor(1, 60_000);
+    expect(remote.received.map((mail) => mail.to)).toEqual([['late@remote.test']]);
+    await expectLoggedBy('outbound message delivered', ['primary']);
+    // Rejected: gone from the data directory (record and message).
+    expect(readdirSync(join(tmp.path, 'data', 'held', list))).toEqual([]);
+  }, 120_000);
 
   it('counts bad logins spread over both workers as one: the back-off grows', async () => {
     // Six failures one after the other, handed to the workers in turn. Counted per worker
