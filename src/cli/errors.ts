@@ -4,11 +4,13 @@
  * messages written to be shown; anything else is summarised by its message only.
  */
 import { CommanderError } from 'commander';
-import { ConfigError } from '../config/load.js';
-import { KeyStoreError } from '../keystore/index.js';
-import { OwnerError } from '../owner/index.js';
-import { ProfileError, ProfileFetchError } from '../profiles/index.js';
-import { RecryptError } from '../recrypt/index.js';
+// Each error class from its own module, not its part's index: every command loads this
+// file, and the indexes would load the key store adapters, X.509 and CMS with it.
+import { ConfigError } from '../config/errors.js';
+import { KeyStoreError } from '../keystore/errors.js';
+import { OwnerError } from '../owner/errors.js';
+import { ProfileError, ProfileFetchError } from '../profiles/errors.js';
+import { RecryptError } from '../recrypt/errors.js';
 
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;

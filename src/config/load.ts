@@ -7,14 +7,10 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
+import { ConfigError } from './errors.js';
 import { configSchema, type GatewayConfig } from './schema.js';
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(readonly problems: string[]) {
-    super(problems.join('\n'));
-  }
-}
+export { ConfigError } from './errors.js';
 
 /**
  * Environment variables that override the file: RECRYPT_SMTP__PORT=25 sets smtp.port.

@@ -71,4 +71,4 @@ export {
 } from './credentials.js';
 export { authenticateDevice, toDeviceRecryptKeys } from './login.js';
 export { normaliseAddress } from './validate.js';
-export { DEFAULT_TIMEOUTS, type RedisTimeouts } from './redis/connect.js';
+export type { RedisTimeouts } from './redis/connect.js';

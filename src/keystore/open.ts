@@ -1,14 +1,14 @@
 /**
  * `openKeyStore(config, options)`: the one way the gateway gets a KeyStore. Chooses the
  * adapter from the `keyStore` section of the gateway config; the gateway key comes from
- * the data directory (`loadOrCreateGatewayKey`), never from the store.
+ * the data directory (`loadOrCreateGatewayKey`), never from the store. Each adapter is
+ * loaded when chosen: a command that imports the key store for its errors or credential
+ * hashing does not load better-sqlite3 and ioredis.
  */
 import { isAbsolute, resolve } from 'node:path';
 import type { GatewayKey } from './key-wrapping.js';
 import type { KeyStore } from './keystore.js';
 import type { RedisTimeouts } from './redis/connect.js';
-import { RedisKeyStore } from './redis/redis-keystore.js';
-import { SqliteKeyStore } from './sqlite/sqlite-keystore.js';
 import type { KeyStoreConfig } from './types.js';
 
 export interface OpenKeyStoreOptions {
@@ -32,12 +32,14 @@ export async function openKeyStore(
       isAbsolute(config.path) || options.dataDir === undefined
         ? config.path
         : resolve(options.dataDir, config.path);
+    const { SqliteKeyStore } = await import('./sqlite/sqlite-keystore.js');
     return new SqliteKeyStore({
       path,
       gatewayKey: options.gatewayKey,
       ...(options.clock ? { clock: options.clock } : {}),
     });
   }
+  const { RedisKeyStore } = await import('./redis/redis-keystore.js');
   return RedisKeyStore.open({
     config,
     gatewayKey: options.gatewayKey,
