@@ -91,8 +91,8 @@ let bridge: RunningBridge;
 const opened: Session[] = [];
 
 beforeAll(async () => {
-  dovecot = await startDovecot();
-  world = await startBridgeWorld(dir.path);
+  // Independent of each other: started side by side.
+  [dovecot, world] = await Promise.all([startDovecot(), startBridgeWorld(dir.path)]);
   bridge = await runBridge(world.options(join(dir.path, 'bridge-data'), true));
 }, 180_000);
 

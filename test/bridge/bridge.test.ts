@@ -7,11 +7,9 @@
  * IDLE); an undecryptable message is a placeholder; APPEND and SMTP go through the
  * gateway; UIDs survive a restart; the data directory holds no plaintext.
  */
-import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { createTransport } from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBridge, type RunningBridge } from '../../src/bridge/bridge.js';
@@ -20,6 +18,7 @@ import { BridgeError } from '../../src/bridge/errors.js';
 import {
   ADDRESS,
   bridgeClient,
+  imaplibJson,
   readClientFiles,
   startBridgeWorld,
   withMailbox,
@@ -44,10 +43,7 @@ const deliver = (subject: string, text: string) => world.deliver(subject, text);
 const proxyClient = () => world.proxyClient();
 const bridgeOptions = (setup: boolean) => world.options(dataDir, setup);
 
-/**
- * Python's imaplib over the bridge's TLS port: what a plain IMAP client without S/MIME sees.
- * Run without blocking: the bridge answers from this process's event loop.
- */
+/** Python's imaplib over the bridge's TLS port: what a plain IMAP client without S/MIME sees. */
 async function readWithImaplib(): Promise<{
   uidvalidity: string;
   uids: string;
@@ -77,20 +73,7 @@ print(json.dumps({'uidvalidity': uidvalidity, 'uids': uids[0].decode(), 'size': 
   'body': body.decode('utf-8', 'replace'), 'structure': meta + ' ' + data[0][0].decode(),
   'search': search[0].decode()}))
 `;
-  const { stdout } = await promisify(execFile)(
-    'python3',
-    [
-      '-c',
-      script,
-      String(bridge.imapsPort),
-      bridge.certFile!,
-      ADDRESS,
-      bridge.account.localPassword,
-      BODY_MARKER,
-    ],
-    { encoding: 'utf8', timeout: 60_000 },
-  );
-  return JSON.parse(stdout) as Awaited<ReturnType<typeof readWithImaplib>>;
+  return imaplibJson(bridge, script, BODY_MARKER);
 }
 
 function filesUnder(root: string): string[] {

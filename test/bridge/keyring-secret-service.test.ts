@@ -26,7 +26,7 @@ import {
   type BridgeWorld,
 } from '../helpers/bridge-world.js';
 import { requireBinary } from '../helpers/binaries.js';
-import { cliCommand } from '../helpers/cli-command.js';
+import { bridgeServing, spawnBridge } from '../helpers/bridge-process.js';
 import { cleanEnv, waitFor } from '../helpers/gateway-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -88,25 +88,18 @@ async function runCliBridge(
   args: string[],
   env: Record<string, string>,
 ): Promise<{ served: boolean; output: string; body: string }> {
-  const [node, ...prefix] = cliCommand();
-  const child = spawn(
-    node!,
-    [...prefix, 'bridge', '--data-dir', dataDir, '--plain', '--imap-port', '0', ...args],
-    // No DISPLAY: secret-tool would try to start a D-Bus session for an X display.
-    { env: { ...cleanEnv(env), DISPLAY: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  const exited = new Promise((resolve) => child.on('exit', resolve));
+  // No DISPLAY: secret-tool would try to start a D-Bus session for an X display.
+  const child = spawnBridge(['--data-dir', dataDir, '--plain', '--imap-port', '0', ...args], {
+    ...env,
+    DISPLAY: '',
+  });
   try {
-    await waitFor(
-      'the bridge to serve or exit',
-      () => output.includes('stop with Ctrl-C') || child.exitCode !== null,
-      60_000,
-    );
-    if (child.exitCode !== null) return { served: false, output, body: '' };
-    const port = Number(/^ {2}port: (\d+) \(no TLS; loopback only\)$/m.exec(output)?.[1]);
+    await bridgeServing(child);
+    if (child.child.exitCode !== null) {
+      await child.exited;
+      return { served: false, output: child.output(), body: '' };
+    }
+    const port = Number(/^ {2}port: (\d+) \(no TLS; loopback only\)$/m.exec(child.output())?.[1]);
     const client = new ImapFlow({
       host: '127.0.0.1',
       port,
@@ -127,19 +120,23 @@ async function runCliBridge(
       const message = await withMailbox(client, 'INBOX', () =>
         client.fetchOne('1', { source: true }),
       );
-      return { served: true, output, body: message === false ? '' : message.source!.toString() };
+      return {
+        served: true,
+        output: child.output(),
+        body: message === false ? '' : message.source!.toString(),
+      };
     } finally {
       await client.logout();
     }
   } finally {
-    child.kill('SIGTERM');
-    await exited;
+    child.child.kill('SIGTERM');
+    await child.exited;
   }
 }
 
 beforeAll(async () => {
-  await startKeyringSession();
-  world = await startBridgeWorld(dir.path);
+  // Independent of each other: started side by side.
+  [, world] = await Promise.all([startKeyringSession(), startBridgeWorld(dir.path)]);
   await world.deliver('first message', `Hello Alice. ${BODY_MARKER} is in the body.\n`);
   // The account, made in-process with the passphrase (and the tests' fast scrypt).
   const bridge = await runBridge(world.options(dataDir, true));

@@ -6,16 +6,13 @@
  * of a certificate as openssl prints them, and an HTTPS server with the gateway's own TLS
  * key for profiles the test serves itself.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { RequestListener } from 'node:http';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { RunningBridge } from '../../src/bridge/bridge.js';
-import { ADDRESS, type BridgeWorld } from './bridge-world.js';
-
-const run = promisify(execFile);
+import { ADDRESS, imaplibJson, type BridgeWorld } from './bridge-world.js';
 
 export interface AppendResult {
   /** imaplib's answer type: OK, NO or BAD. */
@@ -30,8 +27,7 @@ export interface AppendResult {
 
 /**
  * imaplib APPENDs `message` to Drafts through the bridge's TLS port (with `flags`, an
- * IMAP flag list or none), then reads it back by its APPENDUID. Run without blocking:
- * the bridge answers from this process's event loop.
+ * IMAP flag list or none), then reads it back by its APPENDUID.
  */
 export async function appendWithImaplib(
   bridge: RunningBridge,
@@ -55,21 +51,7 @@ m.logout()
 print(json.dumps({'typ': typ, 'response': data[0].decode(), 'uid': int(uid),
   'body': fetched[0][1].decode('utf-8', 'replace')}))
 `;
-  const { stdout } = await run(
-    'python3',
-    [
-      '-c',
-      script,
-      String(bridge.imapsPort),
-      bridge.certFile!,
-      ADDRESS,
-      bridge.account.localPassword,
-      message,
-      flags ?? '',
-    ],
-    { encoding: 'utf8', timeout: 60_000 },
-  );
-  return JSON.parse(stdout) as AppendResult;
+  return imaplibJson<AppendResult>(bridge, script, message, flags ?? '');
 }
 
 /** Every message file of the gateway's Drafts as its Maildir holds them, oldest first (by name: Maildir names start with the time). */

@@ -11,7 +11,7 @@ export interface BridgeProcess {
   child: ChildProcess;
   /** Everything printed so far, stdout and stderr together. */
   output(): string;
-  /** The exit code and signal. */
+  /** The exit code and signal, once the output is complete. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -41,8 +41,9 @@ export function spawnBridge(
   };
   child.stdout.on('data', collect);
   child.stderr.on('data', collect);
+  // 'close': after the exit and the end of its output, so `output()` is then complete.
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
+    child.on('close', (code, signal) => resolve({ code, signal })),
   );
   return { child, output: () => out, exited };
 }

@@ -2,8 +2,10 @@
  * What the device bridge tests share: a real gateway (`recrypt init` + `recrypt start`
  * with submission on, test/helpers/submission-world.ts), one user with a device from
  * `recrypt device add` (its key re-exported as a .p12 with openssl), mail delivered to
- * its MX over SMTP, clients of the gateway's proxy and of the bridge (imapflow), and the
- * bridge's options for a data directory.
+ * its MX over SMTP, clients of the gateway's proxy and of the bridge (imapflow, and
+ * Python's imaplib scripts), and the bridge's options for a data directory. A test file
+ * starts one world and lets its cases share it: a gateway start and an enrolment cost
+ * about ten seconds.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -137,6 +139,32 @@ export async function bridgeClient(bridge: RunningBridge): Promise<ImapFlow> {
   });
   await client.connect();
   return client;
+}
+
+/**
+ * A Python imaplib `script` against the bridge's TLS port, its JSON output parsed. The
+ * script gets argv: the port, the bridge's certificate, the address, the local password,
+ * then `args`. Run without blocking: the bridge answers from this process's event loop.
+ */
+export async function imaplibJson<T>(
+  bridge: RunningBridge,
+  script: string,
+  ...args: string[]
+): Promise<T> {
+  const { stdout } = await promisify(execFile)(
+    'python3',
+    [
+      '-c',
+      script,
+      String(bridge.imapsPort),
+      bridge.certFile!,
+      ADDRESS,
+      bridge.account.localPassword,
+      ...args,
+    ],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
+  return JSON.parse(stdout) as T;
 }
 
 export async function withMailbox<T>(
