@@ -149,12 +149,17 @@ export class DeliveredPlans {
     if (start === -1 || prefix.length < start + LOOKUP_BYTES) return undefined;
     const id = Buffer.concat([fingerprint, digest(prefix.subarray(start, start + LOOKUP_BYTES))]);
     const key = id.toString('latin1');
-    const plan = this.recent.get(key) ?? this.load(key, id);
-    // The edits are applied only to the very bytes they were computed from.
+    const kept = this.recent.get(key);
+    const plan = kept ?? this.load(key, id);
+    // The edits are applied only to the very bytes they were computed from. A plan in
+    // memory is under the digest of its own message's first LOOKUP_BYTES (put computed
+    // both from one message; a row read from the file got there only past this check), so
+    // when its edits lie in those bytes the key's digest has already compared them.
     if (
       plan === undefined ||
       prefix.length < start + plan.n ||
-      !digest(prefix.subarray(start, start + plan.n)).equals(plan.sum)
+      ((kept === undefined || plan.n > LOOKUP_BYTES) &&
+        !digest(prefix.subarray(start, start + plan.n)).equals(plan.sum))
     ) {
       this.stats.misses++;
       return undefined;
