@@ -179,6 +179,34 @@ describe('whole plans computed at delivery, kept in memory', () => {
     cache.close();
   });
 
+  it('take a row from the file only past the body check: one copied under another key never serves', async () => {
+    const user = await makeTestUser(dir.path, 'jo@example.org', 1);
+    const keys = user.devices[0]!.keys;
+    const fp = keysFingerprint(keys);
+    const path = join(dir.path, 'plans-copied.sqlite');
+    const [a, b] = [message(user.group.certDer), message(user.group.certDer)];
+    let cache = new PointCache(path);
+    cache.delivered.putPlan('jo', 'dev-1', fp, a, editsFor(a, keys));
+    cache.delivered.putPlan('jo', 'dev-1', fp, b, editsFor(b, keys));
+    cache.close();
+    // b's row now holds a's plan (same layout, other points): damage, or a copy.
+    const raw = new Database(path);
+    const rows = raw.prepare('SELECT id, entry FROM delivered_plans ORDER BY rowid').all() as {
+      id: Buffer;
+      entry: Buffer;
+    }[];
+    raw
+      .prepare('UPDATE delivered_plans SET entry = ? WHERE id = ?')
+      .run(rows[0]!.entry, rows[1]!.id);
+    raw.close();
+    cache = new PointCache(path);
+    expect(cache.delivered.plans.lookup(fp, b)).toBeUndefined();
+    // Not kept in memory either: asked again, it is still refused.
+    expect(cache.delivered.plans.lookup(fp, b)).toBeUndefined();
+    expect(cache.delivered.plans.lookup(fp, a)).toEqual(editsFor(a, keys));
+    cache.close();
+  });
+
   it('hold at most their bound, the least recently used dropped first', async () => {
     const user = await makeTestUser(dir.path, 'ines@example.org', 1);
     const keys = user.devices[0]!.keys;
