@@ -37,10 +37,14 @@ describe('owner rotate (full) after device revoke --compromised', () => {
   beforeAll(async () => {
     for (const name of ['openssl', 'python3']) requireBinary(name);
     world = await startRotationWorld(ADDRESS);
-    laptop = await world.addDevice('laptop');
-    phone = await world.addDevice('phone');
-    tablet = await world.addDevice('tablet');
-    const key = await readOwnerKeyFile(join(world.ownerDir, 'owner.key'), PASSPHRASE);
+    // Independent requests, each its own CLI process: at once rather than one by one.
+    let key;
+    [laptop, phone, tablet, key] = await Promise.all([
+      world.addDevice('laptop'),
+      world.addDevice('phone'),
+      world.addDevice('tablet'),
+      readOwnerKeyFile(join(world.ownerDir, 'owner.key'), PASSPHRASE),
+    ]);
     oldGroup = { secret: key.groupSecret, certificate: key.groupCertificate };
   }, 180_000);
   afterAll(async () => {
@@ -63,7 +67,7 @@ describe('owner rotate (full) after device revoke --compromised', () => {
     );
 
   it('revoke --compromised starts a full rotation; the MX keeps the old group while it waits', async () => {
-    await world.send('before', 'Written before the compromise.\r\n');
+    const sentBefore = world.send('before', 'Written before the compromise.\r\n');
     // What a leak of the gateway's key store gives about the phone: every rk it held.
     const store = await openKeyStore(
       { kind: 'sqlite', path: join(world.root, 'data', 'keystore.sqlite') },
@@ -75,6 +79,7 @@ describe('owner rotate (full) after device revoke --compromised', () => {
       await store.close();
     }
     expect(leaked).toHaveLength(1);
+    await sentBefore;
     const started = ok(await world.owner(['device', 'revoke', 'phone', '--compromised']));
     expect(started).toMatch(/^device phone \(id [0-9a-f]{16}\) revoked$/m);
     expect(started).toMatch(/^full rotation of fern@example\.org started: new group [0-9a-f]+$/m);
@@ -82,21 +87,28 @@ describe('owner rotate (full) after device revoke --compromised', () => {
     await world.send('during', 'Written while the devices re-key.\r\n');
     const [, during] = await world.fetchAll(laptop);
     const old = groupPem(world.root, 'old-group', oldGroup.secret, oldGroup.certificate);
-    expect(await world.decrypt({ pem: old }, during!)).toContain('while the devices re-key');
-    expect(await world.decrypt(laptop, during!)).toContain('while the devices re-key');
+    const [byOld, byLaptop] = await Promise.all([
+      world.decrypt({ pem: old }, during!),
+      world.decrypt(laptop, during!),
+    ]);
+    expect(byOld).toContain('while the devices re-key');
+    expect(byLaptop).toContain('while the devices re-key');
   }, 120_000);
 
   it('devices re-key with their own .p12 (the revoked one cannot ask), the owner answers, then commits', async () => {
-    const waiting = ok(await world.owner(['owner', 'rotate', '--continue']));
-    expect(waiting).toMatch(/^waiting for: laptop, tablet$/m);
+    // The revoked phone cannot even ask (refused whatever the rotation's state: asked
+    // while the owner looks at what it waits for).
+    const [waiting, refused] = await Promise.all([
+      world.owner(['owner', 'rotate', '--continue']),
+      rekey(phone),
+    ]);
+    expect(ok(waiting)).toMatch(/^waiting for: laptop, tablet$/m);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/403/);
     expect(ok(await rekey(laptop))).toMatch(/^re-key request sent for laptop/m);
     const half = ok(await world.owner(['owner', 'rotate', '--continue']));
     expect(half).toMatch(/^answered laptop$/m);
     expect(half).toMatch(/^waiting for: tablet$/m);
-    // The revoked phone cannot even ask.
-    const refused = await rekey(phone);
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/403/);
     expect(ok(await rekey(tablet))).toMatch(/^re-key request sent for tablet/m);
     const done = ok(await world.owner(['owner', 'rotate', '--continue']));
     expect(done).toMatch(/^answered tablet$/m);
@@ -112,13 +124,18 @@ describe('owner rotate (full) after device revoke --compromised', () => {
     for (const device of [laptop, tablet]) {
       const messages = await world.fetchAll(device);
       expect(messages).toHaveLength(3);
-      const texts = await Promise.all(messages.map((m) => world.decrypt(device, m)));
+      const [texts, byNew, byOld, byPhone] = await Promise.all([
+        Promise.all(messages.map((m) => world.decrypt(device, m))),
+        world.decrypt({ pem: newPem }, messages[2]!),
+        world.decrypt({ pem: oldPem }, messages[2]!),
+        world.decrypt(phone, messages[2]!),
+      ]);
       expect(texts[0]).toContain('before the compromise');
       expect(texts[1]).toContain('while the devices re-key');
       expect(texts[2]).toContain('after the full rotation');
-      expect(await world.decrypt({ pem: newPem }, messages[2]!)).toContain('after the full');
-      expect(await world.decrypt({ pem: oldPem }, messages[2]!)).toBeNull();
-      expect(await world.decrypt(phone, messages[2]!)).toBeNull();
+      expect(byNew).toContain('after the full');
+      expect(byOld).toBeNull();
+      expect(byPhone).toBeNull();
     }
     // The phone's d, every rk the gateway held for it and every group secret they give
     // (g = rk·d): no product of one or two of them or their inverses is the new g′.
