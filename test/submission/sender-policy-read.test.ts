@@ -4,7 +4,7 @@
  * test/vectors/profiles: `require: encrypt` (or `sign-encrypt`) refuses keyless
  * recipients, `none` or no profile does not, and a stored profile that does not verify
  * (bad signature, another address, expired) counts as requiring encryption. A key store
- * that fails is 451 4.3.0, never a guess. The end-to-end path: sender-policy.test.ts.
+ * that fails is 451 4.3.0, never a guess. The end-to-end path: policy.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import { signProfile, type MailPolicy } from '../../src/profiles/index.js';
