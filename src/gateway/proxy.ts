@@ -106,7 +106,10 @@ export async function startProxy(options: {
             onSharedError: (error: unknown) =>
               options.logger.warn(
                 { err: (error as Error).message },
-                'shared login failure counts unavailable; local counts apply',
+                // Held by the primary (SQLite): the login is refused instead (throttle.ts).
+                options.loginFailures?.failClosed === true
+                  ? 'shared login failure counts unavailable; login refused for now'
+                  : 'shared login failure counts unavailable; local counts apply',
               ),
           }),
     },
