@@ -6,7 +6,8 @@
  * clients: the README's steps pass (user add, owner init, device add, mail by swaks, read
  * by imaplib and `openssl cms -decrypt`); a device revoked through one worker's admin API
  * loses its IMAP sessions on both; bad logins spread over both workers meet one count (the
- * back-off grows as for one process); the admin rate limit is one bucket for both; a
+ * back-off grows as for one process), and a login waiting on a primary that does not
+ * answer is refused for now; the admin rate limit is one bucket for both; a
  * moderated post is held in the data directory for every worker, and the notice a worker
  * queues is sent once, by the primary, to a real SMTP server; and /metrics serves the
  * primary's own series (store, queue) beside the workers'.
@@ -73,6 +74,8 @@ function imapLogin(
   source: string,
   user: string,
   password: string,
+  /** Runs once the greeting is in, before LOGIN is sent. */
+  beforeLogin: () => void = () => undefined,
 ): Promise<{ reply: string; ms: number }> {
   return new Promise((resolve, reject) => {
     const socket = connect({
@@ -87,6 +90,7 @@ function imapLogin(
     socket.on('data', (chunk: Buffer) => {
       text += chunk.toString('latin1');
       if (sentAt === 0 && text.includes('\r\n')) {
+        beforeLogin();
         sentAt = Date.now();
         socket.write(`a1 LOGIN "${user}" "${password}"\r\n`);
       }
@@ -251,6 +255,23 @@ describe('one gateway, processes: 2, the SQLite key store', () => {
       .map((line) => line.delayMs);
     expect(delays).toEqual([500, 1000, 2000]);
   }, 120_000);
+
+  it('refuses a login for now while the primary does not answer (fail closed)', async () => {
+    // A connection a worker already holds; then the primary stops answering (SIGSTOP:
+    // alive, connected, silent) while the worker asks it for the failure counts.
+    const primaryPid = gateway.child.pid!;
+    try {
+      const attempt = await imapLogin('127.0.0.4', ADDRESS, alice.imapPassword, () =>
+        process.kill(primaryPid, 'SIGSTOP'),
+      );
+      expect(attempt.reply).toMatch(/^a1 NO \[UNAVAILABLE\]/);
+      expect(attempt.ms).toBeGreaterThanOrEqual(1900);
+    } finally {
+      process.kill(primaryPid, 'SIGCONT');
+    }
+    // Answering again: the same login goes through.
+    expect((await imapLogin('127.0.0.4', ADDRESS, alice.imapPassword)).reply).toMatch(/^a1 OK /);
+  }, 60_000);
 
   it('takes the admin rate limit from one bucket for both workers', async () => {
     // Twice the burst from a client of its own: one bucket lets the burst through, one
