@@ -64,6 +64,24 @@ describe('recrypt CLI end to end (SQLite key store)', () => {
     );
 
     const dir = owner.dir;
+    const user = (await world.gateway.keyStore.getUser(ADDRESS))!;
+    const stored = wrapMessage(original, user.owner!.groupCertificate);
+    const device = (await world.gateway.keyStore.getDevice(ADDRESS, laptop.id))!;
+    const keys = await world.gateway.keyStore.keysForDevice(ADDRESS, laptop.id);
+    expect([...keys.keys()]).toEqual([user.owner!.groupId]);
+    const recrypted = recryptMessage(stored, {
+      deviceId: Buffer.from(device.deviceId, 'hex'),
+      wrapEncoding: WRAP_ENCODING_OF_CLIENT[device.client],
+      keys,
+    });
+    expect(recrypted.length).toBe(stored.length);
+    writeFileSync(join(dir, 'stored.eml'), stored);
+    writeFileSync(join(dir, 'recrypted.eml'), recrypted);
+    // `recrypt read` reads it with the .p12 as well: started now, it runs while openssl works.
+    const reading = owner.run(['read', 'recrypted.eml', '--p12', laptop.p12File], {
+      RECRYPT_P12_PASSWORD: laptop.p12Password,
+    });
+
     const pass = `pass:${laptop.p12Password}`;
     execFileSync(openssl, [
       'pkcs12',
@@ -90,20 +108,6 @@ describe('recrypt CLI end to end (SQLite key store)', () => {
     ]);
     expect(readFileSync(join(dir, 'laptop.key'), 'utf8')).toContain('PRIVATE KEY');
 
-    const user = (await world.gateway.keyStore.getUser(ADDRESS))!;
-    const stored = wrapMessage(original, user.owner!.groupCertificate);
-    const device = (await world.gateway.keyStore.getDevice(ADDRESS, laptop.id))!;
-    const keys = await world.gateway.keyStore.keysForDevice(ADDRESS, laptop.id);
-    expect([...keys.keys()]).toEqual([user.owner!.groupId]);
-    const recrypted = recryptMessage(stored, {
-      deviceId: Buffer.from(device.deviceId, 'hex'),
-      wrapEncoding: WRAP_ENCODING_OF_CLIENT[device.client],
-      keys,
-    });
-    expect(recrypted.length).toBe(stored.length);
-    writeFileSync(join(dir, 'stored.eml'), stored);
-    writeFileSync(join(dir, 'recrypted.eml'), recrypted);
-
     const decrypted = execFileSync(openssl, [
       'cms',
       '-decrypt',
@@ -128,21 +132,24 @@ describe('recrypt CLI end to end (SQLite key store)', () => {
     ]);
     expect(unrecrypted.status).not.toBe(0);
 
-    // `recrypt read` reads it with the .p12 as well.
-    const read = await owner.run(['read', 'recrypted.eml', '--p12', laptop.p12File], {
-      RECRYPT_P12_PASSWORD: laptop.p12Password,
-    });
+    const read = await reading;
     expect(read.stderr).toBe('');
     expect(read.code).toBe(0);
     expect(read.stdout).toBe(original.toString('utf8'));
   });
 
   it('device list, profile show, smimea and user list report what the gateway holds', async () => {
-    const list = await owner.run(['device', 'list']);
+    // Independent reads (and a republish of the same profile): run side by side.
+    const [list, profile, republish, smimea, users] = await Promise.all([
+      owner.run(['device', 'list']),
+      owner.run(['profile', 'show']),
+      owner.run(['profile', 'publish']),
+      owner.run(['smimea', ADDRESS]),
+      world.operator(['user', 'list']),
+    ]);
     expect(list.code).toBe(0);
     expect(list.stdout).toMatch(new RegExp(`^${laptop.id}\\tlaptop\\tstandard\\tactive\\t`, 'm'));
 
-    const profile = await owner.run(['profile', 'show']);
     expect(profile.stderr).toBe('');
     const shown = JSON.parse(profile.stdout) as {
       verified: boolean;
@@ -156,17 +163,14 @@ describe('recrypt CLI end to end (SQLite key store)', () => {
       Buffer.from(user.owner!.groupCertificate).toString('base64'),
     );
 
-    const republish = await owner.run(['profile', 'publish']);
     expect(republish.code).toBe(0);
 
-    const smimea = await owner.run(['smimea', ADDRESS]);
     expect(smimea.code).toBe(0);
     expect(smimea.stdout.trim()).toMatch(
       /^[0-9a-f]{56}\._smimecert\.example\.org\. IN SMIMEA 3 0 0 [0-9a-f]+$/,
     );
     expect(smimea.stdout).toContain(Buffer.from(user.owner!.groupCertificate).toString('hex'));
 
-    const users = await world.operator(['user', 'list']);
     expect(users.stdout).toContain(`${ADDRESS}\tenrolled\t1 device(s)\tAlice Example`);
   });
 
@@ -176,10 +180,13 @@ describe('recrypt CLI end to end (SQLite key store)', () => {
     expect(revoke.code).toBe(0);
     expect((await world.gateway.keyStore.keysForDevice(ADDRESS, laptop.id)).size).toBe(0);
     expect((await world.gateway.keyStore.getDevice(ADDRESS, laptop.id))?.revoked).not.toBeNull();
-    const list = await owner.run(['device', 'list']);
+    // The list and a new device are independent of each other: side by side.
+    const [list, again] = await Promise.all([
+      owner.run(['device', 'list']),
+      // The name is free again for a new device.
+      addDeviceViaCli(owner, 'laptop-2'),
+    ]);
     expect(list.stdout).toMatch(new RegExp(`^${laptop.id}\\tlaptop\\tstandard\\trevoked `, 'm'));
-    // The name is free again for a new device.
-    const again = await addDeviceViaCli(owner, 'laptop-2');
     expect((await world.gateway.keyStore.keysForDevice(ADDRESS, again.id)).size).toBe(1);
   });
 
