@@ -118,17 +118,25 @@ describe('audit log', () => {
   });
 
   it('records token issue, user removal, list changes and moderation', async () => {
-    const temp = await addUserViaCli(world, 'temp@example.org');
-    expect((await world.operator(['user', 'token', 'temp@example.org'])).code).toBe(0);
-    expect((await world.operator(['user', 'remove', 'temp@example.org'])).code).toBe(0);
     const list = 'audit-team@example.org';
-    const created = await owner.run(['list', 'create', list, '--policy', 'members']);
-    expect(created.stderr).toBe('');
-    expect(created.code).toBe(0);
-    expect((await owner.run(['list', 'policy', list, 'moderated'])).code).toBe(0);
-    // Moderation of a post that is not held: refused, and recorded as such.
-    const rejected = await owner.run(['list', 'reject', list, 'ffffffffffffffff']);
-    expect(rejected.code).toBe(1);
+    // The operator's steps and the owner's are independent (each in order, the order the
+    // records must show): both sequences run at once.
+    const operatorSteps = async () => {
+      const added = await addUserViaCli(world, 'temp@example.org');
+      expect((await world.operator(['user', 'token', 'temp@example.org'])).code).toBe(0);
+      expect((await world.operator(['user', 'remove', 'temp@example.org'])).code).toBe(0);
+      return added;
+    };
+    const ownerSteps = async () => {
+      const created = await owner.run(['list', 'create', list, '--policy', 'members']);
+      expect(created.stderr).toBe('');
+      expect(created.code).toBe(0);
+      expect((await owner.run(['list', 'policy', list, 'moderated'])).code).toBe(0);
+      // Moderation of a post that is not held: refused, and recorded as such.
+      const rejected = await owner.run(['list', 'reject', list, 'ffffffffffffffff']);
+      expect(rejected.code).toBe(1);
+    };
+    const [temp] = await Promise.all([operatorSteps(), ownerSteps()]);
 
     const records = auditRecords();
     const operatorOn = (target: string) =>
