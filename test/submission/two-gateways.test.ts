@@ -10,7 +10,7 @@
  * (served over HTTPS by a stand-in for a third domain) — refused, nothing sent.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -105,8 +105,9 @@ async function rawSmtp(port: number, commands: string[]): Promise<string[]> {
 beforeAll(async () => {
   for (const name of ['swaks', 'openssl', 'python3']) requireBinary(name);
   b = await makeGateway(tmp.path, 'b', () => ({}));
-  bob = await enrolWithDevice(b, 'bob@b.test');
   const forgedPort = await freePort();
+  // A looks for bob's profile only when mail is sent: his enrolment need not wait for A.
+  const bobEnrolled = enrolWithDevice(b, 'bob@b.test');
   a = await makeGateway(tmp.path, 'a', (ports) => ({
     submission: {
       host: '127.0.0.1',
@@ -123,8 +124,11 @@ beforeAll(async () => {
     },
     outbound: { routes: { 'b.test': `127.0.0.1:${b.ports.smtp}` } },
   }));
-  alice = await enrolWithDevice(a, 'alice@a.test');
-  carol = await enrolWithDevice(a, 'carol@a.test');
+  [bob, alice, carol] = await Promise.all([
+    bobEnrolled,
+    enrolWithDevice(a, 'alice@a.test'),
+    enrolWithDevice(a, 'carol@a.test'),
+  ]);
 
   // A third domain's profile server, with B's certificate (which A trusts): it serves
   // bob's genuine profile for another address, and one whose signature was altered.
@@ -191,12 +195,21 @@ describe('sending through submission between two gateways', () => {
     expect(sent.out).toMatch(/<~ +250 2\.6\.0 OK: sent to 2 recipients/);
     expect(sent.code).toBe(0);
 
+    // The Maildir is cheap to watch (a fetch is a Python process); then what bob's client sees.
     await waitFor(
       'bob to have the message at B',
-      () => fetchThroughProxy(b, bob).length === 1,
+      () =>
+        existsSync(join(b.dataDir, 'mail', 'bob@b.test')) &&
+        maildirFiles(b, 'bob@b.test').length === 1,
       180_000,
     );
-    const [forBob] = fetchThroughProxy(b, bob);
+    let atBob: Buffer[] = [];
+    await waitFor(
+      "bob's client to see it",
+      () => (atBob = fetchThroughProxy(b, bob)).length === 1,
+      60_000,
+    );
+    const [forBob] = atBob;
     const readByBob = decryptWith(bob, forBob!)!;
     expect(readByBob.toString('utf8')).toContain(`${MARKER} first message`);
     // The submission fix-ups: Date and Message-ID added inside the envelope.
@@ -254,7 +267,13 @@ describe('sending through submission between two gateways', () => {
   });
 
   it('recrypt lookup says which key, from where, valid until', async () => {
-    const remote = await a.operator(['lookup', 'bob@b.test']);
+    // Four read-only lookups: one at a time they would only wait on each other.
+    const [remote, local, wrong, badsig] = await Promise.all([
+      a.operator(['lookup', 'bob@b.test']),
+      a.operator(['lookup', 'Carol@a.test']),
+      a.operator(['lookup', 'wrong@c.test']),
+      a.operator(['lookup', 'badsig@c.test']),
+    ]);
     expect(remote.stderr).toBe('');
     expect(remote.stdout).toContain('bob@b.test: encrypted');
     expect(remote.stdout).toContain('key: profile');
@@ -264,13 +283,10 @@ describe('sending through submission between two gateways', () => {
       ),
     );
     expect(remote.stdout).toMatch(/valid until: \d{4}-\d\d-\d\dT/);
-    const local = await a.operator(['lookup', 'Carol@a.test']);
     expect(local.stdout).toContain('carol@a.test: encrypted');
     expect(local.stdout).toContain('key: local-user');
-    const wrong = await a.operator(['lookup', 'wrong@c.test']);
     expect(wrong.stdout).toContain('wrong@c.test: refused (not sent)');
     expect(wrong.stdout).toMatch(/from: profile rejected: .*address/);
-    const badsig = await a.operator(['lookup', 'badsig@c.test']);
     expect(badsig.stdout).toMatch(/from: profile rejected: .*signature/);
   }, 120_000);
 });
