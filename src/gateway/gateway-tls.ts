@@ -5,7 +5,7 @@
  * in <dataDir>/tls. Both are re-read on reload (SIGHUP, a renewal); the own certificate is
  * re-issued for its key before it expires, also in a process that runs for years.
  */
-import { openAcmeCertificates } from '../acme/index.js';
+import type { AcmeCertificates } from '../acme/index.js';
 import type { Logger } from '../config/logger.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { ensureTlsMaterial, type TlsMaterial } from '../config/tls.js';
@@ -33,15 +33,17 @@ export async function openGatewayTls(
   logger: Logger,
 ): Promise<GatewayTls> {
   const dataDir = config.dataDir;
-  // With acme, the first certificate is obtained here, before any listener starts.
-  const acme =
-    config.acme === undefined
-      ? undefined
-      : await openAcmeCertificates({
-          settings: config.acme,
-          dataDir,
-          logger: logger.child({ part: 'acme' }),
-        });
+  // With acme, the first certificate is obtained here, before any listener starts. The ACME
+  // client (and its HTTP stack) is loaded only then: most gateways never use it.
+  let acme: AcmeCertificates | undefined;
+  if (config.acme !== undefined) {
+    const { openAcmeCertificates } = await import('../acme/index.js');
+    acme = await openAcmeCertificates({
+      settings: config.acme,
+      dataDir,
+      logger: logger.child({ part: 'acme' }),
+    });
+  }
   const publicTls = async (): Promise<TlsMaterial> =>
     acme?.material() ?? (await ensureTlsMaterial(dataDir, config.tls, new Date(), publicName));
   // The operator listener is reached by address from this machine (the operator's
