@@ -33,14 +33,21 @@ describe('recrypt CLI refuses bad input cleanly', () => {
   let owner: EnrolledOwner;
   let laptopPassword: string;
 
-  /** Runs `attempt`, then checks the key store and the owner's directory are as before. */
-  async function unchanged(attempt: () => Promise<CliResult>): Promise<CliResult> {
+  /**
+   * Runs the cases' commands side by side (they are independent), checks each result, then
+   * that the key store and the owner's directory are as before them. Checked once all have
+   * ended: a command's own temporary file, removed when it fails, is not another's change.
+   */
+  async function expectFailures(
+    cases: Array<[() => Promise<CliResult>, 1 | 2, RegExp]>,
+  ): Promise<CliResult[]> {
     const before = await snapshot(world.gateway.keyStore);
     const files = readdirSync(owner.dir).sort();
-    const result = await attempt();
+    const results = await Promise.all(cases.map(([run]) => run()));
+    results.forEach((result, i) => expectFailure(result, cases[i]![1], cases[i]![2]));
     expect(await snapshot(world.gateway.keyStore)).toBe(before);
     expect(readdirSync(owner.dir).sort()).toEqual(files);
-    return result;
+    return results;
   }
 
   beforeAll(async () => {
@@ -53,90 +60,86 @@ describe('recrypt CLI refuses bad input cleanly', () => {
   });
 
   it('usage errors exit 2', async () => {
-    expectFailure(await runCli(['user', 'add']), 2, /missing required argument 'address'/);
-    expectFailure(await runCli(['frobnicate']), 2, /unknown command 'frobnicate'/);
-    expectFailure(
-      await runCli(['owner', 'init', ADDRESS]),
-      2,
-      /required option '--token <token>' not specified/,
-    );
-    expectFailure(
-      await unchanged(() => owner.run(['device', 'add', 'phone', '--client', 'mutt'])),
-      2,
-      /--client <kind>.*mutt.*invalid/,
-    );
-    expectFailure(
-      await runCli(['device', 'add', 'phone', '--passphrase', 'secret']),
-      2,
-      /unknown option '--passphrase'/,
-    );
+    await expectFailures([
+      [() => runCli(['user', 'add']), 2, /missing required argument 'address'/],
+      [() => runCli(['frobnicate']), 2, /unknown command 'frobnicate'/],
+      [
+        () => runCli(['owner', 'init', ADDRESS]),
+        2,
+        /required option '--token <token>' not specified/,
+      ],
+      [
+        () => owner.run(['device', 'add', 'phone', '--client', 'mutt']),
+        2,
+        /--client <kind>.*mutt.*invalid/,
+      ],
+      [
+        () => runCli(['device', 'add', 'phone', '--passphrase', 'secret']),
+        2,
+        /unknown option '--passphrase'/,
+      ],
+    ]);
   });
 
   it('malformed addresses', async () => {
-    expectFailure(
-      await unchanged(() => world.operator(['user', 'add', 'not an address'])),
-      1,
-      /^recrypt: malformed address "not an address"/,
-    );
-    expectFailure(
-      await unchanged(() => world.operator(['user', 'remove', 'x@-bad-.com'])),
-      1,
-      /malformed address/,
-    );
-    expectFailure(
-      await unchanged(() => owner.run(['smimea', 'no-at-sign'])),
-      1,
-      /malformed address/,
-    );
-    expectFailure(
-      await unchanged(() =>
-        owner.run([
-          'owner',
-          'init',
-          'a@b@c',
-          '--token',
-          'x'.repeat(43),
-          '--gateway',
-          world.gateway.origin,
-          '--key-file',
-          'other.key',
-        ]),
-      ),
-      1,
-      /malformed address/,
-    );
+    await expectFailures([
+      [
+        () => world.operator(['user', 'add', 'not an address']),
+        1,
+        /^recrypt: malformed address "not an address"/,
+      ],
+      [() => world.operator(['user', 'remove', 'x@-bad-.com']), 1, /malformed address/],
+      [() => owner.run(['smimea', 'no-at-sign']), 1, /malformed address/],
+      [
+        () =>
+          owner.run([
+            'owner',
+            'init',
+            'a@b@c',
+            '--token',
+            'x'.repeat(43),
+            '--gateway',
+            world.gateway.origin,
+            '--key-file',
+            'other.key',
+          ]),
+        1,
+        /malformed address/,
+      ],
+    ]);
   });
 
   it('unknown users', async () => {
-    expectFailure(
-      await unchanged(() => world.operator(['user', 'remove', 'nobody@example.com'])),
-      1,
-      /user not found \(HTTP 404\)/,
-    );
-    expectFailure(
-      await unchanged(() =>
-        owner.run([
-          'owner',
-          'init',
-          'nobody@example.com',
-          '--token',
-          'x'.repeat(43),
-          '--gateway',
-          world.gateway.origin,
-          '--ca',
-          'gateway-cert.pem',
-          '--key-file',
-          'nobody.key',
-        ]),
-      ),
-      1,
-      /user not found/,
-    );
-    expectFailure(
-      await unchanged(() => owner.run(['profile', 'show', 'nobody@example.com'])),
-      1,
-      /no profile published for nobody@example.com/,
-    );
+    await expectFailures([
+      [
+        () => world.operator(['user', 'remove', 'nobody@example.com']),
+        1,
+        /user not found \(HTTP 404\)/,
+      ],
+      [
+        () =>
+          owner.run([
+            'owner',
+            'init',
+            'nobody@example.com',
+            '--token',
+            'x'.repeat(43),
+            '--gateway',
+            world.gateway.origin,
+            '--ca',
+            'gateway-cert.pem',
+            '--key-file',
+            'nobody.key',
+          ]),
+        1,
+        /user not found/,
+      ],
+      [
+        () => owner.run(['profile', 'show', 'nobody@example.com']),
+        1,
+        /no profile published for nobody@example.com/,
+      ],
+    ]);
   });
 
   it('used and wrong enrolment tokens; an existing user; an existing key file', async () => {
@@ -153,54 +156,20 @@ describe('recrypt CLI refuses bad input cleanly', () => {
       '--key-file',
       'second.key',
     ];
-    expectFailure(
-      await unchanged(() => owner.run(used)),
-      1,
-      /refused the enrolment token \(wrong, expired or already used\)/,
-    );
+    // The one change first (erin added), then the refusals side by side, each changing nothing.
     const { ownerArgs } = await addUserViaCli(world, 'erin@example.com');
     const wrong = ownerArgs.map((arg, i) =>
       ownerArgs[i - 1] === '--token' ? 'A'.repeat(43) : arg,
     );
-    expectFailure(
-      await unchanged(() => owner.run([...wrong, '--key-file', 'erin.key'])),
-      1,
-      /refused the enrolment token/,
-    );
-    expectFailure(
-      await unchanged(() => world.operator(['user', 'add', ADDRESS])),
-      1,
-      /already exists|HTTP 409/,
-    );
-    expectFailure(
-      await unchanged(() => owner.run(ownerArgs)),
-      1,
-      /owner\.key already exists; not overwriting/,
-    );
+    await expectFailures([
+      [() => owner.run(used), 1, /refused the enrolment token \(wrong, expired or already used\)/],
+      [() => owner.run([...wrong, '--key-file', 'erin.key']), 1, /refused the enrolment token/],
+      [() => world.operator(['user', 'add', ADDRESS]), 1, /already exists|HTTP 409/],
+      [() => owner.run(ownerArgs), 1, /owner\.key already exists; not overwriting/],
+    ]);
   });
 
   it('wrong passphrase, missing passphrase, corrupt and altered key files', async () => {
-    expectFailure(
-      await unchanged(() => owner.run(['device', 'add', 'phone'], { RECRYPT_PASSPHRASE: 'wrong' })),
-      1,
-      /^recrypt: wrong passphrase for owner\.key/,
-    );
-    expectFailure(
-      await unchanged(() => runCli(['device', 'list'], { cwd: owner.dir })),
-      1,
-      /no passphrase: run in a terminal, or set RECRYPT_PASSPHRASE/,
-    );
-    expectFailure(
-      await unchanged(() => owner.run(['device', 'list', '--passphrase-file', 'missing.txt'])),
-      1,
-      /cannot read the passphrase file missing\.txt: ENOENT/,
-    );
-    expectFailure(
-      await unchanged(() => owner.run(['device', 'list', '--key-file', 'nope.key'])),
-      1,
-      /no owner key file at nope\.key/,
-    );
-
     const text = readFileSync(owner.keyFile, 'utf8');
     const json = JSON.parse(text) as Record<string, unknown>;
     const variants: Array<[string, string, RegExp]> = [
@@ -226,69 +195,84 @@ describe('recrypt CLI refuses bad input cleanly', () => {
         /wrong passphrase .*or the file was altered/,
       ],
     ];
-    for (const [what, content, message] of variants) {
-      writeFileSync(join(owner.dir, 'bad.key'), content);
-      const result = await unchanged(() =>
-        owner.run(['device', 'add', 'phone', '--key-file', 'bad.key']),
-      );
-      expect(result.stderr, what).toMatch(message);
-      expectFailure(result, 1, message);
-    }
+    // One file per variant, written before any command runs, so that they all run side by side.
+    variants.forEach(([, content], i) => writeFileSync(join(owner.dir, `bad-${i}.key`), content));
+    const results = await expectFailures([
+      ...variants.map(([, , message], i): [() => Promise<CliResult>, 1, RegExp] => [
+        () => owner.run(['device', 'add', 'phone', '--key-file', `bad-${i}.key`]),
+        1,
+        message,
+      ]),
+      [
+        () => owner.run(['device', 'add', 'phone'], { RECRYPT_PASSPHRASE: 'wrong' }),
+        1,
+        /^recrypt: wrong passphrase for owner\.key/,
+      ],
+      [
+        () => runCli(['device', 'list'], { cwd: owner.dir }),
+        1,
+        /no passphrase: run in a terminal, or set RECRYPT_PASSPHRASE/,
+      ],
+      [
+        () => owner.run(['device', 'list', '--passphrase-file', 'missing.txt']),
+        1,
+        /cannot read the passphrase file missing\.txt: ENOENT/,
+      ],
+      [
+        () => owner.run(['device', 'list', '--key-file', 'nope.key']),
+        1,
+        /no owner key file at nope\.key/,
+      ],
+    ]);
+    // Each variant's result by name as well.
+    variants.forEach(([what, , message], i) => expect(results[i]!.stderr, what).toMatch(message));
   });
 
   it('duplicate device names, unknown devices, existing .p12 files', async () => {
-    expectFailure(
-      await unchanged(() => owner.run(['device', 'add', 'laptop'])),
-      1,
-      /laptop\.p12 already exists; not overwriting/,
-    );
     const out = join(world.root, 'elsewhere');
     mkdirSync(out);
-    expectFailure(
-      await unchanged(() => owner.run(['device', 'add', 'laptop', '--out', out])),
-      1,
-      /a device named "laptop" already exists for dora@example\.com/,
-    );
+    await expectFailures([
+      [
+        () => owner.run(['device', 'add', 'laptop']),
+        1,
+        /laptop\.p12 already exists; not overwriting/,
+      ],
+      [
+        () => owner.run(['device', 'add', 'laptop', '--out', out]),
+        1,
+        /a device named "laptop" already exists for dora@example\.com/,
+      ],
+      [() => owner.run(['device', 'add', '../escape']), 1, /device name "\.\.\/escape"/],
+      [() => owner.run(['device', 'revoke', 'toaster']), 1, /no device named or with id "toaster"/],
+    ]);
     expect(readdirSync(out)).toEqual([]);
-    expectFailure(
-      await unchanged(() => owner.run(['device', 'add', '../escape'])),
-      1,
-      /device name "\.\.\/escape"/,
-    );
-    expectFailure(
-      await unchanged(() => owner.run(['device', 'revoke', 'toaster'])),
-      1,
-      /no device named or with id "toaster"/,
-    );
   });
 
   it('an unreachable gateway', async () => {
     const closed = await freePort();
-    expectFailure(
-      await unchanged(() =>
-        runCli(['user', 'list', '--config', world.configFile], {
-          env: { RECRYPT_OPERATOR__PORT: String(closed) },
-        }),
-      ),
-      1,
-      new RegExp(`cannot reach the gateway at https://127\\.0\\.0\\.1:${closed}: ECONNREFUSED`),
-    );
+    // The one change first (fred added), then the failures side by side, each changing nothing.
     const { ownerArgs } = await addUserViaCli(world, 'fred@example.com');
     const args = ownerArgs.map((arg, i) =>
       ownerArgs[i - 1] === '--gateway' ? `https://127.0.0.1:${closed}` : arg,
     );
-    expectFailure(
-      await unchanged(() => owner.run([...args, '--key-file', 'fred.key'])),
-      1,
-      /cannot reach the gateway/,
-    );
     // Without the gateway's certificate, TLS verification fails: also unreachable, nothing written.
     const noCa = ownerArgs.filter((arg, i) => arg !== '--ca' && ownerArgs[i - 1] !== '--ca');
-    expectFailure(
-      await unchanged(() => owner.run([...noCa, '--key-file', 'fred.key'])),
-      1,
-      /cannot reach the gateway .*(SELF_SIGNED|self-signed|DEPTH_ZERO)/i,
-    );
+    await expectFailures([
+      [
+        () =>
+          runCli(['user', 'list', '--config', world.configFile], {
+            env: { RECRYPT_OPERATOR__PORT: String(closed) },
+          }),
+        1,
+        new RegExp(`cannot reach the gateway at https://127\\.0\\.0\\.1:${closed}: ECONNREFUSED`),
+      ],
+      [() => owner.run([...args, '--key-file', 'fred.key']), 1, /cannot reach the gateway/],
+      [
+        () => owner.run([...noCa, '--key-file', 'fred.key']),
+        1,
+        /cannot reach the gateway .*(SELF_SIGNED|self-signed|DEPTH_ZERO)/i,
+      ],
+    ]);
     // The token was not used up by the failures: enrolment still works.
     const enrolled = await owner.run([...ownerArgs, '--key-file', 'fred.key']);
     expect(enrolled.stderr).toBe('');
@@ -297,86 +281,89 @@ describe('recrypt CLI refuses bad input cleanly', () => {
 
   it('read with a wrong .p12 password or a message not for this device', async () => {
     writeFileSync(join(owner.dir, 'plain.eml'), 'Subject: hi\r\n\r\nnot encrypted\r\n');
-    expectFailure(
-      await unchanged(() =>
-        owner.run(['read', 'plain.eml', '--p12', 'laptop.p12'], { RECRYPT_P12_PASSWORD: 'wrong' }),
-      ),
-      1,
-      /wrong password for laptop\.p12/,
-    );
-    expectFailure(
-      await unchanged(() =>
-        owner.run(['read', 'plain.eml', '--p12', 'laptop.p12'], {
-          RECRYPT_P12_PASSWORD: laptopPassword,
-        }),
-      ),
-      1,
-      /cannot decrypt plain\.eml with this device key: not an S\/MIME enveloped message/,
-    );
-    expectFailure(
-      await unchanged(() =>
-        owner.run(['read', 'missing.eml', '--p12', 'laptop.p12'], {
-          RECRYPT_P12_PASSWORD: laptopPassword,
-        }),
-      ),
-      1,
-      /cannot read the message missing\.eml: ENOENT/,
-    );
+    await expectFailures([
+      [
+        () =>
+          owner.run(['read', 'plain.eml', '--p12', 'laptop.p12'], {
+            RECRYPT_P12_PASSWORD: 'wrong',
+          }),
+        1,
+        /wrong password for laptop\.p12/,
+      ],
+      [
+        () =>
+          owner.run(['read', 'plain.eml', '--p12', 'laptop.p12'], {
+            RECRYPT_P12_PASSWORD: laptopPassword,
+          }),
+        1,
+        /cannot decrypt plain\.eml with this device key: not an S\/MIME enveloped message/,
+      ],
+      [
+        () =>
+          owner.run(['read', 'missing.eml', '--p12', 'laptop.p12'], {
+            RECRYPT_P12_PASSWORD: laptopPassword,
+          }),
+        1,
+        /cannot read the message missing\.eml: ENOENT/,
+      ],
+    ]);
   });
 
   it('init refuses to move the data directory; operator commands without a gateway say what is missing', async () => {
-    const moved = await runCli([
-      'init',
-      '--config',
-      world.configFile,
-      '--data-dir',
-      join(world.root, 'other'),
-    ]);
-    expectFailure(moved, 2, /already names the data directory .*; not changing it/);
     const empty = join(world.root, 'empty');
     mkdirSync(empty);
-    expectFailure(
-      await runCli(['user', 'list'], { cwd: empty }),
-      1,
-      /no admin token file at .*empty\/data\/admin\.token \(run `recrypt init` first/,
-    );
+    await expectFailures([
+      [
+        () =>
+          runCli(['init', '--config', world.configFile, '--data-dir', join(world.root, 'other')]),
+        2,
+        /already names the data directory .*; not changing it/,
+      ],
+      [
+        () => runCli(['user', 'list'], { cwd: empty }),
+        1,
+        /no admin token file at .*empty\/data\/admin\.token \(run `recrypt init` first/,
+      ],
+      [
+        () => runCli(['user', 'list', '--config', join(empty, 'none.yaml')]),
+        1,
+        /none\.yaml: cannot read: ENOENT/,
+      ],
+    ]);
     expect(readdirSync(empty)).toEqual([]);
-    expectFailure(
-      await runCli(['user', 'list', '--config', join(empty, 'none.yaml')]),
-      1,
-      /none\.yaml: cannot read: ENOENT/,
-    );
   });
 
   it('profile publish, smimea and profile show refuse what they cannot do', async () => {
-    expectFailure(
-      await unchanged(() => owner.run(['profile', 'publish'], { RECRYPT_PASSPHRASE: 'nope' })),
-      1,
-      /wrong passphrase/,
-    );
-    expectFailure(
-      await unchanged(() => owner.run(['smimea', 'nobody@example.com'])),
-      1,
-      /no group certificate published for nobody@example\.com/,
-    );
-    expectFailure(
-      await unchanged(() =>
-        owner.run(['profile', 'show', ADDRESS, '--gateway', 'http://127.0.0.1:1']),
-      ),
-      1,
-      /gateway: expected https:\/\/host\[:port\]/,
-    );
+    await expectFailures([
+      [
+        () => owner.run(['profile', 'publish'], { RECRYPT_PASSPHRASE: 'nope' }),
+        1,
+        /wrong passphrase/,
+      ],
+      [
+        () => owner.run(['smimea', 'nobody@example.com']),
+        1,
+        /no group certificate published for nobody@example\.com/,
+      ],
+      [
+        () => owner.run(['profile', 'show', ADDRESS, '--gateway', 'http://127.0.0.1:1']),
+        1,
+        /gateway: expected https:\/\/host\[:port\]/,
+      ],
+    ]);
   });
 
   it('config check prints every problem with its line, or ok', async () => {
     const bad = join(world.root, 'bad.yaml');
     writeFileSync(bad, 'admin:\n  port: 99999\nsmtpp:\n  port: 25\n');
-    const result = await runCli(['config', 'check', bad]);
+    const [result, good] = await Promise.all([
+      runCli(['config', 'check', bad]),
+      runCli(['config', 'check', world.configFile]),
+    ]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/bad\.yaml:2: admin\.port: /);
     expect(result.stderr).toMatch(/bad\.yaml:\d+: .*'smtpp'/);
     expect(result.stderr).not.toMatch(/\n\s+at /);
-    const good = await runCli(['config', 'check', world.configFile]);
     expect(good.code).toBe(0);
     expect(good.stdout).toBe('ok\n');
   });

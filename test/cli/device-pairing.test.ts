@@ -9,7 +9,7 @@
  * for d, d⁻¹ and any value that decrypts the device's copy: nothing.
  */
 import Database from 'better-sqlite3';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join as joinPath } from 'node:path';
 import nodemailer from 'nodemailer';
@@ -24,6 +24,7 @@ import {
 import { requireBinary } from '../helpers/binaries.js';
 import { filesUnder, keysThatDecrypt, scalarCandidates } from '../helpers/cli-secret-scan.js';
 import { parseDeviceAdd } from '../helpers/cli-flow.js';
+import { cliCommand } from '../helpers/cli-command.js';
 import { runCli, type CliResult } from '../helpers/cli-run.js';
 import { waitFor, type Spawned } from '../helpers/gateway-process.js';
 import {
@@ -52,6 +53,51 @@ const ok = (result: CliResult) => {
   expect(result.code).toBe(0);
   return result.stdout;
 };
+
+/**
+ * `recrypt device join` in the device's directory, its output readable while it waits for
+ * the approval (runCli gives it only at the end): the test asks the owner's side for the
+ * request once the device has printed its code, not on a guess.
+ */
+function startJoin(invitation: string): {
+  output(): string;
+  ended(): boolean;
+  done: Promise<CliResult>;
+} {
+  const [node, ...prefix] = cliCommand();
+  const child = spawn(
+    node!,
+    [...prefix, 'device', 'join', invitation, '--name', 'phone', '--wait', '5'],
+    {
+      cwd: deviceDir,
+      // The environment runCli gives (test/helpers/cli-run.ts): no passphrase.
+      env: Object.fromEntries(
+        ['PATH', 'HOME', 'TMPDIR', 'LANG'].flatMap((name) =>
+          process.env[name] === undefined ? [] : [[name, process.env[name]!]],
+        ),
+      ),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  let ended = false;
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      ended = true;
+      resolve({ code, stdout, stderr });
+    });
+  });
+  return { output: () => stdout, ended: () => ended, done };
+}
 
 beforeAll(async () => {
   for (const name of ['openssl', 'python3', 'curl']) requireBinary(name);
@@ -95,10 +141,13 @@ describe('device join / approve through a running gateway', () => {
   it('the device joins with an invitation, the owner approves the code it shows', async () => {
     const invitation = /^(rdi1\.\S+)$/m.exec(ok(await owner(['device', 'invite'])))![1]!;
     // The device has no owner key file: it runs in its own directory, with nothing but the invitation.
-    const joining = runCli(['device', 'join', invitation, '--name', 'phone', '--wait', '5'], {
-      cwd: deviceDir,
-      timeoutMs: 300_000,
-    });
+    const joining = startJoin(invitation);
+    await waitFor(
+      'the device to show its pairing code',
+      // Ended early (a refusal or a crash): its output fails the checks below.
+      () => /^pairing code: /m.test(joining.output()) || joining.ended(),
+      120_000,
+    );
     await waitFor(
       'the pairing request to reach the owner',
       async () => {
@@ -111,7 +160,7 @@ describe('device join / approve through a running gateway', () => {
     expect(ok(await owner(['device', 'approve', code]))).toMatch(
       /^device phone approved \(id [0-9a-f]{16}, client standard\)$/m,
     );
-    joinOutput = ok(await joining);
+    joinOutput = ok(await joining.done);
     // Both sides showed the same code.
     expect(joinOutput).toContain(`pairing code: ${code}`);
     joined = parseDeviceAdd(joinOutput, deviceDir);
@@ -120,12 +169,13 @@ describe('device join / approve through a running gateway', () => {
     expectWithinImporterLimits(written, 'device join .p12');
     const p12 = await readPkcs12(written, joined.p12Password);
     deviceSecret = p12.deviceSecret;
-    expect(ok(await owner(['device', 'list']))).toMatch(
-      new RegExp(`^${joined.id}\\tphone\\tstandard\\tactive`, 'm'),
-    );
-    expect(ok(await owner(['device', 'list', '--pending']))).toContain(
-      'no pairing requests waiting',
-    );
+    // Two reads of the owner's side, side by side.
+    const [listed, pending] = await Promise.all([
+      owner(['device', 'list']),
+      owner(['device', 'list', '--pending']),
+    ]);
+    expect(ok(listed)).toMatch(new RegExp(`^${joined.id}\\tphone\\tstandard\\tactive`, 'm'));
+    expect(ok(pending)).toContain('no pairing requests waiting');
   }, 300_000);
 
   it('reads mail through the proxy: imaplib fetches as the device, openssl cms decrypts with its own .p12', async () => {
