@@ -81,8 +81,7 @@ describe('recrypt list held|approve|reject', () => {
 
   beforeAll(async () => {
     gw = await startApiGateway({ moderation: { held: store, delivery, notices: noticeSender } });
-    owner = await person('owner');
-    alice = await person('alice');
+    [owner, alice] = await Promise.all([person('owner'), person('alice')]);
     ok(await owner.run(['list', 'create', LIST, '--policy', 'moderated']));
   });
   afterAll(async () => {
@@ -127,9 +126,12 @@ describe('recrypt list held|approve|reject', () => {
     expect(out.indexOf(before.id)).toBeLessThan(out.indexOf(after.id));
     expect(out.indexOf(after.id)).toBeLessThan(out.indexOf(foreign.id));
 
-    const whole = ok(await owner.run(['list', 'held', LIST, before.id]));
+    // Reads only, each its own CLI process: at once.
+    const [whole, refused] = await Promise.all([
+      owner.run(['list', 'held', LIST, before.id]).then(ok),
+      owner.run(['list', 'held', LIST, foreign.id]),
+    ]);
     expect(whole).toContain('The body of the post.');
-    const refused = await owner.run(['list', 'held', LIST, foreign.id]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^recrypt: held post \S+ does not open with the list key/);
 
@@ -140,17 +142,17 @@ describe('recrypt list held|approve|reject', () => {
     const first = await holdPost('one@example.net', 'From: one@example.net\r\nSubject: yes');
     const second = await holdPost('two@example.net', 'From: two@example.net\r\nSubject: no');
 
-    const approved = ok(await owner.run(['list', 'approve', LIST, first.id]));
+    // Two posts, two decisions that do not touch each other: at once.
+    const [approved, rejected] = await Promise.all([
+      owner.run(['list', 'approve', LIST, first.id]).then(ok),
+      owner.run(['list', 'reject', LIST, second.id, '--reason', 'Please stay on topic.']).then(ok),
+    ]);
     expect(approved.trim()).toBe(`post ${first.id} approved: delivered to 2 mailbox(es)`);
     expect(delivered).toHaveLength(1);
     expect(delivered[0]!.list).toBe(LIST);
     expect(delivered[0]!.mailFrom).toBe('one@example.net');
     expect(delivered[0]!.ciphertext.equals(first.bytes)).toBe(true);
     expect(await store.get(LIST, first.id)).toBeNull();
-
-    const rejected = ok(
-      await owner.run(['list', 'reject', LIST, second.id, '--reason', 'Please stay on topic.']),
-    );
     expect(rejected.trim()).toBe(`post ${second.id} rejected; two@example.net has been told`);
     expect(notices).toHaveLength(1);
     expect(notices[0]).toMatchObject({ to: 'two@example.net', from: 'mods-owner@example.org' });
@@ -162,29 +164,33 @@ describe('recrypt list held|approve|reject', () => {
 
   it('refuses other people (403) and unknown posts (404), as one line on stderr', async () => {
     const post = await holdPost('three@example.net', 'From: three@example.net\r\nSubject: hi');
-    for (const args of [
+    const byAlice = [
       ['list', 'approve', LIST, post.id],
       ['list', 'reject', LIST, post.id],
-    ]) {
-      const result = await alice.run(args);
+    ];
+    const unknown = [
+      ['list', 'approve', LIST, '0123456789abcdef0123456789abcdef'],
+      ['list', 'reject', LIST, '../../keystore'],
+      ['list', 'held', LIST, '0123456789abcdef0123456789abcdef'],
+    ];
+    // Every one of them is refused and changes nothing: they run at once.
+    const [refusedAlice, noKey, refusedUnknown] = await Promise.all([
+      Promise.all(byAlice.map((args) => alice.run(args))),
+      alice.run(['list', 'held', LIST]),
+      Promise.all(unknown.map((args) => owner.run(args))),
+    ]);
+    for (const result of refusedAlice) {
       expect(result.code).toBe(1);
       expect(result.stdout).toBe('');
       expect(result.stderr).toBe('recrypt: the gateway refused: not the list owner (HTTP 403)\n');
     }
     // Alice has no list key file: refused before anything is fetched.
-    const noKey = await alice.run(['list', 'held', LIST]);
     expect(noKey.code).toBe(1);
     expect(noKey.stderr).toBe(`recrypt: no list key file at ${LIST}.list.key\n`);
-
-    for (const args of [
-      ['list', 'approve', LIST, '0123456789abcdef0123456789abcdef'],
-      ['list', 'reject', LIST, '../../keystore'],
-      ['list', 'held', LIST, '0123456789abcdef0123456789abcdef'],
-    ]) {
-      const result = await owner.run(args);
-      expect(result.code, args.join(' ')).toBe(1);
+    refusedUnknown.forEach((result, i) => {
+      expect(result.code, unknown[i]!.join(' ')).toBe(1);
       expect(result.stderr).toBe('recrypt: the gateway refused: held post not found (HTTP 404)\n');
-    }
+    });
     expect((await store.list(LIST)).map((p) => p.id)).toEqual([post.id]);
     expect(delivered).toHaveLength(1);
     expect(notices).toHaveLength(1);
