@@ -54,10 +54,11 @@ describe('the gateway stores nothing that decrypts mail', () => {
   beforeAll(async () => {
     world = await startCliWorld();
     owner = await enrolViaCli(world, ADDRESS, 'Carol');
-    devices = [
-      await addDeviceViaCli(owner, 'phone', 'standard'),
-      await addDeviceViaCli(owner, 'tablet', 'outlook'),
-    ];
+    // Two independent devices: added side by side.
+    devices = await Promise.all([
+      addDeviceViaCli(owner, 'phone', 'standard'),
+      addDeviceViaCli(owner, 'tablet', 'outlook'),
+    ]);
     const { keyStore } = world.gateway;
     const user = (await keyStore.getUser(ADDRESS))!;
     const stored = envelopeForGroup(original, user.owner!.groupCertificate);
