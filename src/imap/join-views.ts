@@ -16,19 +16,22 @@ export function joinViews(pieces: readonly Uint8Array[]): Uint8Array {
   const runs: Uint8Array[] = [];
   let first = pieces[0]!;
   let end = first.byteOffset + first.byteLength;
-  const close = (): Uint8Array =>
-    end === first.byteOffset + first.byteLength
-      ? first
-      : new Uint8Array(first.buffer, first.byteOffset, end - first.byteOffset);
   for (let i = 1; i < pieces.length; i++) {
     const next = pieces[i]!;
     if (next.buffer === first.buffer && next.byteOffset === end) end += next.byteLength;
     else {
-      runs.push(close());
+      runs.push(run(first, end));
       first = next;
       end = next.byteOffset + next.byteLength;
     }
   }
-  runs.push(close());
+  runs.push(run(first, end));
   return runs.length === 1 ? runs[0]! : Buffer.concat(runs);
+}
+
+/** `first` extended to `end` in its memory (a function, not a closure per call). */
+function run(first: Uint8Array, end: number): Uint8Array {
+  return end === first.byteOffset + first.byteLength
+    ? first
+    : new Uint8Array(first.buffer, first.byteOffset, end - first.byteOffset);
 }

@@ -368,20 +368,18 @@ export class TieredPlans implements PlanLookup {
   ) {}
 
   get(key: PlanKey): SettledPlan | undefined {
-    return this.lookup(key, (scope) => this.points.get(scope, key));
+    return this.lookup(key, false);
   }
 
   peek(key: PlanKey): SettledPlan | undefined {
-    return this.lookup(key, (scope) => this.points.peek(scope, key));
+    return this.lookup(key, true);
   }
 
-  private lookup(
-    key: PlanKey,
-    kept: (scope: PlanScope) => SettledPlan | undefined,
-  ): SettledPlan | undefined {
+  /** No closure per call: one per message showed under tsx (the bench runs the proxy so). */
+  private lookup(key: PlanKey, memoryOnly: boolean): SettledPlan | undefined {
     const plan = this.session.get(key);
     if (plan !== undefined) return plan;
-    const found = kept(this.scope);
+    const found = memoryOnly ? this.points.peek(this.scope, key) : this.points.get(this.scope, key);
     if (found !== undefined) this.session.set(key, found);
     return found;
   }
