@@ -66,7 +66,8 @@ afterAll(async () => {
   tmp.remove();
 });
 
-describe('recrypt start refuses a broken setup in one line', () => {
+// Each case is its own process with its own config and data directory: side by side.
+describe.concurrent('recrypt start refuses a broken setup in one line', () => {
   it('bad YAML: file and line', async () => {
     const result = await startWith('smtp:\n  port: [25\n');
     expectOneLineFailure(result, /case-\d+\.yaml:\d+: /);
