@@ -23,10 +23,14 @@ describe('CLI output into a pipe that closes early', () => {
    * Runs `recrypt <args> --config … | <reader>` in bash; the CLI's exit code, its stderr
    * and what the reader passed on. Asynchronous: the gateway answers from this process.
    */
+  let runs = 0;
+
   async function piped(
     args: string[],
     reader: string,
   ): Promise<{ code: number; stderr: string; out: string }> {
+    // Its own stderr file: the cases after the first run side by side.
+    const errFile = `${world.root}/cli-stderr-${++runs}`;
     const cli = [...cliCommand(), ...args, '--config', world.configFile]
       .map((word) => `'${word.replace(/'/g, `'\\''`)}'`)
       .join(' ');
@@ -35,7 +39,7 @@ describe('CLI output into a pipe that closes early', () => {
       ['-c', `${cli} 2>"$ERRFILE" | ${reader}; echo "cli=\${PIPESTATUS[0]}"; cat "$ERRFILE"`],
       {
         cwd: world.root,
-        env: { ...process.env, ERRFILE: `${world.root}/cli-stderr` },
+        env: { ...process.env, ERRFILE: errFile },
         stdio: ['ignore', 'pipe', 'inherit'],
       },
     );
@@ -60,15 +64,19 @@ describe('CLI output into a pipe that closes early', () => {
     expect(list.stdout).toContain('pipe-one@example.org');
   });
 
-  it('user add | a reader that never reads: same (every write after the first fails)', async () => {
-    const run = await piped(['user', 'add', 'pipe-two@example.org'], 'true');
-    expect(run.stderr).not.toMatch(/EPIPE|\n\s+at /);
-    expect(run.code).toBe(0);
-    const list = await world.operator(['user', 'list']);
-    expect(list.stdout).toContain('pipe-two@example.org');
-  });
+  // From here on the cases are independent of each other (the first made pipe-one): concurrent.
+  it.concurrent(
+    'user add | a reader that never reads: same (every write after the first fails)',
+    async () => {
+      const run = await piped(['user', 'add', 'pipe-two@example.org'], 'true');
+      expect(run.stderr).not.toMatch(/EPIPE|\n\s+at /);
+      expect(run.code).toBe(0);
+      const list = await world.operator(['user', 'list']);
+      expect(list.stdout).toContain('pipe-two@example.org');
+    },
+  );
 
-  it.each([
+  it.concurrent.each([
     { args: ['user', 'list'], reader: 'head -1' },
     { args: ['user', 'list'], reader: 'true' },
     { args: ['user', 'token', 'pipe-one@example.org'], reader: 'head -1' },
@@ -81,10 +89,13 @@ describe('CLI output into a pipe that closes early', () => {
     if (reader === 'head -1') expect(run.out.split('\n').filter((l) => l !== '')).toHaveLength(1);
   });
 
-  it('a real failure still reports and exits non-zero when stdout is closed', async () => {
-    const run = await piped(['user', 'add', 'not an address'], 'true');
-    expect(run.code).not.toBe(0);
-    expect(run.stderr).toMatch(/address/i);
-    expect(run.stderr).not.toMatch(/EPIPE|\n\s+at /);
-  });
+  it.concurrent(
+    'a real failure still reports and exits non-zero when stdout is closed',
+    async () => {
+      const run = await piped(['user', 'add', 'not an address'], 'true');
+      expect(run.code).not.toBe(0);
+      expect(run.stderr).toMatch(/address/i);
+      expect(run.stderr).not.toMatch(/EPIPE|\n\s+at /);
+    },
+  );
 });
