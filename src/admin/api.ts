@@ -28,6 +28,7 @@ import { pairingRoutes } from './pairing.js';
 import { rotationRoutes } from './rotation.js';
 import { patternLabel } from './metrics.js';
 import { noteAuditTarget } from './audit.js';
+import type { RateLimiter } from './rate-limit.js';
 import type { Handler as RouteHandler } from './route-types.js';
 
 export { ENROLMENT_TOKEN_TTL_MS } from './account-routes.js';
@@ -42,6 +43,8 @@ export interface AdminApiContext {
   moderation?: ListModeration;
   /** Where operator actions that revoke devices (an enrolment reset) are recorded. */
   logger?: Logger;
+  /** The remote-join limit's buckets when shared between processes (list-remote.ts). */
+  remoteJoinLimiter?: RateLimiter;
 }
 
 type Handler = RouteHandler<AdminApiContext>;

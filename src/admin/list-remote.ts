@@ -31,16 +31,27 @@ import { HttpError, parseJson, requireBase64, requireString, sendJson } from './
 import { INVITE_TTL_MS, JOIN_TTL_MS, openRemoteInvite, openTau, sealTau } from './list-sealing.js';
 import { remoteJoinMessage, verifyRemoteJoin } from './remote-join-proof.js';
 import { noteAuditActor } from './audit.js';
+import { createRateLimiter, type RateLimiter, type RateLimitSettings } from './rate-limit.js';
 
 /** base64 of a certificate: 16 KiB of DER is far more than any S/MIME certificate needs. */
 export const MAX_CERTIFICATE_BASE64 = 22_000;
 /** Remote-join requests per client address per minute (the route needs no account). */
 export const REMOTE_JOINS_PER_MINUTE = 30;
+/** As a token bucket (rate-limit.ts): that many at once, then one every 60/that seconds. */
+export const REMOTE_JOIN_LIMIT: RateLimitSettings = {
+  perMinute: REMOTE_JOINS_PER_MINUTE,
+  burst: REMOTE_JOINS_PER_MINUTE,
+};
 
 interface RemoteContext {
   keyStore: KeyStore;
   adminToken: string;
   clock: () => number;
+  /**
+   * The `REMOTE_JOIN_LIMIT` buckets every process of the gateway takes from (Redis, or the
+   * primary over IPC: src/gateway/shared-state.ts); absent: this process's own.
+   */
+  remoteJoinLimiter?: RateLimiter;
 }
 
 export interface RemoteCertificate {
@@ -125,25 +136,23 @@ async function refuseLocalUser(ctx: RemoteContext, member: string): Promise<void
     );
 }
 
-/** Counts per client address in one-minute windows; one counter map per admin server. */
-const windows = new WeakMap<object, Map<string, { start: number; count: number }>>();
+/** This process's buckets, one set per admin server, when none are shared. */
+const localLimiters = new WeakMap<object, RateLimiter>();
 
-function rateLimit(ctx: RemoteContext, req: IncomingMessage): void {
-  const now = ctx.clock();
-  const perClient = windows.get(ctx) ?? new Map<string, { start: number; count: number }>();
-  windows.set(ctx, perClient);
-  if (perClient.size > 10_000)
-    for (const [client, w] of perClient) if (now - w.start >= 60_000) perClient.delete(client);
-  const client = req.socket.remoteAddress ?? 'unknown';
-  const window = perClient.get(client);
-  // A window that starts in the future means the clock went back: start afresh.
-  if (window === undefined || now - window.start >= 60_000 || now < window.start) {
-    perClient.set(client, { start: now, count: 1 });
-    return;
+async function rateLimit(
+  ctx: RemoteContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  let limiter = ctx.remoteJoinLimiter ?? localLimiters.get(ctx);
+  if (limiter === undefined) {
+    limiter = createRateLimiter(REMOTE_JOIN_LIMIT, ctx.clock);
+    localLimiters.set(ctx, limiter);
   }
-  window.count += 1;
-  if (window.count > REMOTE_JOINS_PER_MINUTE)
-    throw new HttpError(429, 'too many remote joins from this address; wait a minute');
+  const verdict = await limiter.take(req.socket.remoteAddress ?? 'unknown');
+  if (verdict.allowed) return;
+  res.setHeader('retry-after', String(verdict.retryAfterSeconds));
+  throw new HttpError(429, 'too many remote joins from this address; wait a minute');
 }
 
 /**
@@ -158,7 +167,7 @@ export async function remoteJoin(
   _params: string[],
   raw: Buffer,
 ): Promise<void> {
-  rateLimit(ctx, req);
+  await rateLimit(ctx, req, res);
   const body = parseJson(raw);
   const inviteText = requireString(body, 'invite', 1024);
   const invite = openRemoteInvite(ctx.adminToken, inviteText, ctx.clock());

@@ -48,6 +48,8 @@ export interface AdminServerOptions {
   rateLimit?: RateLimitSettings;
   /** The buckets for `rateLimit`, when they are shared (shared-rate-limit.ts); else this process's. */
   rateLimiter?: RateLimiter;
+  /** The remote-join limit's buckets, when shared (list-remote.ts); else this process's. */
+  remoteJoinLimiter?: RateLimiter;
   /** When set, /metrics needs `Authorization: Bearer <metricsToken>`. */
   metricsToken?: string;
   keyStore: KeyStore;
@@ -123,6 +125,9 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     imapSettings: options.imapSettings,
     ...(options.moderation !== undefined ? { moderation: options.moderation } : {}),
     ...(options.logger !== undefined ? { logger: options.logger } : {}),
+    ...(options.remoteJoinLimiter !== undefined
+      ? { remoteJoinLimiter: options.remoteJoinLimiter }
+      : {}),
   };
   const servesPublic = options.audiences.includes('public');
   const servesOperator = options.audiences.includes('operator');

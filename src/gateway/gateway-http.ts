@@ -7,6 +7,7 @@
 import type { Registry } from 'prom-client';
 import { createAdminMetrics } from '../admin/metrics.js';
 import type { RateLimiter, RateLimitSettings } from '../admin/rate-limit.js';
+import { REMOTE_JOIN_LIMIT } from '../admin/list-remote.js';
 import { startAdminServer, type AdminServer, type AdminServerOptions } from '../admin/server.js';
 import type { Logger } from '../config/logger.js';
 import type { GatewayConfig } from '../config/schema.js';
@@ -63,7 +64,10 @@ export async function startHttpListeners(options: {
     rateLimit: config.admin.rateLimit,
     ...(rateLimiter === undefined
       ? {}
-      : { rateLimiter: rateLimiter('admin', config.admin.rateLimit) }),
+      : {
+          rateLimiter: rateLimiter('admin', config.admin.rateLimit),
+          remoteJoinLimiter: rateLimiter('remote-join', REMOTE_JOIN_LIMIT),
+        }),
     ...withProxyProtocol(config.admin.proxyProtocol),
   });
   options.started(() => admin.close());
