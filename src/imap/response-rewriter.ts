@@ -11,16 +11,16 @@
  * none streams a literal instead of collecting it. The proxy needs both.
  *
  * Memory: a text line is buffered (capped), a FETCH line is tokenised byte by byte
- * without buffering, a plain literal is skipped, and of a body literal only the prefix
- * the planner asks for is held (capped); the rest streams chunk by chunk.
+ * without buffering (fetch-scanner.ts), a plain literal is skipped, and of a body literal
+ * only the prefix the planner asks for is held (capped); the rest streams chunk by chunk.
  */
 import { BodyLiteralRewriter, type BodyContext } from './body-literal.js';
 import { parseBodyItem } from './fetch-item.js';
+import { newFetch, scanFetchLine, type FetchState } from './fetch-scanner.js';
 
 /** A status or continuation line is at most this long before it is passed through raw. */
 const TEXT_LINE_CAP = 64 * 1024;
 const HEAD_CAP = 64;
-const ATOM_CAP = 600;
 const LITERAL = /^~?\{(\d{1,15})\+?\}$/;
 const STATUS = new Set(['OK', 'NO', 'BAD', 'BYE', 'PREAUTH', 'CAPABILITY']);
 
@@ -35,18 +35,6 @@ export interface RewriterContext extends BodyContext {
 }
 
 type State = 'head' | 'text' | 'raw-to-eol' | 'other' | 'fetch' | 'literal' | 'body';
-
-interface FetchState {
-  /** The message sequence number of `* n FETCH`: what a UID-less partial is resolved by. */
-  seq: number | undefined;
-  uid: number | undefined;
-  depth: number;
-  bracket: number;
-  inQuote: boolean;
-  escape: boolean;
-  curr: string;
-  prev: string;
-}
 
 export class ResponseRewriter {
   private state: State = 'head';
@@ -194,13 +182,15 @@ export class ResponseRewriter {
   private classify(complete: boolean): boolean {
     const head = String.fromCharCode(...this.head);
     const tokens = head.replace(/\r$/, '').split(' ');
-    const done = (n: number): boolean => complete || tokens.length > n + 1;
+    // Tokens complete so far (the last may still grow, unless the line is): a count, not a
+    // closure, as this runs at every space of a line's first tokens, several per message.
+    const known = complete ? Infinity : tokens.length - 1;
     if (tokens[0] === '*') {
-      if (!done(1)) return false;
+      if (known <= 1) return false;
       const second = (tokens[1] ?? '').toUpperCase();
       if (STATUS.has(second)) return this.enter('text');
       if (!/^\d{1,10}$/.test(second)) return this.enter('other');
-      if (!done(2)) return false;
+      if (known <= 2) return false;
       if ((tokens[2] ?? '').toUpperCase() === 'FETCH') {
         this.fetch = newFetch();
         this.fetch.seq = Number(second);
@@ -209,7 +199,7 @@ export class ResponseRewriter {
       return this.enter('other');
     }
     if (tokens[0] === '') return this.enter('other');
-    if (!done(0)) return false;
+    if (known <= 0) return false;
     // `+ …` continuation or a tagged status response: text without literals.
     return this.enter('text');
   }
@@ -312,44 +302,14 @@ export class ResponseRewriter {
   // ---- FETCH responses ---------------------------------------------------------------
 
   private scanFetch(chunk: Uint8Array, start: number): number {
-    const f = this.fetch;
-    for (let i = start; i < chunk.length; i++) {
-      const c = chunk[i]!;
-      if (c === 10) {
-        this.emit(chunk.subarray(start, i + 1));
-        this.fetchLineEnd();
-        return i + 1;
-      }
-      if (f.inQuote) {
-        if (f.escape) f.escape = false;
-        else if (c === 92) f.escape = true;
-        else if (c === 34) f.inQuote = false;
-      } else if (c === 13) {
-        // part of the line ending
-      } else if (f.bracket > 0) {
-        appendAtom(f, c);
-        if (c === 91) f.bracket++;
-        else if (c === 93) f.bracket--;
-      } else if (c === 34) {
-        finishAtom(f);
-        f.inQuote = true;
-        f.curr = '"';
-      } else if (c === 40) {
-        finishAtom(f);
-        f.depth++;
-      } else if (c === 41) {
-        finishAtom(f);
-        f.depth--;
-        if (f.depth === 1) f.prev = '()';
-      } else if (c === 32) {
-        finishAtom(f);
-      } else {
-        appendAtom(f, c);
-        if (c === 91) f.bracket++;
-      }
+    const eol = scanFetchLine(this.fetch, chunk, start);
+    if (eol === -1) {
+      this.emit(chunk.subarray(start));
+      return chunk.length;
     }
-    this.emit(chunk.subarray(start));
-    return chunk.length;
+    this.emit(chunk.subarray(start, eol + 1));
+    this.fetchLineEnd();
+    return eol + 1;
   }
 
   private fetchLineEnd(): void {
@@ -376,32 +336,6 @@ export class ResponseRewriter {
     this.fetch = newFetch();
     this.lineDone();
   }
-}
-
-function newFetch(): FetchState {
-  return {
-    seq: undefined,
-    uid: undefined,
-    depth: 0,
-    bracket: 0,
-    inQuote: false,
-    escape: false,
-    curr: '',
-    prev: '',
-  };
-}
-
-function appendAtom(f: FetchState, c: number): void {
-  if (f.curr.length < ATOM_CAP) f.curr += String.fromCharCode(c);
-}
-
-function finishAtom(f: FetchState): void {
-  if (f.curr === '') return;
-  if (f.depth === 1) {
-    if (f.prev.toUpperCase() === 'UID' && /^\d{1,10}$/.test(f.curr)) f.uid = Number(f.curr);
-    f.prev = f.curr;
-  }
-  f.curr = '';
 }
 
 /** The last few characters of a line that may span chunks (enough for a literal marker). */
