@@ -43,7 +43,8 @@ export function createRateLimiter(
       let tokens = settings.burst;
       if (previous !== undefined) {
         buckets.delete(key);
-        tokens = Math.min(settings.burst, previous.tokens + (now - previous.at) * perMs);
+        // A clock that went back refills nothing (and takes nothing away), as in Redis.
+        tokens = Math.min(settings.burst, previous.tokens + Math.max(0, now - previous.at) * perMs);
       } else if (buckets.size >= MAX_TRACKED) {
         const oldest = buckets.keys().next().value;
         if (oldest !== undefined) buckets.delete(oldest);

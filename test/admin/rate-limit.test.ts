@@ -37,6 +37,15 @@ describe('per-client token bucket', () => {
     expect(limiter.take('a').allowed).toBe(false);
   });
 
+  it('a clock that goes back takes no tokens away', () => {
+    let now = 2 * 86_400_000;
+    const limiter = createRateLimiter({ perMinute: 1, burst: 2 }, () => now);
+    expect(limiter.take('a').allowed).toBe(true);
+    now = 0;
+    expect(limiter.take('a').allowed).toBe(true);
+    expect(limiter.take('a').allowed).toBe(false);
+  });
+
   it('stays bounded under many addresses: the least recently seen are forgotten', () => {
     const limiter = createRateLimiter({ perMinute: 1, burst: 1 }, () => 0);
     expect(limiter.take('first').allowed).toBe(true);
