@@ -1,7 +1,7 @@
 /**
- * The wire helper's `waitFor`, against a real TCP server: matches across reads, the
- * failures it reports, and a cost per read that does not grow with what came before (a
- * 20 MB reply made the old helper spend most of a test's time re-reading its text).
+ * The wire helper's `waitFor`, against a real TCP server: matches across reads (each read
+ * is searched with a bounded window of the bytes before it, so that a 20 MB reply costs
+ * linear time; the window's edge is tested here) and the failures it reports.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -77,34 +77,4 @@ describe('proxy-wire waitFor', () => {
       wire.close();
     }
   });
-
-  it('waits for the end of a 20 MB reply in linear time (CPU, not wall clock)', async () => {
-    const size = 20 * 1024 * 1024;
-    const block = Buffer.alloc(16 * 1024, 0x61);
-    for (let i = 76; i < block.length; i += 78) block.write('\r\n', i - 1, 'latin1');
-    const port = await serve((socket) => {
-      socket.write(`* OK hi\r\n* 1 FETCH (BODY[] {${size}}\r\n`);
-      let sent = 0;
-      const more = (): void => {
-        while (sent < size) {
-          sent += block.length;
-          if (!socket.write(block)) return void socket.once('drain', more);
-        }
-        socket.write(')\r\nF OK done\r\n');
-      };
-      more();
-    });
-    const wire = await openWire(port);
-    try {
-      const start = process.cpuUsage();
-      const text = await wire.waitFor(/\nF OK [^\r\n]*\r\n/, 120_000);
-      const used = process.cpuUsage(start);
-      expect(text.length).toBeGreaterThan(size);
-      // Server and client both run in this process: about 0.15 s of CPU on the 2-core
-      // machine; re-reading the whole text per read, as the helper once did, took 2.5 s.
-      expect((used.user + used.system) / 1000).toBeLessThan(1_000);
-    } finally {
-      wire.close();
-    }
-  }, 150_000);
 });
