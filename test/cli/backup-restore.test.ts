@@ -172,92 +172,106 @@ describe('recrypt backup and restore', () => {
     expect(onDisk).toEqual([...paths].sort());
   }, 120_000);
 
-  it('restores into a fresh data directory: the old device reads the old message', async () => {
-    await running?.stop(5000);
-    running = undefined;
-    const restored = await site('restored');
-    const result = await runCli(['restore', backupDir, '--config', restored.configFile]);
-    expect(result.stderr).toBe('');
-    expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^restored \d+ file\(s\) into /);
-    expect(modesUnder(restored.dataDir)).toEqual(new Set(['dir 700', 'file 600']));
-    expect(readFileSync(join(restored.dataDir, 'gateway.key'))).toEqual(
-      readFileSync(join(original.dataDir, 'gateway.key')),
-    );
+  // The restore and the two refusals only read the backup and each writes its own site:
+  // side by side (the refusals run while the restored gateway starts).
+  it.concurrent(
+    'restores into a fresh data directory: the old device reads the old message',
+    async () => {
+      await running?.stop(5000);
+      running = undefined;
+      const restored = await site('restored');
+      const result = await runCli(['restore', backupDir, '--config', restored.configFile]);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/^restored \d+ file\(s\) into /);
+      expect(modesUnder(restored.dataDir)).toEqual(new Set(['dir 700', 'file 600']));
+      expect(readFileSync(join(restored.dataDir, 'gateway.key'))).toEqual(
+        readFileSync(join(original.dataDir, 'gateway.key')),
+      );
 
-    running = await start(restored);
-    const out = join(tmp.path, 'fetched');
-    mkdirSync(out);
-    execFileSync('python3', [
-      FETCH_SCRIPT,
-      'ssl',
-      '127.0.0.1',
-      String(restored.ports.imap),
-      certOf(restored),
-      ADDRESS,
-      device.devicePassword,
-      out,
-      'BODY.PEEK[]',
-    ]);
-    const fetched = readdirSync(out).filter((n) => n.endsWith('-0.bin'));
-    expect(fetched).toHaveLength(1);
-    const pass = `pass:${device.p12Password}`;
-    const key = join(owner, 'laptop.key');
-    const cert = join(owner, 'laptop.crt');
-    execFileSync(
-      'openssl',
-      ['pkcs12', '-in', device.p12File, '-passin', pass, '-nodes'].concat([
-        '-nocerts',
-        '-out',
-        key,
-      ]),
-    );
-    execFileSync(
-      'openssl',
-      ['pkcs12', '-in', device.p12File, '-passin', pass, '-nodes'].concat([
-        '-clcerts',
-        '-nokeys',
-        '-out',
+      running = await start(restored);
+      const out = join(tmp.path, 'fetched');
+      mkdirSync(out);
+      execFileSync('python3', [
+        FETCH_SCRIPT,
+        'ssl',
+        '127.0.0.1',
+        String(restored.ports.imap),
+        certOf(restored),
+        ADDRESS,
+        device.devicePassword,
+        out,
+        'BODY.PEEK[]',
+      ]);
+      const fetched = readdirSync(out).filter((n) => n.endsWith('-0.bin'));
+      expect(fetched).toHaveLength(1);
+      const pass = `pass:${device.p12Password}`;
+      const key = join(owner, 'laptop.key');
+      const cert = join(owner, 'laptop.crt');
+      execFileSync(
+        'openssl',
+        ['pkcs12', '-in', device.p12File, '-passin', pass, '-nodes'].concat([
+          '-nocerts',
+          '-out',
+          key,
+        ]),
+      );
+      execFileSync(
+        'openssl',
+        ['pkcs12', '-in', device.p12File, '-passin', pass, '-nodes'].concat([
+          '-clcerts',
+          '-nokeys',
+          '-out',
+          cert,
+        ]),
+      );
+      const plain = execFileSync('openssl', [
+        'cms',
+        '-decrypt',
+        '-in',
+        join(out, fetched[0]!),
+        '-recip',
         cert,
-      ]),
-    );
-    const plain = execFileSync('openssl', [
-      'cms',
-      '-decrypt',
-      '-in',
-      join(out, fetched[0]!),
-      '-recip',
-      cert,
-      '-inkey',
-      key,
-    ]).toString('utf8');
-    expect(plain).toContain('Subject: before the backup');
-    expect(plain).toContain(SECRET_LINE);
-  }, 300_000);
+        '-inkey',
+        key,
+      ]).toString('utf8');
+      expect(plain).toContain('Subject: before the backup');
+      expect(plain).toContain(SECRET_LINE);
+    },
+    300_000,
+  );
 
-  it('refuses a data directory that is not empty', async () => {
-    const busy = await site('busy');
-    mkdirSync(busy.dataDir);
-    writeFileSync(join(busy.dataDir, 'something'), 'kept\n');
-    const result = await runCli(['restore', backupDir, '--config', busy.configFile]);
-    expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^recrypt: the data directory .* is not empty/);
-    expect(readdirSync(busy.dataDir)).toEqual(['something']);
-  }, 120_000);
+  it.concurrent(
+    'refuses a data directory that is not empty',
+    async () => {
+      const busy = await site('busy');
+      mkdirSync(busy.dataDir);
+      writeFileSync(join(busy.dataDir, 'something'), 'kept\n');
+      const result = await runCli(['restore', backupDir, '--config', busy.configFile]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/^recrypt: the data directory .* is not empty/);
+      expect(readdirSync(busy.dataDir)).toEqual(['something']);
+    },
+    120_000,
+  );
 
-  it('refuses a backup whose file differs from its manifest, writing nothing', async () => {
-    const tampered = join(tmp.path, 'tampered');
-    cpSync(backupDir, tampered, { recursive: true });
-    const keyFile = join(tampered, 'data', 'gateway.key');
-    const bytes = readFileSync(keyFile);
-    bytes[0] = bytes[0]! ^ 1;
-    writeFileSync(keyFile, bytes);
-    const target = await site('from-tampered');
-    const result = await runCli(['restore', tampered, '--config', target.configFile]);
-    expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(
-      /^recrypt: the backup .* fails its manifest check: data\/gateway\.key: content differs/,
-    );
-    expect(existsSync(target.dataDir)).toBe(false);
-  }, 120_000);
+  it.concurrent(
+    'refuses a backup whose file differs from its manifest, writing nothing',
+    async () => {
+      const tampered = join(tmp.path, 'tampered');
+      cpSync(backupDir, tampered, { recursive: true });
+      const keyFile = join(tampered, 'data', 'gateway.key');
+      const bytes = readFileSync(keyFile);
+      bytes[0] = bytes[0]! ^ 1;
+      writeFileSync(keyFile, bytes);
+      const target = await site('from-tampered');
+      const result = await runCli(['restore', tampered, '--config', target.configFile]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(
+        /^recrypt: the backup .* fails its manifest check: data\/gateway\.key: content differs/,
+      );
+      expect(existsSync(target.dataDir)).toBe(false);
+    },
+    120_000,
+  );
 });
