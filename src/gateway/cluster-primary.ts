@@ -29,6 +29,7 @@ import { PrimaryShared } from './primary-shared.js';
 import { prepareDataDir } from './data-dir.js';
 import { startMailStore } from './mail-store.js';
 import { loadOrCreateSecretFile } from './secrets.js';
+import type { OutboundQueueHandle } from '../outbound/index.js';
 import { openGatewayQueue } from './outbound-queue.js';
 import { SHARED_QUEUE_POLL_MS, openSharedState } from './shared-state.js';
 import { startGateway } from './start.js';
@@ -91,7 +92,7 @@ async function startPrimary(
     stops.push(() => keyStore.close());
     // With SQLite, what Redis would share between the processes the primary holds.
     // The supervisor, made below, knows the workers this sends to.
-    const late: { supervisor?: WorkerSupervisor } = {};
+    const late: { supervisor?: WorkerSupervisor; queue?: OutboundQueueHandle } = {};
     const forWorkers =
       config.keyStore.kind !== 'sqlite'
         ? undefined
@@ -99,6 +100,8 @@ async function startPrimary(
             broadcast: (message, except) => late.supervisor?.broadcast(message, except),
             send: (worker, message) => void late.supervisor?.send(worker, message),
             logger,
+            // A worker's jobs are sent at once, not at the next look at the directory.
+            onJobsQueued: (jobs) => late.queue?.noticeQueued(jobs),
           });
     if (forWorkers !== undefined) {
       const relayed = relayedKeyStore(keyStore, forWorkers.relay, (err) =>
@@ -119,8 +122,9 @@ async function startPrimary(
     const queue = await openGatewayQueue({
       config,
       dataDir,
-      // The workers queue jobs in the same store (the queue directory with SQLite): they
-      // are found this soon, as with Redis.
+      // The workers queue jobs in the same store (the queue directory with SQLite): the
+      // poll finds them this soon, as with Redis; with SQLite each worker also says so
+      // (onJobsQueued above), so the poll is only the fallback there.
       shared: { ...shared, queuePollMs: SHARED_QUEUE_POLL_MS },
       keyStore,
       publicName,
@@ -129,6 +133,7 @@ async function startPrimary(
       mxPort: () => mxPort,
     });
     stops.push(() => queue.close());
+    late.queue = queue;
 
     // Workers read the ACME certificate from its files; the primary renews it. `workers:
     // auto` is shared out: N processes each with a thread per core would hold N times the

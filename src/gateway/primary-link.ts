@@ -5,7 +5,8 @@
  * tokens) are answered by the primary from memory; each waits at most `timeoutMs`, and at
  * most `maxPending` wait at once, so a primary that does not answer costs a bounded wait
  * and bounded memory (the callers decide what a missing answer means). Key-store events
- * made in this worker go to the primary, which hands them to every other process.
+ * made in this worker go to the primary, which hands them to every other process, and so
+ * do the outbound jobs it queues (the primary delivers them).
  */
 import type { KeyStoreEvent } from '../keystore/index.js';
 import type { SharedAnswer, SharedQuestion, WorkerMessage } from './roles.js';
@@ -74,6 +75,15 @@ export class PrimaryLink {
   /** Sends this worker's key-store events to the primary (for every other process). */
   publish(events: KeyStoreEvent[]): void {
     this.#send({ type: 'keystore-events', events });
+  }
+
+  /**
+   * Tells the primary of outbound jobs just queued (durable in the queue directory), so it
+   * sends them now rather than at its next look at the directory. Not answered: a message
+   * lost with the channel costs only that wait.
+   */
+  queued(jobs: Array<{ id: string; nextAttempt: number }>): void {
+    if (jobs.length > 0) this.#send({ type: 'queued', jobs });
   }
 
   /** Key-store events another process made, as the primary relays them. */

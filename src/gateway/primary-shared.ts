@@ -4,7 +4,8 @@
  * failure counts, the rate-limit buckets and the claims on held posts, answered over
  * cluster IPC (the workers ask
  * through primary-link.ts), and the relay of key-store events: a worker's events go to
- * every other worker and to the primary's own key store (cluster-events.ts).
+ * every other worker and to the primary's own key store (cluster-events.ts). A worker's
+ * "jobs queued" goes to the primary's outbound queue.
  */
 import type { Worker } from 'node:cluster';
 import { RateLimitHolder } from '../admin/ipc-rate-limit.js';
@@ -20,6 +21,8 @@ export interface PrimarySharedOptions {
   broadcast(message: PrimaryMessage, except?: Worker): void;
   send(worker: Worker, message: PrimaryMessage): void;
   logger: Logger;
+  /** Outbound jobs a worker queued in the queue directory (the primary's queue sends them). */
+  onJobsQueued?(jobs: Array<{ id: string; nextAttempt: number }>): void;
 }
 
 export class PrimaryShared {
@@ -49,6 +52,10 @@ export class PrimaryShared {
       if (events.length === 0) return true;
       this.#options.broadcast({ type: 'keystore-events', events }, worker);
       for (const listener of [...this.#listeners]) listener(events);
+      return true;
+    }
+    if (message.type === 'queued') {
+      this.#options.onJobsQueued?.(message.jobs);
       return true;
     }
     if (message.type === 'ask') {

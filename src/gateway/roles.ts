@@ -70,4 +70,6 @@ export type WorkerMessage =
   | { type: 'metrics'; id: number }
   | { type: 'metrics-json'; id: number; metrics?: MetricsJson; error?: string }
   | { type: 'keystore-events'; events: KeyStoreEvent[] }
-  | { type: 'ask'; id: number; question: SharedQuestion };
+  | { type: 'ask'; id: number; question: SharedQuestion }
+  /** Outbound jobs this worker just queued in the queue directory, for the primary to send. */
+  | { type: 'queued'; jobs: Array<{ id: string; nextAttempt: number }> };

@@ -129,6 +129,9 @@ export async function startGateway(
       // A worker's queue only takes jobs: the primary's series count and deliver them.
       metrics: role === undefined ? metrics : new Registry(),
       mxPort: () => mxPort,
+      ...(role === undefined
+        ? {}
+        : { worker: { ...(role.primary ? { primary: role.primary } : {}) } }),
     });
     stops.push(() => queue.close());
     const storeDelivery = lmtpDelivery(store.lmtp);

@@ -2,7 +2,10 @@
  * The outbound queue: copies of list posts for members on other servers, and
  * the gateway's own notices and bounces. `openOutboundQueue` opens (or creates) the queue
  * directory, loads every committed job, and returns the queue; `start()` begins delivery.
- * How it works and what an operator sees: docs/outbound.md.
+ * With `deliver: false` (a worker of several processes, docs/deployment.md "Several
+ * processes on one machine") it only writes jobs into the store and keeps nothing of them:
+ * the process that delivers reads them from there. How it works and what an operator
+ * sees: docs/outbound.md.
  */
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -15,7 +18,7 @@ import { readSecretFile } from '../gateway/secrets.js';
 import { StartupError } from '../gateway/startup-errors.js';
 import { type OutboundMetrics, createOutboundMetrics } from './metrics.js';
 import type { JobStore } from './job-store.js';
-import { type NewJob, QueueStore } from './queue-store.js';
+import { JOB_ID, type NewJob, QueueStore } from './queue-store.js';
 import { type MxResolver, type RoutingOptions, systemResolver } from './routing.js';
 import type { OutboundMessage, OutboundQueue, PreparedBatch } from './types.js';
 import { OutboundWorker } from './worker.js';
@@ -49,6 +52,22 @@ export interface OpenOutboundQueueOptions {
   staleAfterMs?: number;
   /** close() waits this long for attempts in flight, then cuts them off (they are retried later). Default 10 s. */
   closeGraceMs?: number;
+  /**
+   * False: this process only queues; another one delivers from the same store. Nothing is
+   * read at open and no job is kept in memory once written. Default true.
+   */
+  deliver?: boolean;
+  /**
+   * With `deliver: false`: told the jobs just committed (durable, due for the delivering
+   * process), so that it can schedule them before its next poll of the store.
+   */
+  onQueued?: (jobs: QueuedJob[]) => void;
+}
+
+/** A job another process should know of: its id and when it is first due. */
+export interface QueuedJob {
+  id: string;
+  nextAttempt: number;
 }
 
 export interface OutboundQueueHandle extends OutboundQueue {
@@ -56,6 +75,14 @@ export interface OutboundQueueHandle extends OutboundQueue {
   start(): void;
   /** Makes every waiting job due now (what `touch <dir>/flush` does at the next maintenance pass). */
   flush(): void;
+  /**
+   * Jobs another process just queued in this store (its `onQueued`): scheduled now rather
+   * than at the next poll. Ids that are not job ids are ignored; a job that is not in the
+   * store is dropped at its attempt. Ignored by a queue that does not deliver.
+   */
+  noticeQueued(jobs: readonly QueuedJob[]): void;
+  /** Jobs this process holds in its schedule (none when it does not deliver). */
+  scheduled(): number;
 }
 
 const ADDRESS = /^[^\s<>]+@[^\s<>@]+$/;
@@ -97,6 +124,78 @@ function readDkimKey(path: string): string {
   return pem;
 }
 
+/** Writes jobs into the store; `committed` is told each batch once it is pending. */
+function jobWriter(
+  store: JobStore,
+  now: () => number,
+  logger: Logger,
+  committed: (jobs: QueuedJob[]) => void,
+): Pick<OutboundQueue, 'enqueue' | 'prepare'> {
+  const due = (written: Array<{ id: string; nextAttempt: number }>): QueuedJob[] =>
+    written.map((job) => ({ id: job.id, nextAttempt: job.nextAttempt }));
+  return {
+    async enqueue(messages) {
+      const jobs = messages.map(checkMessage);
+      const written = await store.write(jobs, 'pending', now());
+      committed(due(written));
+      logger.debug(
+        { jobs: written.map((job) => ({ job: job.id, to: job.to })) },
+        'outbound jobs queued',
+      );
+      return written.map((job) => job.id);
+    },
+    async prepare(messages): Promise<PreparedBatch> {
+      const jobs = messages.map(checkMessage);
+      const written = await store.write(jobs, 'prepared', now());
+      const ids = written.map((job) => job.id);
+      return {
+        ids,
+        async commit() {
+          await store.commit(ids);
+          committed(due(written));
+        },
+        abort: () => store.abort(ids),
+      };
+    },
+  };
+}
+
+/**
+ * A queue that only takes jobs (`deliver: false`): each is durable in the store when the
+ * call returns and this process keeps nothing of it; the delivering process finds it there
+ * (told by `onQueued`, else at its next poll of the store).
+ */
+function enqueueOnly(
+  store: JobStore,
+  options: OpenOutboundQueueOptions,
+  now: () => number,
+  logger: Logger,
+): OutboundQueueHandle {
+  const tell = options.onQueued ?? (() => undefined);
+  return {
+    ...jobWriter(store, now, logger, (jobs) => {
+      try {
+        tell(jobs);
+      } catch (error) {
+        // The jobs are stored: the delivering process's poll still finds them.
+        logger.warn({ err: (error as Error).message }, 'outbound jobs queued; no nudge sent');
+      }
+    }),
+    size: () => store.countPending(),
+    start: () => undefined,
+    // As `recrypt queue flush` does: the delivering process acts on it at its next pass.
+    flush: () =>
+      void store
+        .requestFlush()
+        .catch((error: unknown) =>
+          logger.error({ err: (error as Error).message }, 'outbound flush not stored'),
+        ),
+    noticeQueued: () => undefined,
+    scheduled: () => 0,
+    close: () => Promise.resolve(),
+  };
+}
+
 export async function openOutboundQueue(
   options: OpenOutboundQueueOptions,
 ): Promise<OutboundQueueHandle> {
@@ -105,6 +204,7 @@ export async function openOutboundQueue(
   const logger = options.logger.child({ part: 'outbound' });
   const metrics = options.metrics ?? createOutboundMetrics();
   const store = options.store ?? (await QueueStore.open(options.dir));
+  if (options.deliver === false) return enqueueOnly(store, options, now, logger);
   if (store.shared) metrics.countFrom(() => store.countPending());
   const dkimKeys = new Map(
     Object.entries(config.dkim).map(([domain, key]) => [
@@ -121,16 +221,10 @@ export async function openOutboundQueue(
       ? undefined
       : readSecretFile(config.relay.passwordFile, 'outbound.relay.passwordFile');
 
-  const enqueue = async (messages: OutboundMessage[]): Promise<string[]> => {
-    const jobs = messages.map(checkMessage);
-    const written = await store.write(jobs, 'pending', now());
-    for (const job of written) worker.add(job.id, job.nextAttempt);
-    logger.debug(
-      { jobs: written.map((job) => ({ job: job.id, to: job.to })) },
-      'outbound jobs queued',
-    );
-    return written.map((job) => job.id);
-  };
+  const writer = jobWriter(store, now, logger, (jobs) => {
+    for (const job of jobs) worker.add(job.id, job.nextAttempt);
+  });
+  const enqueue = writer.enqueue;
 
   const dns = plainResolver(config.resolver);
   const extraCa =
@@ -185,23 +279,16 @@ export async function openOutboundQueue(
   );
 
   return {
-    enqueue,
-    async prepare(messages): Promise<PreparedBatch> {
-      const jobs = messages.map(checkMessage);
-      const written = await store.write(jobs, 'prepared', now());
-      const ids = written.map((job) => job.id);
-      return {
-        ids,
-        async commit() {
-          await store.commit(ids);
-          for (const job of written) worker.add(job.id, job.nextAttempt);
-        },
-        abort: () => store.abort(ids),
-      };
-    },
+    ...writer,
     size: () => (store.shared ? store.countPending() : Promise.resolve(worker.size())),
     start: () => worker.start(),
     flush: () => worker.flush(),
+    noticeQueued(jobs) {
+      for (const job of jobs)
+        if (JOB_ID.test(job.id) && Number.isFinite(job.nextAttempt))
+          worker.add(job.id, job.nextAttempt);
+    },
+    scheduled: () => worker.size(),
     close: () => worker.close(),
   };
 }
