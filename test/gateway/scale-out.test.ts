@@ -38,6 +38,8 @@ let world: ScaleOutWorld;
 let owner: EnrolledOwner;
 let device: AddedDeviceOutput;
 let redis: Redis;
+/** Sam, enrolled with a device, for the list steps: made while the first steps run. */
+let samReady: Promise<{ sam: EnrolledOwner; samDevice: AddedDeviceOutput }>;
 
 function ok(result: { code: number | null; stdout: string; stderr: string }): string {
   expect(result.stderr).toBe('');
@@ -82,6 +84,12 @@ function maildirCount(user: string): number {
 beforeAll(async () => {
   world = await startScaleOutWorld();
   redis = new Redis(world.redis.url);
+  samReady = enrolOwner(world, SAM).then(async (sam) => ({
+    sam,
+    samDevice: parseDeviceAdd(ok(await sam.run(['device', 'add', 'phone'])), sam.dir),
+  }));
+  // Awaited by the list step; a failure is reported there, not as an unhandled rejection.
+  samReady.catch(() => undefined);
 }, 240_000);
 
 afterAll(async () => {
@@ -107,13 +115,12 @@ describe('two gateway processes on one Redis and one Dovecot', { timeout: 300_00
   });
 
   it('a revocation through B ends A’s open session and A refuses the next login', async () => {
-    const session = await openSessionWaitingForBye(
-      world.a.ports.imap,
-      world.certFile,
-      RITA,
-      device.devicePassword,
-    );
-    ok(await owner.run(['owner', 'gateway', world.b.adminUrl, '--ca', 'gateway-cert.pem']));
+    // The session on A and the owner's switch to B are independent: side by side.
+    const [session, switched] = await Promise.all([
+      openSessionWaitingForBye(world.a.ports.imap, world.certFile, RITA, device.devicePassword),
+      owner.run(['owner', 'gateway', world.b.adminUrl, '--ca', 'gateway-cert.pem']),
+    ]);
+    ok(switched);
     const revoked = ok(await owner.run(['device', 'revoke', device.id]));
     expect(revoked).toContain('revoked');
     // Armed once B has answered the revocation: the seconds it prints are from then (0
@@ -123,10 +130,12 @@ describe('two gateway processes on one Redis and one Dovecot', { timeout: 300_00
     expect(ended).toMatch(/^BYE \d+\.\d+ \* BYE /m);
     // Printed, not asserted: how soon is a timing (no timing assertions in tests).
     console.log(`A's session ended after the revocation through B: ${ended.trim()}`);
+    // Back to A (for the next steps) while imaplib tries the revoked device's login.
+    const back = owner.run(['owner', 'gateway', world.a.adminUrl, '--ca', 'gateway-cert.pem']);
     expect(tryLogin(world.a.ports.imap, world.certFile, RITA, device.devicePassword)).toMatch(
       /^NO .*AUTHENTICATIONFAILED|^NO .*Authentication failed/,
     );
-    ok(await owner.run(['owner', 'gateway', world.a.adminUrl, '--ca', 'gateway-cert.pem']));
+    ok(await back);
   });
 
   it('a moderated post held through B is listed and approved through A, delivered once', async () => {
@@ -143,11 +152,15 @@ describe('two gateway processes on one Redis and one Dovecot', { timeout: 300_00
     const archiveBefore = maildirCount(LIST);
     const approved = ok(await owner.run(['list', 'approve', LIST, id]));
     expect(approved).toContain(`post ${id} approved`);
-    const again = await owner.run(['list', 'approve', LIST, id]);
+    // A second approval and the list of held posts, side by side: neither changes anything.
+    const [again, heldAfter] = await Promise.all([
+      owner.run(['list', 'approve', LIST, id]),
+      owner.run(['list', 'held', LIST]),
+    ]);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('held post not found (HTTP 404)');
     expect(maildirCount(LIST)).toBe(archiveBefore + 1);
-    expect(ok(await owner.run(['list', 'held', LIST])).trim()).toBe(`no posts held for ${LIST}`);
+    expect(ok(heldAfter).trim()).toBe(`no posts held for ${LIST}`);
   });
 
   it('login failures spread over A and B are throttled as one', async () => {
@@ -169,8 +182,7 @@ describe('two gateway processes on one Redis and one Dovecot', { timeout: 300_00
   });
 
   it('a list rotation and a member removal through B reach A’s open archive session', async () => {
-    const sam = await enrolOwner(world, SAM);
-    const samDevice = parseDeviceAdd(ok(await sam.run(['device', 'add', 'phone'])), sam.dir);
+    const { sam, samDevice } = await samReady;
     const invite = ok(await owner.run(['list', 'invite', LIST, SAM]))
       .trim()
       .split('\n')
@@ -180,6 +192,9 @@ describe('two gateway processes on one Redis and one Dovecot', { timeout: 300_00
       .split('\n')
       .at(-1)!;
     expect(ok(await owner.run(['list', 'admit', joinToken]))).toContain(`${SAM} joined ${LIST}`);
+    // The owner's switch to B runs while the two sessions open on A (one after the other,
+    // as a client opens them).
+    const switching = owner.run(['owner', 'gateway', world.b.adminUrl, '--ca', 'gateway-cert.pem']);
     const reader = await openArchiveReader(world.a.ports.imap, `${LIST}*${SAM}`, samDevice);
     const archive = await openSessionWaitingForBye(
       world.a.ports.imap,
@@ -187,7 +202,8 @@ describe('two gateway processes on one Redis and one Dovecot', { timeout: 300_00
       `${LIST}*${SAM}`,
       samDevice.devicePassword,
     );
-    ok(await owner.run(['owner', 'gateway', world.b.adminUrl, '--ca', 'gateway-cert.pem']));
+    const switched = await switching;
+    ok(switched);
     try {
       // A rotation through B: a post made after it, to the new list key, reads in the
       // archive session A opened before it.

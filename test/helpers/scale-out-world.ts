@@ -114,10 +114,13 @@ async function gatewayProcess(
 
 export async function startScaleOutWorld(): Promise<ScaleOutWorld> {
   const dir = tempDir('recrypt-scale-out-');
-  const redis = await startRedis();
-  const dovecot = await startDovecot();
   const root = dir.path;
-  const init = await runCli(['init', '--config', join(root, 'a', 'recrypt.yaml')], { cwd: root });
+  // The three are independent: started side by side.
+  const [redis, dovecot, init] = await Promise.all([
+    startRedis(),
+    startDovecot(),
+    runCli(['init', '--config', join(root, 'a', 'recrypt.yaml')], { cwd: root }),
+  ]);
   if (init.code !== 0) throw new Error(`recrypt init failed: ${init.stderr}`);
   // The second process gets the same gateway key, TLS material and admin token.
   mkdirSync(join(root, 'b', 'data'), { recursive: true, mode: 0o700 });
@@ -149,8 +152,8 @@ export async function startScaleOutWorld(): Promise<ScaleOutWorld> {
   };
   const a = await gatewayProcess('A', join(root, 'a'), base, shared);
   const b = await gatewayProcess('B', join(root, 'b'), base, shared);
-  await a.start();
-  await b.start();
+  // Both at once, as replicas of one deployment start.
+  await Promise.all([a.start(), b.start()]);
   const certFile = join(root, 'a', 'data', 'tls', 'cert.pem');
   const operator = (gateway: GatewayProcess, args: string[]) =>
     runCli([...args, '--config', gateway.configFile], { cwd: root });
