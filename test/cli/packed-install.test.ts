@@ -25,13 +25,24 @@ const packageJson = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
   version: string;
 };
 
-function npm(args: string[], cwd: string): void {
-  const result = spawnSync('npm', args, { cwd, encoding: 'utf8', timeout: 540_000 });
-  if (result.status !== 0) {
-    throw new Error(
-      `npm ${args.join(' ')} failed (${result.status}):\n${result.stdout}\n${result.stderr}`,
-    );
-  }
+/** Asynchronous, so that the gateway the last test needs starts while npm works. */
+function npm(args: string[], cwd: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('npm', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 540_000);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else reject(new Error(`npm ${args.join(' ')} failed (${code}):\n${output}`));
+    });
+  });
 }
 
 describe('the packed tarball installs and runs without the source tree', () => {
@@ -41,6 +52,8 @@ describe('the packed tarball installs and runs without the source tree', () => {
   const recrypt = join(prefix, 'bin', 'recrypt');
   let tarball = '';
   let world: CliWorld | undefined;
+  /** `owner init` as `user add` printed it for packed@example.org. */
+  let ownerArgs: string[] = [];
 
   function installed(args: string[], cwd: string, env: Record<string, string> = {}) {
     return new Promise<CliResult>((resolve, reject) => {
@@ -58,16 +71,16 @@ describe('the packed tarball installs and runs without the source tree', () => {
     });
   }
 
-  beforeAll(async () => {
+  async function packAndInstall(): Promise<void> {
     mkdirSync(clone);
     freshClone(clone);
     cpSync(join(ROOT, 'docs'), join(clone, 'docs'), { recursive: true });
     cpSync(join(ROOT, 'config'), join(clone, 'config'), { recursive: true });
-    npm(['pack', '--pack-destination', dir.path], clone);
+    await npm(['pack', '--pack-destination', dir.path], clone);
     const packed = readdirSync(dir.path).filter((name) => name.endsWith('.tgz'));
     expect(packed).toEqual([`${packageJson.name}-${packageJson.version}.tgz`]);
     tarball = join(dir.path, packed[0]!);
-    npm(
+    await npm(
       [
         'install',
         '-g',
@@ -81,7 +94,21 @@ describe('the packed tarball installs and runs without the source tree', () => {
       ],
       dir.path,
     );
-    world = await startCliWorld();
+  }
+
+  beforeAll(async () => {
+    // The gateway and its user (the source tree's CLI, the operator's side) do not depend
+    // on the package: they are made while npm builds and installs. allSettled, so that a
+    // failure of either is reported once both have ended.
+    const [installing, starting] = await Promise.allSettled([
+      packAndInstall(),
+      startCliWorld().then(async (started) => {
+        world = started;
+        ownerArgs = (await addUserViaCli(started, 'packed@example.org')).ownerArgs;
+      }),
+    ]);
+    if (installing.status === 'rejected') throw installing.reason;
+    if (starting.status === 'rejected') throw starting.reason;
   }, 600_000);
 
   afterAll(async () => {
@@ -109,7 +136,6 @@ describe('the packed tarball installs and runs without the source tree', () => {
 
   it("runs the owner's commands against a running gateway", async () => {
     const gateway = world!;
-    const { ownerArgs } = await addUserViaCli(gateway, 'packed@example.org');
     const ownerDir = join(dir.path, 'owner');
     mkdirSync(ownerDir);
     copyFileSync(gateway.gateway.certFile, join(ownerDir, 'gateway-cert.pem'));
