@@ -6,7 +6,7 @@
  * delivering process looks); and with the SQLite key store each batch it commits reaches
  * the primary over the IPC link (PrimaryLink → PrimaryShared, through a cloning,
  * asynchronous channel as IPC is), whose queue sends it at once to a real SMTP server,
- * long before its next poll of the directory.
+ * long before its next poll of the directory; without that message the poll still finds them.
  */
 import type { Worker } from 'node:cluster';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
@@ -149,6 +149,22 @@ describe('an outbound queue that only takes jobs (a worker process)', () => {
     await (await worker.queue.prepare(batch(1, 3))).abort();
     primaryQueue.queue.noticeQueued([{ id: '../../etc', nextAttempt: 0 }]);
     expect(primaryQueue.queue.scheduled()).toBe(0);
+  });
+
+  it('without the message (lost with a worker) the primary still finds the jobs at its poll', async () => {
+    const remote = await RemoteMx.start();
+    cleanup.push(() => remote.close());
+    const dir = queueDir();
+    const primaryQueue = await open(
+      dir,
+      { maintenanceIntervalMs: 200 },
+      { routes: { 'remote.test': `127.0.0.1:${remote.port}` } },
+    );
+    primaryQueue.queue.start();
+    const worker = await open(dir, { deliver: false });
+    await worker.queue.enqueue(batch(1, 0));
+    await remote.waitFor(1, 10_000);
+    expect(remote.received[0]!.to).toEqual(['m0@remote.test']);
   });
 });
 
