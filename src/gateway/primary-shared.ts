@@ -55,7 +55,7 @@ export class PrimaryShared {
       return true;
     }
     if (message.type === 'queued') {
-      this.#options.onJobsQueued?.(message.jobs);
+      if (Array.isArray(message.jobs)) this.#options.onJobsQueued?.(message.jobs);
       return true;
     }
     if (message.type === 'ask') {

@@ -285,7 +285,12 @@ export async function openOutboundQueue(
     flush: () => worker.flush(),
     noticeQueued(jobs) {
       for (const job of jobs)
-        if (JOB_ID.test(job.id) && Number.isFinite(job.nextAttempt))
+        if (
+          typeof job?.id === 'string' &&
+          JOB_ID.test(job.id) &&
+          typeof job.nextAttempt === 'number' &&
+          Number.isFinite(job.nextAttempt)
+        )
           worker.add(job.id, job.nextAttempt);
     },
     scheduled: () => worker.size(),

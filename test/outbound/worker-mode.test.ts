@@ -145,9 +145,13 @@ describe('an outbound queue that only takes jobs (a worker process)', () => {
       'm1@remote.test',
       'm2@remote.test',
     ]);
-    // An aborted batch is never announced; what is not a job id is ignored.
+    // An aborted batch is never announced; what is not a job is ignored.
     await (await worker.queue.prepare(batch(1, 3))).abort();
-    primaryQueue.queue.noticeQueued([{ id: '../../etc', nextAttempt: 0 }]);
+    primaryQueue.queue.noticeQueued([
+      { id: '../../etc', nextAttempt: 0 },
+      { id: 'aaaaaaaaa-0123456789abcdef', nextAttempt: Number.NaN },
+      null as never,
+    ]);
     expect(primaryQueue.queue.scheduled()).toBe(0);
   });
 
