@@ -26,8 +26,11 @@ describe('recrypt list …', () => {
 
   beforeAll(async () => {
     world = await startCliWorld();
-    owner = await enrolViaCli(world, 'lead@example.org');
-    alice = await enrolViaCli(world, 'alice@example.org');
+    // Two people, each enrolled by their own CLI processes: at once.
+    [owner, alice] = await Promise.all([
+      enrolViaCli(world, 'lead@example.org'),
+      enrolViaCli(world, 'alice@example.org'),
+    ]);
   });
   afterAll(async () => {
     await world?.close();
@@ -68,11 +71,15 @@ describe('recrypt list …', () => {
       multiplyScalars(secrets.groups[0]!.secret, invertScalar(aliceKey.groupSecret)),
     ]);
 
-    const shown = await owner.run(['list', 'show', LIST]);
+    // A read, the owner's change and alice's refused one: independent, at once.
+    const [shown, policy, refused] = await Promise.all([
+      owner.run(['list', 'show', LIST]),
+      owner.run(['list', 'policy', LIST, 'announce']),
+      alice.run(['list', 'policy', LIST, 'open']),
+    ]);
     expect(shown.stdout).toContain(`member ${alice.address}`);
-    expect((await owner.run(['list', 'policy', LIST, 'announce'])).code).toBe(0);
+    expect(policy.code).toBe(0);
     expect((await keyStore.getList(LIST))?.policy).toBe('announce');
-    const refused = await alice.run(['list', 'policy', LIST, 'open']);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/not the list owner/);
 
