@@ -62,9 +62,20 @@ describe('the gateway identity an owner key file trusts', () => {
   }
 
   beforeAll(async () => {
-    world = await startCliWorld();
-    other = await startCliWorld();
-    owner = await enrolViaCli(world, 'pinned@example.org');
+    // Two gateways that know nothing of each other: made at once, the owner enrolled at
+    // the first while the second starts.
+    const first = startCliWorld();
+    const second = startCliWorld();
+    // Both are closed after the tests, also when the other failed to start.
+    void first.then(
+      (w) => (world = w),
+      () => undefined,
+    );
+    void second.then(
+      (w) => (other = w),
+      () => undefined,
+    );
+    [owner] = await Promise.all([first.then((w) => enrolViaCli(w, 'pinned@example.org')), second]);
     keyFile = owner.keyFile;
     certFile = world.gateway.certFile;
   });
@@ -111,20 +122,17 @@ describe('the gateway identity an owner key file trusts', () => {
 
   it('re-points only at a gateway that holds this enrolment; the key file stays as it was', async () => {
     const before = readFileSync(keyFile);
-    const repoint = await owner.run([
-      'owner',
-      'gateway',
-      other.gateway.origin,
-      '--ca',
-      other.gateway.certFile,
+    // Both refused, the file unchanged: the two commands at once.
+    const [repoint, bad] = await Promise.all([
+      owner.run(['owner', 'gateway', other.gateway.origin, '--ca', other.gateway.certFile]),
+      // A URL that is no gateway origin is refused before anything is read.
+      owner.run(['owner', 'gateway', 'http://example.org']),
     ]);
     expect(repoint.code).toBe(1);
     expect(repoint.stderr).toMatch(
       /refused: request signature not accepted|does not hold this account/,
     );
     expect(readFileSync(keyFile).equals(before)).toBe(true);
-    // A URL that is no gateway origin is refused before anything is read.
-    const bad = await owner.run(['owner', 'gateway', 'http://example.org']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/expected https:\/\/host\[:port\]/);
   });
