@@ -69,6 +69,17 @@ async function remoteKeyMapsTo(groupId: string, listCertificate: Uint8Array): Pr
 
 beforeAll(async () => {
   for (const name of ['curl', 'openssl']) requireBinary(name);
+  mkdirSync(remoteDir);
+  // Carol's certificate is made by openssl processes while the gateway starts.
+  const carolMade = makeRemoteIdentity({
+    dir: remoteDir,
+    name: 'carol',
+    address: REMOTE,
+    keyUsage: 'digitalSignature,keyAgreement',
+    p12Password: P12_PASSWORD,
+  });
+  // Awaited below; if the gateway fails first, that is the failure reported.
+  carolMade.catch(() => undefined);
   ports = await freeGatewayPorts();
   remoteMx = await RemoteMx.start();
   writeGatewayConfig(tmp.path, ports, [
@@ -93,14 +104,7 @@ beforeAll(async () => {
     'gateway-cert.pem',
   ]);
   expect(init.stderr).toBe('');
-  mkdirSync(remoteDir);
-  carol = await makeRemoteIdentity({
-    dir: remoteDir,
-    name: 'carol',
-    address: REMOTE,
-    keyUsage: 'digitalSignature,keyAgreement',
-    p12Password: P12_PASSWORD,
-  });
+  carol = await carolMade;
 }, 180_000);
 
 afterAll(async () => {
@@ -156,11 +160,13 @@ describe('recrypt list join (a remote member)', () => {
       .trim()
       .split('=')[1]!;
     expect(admitted.stdout).toContain(`certificate SHA-256 ${carolFingerprint}`);
-    const shown = await owner(['list', 'show', LIST]);
-    expect(shown.stdout).toMatch(new RegExp(`member ${REMOTE.toLowerCase()} \\(remote, since `));
-
-    const ownerKey = await readOwnerKeyFile(join(ownerDir, 'owner.key'), PASSPHRASE);
+    // The owner's `list show` and this test's read of the owner key file: at once.
     const listFile = join(ownerDir, `${LIST}.list.key`);
+    const [shown, ownerKey] = await Promise.all([
+      owner(['list', 'show', LIST]),
+      readOwnerKeyFile(join(ownerDir, 'owner.key'), PASSPHRASE),
+    ]);
+    expect(shown.stdout).toMatch(new RegExp(`member ${REMOTE.toLowerCase()} \\(remote, since `));
     const first = readListKeyFile(listFile, ownerKey).groups[0]!;
     expect(await remoteKeyMapsTo(first.groupId, first.certificate)).toBe(true);
 
@@ -214,8 +220,12 @@ describe('recrypt list join (a remote member)', () => {
     const approved = await owner(['list', 'approve', LIST, id]);
     expect(approved.stderr).toBe('');
     const copies = await remoteMx.waitFor(2);
-    expect((await decryptForCarol(copies[1]!.bytes)).toString('latin1')).toContain('HELDPOST2');
-    expect((await owner(['list', 'held', LIST])).stdout).not.toContain(id);
+    const [released, heldAfter] = await Promise.all([
+      decryptForCarol(copies[1]!.bytes),
+      owner(['list', 'held', LIST]),
+    ]);
+    expect(released.toString('latin1')).toContain('HELDPOST2');
+    expect(heldAfter.stdout).not.toContain(id);
 
     // The gateway kept posts, held posts and queued copies only as ciphertext.
     const files = readdirSync(dataDir, { recursive: true, withFileTypes: true })
