@@ -16,11 +16,16 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requireBinary } from './binaries.js';
 import { freePort } from './ports.js';
-import { tempDir } from './tmp.js';
+import { tempDir, tempDirInMemory } from './tmp.js';
 
 export interface DovecotOptions {
   /** Appended to the configuration, e.g. `lmtp_hdr_delivery_address = none`. */
   extraConfig?: string;
+  /**
+   * Its directories on tmpfs where there is room (tmp.ts tempDirInMemory): for tests that
+   * make many small writes, each fsynced, and are not about durability.
+   */
+  inMemory?: boolean;
 }
 
 export interface Dovecot {
@@ -93,7 +98,7 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs: number)
 export async function startDovecot(options: DovecotOptions = {}): Promise<Dovecot> {
   const dovecotBinary = requireBinary('dovecot');
   ensureVmailUser();
-  const base = tempDir('recrypt-dovecot-');
+  const base = (options.inMemory === true ? tempDirInMemory : tempDir)('recrypt-dovecot-');
   // The mail processes run as vmail and must traverse the (root-owned) base directory.
   chmodSync(base.path, 0o755);
   const mailDir = join(base.path, 'mail');

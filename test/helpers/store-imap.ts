@@ -6,7 +6,7 @@ import {
   type ImapServerOptions,
 } from '../../src/store/imap/index.js';
 import { createMaildirStore } from '../../src/store/maildir/index.js';
-import { tempDir } from './tmp.js';
+import { tempDir, tempDirInMemory } from './tmp.js';
 
 export const MASTER = { user: 'gateway', password: 'master-secret-for-tests' };
 
@@ -22,12 +22,17 @@ export interface StoreServer {
   stop(): Promise<void>;
 }
 
-/** A real Maildir store in a temp dir with the given users, and our IMAP server on it. */
+/**
+ * A real Maildir store in a temp dir with the given users, and our IMAP server on it;
+ * `inMemory`: the directory on tmpfs where there is room (tmp.ts tempDirInMemory), for
+ * tests that make many fsynced writes and are not about durability.
+ */
 export async function startStoreServer(
   users: string[],
   options: Partial<ImapServerOptions> = {},
+  { inMemory = false }: { inMemory?: boolean } = {},
 ): Promise<StoreServer> {
-  const dir = tempDir('store-imap-');
+  const dir = (inMemory ? tempDirInMemory : tempDir)('store-imap-');
   const store = await createMaildirStore({ root: dir.path });
   for (const u of users) await store.createUser(u);
   const server = await startImapServer({ store, master: MASTER, ...options });
