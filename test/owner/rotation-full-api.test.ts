@@ -58,9 +58,14 @@ describe('full rotation through the admin API', () => {
   beforeAll(async () => {
     gw = await startApiGateway();
     ({ owner, key } = await enrolOwner(gw, ADDRESS));
-    writeFileSync(keyFile, await encodeOwnerKeyFile(key, PASSPHRASE), { mode: 0o600 });
-    desk = await addDevice(key, { name: 'desk', outDir: dir.path });
-    phone = await addDevice(key, { name: 'phone', outDir: dir.path });
+    // The key file (scrypt) and two devices (each a request to the gateway): at once.
+    let text: string;
+    [text, desk, phone] = await Promise.all([
+      encodeOwnerKeyFile(key, PASSPHRASE),
+      addDevice(key, { name: 'desk', outDir: dir.path }),
+      addDevice(key, { name: 'phone', outDir: dir.path }),
+    ]);
+    writeFileSync(keyFile, text, { mode: 0o600 });
   });
   afterAll(async () => {
     await gw?.close();
