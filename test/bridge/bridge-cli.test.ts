@@ -17,6 +17,7 @@ import { runBridge, type BridgeOptions, type RunningBridge } from '../../src/bri
 import {
   ADDRESS,
   exportP12,
+  fillMailbox,
   P12_PASSWORD,
   PASSPHRASE,
   readClientFiles,
@@ -283,17 +284,7 @@ describe('recrypt bridge killed during its first sync', () => {
   const BULK = 150;
 
   it('resumes after kill -9: no duplicates, no lost flags, progress shown', async () => {
-    const upstream = await proxyClient();
-    try {
-      await upstream.mailboxCreate('Bulk');
-      for (let i = 1; i <= BULK; i++)
-        await upstream.append(
-          'Bulk',
-          Buffer.from(`From: bob@sender.example\r\nSubject: bulk ${i}\r\n\r\nBulk body ${i}\r\n`),
-        );
-    } finally {
-      await upstream.logout();
-    }
+    await fillMailbox(world, 'Bulk', BULK);
     const killedDir = join(dir.path, 'bridge-killed');
     // Killed the moment the first progress line shows: 100 messages of the first sync to go.
     const child = spawnBridge(
@@ -359,7 +350,7 @@ describe('recrypt bridge killed during its first sync', () => {
         .filter((r) => r.flags.includes('\\Flagged'))
         .map((r) => r.uid);
       expect(flaggedUids).toEqual(uids.slice(0, 3));
-      expect(bulk.read(uids[BULK - 1]!).toString('utf8')).toContain(`Bulk body ${BULK}`);
+      expect(bulk.read(uids[BULK - 1]!).toString('utf8')).toContain(`Bulk ${BULK}`);
     } finally {
       await resumed.close();
     }

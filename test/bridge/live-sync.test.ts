@@ -27,6 +27,8 @@ import { measuredSync, startCountingRelay, type CountingRelay } from '../helpers
 import {
   ADDRESS,
   bridgeClient,
+  fillMailbox,
+  plainMessage,
   startBridgeWorld,
   withMailbox,
   type BridgeWorld,
@@ -44,9 +46,6 @@ let bridge: RunningBridge;
 let client: ImapFlow;
 const sessions: ImaplibSession[] = [];
 
-const message = (subject: string, body: string): Buffer =>
-  Buffer.from(`From: bob@sender.example\r\nSubject: ${subject}\r\n\r\n${body}\r\n`);
-
 async function onGateway<T>(work: (proxy: ImapFlow) => Promise<T>): Promise<T> {
   const proxy = await world.proxyClient();
   try {
@@ -59,11 +58,11 @@ async function onGateway<T>(work: (proxy: ImapFlow) => Promise<T>): Promise<T> {
 beforeAll(async () => {
   world = await startBridgeWorld(dir.path);
   await world.deliver('first message', 'Hello Alice.\n');
+  await fillMailbox(world, 'Bulk', BULK);
   await onGateway(async (proxy) => {
-    for (const name of ['Bulk', 'Renewed', 'Gone']) await proxy.mailboxCreate(name);
-    for (let i = 1; i <= BULK; i++) await proxy.append('Bulk', message(`bulk ${i}`, `Bulk ${i}`));
-    await proxy.append('Renewed', message('renewed', 'Before the new UIDVALIDITY'));
-    await proxy.append('Gone', message('gone', 'In a folder deleted later'));
+    for (const name of ['Renewed', 'Gone']) await proxy.mailboxCreate(name);
+    await proxy.append('Renewed', plainMessage('renewed', 'Before the new UIDVALIDITY'));
+    await proxy.append('Gone', plainMessage('gone', 'In a folder deleted later'));
   });
 }, 300_000);
 
@@ -146,7 +145,7 @@ describe('recrypt bridge while the gateway changes', () => {
     expect(watched).not.toContain('Gone');
 
     // Polling is an hour away: only the watch on Bulk can bring this down.
-    await onGateway((proxy) => proxy.append('Bulk', message('pushed', PUSHED_MARKER)));
+    await onGateway((proxy) => proxy.append('Bulk', plainMessage('pushed', PUSHED_MARKER)));
     await waitFor(
       'the pushed message in the open session',
       async () => {
@@ -160,7 +159,9 @@ describe('recrypt bridge while the gateway changes', () => {
 
     // And a special-use folder no client has open (Sent: watched by priority).
     const sentBefore = bridge.sync.mailboxes.get('Sent')!.records().length;
-    await onGateway((proxy) => proxy.append('Sent', message('sent elsewhere', 'From a phone')));
+    await onGateway((proxy) =>
+      proxy.append('Sent', plainMessage('sent elsewhere', 'From a phone')),
+    );
     await waitFor(
       'the message filed in Sent by another device',
       () => bridge.sync.mailboxes.get('Sent')!.records().length === sentBefore + 1,
@@ -189,7 +190,7 @@ describe('recrypt bridge while the gateway changes', () => {
     await onGateway(async (proxy) => {
       await proxy.mailboxDelete('Renewed');
       await proxy.mailboxCreate('Renewed');
-      await proxy.append('Renewed', message('renewed again', 'After the new UIDVALIDITY'));
+      await proxy.append('Renewed', plainMessage('renewed again', 'After the new UIDVALIDITY'));
       await proxy.mailboxDelete('Gone');
     });
     await bridge.sync.syncOnce();
@@ -280,13 +281,7 @@ describe('later syncs of the bridge', () => {
   beforeAll(async () => {
     // The bridge above has done its part: this one alone syncs from here on.
     await bridge.close();
-    const proxy = await world.proxyClient();
-    try {
-      await proxy.mailboxCreate('Many');
-      for (let i = 1; i <= MANY; i++) await proxy.append('Many', message(`many ${i}`, `Many ${i}`));
-    } finally {
-      await proxy.logout();
-    }
+    await fillMailbox(world, 'Many', MANY);
     relay = await startCountingRelay(world.gateway.ports.imap);
     const options = world.options(join(dir.path, 'bridge-measured'), true);
     measured = await runBridge({
@@ -319,7 +314,7 @@ describe('later syncs of the bridge', () => {
       await onMany(async (proxy) => {
         await proxy.messageFlagsAdd('7', ['\\Flagged'], { uid: true });
         await proxy.messageDelete('9', { uid: true });
-        await proxy.append('Many', message('newcomer', 'Arrived later'));
+        await proxy.append('Many', plainMessage('newcomer', 'Arrived later'));
       });
       const changes = await syncMany();
       // One FETCH response for the flag change, one for the new message; the expunge came
@@ -402,7 +397,9 @@ describe('later syncs of the bridge', () => {
       await onMany(async (proxy) => {
         await proxy.messageFlagsAdd('16', ['\\Seen'], { uid: true });
         await proxy.messageDelete('17', { uid: true });
-        const appended = await proxy.append('Many', message('late', 'Late one'), ['\\Flagged']);
+        const appended = await proxy.append('Many', plainMessage('late', 'Late one'), [
+          '\\Flagged',
+        ]);
         added = appended === false ? 0 : (appended.uid ?? 0);
       });
       expect(added).toBeGreaterThan(highest);

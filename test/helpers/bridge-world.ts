@@ -126,6 +126,25 @@ export async function startBridgeWorld(root: string): Promise<BridgeWorld> {
   };
 }
 
+/** A small plaintext message, as another device's client APPENDs it (the proxy encrypts it). */
+export const plainMessage = (subject: string, body: string): Buffer =>
+  Buffer.from(`From: bob@sender.example\r\nSubject: ${subject}\r\n\r\n${body}\r\n`);
+
+/**
+ * Creates `name` through the gateway's proxy and APPENDs `count` messages to it, message i
+ * with the subject `<name in lower case> i` and the body `<name> i`.
+ */
+export async function fillMailbox(world: BridgeWorld, name: string, count: number): Promise<void> {
+  const proxy = await world.proxyClient();
+  try {
+    await proxy.mailboxCreate(name);
+    for (let i = 1; i <= count; i++)
+      await proxy.append(name, plainMessage(`${name.toLowerCase()} ${i}`, `${name} ${i}`));
+  } finally {
+    await proxy.logout();
+  }
+}
+
 /** A client of the bridge (STARTTLS port, the bridge's own certificate). */
 export async function bridgeClient(bridge: RunningBridge): Promise<ImapFlow> {
   const client = new ImapFlow({
