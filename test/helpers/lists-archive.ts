@@ -119,11 +119,14 @@ export async function startArchiveWorld(
       : { kind: 'redis', url: redis.url },
     { gatewayKey: GatewayKey.generate() },
   );
-  const owner = await addMember(keyStore, dir.path, `owner@${DOMAIN}`, 1);
-  const alice = await addMember(keyStore, dir.path, `alice@${DOMAIN}`, 2);
-  const bob = await addMember(keyStore, dir.path, `bob@${DOMAIN}`, 1);
-  const carol = await addMember(keyStore, dir.path, `carol@${DOMAIN}`, 1);
-  const starred = await addMember(keyStore, dir.path, `a*b@${DOMAIN}`, 1);
+  // Independent users (certificates, password hashes, key-store rows): made at once.
+  const [owner, alice, bob, carol, starred] = await Promise.all([
+    addMember(keyStore, dir.path, `owner@${DOMAIN}`, 1),
+    addMember(keyStore, dir.path, `alice@${DOMAIN}`, 2),
+    addMember(keyStore, dir.path, `bob@${DOMAIN}`, 1),
+    addMember(keyStore, dir.path, `carol@${DOMAIN}`, 1),
+    addMember(keyStore, dir.path, `a*b@${DOMAIN}`, 1),
+  ]);
   const group = await newListGroup(dir.path, owner, LIST, 'g1');
   const list = await keyStore.createList({
     address: LIST,

@@ -69,7 +69,11 @@ export function writeIdentity(
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
-/** A user enrolled in `store` with `deviceCount` devices, each with rk = g·d⁻¹. */
+/**
+ * A user enrolled in `store` with `deviceCount` devices, each with rk = g·d⁻¹. Device
+ * passwords are hashed with the account's salt, as the owner's CLI does: a login derives
+ * one key, not one per device besides the account's.
+ */
 export async function addMember(
   store: KeyStore,
   dir: string,
@@ -115,7 +119,7 @@ export async function addMember(
       certificate: certDer,
       deviceId: hex(recipientIdOf(certDer)),
       client: 'standard',
-      credentialHash: credentialHash ?? (await hashDeviceCredential(password)),
+      credentialHash: credentialHash ?? (await hashDeviceCredential(password, address)),
       keys: new Map([[groupId, recryptionKey(g, d)]]),
     });
     devices.push({

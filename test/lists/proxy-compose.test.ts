@@ -64,10 +64,13 @@ describe.each(['sqlite', 'redis'] as const)(
           : { kind: 'redis', url: redis.url };
       keyStore = await openKeyStore(config, { gatewayKey });
       admin = await openKeyStore(config, { gatewayKey });
-      owner = await addMember(keyStore, dir.path, 'owner@lists.test', 1);
-      alice = await addMember(keyStore, dir.path, 'alice@lists.test', 2);
-      bob = await addMember(keyStore, dir.path, 'bob@lists.test', 1);
-      carol = await addMember(keyStore, dir.path, 'carol@lists.test', 1);
+      // Independent users (certificates, password hashes, key-store rows): made at once.
+      [owner, alice, bob, carol] = await Promise.all([
+        addMember(keyStore, dir.path, 'owner@lists.test', 1),
+        addMember(keyStore, dir.path, 'alice@lists.test', 2),
+        addMember(keyStore, dir.path, 'bob@lists.test', 1),
+        addMember(keyStore, dir.path, 'carol@lists.test', 1),
+      ]);
       group = await newListGroup(dir.path, owner, LIST, 'g1');
       list = await keyStore.createList({
         address: LIST,
