@@ -207,7 +207,8 @@ export async function run(): Promise<void> {
     );
     // Later syncs: a round when nothing changed (CONDSTORE: one SELECT per mailbox) and a
     // round after another device changed one flag on the gateway: asking only for what
-    // changed (CHANGEDSINCE, now), and UID FLAGS of all (before; also a first sync's pass).
+    // changed (CHANGEDSINCE), and UID FLAGS of every cached message (what a pass without a
+    // usable modseq still does; a first sync learns its UIDs by one UID SEARCH instead).
     let flagged = false;
     const flipOnGateway = async (): Promise<void> => {
       const lock = await proxy.getMailboxLock('Bench');
