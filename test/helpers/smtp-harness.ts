@@ -76,6 +76,8 @@ export async function startHarness(
     hideSubject?: boolean;
     /** 'recrypt': the recryption core's wrapMessage (production); 'openssl': `openssl cms -encrypt`. */
     encryptor?: EncryptorKind;
+    /** Dovecot's directories on tmpfs where there is room (dovecot.ts `inMemory`). */
+    inMemory?: boolean;
   } = {},
 ): Promise<Harness> {
   const tmp = tempDir('recrypt-mx-');
@@ -84,7 +86,7 @@ export async function startHarness(
     for (const cleanup of cleanups.reverse()) await cleanup();
   };
   try {
-    const dovecot = await startDovecot();
+    const dovecot = await startDovecot({ inMemory: options.inMemory === true });
     cleanups.push(() => dovecot.remove());
     const redis = await startRedis();
     cleanups.push(() => redis.dispose());
