@@ -37,14 +37,14 @@ describe('owner rotate (full) after device revoke --compromised', () => {
   beforeAll(async () => {
     for (const name of ['openssl', 'python3']) requireBinary(name);
     world = await startRotationWorld(ADDRESS);
-    // Independent requests, each its own CLI process: at once rather than one by one.
+    // Independent requests, each its own CLI process: side by side, except that the
+    // laptop comes before the tablet (the owner's CLI names waiting devices in that order).
     let key;
-    [laptop, phone, tablet, key] = await Promise.all([
+    [laptop, key] = await Promise.all([
       world.addDevice('laptop'),
-      world.addDevice('phone'),
-      world.addDevice('tablet'),
       readOwnerKeyFile(join(world.ownerDir, 'owner.key'), PASSPHRASE),
     ]);
+    [phone, tablet] = await Promise.all([world.addDevice('phone'), world.addDevice('tablet')]);
     oldGroup = { secret: key.groupSecret, certificate: key.groupCertificate };
   }, 180_000);
   afterAll(async () => {
