@@ -140,18 +140,6 @@ describe('ACME certificates from pebble', () => {
     expect(added.stdout).not.toContain('--ca');
   }, 120_000);
 
-  it('tls-alpn-01: obtained by a real TLS-ALPN-01 validation on the challenge listener', async () => {
-    const { ports, gateway } = await startGateway(
-      'tlsalpn01',
-      `challenge: tls-alpn-01, tlsAlpnPort: ${pebble.tlsPort}`,
-    );
-    expectIssuedByPebble(ports.imap);
-    expectIssuedByPebble(ports.admin);
-    // Pebble completed an acme-tls/1 handshake with the challenge listener.
-    await logged(gateway, /"alpn":"acme-tls\/1".*ACME: answered a tls-alpn-01 validation/);
-    expect(gateway.output()).not.toContain('answered an http-01 validation');
-  }, 120_000);
-
   it("a failed validation stops the start with the CA's reason, and writes no certificate", async () => {
     // The challenge listener is not where pebble connects: pebble's HTTP-01 fetch fails.
     const elsewhere = await freePort();
@@ -174,14 +162,28 @@ describe('ACME certificates from pebble', () => {
     expect(existsSync(join(dir, 'data', 'acme', 'cert.pem'))).toBe(false);
   }, 120_000);
 
+  // One gateway for TLS-ALPN-01 and for renewals (a start and an issuance fewer): Pebble's
+  // certificates last years, so a renewBefore longer than that makes every check a renewal,
+  // and a short checkInterval brings the next check within the test. Every certificate it
+  // serves comes from pebble by TLS-ALPN-01, the first as much as the renewed ones.
+  let renewing: Promise<{ gateway: Spawned; ports: GatewayPorts; pid: number }> | undefined;
+  const renewingGateway = () =>
+    (renewing ??= startGateway(
+      'tlsalpn01',
+      `challenge: tls-alpn-01, tlsAlpnPort: ${pebble.tlsPort}, renewBefore: 100000d, checkInterval: 2s`,
+    ).then(({ gateway, ports }) => ({ gateway, ports, pid: gateway.child.pid! })));
+
+  it('tls-alpn-01: obtained by a real TLS-ALPN-01 validation on the challenge listener', async () => {
+    const { ports, gateway } = await renewingGateway();
+    expectIssuedByPebble(ports.imap);
+    expectIssuedByPebble(ports.admin);
+    // Pebble completed an acme-tls/1 handshake with the challenge listener.
+    await logged(gateway, /"alpn":"acme-tls\/1".*ACME: answered a tls-alpn-01 validation/);
+    expect(gateway.output()).not.toContain('answered an http-01 validation');
+  }, 120_000);
+
   it('renews a certificate within renewBefore and hot-reloads it without a restart', async () => {
-    // Pebble's certificates last years: a renewBefore longer than that makes every check
-    // a renewal, and a short checkInterval brings the next check within the test.
-    const { ports, gateway } = await startGateway(
-      'renewal',
-      `challenge: http-01, httpPort: ${pebble.httpPort}, renewBefore: 100000d, checkInterval: 2s`,
-    );
-    const pid = gateway.child.pid;
+    const { ports, gateway, pid } = await renewingGateway();
     const first = expectIssuedByPebble(ports.imap).serialNumber;
     await waitFor(
       'a renewed certificate on IMAPS and HTTPS',
