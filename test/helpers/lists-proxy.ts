@@ -51,12 +51,17 @@ export async function fetchBody(w: Wire, uid: number): Promise<Buffer> {
   return Buffer.from(text.slice(start, start + Number(match[1])), 'latin1');
 }
 
+/**
+ * `inMemory`: the store's Maildir on a RAM-backed file system (tmp.ts), for tests that
+ * deliver to many mailboxes and are not about durability.
+ */
 export async function startListReadPath(
   keyStore: KeyStore,
   mailboxes: string[],
   tlsDir: string,
+  { inMemory = false }: { inMemory?: boolean } = {},
 ): Promise<ListReadPath> {
-  const store = await startStoreServer(mailboxes);
+  const store = await startStoreServer(mailboxes, {}, { inMemory });
   const wires: Wire[] = [];
   let lmtp: LmtpServerHandle | undefined;
   let proxy: ImapProxy | undefined;

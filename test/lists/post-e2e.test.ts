@@ -156,10 +156,13 @@ describe('a list of 50 local members, end to end', () => {
     );
     for (const remote of remotes) await remoteBlindedJoin(keyStore, list, g1, remote);
     remoteMx = await RemoteMx.start();
+    // 53 mailboxes, each post stored in 51: Maildir files in RAM, not waiting on a disk
+    // other tests keep busy (this test is not about durability).
     path = await startListReadPath(
       keyStore,
       [LIST, owner.address, stranger.address, ...members.map((m) => m.address)],
       dir.path,
+      { inMemory: true },
     );
     mx = await startListMx(keyStore, path.lmtpPort, DOMAIN, {
       dir: dir.path,
