@@ -11,7 +11,7 @@
  */
 import { ImapFlow } from 'imapflow';
 import type { SyncLogger } from './sync.js';
-import { clientOptions, type UpstreamSettings } from './upstream.js';
+import { clientOptions, UPSTREAM_SILENCE_MS, within, type UpstreamSettings } from './upstream.js';
 
 const RECONNECT_MS = 10_000;
 export const DEFAULT_WATCHES = 4;
@@ -80,7 +80,13 @@ class Watch {
     if (this.timer !== null) clearTimeout(this.timer);
     const current = this.client;
     this.client = null;
-    await current?.logout().catch(() => current.close());
+    if (current === null) return;
+    // A gateway that does not answer the LOGOUT cannot hold up the stop (upstream.ts).
+    await within(
+      current.logout().catch(() => undefined),
+      UPSTREAM_SILENCE_MS,
+    );
+    current.close();
   }
 }
 

@@ -5,6 +5,12 @@
  * time: the sync and a client's change never interleave on the connection, and a change
  * is never half-applied locally while a sync of the same mailbox is running. A dropped
  * connection is opened again by the next operation.
+ *
+ * Every wait on the gateway is bounded, because a local client's change waits in the same
+ * queue (README.md, "Sync"): a connection the gateway closes settles the operation using
+ * it at once, and one that goes silent while an answer is due (the gateway or the network
+ * gone without a close) counts as closed after `silenceMs`. Without that bound imapflow
+ * waits 5 minutes of silence, and every client command queued behind went unanswered.
  */
 import { isIP } from 'node:net';
 import {
@@ -46,6 +52,13 @@ export interface FetchedMessage {
   source: Buffer;
 }
 
+/**
+ * Silence on the gateway connection, while an answer is due, after which it counts as gone.
+ * Above the gateway's longest login delay after failed attempts (30 s, src/imap/throttle.ts),
+ * which is silence by design; far below imapflow's 5 minutes.
+ */
+export const UPSTREAM_SILENCE_MS = 45_000;
+
 /** The gateway's messages are fetched this many at a time (bounds memory per batch). */
 const FETCH_BATCH = 50;
 
@@ -83,17 +96,35 @@ export const REFUSED_ADVICE =
   'New password: restart with `recrypt bridge --device-password-file FILE`; revoked: ' +
   'make a new device (`recrypt device join`) and a new bridge with its .p12';
 
+/** `promise`, or undefined once `ms` passed (the timer does not keep the process alive). */
+export function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 export class Upstream implements UpstreamWrites {
   private client: ImapFlow | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   /** Set once the gateway refused the device's login: nothing is tried again (no lock-outs). */
   private refusal: BridgeError | null = null;
+  private closed = false;
+  private readonly silenceMs: number;
 
-  /** `onRefused`: called once, when the gateway first refuses the device's login. */
+  /**
+   * `onRefused`: called once, when the gateway first refuses the device's login;
+   * `silenceMs`: see UPSTREAM_SILENCE_MS (tests make it short).
+   */
   constructor(
     private readonly settings: UpstreamSettings,
     private readonly onRefused: (error: BridgeError) => void = () => undefined,
-  ) {}
+    options: { silenceMs?: number } = {},
+  ) {
+    this.silenceMs = options.silenceMs ?? UPSTREAM_SILENCE_MS;
+  }
 
   get refused(): boolean {
     return this.refusal !== null;
@@ -101,22 +132,48 @@ export class Upstream implements UpstreamWrites {
 
   /** Runs `operation` after every earlier one has finished. */
   run<T>(operation: (client: ImapFlow) => Promise<T>): Promise<T> {
-    const result = this.queue.then(async () => operation(await this.connected()));
+    const result = this.queue.then(async () => this.settled(await this.connected(), operation));
     this.queue = result.catch(() => undefined);
     return result;
+  }
+
+  /**
+   * `operation` on `client`, failed at once when the connection closes under it (the
+   * gateway's BYE, a cut, the silence bound): the queue never waits on a connection that
+   * is gone, whatever the operation was waiting for.
+   */
+  private settled<T>(client: ImapFlow, operation: (client: ImapFlow) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const gone = (): void =>
+        reject(new BridgeError('upstream', 'the gateway connection closed during the operation'));
+      client.once('close', gone);
+      operation(client)
+        .then(resolve, reject)
+        .finally(() => client.off('close', gone));
+    });
   }
 
   private async connected(): Promise<ImapFlow> {
     if (this.refusal !== null) throw this.refusal;
     if (this.client?.usable === true) return this.client;
+    if (this.closed) throw new BridgeError('upstream', 'the bridge is stopping');
     const s = this.settings;
     // QRESYNC: a later sync learns expunges as VANISHED (EARLIER) with its CHANGEDSINCE
     // fetch (changes.ts), instead of comparing every UID.
-    const client = new ImapFlow({ ...clientOptions(s, { disableAutoIdle: true }), qresync: true });
+    const client = new ImapFlow({
+      ...clientOptions(s, { disableAutoIdle: true }),
+      qresync: true,
+      // The silence bound (header): a command in flight with nothing heard for this long
+      // fails and closes the connection; so do the connect and the greeting.
+      socketTimeout: this.silenceMs,
+      connectionTimeout: this.silenceMs,
+      greetingTimeout: this.silenceMs,
+    });
     client.on('error', () => undefined);
     try {
       await client.connect();
     } catch (error) {
+      client.close();
       const text = (error as { responseText?: string }).responseText ?? (error as Error).message;
       if ((error as { authenticationFailed?: boolean }).authenticationFailed === true) {
         // A tagged NO to the login (imapflow sets this only then): the device itself is refused.
@@ -267,15 +324,21 @@ export class Upstream implements UpstreamWrites {
     });
   }
 
+  /**
+   * Lets the queued operations finish (within the silence bound), logs out (within it
+   * too) and closes; from now on nothing connects again. A gateway that does not answer
+   * cannot hold up the bridge's stop.
+   */
   async close(): Promise<void> {
-    await this.queue;
+    this.closed = true;
+    await within(this.queue, this.silenceMs);
     const client = this.client;
     this.client = null;
     if (client === null) return;
-    try {
-      await client.logout();
-    } catch {
-      client.close();
-    }
+    await within(
+      client.logout().catch(() => undefined),
+      this.silenceMs,
+    );
+    client.close();
   }
 }
