@@ -116,22 +116,25 @@ describe('owner rotate --fast through a running gateway', () => {
       keyBefore.groupCertificate,
     );
     const newGroup = groupPem(world.root, 'new-group', key.groupSecret, key.groupCertificate);
-    for (const device of [laptop, phone]) {
-      const [before, after] = await world.fetchAll(device);
-      const [byDevice, byDeviceAfter, byOld, byNew, byOldAfter] = await Promise.all([
-        world.decrypt(device, before!),
-        world.decrypt(device, after!),
-        world.decrypt({ pem: oldGroup }, before!),
-        world.decrypt({ pem: newGroup }, after!),
-        world.decrypt({ pem: oldGroup }, after!),
-      ]);
-      expect(byDevice).toContain('Written before the rotation.');
-      expect(byDeviceAfter).toContain('Written after the rotation.');
-      // What the MX stored: the old message for the old group, the new one for the new.
-      expect(byOld).toContain('before the rotation');
-      expect(byNew).toContain('after the rotation');
-      expect(byOldAfter).toBeNull();
-    }
+    // Each device through its own IMAP session: both at once.
+    await Promise.all(
+      [laptop, phone].map(async (device) => {
+        const [before, after] = await world.fetchAll(device);
+        const [byDevice, byDeviceAfter, byOld, byNew, byOldAfter] = await Promise.all([
+          world.decrypt(device, before!),
+          world.decrypt(device, after!),
+          world.decrypt({ pem: oldGroup }, before!),
+          world.decrypt({ pem: newGroup }, after!),
+          world.decrypt({ pem: oldGroup }, after!),
+        ]);
+        expect(byDevice).toContain('Written before the rotation.');
+        expect(byDeviceAfter).toContain('Written after the rotation.');
+        // What the MX stored: the old message for the old group, the new one for the new.
+        expect(byOld).toContain('before the rotation');
+        expect(byNew).toContain('after the rotation');
+        expect(byOldAfter).toBeNull();
+      }),
+    );
   }, 180_000);
 
   it('mail its sender encrypted to the old group (an older profile) is stored as it is and reads', async () => {
@@ -140,13 +143,15 @@ describe('owner rotate --fast through a running gateway', () => {
     );
     const raw = Buffer.from(wrapMessage(original, keyBefore.groupCertificate));
     await world.sendRaw(raw);
-    for (const device of [laptop, phone]) {
-      const messages = await world.fetchAll(device);
-      expect(messages).toHaveLength(3);
-      expect(await world.decrypt(device, messages[2]!)).toContain(
-        'Encrypted to the old group by its sender.',
-      );
-    }
+    await Promise.all(
+      [laptop, phone].map(async (device) => {
+        const messages = await world.fetchAll(device);
+        expect(messages).toHaveLength(3);
+        expect(await world.decrypt(device, messages[2]!)).toContain(
+          'Encrypted to the old group by its sender.',
+        );
+      }),
+    );
   }, 120_000);
 
   it('a device added after the rotation reads the mail from before it too', async () => {
