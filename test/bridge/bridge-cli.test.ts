@@ -183,7 +183,10 @@ describe('recrypt bridge and its account', () => {
       await waitFor(
         'the ALERT in the open session',
         async () => {
-          alert = (await before.session.send('noop')).alert ?? [];
+          // Every NOOP is answered OK: the bridge keeps serving (a BYE fails here, with its text).
+          const answer = await before.session.send('noop');
+          expect(answer, JSON.stringify(answer)).toMatchObject({ event: 'ok' });
+          alert = answer.alert ?? [];
           return alert.length > 0;
         },
         60_000,

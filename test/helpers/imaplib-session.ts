@@ -49,11 +49,21 @@ export class ImaplibSession {
   private readonly events: ImaplibEvent[] = [];
   private waiting: ((event: ImaplibEvent) => void) | null = null;
   private stderr = '';
+  /** What imaplib said last (a `bye` ends the script): named when it is gone. */
+  private last: ImaplibEvent | null = null;
+  /**
+   * Settles once the script's output is complete. A command sent after it ended fails at
+   * once: a listener for 'exit' added later never fires, and a BYE the test did not expect
+   * read as 60 s of silence from the bridge.
+   */
+  private readonly ended: Promise<void>;
 
   private constructor(private readonly child: ChildProcessWithoutNullStreams) {
     child.stderr.on('data', (chunk: Buffer) => (this.stderr += chunk.toString('utf8')));
+    this.ended = new Promise((resolve) => child.once('close', () => resolve()));
     createInterface({ input: child.stdout }).on('line', (line) => {
       const event = JSON.parse(line) as ImaplibEvent;
+      this.last = event;
       const waiting = this.waiting;
       this.waiting = null;
       if (waiting !== null) waiting(event);
@@ -75,26 +85,33 @@ export class ImaplibSession {
 
   /** Sends `noop` or `store` (STORE 1 +FLAGS \Flagged) and returns what imaplib saw. */
   async send(command: 'noop' | 'store'): Promise<ImaplibEvent> {
-    this.child.stdin.write(`${command}\n`);
-    return this.next();
+    if (this.child.exitCode === null && this.child.signalCode === null)
+      this.child.stdin.write(`${command}\n`);
+    return this.next(command);
   }
 
-  private next(): Promise<ImaplibEvent> {
+  private next(what = 'the login and SELECT'): Promise<ImaplibEvent> {
     const queued = this.events.shift();
     if (queued !== undefined) return Promise.resolve(queued);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`imaplib said nothing in 60 s: ${this.stderr}`)),
-        60_000,
-      );
-      const exited = (): void => {
+      let done = false;
+      const timer = setTimeout(() => {
+        done = true;
+        this.waiting = null;
+        reject(new Error(`imaplib said nothing in 60 s to ${what}: ${this.stderr}`));
+      }, 60_000);
+      void this.ended.then(() => {
+        if (done) return;
+        done = true;
         clearTimeout(timer);
-        reject(new Error(`imaplib exited: ${this.stderr}`));
-      };
-      this.child.once('exit', exited);
+        this.waiting = null;
+        const last = this.last === null ? 'nothing' : JSON.stringify(this.last);
+        reject(new Error(`imaplib had ended at ${what} (it said last: ${last}): ${this.stderr}`));
+      });
       this.waiting = (event) => {
+        if (done) return;
+        done = true;
         clearTimeout(timer);
-        this.child.off('exit', exited);
         resolve(event);
       };
     });
