@@ -17,6 +17,12 @@
  * only, a live Map refreshed with the device's (a rotation adds the new group's key). A
  * removal takes the list's keys from the device, which ends all its sessions, archive
  * sessions included.
+ *
+ * Concurrent logins of one device share its entry (and its archive Maps): a second read of
+ * the keys that finishes later is dropped, not put in place of the first, whose Map open
+ * sessions hold and notifications refresh. A read of keys that a notification for the
+ * owner overtook is done again: the refresh that notification started did not see a Map
+ * that was not live yet.
  */
 import {
   authenticateDevice,
@@ -70,6 +76,27 @@ export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
   const emit = (event: DeviceRevokedEvent): void => {
     for (const listener of listeners) listener(event);
   };
+  /** Owners with a key read in progress → the key notifications seen for them meanwhile. */
+  const reading = new Map<string, { readers: number; changes: number }>();
+  const changed = (address: string): void => {
+    const entry = reading.get(address);
+    if (entry !== undefined) entry.changes++;
+  };
+  /** `read()` for `address`'s keys, again until no key notification for it came meanwhile. */
+  const readSettled = async <T>(address: string, read: () => Promise<T>): Promise<T> => {
+    const entry = reading.get(address) ?? { readers: 0, changes: 0 };
+    reading.set(address, entry);
+    entry.readers++;
+    try {
+      for (;;) {
+        const seen = entry.changes;
+        const value = await read();
+        if (entry.changes === seen) return value;
+      }
+    } finally {
+      if (--entry.readers === 0) reading.delete(address);
+    }
+  };
 
   const refresh = async (address: string, id: string): Promise<void> => {
     const entry = live.get(liveKey(address, id));
@@ -108,13 +135,16 @@ export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
       for (const [key, entry] of live) if (entry.address === event.address) live.delete(key);
       emit({ address: event.address, deviceId: null });
     } else if (event.type === 'key-added') {
+      changed(event.address);
       refresh(event.address, event.id).catch(() => undefined);
     } else if (event.type === 'list-changed') {
       const members = new Set(event.members);
+      for (const member of members) changed(member);
       for (const entry of live.values()) {
         if (members.has(entry.address)) refresh(entry.address, entry.id).catch(() => undefined);
       }
     } else if (event.type === 'resync') {
+      for (const address of reading.keys()) changed(address);
       recheck().catch(() => undefined);
     }
   });
@@ -129,9 +159,15 @@ export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
     const key = liveKey(device.ownerAddress, device.id);
     let entry = live.get(key);
     if (entry === undefined) {
-      const keys = await deviceKeysWithLists(store, device.ownerAddress, device.id);
-      entry = { address: device.ownerAddress, id: device.id, keys, archives: new Map() };
-      live.set(key, entry);
+      const keys = await readSettled(device.ownerAddress, () =>
+        deviceKeysWithLists(store, device.ownerAddress, device.id),
+      );
+      // A concurrent login of this device may have entered it meanwhile: share its entry.
+      entry = live.get(key);
+      if (entry === undefined) {
+        entry = { address: device.ownerAddress, id: device.id, keys, archives: new Map() };
+        live.set(key, entry);
+      }
     }
     store.touchDevice(device.ownerAddress, device.id).catch(() => undefined);
     return { device, entry };
@@ -162,8 +198,15 @@ export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
         if (!(await store.listsOfMember(device.ownerAddress)).includes(list.address)) return null;
         let keys = entry.archives.get(list.address);
         if (keys === undefined) {
-          keys = await listGroupKeys(store, list.address, entry.keys);
-          entry.archives.set(list.address, keys);
+          const read = await readSettled(device.ownerAddress, () =>
+            listGroupKeys(store, list.address, entry.keys),
+          );
+          // As for the device's entry: a concurrent archive login's Map, if there is one.
+          keys = entry.archives.get(list.address);
+          if (keys === undefined) {
+            keys = read;
+            entry.archives.set(list.address, keys);
+          }
         }
         return {
           address: device.ownerAddress,
