@@ -3,10 +3,12 @@
  * new on the gateway is added empty (its messages come with its next sync), one gone is
  * removed with its cached files after its sessions end, and a new name that appears
  * while another vanishes is a rename when one STATUS shows the vanished one's
- * UIDVALIDITY (rename.ts: nothing fetched again). The caller (sync.ts) runs one at a time.
+ * UIDVALIDITY (rename.ts: nothing fetched again). A list without INBOX is refused as
+ * broken, changing nothing. The caller (sync.ts) runs one at a time.
  */
 import type { SpecialUse } from '../store/backend.js';
 import type { BridgeCache, CachedMailbox } from './cache.js';
+import { BridgeError } from './errors.js';
 import type { LocalMailbox } from './local-mailbox.js';
 import { moveCachedMailbox } from './rename.js';
 import type { Upstream } from './upstream.js';
@@ -29,13 +31,20 @@ export interface FolderListResult {
   changed: boolean;
 }
 
-/** `delimiter`: the one learnt before, kept when the gateway lists nothing. */
+/** `delimiter`: the one learnt before, kept when the gateway names none. */
 export async function syncFolderList(
   view: FolderView,
   delimiter: string,
 ): Promise<FolderListResult> {
   const { cache, mailboxes } = view;
   const listed = (await view.upstream.listMailboxes()).filter((m) => !m.flags.has('\\Noselect'));
+  // Every account has an INBOX (RFC 9051 §5.1): a list without it is a broken answer, not
+  // every folder deleted; taken as one, it would end every session and empty the cache.
+  if (!listed.some((m) => m.path.toUpperCase() === 'INBOX'))
+    throw new BridgeError(
+      'upstream',
+      "the gateway's folder list has no INBOX: folders kept as they are",
+    );
   const seen = new Set<string>();
   const added: Array<{ name: string; entry: (typeof listed)[number] }> = [];
   let changed = false;

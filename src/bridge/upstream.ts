@@ -212,8 +212,13 @@ export class Upstream implements UpstreamWrites {
         const mailbox = client.mailbox;
         if (mailbox === false)
           throw new BridgeError('upstream', `cannot select ${path} on the gateway`);
+        const uidValidity = Number(mailbox.uidValidity);
+        // A SELECT without UIDVALIDITY would read as a new one: every session ended, the
+        // mailbox's cache dropped (sync.ts). It is a broken answer; nothing changes.
+        if (!Number.isSafeInteger(uidValidity) || uidValidity <= 0)
+          throw new BridgeError('upstream', `the gateway's SELECT of ${path} has no UIDVALIDITY`);
         const selected: SelectedMailbox = {
-          uidValidity: Number(mailbox.uidValidity),
+          uidValidity,
           uidNext: mailbox.uidNext,
           exists: mailbox.exists,
           ...(mailbox.highestModseq !== undefined && mailbox.noModseq !== true
