@@ -190,4 +190,33 @@ describe('the directory keys of concurrent logins and a list rotation (SQLite ke
     await untilRefreshed(directory, 2, after.groupId);
     expect(session.keys.keys.has(after.groupId)).toBe(true);
   });
+
+  it('two rotations whose refreshes overlap: the later keys stay, and the session is not ended', async () => {
+    let armed = false;
+    let reached!: () => void;
+    const readDone = new Promise<void>((resolve) => (reached = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const hold = async (): Promise<void> => {
+      if (!armed) return;
+      armed = false;
+      reached();
+      await released;
+    };
+    const directory = keyStoreDirectory(heldStore(store, { listKeysForMember: hold }));
+    const revoked: string[] = [];
+    directory.onDeviceRevoked((event) => revoked.push(event.deviceId ?? '*'));
+    const session = await archiveLogin(directory, 0);
+    // The first rotation's refresh reads the keys and is held there; the second's runs whole.
+    armed = true;
+    await rotate();
+    await readDone;
+    const second = await rotate();
+    await untilRefreshed(directory, 0, second.groupId);
+    release();
+    // The held refresh goes on (its reads, and then a Map put in place) within this wait.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(session.keys.keys.has(second.groupId)).toBe(true);
+    expect(revoked).toEqual([]);
+  });
 });

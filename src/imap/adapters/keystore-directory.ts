@@ -22,7 +22,8 @@
  * the keys that finishes later is dropped, not put in place of the first, whose Map open
  * sessions hold and notifications refresh. A read of keys that a notification for the
  * owner overtook is done again: the refresh that notification started did not see a Map
- * that was not live yet.
+ * that was not live yet. A refresh reads the same way, so of two overlapping refreshes
+ * the one that finishes last puts the newest keys.
  */
 import {
   authenticateDevice,
@@ -101,7 +102,18 @@ export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
   const refresh = async (address: string, id: string): Promise<void> => {
     const entry = live.get(liveKey(address, id));
     if (entry === undefined) return;
-    const keys = await deviceKeysWithLists(store, address, id);
+    // Everything read before anything changes, and read again when another notification
+    // for the owner comes meanwhile: the refresh it starts may finish first, and older
+    // keys put after it would lack its group (or look like a key that went away).
+    const { keys, archives } = await readSettled(address, async () => {
+      const keys = await deviceKeysWithLists(store, address, id);
+      const archives = new Map<string, Map<string, Scalar>>();
+      for (const list of entry.archives.keys()) {
+        archives.set(list, await listGroupKeys(store, list, keys));
+      }
+      return { keys, archives };
+    });
+    if (live.get(liveKey(address, id)) !== entry) return;
     // A key that went away (the owner left a list): the session's plan cache may still
     // hold plans made with it, so end the device's sessions; its next login starts clean.
     if ([...entry.keys.keys()].some((group) => !keys.has(group))) {
@@ -111,7 +123,8 @@ export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
     }
     replaceKeys(entry.keys, keys);
     for (const [list, archiveKeys] of entry.archives) {
-      replaceKeys(archiveKeys, await listGroupKeys(store, list, keys));
+      const read = archives.get(list);
+      if (read !== undefined) replaceKeys(archiveKeys, read);
     }
   };
 
