@@ -21,29 +21,26 @@ import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
 import { runCli } from '../helpers/cli-run.js';
-import { clusterLog, type LogLine } from '../helpers/cluster-log.js';
-import { waitFor, type Spawned } from '../helpers/gateway-process.js';
 import {
-  enrolUserWithDevice,
+  expectReadmeSteps,
+  expectRevocationOnBothWorkers,
+  type ClusterGateway,
+  type EnrolledUser,
+} from '../helpers/cluster-cases.js';
+import { clusterLog, type LogLine } from '../helpers/cluster-log.js';
+import type { Spawned } from '../helpers/gateway-process.js';
+import {
   freeGatewayPorts,
   startGatewayProcess,
   writeGatewayConfig,
   type GatewayPorts,
 } from '../helpers/gateway-instance.js';
-import {
-  decryptWith,
-  deviceKeyFiles,
-  fetchInbox,
-  openSessionWaitingForBye,
-  tryLogin,
-} from '../helpers/scale-out-world.js';
 import { RemoteMx } from '../helpers/outbound-remote.js';
 import { freePort } from '../helpers/ports.js';
 import { swaks } from '../helpers/smtp-senders.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const ADDRESS = 'alice@example.org';
-const BODY = 'Hello Alice, this is a test message.';
 const PASSPHRASE = 'correct horse battery staple';
 /** The admin rate limit's bucket: a token a minute after it, so a run never refills it much. */
 const BURST = 10;
@@ -52,11 +49,13 @@ const certFile = join(tmp.path, 'data', 'tls', 'cert.pem');
 let ports: GatewayPorts;
 let configFile: string;
 let gateway: Spawned;
-let alice: Awaited<ReturnType<typeof enrolUserWithDevice>>;
+let alice: EnrolledUser;
 /** The remote MX the outbound queue reaches for remote.test. */
 let remote: RemoteMx;
 
-const { lines: logLines, loggedBy, expectLoggedBy, readyWorkers } = clusterLog(() => gateway);
+const log = clusterLog(() => gateway);
+const { lines: logLines, expectLoggedBy, readyWorkers } = log;
+const world = (): ClusterGateway => ({ configFile, ports, certFile, scratch: tmp.path, log });
 
 function scrape(): string {
   return execFileSync(
@@ -156,18 +155,7 @@ describe('one gateway, processes: 2, the SQLite key store', () => {
   });
 
   it('passes the README steps: enrol, mail by swaks, read by imaplib and openssl cms', async () => {
-    alice = await enrolUserWithDevice(configFile, ports, ADDRESS);
-    const sent = await swaks([
-      ...['--server', '127.0.0.1', '--port', String(ports.smtp)],
-      ...['--from', 'bob@sender.example', '--to', ADDRESS],
-      ...['--header', 'Subject: hello', '--body', BODY],
-    ]);
-    expect(sent.code, sent.transcript).toBe(0);
-    const messages = fetchInbox(ports.imap, certFile, ADDRESS, alice.imapPassword);
-    expect(messages).toHaveLength(1);
-    expect(messages[0]!.toString('latin1')).not.toContain(BODY);
-    const keys = deviceKeyFiles(alice.p12File, alice.p12Password, tmp.path);
-    expect(decryptWith(keys, messages[0]!).toString('utf8')).toContain(BODY);
+    alice = await expectReadmeSteps(world(), ADDRESS);
   }, 300_000);
 
   it("serves the primary's own series (store, queue) beside the workers'", () => {
@@ -186,33 +174,7 @@ describe('one gateway, processes: 2, the SQLite key store', () => {
   });
 
   it('ends the sessions on both workers of a device revoked through one', async () => {
-    const run = (args: string[]) =>
-      runCli(args, { cwd: alice.ownerDir, env: { RECRYPT_PASSPHRASE: PASSPHRASE } });
-    const added = await run(['device', 'add', 'phone']);
-    expect(added.stderr).toBe('');
-    const phoneId = /\(id ([0-9a-f]+), client/.exec(added.stdout)![1]!;
-    const phonePassword = /^ {2}password \(shown once\): (\S+)$/m.exec(added.stdout)![1]!;
-    const isPhone = (line: LogLine) => line.device === phoneId;
-    // Sessions until both workers hold one (the primary hands connections out in turn).
-    const sessions = [];
-    while (sessions.length < 6 && loggedBy('logged in', isPhone).size < 2) {
-      sessions.push(await openSessionWaitingForBye(ports.imap, certFile, ADDRESS, phonePassword));
-      await waitFor(
-        'the login to be logged',
-        () => logLines().filter(isPhone).length >= sessions.length,
-      );
-    }
-    await expectLoggedBy('logged in', ['worker-1', 'worker-2'], isPhone);
-
-    // The revocation is made by one worker (the owner API); the other only hears of it
-    // through the primary.
-    for (const session of sessions) session.armed();
-    const revoked = await run(['device', 'revoke', 'phone']);
-    expect(revoked.stdout).toContain('revoked');
-    for (const session of sessions) expect(await session.result).toContain('BYE');
-    await expectLoggedBy('device revoked: closing session', ['worker-1', 'worker-2']);
-    for (let i = 0; i < 2; i++)
-      expect(tryLogin(ports.imap, certFile, ADDRESS, phonePassword)).toMatch(/^NO /);
+    await expectRevocationOnBothWorkers(world(), ADDRESS, alice);
   }, 240_000);
 
   it('holds a post in the data directory for every worker; the primary sends the notice a worker queued', async () => {

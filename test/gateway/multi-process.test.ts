@@ -13,39 +13,37 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
-import { runCli } from '../helpers/cli-run.js';
-import { clusterLog, type LogLine } from '../helpers/cluster-log.js';
+import {
+  expectReadmeSteps,
+  expectRevocationOnBothWorkers,
+  type ClusterGateway,
+  type EnrolledUser,
+} from '../helpers/cluster-cases.js';
+import { clusterLog } from '../helpers/cluster-log.js';
 import { waitFor, type Spawned } from '../helpers/gateway-process.js';
 import {
-  enrolUserWithDevice,
   freeGatewayPorts,
   startGatewayProcess,
   writeGatewayConfig,
   type GatewayPorts,
 } from '../helpers/gateway-instance.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
-import {
-  decryptWith,
-  deviceKeyFiles,
-  fetchInbox,
-  openSessionWaitingForBye,
-  tryLogin,
-} from '../helpers/scale-out-world.js';
-import { sendWithNodemailer, swaks } from '../helpers/smtp-senders.js';
+import { fetchInbox, tryLogin } from '../helpers/scale-out-world.js';
+import { sendWithNodemailer } from '../helpers/smtp-senders.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const ADDRESS = 'alice@example.org';
-const BODY = 'Hello Alice, this is a test message.';
-const PASSPHRASE = 'correct horse battery staple';
 const tmp = tempDir('recrypt-multi-process-');
 const certFile = join(tmp.path, 'data', 'tls', 'cert.pem');
 let redis: RedisServer;
 let ports: GatewayPorts;
 let configFile: string;
 let gateway: Spawned;
-let alice: Awaited<ReturnType<typeof enrolUserWithDevice>>;
+let alice: EnrolledUser;
 
-const { lines: logLines, loggedBy, expectLoggedBy, readyWorkers } = clusterLog(() => gateway);
+const log = clusterLog(() => gateway);
+const { lines: logLines, loggedBy, expectLoggedBy, readyWorkers } = log;
+const world = (): ClusterGateway => ({ configFile, ports, certFile, scratch: tmp.path, log });
 
 function curlStatus(path: string): string {
   return execFileSync(
@@ -86,18 +84,7 @@ describe('one gateway, processes: 2', () => {
   });
 
   it('passes the README steps: enrol, mail by swaks, read by imaplib and openssl cms', async () => {
-    alice = await enrolUserWithDevice(configFile, ports, ADDRESS);
-    const sent = await swaks([
-      ...['--server', '127.0.0.1', '--port', String(ports.smtp)],
-      ...['--from', 'bob@sender.example', '--to', ADDRESS],
-      ...['--header', 'Subject: hello', '--body', BODY],
-    ]);
-    expect(sent.code, sent.transcript).toBe(0);
-    const messages = fetchInbox(ports.imap, certFile, ADDRESS, alice.imapPassword);
-    expect(messages).toHaveLength(1);
-    expect(messages[0]!.toString('latin1')).not.toContain(BODY);
-    const keys = deviceKeyFiles(alice.p12File, alice.p12Password, tmp.path);
-    expect(decryptWith(keys, messages[0]!).toString('utf8')).toContain(BODY);
+    alice = await expectReadmeSteps(world(), ADDRESS);
   }, 300_000);
 
   it('spreads IMAP, SMTP and HTTPS connections over both workers', async () => {
@@ -133,31 +120,7 @@ describe('one gateway, processes: 2', () => {
   }, 180_000);
 
   it('honours a revocation made through one worker on the other at once', async () => {
-    const run = (args: string[]) =>
-      runCli(args, { cwd: alice.ownerDir, env: { RECRYPT_PASSPHRASE: PASSPHRASE } });
-    const added = await run(['device', 'add', 'phone']);
-    expect(added.stderr).toBe('');
-    const phoneId = /\(id ([0-9a-f]+), client/.exec(added.stdout)![1]!;
-    const phonePassword = /^ {2}password \(shown once\): (\S+)$/m.exec(added.stdout)![1]!;
-    const isPhone = (line: LogLine) => line.device === phoneId;
-    // Sessions until both workers hold one (the primary hands connections out in turn).
-    const sessions = [];
-    while (sessions.length < 6 && loggedBy('logged in', isPhone).size < 2) {
-      sessions.push(await openSessionWaitingForBye(ports.imap, certFile, ADDRESS, phonePassword));
-      await waitFor(
-        'the login to be logged',
-        () => logLines().filter(isPhone).length >= sessions.length,
-      );
-    }
-    await expectLoggedBy('logged in', ['worker-1', 'worker-2'], isPhone);
-
-    for (const session of sessions) session.armed();
-    const revoked = await run(['device', 'revoke', 'phone']);
-    expect(revoked.stdout).toContain('revoked');
-    for (const session of sessions) expect(await session.result).toContain('BYE');
-    await expectLoggedBy('device revoked: closing session', ['worker-1', 'worker-2']);
-    for (let i = 0; i < 2; i++)
-      expect(tryLogin(ports.imap, certFile, ADDRESS, phonePassword)).toMatch(/^NO /);
+    await expectRevocationOnBothWorkers(world(), ADDRESS, alice);
   }, 240_000);
 
   it('replaces a killed worker, waiting longer for one that dies young, and serves', async () => {
