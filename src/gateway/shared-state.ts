@@ -55,6 +55,11 @@ export async function openSharedState(
   primary?: PrimaryLink,
 ): Promise<SharedState> {
   const listLogger = logger.child({ part: 'lists' });
+  const rateLimitUnavailable = (scope: string) => (error: unknown) =>
+    logger.warn(
+      { err: (error as Error).message, scope },
+      'shared rate limit unavailable: this process limits alone',
+    );
   const settings = config.keyStore;
   if (settings.kind === 'sqlite') {
     const held = new FileHeldPostStore({ dataDir: config.dataDir, logger: listLogger });
@@ -70,11 +75,7 @@ export async function openSharedState(
         askingRateLimiter(ask, {
           scope,
           settings: rateSettings,
-          onError: (error) =>
-            logger.warn(
-              { err: (error as Error).message, scope },
-              'shared rate limit unavailable: this process limits alone',
-            ),
+          onError: rateLimitUnavailable(scope),
         }),
       close,
     };
@@ -96,11 +97,7 @@ export async function openSharedState(
         prefix: DEFAULT_PREFIX,
         scope,
         settings: rateSettings,
-        onError: (error) =>
-          logger.warn(
-            { err: (error as Error).message, scope },
-            'shared rate limit unavailable: this process limits alone',
-          ),
+        onError: rateLimitUnavailable(scope),
       }),
     async close() {
       await client.quit().catch(() => client.disconnect());
