@@ -102,6 +102,12 @@ class ByteLru {
 export class BridgeCache {
   readonly mailboxes: CachedMailbox[];
   private readonly lru: ByteLru;
+  /**
+   * Files of messages removed since the last save: unlinked only once the journal no longer
+   * lists them, so that a crash in between leaves a listed message with its file (the sync
+   * expunges it again), never a listed message without one.
+   */
+  private readonly unlinkAfterSave = new Set<string>();
   private readonly tracker = new StateTracker();
   private saveTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -204,6 +210,7 @@ export class BridgeCache {
     this.journal.append(changes.ops);
     changes.commit();
     if (this.journal.wantsCompaction) this.compact();
+    else this.unlinkRemoved();
   }
 
   /** Rewrites the journal as the current state alone (a new file renamed over the old). */
@@ -211,6 +218,12 @@ export class BridgeCache {
     const all = this.tracker.all(this.mailboxes);
     this.journal = this.journal.compact(all.ops);
     all.commit();
+    this.unlinkRemoved();
+  }
+
+  private unlinkRemoved(): void {
+    for (const path of this.unlinkAfterSave) removeFile(path);
+    this.unlinkAfterSave.clear();
   }
 
   /** Bytes of the state journal on disk. */
@@ -243,6 +256,7 @@ export class BridgeCache {
       mode: 0o700,
     });
     const { path, name } = this.messageFile(mailbox, uid);
+    this.unlinkAfterSave.delete(path);
     writeSealedUnsynced(path, this.key, name, bytes);
     this.lru.set(path, Buffer.from(bytes));
   }
@@ -257,10 +271,11 @@ export class BridgeCache {
     return plain;
   }
 
+  /** Forgets a message's plaintext now; its file goes at the next save (`unlinkAfterSave`). */
   removeMessage(mailbox: CachedMailbox, uid: number): void {
     const { path } = this.messageFile(mailbox, uid);
     this.lru.delete(path);
-    removeFile(path);
+    this.unlinkAfterSave.add(path);
   }
 
   /** Removes every message file of a mailbox (deleted, or a new UIDVALIDITY upstream). */

@@ -220,6 +220,32 @@ describe('bridge cache state', () => {
     third.close();
   });
 
+  it("keeps an expunged message's file until the journal no longer lists it", () => {
+    const cache = BridgeCache.open(dir.path, KEY);
+    const box = mailbox('INBOX', 3);
+    add(cache, box);
+    cache.saveNow();
+    const file = join(dir.path, 'messages', readdirSync(join(dir.path, 'messages'))[0]!, '7.2');
+    box.messages = box.messages.filter((m) => m.uid !== 2);
+    box.highestModseq++;
+    cache.removeMessage(box, 2);
+    // A crash here (nothing saved since): the journal still lists message 2, so its file
+    // stays and it opens whole; the sync expunges it again.
+    expect(existsSync(file)).toBe(true);
+    const crashed = reopened();
+    expect(crashed.mailbox('INBOX')!.messages.map((m) => m.uid)).toEqual([1, 2, 3]);
+    expect(crashed.readMessage(crashed.mailbox('INBOX')!, 2)).not.toBeNull();
+    crashed.close();
+    cache.saveNow();
+    expect(existsSync(file)).toBe(false);
+    cache.close();
+    expect(
+      reopened()
+        .mailbox('INBOX')!
+        .messages.map((m) => m.uid),
+    ).toEqual([1, 3]);
+  });
+
   it("reads an earlier version's state.bin once and moves it to the journal", () => {
     const legacy = mailbox('INBOX', 3);
     writeSealed(
