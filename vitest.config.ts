@@ -6,15 +6,10 @@ export default defineConfig({
     // Transpiles src/ once for the tests that run the real `recrypt` process.
     globalSetup: ['test/setup/cli-build.ts'],
     // Tests start real servers (redis-server, Dovecot, our own) and run real clients
-    // (openssl, imaplib, swaks): give them room, and run them in child processes.
+    // (openssl, imaplib, swaks): give them room, and keep files in separate processes.
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    // Each worker process runs its files one after another with the modules they share
-    // loaded once: a fresh process per file spent about a fifth of the suite's time importing
-    // (230 s of 2,550 s in one run; 40 s this way). Files keep no state in shared modules:
-    // every server, port, directory and key store is a file's own.
-    isolate: false,
     // Vitest's default is one fewer than the cores: a single file at a time on the 2-core
     // CI machine, while most of a file's time is spent waiting on servers and clients.
     // Two at a time roughly halves the run; every test picks free ports from the OS and
