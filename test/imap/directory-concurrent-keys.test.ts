@@ -191,6 +191,26 @@ describe('the directory keys of concurrent logins and a list rotation (SQLite ke
     expect(session.keys.keys.has(after.groupId)).toBe(true);
   });
 
+  it('a login whose key reads keep being overtaken by changes is refused for now, then goes through', async () => {
+    let overtaken = 0;
+    const directory = keyStoreDirectory(
+      heldStore(store, {
+        listKeysForMember: async () => {
+          if (overtaken >= 8) return;
+          overtaken++;
+          await rotate();
+        },
+      }),
+    );
+    await expect(directory.authenticate(alice.address, alice.devices[2]!.password)).rejects.toThrow(
+      'key store unavailable',
+    );
+    expect(overtaken).toBe(8);
+    // The changes have stopped: the same login now holds the newest group.
+    const login = await directory.authenticate(alice.address, alice.devices[2]!.password);
+    expect(login!.keys.keys.has(group.groupId)).toBe(true);
+  });
+
   it('two rotations whose refreshes overlap: the later keys stay, and the session is not ended', async () => {
     let armed = false;
     let reached!: () => void;

@@ -40,6 +40,9 @@ import type { Scalar } from '../../recrypt/types.js';
 import { UnavailableError } from '../errors.js';
 import type { AuthenticatedDevice, DeviceDirectory, DeviceRevokedEvent } from '../ports.js';
 
+/** Reads of a device's keys overtaken by a change before one is taken as settled. */
+const READ_ATTEMPTS = 8;
+
 interface LiveDevice {
   address: string;
   id: string;
@@ -83,17 +86,22 @@ export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
     const entry = reading.get(address);
     if (entry !== undefined) entry.changes++;
   };
-  /** `read()` for `address`'s keys, again until no key notification for it came meanwhile. */
+  /**
+   * `read()` for `address`'s keys, again until no key notification for it came meanwhile;
+   * at most READ_ATTEMPTS times, then unavailable for now (a login is answered
+   * `NO [UNAVAILABLE]`), so that a stream of changes cannot keep a read going forever.
+   */
   const readSettled = async <T>(address: string, read: () => Promise<T>): Promise<T> => {
     const entry = reading.get(address) ?? { readers: 0, changes: 0 };
     reading.set(address, entry);
     entry.readers++;
     try {
-      for (;;) {
+      for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
         const seen = entry.changes;
         const value = await read();
         if (entry.changes === seen) return value;
       }
+      throw new KeyStoreUnavailableError(`keys of ${address} changing: try again`);
     } finally {
       if (--entry.readers === 0) reading.delete(address);
     }
