@@ -32,10 +32,12 @@ import { startRedis, type RedisServer } from './redis.js';
 import {
   addMember,
   blindedJoin,
-  newListGroup,
   type ListGroupKey,
   type ListMemberUser,
+  newListGroup,
+  rotationDelta,
 } from './lists-world.js';
+import { encryptToGroup } from './proxy-pki.js';
 import { MASTER, startStoreServer } from './store-imap.js';
 import { tempDir } from './tmp.js';
 
@@ -238,4 +240,29 @@ export async function storedMailboxes(world: ArchiveWorld, user: string): Promis
   } finally {
     session.close();
   }
+}
+
+/**
+ * Rotates the list to a new group named `groupName` in the key store (its notification goes
+ * to the directory as for any change), then delivers `post` with "second" in its Subject,
+ * encrypted to the new group; returns those bytes.
+ */
+export async function rotateListAndPost(
+  world: ArchiveWorld,
+  groupName: string,
+  post: Buffer,
+): Promise<Buffer> {
+  const next = await newListGroup(world.dir, world.owner, LIST, groupName);
+  await world.keyStore.rotateList(
+    LIST,
+    world.group.groupId,
+    { groupId: next.groupId, certificate: next.certDer },
+    rotationDelta(next, world.group),
+  );
+  const second = Buffer.from(
+    post.toString('latin1').replace('Subject:', 'Subject: second'),
+    'latin1',
+  );
+  await world.deliver(await encryptToGroup(second, next, 'after rotation'), [LIST]);
+  return second;
 }

@@ -14,9 +14,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LIST, startArchiveWorld, type ArchiveWorld } from '../helpers/lists-archive.js';
+import {
+  LIST,
+  rotateListAndPost,
+  startArchiveWorld,
+  type ArchiveWorld,
+} from '../helpers/lists-archive.js';
 import { fetchBody } from '../helpers/lists-proxy.js';
-import { newListGroup, rotationDelta, type ListDevice } from '../helpers/lists-world.js';
+import type { ListDevice } from '../helpers/lists-world.js';
 import { decryptWith, encryptToGroup } from '../helpers/proxy-pki.js';
 import { openWire, type Wire } from '../helpers/proxy-wire.js';
 
@@ -81,18 +86,7 @@ describe('archive sessions opened at once, then a rotation (Redis key store)', (
       expect((await decryptWith(await fetchBody(wire, 1), device)).equals(POST)).toBe(true);
     }
 
-    const next = await newListGroup(world.dir, world.owner, LIST, 'g2');
-    await world.keyStore.rotateList(
-      LIST,
-      world.group.groupId,
-      { groupId: next.groupId, certificate: next.certDer },
-      rotationDelta(next, world.group),
-    );
-    const second = Buffer.from(
-      POST.toString('latin1').replace('Subject:', 'Subject: second'),
-      'latin1',
-    );
-    await world.deliver(await encryptToGroup(second, next, 'after rotation'), [LIST]);
+    const second = await rotateListAndPost(world, 'g2', POST);
     // The notification reaches the directory asynchronously (Redis: by pub/sub). A new
     // session, with its own plan cache, reads the post once the directory's live keys
     // hold the new group: from then on the open sessions must too.

@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
 import {
   LIST,
+  rotateListAndPost,
   startArchiveWorld,
   storedMailboxes,
   storedMessages,
@@ -26,7 +27,7 @@ import {
 } from '../helpers/lists-archive.js';
 import { post } from '../helpers/lists-mx.js';
 import { fetchBody } from '../helpers/lists-proxy.js';
-import { newListGroup, rotationDelta, type ListDevice } from '../helpers/lists-world.js';
+import type { ListDevice } from '../helpers/lists-world.js';
 import { decryptWith, encryptToGroup, type PemIdentity } from '../helpers/proxy-pki.js';
 import { openWire, type Wire } from '../helpers/proxy-wire.js';
 
@@ -293,18 +294,7 @@ describe.each([
   it('a rotation reaches an open archive session: the new post reads, the old one still does', async () => {
     const device = world.alice.devices[0]!;
     const wire = await archiveSession(world.alice.address, device.password);
-    const next = await newListGroup(world.dir, world.owner, LIST, `g2-${kind}`);
-    await world.keyStore.rotateList(
-      LIST,
-      world.group.groupId,
-      { groupId: next.groupId, certificate: next.certDer },
-      rotationDelta(next, world.group),
-    );
-    const second = Buffer.from(
-      POST.toString('latin1').replace('Subject:', 'Subject: second'),
-      'latin1',
-    );
-    await world.deliver(await encryptToGroup(second, next, 'after rotation'), [LIST]);
+    const second = await rotateListAndPost(world, `g2-${kind}`, POST);
     wire.send('N NOOP\r\n');
     await wire.waitFor(/\nN OK[^\r\n]*\r\n/);
     expect((await decryptWith(await fetchBody(wire, 2), device)).equals(second)).toBe(true);
