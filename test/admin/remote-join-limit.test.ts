@@ -7,7 +7,6 @@
  * let one client address REMOTE_JOINS_PER_MINUTE joins between them, not that many each.
  * Admin servers without shared buckets keep their own (one process's limit).
  */
-import type { Worker } from 'node:cluster';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { askingRateLimiter } from '../../src/admin/ipc-rate-limit.js';
@@ -15,13 +14,10 @@ import { REMOTE_JOINS_PER_MINUTE, REMOTE_JOIN_LIMIT } from '../../src/admin/list
 import type { RateLimiter } from '../../src/admin/rate-limit.js';
 import { startAdminServer, type AdminServer } from '../../src/admin/server.js';
 import { redisRateLimiter } from '../../src/admin/shared-rate-limit.js';
-import { createLogger } from '../../src/config/logger.js';
-import { PrimaryLink } from '../../src/gateway/primary-link.js';
-import { PrimaryShared } from '../../src/gateway/primary-shared.js';
-import type { PrimaryMessage, WorkerMessage } from '../../src/gateway/roles.js';
 import { loadOrCreateGatewayKey, openKeyStore, type KeyStore } from '../../src/keystore/index.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { tempDir } from '../helpers/tmp.js';
+import { inProcessPrimary } from '../helpers/primary-ipc.js';
 
 const tmp = tempDir('recrypt-remote-join-limit-');
 let redis: RedisServer;
@@ -97,26 +93,7 @@ async function redisLimiter(prefix: string): Promise<RateLimiter> {
 
 /** A primary and `count` workers' rate limiters over a cloning, asynchronous channel. */
 function primaryWithWorkers(count: number): RateLimiter[] {
-  const links = new Map<Worker, PrimaryLink>();
-  const deliver = (worker: Worker, message: PrimaryMessage) => {
-    const copy = structuredClone(message);
-    setImmediate(() => {
-      if (copy.type === 'answer') links.get(worker)!.answer(copy);
-    });
-  };
-  const primary = new PrimaryShared({
-    broadcast: () => undefined,
-    send: deliver,
-    logger: createLogger('silent'),
-  });
-  return Array.from({ length: count }, (_, i) => {
-    const worker = { id: i + 1 } as Worker;
-    const link = new PrimaryLink((message: WorkerMessage) => {
-      const copy = structuredClone(message);
-      setImmediate(() => primary.handle(worker, copy));
-      return true;
-    });
-    links.set(worker, link);
+  return inProcessPrimary(count).workers.map((link) => {
     return askingRateLimiter((question) => link.ask(question), {
       scope: 'remote-join',
       settings: REMOTE_JOIN_LIMIT,

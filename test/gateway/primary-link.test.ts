@@ -6,7 +6,6 @@
  * throttle and rate limiter. multi-process-sqlite.test.ts runs the same through real
  * processes; this adds what those cannot show cheaply: a primary that does not answer.
  */
-import type { Worker } from 'node:cluster';
 import { afterEach, describe, expect, it } from 'vitest';
 import { askingRateLimiter } from '../../src/admin/ipc-rate-limit.js';
 import { askingLoginFailures } from '../../src/imap/ipc-throttle.js';
@@ -22,48 +21,14 @@ import { relayedKeyStore } from '../../src/gateway/cluster-events.js';
 import { claimingHeldPosts } from '../../src/gateway/held-claims.js';
 import { FileHeldPostStore } from '../../src/lists/held-posts.js';
 import { PrimaryLink, PrimaryUnavailableError } from '../../src/gateway/primary-link.js';
-import { PrimaryShared } from '../../src/gateway/primary-shared.js';
-import type { PrimaryMessage, WorkerMessage } from '../../src/gateway/roles.js';
-import { createLogger } from '../../src/config/logger.js';
 import { tempDir } from '../helpers/tmp.js';
+import { inProcessPrimary } from '../helpers/primary-ipc.js';
 
 const tmp = tempDir('recrypt-primary-link-');
 const opened: KeyStore[] = [];
 afterEach(async () => {
   for (const store of opened.splice(0)) await store.close();
 });
-
-/** A primary and `count` workers' links, joined by a cloning, asynchronous channel. */
-function cluster(count: number) {
-  const links = new Map<Worker, PrimaryLink>();
-  const deliver = (worker: Worker, message: PrimaryMessage) => {
-    const copy = structuredClone(message);
-    setImmediate(() => {
-      const link = links.get(worker)!;
-      if (copy.type === 'answer') link.answer(copy);
-      else if (copy.type === 'keystore-events') link.received(copy.events);
-    });
-  };
-  const primary = new PrimaryShared({
-    broadcast: (message, except) => {
-      for (const worker of links.keys()) if (worker !== except) deliver(worker, message);
-    },
-    send: deliver,
-    logger: createLogger('silent'),
-  });
-  const workers = Array.from({ length: count }, (_, i) => {
-    // Only its identity is used: which worker a message came from, which to leave out.
-    const worker = { id: i + 1 } as Worker;
-    const link = new PrimaryLink((message: WorkerMessage) => {
-      const copy = structuredClone(message);
-      setImmediate(() => primary.handle(worker, copy));
-      return true;
-    });
-    links.set(worker, link);
-    return link;
-  });
-  return { primary, workers };
-}
 
 async function sqliteStore(name: string): Promise<KeyStore> {
   const gatewayKey = loadOrCreateGatewayKey(tmp.path);
@@ -82,7 +47,7 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
 
 describe('key-store events through the primary', () => {
   it("reach the other worker's and the primary's subscribers once, not the sender again", async () => {
-    const { primary, workers } = cluster(2);
+    const { primary, workers } = inProcessPrimary(2);
     // Separate files: SQLite's own in-process notification cannot carry them here.
     const one = relayedKeyStore(await sqliteStore('one'), workers[0]!);
     const two = relayedKeyStore(await sqliteStore('two'), workers[1]!);
@@ -122,7 +87,7 @@ describe('key-store events through the primary', () => {
 
 describe('login failure counts held by the primary', () => {
   it('add up over the workers: the back-off is the one count’s', async () => {
-    const { workers } = cluster(2);
+    const { workers } = inProcessPrimary(2);
     const throttles = workers.map(
       (link) => new LoginThrottle({ shared: askingLoginFailures((q) => link.ask(q)) }),
     );
@@ -174,7 +139,7 @@ describe('rate limits held by the primary', () => {
   const settings = { perMinute: 1, burst: 3 };
 
   it('are one bucket for every worker', async () => {
-    const { workers } = cluster(2);
+    const { workers } = inProcessPrimary(2);
     const limiters = workers.map((link) =>
       askingRateLimiter((q) => link.ask(q), { scope: 'admin', settings }),
     );
@@ -207,7 +172,7 @@ describe('rate limits held by the primary', () => {
 
 describe('claims on held posts held by the primary', () => {
   it('let one worker at a time moderate a post; a silent primary fails the request', async () => {
-    const { workers } = cluster(2);
+    const { workers } = inProcessPrimary(2);
     const files = new FileHeldPostStore({ dataDir: tmp.path });
     const [one, two] = workers.map((link) => claimingHeldPosts(files, (q) => link.ask(q)));
     const post = await one!.hold('team@example.org', 'bob@example.org', Buffer.from('post'));

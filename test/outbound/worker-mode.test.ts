@@ -8,20 +8,17 @@
  * asynchronous channel as IPC is), whose queue sends it at once to a real SMTP server,
  * long before its next poll of the directory; without that message the poll still finds them.
  */
-import type { Worker } from 'node:cluster';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/config/logger.js';
 import { PrimaryLink } from '../../src/gateway/primary-link.js';
-import { PrimaryShared } from '../../src/gateway/primary-shared.js';
-import type { PrimaryMessage, WorkerMessage } from '../../src/gateway/roles.js';
 import type { OutboundQueueHandle } from '../../src/outbound/index.js';
 import { RedisQueueStore } from '../../src/outbound/redis-queue-store.js';
 import { RemoteMx, openTestQueue, testMessage } from '../helpers/outbound-remote.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { tempDir } from '../helpers/tmp.js';
+import { inProcessPrimary } from '../helpers/primary-ipc.js';
 
 let redis: RedisServer;
 const cleanup: Array<() => Promise<void> | void> = [];
@@ -174,16 +171,5 @@ describe('an outbound queue that only takes jobs (a worker process)', () => {
 
 /** One worker's PrimaryLink to a PrimaryShared that hands queued jobs to `queue`. */
 function workerLinkTo(queue: OutboundQueueHandle): PrimaryLink {
-  const primary = new PrimaryShared({
-    broadcast: () => undefined,
-    send: (_worker: Worker, _message: PrimaryMessage) => undefined,
-    logger: createLogger('silent'),
-    onJobsQueued: (jobs) => queue.noticeQueued(jobs),
-  });
-  const worker = { id: 1 } as Worker;
-  return new PrimaryLink((message: WorkerMessage) => {
-    const copy = structuredClone(message);
-    setImmediate(() => primary.handle(worker, copy));
-    return true;
-  });
+  return inProcessPrimary(1, { onJobsQueued: (jobs) => queue.noticeQueued(jobs) }).workers[0]!;
 }
