@@ -10,6 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyStoreDirectory } from '../../src/imap/adapters/keystore-directory.js';
+import { UnavailableError } from '../../src/imap/errors.js';
 import type { AuthenticatedDevice } from '../../src/imap/ports.js';
 import { GatewayKey, openKeyStore, type KeyStore } from '../../src/keystore/index.js';
 import {
@@ -24,7 +25,7 @@ import { tempDir } from '../helpers/tmp.js';
 
 const LIST = 'team@lists.test';
 
-type Held = 'keysForDevice' | 'listKeysForMember' | 'getList';
+type Held = 'keysForDevice' | 'listKeysForMember' | 'getList' | 'getUser';
 
 /** `store` whose reads named in `hold` return only when `hold[name]()` resolves. */
 function heldStore(store: KeyStore, hold: Partial<Record<Held, () => Promise<void>>>): KeyStore {
@@ -238,5 +239,35 @@ describe('the directory keys of concurrent logins and a list rotation (SQLite ke
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(session.keys.keys.has(second.groupId)).toBe(true);
     expect(revoked).toEqual([]);
+  });
+
+  it("a member who leaves the list while a device logs in: that login is refused for now (its keys would stay the list's), the next one holds no list key", async () => {
+    const bob = await addMember(store, dir.path, 'bob@lists.test', 1);
+    await blindedJoin(store, (await store.getList(LIST))!, group, bob);
+    let reached!: () => void;
+    const userRead = new Promise<void>((resolve) => (reached = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let first = true;
+    const hold = async (): Promise<void> => {
+      if (!first) return;
+      first = false;
+      reached();
+      await released;
+    };
+    const directory = keyStoreDirectory(heldStore(store, { getUser: hold }));
+    const dropped = new Promise<void>((resolve) => directory.onDeviceRevoked(() => resolve()));
+    const login = directory.authenticate(bob.address, bob.devices[0]!.password);
+    // The device is live with the list's key; its session is not registered yet.
+    await userRead;
+    await store.removeListMember(LIST, bob.address);
+    await dropped;
+    release();
+    const device = (await login)!;
+    expect(device.keys.keys.has(group.groupId)).toBe(true);
+    await expect(directory.stillActive!(device)).rejects.toBeInstanceOf(UnavailableError);
+    const again = (await directory.authenticate(bob.address, bob.devices[0]!.password))!;
+    expect(again.keys.keys.has(group.groupId)).toBe(false);
+    expect(await directory.stillActive!(again)).toBe(true);
   });
 });

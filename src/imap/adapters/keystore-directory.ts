@@ -23,7 +23,8 @@
  * sessions hold and notifications refresh. A read of keys that a notification for the
  * owner overtook is done again: the refresh that notification started did not see a Map
  * that was not live yet. A refresh reads the same way, so of two overlapping refreshes
- * the one that finishes last puts the newest keys.
+ * the one that finishes last puts the newest keys. A login whose entry such a refresh
+ * dropped before its session was registered is answered unavailable (try again).
  */
 import {
   authenticateDevice,
@@ -247,16 +248,31 @@ export function keyStoreDirectory(store: KeyStore): DeviceDirectory {
     stillActive: (device) =>
       unavailableAsImap(async () => {
         const current = await store.getDevice(device.address, device.deviceId);
-        if (current !== null && current.revoked === null) return true;
-        // The login read the device before its revocation: forget what it cached.
-        live.delete(liveKey(device.address, device.deviceId));
-        return false;
+        if (current === null || current.revoked !== null) {
+          // The login read the device before its revocation: forget what it cached.
+          live.delete(liveKey(device.address, device.deviceId));
+          return false;
+        }
+        // A refresh that found a key gone (the owner left a list) dropped the entry this
+        // login's keys came from before the session was registered for its event: no
+        // notification reaches that Map again, and it still holds the key that went away.
+        const entry = live.get(liveKey(device.address, device.deviceId));
+        const keys = device.keys.keys;
+        if (entry === undefined || (entry.keys !== keys && !holdsArchive(entry, keys))) {
+          throw new UnavailableError('keys changed during the login: try again');
+        }
+        return true;
       }),
     onDeviceRevoked(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
   };
+}
+
+function holdsArchive(entry: LiveDevice, keys: ReadonlyMap<string, Scalar>): boolean {
+  for (const archive of entry.archives.values()) if (archive === keys) return true;
+  return false;
 }
 
 function replaceKeys(target: Map<string, Scalar>, source: ReadonlyMap<string, Scalar>): void {
