@@ -5,12 +5,17 @@
  * turns on one thread, while Dovecot, the baseline, runs beside the client). So the
  * comparison is Dovecot's processes against this one, with the same client.
  *
+ * Beside the proxies, a bare TCP pipe to Dovecot (no IMAP at all: each connection piped
+ * both ways): the least a relay in a process of its own costs on this machine, a second
+ * hop through the kernel and one Node event loop, against which the proxies' own cost shows.
+ *
  * Configuration is one JSON argument (ChildConfig). The first stdout line is the ports
- * (JSON); then every stdin line is a command answered by one JSON line:
+ * (JSON: each proxy's, and `pipe`); then every stdin line is a command answered by one JSON line:
  *   `clear first` / `clear after`: empties that proxy's point cache (before a first-fetch pass)
  *   `stats`: the caches' counters
  *   `exit`: closes everything and exits.
  */
+import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { recryptTransform } from '../src/imap/adapters/recrypt-transform.js';
@@ -43,6 +48,9 @@ export interface ChildConfig {
 }
 
 export type ProxyName = 'relay' | 'noCache' | 'first' | 'afterDelivery' | 'repeat';
+
+/** The ports of the child's listeners: each proxy's, and the bare TCP pipe's. */
+export type ChildPorts = Record<ProxyName | 'pipe', number>;
 
 export function serialiseKeys(keys: DeviceRecryptKeys): SerialisedKeys {
   return {
@@ -121,9 +129,13 @@ async function main(): Promise<void> {
     // Repeat fetch: a point cache kept warm.
     repeat: await startImapProxy({ ...common, pointCache: warmCache }),
   };
-  const ports = Object.fromEntries(
-    Object.entries(proxies).map(([name, proxy]) => [name, proxy.ports.starttls]),
-  );
+  const pipe = await startTcpPipe(config.upstreamPort);
+  const ports = {
+    ...Object.fromEntries(
+      Object.entries(proxies).map(([name, proxy]) => [name, proxy.ports.starttls]),
+    ),
+    pipe: (pipe.address() as { port: number }).port,
+  };
   process.stdout.write(`${JSON.stringify(ports)}\n`);
   for await (const line of createInterface({ input: process.stdin })) {
     if (line === 'exit') break;
@@ -140,9 +152,21 @@ async function main(): Promise<void> {
         : {};
     process.stdout.write(`${JSON.stringify({ ok: line, ...stats })}\n`);
   }
+  pipe.close();
   for (const proxy of Object.values(proxies)) await proxy.close();
   for (const cache of [firstCache, warmCache, afterCache, atDelivery]) cache.close();
   process.exit(0);
+}
+
+/** Each connection piped both ways to the upstream port, with backpressure, nothing else. */
+async function startTcpPipe(upstreamPort: number): Promise<Server> {
+  const server = createServer((client) => {
+    const upstream = connect(upstreamPort, '127.0.0.1');
+    client.pipe(upstream).on('error', () => client.destroy());
+    upstream.pipe(client).on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
 }
 
 // Imported by the bench for its types and serialiseKeys; run as the child otherwise.

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ImapFlow } from 'imapflow';
 import { timeMs } from './harness.js';
-import type { ChildConfig, ProxyName } from './proxy-child.js';
+import type { ChildConfig, ChildPorts } from './proxy-child.js';
 import { rawFetch, type RawFetchResult } from './raw-fetch.js';
 
 const proxiesScript = join(fileURLToPath(new URL('.', import.meta.url)), 'proxy-child.ts');
@@ -68,7 +68,7 @@ export async function timeRaw(
 
 /** The proxies' process (proxy-child.ts): its ports, and one command at a time. */
 export async function startProxies(config: ChildConfig): Promise<{
-  ports: Record<ProxyName, number>;
+  ports: ChildPorts;
   ask: (line: string) => Promise<unknown>;
   child: ChildProcess;
 }> {
@@ -85,7 +85,7 @@ export async function startProxies(config: ChildConfig): Promise<{
     if (line.done === true) throw new Error('the proxies process ended');
     return JSON.parse(line.value as string) as unknown;
   };
-  const ports = (await next()) as Record<ProxyName, number>;
+  const ports = (await next()) as ChildPorts;
   const ask = async (line: string): Promise<unknown> => {
     child.stdin!.write(`${line}\n`);
     return next();

@@ -2,13 +2,16 @@
  * The IMAP proxy against its limit, the store itself: FETCH BODY[] of 1,000 × 20 KB and
  * 20 × 5 MB S/MIME messages straight from Dovecot and through the proxy, a new session per
  * pass, all paths interleaved over BENCH_ROUNDS rounds (harness.ts; default 5, 3 for 5 MB):
- * the identity relay, the proxy without the point cache (every fetch multiplies: the
+ * a bare TCP pipe to Dovecot (no IMAP: the floor of any relay in a process of its own on
+ * this machine, one more hop through the kernel and an event loop), the identity relay,
+ * the proxy without the point cache (every fetch multiplies: the
  * figure before the cache), the proxy's first fetch (cache emptied before each pass), its
  * first fetch after delivery (plans emptied before each pass, the points and BODY[] plans
  * the MX side computes at delivery kept: src/imap/delivered-points.ts, delivered-plans.ts;
  * after the untimed pass the delivered plans are in the proxies' memory, as in the process
- * that computed them at delivery) and its repeat fetch (cache warm). Ratios are proxy/direct wall time, median and best
- * (goal: ≤ 1.3× for 20 KB, ≤ 1.1× for 5 MB).
+ * that computed them at delivery) and its repeat fetch (cache warm). Ratios are
+ * proxy/direct wall time, median and best (goal: ≤ 1.3× for 20 KB, ≤ 1.1× for 5 MB), and
+ * proxy/pipe: the proxy's own cost over the second hop's.
  *
  * The proxies run in a process of their own (proxy-child.ts), as in deployment: in this
  * process they would share one event loop with the client, so the client's parsing and
@@ -21,10 +24,10 @@
  * in-process bench once had the relay beat Dovecot at 5 MiB; with the proxies in their
  * own process both servers arrive in the same ~64 KiB reads and that ordering is gone.)
  * The sanity checks guard the ordering that cannot break: for each client, nothing
- * through the proxy beats the store it relays (median, 10% of noise allowed). The two
+ * through the pipe or the proxy beats the store it relays (median, 10% of noise allowed). The two
  * clients are not held to an order: where the server sets the pace they take the same
  * time, and noise puts either first. Before timing, one untimed pass per path checks the
- * bytes: the relay's equal Dovecot's, every recrypting path's equal each other's (the
+ * bytes: the pipe's and the relay's equal Dovecot's, every recrypting path's equal each other's (the
  * same device) and differ from Dovecot's. Then the rewriter's CPU per message with no
  * sockets, and memory per idle TLS connection.
  */
@@ -57,6 +60,9 @@ import { loginCommand, masterLoginCommand } from './raw-fetch.js';
 import { makeTestUser } from '../test/helpers/proxy-pki.js';
 import { tempDir } from '../test/helpers/tmp.js';
 
+/** The bare TCP pipe to Dovecot in the proxies' process (proxy-child.ts). */
+const PIPE = 'TCP pipe (no IMAP)';
+
 function original(size: number, seed: number): Buffer {
   const head = Buffer.from(`From: bob@example.org\r\nSubject: bench ${seed}\r\n\r\n`);
   const body = Buffer.alloc(size - head.length);
@@ -78,10 +84,11 @@ export async function run(): Promise<void> {
     // does after the MX stored a copy), in a file the proxies' process reads.
     const atDeliveryPath = join(dir.path, 'points-at-delivery.sqlite');
     let atDelivery = new PointCache(atDeliveryPath);
-    const direct = (): ImapFlow =>
+    /** Dovecot's master login, straight or through the TCP pipe (`port`). */
+    const direct = (port = dovecot.imapPort): ImapFlow =>
       new ImapFlow({
         host: '127.0.0.1',
-        port: dovecot.imapPort,
+        port,
         secure: false,
         auth: {
           user: dovecot.masterUser,
@@ -170,6 +177,7 @@ export async function run(): Promise<void> {
     /** Each path: where it connects, and what must happen before a pass. */
     const targets: { name: string; port: number; proxy?: ProxyName; before?: string }[] = [
       { name: 'direct (Dovecot)', port: dovecot.imapPort },
+      { name: PIPE, port: proxies.ports.pipe },
       { name: 'relay (no recryption)', port: proxies.ports.relay, proxy: 'relay' },
       { name: 'proxy, no point cache', port: proxies.ports.noCache, proxy: 'noCache' },
       { name: 'proxy, repeat fetch', port: proxies.ports.repeat, proxy: 'repeat' },
@@ -194,7 +202,7 @@ export async function run(): Promise<void> {
     );
     for (const set of sets) {
       const small = set.size < 1e6;
-      const used = small ? targets : targets.slice(0, 4);
+      const used = small ? targets : targets.slice(0, 5);
       // Untimed: the bytes each path delivers, and how its server cut them into reads.
       const digests = new Map<string, string>();
       const reads: string[] = [];
@@ -208,16 +216,19 @@ export async function run(): Promise<void> {
         );
       }
       checks.check(() => {
-        const [dovecotBytes, relayBytes, ...recrypted] = used.map((t) => digests.get(t.name)!);
-        if (relayBytes !== dovecotBytes)
-          throw new BenchSanityError(`${set.mailbox}: the relay changed the bytes`);
+        const [dovecotBytes, pipeBytes, relayBytes, ...recrypted] = used.map((t) =>
+          digests.get(t.name)!,
+        );
+        if (pipeBytes !== dovecotBytes || relayBytes !== dovecotBytes)
+          throw new BenchSanityError(`${set.mailbox}: a relay changed the bytes`);
         if (recrypted.some((d) => d !== recrypted[0] || d === dovecotBytes))
           throw new BenchSanityError(`${set.mailbox}: the recrypting paths differ in their bytes`);
       });
       const paths: BenchPath[] = [];
       for (const target of used) {
         const login = target.proxy === undefined ? directLogin : proxyLogin;
-        const make = target.proxy === undefined ? direct : () => viaProxy(target.proxy!);
+        const make =
+          target.proxy === undefined ? () => direct(target.port) : () => viaProxy(target.proxy!);
         const before = async (): Promise<void> => {
           if (target.before !== undefined) await proxies.ask(target.before);
         };
@@ -245,6 +256,11 @@ export async function run(): Promise<void> {
         for (const target of used.slice(1)) {
           const name = `${client}: ${target.name}`;
           console.log(`  ${name} / direct: ${ratio(results, name, `${client}: direct (Dovecot)`)}`);
+        }
+        // The proxies' own cost, over what any relay in a process of its own costs here.
+        for (const target of used.slice(2)) {
+          const name = `${client}: ${target.name}`;
+          console.log(`  ${name} / ${PIPE}: ${ratio(results, name, `${client}: ${PIPE}`)}`);
         }
       }
       console.log(`  reads per pass, minimal reader: ${reads.join('; ')}`);
