@@ -49,17 +49,35 @@ export async function startStoreServer(
 }
 
 /**
+ * How far before the newest bytes `Wire.until` looks for the start of a match. The patterns
+ * callers wait for lie within a few response lines; a match that starts further back than
+ * this before the bytes that complete it is not seen (as test/helpers/proxy-wire.ts).
+ */
+const LOOKBACK = 64 * 1024;
+
+/** How many characters before a search's start `^` (with `m`), `\b` and look-behinds see. */
+const CONTEXT = 256;
+
+/**
  * A raw IMAP wire client for transcript tests: sends bytes, collects everything the
  * server sends, waits for a pattern. Deliberately dumb: it must not hide server bugs.
  */
 export class Wire {
-  private data = Buffer.alloc(0);
+  /**
+   * What arrived and was not consumed yet (latin1), in the pieces it came in: appending to
+   * one buffer and reading it all on every read is quadratic over a 20 MB reply, so pieces
+   * are joined only when a match consumes them or everything is asked for.
+   */
+  private pieces: string[] = [];
+  private pendingLength = 0;
   private waiters: Array<() => void> = [];
   closed = false;
 
   private constructor(readonly socket: Socket) {
     socket.on('data', (chunk: Buffer) => {
-      this.data = Buffer.concat([this.data, chunk]);
+      const piece = chunk.toString('latin1');
+      this.pieces.push(piece);
+      this.pendingLength += piece.length;
       this.wakeAll();
     });
     socket.on('close', () => {
@@ -90,23 +108,40 @@ export class Wire {
     this.socket.write(text);
   }
 
-  /** Waits until the received text (latin1) matches `re`; returns and consumes it up to the match's end. */
+  /**
+   * Waits until the received text (latin1) matches `re`; returns and consumes it up to the
+   * match's end. What arrived before the call is searched once; then each read is searched
+   * from `LOOKBACK` characters before it, so waiting costs the same per read however much
+   * came before (a sticky pattern, or one anchored with `^` but no `m` flag, is tested on the
+   * whole text).
+   */
   async until(re: RegExp, timeoutMs = 10_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
+    // A global copy: `exec` starts at its `lastIndex`, and the characters before that stay
+    // visible to `^`, `\b` and look-behinds, so a search that starts mid-line matches only
+    // what the whole text would. Of the same class (as String.prototype.matchAll copies), so
+    // a subclass's `exec` still runs: this helper's test counts the characters searched.
+    const Same = re.constructor as RegExpConstructor;
+    const search = new Same(re.source, `${re.flags.replace('g', '')}g`);
+    const fromStartOnly = re.sticky || (re.source.startsWith('^') && !re.multiline);
+    /** How much of the pending text was searched without a match. */
+    let searched = 0;
     for (;;) {
-      const text = this.data.toString('latin1');
-      const m = re.exec(text);
-      if (m !== null) {
-        const end = m.index + m[0].length;
-        this.data = this.data.subarray(end);
-        return text.slice(0, end);
-      }
+      const searchFrom = fromStartOnly ? 0 : Math.max(0, searched - LOOKBACK);
+      const windowFrom = Math.max(0, searchFrom - CONTEXT);
+      const window = this.pendingFrom(windowFrom);
+      search.lastIndex = searchFrom - windowFrom;
+      const m = search.exec(window);
+      if (m !== null) return this.consume(windowFrom + m.index + m[0].length);
+      searched = this.pendingLength;
       if (this.closed)
         throw new Error(
-          `connection closed while waiting for ${re}; got ${JSON.stringify(text.slice(0, 500))}`,
+          `connection closed while waiting for ${re}; got ${JSON.stringify(this.pending().slice(0, 500))}`,
         );
       if (Date.now() > deadline)
-        throw new Error(`timeout waiting for ${re}; got ${JSON.stringify(text.slice(0, 500))}`);
+        throw new Error(
+          `timeout waiting for ${re}; got ${JSON.stringify(this.pending().slice(0, 500))}`,
+        );
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.max(1, deadline - Date.now()));
         this.waiters.push(() => {
@@ -117,6 +152,30 @@ export class Wire {
     }
   }
 
+  /** The pending text from `offset` on, joining only the pieces that hold it. */
+  private pendingFrom(offset: number): string {
+    let first = this.pieces.length;
+    let firstStart = this.pendingLength;
+    while (first > 0 && firstStart > offset) {
+      first -= 1;
+      firstStart -= this.pieces[first]!.length;
+    }
+    const parts = this.pieces.slice(first);
+    if (parts.length > 0) parts[0] = parts[0]!.slice(offset - firstStart);
+    const text = parts.join('');
+    if (offset === 0) this.pieces = text === '' ? [] : [text];
+    return text;
+  }
+
+  /** Removes and returns the pending text up to `end`. */
+  private consume(end: number): string {
+    const text = this.pendingFrom(0);
+    const rest = text.slice(end);
+    this.pieces = rest === '' ? [] : [rest];
+    this.pendingLength = rest.length;
+    return text.slice(0, end);
+  }
+
   /** Sends a tagged command line and returns everything up to and including its tagged reply. */
   async command(tag: string, line: string): Promise<string> {
     this.send(`${tag} ${line}\r\n`);
@@ -125,7 +184,7 @@ export class Wire {
 
   /** Whatever arrived and was not consumed yet. */
   pending(): string {
-    return this.data.toString('latin1');
+    return this.pendingFrom(0);
   }
 
   async waitClosed(timeoutMs = 10_000): Promise<void> {
