@@ -128,6 +128,12 @@ export async function runBridge(options: BridgeOptions): Promise<RunningBridge> 
   account = updated;
   const settings = account.upstream;
   const cache = BridgeCache.open(join(options.dataDir, 'cache'), key);
+  const { messagesDropped, orphanFilesRemoved } = cache.repairedAtOpen;
+  if (messagesDropped + orphanFilesRemoved > 0)
+    logger.info(
+      { messagesDropped, orphanFilesRemoved },
+      'bridge cache repaired at open (after a crash or power loss)',
+    );
   const servers: Array<ImapServerHandle | SmtpRelay> = [];
   const watches = new FolderWatches(
     settings,

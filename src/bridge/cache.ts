@@ -9,13 +9,15 @@
  * The gateway is the source of truth: the cache only saves fetching and decrypting again.
  * So the state is written after a change has been made upstream, and a kill at any point
  * loses at most work that the next sync redoes (a message file without a state entry is
- * fetched again and overwritten, never shown twice). A save appends only what changed
- * since the last one; the journal is compacted when it outgrows the state it holds.
+ * never shown: it is fetched again and overwritten, or removed at the next open,
+ * cache-orphans.ts). A save appends only what changed since the last one; the journal is
+ * compacted when it outgrows the state it holds.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SpecialUse } from '../store/backend.js';
+import { removeOrphanFiles, type ListedMailbox } from './cache-orphans.js';
 import { BridgeError } from './errors.js';
 import { readSealed, removeFile, SEALED_OVERHEAD, writeSealedUnsynced } from './sealed-file.js';
 import { StateJournal } from './state-journal.js';
@@ -99,8 +101,17 @@ class ByteLru {
   }
 }
 
+/** What the open found on disk and set right (bridge.ts logs it). */
+export interface CacheOpenRepairs {
+  /** Messages the state listed whose file was missing or short: the sync fetches them again. */
+  messagesDropped: number;
+  /** Message files the state did not list (cache-orphans.ts). */
+  orphanFilesRemoved: number;
+}
+
 export class BridgeCache {
   readonly mailboxes: CachedMailbox[];
+  readonly repairedAtOpen: CacheOpenRepairs = { messagesDropped: 0, orphanFilesRemoved: 0 };
   private readonly lru: ByteLru;
   /**
    * Files of messages removed since the last save: unlinked only once the journal no longer
@@ -133,6 +144,7 @@ export class BridgeCache {
       const cache = new BridgeCache(dir, key, journal, builder.mailboxes(), lruBytes);
       cache.tracker.all(cache.mailboxes, false).commit();
       cache.dropUnwritten();
+      cache.removeOrphans();
       return cache;
     }
     const legacy = BridgeCache.readLegacy(dir, key);
@@ -140,6 +152,7 @@ export class BridgeCache {
     removeFile(join(dir, LEGACY_FILE));
     const cache = new BridgeCache(dir, key, created, legacy, lruBytes);
     cache.tracker.all(cache.mailboxes, false).commit();
+    cache.removeOrphans();
     return cache;
   }
 
@@ -189,7 +202,19 @@ export class BridgeCache {
       // Below what the gateway said at the last sync: the next round looks again.
       delete mailbox.upstreamModseq;
     }
+    this.repairedAtOpen.messagesDropped = dropped;
     if (dropped > 0) this.compact();
+  }
+
+  /**
+   * At every open, once the state is what the journal holds: removes the message files it
+   * does not list (left by a kill between a file and the save naming it, or between a
+   * saved expunge and its unlink). One directory listing per mailbox, no file read.
+   */
+  private removeOrphans(): void {
+    const listed = new Map<string, ListedMailbox>();
+    for (const mailbox of this.mailboxes) listed.set(mailboxId(mailbox.name), mailbox);
+    this.repairedAtOpen.orphanFilesRemoved = removeOrphanFiles(join(this.dir, 'messages'), listed);
   }
 
   mailbox(name: string): CachedMailbox | undefined {

@@ -2,12 +2,12 @@
  * The bridge cache's state at rest (src/bridge/cache.ts over state-journal.ts and
  * state-ops.ts; src/bridge/README.md, "Cache at rest"): what a save writes (only what
  * changed), what a reopen gives back (flags, expunges, a new UIDVALIDITY, folders gone),
- * compaction, the earlier `state.bin` read once, and a real process killed with SIGKILL
- * while it saves and compacts.
+ * compaction, the earlier `state.bin` read once, message files the state does not list
+ * removed at open, and a real process killed with SIGKILL while it saves and compacts.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BridgeCache, type CachedMailbox, type CachedMessage } from '../../src/bridge/cache.js';
 import { BridgeError } from '../../src/bridge/errors.js';
@@ -246,6 +246,50 @@ describe('bridge cache state', () => {
     ).toEqual([1, 3]);
   });
 
+  it('removes at open the message files the state does not list, as kills leave them', () => {
+    const cache = BridgeCache.open(dir.path, KEY);
+    const box = mailbox('INBOX', 5);
+    add(cache, box);
+    cache.saveNow();
+    const messages = join(dir.path, 'messages');
+    const inboxDir = join(messages, readdirSync(messages)[0]!);
+    // Killed between a new message's file and the save that would list it.
+    store(cache, box, { ...box.messages[0]!, uid: 6 });
+    // Killed between a saved expunge and the unlink after it (the one removeMessage asks).
+    box.messages = box.messages.filter((m) => m.uid !== 2);
+    box.highestModseq++;
+    cache.saveNow();
+    // Killed during a rename (its new name's files written, the state still the old name),
+    // and before a new UIDVALIDITY's save.
+    store(cache, { ...box, name: 'Renamed' }, box.messages[0]!);
+    store(cache, { ...box, uidValidity: 6 }, box.messages[0]!);
+    // Killed while writing a file (its writer gone); and a file being written (a live pid).
+    const gone = spawnSync(process.execPath, ['-e', '']).pid;
+    writeFileSync(join(inboxDir, `7.7.tmp-${gone}`), 'cut short');
+    const beingWritten = `7.8.tmp-${process.ppid}`;
+    writeFileSync(join(inboxDir, beingWritten), 'in progress');
+    // Not a name the cache writes: left alone.
+    writeFileSync(join(inboxDir, '.DS_Store'), '');
+    cache.close();
+    expect(readdirSync(messages)).toHaveLength(2);
+    expect(readdirSync(inboxDir)).toHaveLength(10);
+
+    const again = reopened();
+    expect(again.repairedAtOpen).toEqual({ messagesDropped: 0, orphanFilesRemoved: 5 });
+    expect(readdirSync(messages)).toEqual([basename(inboxDir)]);
+    expect(readdirSync(inboxDir).sort()).toEqual(
+      ['.DS_Store', '7.1', '7.3', '7.4', '7.5', beingWritten].sort(),
+    );
+    const inbox = again.mailbox('INBOX')!;
+    expect(inbox.messages.map((m) => m.uid)).toEqual([1, 3, 4, 5]);
+    for (const m of inbox.messages)
+      expect(again.readMessage(inbox, m.uid)).toEqual(Buffer.alloc(m.size, 0x61));
+    again.close();
+    const third = reopened();
+    expect(third.repairedAtOpen.orphanFilesRemoved).toBe(0);
+    third.close();
+  });
+
   it("reads an earlier version's state.bin once and moves it to the journal", () => {
     const legacy = mailbox('INBOX', 3);
     writeSealed(
@@ -294,6 +338,11 @@ describe('bridge cache state', () => {
       const step = stepOf(inbox);
       expect(step === lastSaved || step === lastSaved + 1).toBe(true);
       expect(linesOf(inbox)).toEqual(expectedAfter(step));
+      // No file the state does not list is left (a new message's before its save, an
+      // expunged one's before its unlink), and every listed message opens.
+      const inboxDir = join(dir.path, 'messages', readdirSync(join(dir.path, 'messages'))[0]!);
+      expect(readdirSync(inboxDir).sort()).toEqual(inbox.messages.map((m) => `42.${m.uid}`).sort());
+      for (const m of inbox.messages) expect(cache.readMessage(inbox, m.uid)?.length).toBe(m.size);
       // And the reopened journal takes further saves.
       applyStep(cache, inbox, step + 1);
       cache.close();
