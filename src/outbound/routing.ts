@@ -20,7 +20,10 @@ export interface Hop {
   relay: boolean;
   /** One of the recipient domain's MX hosts from DNS (MTA-STS and DANE apply only to these). */
   mx?: boolean;
-  /** Connect to this address rather than resolving `host` (found via `outbound.resolver`). */
+  /**
+   * Connect to this address (IPv4 or IPv6, found via `outbound.resolver`) rather than
+   * resolving `host`; TLS still names `host`.
+   */
   address?: string;
   /** The TLS this hop must have (transport-security.ts); absent: as `requireTls`/`verifyTls` say. */
   require?: HopTls;

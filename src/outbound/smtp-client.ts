@@ -109,7 +109,7 @@ export async function attemptDelivery(
         connections,
       );
       if (outcome.kind === 'sent' || outcome.permanent) return outcome;
-      last = outcome;
+      last = moreTelling(last, outcome);
       continue;
     }
     const first = await sendVia(hop, envelope, settings, connections, false);
@@ -118,7 +118,7 @@ export async function attemptDelivery(
         ? (await sendVia(hop, envelope, settings, connections, true)).outcome
         : first.outcome;
     if (outcome.kind === 'sent' || outcome.permanent) return outcome;
-    last = outcome;
+    last = moreTelling(last, outcome);
   }
   return (
     last ?? {
@@ -129,6 +129,17 @@ export async function attemptDelivery(
       smtpReply: false,
     }
   );
+}
+
+/**
+ * The failure an attempt reports: the last one, except that a server's reply (say 451 on
+ * a host's IPv4 address) beats a later hop that gave none (its IPv6 address unreachable).
+ */
+function moreTelling(
+  earlier: AttemptOutcome | undefined,
+  later: AttemptOutcome & { kind: 'failed' },
+): AttemptOutcome {
+  return earlier?.kind === 'failed' && earlier.smtpReply && !later.smtpReply ? earlier : later;
 }
 
 function mayFallBackToPlaintext(hop: Hop, settings: TlsSettings): boolean {

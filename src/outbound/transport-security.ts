@@ -5,16 +5,21 @@
  *
  * 1. DANE (RFC 7672), with `outbound.dane.enabled`: when the validating resolver says
  *    the domain's MX records are DNSSEC-validated, each MX host with validated address
- *    (A) records has its `_25._tcp` TLSA records
- *    (validated too) with usage 2 (DANE-TA) or 3 (DANE-EE) make that host need TLS whose
- *    certificate matches one of them (dane.ts). A secure MX host whose TLSA lookup fails
- *    (bogus, SERVFAIL) is skipped for this attempt (§2.2: it might have had records).
+ *    records (A or AAAA: an IPv6-only host has no A records) has its `_25._tcp` TLSA
+ *    records asked for; validated ones with usage 2 (DANE-TA) or 3 (DANE-EE) make that
+ *    host need TLS whose certificate matches one of them (dane.ts). A secure MX host whose
+ *    TLSA lookup fails (bogus, SERVFAIL) is skipped for this attempt (§2.2: it might have
+ *    had records).
  * 2. MTA-STS (RFC 8461), for hosts without DANE (DANE wins, §2): an `enforce` policy
  *    keeps only the MX hosts that match it and makes them need TLS with a certificate
  *    valid for their name; none matching → the attempt is deferred (4.7.5). `testing`
  *    only logs the hosts that would fail.
  *
- * With `outbound.resolver`, the hosts' addresses are looked up there too.
+ * With `outbound.resolver`, the MX hosts' addresses are looked up there too, A and AAAA,
+ * and each address becomes a hop of its own (RFC 5321 §5.1: the addresses of an MX host
+ * are tried in turn): IPv4 first (this host's IPv6 route is the likelier one to be
+ * missing), then IPv6, at most two of each family per host so that one host with many
+ * addresses cannot use up an attempt. The hop keeps the MX name for TLS (SNI, certificate names, DANE-TA).
  */
 import type { Logger } from 'pino';
 import type { OutboundConfig } from '../config/schema.js';
@@ -27,7 +32,7 @@ export interface TransportSecurityOptions {
   mtaSts?: MtaSts;
   /** The validating resolver for DANE; absent: DANE off. */
   dane?: ValidatingResolver;
-  /** IPv4 addresses of a host through `outbound.resolver`; absent: nodemailer resolves. */
+  /** A host's addresses via `outbound.resolver`, in trying order; absent: nodemailer resolves. */
   addresses?: (host: string) => Promise<string[]>;
   logger: Logger;
 }
@@ -111,8 +116,7 @@ async function withDane(
     }
     try {
       // §2.2.2: only a host whose address records are validated too has usable TLSA records.
-      const address = await resolver.query(hop.host, 'A');
-      if (!address.authenticated || address.records.length === 0) {
+      if (!(await hasValidatedAddress(hop.host, resolver))) {
         out.push(hop);
         continue;
       }
@@ -127,30 +131,57 @@ async function withDane(
     } catch (error) {
       logger.warn(
         { domain, host: hop.host, reason: (error as Error).message },
-        'DANE: TLSA lookup failed for a DNSSEC-signed MX host; host skipped',
+        'DANE: address or TLSA lookup failed for a DNSSEC-signed MX host; host skipped',
       );
     }
   }
   return out;
 }
 
+/**
+ * Whether either family of the host's address records is DNSSEC-validated (both are
+ * normally in one zone, signed alike). Throws only when neither lookup got an answer.
+ */
+async function hasValidatedAddress(host: string, resolver: ValidatingResolver): Promise<boolean> {
+  const lookups = await Promise.allSettled([
+    resolver.query(host, 'A'),
+    resolver.query(host, 'AAAA'),
+  ]);
+  const answers = lookups.flatMap((lookup) =>
+    lookup.status === 'fulfilled' ? [lookup.value] : [],
+  );
+  if (answers.length === 0) throw (lookups[0] as PromiseRejectedResult).reason;
+  return answers.some((answer) => answer.authenticated && answer.records.length > 0);
+}
+
+/** Each MX hop becomes one hop per address found; a host without any is left out. */
 async function withAddresses(
   hops: Hop[],
   addresses: (host: string) => Promise<string[]>,
 ): Promise<Hop[]> {
-  const out: Hop[] = [];
-  for (const hop of hops) {
-    if (hop.mx !== true || hop.address !== undefined) {
-      out.push(hop);
-      continue;
-    }
-    const found = await addresses(hop.host).catch(() => []);
-    if (found[0] !== undefined) out.push({ ...hop, address: found[0] });
-  }
-  return out;
+  const lookedUp = (hop: Hop) => hop.mx === true && hop.address === undefined;
+  const found = await Promise.all(
+    hops.map((hop) => (lookedUp(hop) ? addresses(hop.host).catch(() => []) : [])),
+  );
+  return hops.flatMap((hop, at) =>
+    lookedUp(hop) ? found[at]!.map((address) => ({ ...hop, address })) : [hop],
+  );
 }
 
-/** From the `outbound` section; undefined when MTA-STS and DANE are both off. */
+const ADDRESSES_PER_FAMILY = 2;
+
+/** The addresses to try for one host: IPv4, then IPv6 (see the header). */
+async function hostAddresses(
+  dns: Pick<PlainResolver, 'resolve4' | 'resolve6'>,
+  host: string,
+): Promise<string[]> {
+  const families = await Promise.allSettled([dns.resolve4(host), dns.resolve6(host)]);
+  return families.flatMap((family) =>
+    family.status === 'fulfilled' ? family.value.slice(0, ADDRESSES_PER_FAMILY) : [],
+  );
+}
+
+/** From the `outbound` section; undefined when MTA-STS, DANE and `resolver` are all off. */
 export function transportSecurityFromConfig(
   config: Pick<OutboundConfig, 'resolver' | 'mtaSts' | 'dane' | 'connectTimeout'>,
   dns: PlainResolver,
@@ -159,7 +190,8 @@ export function transportSecurityFromConfig(
   /** Where MTA-STS policies are kept across restarts. */
   cacheFile?: string,
 ): TransportSecurity | undefined {
-  if (!config.mtaSts.enabled && !config.dane.enabled) return undefined;
+  if (!config.mtaSts.enabled && !config.dane.enabled && config.resolver === undefined)
+    return undefined;
   let dane: ValidatingResolver | undefined;
   if (config.dane.enabled) {
     try {
@@ -182,7 +214,9 @@ export function transportSecurityFromConfig(
         }
       : {}),
     ...(dane === undefined ? {} : { dane }),
-    ...(config.resolver === undefined ? {} : { addresses: (host: string) => dns.resolve4(host) }),
+    ...(config.resolver === undefined
+      ? {}
+      : { addresses: (host: string) => hostAddresses(dns, host) }),
     logger,
   });
 }

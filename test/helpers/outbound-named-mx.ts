@@ -1,9 +1,9 @@
 /**
  * For the MTA-STS and DANE tests: MX hosts found through DNS, so reached on port 25. Each
  * listens on its own loopback address (127.x.y.z: the whole 127/8 is this host's, so
- * tests running at once do not collide; port 25 needs root, which CI has) with a given
- * certificate for STARTTLS; and an HTTPS server answering MTA-STS policy requests by
- * their Host name.
+ * tests running at once do not collide; port 25 needs root, which CI has; IPv6 has only
+ * `::1`, which test/outbound/ipv6.test.ts alone takes) with a given certificate for
+ * STARTTLS; and an HTTPS server answering MTA-STS policy requests by their Host name.
  */
 import { randomInt } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
@@ -19,20 +19,30 @@ export function loopbackPrefix(): string {
 export interface NamedMx {
   address: string;
   received: ReceivedMail[];
+  /** Every RCPT TO seen, accepted or not. */
+  recipients: string[];
   close(): Promise<void>;
 }
 
 export async function startNamedMx(
   address: string,
   certificate: TestCertificate,
+  /** The reply to every RCPT TO, e.g. [451, '4.3.0 busy']; default: accepted. */
+  rcptReply?: [number, string],
 ): Promise<NamedMx> {
   const received: ReceivedMail[] = [];
+  const recipients: string[] = [];
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['AUTH'],
     logger: false,
     key: certificate.key,
     cert: certificate.cert,
+    onRcptTo(rcpt, _session, callback) {
+      recipients.push(rcpt.address);
+      if (rcptReply === undefined) return callback();
+      callback(Object.assign(new Error(rcptReply[1]), { responseCode: rcptReply[0] }));
+    },
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -42,6 +52,7 @@ export async function startNamedMx(
           to: session.envelope.rcptTo.map((rcpt) => rcpt.address),
           bytes: Buffer.concat(chunks),
           secure: session.secure,
+          ...(typeof session.servername === 'string' ? { servername: session.servername } : {}),
           ehlo: session.hostNameAppearsAs,
         });
         callback();
@@ -55,6 +66,7 @@ export async function startNamedMx(
   return {
     address,
     received,
+    recipients,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

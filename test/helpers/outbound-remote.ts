@@ -23,6 +23,8 @@ export interface ReceivedMail {
   bytes: Buffer;
   /** The session ran STARTTLS. */
   secure: boolean;
+  /** The name the client asked for in the TLS handshake (SNI); recorded by outbound-named-mx.ts. */
+  servername?: string;
   /** The name the client gave in EHLO. */
   ehlo: string;
 }
