@@ -14,7 +14,7 @@
  * compacted when it outgrows the state it holds.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SpecialUse } from '../store/backend.js';
 import { removeOrphanFiles, type ListedMailbox } from './cache-orphans.js';
@@ -119,6 +119,8 @@ export class BridgeCache {
    * expunges it again), never a listed message without one.
    */
   private readonly unlinkAfterSave = new Set<string>();
+  /** Mailbox directories emptied by `removeMailboxFiles`: removed after those unlinks. */
+  private readonly removeDirAfterSave = new Set<string>();
   private readonly tracker = new StateTracker();
   private saveTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -231,7 +233,11 @@ export class BridgeCache {
     this.saveTimer = null;
     if (this.closed) return;
     const changes = this.tracker.changes(this.mailboxes);
-    if (changes.ops.length === 0) return;
+    if (changes.ops.length === 0) {
+      // The journal holds the state already (a rename and its undo in one interval).
+      this.unlinkRemoved();
+      return;
+    }
     this.journal.append(changes.ops);
     changes.commit();
     if (this.journal.wantsCompaction) this.compact();
@@ -249,6 +255,14 @@ export class BridgeCache {
   private unlinkRemoved(): void {
     for (const path of this.unlinkAfterSave) removeFile(path);
     this.unlinkAfterSave.clear();
+    for (const dir of this.removeDirAfterSave) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // Not empty: the mailbox's name is in use again (its new files stay).
+      }
+    }
+    this.removeDirAfterSave.clear();
   }
 
   /** Bytes of the state journal on disk. */
@@ -303,7 +317,12 @@ export class BridgeCache {
     this.unlinkAfterSave.add(path);
   }
 
-  /** Removes every message file of a mailbox (deleted, or a new UIDVALIDITY upstream). */
+  /**
+   * Removes every message file of a mailbox (deleted or renamed, or a new UIDVALIDITY
+   * upstream) at the next save, as `removeMessage` does: the journal may still list them
+   * until then, and a crash in between would drop them at open (a renamed mailbox fetched
+   * again, a revoked device's cache emptied). A file written again meanwhile stays.
+   */
   removeMailboxFiles(name: string): void {
     const dir = join(this.dir, 'messages', mailboxId(name));
     let files: string[];
@@ -312,8 +331,12 @@ export class BridgeCache {
     } catch {
       return;
     }
-    for (const file of files) this.lru.delete(join(dir, file));
-    rmSync(dir, { recursive: true, force: true });
+    for (const file of files) {
+      const path = join(dir, file);
+      this.lru.delete(path);
+      this.unlinkAfterSave.add(path);
+    }
+    this.removeDirAfterSave.add(dir);
   }
 
   close(): void {

@@ -3,7 +3,10 @@
  * recognised by its UIDVALIDITY (README.md, "Sync"): its cached messages are sealed again
  * under the new name (a message file's associated data names its mailbox, cache.ts), so
  * nothing is fetched or decrypted again. The state then carries the new name; the state
- * journal writes it as a new mailbox and drops the old one (state-ops.ts).
+ * journal writes it as a new mailbox and drops the old one (state-ops.ts), and the old
+ * name's files are unlinked only after that save (cache.ts `removeMailboxFiles`): a crash
+ * before it leaves the old name listed with its files, one after it leaves files that the
+ * next open removes (cache-orphans.ts).
  */
 import type { BridgeCache, CachedMailbox } from './cache.js';
 
