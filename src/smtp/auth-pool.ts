@@ -12,8 +12,9 @@
  */
 import { promises as dns } from 'node:dns';
 import { availableParallelism } from 'node:os';
-import { Worker, type WorkerOptions } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { AuthJob, MainMessage, WorkerMessage } from './auth-worker.js';
+import { startPoolWorker } from './pool-worker.js';
 import type { DnsResolver } from './ports.js';
 
 export interface AuthPoolOptions {
@@ -35,20 +36,6 @@ interface Task {
 interface Slot {
   worker: Worker;
   task?: Task;
-}
-
-/**
- * The worker: auth-worker.js next to this file when built. From the sources (tsx, vitest)
- * it is auth-worker.ts, which a worker can only load after registering tsx in it (Node 20
- * does not pass the parent's loader on to a worker's entry module).
- */
-function newWorker(options: WorkerOptions): Worker {
-  if (!import.meta.url.endsWith('.ts'))
-    return new Worker(new URL('./auth-worker.js', import.meta.url), options);
-  const api = new URL('../../node_modules/tsx/dist/esm/api/index.mjs', import.meta.url).href;
-  const entry = new URL('./auth-worker.ts', import.meta.url).href;
-  const code = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(code, { ...options, eval: true });
 }
 
 export class AuthPool {
@@ -109,7 +96,10 @@ export class AuthPool {
   private spawn(): Slot {
     // mailauth writes to the console on some inputs (a DKIM l= that does not match);
     // that output is taken and dropped rather than let a sender write to our logs.
-    const worker = newWorker({ stdout: true, stderr: true });
+    const worker = startPoolWorker(import.meta.url, './auth-worker', {
+      stdout: true,
+      stderr: true,
+    });
     worker.stdout.resume();
     worker.stderr.resume();
     worker.unref();

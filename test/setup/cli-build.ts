@@ -10,6 +10,10 @@
  * share a build or use their own, never one being rewritten under them. The copy of
  * package.json one level up is what `src/cli/version.ts` reads (`../../package.json`
  * from `cli/version.js`) and marks the `.js` files as ES modules.
+ *
+ * The same build is where the MX's worker pools started inside the test processes load
+ * their workers from (RECRYPT_BUILT_SOURCES, src/smtp/pool-worker.ts): plain JavaScript
+ * modules, as in a deployed gateway, instead of tsx registered in each worker.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -26,6 +30,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import type { TestProject } from 'vitest/node';
+import { BUILT_SOURCES_ENV } from '../../src/smtp/pool-worker.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SRC = join(ROOT, 'src');
@@ -95,6 +100,8 @@ export default async function setup(project: TestProject): Promise<void> {
   }
   removeStaleBuilds(target);
   project.provide('cliBuild', target);
+  // Set before Vitest starts the test processes, which inherit it.
+  process.env[BUILT_SOURCES_ENV] = target;
 }
 
 declare module 'vitest' {

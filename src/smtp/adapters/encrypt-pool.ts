@@ -22,10 +22,11 @@
  * delivery-points.ts): short jobs, sent to the least busy thread, answered in order with
  * its batches.
  */
-import { Worker, type WorkerOptions } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { WrapOptions } from '../../recrypt/index.js';
 import type { DeviceRecryptKeys } from '../../recrypt/types.js';
 import type { MessageEncryptor, StreamedMessage } from '../ports.js';
+import { startPoolWorker } from '../pool-worker.js';
 import type { PointsResult } from './delivery-points.js';
 // Types only: the worker's module runs its thread's set-up when it is loaded.
 import type { EncryptJob, MainMessage, WorkerMessage } from './encrypt-worker.js';
@@ -68,16 +69,6 @@ interface Slot {
     number,
     { resolve: (results: PointsResult[]) => void; reject: (error: Error) => void }
   >;
-}
-
-/** encrypt-worker.js next to this file when built; from the sources, the .ts through tsx. */
-function newWorker(options: WorkerOptions): Worker {
-  if (!import.meta.url.endsWith('.ts'))
-    return new Worker(new URL('./encrypt-worker.js', import.meta.url), options);
-  const api = new URL('../../../node_modules/tsx/dist/esm/api/index.mjs', import.meta.url).href;
-  const entry = new URL('./encrypt-worker.ts', import.meta.url).href;
-  const code = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(code, { ...options, eval: true });
 }
 
 export class EncryptPool {
@@ -174,7 +165,7 @@ export class EncryptPool {
   }
 
   private spawn(): Slot {
-    const worker = newWorker({});
+    const worker = startPoolWorker(import.meta.url, './encrypt-worker', {});
     worker.unref();
     const slot: Slot = { worker, jobs: new Map(), points: new Map() };
     this.slots.push(slot);
