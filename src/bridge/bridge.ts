@@ -1,5 +1,6 @@
 /**
- * `runBridge`: the whole bridge in one process (README.md): open the cache with the
+ * `runBridge`: the whole bridge in one process (README.md): the data directory locked
+ * (data-dir-lock.ts: one bridge per directory), then the cache opened with the
  * passphrase, the account (made from the .p12 on first start, updated by later starts'
  * settings), the gateway connection (its folder list: the login is checked before
  * anything is saved), then the local IMAP listeners on 127.0.0.1 (the embedded store's
@@ -24,6 +25,7 @@ import {
 import { AppendEncryption } from './append-encrypt.js';
 import { BridgeCache } from './cache.js';
 import { openCacheKeyWith } from './cache-key.js';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { BridgeError } from './errors.js';
 import { GroupCertificateSource, sealedGroupStore } from './group-certificate.js';
 import type { Keyring } from './keyring.js';
@@ -102,8 +104,19 @@ function refusedAtStart(settings: UpstreamSettings): BridgeError {
 const SILENT = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 export async function runBridge(options: BridgeOptions): Promise<RunningBridge> {
-  const logger = options.logger ?? SILENT;
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  // Before anything in it is read: a second bridge on the directory is refused at once.
+  const lock = await lockDataDir(options.dataDir);
+  try {
+    return await startBridge(options, lock);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+async function startBridge(options: BridgeOptions, lock: DataDirLock): Promise<RunningBridge> {
+  const logger = options.logger ?? SILENT;
   const key = await openCacheKeyWith(join(options.dataDir, 'key.json'), {
     passphrase: options.passphrase,
     ...(options.keyring !== undefined ? { keyring: options.keyring } : {}),
@@ -150,11 +163,16 @@ export async function runBridge(options: BridgeOptions): Promise<RunningBridge> 
   });
   const sync = new Sync(cache, upstream, decryptKeyOf(account), logger, options.onProgress);
   const close = async (): Promise<void> => {
-    for (const server of servers) await server.close();
-    await watches.close();
-    await sync.stop();
-    await upstream.close();
-    cache.close();
+    try {
+      for (const server of servers) await server.close();
+      await watches.close();
+      await sync.stop();
+      await upstream.close();
+      cache.close();
+    } finally {
+      // The cache is written for the last time: another bridge may open it now.
+      lock.release();
+    }
   };
   try {
     try {

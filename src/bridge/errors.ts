@@ -12,6 +12,8 @@ export type BridgeErrorCode =
   | 'no-account'
   | 'invalid-argument'
   | 'upstream'
+  /** Another bridge uses the data directory (data-dir-lock.ts). */
+  | 'in-use'
   /** The gateway refuses the device's login: revoked, or its password changed (docs/bridge.md). */
   | 'refused';
 
