@@ -161,6 +161,11 @@ export class BodyLiteralRewriter {
     return end;
   }
 
+  /** True while the prefix collected for planning holds views of earlier input. */
+  holdsInput(): boolean {
+    return this.body !== null && this.body.collected.length > 0;
+  }
+
   /** The FETCH response ended: plans settled before its UID was known are cached under it. */
   responseEnded(uid: number | undefined): void {
     const selection = this.context.selection();

@@ -73,9 +73,27 @@ export class ResponseRewriter {
     return this.written;
   }
 
-  async write(chunk: Uint8Array): Promise<void> {
-    if (this.discarding) return;
-    let i = 0;
+  /**
+   * True while views of earlier input are held (a status line not yet complete, a body
+   * prefix collected for planning). When false after a write has finished, nothing of
+   * its chunk is read again, so the relay may read into that buffer anew (relay-pump.ts).
+   */
+  holdsInput(): boolean {
+    return this.text.length > 0 || this.body.holdsInput();
+  }
+
+  /**
+   * Rewrites `chunk`, emitting as it goes. Undefined when it finished synchronously (the
+   * common case: the relay then reads on at once); a promise when a body waits for a side
+   * fetch's plan, resolved once the rest of `chunk` is through.
+   */
+  write(chunk: Uint8Array): Promise<void> | undefined {
+    return this.writeFrom(chunk, 0);
+  }
+
+  private writeFrom(chunk: Uint8Array, from: number): Promise<void> | undefined {
+    if (this.discarding) return undefined;
+    let i = from;
     while (i < chunk.length && !this.discarding) {
       switch (this.state) {
         case 'head':
@@ -98,12 +116,19 @@ export class ResponseRewriter {
           break;
         case 'body': {
           const next = this.body.feed(chunk, i);
-          i = typeof next === 'number' ? next : await next;
+          if (typeof next !== 'number') {
+            return next.then((resumeAt) => {
+              if (!this.body.active) this.state = 'fetch';
+              return this.writeFrom(chunk, resumeAt);
+            });
+          }
+          i = next;
           if (!this.body.active) this.state = 'fetch';
           break;
         }
       }
     }
+    return undefined;
   }
 
   /**

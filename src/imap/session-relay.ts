@@ -1,7 +1,7 @@
 /**
  * A session's two-way relay after login: the client's commands through ClientRelay
- * (client-relay.ts) to the upstream socket, upstream's responses through the response
- * rewriter (rewriter-stream.ts) to the client, both with backpressure through `pipe`. This
+ * (client-relay.ts) to the upstream socket with backpressure through `pipe`, upstream's
+ * responses through the response rewriter to the client (relay-pump.ts). This
  * wires the two halves together (the tagged replies and `+` lines the client relay waits
  * for, the lines it hides, the selected mailbox), chooses the session's APPEND encryption,
  * read-only rule and plan caches, and counts and logs what the rewriter did with each
@@ -18,7 +18,7 @@ import { liveFingerprint } from './plan-codec.js';
 import { TieredPlans } from './point-cache.js';
 import type { AuthenticatedDevice } from './ports.js';
 import { PrefixFetcher } from './prefix-fetcher.js';
-import { RewriterStream } from './rewriter-stream.js';
+import { RelayPump } from './relay-pump.js';
 import { SelectionTracker } from './selection.js';
 import type { SessionEnvironment } from './session.js';
 import type { UpstreamConnection } from './upstream.js';
@@ -37,7 +37,7 @@ export class SessionRelay {
   /** Client → upstream. */
   readonly client: ClientRelay;
   /** Upstream → client. */
-  readonly rewriter: RewriterStream;
+  readonly pump: RelayPump;
   /** The side connection for partial fetches' plans (opened on first use). */
   readonly fetcher: PrefixFetcher;
   private upstreamSaidBye = false;
@@ -46,6 +46,7 @@ export class SessionRelay {
     private readonly host: RelayHost,
     device: AuthenticatedDevice,
     private readonly upstream: UpstreamConnection,
+    clientSocket: Socket,
   ) {
     const { env, log } = host;
     const selection = new SelectionTracker();
@@ -59,37 +60,48 @@ export class SessionRelay {
     if (env.appendEncryptorFor !== undefined && encryptor === undefined && archive === null) {
       log.warn('APPEND encryption unavailable (no group certificate or no LITERAL+ upstream)');
     }
-    let rewriterRef: RewriterStream | null = null;
+    let pumpRef: RelayPump | null = null;
     const client = new ClientRelay(selection, {
       onRefused: (name) => log.info({ command: name }, 'refused command'),
       ...(encryptor === undefined ? {} : { encryptor }),
       ...(archive === null ? {} : { readOnly: archive }),
-      inject: (bytes) => rewriterRef?.rewriter.inject(bytes),
+      inject: (bytes) => pumpRef?.rewriter.inject(bytes),
       onFatal: (text) => host.bye(text),
     });
     const storeUser = device.archive?.mailbox ?? device.address;
     const fetcher = new PrefixFetcher(env.upstream, env.master, storeUser);
-    const rewriter = new RewriterStream({
-      transform: env.transformFor(device.keys),
-      cache: plansFor(env, device, storeUser),
-      selection: () => selection.current(),
-      fetchPrefix: (request) => fetcher.fetch(request),
-      onTextLine: (line) => {
-        selection.responseLine(line);
-        client.upstreamLine(line);
-        if (/^\* BYE\b/i.test(line)) this.upstreamSaidBye = true;
+    const metrics = env.metrics;
+    const pump = new RelayPump(
+      {
+        transform: env.transformFor(device.keys),
+        cache: plansFor(env, device, storeUser),
+        selection: () => selection.current(),
+        fetchPrefix: (request) => fetcher.fetch(request),
+        onTextLine: (line) => {
+          selection.responseLine(line);
+          client.upstreamLine(line);
+          if (/^\* BYE\b/i.test(line)) this.upstreamSaidBye = true;
+        },
+        rewriteTextLine: (line) =>
+          client.takeHiddenLine()
+            ? null
+            : archive === null
+              ? filterCapabilityLine(line)
+              : archive.responseLine(filterCapabilityLine(line)),
+        onBody: (event) => onBody(env, log, event),
       },
-      rewriteTextLine: (line) =>
-        client.takeHiddenLine()
-          ? null
-          : archive === null
-            ? filterCapabilityLine(line)
-            : archive.responseLine(filterCapabilityLine(line)),
-      onBody: (event) => onBody(env, log, event),
-    });
-    rewriterRef = rewriter;
+      upstream.socket,
+      clientSocket,
+      {
+        recycle: (chunk) => upstream.recycle(chunk),
+        ...(metrics === undefined
+          ? {}
+          : { onOutput: (bytes: number) => metrics.bytes.inc({ direction: 'to_client' }, bytes) }),
+      },
+    );
+    pumpRef = pump;
     this.client = client;
-    this.rewriter = rewriter;
+    this.pump = pump;
     this.fetcher = fetcher;
   }
 
@@ -99,32 +111,32 @@ export class SessionRelay {
    */
   start(socket: Socket, pending: Buffer): void {
     const { log, env } = this.host;
-    const { client, rewriter } = this;
+    const { client, pump } = this;
     const metrics = env.metrics;
     const upstreamSocket = this.upstream.socket;
-    const leftover = this.upstream.detach();
-    upstreamSocket.on('error', (error) =>
-      log.warn({ err: error.message }, 'upstream socket error'),
-    );
-    rewriter.on('error', (error) => {
+    pump.on('error', (error) => {
       log.error({ err: error.message }, 'response rewriter failed');
       this.host.bye('Internal error');
     });
+    const leftover = this.upstream.detach(pump.feed);
+    upstreamSocket.on('error', (error) =>
+      log.warn({ err: error.message }, 'upstream socket error'),
+    );
+    // 'close' too: a reset connection closes without 'end'.
+    upstreamSocket.once('end', () => pump.upstreamEnd());
+    upstreamSocket.once('close', () => pump.upstreamEnd());
     if (metrics !== undefined) {
-      rewriter.on('data', (chunk: Buffer) =>
-        metrics.bytes.inc({ direction: 'to_client' }, chunk.length),
-      );
       client.on('data', (chunk: Buffer) =>
         metrics.bytes.inc({ direction: 'to_upstream' }, chunk.length),
       );
     }
-    if (leftover.length > 0) rewriter.write(leftover);
-    upstreamSocket.pipe(rewriter).pipe(socket, { end: false });
-    rewriter.once('end', () => {
+    pump.once('end', () => {
       if (this.host.ending()) return;
       if (!this.upstreamSaidBye) log.warn('upstream closed the session');
       this.host.bye(this.upstreamSaidBye ? null : 'Mail store connection closed');
     });
+    if (leftover.length > 0) pump.feed(leftover);
+    if (upstreamSocket.readableEnded || upstreamSocket.destroyed) pump.upstreamEnd();
     client.pipe(upstreamSocket, { end: false });
     if (pending.length > 0) client.write(pending);
     socket.pipe(client, { end: false });

@@ -316,6 +316,7 @@ export class ProxySession {
       },
       device,
       upstream,
+      this.socket,
     );
     this.relay = relay;
     this.socket.off('data', this.onPreauthData);
@@ -341,8 +342,8 @@ export class ProxySession {
    * literal to a stalled client) ends with the connection cut.
    */
   private byeAtBoundary(text: string, graceMs: number): void {
-    const rewriter = this.relay?.rewriter;
-    if (this.state !== 'relay' || rewriter === undefined || rewriter.readableEnded) {
+    const pump = this.relay?.pump;
+    if (this.state !== 'relay' || pump === undefined || pump.ended) {
       this.bye(text);
       return;
     }
@@ -354,20 +355,17 @@ export class ProxySession {
       this.cleanup();
     }, graceMs);
     force.unref();
-    rewriter.once('end', () => {
+    pump.once('end', () => {
       clearTimeout(force);
       this.close();
     });
-    rewriter.closeAtBoundary(Buffer.from(`* BYE ${text}\r\n`, 'latin1'));
+    pump.closeAtBoundary(Buffer.from(`* BYE ${text}\r\n`, 'latin1'));
   }
 
   /** Ends the session now with `* BYE text` (text null: upstream already said BYE). */
   bye(text: string | null): void {
     if (this.state === 'closed' || this.state === 'closing') return;
-    if (this.upstream !== null) {
-      this.upstream.socket.unpipe();
-      this.relay?.rewriter.unpipe(this.socket);
-    }
+    this.relay?.pump.detach();
     if (text !== null && this.socket.writable) this.socket.write(`* BYE ${text}\r\n`);
     this.close();
   }

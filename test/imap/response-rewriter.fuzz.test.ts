@@ -153,7 +153,16 @@ function concat(pieces: Piece[]): { input: Buffer; edited: Set<number> } {
   return { input: Buffer.concat(pieces.map((p) => p.bytes)), edited };
 }
 
-async function run(input: Buffer, chunk: number): Promise<{ output: Buffer; events: BodyEvent[] }> {
+/**
+ * With `reuse`, each chunk is read into one buffer that is overwritten (0xEE) as soon as
+ * a write has finished and the rewriter holds no view of it, as the relay reads into one
+ * buffer (relay-pump.ts).
+ */
+async function run(
+  input: Buffer,
+  chunk: number,
+  reuse = false,
+): Promise<{ output: Buffer; events: BodyEvent[] }> {
   const out: Buffer[] = [];
   const events: BodyEvent[] = [];
   const rewriter = new ResponseRewriter(
@@ -166,8 +175,18 @@ async function run(input: Buffer, chunk: number): Promise<{ output: Buffer; even
     },
     (bytes) => out.push(Buffer.from(bytes)),
   );
-  for (let offset = 0; offset < input.length; offset += chunk)
-    await rewriter.write(input.subarray(offset, offset + chunk));
+  let scratch = Buffer.alloc(chunk);
+  for (let offset = 0; offset < input.length; offset += chunk) {
+    const piece = input.subarray(offset, offset + chunk);
+    if (!reuse) {
+      await rewriter.write(piece);
+      continue;
+    }
+    piece.copy(scratch);
+    await rewriter.write(scratch.subarray(0, piece.length));
+    if (rewriter.holdsInput()) scratch = Buffer.alloc(chunk);
+    else scratch.fill(0xee);
+  }
   rewriter.end();
   return { output: Buffer.concat(out), events };
 }
@@ -190,6 +209,23 @@ describe('response rewriter fuzz', () => {
         },
       ),
       { numRuns: 20_000 },
+    );
+  }, 240_000);
+
+  it('read into one buffer overwritten once the rewriter lets go of it: the same output and events', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.oneof(garbage, fetchResponse, safeLine), { maxLength: 6 }),
+        fc.integer({ min: 1, max: 64 }),
+        async (pieces, chunk) => {
+          const { input } = concat(pieces);
+          const fresh = await run(input, chunk);
+          const reused = await run(input, chunk, true);
+          expect(reused.output.equals(fresh.output)).toBe(true);
+          expect(reused.events).toEqual(fresh.events);
+        },
+      ),
+      { numRuns: 5_000 },
     );
   }, 240_000);
 
