@@ -3,8 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Transpiles src/ once for the tests that run the real `recrypt` process.
-    globalSetup: ['test/setup/cli-build.ts'],
+    // Transpiles src/ once for the tests that run the real `recrypt` process (and the MX's
+    // worker threads); says how a test process ended when Vitest did not end it.
+    globalSetup: ['test/setup/cli-build.ts', 'test/setup/test-process-exits.ts'],
     // Tests start real servers (redis-server, Dovecot, our own) and run real clients
     // (openssl, imaplib, swaks): give them room, and keep files in separate processes.
     testTimeout: 120_000,
