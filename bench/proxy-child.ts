@@ -6,8 +6,8 @@
  * comparison is Dovecot's processes against this one, with the same client.
  *
  * Beside the proxies, a bare TCP pipe to Dovecot (no IMAP at all: each connection piped
- * both ways): the least a relay in a process of its own costs on this machine, a second
- * hop through the kernel and one Node event loop, against which the proxies' own cost shows.
+ * both ways with Node's streams): a second hop through the kernel and one Node event
+ * loop, relayed the usual way, against which the proxies' own read path shows.
  *
  * Configuration is one JSON argument (ChildConfig). The first stdout line is the ports
  * (JSON: each proxy's, and `pipe`); then every stdin line is a command answered by one JSON line:
@@ -162,6 +162,9 @@ async function main(): Promise<void> {
 async function startTcpPipe(upstreamPort: number): Promise<Server> {
   const server = createServer((client) => {
     const upstream = connect(upstreamPort, '127.0.0.1');
+    // As the proxy's sockets: Nagle's algorithm would hold a response's last segment.
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
     client.pipe(upstream).on('error', () => client.destroy());
     upstream.pipe(client).on('error', () => upstream.destroy());
   });

@@ -2,8 +2,9 @@
  * The IMAP proxy against its limit, the store itself: FETCH BODY[] of 1,000 × 20 KB and
  * 20 × 5 MB S/MIME messages straight from Dovecot and through the proxy, a new session per
  * pass, all paths interleaved over BENCH_ROUNDS rounds (harness.ts; default 5, 3 for 5 MB):
- * a bare TCP pipe to Dovecot (no IMAP: the floor of any relay in a process of its own on
- * this machine, one more hop through the kernel and an event loop), the identity relay,
+ * a bare TCP pipe to Dovecot built the usual way (two sockets joined by `pipe`, no IMAP:
+ * what a second hop through the kernel and a Node event loop costs with Node's streams;
+ * the proxy reads upstream without them, src/imap/relay-pump.ts), the identity relay,
  * the proxy without the point cache (every fetch multiplies: the
  * figure before the cache), the proxy's first fetch (cache emptied before each pass), its
  * first fetch after delivery (plans emptied before each pass, the points and BODY[] plans
@@ -11,7 +12,7 @@
  * after the untimed pass the delivered plans are in the proxies' memory, as in the process
  * that computed them at delivery) and its repeat fetch (cache warm). Ratios are
  * proxy/direct wall time, median and best (goal: ≤ 1.3× for 20 KB, ≤ 1.1× for 5 MB), and
- * proxy/pipe: the proxy's own cost over the second hop's.
+ * proxy/pipe: the proxy against a stream relay that does nothing else.
  *
  * The proxies run in a process of their own (proxy-child.ts), as in deployment: in this
  * process they would share one event loop with the client, so the client's parsing and
