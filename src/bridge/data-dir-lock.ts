@@ -12,6 +12,11 @@
  * `bridge.lock.break` made the same way, and only after reading the same dead pid again
  * under it, so two bridges starting at once after a crash cannot both take it.
  * Released at close, and at exit by the process that holds it.
+ *
+ * `refuseDataDirInUse` only looks, taking nothing: the CLI calls it before it asks for a
+ * passphrase, so a second bridge is refused before anyone types one. `lockDataDir`
+ * (taken by `runBridge` alone) still decides: two bridges starting at once may both pass
+ * the look, and the second is then refused by the lock after its prompt.
  */
 import { randomBytes } from 'node:crypto';
 import { linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -41,14 +46,27 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
     if (created(path)) return held(path);
     const holder = holderOf(path);
     if (holder === null) continue; // released meanwhile
-    if (running(holder, path))
-      throw new BridgeError(
-        'in-use',
-        `another bridge (pid ${holder}) uses ${dataDir}: stop it first (its lock is ${path})`,
-      );
+    if (running(holder, path)) throw inUse(dataDir, path, holder);
     if (!breakStale(path, holder)) await new Promise((done) => setTimeout(done, 10));
   }
   throw new BridgeError('in-use', `${path} could not be taken: another bridge is starting`);
+}
+
+/**
+ * Fails with `in-use`, as `lockDataDir` would, when a running bridge holds the lock of
+ * `dataDir`; takes nothing (a stale lock is left for `lockDataDir` to break).
+ */
+export function refuseDataDirInUse(dataDir: string): void {
+  const path = resolve(dataDir, LOCK_FILE);
+  const holder = holderOf(path);
+  if (holder !== null && running(holder, path)) throw inUse(dataDir, path, holder);
+}
+
+function inUse(dataDir: string, path: string, holder: number): BridgeError {
+  return new BridgeError(
+    'in-use',
+    `another bridge (pid ${holder}) uses ${dataDir}: stop it first (its lock is ${path})`,
+  );
 }
 
 /** Creates `path` holding this process's pid; false when it exists. */

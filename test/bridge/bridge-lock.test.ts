@@ -2,9 +2,9 @@
  * One bridge per data directory (docs/bridge.md, "One bridge per data directory";
  * src/bridge/data-dir-lock.ts), with `recrypt bridge` run as a person runs it against a
  * real gateway (test/helpers/bridge-world.ts): a second bridge on a directory in use is
- * refused, naming the first's pid, and the first serves on; a stop releases the
- * directory; a lock left by a bridge killed with SIGKILL does not stop the next start;
- * and a second `runBridge` in one process is refused as well.
+ * refused, naming the first's pid, before it asks for a passphrase, and the first serves
+ * on; a stop releases the directory; a lock left by a bridge killed with SIGKILL does not
+ * stop the next start; and a second `runBridge` in one process is refused as well.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,11 +36,12 @@ afterAll(async () => {
   dir.remove();
 });
 
-function startCli(options: { detached?: boolean } = {}): BridgeProcess {
+/** `passphrase: false`: none given, and stdin is not a terminal (spawnBridge ignores it). */
+function startCli(options: { detached?: boolean; passphrase?: false } = {}): BridgeProcess {
   return spawnBridge(
     ['--data-dir', dataDir, '--plain', '--imap-port', '0', '--smtp-port', '0'],
-    { RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE },
-    options,
+    options.passphrase === false ? {} : { RECRYPT_BRIDGE_PASSPHRASE: PASSPHRASE },
+    { detached: options.detached === true },
   );
 }
 
@@ -64,13 +65,17 @@ describe('recrypt bridge: one per data directory', () => {
       await serving(first);
       expect(readFileSync(lockFile, 'utf8')).toBe(`${first.child.pid}\n`);
 
-      const second = startCli();
-      const ended = await second.exited;
-      expect(ended.code).toBe(1);
-      expect(second.output()).toBe(
+      const refusal =
         `recrypt: another bridge (pid ${first.child.pid}) uses ${dataDir}: ` +
-          `stop it first (its lock is ${lockFile})\n`,
-      );
+        `stop it first (its lock is ${lockFile})\n`;
+      const second = startCli();
+      expect((await second.exited).code).toBe(1);
+      expect(second.output()).toBe(refusal);
+      // Refused before it asks for the passphrase: not "no bridge passphrase: run in a
+      // terminal…" (nor a prompt, on a terminal) for a bridge that cannot start anyway.
+      const unprompted = startCli({ passphrase: false });
+      expect((await unprompted.exited).code).toBe(1);
+      expect(unprompted.output()).toBe(refusal);
       expect(first.child.exitCode).toBeNull();
       expect(readFileSync(lockFile, 'utf8')).toBe(`${first.child.pid}\n`);
     } finally {

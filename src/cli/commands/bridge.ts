@@ -12,6 +12,7 @@ import type { Command } from 'commander';
 import { readP12File, type AccountUpdate } from '../../bridge/account.js';
 import { runBridge, type BridgeOptions } from '../../bridge/bridge.js';
 import { appleMobileconfig, thunderbirdAutoconfig } from '../../bridge/client-config.js';
+import { refuseDataDirInUse } from '../../bridge/data-dir-lock.js';
 import { BridgeError } from '../../bridge/errors.js';
 import { writeFileAtomic } from '../../config/atomic-file.js';
 import { clientSettings } from '../../bridge/settings.js';
@@ -247,6 +248,9 @@ export function register(program: Command): void {
       const poll = Number(opts.poll);
       if (!Number.isFinite(poll) || poll < 1 || poll > 3600)
         throw new CliError('--poll: seconds between 1 and 3600', 2);
+      // Before any prompt: a second bridge on the directory is refused before anyone types
+      // a password for it (runBridge's lock still decides, data-dir-lock.ts).
+      await asCliError(async () => refuseDataDirInUse(opts.dataDir));
       const setup = await setupFrom(opts);
       // Used only when the account exists already (runBridge); the first start's are in `setup`.
       const update = setup === undefined ? await updateFrom(opts) : undefined;
