@@ -9,6 +9,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { EncryptPool } from '../../src/smtp/adapters/encrypt-pool.js';
 import { AuthPool } from '../../src/smtp/auth-pool.js';
 import { WORKER_NICE_STEPS } from '../../src/smtp/worker-priority.js';
+import { makeOpensslGroup } from '../helpers/smtp-openssl-encryptor.js';
+import { tempDir } from '../helpers/tmp.js';
 
 /** nice of every thread of this process, by thread id (field 19 of /proc/…/stat). */
 function niceByThread(): Map<number, number> {
@@ -30,9 +32,11 @@ function niceByThread(): Map<number, number> {
 /** This (event-loop) thread's id: /proc/thread-self links to <pid>/task/<tid>. */
 const ownThread = (): number => Number(readlinkSync('/proc/thread-self').split('/').pop());
 
+const dir = tempDir('recrypt-worker-priority-');
 const pools: { close(): Promise<void> }[] = [];
 afterAll(async () => {
   await Promise.all(pools.map((pool) => pool.close()));
+  dir.remove();
 });
 
 describe('worker thread priority (Linux: nice is per thread)', () => {
@@ -50,9 +54,16 @@ describe('worker thread priority (Linux: nice is per thread)', () => {
     });
     pools.push(encrypt, auth);
     // A job each, answered by the worker: its module (and so the priority call) has run.
-    await expect(
-      encrypt.stream(Buffer.from('Subject: x\r\n\r\nx\r\n'), new Uint8Array([1, 2, 3])),
-    ).rejects.toThrow();
+    // An encrypted copy, its S/MIME header section and every announced byte, comes only
+    // from a worker that ran it (one that died while loading fails the job instead).
+    const group = makeOpensslGroup(dir.path, 'priority');
+    const copy = await encrypt.stream(Buffer.from('Subject: x\r\n\r\nx\r\n'), group.certDer);
+    expect(Buffer.from(copy.head).toString('latin1')).toMatch(
+      /^content-type:[ \t]*application\/(x-)?pkcs7-mime/im,
+    );
+    let copyBytes = copy.head.byteLength;
+    for await (const piece of copy.body()) copyBytes += piece.byteLength;
+    expect(copyBytes).toBe(copy.byteLength);
     const message = Buffer.from(new SharedArrayBuffer(64));
     message.write('From: a@sender.example\r\nSubject: x\r\n\r\nbody\r\n');
     await auth.check(
