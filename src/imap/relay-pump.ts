@@ -115,7 +115,9 @@ export class RelayPump extends EventEmitter<RelayPumpEvents> {
     this.flushBatch();
     if (pending === undefined) {
       // Every byte written went to the kernel at once (none waits in the socket's queue)
-      // and the rewriter holds no view of the read: nothing refers to it any more.
+      // and the rewriter holds no view of the read: nothing refers to it any more. A TLS
+      // socket's writes always complete later (after encryption), so with a TLS client
+      // each long read keeps its own buffer; there the encryption's copy is the larger cost.
       if (this.client.writableLength === 0 && !this.rewriter.holdsInput())
         this.options.recycle?.(chunk);
       return;
