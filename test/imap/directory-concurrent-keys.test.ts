@@ -44,6 +44,26 @@ function heldStore(store: KeyStore, hold: Partial<Record<Held, () => Promise<voi
   });
 }
 
+/** The first call waits (`reached` resolves) until `release()`; later calls go on at once. */
+function holdFirstCall(): {
+  hold: () => Promise<void>;
+  reached: Promise<void>;
+  release: () => void;
+} {
+  let reach!: () => void;
+  const reached = new Promise<void>((resolve) => (reach = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let first = true;
+  const hold = async (): Promise<void> => {
+    if (!first) return;
+    first = false;
+    reach();
+    await released;
+  };
+  return { hold, reached, release };
+}
+
 /** Each call waits until `n` calls wait, then all go on; `off()` lets every call through. */
 function barrier(n: number): { wait: () => Promise<void>; off: () => void } {
   let waiting: (() => void)[] = [];
@@ -167,17 +187,7 @@ describe('the directory keys of concurrent logins and a list rotation (SQLite ke
   });
 
   it('a rotation notified while a login reads the keys: the login holds the new group', async () => {
-    let reached!: () => void;
-    const readDone = new Promise<void>((resolve) => (reached = resolve));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let first = true;
-    const hold = async (): Promise<void> => {
-      if (!first) return;
-      first = false;
-      reached();
-      await released;
-    };
+    const { hold, reached: readDone, release } = holdFirstCall();
     const directory = keyStoreDirectory(heldStore(store, { listKeysForMember: hold }));
     const login = archiveLogin(directory, 2);
     // The login has read the member's list keys, and not yet made the device live.
@@ -244,17 +254,7 @@ describe('the directory keys of concurrent logins and a list rotation (SQLite ke
   it("a member who leaves the list while a device logs in: that login is refused for now (its keys would stay the list's), the next one holds no list key", async () => {
     const bob = await addMember(store, dir.path, 'bob@lists.test', 1);
     await blindedJoin(store, (await store.getList(LIST))!, group, bob);
-    let reached!: () => void;
-    const userRead = new Promise<void>((resolve) => (reached = resolve));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let first = true;
-    const hold = async (): Promise<void> => {
-      if (!first) return;
-      first = false;
-      reached();
-      await released;
-    };
+    const { hold, reached: userRead, release } = holdFirstCall();
     const directory = keyStoreDirectory(heldStore(store, { getUser: hold }));
     const dropped = new Promise<void>((resolve) => directory.onDeviceRevoked(() => resolve()));
     const login = directory.authenticate(bob.address, bob.devices[0]!.password);
