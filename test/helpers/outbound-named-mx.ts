@@ -5,11 +5,18 @@
  * `::1`, which test/outbound/ipv6.test.ts alone takes) with a given certificate for
  * STARTTLS; and an HTTPS server answering MTA-STS policy requests by their Host name.
  */
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt, X509Certificate } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import { SMTPServer } from 'smtp-server';
 import type { ReceivedMail } from './outbound-remote.js';
 import type { TestCertificate } from './tls-pki.js';
+
+/** SHA-256 of a certificate's SubjectPublicKeyInfo (hex): a TLSA `3 1 1` record's data. */
+export function spkiSha256(der: Buffer): string {
+  return createHash('sha256')
+    .update(new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
+}
 
 /** A loopback /24 for one test file: `${prefix}N`. */
 export function loopbackPrefix(): string {

@@ -12,11 +12,16 @@
  *   not used → delivered as without DANE (opportunistic TLS).
  */
 import { execFileSync } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DnssecResolver, type TestZone } from '../helpers/dnssec-resolver.js';
-import { loopbackPrefix, startNamedMx, type NamedMx } from '../helpers/outbound-named-mx.js';
+import {
+  loopbackPrefix,
+  spkiSha256,
+  startNamedMx,
+  type NamedMx,
+} from '../helpers/outbound-named-mx.js';
 import {
   openTestQueue,
   testMessage,
@@ -33,11 +38,6 @@ let ee: NamedMx;
 let impostor: NamedMx;
 let ta: NamedMx;
 let test: TestQueue;
-
-const spkiSha256 = (der: Buffer) =>
-  createHash('sha256')
-    .update(new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' }))
-    .digest('hex');
 
 beforeAll(async () => {
   const ca = makeTestCa(tmp.path);

@@ -14,12 +14,16 @@
  * * plain.test, on a queue with MTA-STS and DANE off: AAAA-only → still looked up at
  *   `outbound.resolver` and delivered.
  */
-import { createHash, X509Certificate } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DnssecResolver, type TestZone } from '../helpers/dnssec-resolver.js';
-import { loopbackPrefix, startNamedMx, type NamedMx } from '../helpers/outbound-named-mx.js';
+import {
+  loopbackPrefix,
+  spkiSha256,
+  startNamedMx,
+  type NamedMx,
+} from '../helpers/outbound-named-mx.js';
 import {
   openTestQueue,
   testMessage,
@@ -38,11 +42,6 @@ let v6: NamedMx;
 let busy: NamedMx;
 let withDane: TestQueue;
 let plainOnly: TestQueue;
-
-const spkiSha256 = (der: Buffer) =>
-  createHash('sha256')
-    .update(new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' }))
-    .digest('hex');
 
 beforeAll(async () => {
   const ca = makeTestCa(tmp.path);
